@@ -1,0 +1,1 @@
+"""Built-in bang extensions, one module each, written only against ``kdcon.api``."""

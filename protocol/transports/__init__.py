@@ -1,0 +1,1 @@
+"""Transports: pyserial URL handlers of our own, pacing and fault-injection wrappers."""

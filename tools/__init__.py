@@ -1,0 +1,1 @@
+"""Tools built on the public APIs: the simulated target, kdtrace, linetest, the symbols CLI, benchmarks."""
