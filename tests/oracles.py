@@ -1,4 +1,4 @@
-"""Shared test helpers.
+"""Oracle programs the tests compare against.
 
 Oracles (llvm-pdbutil, clang-cl-14, lld-link, winedump, ...) are external programs
 that ``.ci/run`` installs. On a developer machine without them the tests that need
