@@ -1,1 +1,27 @@
-"""PDB files: one MSF reader for both generations (2.0 "JG" and 7.0 "DS"), and the streams in them."""
+"""PDB files: one MSF reader for both generations (2.0 "JG" and 7.0 "DS"), and the streams in them.
+
+Public API (everything else in the package is internal):
+
+- ``open_pdb(path_or_bytes, *, name=None, image_sections=None) -> PdbFile``:
+  raises ``SymbolFileError`` for a missing, corrupt or unsupported file and
+  never any other exception.
+- ``PdbFile.identity -> SymbolId``: ``FileKind.PDB7`` with ``guid`` and ``age``
+  (DBI age first, info-stream age second) or ``FileKind.PDB2`` with
+  ``signature`` and ``age``.
+- ``PdbFile.sections -> list[SectionHeader]``: the original sections when the
+  PDB has OMAP, else the image's.
+- ``PdbFile.publics()``, ``.procedures()``, ``.labels()``,
+  ``.thunks()`` -> ``list[SymbolRecord]`` sorted by RVA (after OMAP).
+- ``PdbFile.has_private_symbols -> bool``.
+- ``PdbFile.close()``; ``PdbFile`` is a context manager.
+
+Loading is staged: opening reads only the MSF directory, the info stream and
+the DBI header; ``publics()`` reads the public address map and the symbol
+records; nothing reads types or module streams until asked.
+"""
+
+from __future__ import annotations
+
+from kdcon.symbols.pdb.pdbfile import PdbFile, open_pdb
+
+__all__ = ["PdbFile", "open_pdb"]
