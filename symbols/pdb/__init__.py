@@ -10,9 +10,16 @@ Public API (everything else in the package is internal):
   ``signature`` and ``age``.
 - ``PdbFile.sections -> list[SectionHeader]``: the original sections when the
   PDB has OMAP, else the image's.
-- ``PdbFile.publics()``, ``.procedures()``, ``.labels()``,
+- ``PdbFile.publics()``, ``.globals()``, ``.procedures()``, ``.labels()``,
   ``.thunks()`` -> ``list[SymbolRecord]`` sorted by RVA (after OMAP).
 - ``PdbFile.has_private_symbols -> bool``.
+- ``PdbFile.types -> TypeTable``: ``find(name)`` (complete UDT, exact then
+  case-insensitive then typedef), ``by_index(ti)``, ``names(pattern)``,
+  ``type_name(ti)``. ``TypeInfo`` has ``kind`` (struct, union, class, enum,
+  pointer, array, bitfield, modifier, procedure, base, unknown), ``name``,
+  ``size``, ``fields`` (``Field(name, offset, type_name, type, bit_position,
+  bit_width)``), ``enumerators`` ([(name, value)]), ``type`` (what it refers
+  to) and ``type_name`` as ``dt`` prints it.
 - ``PdbFile.close()``; ``PdbFile`` is a context manager.
 
 Loading is staged: opening reads only the MSF directory, the info stream and
@@ -23,5 +30,7 @@ records; nothing reads types or module streams until asked.
 from __future__ import annotations
 
 from kdcon.symbols.pdb.pdbfile import PdbFile, open_pdb
+from kdcon.symbols.pdb.tpi import TypeTable
+from kdcon.symbols.pdb.typeinfo import Field, TypeInfo
 
-__all__ = ["PdbFile", "open_pdb"]
+__all__ = ["PdbFile", "open_pdb", "TypeTable", "TypeInfo", "Field"]

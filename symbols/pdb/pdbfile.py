@@ -14,7 +14,6 @@ failure surfaces as ``SymbolFileError``. Spec: symbols.md 2.1-2.9.
 
 from __future__ import annotations
 
-import functools
 import logging
 import mmap
 import os
@@ -23,13 +22,12 @@ from array import array
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from construct import ConstructError
-
 from kdcon.symbols import codeview as cv
 from kdcon.symbols.errors import SymbolFileError
 from kdcon.symbols.model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
+from kdcon.symbols.pdb.guard import guarded
 from kdcon.symbols.pdb.msf import MsfFile
-from kdcon.symbols.pdb.records import Located, decode_located, iter_records
+from kdcon.symbols.pdb.records import Located, decode_located, iter_records, read_name
 from kdcon.symbols.pdb.streams import (
     NO_STREAM,
     DbiInfo,
@@ -44,8 +42,11 @@ from kdcon.symbols.pdb.structs import (
     DBG_SECTION_HDR_ORIG,
     PSGSIHDR,
 )
+from kdcon.symbols.pdb.tpi import TypeTable
 
 __all__ = ["PdbFile", "open_pdb"]
+
+_UDT_KINDS = frozenset({cv.S_UDT, cv.S_UDT_ST, cv.S_UDT_16t})
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +55,6 @@ STREAM_TPI = 2
 STREAM_DBI = 3
 
 _T = TypeVar("_T")
-
-# What a damaged file can make the decoders raise; all of it means "corrupt".
-_CORRUPT = (struct.error, ValueError, IndexError, KeyError, OverflowError, ConstructError,
-            RecursionError, UnicodeError)
-
-
-def guarded(method: Callable[..., _T]) -> Callable[..., _T]:
-    """Turn decoding errors of a damaged file into ``SymbolFileError``."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> _T:
-        try:
-            return method(*args, **kwargs)
-        except SymbolFileError:
-            raise
-        except _CORRUPT as exc:
-            raise SymbolFileError(f"corrupt PDB: {type(exc).__name__}: {exc}") from None
-
-    return wrapper
 
 
 def open_pdb(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview, *,
@@ -249,6 +231,50 @@ class PdbFile:
             append(new(raw.decode(decode, "replace"), rva, public))
         result.sort(key=_by_rva)
         return result
+
+    # -- globals and types ---
+
+    @guarded
+    def globals(self) -> list[SymbolRecord]:
+        """Global and file-static data (S_GDATA32/S_LDATA32), sorted by RVA, with type names."""
+        return list(self._stage("globals", self._load_globals))
+
+    def _load_globals(self) -> list[SymbolRecord]:
+        symrec = self.symbol_records()
+        found = []
+        for kind, at, end in iter_records(symrec, 0, len(symrec)):
+            if kind in cv.DATA_KINDS:
+                found.append(decode_located(symrec, kind, at, end))
+        types = self.types if found else None
+        result = []
+        for loc in found:
+            rva = self.rva(loc.segment, loc.offset)
+            if rva is None:
+                continue
+            type_name = types.type_name(loc.type_index) if types is not None else None
+            result.append(SymbolRecord(self.decode_name(loc.name), rva, SymbolKind.DATA,
+                                       type_name=type_name))
+        result.sort(key=_by_rva)
+        return result
+
+    @property
+    @guarded
+    def types(self) -> TypeTable:
+        """The TPI type table (indexed on first use), typedef names (S_UDT) included."""
+        return self._stage("types", self._load_types)
+
+    def _load_types(self) -> TypeTable:
+        table = TypeTable(self.msf.stream(STREAM_TPI), small=self.small)
+        symrec = self.symbol_records()
+        aliases = {}
+        for kind, at, end in iter_records(symrec, 0, len(symrec)):
+            if kind in _UDT_KINDS:
+                fmt = "<H" if kind == cv.S_UDT_16t else "<I"
+                ti = struct.unpack_from(fmt, symrec, at)[0]
+                raw = read_name(symrec, at + struct.calcsize(fmt), end, kind != cv.S_UDT)
+                aliases[self.decode_name(raw)] = ti
+        table.add_aliases(aliases)
+        return table
 
     # -- module symbols ---------------------------------------------------------
 

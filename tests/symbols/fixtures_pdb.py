@@ -151,6 +151,7 @@ class PdbutilType:
     name: str = ""
     size: int = 0
     forward: bool = False
+    forward_to: int = 0
     field_list: int = 0
     members: list[tuple[str, int, int]] = field(default_factory=list)   # name, type index, offset
     enumerators: list[tuple[str, int]] = field(default_factory=list)
@@ -242,8 +243,9 @@ def parse_pdbutil(text: str) -> PdbutilDump:
                 current.field_list = int(m.group(1), 16) if m.group(1).startswith("0x") else 0
             if m := re.search(r"sizeof (\d+)", line):
                 current.size = int(m.group(1))
-            if "forward ref" in line:
+            if m := re.search(r"forward ref \(-> (0x[0-9A-F]+)\)", line):
                 current.forward = True
+                current.forward_to = int(m.group(1), 16)
             if m := re.search(r"type = (0x[0-9A-F]+) .*bit offset = (\d+), # bits = (\d+)", line):
                 current.bit_type, current.bit_offset, current.bit_count = (
                     int(m.group(1), 16), int(m.group(2)), int(m.group(3)))

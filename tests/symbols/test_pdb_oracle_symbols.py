@@ -1,0 +1,61 @@
+"""Globals and procedures of clang/lld-built drivers against llvm-pdbutil."""
+
+from __future__ import annotations
+
+import pytest
+
+from kdcon.symbols.model import SymbolKind
+from kdcon.symbols.pdb import open_pdb
+from tests.symbols.fixtures_pdb import built_driver, pdbutil_dump
+
+
+@pytest.fixture(params=["x64", "x86", "x86gz"])
+def driver(request):
+    path = built_driver(request.param)
+    return path, pdbutil_dump(path)
+
+
+def _rva(dump, segment, offset):
+    return dump.sections[segment - 1][1] + offset
+
+
+def _resolve(dump, ti):
+    record = dump.types.get(ti)
+    return record.forward_to if record is not None and record.forward else ti
+
+
+def test_every_global_matches_pdbutil_name_rva_and_type(driver):
+    path, dump = driver
+    with open_pdb(path) as pdb:
+        got = pdb.globals()
+        types = pdb.types
+        expected = sorted((_rva(dump, seg, off), name, types.type_name(_resolve(dump, ti)))
+                          for name, ti, seg, off, _ in dump.globals)
+    assert sorted((g.rva, g.name, g.type_name) for g in got) == expected
+    assert all(g.kind is SymbolKind.DATA for g in got)
+    names = {g.name: g.type_name for g in got}
+    assert names["DemoStaticCounter"] == "Uint4B"
+    assert names["DemoUnions"] == "[3] _DEMO_UNION"
+    assert names["DemoObjectPointer"] in ("Ptr64 _DEMO_OBJECT", "Ptr32 _DEMO_OBJECT")
+
+
+def test_every_procedure_matches_pdbutil_name_rva_and_length(driver):
+    path, dump = driver
+    with open_pdb(path) as pdb:
+        got = pdb.procedures()
+        private = pdb.has_private_symbols
+    expected = sorted((_rva(dump, seg, off), name, length)
+                      for name, seg, off, length, _ in dump.procedures)
+    assert sorted((p.rva, p.name, p.size) for p in got) == expected
+    assert {"DemoCallback", "DemoInsert", "DemoExported", "DriverEntry"} <= {p.name for p in got}
+    assert all(p.kind is SymbolKind.FUNCTION for p in got)
+    assert private is True
+
+
+def test_procedure_ranges_cover_their_publics():
+    with open_pdb(built_driver("x64")) as pdb:
+        ranges = {p.name: (p.rva, p.rva + p.size) for p in pdb.procedures()}
+        for public in pdb.publics():
+            if public.name in ranges:
+                start, end = ranges[public.name]
+                assert start == public.rva < end
