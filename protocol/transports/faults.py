@@ -116,6 +116,10 @@ class FaultModel:
         """True when any fault has a non-zero probability."""
         return any((self.bit_flip, self.drop, self.duplicate, self.garbage))
 
+    def with_seed(self, seed: int) -> FaultModel:
+        """A fresh model with the same rates and another seed (e.g. for the other direction)."""
+        return FaultModel(seed, self.bit_flip, self.drop, self.duplicate, self.garbage, self.garbage_len)
+
     def __repr__(self) -> str:
         return (
             f"FaultModel(seed={self.seed!r}, bit_flip={self.bit_flip!r}, drop={self.drop!r}, "

@@ -1,0 +1,337 @@
+"""A pyserial port over one OS stream (socket or pty master), the base of our URL handlers.
+
+``FdPort`` is a ``serial.SerialBase`` whose bytes travel over a socket or a file
+descriptor instead of a UART. Subclasses say how to get a peer (``_attach``): connect,
+accept, or nothing (a pty is always attached). The base gives every handler the same
+read, write, EOF and reconnect behaviour:
+
+- ``read(size)`` returns once ``size`` bytes arrived or ``timeout`` expired (pyserial's
+  contract); ``in_waiting`` is the exact count the kernel holds (FIONREAD), so the
+  ``read(max(1, in_waiting))`` pattern of simulated-target.md §8.2 never blocks a short
+  KD handshake.
+- EOF (recv returns nothing, EIO, ECONNRESET, EPIPE) raises ``LinkClosed``, after any
+  bytes already read in that call are returned. A port created with ``reconnect``
+  instead forgets the peer and attaches again (WinDbg's ``reconnect``, windbg.md §0.8);
+  bytes written while no peer is attached are lost, as on a cable with nobody at the end.
+- ``cancel_read()`` wakes a blocked ``read`` (pyserial's ``ReaderThread.stop`` uses it).
+
+Baud rate, parity and modem lines are accepted and ignored: there is no UART.
+Not here: URL parsing (the ``protocol_*`` modules) and pacing or faults (wrappers).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import socket
+import struct
+import sys
+
+from serial.serialutil import PortNotOpenError, SerialBase, Timeout, to_bytes
+
+from .errors import LinkClosed, LinkError, LinkWriteTimeout
+
+if sys.platform != "win32":
+    import fcntl
+    import termios
+else:  # pragma: no cover - exercised only on Windows
+    fcntl = termios = None
+
+__all__ = ["FdPort", "Channel"]
+
+log = logging.getLogger(__name__)
+
+# errno values that mean "the other end is gone" rather than "try again".
+_EOF_ERRNOS = {errno.EIO, errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ESHUTDOWN}
+_RETRY_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR}
+
+
+class Channel:
+    """One attached stream: a non-blocking socket or a raw file descriptor."""
+
+    def __init__(self, *, sock: socket.socket | None = None, fd: int | None = None, owns_fd: bool = True) -> None:
+        if (sock is None) == (fd is None):
+            raise ValueError("a channel wraps exactly one of sock or fd")
+        self.sock = sock
+        self._fd = fd
+        self._owns_fd = owns_fd
+        if sock is not None:
+            sock.setblocking(False)
+        else:
+            os.set_blocking(fd, False)  # type: ignore[arg-type]
+
+    def fileno(self) -> int:
+        return self.sock.fileno() if self.sock is not None else self._fd  # type: ignore[return-value]
+
+    def recv(self, size: int) -> bytes:
+        if self.sock is not None:
+            return self.sock.recv(size)
+        return os.read(self._fd, size)  # type: ignore[arg-type]
+
+    def send(self, data: bytes | memoryview) -> int:
+        if self.sock is not None:
+            return self.sock.send(data)
+        return os.write(self._fd, data)  # type: ignore[arg-type]
+
+    def pending(self) -> int:
+        """Bytes the kernel holds for us now (0 when unknown or at EOF)."""
+        if fcntl is not None:
+            try:
+                raw = fcntl.ioctl(self.fileno(), termios.FIONREAD, b"\0\0\0\0")
+                return struct.unpack("i", raw)[0]
+            except OSError as exc:
+                if exc.errno in _EOF_ERRNOS:
+                    raise
+                return 0
+        ready, _, _ = select.select([self.fileno()], [], [], 0)
+        return 1 if ready else 0
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already disconnected: nothing to shut down
+            self.sock.close()
+        elif self._owns_fd and self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class FdPort(SerialBase):
+    """Base class of the stream-backed pyserial ports; subclasses implement ``_attach``."""
+
+    #: Attach a new peer after EOF instead of raising LinkClosed.
+    reconnect: bool = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._chan: Channel | None = None
+        self._eof = False
+        self._cancel_r: int | None = None
+        self._cancel_w: int | None = None
+        self.reconnects = 0
+        super().__init__(*args, **kwargs)
+
+    # -- what subclasses provide -------------------------------------------------
+
+    def _open_link(self) -> None:
+        """Parse ``self.portstr`` and create the channel or the listening socket."""
+        raise NotImplementedError
+
+    def _attach(self, timeout: float | None) -> bool:
+        """Get a peer within ``timeout`` (None: wait forever); True once attached."""
+        return False
+
+    def _close_link(self) -> None:
+        """Release what ``_open_link`` created besides the channel."""
+
+    # -- pyserial entry points ---------------------------------------------------
+
+    def open(self) -> None:
+        if self._port is None:
+            raise LinkError("no link address given")
+        if self.is_open:
+            raise LinkError(f"{self.portstr} is already open")
+        self._cancel_r, self._cancel_w = os.pipe()
+        os.set_blocking(self._cancel_r, False)
+        try:
+            self._open_link()
+        except BaseException:
+            self._release()
+            raise
+        self._eof = False
+        self.is_open = True
+
+    def close(self) -> None:
+        if self.is_open:
+            self.is_open = False
+            self._release()
+
+    def _release(self) -> None:
+        self._drop_channel()
+        self._close_link()
+        for fd in (self._cancel_r, self._cancel_w):
+            if fd is not None:
+                os.close(fd)
+        self._cancel_r = self._cancel_w = None
+
+    def _reconfigure_port(self, *args, **kwargs) -> None:
+        """Nothing to configure: the stream has no baud rate or line settings."""
+
+    def _update_dtr_state(self) -> None:
+        pass
+
+    def _update_rts_state(self) -> None:
+        pass
+
+    def _update_break_state(self) -> None:
+        pass
+
+    cts = dsr = cd = property(lambda self: True)
+    ri = property(lambda self: False)
+
+    @property
+    def attached(self) -> bool:
+        """True while a peer is connected."""
+        return self._chan is not None
+
+    def wait_for_peer(self, timeout: float | None = None) -> bool:
+        """Block until a peer is attached (listening forms); True on success."""
+        self._check_open()
+        return self._chan is not None or self._attach(timeout)
+
+    def fileno(self) -> int:
+        self._check_open()
+        if self._chan is None:
+            raise LinkError(f"{self.portstr} has no peer attached")
+        return self._chan.fileno()
+
+    @property
+    def in_waiting(self) -> int:
+        self._check_open()
+        if self._chan is None:
+            if self._eof:
+                raise LinkClosed(f"{self.portstr}: the peer closed the link")
+            if not self._attach(0):
+                return 0
+        try:
+            return self._chan.pending()  # type: ignore[union-attr]
+        except OSError:
+            # Reported as data so that the next read sees the EOF and reacts to it.
+            return 1
+
+    def read(self, size: int = 1) -> bytes:
+        self._check_open()
+        buf = bytearray()
+        timeout = Timeout(self._timeout)
+        while len(buf) < size:
+            if self._chan is None:
+                if self._eof:
+                    if buf:
+                        break
+                    raise LinkClosed(f"{self.portstr}: the peer closed the link")
+                if not self._attach(timeout.time_left()):
+                    break
+                continue
+            fd = self._chan.fileno()
+            ready, _, _ = select.select([fd, self._cancel_r], [], [], timeout.time_left())
+            if self._cancel_r in ready:
+                self._drain_cancel()
+                break
+            if not ready:
+                break
+            try:
+                chunk = self._chan.recv(size - len(buf))
+            except OSError as exc:
+                if exc.errno in _RETRY_ERRNOS:
+                    continue
+                if exc.errno not in _EOF_ERRNOS:
+                    raise LinkError(f"{self.portstr}: read failed: {exc.strerror or exc}") from exc
+                chunk = b""
+            if not chunk:
+                self._lost_peer("read")
+                continue
+            buf += chunk
+            if timeout.expired():
+                break
+        return bytes(buf)
+
+    def write(self, data: bytes) -> int:
+        self._check_open()
+        payload = memoryview(to_bytes(data))
+        total = len(payload)
+        timeout = Timeout(self._write_timeout)
+        if self._chan is None:
+            if self._eof:
+                raise LinkClosed(f"{self.portstr}: the peer closed the link")
+            if not self._attach(timeout.time_left()):
+                if self.reconnect:
+                    log.debug("%s: no peer, %d bytes lost", self.portstr, total)
+                    return total
+                raise LinkWriteTimeout(f"{self.portstr}: no peer attached within the write timeout")
+        while payload:
+            if self._chan is None:
+                log.debug("%s: peer left mid-write, %d bytes lost", self.portstr, len(payload))
+                return total
+            try:
+                sent = self._chan.send(payload)
+                payload = payload[sent:]
+                continue
+            except OSError as exc:
+                if exc.errno in _EOF_ERRNOS:
+                    self._lost_peer("write")
+                    if self._eof:
+                        raise LinkClosed(f"{self.portstr}: the peer closed the link") from exc
+                    continue
+                if exc.errno not in _RETRY_ERRNOS:
+                    raise LinkError(f"{self.portstr}: write failed: {exc.strerror or exc}") from exc
+            _, ready, _ = select.select([], [self._chan.fileno()], [], timeout.time_left())
+            if not ready:
+                raise LinkWriteTimeout(f"{self.portstr}: the peer stopped reading (write timeout)")
+        return total
+
+    def flush(self) -> None:
+        self._check_open()
+
+    def reset_input_buffer(self) -> None:
+        self._check_open()
+        while self._chan is not None:
+            try:
+                if not self._chan.recv(4096):
+                    self._lost_peer("reset_input_buffer")
+                    break
+            except OSError as exc:
+                if exc.errno in _EOF_ERRNOS:
+                    self._lost_peer("reset_input_buffer")
+                break
+
+    def reset_output_buffer(self) -> None:
+        self._check_open()
+
+    def cancel_read(self) -> None:
+        if self._cancel_w is not None:
+            os.write(self._cancel_w, b"x")
+
+    def cancel_write(self) -> None:
+        """Writes finish or time out on their own; nothing to cancel."""
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if not self.is_open:
+            raise PortNotOpenError()
+
+    def _drain_cancel(self) -> None:
+        try:
+            while os.read(self._cancel_r, 64):  # type: ignore[arg-type]
+                pass
+        except BlockingIOError:
+            pass
+
+    def _set_channel(self, chan: Channel) -> None:
+        self._chan = chan
+        self._eof = False
+
+    def _drop_channel(self) -> None:
+        if self._chan is not None:
+            chan, self._chan = self._chan, None
+            chan.close()
+
+    def _lost_peer(self, where: str) -> None:
+        self._drop_channel()
+        if self.reconnect:
+            self.reconnects += 1
+            log.info("%s: peer went away during %s; waiting for it to come back", self.portstr, where)
+        else:
+            self._eof = True
+            log.debug("%s: peer closed the link during %s", self.portstr, where)
+
+    def _cancel_wait(self, timeout: float | None) -> bool:
+        """Wait ``timeout`` seconds unless cancel_read is called; True if cancelled."""
+        ready, _, _ = select.select([self._cancel_r], [], [], timeout)
+        if ready:
+            self._drain_cancel()
+            return True
+        return False
