@@ -1,0 +1,220 @@
+"""Events that KdConnection.next_event() returns: one frozen dataclass per meaning.
+
+What it does: names everything a KD peer can tell us (a state change, a manipulate
+request or reply, a DbgPrint, a prompt and its answer, file and trace I/O, ACK, RESEND,
+RESET, a break-in byte) and everything the framing had to do about bad input (garbage,
+a packet answered with RESEND, a duplicate dropped, an unknown packet). Message events
+carry both the parsed construct container (``message``), the bytes after the fixed
+struct (``data``) and the whole raw payload. What it does not do: decide anything.
+Spec: packet types of kd-protocol.md §1.5; message bodies of §4-§7.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "NEED_DATA",
+    "NeedData",
+    "Event",
+    "StateChange",
+    "ManipulateRequest",
+    "ManipulateReply",
+    "DebugPrint",
+    "DebugPrompt",
+    "PromptReply",
+    "FileIo",
+    "TraceIo",
+    "ControlRequest",
+    "Ack",
+    "Resend",
+    "Reset",
+    "BreakIn",
+    "Garbage",
+    "BadPacket",
+    "DroppedPacket",
+    "UnknownPacket",
+    "SendAbandoned",
+]
+
+
+class NeedData:
+    """Sentinel: no complete event until more bytes arrive (h11's NEED_DATA)."""
+
+    _instance: NeedData | None = None
+
+    def __new__(cls) -> NeedData:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = NeedData()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every event."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Message(Event):
+    packet_id: int
+    packet_type: int
+    message: Any = field(repr=False)
+    data: bytes = field(repr=False)
+    raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateChange(_Message):
+    """STATE_CHANGE64 (or the legacy STATE_CHANGE32): the target stopped."""
+
+    new_state: int
+    program_counter: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManipulateRequest(_Message):
+    """A STATE_MANIPULATE request as the target receives it."""
+
+    api: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManipulateReply(_Message):
+    """A STATE_MANIPULATE reply as the host receives it."""
+
+    api: int
+    return_status: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DebugPrint(_Message):
+    """DEBUG_IO PrintString: the DbgPrint text, raw bytes (not NUL-terminated)."""
+
+    text: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class DebugPrompt(_Message):
+    """DEBUG_IO GetString from the target: a prompt awaiting the host's PromptReply."""
+
+    prompt: bytes
+    max_length: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptReply(_Message):
+    """DEBUG_IO GetString from the host: the answer to a DebugPrompt."""
+
+    text: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileIo(_Message):
+    """FILE_IO: a request (target to host) or its answer (host to target)."""
+
+    api: int
+    status: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraceIo(_Message):
+    """TRACE_IO: trace data from the target."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlRequest(_Message):
+    """CONTROL_REQUEST: a hardware-breakpoint request or its answer."""
+
+    api: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ack(Event):
+    """Our pending data packet was acknowledged."""
+
+    packet_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resend(Event):
+    """The peer asked for a retransmission."""
+
+    packet_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reset(Event):
+    """The peer sent RESET: both packet ids are back at INITIAL_PACKET_ID."""
+
+    packet_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakIn(Event):
+    """A lone break-in byte 0x62 (the host asks a running target to stop)."""
+
+    offset: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Garbage(Event):
+    """Bytes that belong to no packet (skipped while looking for a leader)."""
+
+    offset: int
+    raw: bytes = field(repr=False)
+
+    @property
+    def length(self) -> int:
+        return len(self.raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BadPacket(Event):
+    """A damaged data packet; RESEND was sent. reason: byte_count, trailer, checksum,
+    truncated, or too_short (ByteCount below the message's fixed struct)."""
+
+    offset: int
+    reason: str
+    packet_type: int | None
+    packet_id: int | None
+    raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DroppedPacket(Event):
+    """A good data packet that was ACKed and dropped. reason: duplicate,
+    out_of_sequence, unexpected_type, or implicit_ack (it arrived while we waited for
+    an ACK: it counts as that ACK, and RESEND asks the peer to send it again)."""
+
+    reason: str
+    packet_type: int
+    packet_id: int
+    raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnknownPacket(Event):
+    """A packet of a type this side does not handle, or a payload that does not parse."""
+
+    kind: str  # "data" or "control"
+    packet_type: int
+    packet_id: int
+    raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendAbandoned(Event):
+    """A data packet was given up after its retries (§2.5). On a target only DbgPrint,
+    LoadSymbols and CreateFile are ever given up, and the debugger is then absent."""
+
+    packet_type: int
+    packet_id: int
+    payload: bytes = field(repr=False)
+    reason: str

@@ -1,0 +1,307 @@
+"""construct definitions of DBGKD_MANIPULATE_STATE64/32 and every union member.
+
+What it does: declares the 56-byte DBGKD_MANIPULATE_STATE64 (and the 52-byte legacy
+DBGKD_MANIPULATE_STATE32) with the API-specific union ``u`` chosen by ApiNumber, for
+every ApiNumber of windbgkd.h; DBGKD_GET_VERSION64; both control-set layouts of
+Continue2. An ApiNumber with no union layout (Reboot, SwitchProcessor, ...) or an
+unknown one decodes ``u`` as ``{"Raw": <40 bytes>}``, so nothing is lost and nothing
+raises. What it does not do: build whole packets or choose ids.
+Spec: windbgkd.h via kd-protocol.md §5.1-§5.7.
+
+DBGKD_MANIPULATE_STATE64::
+
+    0x00 ApiNumber  0x04 ProcessorLevel  0x06 Processor  0x08 ReturnStatus  0x0C pad
+    0x10 u (40 bytes, by ApiNumber)          then: memory bytes / CONTEXT / pattern
+
+Continue2's control set differs by target architecture (§5.3). Parsing offers both
+readings (``u.ControlSet.Amd64`` and ``u.ControlSet.X86``); building takes the key
+given. The layouts agree only while Dr7's upper half is zero.
+"""
+
+from __future__ import annotations
+
+from construct import (
+    Bytes,
+    Default,
+    Int8ul,
+    Int16ul,
+    Int32ul,
+    Int64ul,
+    Padded,
+    Padding,
+    Struct,
+    Switch,
+    Union,
+    this,
+)
+
+from .constants import ManipulateApi as A
+
+__all__ = [
+    "DBGKD_READ_MEMORY64",
+    "DBGKD_WRITE_MEMORY64",
+    "DBGKD_READ_MEMORY32",
+    "DBGKD_WRITE_MEMORY32",
+    "DBGKD_GET_CONTEXT",
+    "DBGKD_SET_CONTEXT",
+    "DBGKD_CONTEXT_EX",
+    "DBGKD_WRITE_BREAKPOINT64",
+    "DBGKD_WRITE_BREAKPOINT32",
+    "DBGKD_RESTORE_BREAKPOINT",
+    "DBGKD_CONTINUE",
+    "AMD64_DBGKD_CONTROL_SET",
+    "X86_DBGKD_CONTROL_SET",
+    "DBGKD_CONTINUE2",
+    "DBGKD_READ_WRITE_IO64",
+    "DBGKD_READ_WRITE_IO32",
+    "DBGKD_READ_WRITE_IO_EXTENDED64",
+    "DBGKD_READ_WRITE_IO_EXTENDED32",
+    "DBGKD_READ_WRITE_MSR",
+    "DBGKD_QUERY_SPECIAL_CALLS",
+    "DBGKD_SET_SPECIAL_CALL64",
+    "DBGKD_SET_INTERNAL_BREAKPOINT64",
+    "DBGKD_GET_INTERNAL_BREAKPOINT64",
+    "DBGKD_WRITE_CUSTOM_BREAKPOINT",
+    "DBGKD_QUERY_MEMORY",
+    "DBGKD_SEARCH_MEMORY",
+    "DBGKD_FILL_MEMORY",
+    "DBGKD_GET_SET_BUS_DATA",
+    "DBGKD_BREAKPOINTEX",
+    "DBGKD_SWITCH_PARTITION",
+    "DBGKD_GET_VERSION64",
+    "DBGKD_GET_VERSION32",
+    "DBGKD_MANIPULATE_STATE64",
+    "DBGKD_MANIPULATE_STATE32",
+    "MANIPULATE_STATE64_SIZE",
+    "MANIPULATE_STATE32_SIZE",
+    "NO_REPLY_APIS",
+    "RESUMING_APIS",
+]
+
+MANIPULATE_STATE64_SIZE = 56
+MANIPULATE_STATE32_SIZE = 52
+
+# -- §5.3 union members --------------------------------------------------------------
+
+DBGKD_READ_MEMORY64 = Struct(
+    "TargetBaseAddress" / Int64ul, "TransferCount" / Int32ul, "ActualBytesRead" / Int32ul
+)
+DBGKD_WRITE_MEMORY64 = Struct(
+    "TargetBaseAddress" / Int64ul, "TransferCount" / Int32ul, "ActualBytesWritten" / Int32ul
+)
+DBGKD_READ_MEMORY32 = Struct(
+    "TargetBaseAddress" / Int32ul, "TransferCount" / Int32ul, "ActualBytesRead" / Int32ul
+)
+DBGKD_WRITE_MEMORY32 = Struct(
+    "TargetBaseAddress" / Int32ul, "TransferCount" / Int32ul, "ActualBytesWritten" / Int32ul
+)
+DBGKD_GET_CONTEXT = Struct("Unused" / Int32ul)
+DBGKD_SET_CONTEXT = Struct("ContextFlags" / Int32ul)
+DBGKD_CONTEXT_EX = Struct("Offset" / Int32ul, "ByteCount" / Int32ul, "BytesCopied" / Int32ul)
+DBGKD_WRITE_BREAKPOINT64 = Struct("BreakPointAddress" / Int64ul, "BreakPointHandle" / Int32ul)
+DBGKD_WRITE_BREAKPOINT32 = Struct("BreakPointAddress" / Int32ul, "BreakPointHandle" / Int32ul)
+DBGKD_RESTORE_BREAKPOINT = Struct("BreakPointHandle" / Int32ul)
+DBGKD_CONTINUE = Struct("ContinueStatus" / Int32ul)
+
+# Packed to 4 bytes in windbgkd.h, so Dr7 sits at union offset 8 right after TraceFlag.
+AMD64_DBGKD_CONTROL_SET = Struct(
+    "TraceFlag" / Int32ul,
+    "Dr7" / Int64ul,
+    "CurrentSymbolStart" / Int64ul,
+    "CurrentSymbolEnd" / Int64ul,
+)
+X86_DBGKD_CONTROL_SET = Struct(
+    "TraceFlag" / Int32ul,
+    "Dr7" / Int32ul,
+    "CurrentSymbolStart" / Int32ul,
+    "CurrentSymbolEnd" / Int32ul,
+)
+DBGKD_CONTINUE2 = Struct(
+    "ContinueStatus" / Int32ul,
+    "ControlSet" / Union(0, "Amd64" / AMD64_DBGKD_CONTROL_SET, "X86" / X86_DBGKD_CONTROL_SET),
+)
+
+DBGKD_READ_WRITE_IO64 = Struct("IoAddress" / Int64ul, "DataSize" / Int32ul, "DataValue" / Int32ul)
+DBGKD_READ_WRITE_IO32 = Struct("DataSize" / Int32ul, "IoAddress" / Int32ul, "DataValue" / Int32ul)
+DBGKD_READ_WRITE_IO_EXTENDED64 = Struct(
+    "DataSize" / Int32ul,
+    "InterfaceType" / Int32ul,
+    "BusNumber" / Int32ul,
+    "AddressSpace" / Int32ul,
+    "IoAddress" / Int64ul,
+    "DataValue" / Int32ul,
+)
+DBGKD_READ_WRITE_IO_EXTENDED32 = Struct(
+    "DataSize" / Int32ul,
+    "InterfaceType" / Int32ul,
+    "BusNumber" / Int32ul,
+    "AddressSpace" / Int32ul,
+    "IoAddress" / Int32ul,
+    "DataValue" / Int32ul,
+)
+DBGKD_READ_WRITE_MSR = Struct("Msr" / Int32ul, "DataValueLow" / Int32ul, "DataValueHigh" / Int32ul)
+DBGKD_QUERY_SPECIAL_CALLS = Struct("NumberOfSpecialCalls" / Int32ul)
+DBGKD_SET_SPECIAL_CALL64 = Struct("SpecialCall" / Int64ul)
+DBGKD_SET_INTERNAL_BREAKPOINT64 = Struct("BreakpointAddress" / Int64ul, "Flags" / Int32ul)
+DBGKD_GET_INTERNAL_BREAKPOINT64 = Struct(
+    "BreakpointAddress" / Int64ul,
+    "Flags" / Int32ul,
+    "Calls" / Int32ul,
+    "MaxCallsPerPeriod" / Int32ul,
+    "MinInstructions" / Int32ul,
+    "MaxInstructions" / Int32ul,
+    "TotalInstructions" / Int32ul,
+)
+DBGKD_WRITE_CUSTOM_BREAKPOINT = Struct(
+    "BreakPointAddress" / Int64ul,
+    "BreakPointInstruction" / Int64ul,
+    "BreakPointHandle" / Int32ul,
+    "BreakPointInstructionSize" / Int8ul,
+    "BreakPointInstructionAlignment" / Int8ul,
+    Padding(2),
+)
+DBGKD_QUERY_MEMORY = Struct(
+    "Address" / Int64ul, "Reserved" / Int64ul, "AddressSpace" / Int32ul, "Flags" / Int32ul
+)
+DBGKD_SEARCH_MEMORY = Struct(
+    # SearchAddress in the request, FoundAddress in the reply (§5.3).
+    "SearchAddress" / Int64ul,
+    "SearchLength" / Int64ul,
+    "PatternLength" / Int32ul,
+)
+DBGKD_FILL_MEMORY = Struct(
+    "Address" / Int64ul, "Length" / Int32ul, "Flags" / Int16ul, "PatternLength" / Int16ul
+)
+DBGKD_GET_SET_BUS_DATA = Struct(
+    "BusDataType" / Int32ul,
+    "BusNumber" / Int32ul,
+    "SlotNumber" / Int32ul,
+    "Offset" / Int32ul,
+    "Length" / Int32ul,
+)
+DBGKD_BREAKPOINTEX = Struct("BreakPointCount" / Int32ul, "ContinueStatus" / Int32ul)
+DBGKD_SWITCH_PARTITION = Struct("Partition" / Int32ul)
+
+# §5.4
+DBGKD_GET_VERSION64 = Struct(
+    "MajorVersion" / Int16ul,
+    "MinorVersion" / Int16ul,
+    "ProtocolVersion" / Int8ul,
+    "KdSecondaryVersion" / Int8ul,
+    "Flags" / Int16ul,
+    "MachineType" / Int16ul,
+    "MaxPacketType" / Int8ul,
+    "MaxStateChange" / Int8ul,
+    "MaxManipulate" / Int8ul,
+    "Simulation" / Int8ul,
+    "Unused" / Int16ul,
+    "KernBase" / Int64ul,
+    "PsLoadedModuleList" / Int64ul,
+    "DebuggerDataList" / Int64ul,
+)
+
+# The NT5-era 32-bit version block (the union of DBGKD_MANIPULATE_STATE32).
+DBGKD_GET_VERSION32 = Struct(
+    "MajorVersion" / Int16ul,
+    "MinorVersion" / Int16ul,
+    "ProtocolVersion" / Int16ul,
+    "Flags" / Int16ul,
+    "KernBase" / Int32ul,
+    "PsLoadedModuleList" / Int32ul,
+    "MachineType" / Int16ul,
+    "ThCallbackStack" / Int16ul,
+    "NextCallback" / Int16ul,
+    "FramePointer" / Int16ul,
+    "KiCallUserMode" / Int32ul,
+    "KeUserCallbackDispatcher" / Int32ul,
+    "BreakpointWithStatus" / Int32ul,
+    "DebuggerDataList" / Int32ul,
+)
+
+_UNION64 = {
+    A.DbgKdReadVirtualMemoryApi: DBGKD_READ_MEMORY64,
+    A.DbgKdWriteVirtualMemoryApi: DBGKD_WRITE_MEMORY64,
+    A.DbgKdGetContextApi: DBGKD_GET_CONTEXT,
+    A.DbgKdSetContextApi: DBGKD_SET_CONTEXT,
+    A.DbgKdWriteBreakPointApi: DBGKD_WRITE_BREAKPOINT64,
+    A.DbgKdRestoreBreakPointApi: DBGKD_RESTORE_BREAKPOINT,
+    A.DbgKdContinueApi: DBGKD_CONTINUE,
+    A.DbgKdReadControlSpaceApi: DBGKD_READ_MEMORY64,
+    A.DbgKdWriteControlSpaceApi: DBGKD_WRITE_MEMORY64,
+    A.DbgKdReadIoSpaceApi: DBGKD_READ_WRITE_IO64,
+    A.DbgKdWriteIoSpaceApi: DBGKD_READ_WRITE_IO64,
+    A.DbgKdContinueApi2: DBGKD_CONTINUE2,
+    A.DbgKdReadPhysicalMemoryApi: DBGKD_READ_MEMORY64,
+    A.DbgKdWritePhysicalMemoryApi: DBGKD_WRITE_MEMORY64,
+    A.DbgKdQuerySpecialCallsApi: DBGKD_QUERY_SPECIAL_CALLS,
+    A.DbgKdSetSpecialCallApi: DBGKD_SET_SPECIAL_CALL64,
+    A.DbgKdSetInternalBreakPointApi: DBGKD_SET_INTERNAL_BREAKPOINT64,
+    A.DbgKdGetInternalBreakPointApi: DBGKD_GET_INTERNAL_BREAKPOINT64,
+    A.DbgKdReadIoSpaceExtendedApi: DBGKD_READ_WRITE_IO_EXTENDED64,
+    A.DbgKdWriteIoSpaceExtendedApi: DBGKD_READ_WRITE_IO_EXTENDED64,
+    A.DbgKdGetVersionApi: DBGKD_GET_VERSION64,
+    A.DbgKdWriteBreakPointExApi: DBGKD_BREAKPOINTEX,
+    A.DbgKdRestoreBreakPointExApi: DBGKD_BREAKPOINTEX,
+    A.DbgKdReadMachineSpecificRegister: DBGKD_READ_WRITE_MSR,
+    A.DbgKdWriteMachineSpecificRegister: DBGKD_READ_WRITE_MSR,
+    A.DbgKdSearchMemoryApi: DBGKD_SEARCH_MEMORY,
+    A.DbgKdGetBusDataApi: DBGKD_GET_SET_BUS_DATA,
+    A.DbgKdSetBusDataApi: DBGKD_GET_SET_BUS_DATA,
+    A.DbgKdFillMemoryApi: DBGKD_FILL_MEMORY,
+    A.DbgKdQueryMemoryApi: DBGKD_QUERY_MEMORY,
+    A.DbgKdSwitchPartition: DBGKD_SWITCH_PARTITION,
+    A.DbgKdWriteCustomBreakpointApi: DBGKD_WRITE_CUSTOM_BREAKPOINT,
+    A.DbgKdGetContextExApi: DBGKD_CONTEXT_EX,
+    A.DbgKdSetContextExApi: DBGKD_CONTEXT_EX,
+}
+
+# The 32-bit union: pointer-sized members shrink; physical memory keeps the 64-bit
+# form because physical addresses exceed 32 bits even on x86 (PAE).
+_UNION32 = {
+    **_UNION64,
+    A.DbgKdReadVirtualMemoryApi: DBGKD_READ_MEMORY32,
+    A.DbgKdWriteVirtualMemoryApi: DBGKD_WRITE_MEMORY32,
+    A.DbgKdReadControlSpaceApi: DBGKD_READ_MEMORY32,
+    A.DbgKdWriteControlSpaceApi: DBGKD_WRITE_MEMORY32,
+    A.DbgKdWriteBreakPointApi: DBGKD_WRITE_BREAKPOINT32,
+    A.DbgKdReadIoSpaceApi: DBGKD_READ_WRITE_IO32,
+    A.DbgKdWriteIoSpaceApi: DBGKD_READ_WRITE_IO32,
+    A.DbgKdReadIoSpaceExtendedApi: DBGKD_READ_WRITE_IO_EXTENDED32,
+    A.DbgKdWriteIoSpaceExtendedApi: DBGKD_READ_WRITE_IO_EXTENDED32,
+    A.DbgKdGetVersionApi: DBGKD_GET_VERSION32,
+    A.DbgKdContinueApi2: Struct("ContinueStatus" / Int32ul, "ControlSet" / X86_DBGKD_CONTROL_SET),
+}
+
+DBGKD_MANIPULATE_STATE64 = Struct(
+    "ApiNumber" / Int32ul,
+    "ProcessorLevel" / Int16ul,
+    "Processor" / Int16ul,
+    "ReturnStatus" / Int32ul,
+    # Alignment only; kept because targets echo the request's junk here (§10.1).
+    "Pad" / Default(Int32ul, 0),
+    "u" / Padded(40, Switch(this.ApiNumber, _UNION64, default=Struct("Raw" / Bytes(40)))),
+)
+
+DBGKD_MANIPULATE_STATE32 = Struct(
+    "ApiNumber" / Int32ul,
+    "ProcessorLevel" / Int16ul,
+    "Processor" / Int16ul,
+    "ReturnStatus" / Int32ul,
+    "u" / Padded(40, Switch(this.ApiNumber, _UNION32, default=Struct("Raw" / Bytes(40)))),
+)
+
+# §5.1: the target resumes (or reboots, or bugchecks) instead of replying.
+RESUMING_APIS = frozenset(
+    {
+        A.DbgKdContinueApi,
+        A.DbgKdContinueApi2,
+        A.DbgKdRebootApi,
+        A.DbgKdCauseBugCheckApi,
+    }
+)
+# §5.1: no reply packet at all; SwitchProcessor is answered by a state change and
+# ClearAllInternalBreakpoints by the ACK alone.
+NO_REPLY_APIS = RESUMING_APIS | {
+    A.DbgKdSwitchProcessor,
+    A.DbgKdClearAllInternalBreakpointsApi,
+}

@@ -1,0 +1,96 @@
+"""KD_PACKET: the 16-byte header, the checksum, and building whole packets.
+
+What it does: the construct definition of KD_PACKET, the byte-sum checksum, and
+functions that build data packets (header + payload + 0xAA) and control packets
+(header only), plus the lone break-in byte. What it does not do: find packets in a
+stream (buffer.py) or decide ids (state.py).
+Spec: kd-protocol.md §1.2-§1.3 (KD_PACKET, KdpCalculateChecksum in windbgkd.h terms).
+
+Layout on the wire::
+
+    +--------+------+-----------+----------+----------+=========+------+
+    | leader | type | ByteCount | PacketId | Checksum | payload | 0xAA |   data
+    |  4     |  2   |    2      |    4     |    4     |  n      |  1   |
+    +--------+------+-----------+----------+----------+=========+------+
+    | "iiii" | type |     0     | PacketId |    0     |                    control
+    +--------+------+-----------+----------+----------+
+"""
+
+from __future__ import annotations
+
+import struct
+
+from construct import Const, Int16ul, Int32ul, Struct
+
+from .constants import (
+    BREAKIN_PACKET_BYTE,
+    CONTROL_PACKET_LEADER,
+    PACKET_LEADER,
+    PACKET_MAX_SIZE,
+    PACKET_TRAILING_BYTE,
+)
+from .errors import LocalProtocolError
+
+__all__ = [
+    "KD_PACKET",
+    "KD_PACKET_DATA_HEADER",
+    "KD_PACKET_CONTROL",
+    "HEADER",
+    "checksum",
+    "build_data_packet",
+    "build_control_packet",
+    "BREAKIN_BYTES",
+]
+
+KD_PACKET = Struct(
+    "PacketLeader" / Int32ul,
+    "PacketType" / Int16ul,
+    "ByteCount" / Int16ul,
+    "PacketId" / Int32ul,
+    "Checksum" / Int32ul,
+)
+
+# The two concrete forms, for building with the leader filled in.
+KD_PACKET_DATA_HEADER = Struct(
+    "PacketLeader" / Const(PACKET_LEADER, Int32ul),
+    "PacketType" / Int16ul,
+    "ByteCount" / Int16ul,
+    "PacketId" / Int32ul,
+    "Checksum" / Int32ul,
+)
+KD_PACKET_CONTROL = Struct(
+    "PacketLeader" / Const(CONTROL_PACKET_LEADER, Int32ul),
+    "PacketType" / Int16ul,
+    "ByteCount" / Const(0, Int16ul),
+    "PacketId" / Int32ul,
+    "Checksum" / Const(0, Int32ul),
+)
+
+# Header framing is on the hot path of every packet; the benchmark
+# (tools/bench/protocol.py) shows construct's per-call cost dominates there, so the
+# framer and builders use this precompiled struct with the same layout as KD_PACKET.
+HEADER = struct.Struct("<IHHII")
+
+BREAKIN_BYTES = bytes([BREAKIN_PACKET_BYTE])
+
+
+def checksum(payload: bytes) -> int:
+    """Sum of the payload bytes as unsigned, modulo 2**32 (§1.3)."""
+    return sum(payload) & 0xFFFFFFFF
+
+
+def build_data_packet(packet_type: int, packet_id: int, payload: bytes) -> bytes:
+    """Header + payload + trailer. Raises LocalProtocolError past PACKET_MAX_SIZE."""
+    if len(payload) > PACKET_MAX_SIZE:
+        raise LocalProtocolError(
+            f"payload of {len(payload)} bytes exceeds PACKET_MAX_SIZE {PACKET_MAX_SIZE}"
+        )
+    header = HEADER.pack(
+        PACKET_LEADER, packet_type, len(payload), packet_id & 0xFFFFFFFF, checksum(payload)
+    )
+    return b"".join((header, payload, bytes([PACKET_TRAILING_BYTE])))
+
+
+def build_control_packet(packet_type: int, packet_id: int = 0) -> bytes:
+    """A 16-byte control packet: ByteCount 0, Checksum 0, no trailer (§1.2)."""
+    return HEADER.pack(CONTROL_PACKET_LEADER, packet_type, 0, packet_id & 0xFFFFFFFF, 0)

@@ -1,0 +1,188 @@
+"""The KD connection's state: roles, phases, packet ids, and the transition table.
+
+What it does: holds the rules of kd-protocol.md §2 as data: which data packet types
+each role accepts in each phase, which phase a sent or received message leads to, and
+the id arithmetic. connection.py applies them; nothing here does I/O or reads a clock.
+Spec: kd-protocol.md §2.2 (ids), §2.5 (retries), §3 (sequences), §5.1, §6.3.
+
+Invariants
+----------
+Rule 1: A side has at most one data packet awaiting an ACK; later ones queue.
+Rule 2: Every good data packet is ACKed with its own id (the SYNC bit cleared when the
+        host ACKs), duplicates included; only ``id == remote`` is acted on.
+Rule 3: The target's ids start at Current=INITIAL|SYNC, Remote=INITIAL; an accepted ACK
+        toggles bit 0 of Current and clears SYNC. The target accepts an ACK only for
+        ``Current & ~SYNC``; the host compares with SYNC masked off on both sides.
+Rule 4: The host's first data id is INITIAL. A target packet carrying SYNC means the
+        target started afresh: the host accepts it and restarts its own ids.
+Rule 5: RESET, received at any time, puts both ids at INITIAL (no SYNC). The target
+        answers RESET with RESET id 0 and sends its pending packet again; the host
+        only re-sends its pending packet (answering would make the two RESET forever).
+Rule 6: RESEND re-sends the pending packet unchanged. With nothing pending, a target
+        that waits in a reliable exchange (a state change awaiting manipulates, a
+        prompt awaiting its answer) sends that message again with a fresh id.
+Rule 7: A data packet arriving while we wait for an ACK is that ACK (implicitly):
+        the packet is dropped and RESEND asks the peer to send it again.
+Rule 8: After KD_DEFAULT_RETRIES unanswered sends, a target gives up only DbgPrint,
+        LoadSymbols and CreateFile, marks the debugger absent and resets its ids to
+        INITIAL|SYNC / INITIAL; all its other packets are sent for ever. Any leader
+        heard marks the debugger present again. A host gives up any packet.
+Rule 9: A RUNNING target reads nothing but break-in bytes (KdPollBreakIn) unless it
+        waits for an ACK; every other byte is discarded.
+Rule 10: A target accepts a data packet only of the type its phase expects; a good
+        packet of another type is ACKed and dropped without toggling Remote.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from .constants import (
+    INITIAL_PACKET_ID,
+    SYNC_PACKET_ID,
+    DebugIoApi,
+    FileIoApi,
+    PacketType,
+    StateChange,
+)
+
+__all__ = [
+    "Role",
+    "Phase",
+    "Message",
+    "EXPECTED_TYPES",
+    "PHASE_AFTER_SEND",
+    "PHASE_AFTER_RECEIVE",
+    "PARSING_PHASES",
+    "droppable",
+    "next_id",
+    "same_id",
+    "ack_id",
+    "INITIAL_PACKET_ID",
+    "SYNC_PACKET_ID",
+]
+
+P = PacketType
+
+
+class Role(Enum):
+    HOST = "host"
+    TARGET = "target"
+
+
+class Phase(Enum):
+    """Where the conversation stands, seen from one side."""
+
+    # Target phases (what kdcom/kd64 is doing).
+    RUNNING = "running"  # polling for break-in only (Rule 9)
+    BROKEN = "broken"  # KdpSendWaitContinue: waiting for manipulate requests
+    AWAIT_PROMPT_REPLY = "await_prompt_reply"  # KdpPromptString
+    AWAIT_FILE_IO_REPLY = "await_file_io_reply"
+    # Host phases (what the host believes of the target).
+    UNKNOWN = "unknown"  # not synchronised yet
+    TARGET_RUNNING = "target_running"
+    TARGET_BROKEN = "target_broken"
+    TARGET_PROMPTING = "target_prompting"
+
+
+class Message(Enum):
+    """Message kinds that move a phase."""
+
+    STATE_CHANGE = "state_change"
+    DEBUG_PRINT = "debug_print"
+    DEBUG_PROMPT = "debug_prompt"
+    PROMPT_REPLY = "prompt_reply"
+    FILE_IO_REQUEST = "file_io_request"
+    FILE_IO_REPLY = "file_io_reply"
+    MANIPULATE = "manipulate"
+    RESUME = "resume"  # Continue, Continue2, Reboot, CauseBugCheck (§5.1)
+    OTHER = "other"
+
+
+_HOST_ACCEPTS = frozenset(
+    {
+        P.PACKET_TYPE_KD_STATE_CHANGE32,
+        P.PACKET_TYPE_KD_STATE_MANIPULATE,
+        P.PACKET_TYPE_KD_DEBUG_IO,
+        P.PACKET_TYPE_KD_STATE_CHANGE64,
+        P.PACKET_TYPE_KD_TRACE_IO,
+        P.PACKET_TYPE_KD_CONTROL_REQUEST,
+        P.PACKET_TYPE_KD_FILE_IO,
+    }
+)
+
+# Rule 10 (target) and the host's open door: (role, phase) -> accepted data types.
+EXPECTED_TYPES: dict[tuple[Role, Phase], frozenset[int]] = {
+    (Role.TARGET, Phase.RUNNING): frozenset(),
+    (Role.TARGET, Phase.BROKEN): frozenset({P.PACKET_TYPE_KD_STATE_MANIPULATE}),
+    (Role.TARGET, Phase.AWAIT_PROMPT_REPLY): frozenset({P.PACKET_TYPE_KD_DEBUG_IO}),
+    (Role.TARGET, Phase.AWAIT_FILE_IO_REPLY): frozenset({P.PACKET_TYPE_KD_FILE_IO}),
+    **{(Role.HOST, phase): _HOST_ACCEPTS for phase in (
+        Phase.UNKNOWN, Phase.TARGET_RUNNING, Phase.TARGET_BROKEN, Phase.TARGET_PROMPTING)},
+}
+
+# Phases in which a target parses packets even with nothing awaiting an ACK (Rule 9).
+PARSING_PHASES = frozenset(
+    {Phase.BROKEN, Phase.AWAIT_PROMPT_REPLY, Phase.AWAIT_FILE_IO_REPLY}
+)
+
+# h11-style tables: (role, phase, message) -> next phase. A missing key means "no
+# change"; for the host a missing MANIPULATE/RESUME entry means the target cannot take
+# it (LocalProtocolError). RETURN means "back to the phase before the exchange".
+RETURN = "return"
+
+PHASE_AFTER_SEND: dict[tuple[Role, Phase, Message], Phase | str] = {
+    **{(Role.TARGET, ph, Message.STATE_CHANGE): Phase.BROKEN
+       for ph in (Phase.RUNNING, Phase.BROKEN)},
+    **{(Role.TARGET, ph, Message.DEBUG_PROMPT): Phase.AWAIT_PROMPT_REPLY
+       for ph in (Phase.RUNNING, Phase.BROKEN)},
+    **{(Role.TARGET, ph, Message.FILE_IO_REQUEST): Phase.AWAIT_FILE_IO_REPLY
+       for ph in (Phase.RUNNING, Phase.BROKEN)},
+    (Role.TARGET, Phase.BROKEN, Message.MANIPULATE): Phase.BROKEN,
+    **{(Role.TARGET, ph, Message.DEBUG_PRINT): ph
+       for ph in (Phase.RUNNING, Phase.BROKEN)},
+    (Role.HOST, Phase.UNKNOWN, Message.MANIPULATE): Phase.UNKNOWN,
+    (Role.HOST, Phase.TARGET_BROKEN, Message.MANIPULATE): Phase.TARGET_BROKEN,
+    (Role.HOST, Phase.UNKNOWN, Message.RESUME): Phase.TARGET_RUNNING,
+    (Role.HOST, Phase.TARGET_BROKEN, Message.RESUME): Phase.TARGET_RUNNING,
+    (Role.HOST, Phase.TARGET_PROMPTING, Message.PROMPT_REPLY): RETURN,
+    **{(Role.HOST, ph, Message.FILE_IO_REPLY): ph for ph in (
+        Phase.UNKNOWN, Phase.TARGET_RUNNING, Phase.TARGET_BROKEN, Phase.TARGET_PROMPTING)},
+}
+
+PHASE_AFTER_RECEIVE: dict[tuple[Role, Phase, Message], Phase | str] = {
+    (Role.TARGET, Phase.BROKEN, Message.RESUME): Phase.RUNNING,
+    (Role.TARGET, Phase.AWAIT_PROMPT_REPLY, Message.PROMPT_REPLY): RETURN,
+    (Role.TARGET, Phase.AWAIT_FILE_IO_REPLY, Message.FILE_IO_REPLY): RETURN,
+    **{(Role.HOST, ph, Message.STATE_CHANGE): Phase.TARGET_BROKEN for ph in (
+        Phase.UNKNOWN, Phase.TARGET_RUNNING, Phase.TARGET_BROKEN, Phase.TARGET_PROMPTING)},
+    **{(Role.HOST, ph, Message.DEBUG_PROMPT): Phase.TARGET_PROMPTING for ph in (
+        Phase.UNKNOWN, Phase.TARGET_RUNNING, Phase.TARGET_BROKEN)},
+}
+
+
+def droppable(packet_type: int, api: int | None) -> bool:
+    """The three packets a target may give up after its retries (§2.5, Rule 8)."""
+    return (packet_type, api) in {
+        (P.PACKET_TYPE_KD_DEBUG_IO, DebugIoApi.DbgKdPrintStringApi),
+        (P.PACKET_TYPE_KD_STATE_CHANGE64, StateChange.DbgKdLoadSymbolsStateChange),
+        (P.PACKET_TYPE_KD_STATE_CHANGE32, StateChange.DbgKdLoadSymbolsStateChange),
+        (P.PACKET_TYPE_KD_FILE_IO, FileIoApi.DbgKdCreateFileApi),
+    }
+
+
+def next_id(packet_id: int) -> int:
+    """The id after an accepted ACK: bit 0 toggled, SYNC cleared (§2.2)."""
+    return (packet_id ^ 1) & ~SYNC_PACKET_ID & 0xFFFFFFFF
+
+
+def same_id(a: int, b: int) -> bool:
+    """Ids compared with the SYNC bit masked off (§2.4, VirtualKD note)."""
+    return (a & ~SYNC_PACKET_ID) == (b & ~SYNC_PACKET_ID)
+
+
+def ack_id(role: Role, received_id: int) -> int:
+    """The id an ACK carries: the received id; a host clears SYNC (§11, ACK id)."""
+    if role is Role.HOST:
+        return received_id & ~SYNC_PACKET_ID & 0xFFFFFFFF
+    return received_id

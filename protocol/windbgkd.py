@@ -1,0 +1,335 @@
+"""construct definitions of the KD message bodies other than manipulate requests.
+
+What it does: declares, with windbgkd.h names, the state-change messages (64-bit and the
+legacy 32-bit form, with exception, load-symbols and command-string bodies and the AMD64
+and x86 control reports), DBGKD_DEBUG_IO (print and prompt), DBGKD_TRACE_IO,
+DBGKD_CONTROL_REQUEST and DBGKD_FILE_IO. Every definition parses and builds. Unknown
+NewState / ApiNumber values decode to a ``Raw`` member holding the union bytes.
+What it does not do: DBGKD_MANIPULATE_STATE* (manipulate.py), CONTEXT (context.py),
+KDDEBUGGER_DATA64 (debugger_data.py), framing (packet.py, buffer.py).
+Spec: windbgkd.h via kd-protocol.md §4 (state change), §6 (debug, trace, control I/O),
+§7.1 (file I/O).
+
+DBGKD_ANY_WAIT_STATE_CHANGE (240 bytes, the body of PACKET_TYPE_KD_STATE_CHANGE64)::
+
+    0x00 NewState  0x04 ProcessorLevel  0x06 Processor  0x08 NumberProcessors
+    0x10 Thread    0x18 ProgramCounter
+    0x20 u (0xA0): DBGKM_EXCEPTION64 | DBGKD_LOAD_SYMBOLS64 | DBGKD_COMMAND_STRING
+    0xC0 AnyControlReport (0x30): AMD64 | X86 control report
+    then: path / command strings / trace data as packet data
+"""
+
+from __future__ import annotations
+
+from construct import (
+    Array,
+    Bytes,
+    Int8ul,
+    Int16ul,
+    Int32ul,
+    Int64ul,
+    Padded,
+    Padding,
+    Struct,
+    Switch,
+    Union,
+    this,
+)
+
+from .constants import (
+    ControlRequestApi,
+    DebugIoApi,
+    FileIoApi,
+    StateChange,
+)
+
+__all__ = [
+    "EXCEPTION_RECORD64",
+    "EXCEPTION_RECORD32",
+    "DBGKM_EXCEPTION64",
+    "DBGKM_EXCEPTION32",
+    "DBGKD_LOAD_SYMBOLS64",
+    "DBGKD_LOAD_SYMBOLS32",
+    "DBGKD_COMMAND_STRING",
+    "AMD64_DBGKD_CONTROL_REPORT",
+    "X86_DBGKD_CONTROL_REPORT",
+    "DBGKD_ANY_CONTROL_REPORT",
+    "DBGKD_WAIT_STATE_CHANGE64",
+    "DBGKD_ANY_WAIT_STATE_CHANGE",
+    "DBGKD_WAIT_STATE_CHANGE32",
+    "DBGKD_PRINT_STRING",
+    "DBGKD_GET_STRING",
+    "DBGKD_DEBUG_IO",
+    "DBGKD_TRACE_IO",
+    "DBGKD_CONTROL_REQUEST",
+    "DBGKD_CREATE_FILE",
+    "DBGKD_READ_FILE",
+    "DBGKD_WRITE_FILE",
+    "DBGKD_CLOSE_FILE",
+    "DBGKD_FILE_IO",
+    "STATE_CHANGE64_SIZE",
+    "STATE_CHANGE32_SIZE",
+    "DEBUG_IO_SIZE",
+    "TRACE_IO_SIZE",
+    "CONTROL_REQUEST_SIZE",
+    "FILE_IO_SIZE",
+]
+
+# -- §4.3 exception records ---------------------------------------------------------
+
+EXCEPTION_RECORD64 = Struct(
+    "ExceptionCode" / Int32ul,
+    "ExceptionFlags" / Int32ul,
+    "ExceptionRecord" / Int64ul,
+    "ExceptionAddress" / Int64ul,
+    "NumberParameters" / Int32ul,
+    "__unusedAlignment" / Int32ul,
+    "ExceptionInformation" / Array(15, Int64ul),
+)
+
+DBGKM_EXCEPTION64 = Struct(
+    "ExceptionRecord" / EXCEPTION_RECORD64,
+    "FirstChance" / Int32ul,
+    Padding(4),
+)
+
+EXCEPTION_RECORD32 = Struct(
+    "ExceptionCode" / Int32ul,
+    "ExceptionFlags" / Int32ul,
+    "ExceptionRecord" / Int32ul,
+    "ExceptionAddress" / Int32ul,
+    "NumberParameters" / Int32ul,
+    "ExceptionInformation" / Array(15, Int32ul),
+)
+
+DBGKM_EXCEPTION32 = Struct(
+    "ExceptionRecord" / EXCEPTION_RECORD32,
+    "FirstChance" / Int32ul,
+)
+
+# -- §4.4 load symbols ---------------------------------------------------------------
+
+DBGKD_LOAD_SYMBOLS64 = Struct(
+    "PathNameLength" / Int32ul,
+    Padding(4),
+    "BaseOfDll" / Int64ul,
+    "ProcessId" / Int64ul,
+    "CheckSum" / Int32ul,
+    "SizeOfImage" / Int32ul,
+    "UnloadSymbols" / Int8ul,
+    Padding(7),
+)
+
+DBGKD_LOAD_SYMBOLS32 = Struct(
+    "PathNameLength" / Int32ul,
+    "BaseOfDll" / Int32ul,
+    "ProcessId" / Int32ul,
+    "CheckSum" / Int32ul,
+    "SizeOfImage" / Int32ul,
+    "UnloadSymbols" / Int8ul,
+    Padding(3),
+)
+
+# -- §4.5 command string -------------------------------------------------------------
+
+DBGKD_COMMAND_STRING = Struct(
+    "Flags" / Int32ul,
+    "Reserved1" / Int32ul,
+    "Reserved2" / Array(7, Int64ul),
+)
+
+# -- §4.6 control reports ------------------------------------------------------------
+
+AMD64_DBGKD_CONTROL_REPORT = Struct(
+    "Dr6" / Int64ul,
+    "Dr7" / Int64ul,
+    "EFlags" / Int32ul,
+    "InstructionCount" / Int16ul,
+    "ReportFlags" / Int16ul,
+    "InstructionStream" / Bytes(16),
+    "SegCs" / Int16ul,
+    "SegDs" / Int16ul,
+    "SegEs" / Int16ul,
+    "SegFs" / Int16ul,
+)
+
+X86_DBGKD_CONTROL_REPORT = Struct(
+    "Dr6" / Int32ul,
+    "Dr7" / Int32ul,
+    "InstructionCount" / Int16ul,
+    "ReportFlags" / Int16ul,
+    "InstructionStream" / Bytes(16),
+    "SegCs" / Int16ul,
+    "SegDs" / Int16ul,
+    "SegEs" / Int16ul,
+    "SegFs" / Int16ul,
+    "EFlags" / Int32ul,
+)
+
+# Both readings are offered on parse; building takes whichever key the caller gives.
+DBGKD_ANY_CONTROL_REPORT = Padded(
+    0x30,
+    Union(
+        0,
+        "Amd64ControlReport" / AMD64_DBGKD_CONTROL_REPORT,
+        "X86ControlReport" / X86_DBGKD_CONTROL_REPORT,
+    ),
+)
+
+_WAIT_STATE_CHANGE64_UNION = Padded(
+    0xA0,
+    Switch(
+        this.NewState,
+        {
+            StateChange.DbgKdExceptionStateChange: "Exception" / DBGKM_EXCEPTION64,
+            StateChange.DbgKdLoadSymbolsStateChange: "LoadSymbols" / DBGKD_LOAD_SYMBOLS64,
+            StateChange.DbgKdCommandStringStateChange: "CommandString" / DBGKD_COMMAND_STRING,
+        },
+        default=Struct("Raw" / Bytes(0xA0)),
+    ),
+)
+
+DBGKD_WAIT_STATE_CHANGE64 = Struct(
+    "NewState" / Int32ul,
+    "ProcessorLevel" / Int16ul,
+    "Processor" / Int16ul,
+    "NumberProcessors" / Int32ul,
+    Padding(4),
+    "Thread" / Int64ul,
+    "ProgramCounter" / Int64ul,
+    "u" / _WAIT_STATE_CHANGE64_UNION,
+)
+
+DBGKD_ANY_WAIT_STATE_CHANGE = Struct(
+    "NewState" / Int32ul,
+    "ProcessorLevel" / Int16ul,
+    "Processor" / Int16ul,
+    "NumberProcessors" / Int32ul,
+    Padding(4),
+    "Thread" / Int64ul,
+    "ProgramCounter" / Int64ul,
+    "u" / _WAIT_STATE_CHANGE64_UNION,
+    "ControlReport" / DBGKD_ANY_CONTROL_REPORT,
+)
+STATE_CHANGE64_SIZE = 0xF0
+
+# §4.2: the legacy type-1 message, 0x68 bytes.
+DBGKD_WAIT_STATE_CHANGE32 = Struct(
+    "NewState" / Int32ul,
+    "ProcessorLevel" / Int16ul,
+    "Processor" / Int16ul,
+    "NumberProcessors" / Int32ul,
+    "Thread" / Int32ul,
+    "ProgramCounter" / Int32ul,
+    "u" / Padded(
+        0x54,
+        Switch(
+            this.NewState,
+            {
+                StateChange.DbgKdExceptionStateChange: "Exception" / DBGKM_EXCEPTION32,
+                StateChange.DbgKdLoadSymbolsStateChange: "LoadSymbols" / DBGKD_LOAD_SYMBOLS32,
+                StateChange.DbgKdCommandStringStateChange: "CommandString"
+                / DBGKD_COMMAND_STRING,
+            },
+            default=Struct("Raw" / Bytes(0x54)),
+        ),
+    ),
+)
+STATE_CHANGE32_SIZE = 0x68
+
+# -- §6.1 debug I/O ------------------------------------------------------------------
+
+DBGKD_PRINT_STRING = Struct(
+    "LengthOfString" / Int32ul,
+    # Not a windbgkd.h field: the union's other half. Windows leaves junk here (0x7FF
+    # in the captured DbgPrint, §1.6), kept so captured packets rebuild byte-exactly.
+    "Unused" / Int32ul,
+)
+
+DBGKD_GET_STRING = Struct(
+    "LengthOfPromptString" / Int32ul,
+    "LengthOfStringRead" / Int32ul,
+)
+
+DBGKD_DEBUG_IO = Struct(
+    "ApiNumber" / Int32ul,
+    "ProcessorLevel" / Int16ul,
+    "Processor" / Int16ul,
+    "u" / Switch(
+        this.ApiNumber,
+        {
+            DebugIoApi.DbgKdPrintStringApi: DBGKD_PRINT_STRING,
+            DebugIoApi.DbgKdGetStringApi: DBGKD_GET_STRING,
+        },
+        default=Struct("Raw" / Bytes(8)),
+    ),
+)
+DEBUG_IO_SIZE = 16
+
+# -- §6.4 trace I/O and control requests -------------------------------------------------
+
+DBGKD_TRACE_IO = Struct(
+    "ApiNumber" / Int32ul,
+    "ProcessorLevel" / Int16ul,
+    "Processor" / Int16ul,
+    "u" / Padded(
+        56,
+        Union(
+            0,
+            "ReserveSpace" / Array(7, Int64ul),
+            "PrintTrace" / Struct("LengthOfData" / Int32ul),
+        ),
+    ),
+)
+TRACE_IO_SIZE = 64
+
+DBGKD_CONTROL_REQUEST = Struct(
+    "ApiNumber" / Int32ul,
+    "u" / Switch(
+        this.ApiNumber,
+        {
+            ControlRequestApi.DbgKdRequestHardwareBp: "RequestBreakpoint"
+            / Struct("HardwareBreakPointNumber" / Int32ul, "Available" / Int32ul),
+            ControlRequestApi.DbgKdReleaseHardwareBp: "ReleaseBreakpoint"
+            / Struct("HardwareBreakPointNumber" / Int32ul, "Released" / Int32ul),
+        },
+        default=Struct("Raw" / Bytes(8)),
+    ),
+)
+CONTROL_REQUEST_SIZE = 12
+
+# -- §7.1 file I/O -------------------------------------------------------------------
+
+DBGKD_CREATE_FILE = Struct(
+    "DesiredAccess" / Int32ul,
+    "FileAttributes" / Int32ul,
+    "ShareAccess" / Int32ul,
+    "CreateDisposition" / Int32ul,
+    "CreateOptions" / Int32ul,
+    Padding(4),
+    "Handle" / Int64ul,
+    "Length" / Int64ul,
+)
+
+DBGKD_READ_FILE = Struct("Handle" / Int64ul, "Offset" / Int64ul, "Length" / Int32ul)
+DBGKD_WRITE_FILE = Struct("Handle" / Int64ul, "Offset" / Int64ul, "Length" / Int32ul)
+DBGKD_CLOSE_FILE = Struct("Handle" / Int64ul)
+
+DBGKD_FILE_IO = Struct(
+    "ApiNumber" / Int32ul,
+    "Status" / Int32ul,
+    "u" / Padded(
+        56,
+        Switch(
+            this.ApiNumber,
+            {
+                FileIoApi.DbgKdCreateFileApi: DBGKD_CREATE_FILE,
+                FileIoApi.DbgKdReadFileApi: DBGKD_READ_FILE,
+                FileIoApi.DbgKdWriteFileApi: DBGKD_WRITE_FILE,
+                FileIoApi.DbgKdCloseFileApi: DBGKD_CLOSE_FILE,
+            },
+            default=Struct("Raw" / Bytes(56)),
+        ),
+    ),
+)
+FILE_IO_SIZE = 64
