@@ -1,0 +1,235 @@
+"""Records shared by PE images and DBG files: debug directory, MISC, CodeView refs, FPO.
+
+Declared once in construct and used both to parse (with bounds checks) and to
+build fixtures (symbols.md §1.3-§1.5, §6.1):
+
+    IMAGE_DEBUG_DIRECTORY (28 bytes)   Characteristics, TimeDateStamp, Major/MinorVersion,
+                                       Type, SizeOfData, AddressOfRawData, PointerToRawData
+    IMAGE_DEBUG_MISC                   DataType=1 (EXENAME), Length, Unicode, Reserved[3], Data
+    CV_INFO_PDB20  'NB10'              Offset, Signature, Age, PdbFileName (ANSI, NUL)
+    CV_INFO_PDB70  'RSDS'              GUID (16), Age, PdbFileName (UTF-8, NUL)
+    FPO_DATA (16 bytes)                ulOffStart, cbProcSize, cdwLocals, cdwParams, bit field
+    IMAGE_SECTION_HEADER (40 bytes)
+
+Decoding never trusts a size or offset: anything out of range raises
+``SymbolFileError``. Inline CodeView NB09/NB11 symbol tables are not read here.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from dataclasses import dataclass
+
+from construct import Bytes, Const, Int8ul, Int16ul, Int32ul, Padding, Struct
+
+from .errors import SymbolFileError
+from .model import SectionHeader
+
+__all__ = [
+    "IMAGE_DEBUG_TYPE_COFF", "IMAGE_DEBUG_TYPE_CODEVIEW", "IMAGE_DEBUG_TYPE_FPO",
+    "IMAGE_DEBUG_TYPE_MISC", "IMAGE_DEBUG_TYPE_OMAP_TO_SRC", "IMAGE_DEBUG_TYPE_OMAP_FROM_SRC",
+    "IMAGE_DEBUG_DIRECTORY", "IMAGE_DEBUG_MISC", "CV_INFO_PDB20", "CV_INFO_PDB70", "FPO_DATA",
+    "IMAGE_SECTION_HEADER", "DebugEntry", "CodeViewRef", "FpoData",
+    "parse_debug_directory", "parse_misc_name", "parse_codeview_ref", "parse_fpo",
+    "parse_section_headers", "build_misc", "build_nb10", "build_rsds", "build_section_header",
+    "build_fpo", "build_debug_entry", "decode_name",
+]
+
+IMAGE_DEBUG_TYPE_COFF = 1
+IMAGE_DEBUG_TYPE_CODEVIEW = 2
+IMAGE_DEBUG_TYPE_FPO = 3
+IMAGE_DEBUG_TYPE_MISC = 4
+IMAGE_DEBUG_TYPE_OMAP_TO_SRC = 7
+IMAGE_DEBUG_TYPE_OMAP_FROM_SRC = 8
+IMAGE_DEBUG_MISC_EXENAME = 1
+
+IMAGE_DEBUG_DIRECTORY = Struct(
+    "Characteristics" / Int32ul, "TimeDateStamp" / Int32ul, "MajorVersion" / Int16ul,
+    "MinorVersion" / Int16ul, "Type" / Int32ul, "SizeOfData" / Int32ul,
+    "AddressOfRawData" / Int32ul, "PointerToRawData" / Int32ul,
+)
+IMAGE_DEBUG_MISC = Struct(
+    "DataType" / Int32ul, "Length" / Int32ul, "Unicode" / Int8ul, Padding(3), "Data" / Bytes(lambda c: c.Length - 12),
+)
+CV_INFO_PDB20 = Struct(
+    "CvSignature" / Const(b"NB10"), "Offset" / Int32ul, "Signature" / Int32ul, "Age" / Int32ul,
+    "PdbFileName" / Bytes(lambda c: len(c.PdbFileName)),
+)
+CV_INFO_PDB70 = Struct(
+    "CvSignature" / Const(b"RSDS"), "Guid" / Bytes(16), "Age" / Int32ul,
+    "PdbFileName" / Bytes(lambda c: len(c.PdbFileName)),
+)
+FPO_DATA = Struct(
+    "ulOffStart" / Int32ul, "cbProcSize" / Int32ul, "cdwLocals" / Int32ul, "cdwParams" / Int16ul,
+    "Flags" / Int16ul,
+)
+IMAGE_SECTION_HEADER = Struct(
+    "Name" / Bytes(8), "VirtualSize" / Int32ul, "VirtualAddress" / Int32ul, "SizeOfRawData" / Int32ul,
+    "PointerToRawData" / Int32ul, "PointerToRelocations" / Int32ul, "PointerToLinenumbers" / Int32ul,
+    "NumberOfRelocations" / Int16ul, "NumberOfLinenumbers" / Int16ul, "Characteristics" / Int32ul,
+)
+
+_DIR = struct.Struct("<IIHHIIII")
+_SECTION = struct.Struct("<8sIIIIIIHHI")
+_FPO = struct.Struct("<IIIHH")
+MAX_DEBUG_ENTRIES = 64
+MAX_SECTIONS = 96        # the PE loader's own limit
+MAX_FPO = 1 << 20
+
+
+def decode_name(raw: bytes) -> str:
+    """Bytes up to the first NUL, UTF-8 when valid, else Windows-1252 (never fails)."""
+    raw = raw.split(b"\x00", 1)[0]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class DebugEntry:
+    type: int
+    timestamp: int
+    size: int
+    rva: int
+    pointer: int
+
+
+@dataclass(frozen=True, slots=True)
+class CodeViewRef:
+    """What a CODEVIEW debug entry says: a PDB reference, or inline NB09/NB11 data."""
+
+    format: str                      # "NB10", "RSDS", "NB09", "NB11"
+    pdb_name: str | None = None
+    signature: int | None = None
+    guid: uuid.UUID | None = None
+    age: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FpoData:
+    start: int
+    proc_size: int
+    locals: int
+    params: int
+    prolog: int
+    regs: int
+    has_seh: bool
+    use_bp: bool
+    frame: int
+
+
+def parse_debug_directory(data: bytes) -> list[DebugEntry]:
+    if len(data) % _DIR.size:
+        data = data[: len(data) - len(data) % _DIR.size]
+    count = len(data) // _DIR.size
+    if count > MAX_DEBUG_ENTRIES:
+        raise SymbolFileError(f"debug directory of {count} entries")
+    entries = []
+    for i in range(count):
+        _, stamp, _, _, kind, size, rva, pointer = _DIR.unpack_from(data, i * _DIR.size)
+        entries.append(DebugEntry(kind, stamp, size, rva, pointer))
+    return entries
+
+
+def parse_misc_name(blob: bytes) -> str | None:
+    """The EXENAME of an IMAGE_DEBUG_MISC record, or None for another kind."""
+    if len(blob) < 12:
+        raise SymbolFileError("MISC record shorter than its header")
+    kind, length, unicode = struct.unpack_from("<IIB", blob)
+    if kind != IMAGE_DEBUG_MISC_EXENAME:
+        return None
+    if length < 12 or length > len(blob):
+        raise SymbolFileError(f"MISC length {length} outside its {len(blob)} bytes")
+    data = blob[12:length]
+    if unicode:
+        return data.decode("utf-16-le", "replace").split("\x00", 1)[0]
+    return decode_name(data)
+
+
+def parse_codeview_ref(blob: bytes) -> CodeViewRef:
+    if len(blob) < 4:
+        raise SymbolFileError("CodeView record shorter than its signature")
+    magic = bytes(blob[:4])
+    if magic == b"RSDS":
+        if len(blob) < 24:
+            raise SymbolFileError("RSDS record truncated")
+        guid = uuid.UUID(bytes_le=bytes(blob[4:20]))
+        (age,) = struct.unpack_from("<I", blob, 20)
+        return CodeViewRef("RSDS", decode_name(bytes(blob[24:])), None, guid, age)
+    if magic == b"NB10":
+        if len(blob) < 16:
+            raise SymbolFileError("NB10 record truncated")
+        _, signature, age = struct.unpack_from("<III", blob, 4)
+        return CodeViewRef("NB10", decode_name(bytes(blob[16:])), signature, None, age)
+    if magic in (b"NB09", b"NB11"):
+        return CodeViewRef(magic.decode())
+    raise SymbolFileError(f"unknown CodeView signature {magic!r}")
+
+
+def parse_fpo(blob: bytes) -> list[FpoData]:
+    count = len(blob) // _FPO.size
+    if count > MAX_FPO:
+        raise SymbolFileError(f"{count} FPO records")
+    records = []
+    for i in range(count):
+        start, size, locals_, params, bits = _FPO.unpack_from(blob, i * _FPO.size)
+        records.append(FpoData(start, size, locals_, params, bits & 0xFF, (bits >> 8) & 7,
+                               bool(bits & 0x800), bool(bits & 0x1000), (bits >> 14) & 3))
+    return records
+
+
+def parse_section_headers(data: bytes, count: int) -> list[SectionHeader]:
+    if count > MAX_SECTIONS:
+        raise SymbolFileError(f"{count} section headers")
+    if count * _SECTION.size > len(data):
+        raise SymbolFileError("section headers truncated")
+    sections = []
+    for i in range(count):
+        name, vsize, va, _, _, _, _, _, _, flags = _SECTION.unpack_from(data, i * _SECTION.size)
+        sections.append(SectionHeader(decode_name(name), va, vsize, flags))
+    return sections
+
+
+# Builders: fixtures for tests and the DBG writer ---------------------------------
+
+def build_misc(name: str) -> bytes:
+    data = name.encode("cp1252") + b"\x00"
+    data += b"\x00" * (-(12 + len(data)) % 4)
+    return IMAGE_DEBUG_MISC.build({"DataType": IMAGE_DEBUG_MISC_EXENAME, "Length": 12 + len(data),
+                                   "Unicode": 0, "Data": data})
+
+
+def build_nb10(pdb_name: str, signature: int, age: int) -> bytes:
+    return CV_INFO_PDB20.build({"Offset": 0, "Signature": signature, "Age": age,
+                                "PdbFileName": pdb_name.encode("cp1252") + b"\x00"})
+
+
+def build_rsds(pdb_name: str, guid: uuid.UUID, age: int) -> bytes:
+    return CV_INFO_PDB70.build({"Guid": guid.bytes_le, "Age": age,
+                                "PdbFileName": pdb_name.encode("utf-8") + b"\x00"})
+
+
+def build_section_header(section: SectionHeader, raw_size: int = 0, raw_pointer: int = 0) -> bytes:
+    return IMAGE_SECTION_HEADER.build({
+        "Name": section.name.encode("ascii", "replace")[:8].ljust(8, b"\x00"),
+        "VirtualSize": section.virtual_size, "VirtualAddress": section.virtual_address,
+        "SizeOfRawData": raw_size, "PointerToRawData": raw_pointer, "PointerToRelocations": 0,
+        "PointerToLinenumbers": 0, "NumberOfRelocations": 0, "NumberOfLinenumbers": 0,
+        "Characteristics": section.characteristics,
+    })
+
+
+def build_fpo(record: FpoData) -> bytes:
+    bits = (record.prolog & 0xFF) | (record.regs & 7) << 8 | int(record.has_seh) << 11 \
+        | int(record.use_bp) << 12 | (record.frame & 3) << 14
+    return FPO_DATA.build({"ulOffStart": record.start, "cbProcSize": record.proc_size,
+                           "cdwLocals": record.locals, "cdwParams": record.params, "Flags": bits})
+
+
+def build_debug_entry(kind: int, size: int, pointer: int, rva: int = 0, timestamp: int = 0) -> bytes:
+    return IMAGE_DEBUG_DIRECTORY.build({
+        "Characteristics": 0, "TimeDateStamp": timestamp, "MajorVersion": 0, "MinorVersion": 0,
+        "Type": kind, "SizeOfData": size, "AddressOfRawData": rva, "PointerToRawData": pointer,
+    })
