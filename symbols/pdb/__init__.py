@@ -13,6 +13,8 @@ Public API (everything else in the package is internal):
 - ``PdbFile.publics()``, ``.globals()``, ``.procedures()``, ``.labels()``,
   ``.thunks()`` -> ``list[SymbolRecord]`` sorted by RVA (after OMAP).
 - ``PdbFile.has_private_symbols -> bool``.
+- ``PdbFile.line_for(rva) -> (file, line) | None``; ``PdbFile.lines() ->
+  list[LineEntry(rva, length, file, line)]`` from C13 line tables.
 - ``PdbFile.types -> TypeTable``: ``find(name)`` (complete UDT, exact then
   case-insensitive then typedef), ``by_index(ti)``, ``names(pattern)``,
   ``type_name(ti)``. ``TypeInfo`` has ``kind`` (struct, union, class, enum,
@@ -29,8 +31,9 @@ records; nothing reads types or module streams until asked.
 
 from __future__ import annotations
 
+from kdcon.symbols.pdb.lines import LineEntry
 from kdcon.symbols.pdb.pdbfile import PdbFile, open_pdb
 from kdcon.symbols.pdb.tpi import TypeTable
 from kdcon.symbols.pdb.typeinfo import Field, TypeInfo
 
-__all__ = ["PdbFile", "open_pdb", "TypeTable", "TypeInfo", "Field"]
+__all__ = ["PdbFile", "open_pdb", "TypeTable", "TypeInfo", "Field", "LineEntry"]

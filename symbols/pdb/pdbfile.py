@@ -26,6 +26,7 @@ from kdcon.symbols import codeview as cv
 from kdcon.symbols.errors import SymbolFileError
 from kdcon.symbols.model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
 from kdcon.symbols.pdb.guard import guarded
+from kdcon.symbols.pdb.lines import LineEntry, LineTable, parse_names
 from kdcon.symbols.pdb.msf import MsfFile
 from kdcon.symbols.pdb.records import Located, decode_located, iter_records, read_name
 from kdcon.symbols.pdb.streams import (
@@ -328,6 +329,35 @@ class PdbFile:
     def thunks(self) -> list[SymbolRecord]:
         """Thunks (S_THUNK32) from module streams, size = thunk length."""
         return list(self._stage("modsyms", self._module_symbols)["thunks"])
+
+    # -- line numbers --------------------------------------------------------------------
+
+    def _load_lines(self) -> LineTable:
+        table = LineTable()
+        if self.dbi is None:
+            return table
+        names_stream = self.info.named_streams.get("/names")
+        names = b""
+        if names_stream is not None and self.msf.has_stream(names_stream):
+            names = parse_names(self.msf.stream(names_stream))
+        for module in self.dbi.modules:
+            if not module.c13_bytes or not self.msf.has_stream(module.stream):
+                continue
+            data = self.msf.stream(module.stream)
+            start = module.sym_bytes + module.c11_bytes
+            table.add_module(data, start, start + module.c13_bytes, names, self.rva)
+        table.finish()
+        return table
+
+    @guarded
+    def line_for(self, rva: int) -> tuple[str, int] | None:
+        """(source file, line) of the code at ``rva``, or None when no line covers it."""
+        return self._stage("lines", self._load_lines).line_for(rva)
+
+    @guarded
+    def lines(self) -> list[LineEntry]:
+        """Every line entry (rva, length, file, line), sorted by RVA."""
+        return self._stage("lines", self._load_lines).entries()
 
     @property
     def has_private_symbols(self) -> bool:

@@ -243,10 +243,71 @@ def parse_pdbutil(text: str) -> PdbutilDump:
                 current.field_list = int(m.group(1), 16) if m.group(1).startswith("0x") else 0
             if m := re.search(r"sizeof (\d+)", line):
                 current.size = int(m.group(1))
-            if m := re.search(r"forward ref \(-> (0x[0-9A-F]+)\)", line):
+            if "forward ref" in line:
                 current.forward = True
+            if m := re.search(r"forward ref \(-> (0x[0-9A-F]+)\)", line):
                 current.forward_to = int(m.group(1), 16)
             if m := re.search(r"type = (0x[0-9A-F]+) .*bit offset = (\d+), # bits = (\d+)", line):
                 current.bit_type, current.bit_offset, current.bit_count = (
                     int(m.group(1), 16), int(m.group(2)), int(m.group(3)))
     return dump
+
+
+def pdbutil_lines(pdb: Path) -> list[tuple[str, int, int, int]]:
+    """(file, segment, offset, line) of every entry ``llvm-pdbutil dump -l`` prints."""
+    tool = require_tool("llvm-pdbutil")
+    text = subprocess.run([tool, "dump", "-l", str(pdb)], check=True, capture_output=True,
+                          text=True).stdout
+    result = []
+    file = ""
+    segment = 0
+    for line in text.splitlines():
+        if m := re.match(r"^(\S.*?) \((?:MD5|SHA1|SHA256|no checksum).*\)$", line):
+            file = m.group(1)
+        elif m := re.match(r"^\s+(\w{4}):\w{8}-\w{8}, line/addr entries", line):
+            segment = int(m.group(1), 16)
+        else:
+            for n, addr in re.findall(r"(\d+) ([0-9A-F]{8})", line):
+                result.append((file, segment, int(addr, 16), int(n)))
+    return result
+
+
+def sample_spec(profile: str = "pdb7", **overrides):
+    """A writer spec with a bit of everything: sections, publics, globals, a
+    procedure, a label, typedefs, lines (7.0) and types in the profile's form."""
+    from kdcon.symbols.model import SectionHeader
+    from kdcon.symbols.pdb.writer import PROFILES, PdbSpec
+    from kdcon.symbols.pdb.writer_records import TypeWriter
+
+    form = PROFILES[profile][3]
+    psize = 8 if profile == "pdb7" else 4
+    tw = TypeWriter(form)
+    forward = tw.structure("_LIST_ENTRY", 0, 0, 0, forward=True)
+    pointer = tw.pointer(forward, psize)
+    links = tw.complete("_LIST_ENTRY", [("Flink", pointer, 0), ("Blink", pointer, psize)],
+                        2 * psize)
+    bits = tw.bitfield(0x22, 3, 2)
+    name = tw.array(0x20, 16)
+    state = tw.enum("_STATE", 0x74, [("StateIdle", 0), ("StateBusy", 5), ("StateBig", 70000)])
+    members = [("Flags", 0x22, 0), ("Bits", bits, 4), ("Name", name, 8),
+               ("Links", links, 24), ("State", state, 24 + 2 * psize)]
+    obj_forward, obj = tw.aggregate("_OBJ", members, 32 + 2 * psize)
+    self_ptr = tw.pointer(obj_forward, psize)
+    union = tw.complete("_U", [("Whole", 0x22, 0), ("Self", self_ptr, 0)], psize, kind="union")
+    spec = PdbSpec(
+        profile=profile, machine=0x8664 if profile == "pdb7" else 0x14C,
+        sections=[SectionHeader(".text", 0x1000, 0x200, 0x60000020),
+                  SectionHeader(".data", 0x2000, 0x100, 0xC0000040)],
+        publics=[("_DriverEntry@8", 1, 0x10, 2), ("_Global", 2, 0x20, 0),
+                 ("?Helper@@YAXXZ", 1, 0x80, 2), ("Caf\u00e9", 2, 0x60, 0)],
+        globals=[("Global", 2, 0x20, obj, False), ("Counter", 2, 0x50, 0x22, True),
+                 ("Either", 2, 0x60, union, False)],
+        procedures=[("DriverEntry", 1, 0x10, 0x40, 0, False), ("Helper", 1, 0x80, 0x20, 0, True)],
+        labels=[("Retry", 1, 0x30)],
+        typedefs=[("OBJ", obj), ("POBJ", self_ptr)],
+        lines=[("c:\\src\\drv.c", 1, 0x10, [(0, 10), (8, 11), (0x20, 14)]),
+               ("c:\\src\\helper.c", 1, 0x80, [(0, 3), (0x10, 4)])] if profile == "pdb7" else [],
+        types=tw)
+    for key, value in overrides.items():
+        setattr(spec, key, value)
+    return spec

@@ -6,7 +6,7 @@ import pytest
 
 from kdcon.symbols.model import SymbolKind
 from kdcon.symbols.pdb import open_pdb
-from tests.symbols.fixtures_pdb import built_driver, pdbutil_dump
+from tests.symbols.fixtures_pdb import built_driver, pdbutil_dump, pdbutil_lines
 
 
 @pytest.fixture(params=["x64", "x86", "x86gz"])
@@ -59,3 +59,18 @@ def test_procedure_ranges_cover_their_publics():
             if public.name in ranges:
                 start, end = ranges[public.name]
                 assert start == public.rva < end
+
+
+def test_every_line_entry_matches_pdbutil(driver):
+    path, dump = driver
+    expected = sorted((_rva(dump, seg, off), file, line)
+                      for file, seg, off, line in pdbutil_lines(path))
+    assert len(expected) > 10
+    with open_pdb(path) as pdb:
+        assert sorted((e.rva, e.file, e.line) for e in pdb.lines()) == expected
+        for rva, file, line in expected:
+            found = pdb.line_for(rva)
+            assert found is not None and found[0] == file
+        entry_rvas = {rva for rva, _, _ in expected}
+        procedures = pdb.procedures()
+        assert all(p.rva in entry_rvas for p in procedures)
