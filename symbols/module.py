@@ -81,7 +81,7 @@ class ModuleSymbols:
 
     def __init__(self, name: str, base: int, size: int, *, image_name: str | None = None,
                  timestamp: int = 0, checksum: int = 0, read: Reader | None = None,
-                 locator: SymbolLocator | None = None) -> None:
+                 locator: SymbolLocator | None = None, image: PeImage | None = None) -> None:
         self.name = name
         self.base = base
         self.size = size
@@ -93,7 +93,8 @@ class ModuleSymbols:
         self.state = SymbolState.DEFERRED
         self.letter = ""
         self.symbol_file: str | None = None
-        self.image: PeImage | None = None
+        self._given_image = image
+        self.image: PeImage | None = image
         self.searches: list[tuple[str, Located]] = []
         self._index: SymbolIndex | None = None
         self._pdb = None
@@ -115,6 +116,9 @@ class ModuleSymbols:
                         size_of_image=self.size, checksum=self.checksum)
 
     def _load_image(self) -> None:
+        if self._given_image is not None:
+            self.image = self._given_image
+            return
         if self._read is not None:
             try:
                 self.image = read_image_from_memory(self._read, self.image_name)

@@ -22,7 +22,7 @@ from .locate import SymbolLocator
 from .model import SymbolKind, SymbolRecord
 from .module import ModuleSymbols, module_name_for
 from .path import SymbolPath
-from .pe import Reader
+from .pe import PeImage, Reader
 
 __all__ = ["NearSymbols", "SymbolMatch", "SymbolSession", "format_address"]
 
@@ -82,12 +82,13 @@ class SymbolSession:
 
     def add_module(self, image_name: str, base: int, size: int, *, timestamp: int = 0,
                    checksum: int = 0, read: Reader | None = None,
-                   name: str | None = None) -> ModuleSymbols:
+                   name: str | None = None, image: PeImage | None = None) -> ModuleSymbols:
         """Register a module (deferred). A module already at ``base`` is replaced."""
         self.remove_module(base)
         module_name = name or self._unique_name(module_name_for(image_name))
         module = ModuleSymbols(module_name, base, size, image_name=image_name, timestamp=timestamp,
-                               checksum=checksum, read=read, locator=self.locator)
+                               checksum=checksum, read=read, locator=self.locator,
+                               image=image)
         position = bisect.bisect_left([m.base for m in self._modules], base)
         self._modules.insert(position, module)
         return module
