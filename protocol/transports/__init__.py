@@ -6,6 +6,7 @@ with pyserial. Start with ``open_link``; see each module for the details.
 
 from __future__ import annotations
 
+from .cli import add_link_arguments, open_link_from_args
 from .errors import LinkClosed, LinkError, LinkWriteTimeout
 from .faults import FaultCounts, FaultModel, parse_fault_spec
 from .faulty_port import FaultyPort
@@ -29,9 +30,11 @@ __all__ = [
     "LinkWriteTimeout",
     "NativeSerial",
     "PacedPort",
+    "add_link_arguments",
     "byte_time",
     "is_kd_string",
     "open_link",
+    "open_link_from_args",
     "parse_fault_spec",
     "parse_kd_string",
     "register_handlers",
