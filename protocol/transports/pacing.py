@@ -10,7 +10,8 @@ sleeping late never accumulates into drift over long runs. ``PacedPort`` applies
   It returns once the last byte is on the wire. A write that follows within two quanta
   continues the same busy period, so late wake-ups do not add up.
 - ``read`` stamps bytes with deadlines when it first sees them (a pump that is always
-  reading sees them as they arrive) and releases each only once its deadline passed.
+  reading sees them as they arrive) and releases each only once its deadline passed,
+  also waking at most once a quantum.
 
 The clock and sleep are injectable, so tests check the schedule without timing anything.
 Not here: faults (``faulty_port``) and what the bytes mean.
@@ -146,7 +147,8 @@ class PacedPort(PortWrapper):
                 if left is not None and left <= 0:
                     break
                 if self._rx_buf:
-                    wait = self._rx_buf[0][0] - now
+                    # Wake once per quantum, not once per byte: at most ``quantum`` late.
+                    wait = max(self._rx_buf[0][0] - now, min(self.quantum, self._rx_buf[-1][0] - now))
                     if left is not None:
                         wait = min(wait, left)
                     self._pull(block_for=0)

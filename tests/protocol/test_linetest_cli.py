@@ -6,14 +6,13 @@ The fake target answers with bytes built from the reference's vectors (kd-protoc
 
 from __future__ import annotations
 
-import subprocess
 import threading
 
 import pytest
 
 from kdcon.protocol.transports import BaudMismatch, FaultyPort, LinkClosed, open_link
 from kdcon.tools.linetest import main
-from tests.oracles import require_tool
+from tests.protocol.test_transport_ptys import socat_pair  # noqa: F401 - a fixture
 
 # Data packet type 2, payload 01..05, id 0x80800800 (kd-protocol.md §1.3, with the serial trailer).
 DATA_PACKET = bytes.fromhex("30303030" "0200" "0500" "00088080" "0f000000" "0102030405" "aa")
@@ -119,21 +118,9 @@ def test_paced_unix_cable_between_two_ends_is_ok_both_ways(sock_path, capsys):
     assert "A->B: sent 1024, received 1024" in out and "B->A: sent 1024, received 1024" in out
 
 
-def test_socat_pty_cable_is_ok(tmp_path, capsys):
-    socat = require_tool("socat")
-    a, b = tmp_path / "ptyA", tmp_path / "ptyB"
-    proc = subprocess.Popen(
-        [socat, "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"], stderr=subprocess.PIPE, text=True
-    )
-    try:
-        for line in proc.stderr:
-            if "starting data transfer loop" in line:
-                break
-        status = main(["--port", str(a), "--peer", str(b)])
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stderr.close()
+def test_socat_pty_cable_is_ok(socat_pair, capsys):
+    _, a, b = socat_pair
+    status = main(["--port", a, "--peer", b])
     out = capsys.readouterr().out
     assert status == 0, out
 
