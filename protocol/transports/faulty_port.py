@@ -5,12 +5,15 @@ Each direction has a line model, any object with ``apply(data: bytes) -> bytes``
 resampled at the wrong rate). ``write`` passes ``model_tx.apply(data)`` to the port and
 reports ``len(data)`` written, as a UART does whatever happens on the wire; ``read``
 applies ``model_rx`` to what arrives and keeps any surplus (duplicates, garbage) for the
-next read. Not here: the models themselves.
+next read. A read returns early, with fewer bytes than asked, when the line lost bytes
+the port had announced in ``in_waiting``: waiting out the timeout for bytes that will
+never come would stall a ``read(in_waiting)`` pump. Not here: the models themselves.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Protocol
 
 from .wrapper import PortWrapper
@@ -32,12 +35,17 @@ class FaultyPort(PortWrapper):
         self.model_tx = model_tx
         self.model_rx = model_rx
         self._rx = bytearray()
+        # The models keep state: a pump reading while another thread writes must not
+        # interleave inside one model.
+        self._tx_lock = threading.Lock()
+        self._rx_lock = threading.Lock()
 
     def write(self, data: bytes) -> int:
         data = bytes(data)
-        out = self.model_tx.apply(data) if self.model_tx is not None else data
-        if out:
-            self.port.write(out)
+        with self._tx_lock:
+            out = self.model_tx.apply(data) if self.model_tx is not None else data
+            if out:
+                self.port.write(out)
         return len(data)
 
     @property
@@ -45,6 +53,10 @@ class FaultyPort(PortWrapper):
         return len(self._rx) + self.port.in_waiting
 
     def read(self, size: int = 1) -> bytes:
+        with self._rx_lock:
+            return self._read_locked(size)
+
+    def _read_locked(self, size: int) -> bytes:
         deadline = self._deadline()
         while len(self._rx) < size:
             if self._rx and not self.port.in_waiting:
@@ -61,5 +73,6 @@ class FaultyPort(PortWrapper):
         return out
 
     def reset_input_buffer(self) -> None:
-        self._rx.clear()
-        self.port.reset_input_buffer()
+        with self._rx_lock:
+            self._rx.clear()
+            self.port.reset_input_buffer()

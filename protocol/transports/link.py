@@ -3,7 +3,8 @@
 ``spec`` may be any pyserial URL (``socket://``, ``rfc2217://``, ``loop://``, ``spy://``),
 one of ours (``unix://``, ``tcp://``, ``pty://``), a device path (``/dev/ttyS0``,
 ``/dev/pts/3``, ``COM1``), or a kd ``-k`` string (``com:port=...,baud=...``,
-``com:pipe,port=...,reconnect``; see ``kdstring``). Two options are handled here for
+``com:pipe,port=...,reconnect``; see ``kdstring``). Off Windows a bare ``COMn`` means
+``/dev/ttyS<n-1>``, as in kd strings. Two options are handled here for
 every URL and stripped before pyserial sees it: ``pace=BAUD`` and ``faults=SPEC``
 (``faults=flip=1e-4,drop=1e-3,seed=7``, see ``faults.parse_fault_spec``).
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 1.0
 _HANDLER_PACKAGE = __name__.rpartition(".")[0]
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_COM_NAME = re.compile(r"^com\d+$", re.IGNORECASE)
 
 
 def register_handlers() -> None:
@@ -122,6 +124,11 @@ def open_link(
         log.info("kd string %r opens %s", spec, target)
     else:
         target = spec
+        com = _COM_NAME.match(target)
+        if com and sys.platform != "win32":
+            # The name a Windows user types: the same translation as kd strings get.
+            target = parse_kd_string(f"com:port={target}").to_url()
+            log.info("%s is %s on this system", spec, target)
     _check_baud(baud)
     url_pace: int | None = None
     url_faults: FaultModel | None = None

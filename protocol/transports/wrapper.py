@@ -27,7 +27,11 @@ class PortWrapper:
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the wrapper does not define itself.
-        return getattr(self.__dict__["port"], name)
+        try:
+            inner = self.__dict__["port"]
+        except KeyError:
+            raise AttributeError(name) from None
+        return getattr(inner, name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.port!r})"

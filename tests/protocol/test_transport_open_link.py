@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 
 import pytest
 import serial
@@ -58,6 +59,12 @@ def test_disabled_fault_model_adds_no_wrapper():
     assert wrap_link(a, faults=FaultModel(0)) is a
     a.close()
     b.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="COMn is a native name on Windows")
+def test_bare_com_name_off_windows_opens_the_matching_ttys_device():
+    with pytest.raises(LinkError, match="/dev/ttyS249: no such device"):
+        open_link("COM250")
 
 
 def test_missing_device_says_to_check_the_device():
