@@ -6,6 +6,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kdcon.protocol.transports.faults import FaultModel, parse_fault_spec
 
@@ -138,3 +140,20 @@ def test_bad_fault_spec_raises_one_line_value_error(text):
     with pytest.raises(ValueError) as info:
         parse_fault_spec(text)
     assert "\n" not in str(info.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(max_size=3000),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=12),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_any_chunking_gives_the_same_output_and_counts(data, cuts, seed):
+    kwargs = dict(bit_flip=0.02, drop=0.02, duplicate=0.02, garbage=0.01, garbage_len=(1, 4))
+    whole_model = FaultModel(seed, **kwargs)
+    whole = whole_model.apply(data)
+    model = FaultModel(seed, **kwargs)
+    bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    pieces = b"".join(model.apply(data[a:b]) for a, b in zip(bounds, bounds[1:]))
+    assert pieces == whole
+    assert model.counts == whole_model.counts

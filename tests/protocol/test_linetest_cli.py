@@ -77,6 +77,14 @@ def test_probe_over_a_pty_with_a_kd_string_finds_control_packets(capsys):
     assert "control packet type 6 (RESET)" in out
 
 
+def test_probe_over_tcp_finds_the_target(capsys):
+    target_end = open_link("tcp://127.0.0.1:0?listen")
+    host, tcp_port = target_end.address
+    with FakeTarget(target_end, DATA_PACKET):
+        status = main(["--port", f"tcp://{host}:{tcp_port}", "--probe", "--wait", "10"])
+    assert status == 0 and "KD target answering" in capsys.readouterr().out
+
+
 def test_probe_reports_wrong_baud_and_guesses_the_targets_rate(sock_path, capsys):
     target_end = open_link(f"unix://{sock_path}?listen")
     line = BaudMismatch(tx_baud=57600, rx_baud=115200)

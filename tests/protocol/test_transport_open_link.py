@@ -27,6 +27,14 @@ def test_pyserial_loop_url_opens_and_echoes():
         assert port.read(4) == b"0000"
 
 
+def test_pyserial_socket_url_reaches_our_tcp_listener():
+    with open_link("tcp://127.0.0.1:0?listen", timeout=5) as server:
+        host, tcp_port = server.address
+        with open_link(f"socket://{host}:{tcp_port}", timeout=5) as client:
+            client.write(b"iiii")
+            assert server.read(4) == b"iiii"
+
+
 def test_kd_pipe_string_opens_a_unix_socket_and_its_baud_is_applied(tmp_path):
     path = tmp_path / "vm-com1"
     with open_link(f"unix://{path}?listen", timeout=5) as server:
@@ -96,6 +104,7 @@ def test_device_open_errors_from_pyserial_become_advice(monkeypatch, err, messag
         ("   ", "no link given"),
         ("bogus://x", "unknown URL scheme"),
         ("socket://127.0.0.1:1", "refused"),
+        ("rfc2217://127.0.0.1:1", "refused"),
         ("loop://?pace=fast", "not a baud rate"),
         ("loop://?faults=drop=2", "bad faults"),
         ("com:port=COM1,baud=fast", "not a number"),
