@@ -104,6 +104,11 @@ def _check_baud(baud: int) -> None:
         log.warning("baud rate %d is not one kd uses (%s)", baud, ", ".join(map(str, KD_BAUD_RATES)))
 
 
+def _check_pace(pace: int | None) -> None:
+    if pace is not None and (not isinstance(pace, int) or pace <= 0):
+        raise LinkError(f"pace={pace!r} is not a baud rate")
+
+
 def open_link(
     spec: str,
     *,
@@ -136,6 +141,7 @@ def open_link(
         target, url_pace, url_faults = _split_wrapper_options(target)
     pace = pace if pace is not None else url_pace
     faults = faults if faults is not None else url_faults
+    _check_pace(pace)
     try:
         if _URL.match(target):
             port = serial.serial_for_url(target, baudrate=baud, timeout=timeout)
@@ -152,6 +158,7 @@ def wrap_link(port: Any, *, pace: int | None = None, faults: FaultModel | None =
     """``port`` wrapped for faults and pacing; the received direction uses a sibling seed."""
     if faults is not None and faults.enabled:
         port = FaultyPort(port, model_tx=faults, model_rx=faults.with_seed(faults.seed + 1))
+    _check_pace(pace)
     if pace is not None:
         port = PacedPort(port, pace)
     return port

@@ -116,6 +116,12 @@ def test_bad_specs_raise_one_line_transport_error(spec, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("pace", [0, -1])
+def test_impossible_pace_is_refused(pace):
+    with pytest.raises(LinkError, match="not a baud rate"):
+        open_link("loop://", pace=pace)
+
+
 @pytest.mark.parametrize("baud", [0, -9600])
 def test_impossible_baud_rate_is_refused(baud):
     with pytest.raises(LinkError, match="not a baud rate"):
