@@ -381,13 +381,16 @@ static __inline VOID RemoveEntryList(PLIST_ENTRY Entry)
 #define CONTAINING_RECORD(address, type, field) \
     ((type *)((CHAR *)(address) - (ULONG_PTR)NTDECL_OFFSET(type, field)))
 
-/* Debugging support. KdDebuggerEnabled is exported as a pointer to the kernel's BOOLEAN
-   (track.md, "Companion debugging helpers"): read the flag through it. */
+/* Debugging support. As in wdm.h, KdDebuggerEnabled is declared without dllimport as a
+   PBOOLEAN: the kernel exports its BOOLEAN as a CONSTANT import, so the name binds to the
+   import-table slot, which holds the BOOLEAN's address (track.md, "Companion debugging
+   helpers"). The flag is read through that pointer; testing the pointer itself would
+   always be true, the mistake old headers invited. */
 NTSYSAPI ULONG __cdecl DbgPrint(PCSTR Format, ...) __attribute__((format(printf, 1, 2)));
 NTSYSAPI VOID NTAPI DbgBreakPoint(VOID);
 NTSYSAPI VOID NTAPI RtlAssert(PVOID VoidFailedAssertion, PVOID VoidFileName, ULONG LineNumber,
                               PSTR MutableMessage);
-extern NTKERNELAPI PBOOLEAN KdDebuggerEnabled;
+extern PBOOLEAN KdDebuggerEnabled;
 
 /* IRQL and spin locks. */
 NTKERNELAPI KIRQL NTAPI KeGetCurrentIrql(VOID);
