@@ -441,7 +441,7 @@ class KdConnection:
         if len(payload) < minimum:
             self._reject(frame.offset, "too_short", ptype, pid, payload)
             return
-        if self._pending is not None:
+        if self._pending is not None and self.role is Role.TARGET:
             # Rule 7: the packet stands for the ACK we wait for; ask for it again.
             self.current_id = next_id(self.current_id)
             self._pending = None
@@ -465,6 +465,12 @@ class KdConnection:
                                               packet_id=pid, raw=payload))
             return
         self._accept_id(pid, payload)
+        if self._pending is not None:
+            # Rule 7 (host): a new packet from the target means our ACK was lost.
+            self.current_id = next_id(self.current_id)
+            self._pending = None
+            self.stats["implicit_acks"] += 1
+            self._start_next()
         event = messages.decode_payload(ptype, pid, payload,
                                         from_host=self.role is Role.TARGET)
         self._advance_phase(event)

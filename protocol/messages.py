@@ -18,6 +18,7 @@ from construct import ConstructError
 from .constants import (
     KD_PRINT_MAX_BYTES,
     DebugIoApi,
+    ManipulateApi,
     PacketType,
     StateChange,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "build_debug_prompt",
     "build_prompt_reply",
     "build_file_io",
+    "reply_matches",
 ]
 
 P = PacketType
@@ -233,3 +235,42 @@ def build_prompt_reply(text: bytes, *, processor: int = 0) -> bytes:
 def build_file_io(api: int, status: int, u: Mapping[str, Any], data: bytes = b"") -> bytes:
     """A DBGKD_FILE_IO payload (64 bytes) plus data (a UTF-16 name, file bytes)."""
     return DBGKD_FILE_IO.build(dict(ApiNumber=api, Status=status, u=u)) + data
+
+
+_ECHOED_UNION_BYTES = {
+    # Memory-style requests: TargetBaseAddress and TransferCount come back unchanged.
+    **{api: 12 for api in (
+        ManipulateApi.DbgKdReadVirtualMemoryApi, ManipulateApi.DbgKdWriteVirtualMemoryApi,
+        ManipulateApi.DbgKdReadPhysicalMemoryApi, ManipulateApi.DbgKdWritePhysicalMemoryApi,
+        ManipulateApi.DbgKdReadControlSpaceApi, ManipulateApi.DbgKdWriteControlSpaceApi)},
+    ManipulateApi.DbgKdReadIoSpaceApi: 12,
+    ManipulateApi.DbgKdWriteIoSpaceApi: 12,
+    ManipulateApi.DbgKdReadMachineSpecificRegister: 4,
+    ManipulateApi.DbgKdWriteMachineSpecificRegister: 4,
+    ManipulateApi.DbgKdRestoreBreakPointApi: 4,
+    ManipulateApi.DbgKdWriteBreakPointApi: 8,
+    ManipulateApi.DbgKdGetContextExApi: 8,
+    ManipulateApi.DbgKdSetContextExApi: 8,
+}
+
+
+def reply_matches(request: bytes, reply: ManipulateReply) -> bool:
+    """Whether ``reply`` answers the manipulate ``request`` payload (§5.1: the target
+    echoes the header and union). A stale reply to an earlier, retried request for
+    another address fails this, so it can never be taken for the current one."""
+    if len(request) < MANIPULATE_STATE64_SIZE:
+        return False
+    if int.from_bytes(request[:4], "little") != reply.api:
+        return False
+    if request[6:8] != reply.raw[6:8]:  # Processor
+        return False
+    echoed = _ECHOED_UNION_BYTES.get(reply.api, 0)
+    if request[16:16 + echoed] != reply.raw[16:16 + echoed]:
+        return False
+    if reply.api in (ManipulateApi.DbgKdReadVirtualMemoryApi,
+                     ManipulateApi.DbgKdReadPhysicalMemoryApi,
+                     ManipulateApi.DbgKdReadControlSpaceApi):
+        wanted = int.from_bytes(request[24:28], "little")
+        got = int.from_bytes(reply.raw[28:32], "little")
+        return got <= wanted and len(reply.data) == got
+    return True

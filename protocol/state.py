@@ -21,8 +21,12 @@ Rule 5: RESET, received at any time, puts both ids at INITIAL (no SYNC). The tar
 Rule 6: RESEND re-sends the pending packet unchanged. With nothing pending, a target
         that waits in a reliable exchange (a state change awaiting manipulates, a
         prompt awaiting its answer) sends that message again with a fresh id.
-Rule 7: A data packet arriving while we wait for an ACK is that ACK (implicitly):
-        the packet is dropped and RESEND asks the peer to send it again.
+Rule 7: A data packet arriving while we wait for an ACK stands for that ACK. The
+        target drops it and sends RESEND so the host sends it again (ReactOS). The
+        host keeps it: it is ACKed and checked as usual, and only a new (in-sequence)
+        packet counts as the lost ACK. Dropping it on the host too would make a
+        target that repeats its state change on RESEND (Rule 6) and a host with a
+        request in flight bounce RESENDs for ever on a noisy line.
 Rule 8: After KD_DEFAULT_RETRIES unanswered sends, a target gives up only DbgPrint,
         LoadSymbols and CreateFile, marks the debugger absent and resets its ids to
         INITIAL|SYNC / INITIAL; all its other packets are sent for ever. Any leader

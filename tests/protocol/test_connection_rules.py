@@ -163,20 +163,41 @@ def test_target_drops_unexpected_type_without_toggling_remote() -> None:
     assert target.remote_id == INITIAL_PACKET_ID
 
 
-def test_data_packet_while_waiting_for_ack_is_implicit_ack_and_resend() -> None:
+def test_target_takes_data_packet_while_waiting_for_ack_as_ack_and_asks_resend() -> None:
+    host, target = broken_pair()
+    wire = target.send_debug_print(b"pending")  # the host's ACK for it will be lost
+    drain(host, wire)
+    host.data_to_send()
+    req = host.send_manipulate(READ, read_request())
+    events = drain(target, req)
+    assert [(type(e), e.reason) for e in events] == [(DroppedPacket, "implicit_ack")]
+    assert target.data_to_send() == RESEND and not target.awaiting_ack
+    # The host sends its request again and this time the target takes it.
+    assert [type(e) for e in drain(host, RESEND)] == [Resend]
+    events = drain(target, host.data_to_send())
+    assert [type(e) for e in events] == [ManipulateRequest]
+
+
+def test_host_keeps_new_data_packet_while_waiting_for_ack_as_the_lost_ack() -> None:
     host, target = broken_pair()
     req = host.send_manipulate(READ, read_request())
     drain(target, req)
     target.data_to_send()  # the target's ACK is lost on the line
     reply = target.send_manipulate(READ, read_request(), b"")
     events = drain(host, reply)
-    assert [(type(e), e.reason) for e in events] == [(DroppedPacket, "implicit_ack")]
-    assert host.data_to_send() == RESEND and not host.awaiting_ack
-    # The target sends its reply again and this time it is taken.
-    events = drain(target, RESEND)
-    assert [type(e) for e in events] == [Resend]
-    events = drain(host, target.data_to_send())
     assert [type(e) for e in events] == [ManipulateReply]
+    assert host.data_to_send() == ack(INITIAL_PACKET_ID | 1) and not host.awaiting_ack
+    assert host.stats["implicit_acks"] == 1
+
+
+def test_host_duplicate_while_waiting_for_ack_is_not_taken_as_ack() -> None:
+    host, target = broken_pair()
+    old = target.send_debug_print(b"again")
+    drain(host, old)
+    host.send_manipulate(READ, read_request())
+    events = drain(host, old)
+    assert [(type(e), e.reason) for e in events] == [(DroppedPacket, "duplicate")]
+    assert host.awaiting_ack
 
 
 def test_resend_retransmits_pending_packet_unchanged() -> None:
