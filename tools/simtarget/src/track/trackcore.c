@@ -201,6 +201,7 @@ VOID TrackInsertRecord(PTRACK_RECORD Record, TRACK_FUNCTION Allocator, ULONG_PTR
     Record->Flags = Flags;
     TrackCopySource(Record->Source, File);
 
+    ASSERT_LEQ_DISPATCH_LEVEL();
     KeAcquireSpinLock(&TrackLock, &oldIrql);
     InsertHeadList(&TrackRecordList, &Record->ListEntry);
     TrackBumpCalls(TrackClassOf(Allocator));
@@ -226,6 +227,7 @@ VOID TrackCountCall(TRACK_FUNCTION Function)
     if (!TrackInitialized) {
         return;
     }
+    ASSERT_LEQ_DISPATCH_LEVEL();
     KeAcquireSpinLock(&TrackLock, &oldIrql);
     TrackBumpCalls(TrackClassOf(Function));
     KeReleaseSpinLock(&TrackLock, oldIrql);
@@ -246,6 +248,7 @@ TRACK_LOOKUP TrackRemoveRecord(ULONG_PTR Value, TRACK_FUNCTION Release, PTRACK_R
         return TrackLookupUnknown;
     }
 
+    ASSERT_LEQ_DISPATCH_LEVEL();
     KeAcquireSpinLock(&TrackLock, &oldIrql);
     TrackBumpCalls(TrackClassOf(Release));
     /* Two records may share a value (a locked-pages mapping of a tracked pool block

@@ -12,6 +12,14 @@
 
 #define STATUS_INVALID_HANDLE ((NTSTATUS)0xC0000008L)
 
+/* Records the handle a successful open or create call stored in *Handle. */
+static VOID TrackHandleResult(PTRACK_RECORD Record, TRACK_FUNCTION Allocator, BOOLEAN Succeeded,
+                              const HANDLE *Handle, PCSTR File, ULONG Line)
+{
+    TrackRecordResult(Record, Allocator, Succeeded, Succeeded ? (ULONG_PTR)*Handle : 0, 0, 0,
+                      File, Line);
+}
+
 NTSTATUS Track_ZwClose(HANDLE Handle, PCSTR File, ULONG Line)
 {
     PTRACK_RECORD record;
@@ -31,8 +39,8 @@ PKEVENT Track_IoCreateNotificationEvent(PUNICODE_STRING EventName, PHANDLE Event
     PTRACK_RECORD record = TrackAllocateRecord();
     PKEVENT event = IoCreateNotificationEvent(EventName, EventHandle);
 
-    TrackRecordResult(record, TrackFnIoCreateNotificationEvent, event != NULL,
-                      event != NULL ? (ULONG_PTR)*EventHandle : 0, 0, 0, File, Line);
+    TrackHandleResult(record, TrackFnIoCreateNotificationEvent, event != NULL, EventHandle, File,
+                      Line);
     return event;
 }
 
@@ -42,8 +50,8 @@ PKEVENT Track_IoCreateSynchronizationEvent(PUNICODE_STRING EventName, PHANDLE Ev
     PTRACK_RECORD record = TrackAllocateRecord();
     PKEVENT event = IoCreateSynchronizationEvent(EventName, EventHandle);
 
-    TrackRecordResult(record, TrackFnIoCreateSynchronizationEvent, event != NULL,
-                      event != NULL ? (ULONG_PTR)*EventHandle : 0, 0, 0, File, Line);
+    TrackHandleResult(record, TrackFnIoCreateSynchronizationEvent, event != NULL, EventHandle, File,
+                      Line);
     return event;
 }
 
@@ -54,8 +62,8 @@ NTSTATUS Track_ZwCreateDirectoryObject(PHANDLE DirectoryHandle, ACCESS_MASK Desi
     PTRACK_RECORD record = TrackAllocateRecord();
     NTSTATUS status = ZwCreateDirectoryObject(DirectoryHandle, DesiredAccess, ObjectAttributes);
 
-    TrackRecordResult(record, TrackFnZwCreateDirectoryObject, NT_SUCCESS(status),
-                      NT_SUCCESS(status) ? (ULONG_PTR)*DirectoryHandle : 0, 0, 0, File, Line);
+    TrackHandleResult(record, TrackFnZwCreateDirectoryObject, NT_SUCCESS(status),
+                      DirectoryHandle, File, Line);
     return status;
 }
 
@@ -70,8 +78,8 @@ NTSTATUS Track_ZwCreateFile(PHANDLE FileHandle, ACCESS_MASK DesiredAccess,
                                    AllocationSize, FileAttributes, ShareAccess,
                                    CreateDisposition, CreateOptions, EaBuffer, EaLength);
 
-    TrackRecordResult(record, TrackFnZwCreateFile, NT_SUCCESS(status),
-                      NT_SUCCESS(status) ? (ULONG_PTR)*FileHandle : 0, 0, 0, File, Line);
+    TrackHandleResult(record, TrackFnZwCreateFile, NT_SUCCESS(status), FileHandle, File,
+                      Line);
     return status;
 }
 
@@ -81,8 +89,8 @@ NTSTATUS Track_ZwOpenKey(PHANDLE KeyHandle, ACCESS_MASK DesiredAccess,
     PTRACK_RECORD record = TrackAllocateRecord();
     NTSTATUS status = ZwOpenKey(KeyHandle, DesiredAccess, ObjectAttributes);
 
-    TrackRecordResult(record, TrackFnZwOpenKey, NT_SUCCESS(status),
-                      NT_SUCCESS(status) ? (ULONG_PTR)*KeyHandle : 0, 0, 0, File, Line);
+    TrackHandleResult(record, TrackFnZwOpenKey, NT_SUCCESS(status), KeyHandle, File,
+                      Line);
     return status;
 }
 
@@ -92,7 +100,7 @@ NTSTATUS Track_ZwOpenSection(PHANDLE SectionHandle, ACCESS_MASK DesiredAccess,
     PTRACK_RECORD record = TrackAllocateRecord();
     NTSTATUS status = ZwOpenSection(SectionHandle, DesiredAccess, ObjectAttributes);
 
-    TrackRecordResult(record, TrackFnZwOpenSection, NT_SUCCESS(status),
-                      NT_SUCCESS(status) ? (ULONG_PTR)*SectionHandle : 0, 0, 0, File, Line);
+    TrackHandleResult(record, TrackFnZwOpenSection, NT_SUCCESS(status), SectionHandle, File,
+                      Line);
     return status;
 }

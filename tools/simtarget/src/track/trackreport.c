@@ -62,6 +62,7 @@ VOID Track_Stats(VOID)
     TRACK_STATS handle;
     CHAR number[TRACK_NUMBER_CHARS];
 
+    ASSERT_LEQ_DISPATCH_LEVEL();
     if (!TrackInitialized) {
         return;
     }
@@ -90,6 +91,7 @@ VOID Track_DumpAllocated(VOID)
     PLIST_ENTRY entry;
     ULONG count = 0;
 
+    ASSERT_LEQ_DISPATCH_LEVEL();
     if (!TrackInitialized) {
         return;
     }
@@ -113,6 +115,7 @@ VOID Track_Close(VOID)
     LIST_ENTRY leaks;
     PLIST_ENTRY entry;
 
+    ASSERT_LEQ_DISPATCH_LEVEL();
     if (!TrackInitialized) {
         return;
     }
