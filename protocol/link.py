@@ -1,0 +1,320 @@
+"""KdLink: one KdConnection driven over one pyserial-like port by one reader thread.
+
+What it does: the blocking side of the protocol. A single reader thread reads
+``max(1, in_waiting)`` bytes at a time (simulated-target.md §8.2), feeds the
+connection, writes what it must answer (ACK, RESEND, retransmissions, from
+``check_timeouts(time.monotonic())``), and delivers every event in order to a queue or
+a callback. Callers send through thread-safe methods; a host calls
+``request(api, ...)`` and gets the matching reply, with timeout and retry, or a
+TargetTimeout saying what was asked and for how long. A read that raises ``OSError``
+(pyserial's SerialException, EIO, our transports' LinkClosed) is end of file: the
+link closes, waiters get TransportError, and a ``LinkClosed`` event ends the queue.
+What it does not do: open ports (transports.open_link), parse commands, or know what
+a session is. The clock is read here and only here.
+Spec: kd-protocol.md §2.5 (retries), §3.4-§3.5 (break-in, host sync), §5.1 (replies).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from . import messages
+from .connection import KdConnection
+from .constants import api_name
+from .errors import LocalProtocolError, TargetTimeout, TransportError
+from .events import NEED_DATA, Ack, Event, ManipulateReply, Reset, SendAbandoned, StateChange
+from .manipulate import NO_REPLY_APIS
+from .state import Role
+
+__all__ = ["KdLink", "LinkClosed", "PortLike"]
+
+log = logging.getLogger(__name__)
+
+
+class PortLike(Protocol):
+    """What KdLink needs from a port: pyserial's read/write/in_waiting/close."""
+
+    timeout: float | None
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def read(self, size: int = 1) -> bytes: ...
+
+    def write(self, data: bytes) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkClosed(Event):
+    """The port reached end of file or failed; no more events will come."""
+
+    reason: str
+
+
+class _Waiter:
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.done = threading.Event()
+        self.reply: ManipulateReply | None = None
+        self.abandoned = False
+
+
+class KdLink:
+    """Drive ``KdConnection(role)`` over ``port`` with one reader thread.
+
+    Events go to ``on_event`` (called on the reader thread) if given, else to a queue
+    read with ``next_event(timeout)``. Replies that a ``request`` waits for are handed
+    to it and not queued. Use as a context manager or call ``close()``.
+    """
+
+    def __init__(self, port: PortLike, role: Role, *,
+                 connection: KdConnection | None = None,
+                 on_event: Callable[[Event], None] | None = None,
+                 poll_interval: float = 0.02, start: bool = True) -> None:
+        self.port = port
+        self.role = role
+        self.connection = connection or KdConnection(role)
+        self._on_event = on_event
+        self._events: queue.Queue[Event] = queue.Queue()
+        self._lock = threading.RLock()
+        self._waiters: list[_Waiter] = []
+        self._acked = threading.Condition(self._lock)
+        self._closed = threading.Event()
+        self.closed_reason: str | None = None
+        self._poll_interval = poll_interval
+        if getattr(port, "timeout", None) is None or port.timeout > poll_interval:
+            # A blocking read would stall ACK retransmission: bound every read.
+            port.timeout = poll_interval
+        self._thread = threading.Thread(target=self._run, name=f"kdlink-{role.value}",
+                                        daemon=True)
+        if start:
+            self._thread.start()
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> KdLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        """Stop the reader thread and close the port."""
+        self._finish("closed by this side")
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+        try:
+            self.port.close()
+        except OSError as exc:
+            log.debug("closing the port failed: %s", exc)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next event in order, or None if none came within ``timeout``."""
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def wait_for(self, kind: type[Event] | tuple[type[Event], ...], timeout: float) -> Event:
+        """Skip queued events until one of ``kind``; TargetTimeout if none in time.
+
+        A LinkClosed event raises TransportError instead.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            event = self.next_event(max(0.0, left)) if left > 0 else None
+            if event is None:
+                names = kind.__name__ if isinstance(kind, type) else "/".join(
+                    k.__name__ for k in kind)
+                raise TargetTimeout(f"no {names} from the target within {timeout:.1f} s")
+            if isinstance(event, kind):
+                return event
+            if isinstance(event, LinkClosed):
+                raise TransportError(f"link closed: {event.reason}")
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Run ``connection.<method>(...)`` under the link's lock and write its bytes."""
+        with self._lock:
+            self._check_open()
+            out = getattr(self.connection, method)(*args, **kwargs)
+            self._write(out)
+
+    def send_breakin(self) -> None:
+        self.call("send_breakin")
+
+    def send_reset(self) -> None:
+        self.call("send_reset")
+
+    def send_state_change(self, payload: bytes) -> None:
+        self.call("send_state_change", payload)
+
+    def send_debug_print(self, text: bytes) -> None:
+        self.call("send_debug_print", text)
+
+    def send_manipulate_payload(self, payload: bytes) -> None:
+        self.call("send_manipulate_payload", payload)
+
+    def send_manipulate(self, api: int, u: dict | None = None, data: bytes = b"",
+                        **fields: int) -> None:
+        """A manipulate reply (target) or a request without waiting (host)."""
+        self.call("send_manipulate", api, u, data, **fields)
+
+    def wait_acked(self, timeout: float) -> None:
+        """Block until nothing of ours awaits an ACK; TargetTimeout after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._acked:
+            while self.connection.awaiting_ack:
+                self._check_open()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TargetTimeout(f"the target did not acknowledge within {timeout:.1f} s")
+                self._acked.wait(min(left, self._poll_interval))
+
+    def sync(self, timeout: float = 10.0, reset_interval: float = 1.0) -> StateChange:
+        """Host attach (§3.5): break in, RESET every ``reset_interval`` until a state
+        change arrives. Returns it; TargetTimeout if the target stays silent."""
+        if self.role is not Role.HOST:
+            raise LocalProtocolError("only a host synchronises")
+        deadline = time.monotonic() + timeout
+        self.send_breakin()
+        while True:
+            self.send_reset()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TargetTimeout(
+                    f"no state change from the target within {timeout:.1f} s: check the "
+                    "cable, the port, the baud rate and that the target booted with /DEBUG")
+            try:
+                event = self.wait_for((StateChange,), min(reset_interval, left))
+            except TargetTimeout:
+                self.send_breakin()
+                continue
+            assert isinstance(event, StateChange)
+            return event
+
+    def request(self, api: int, u: dict | None = None, data: bytes = b"", *,
+                timeout: float = 5.0, retries: int = 2, processor: int = 0) -> ManipulateReply | None:
+        """Send a manipulate request and return its reply (host only).
+
+        Each try waits ``timeout`` seconds; a try with no reply sends the request again
+        as a new packet, up to ``retries`` more times, then TargetTimeout. APIs that have
+        no reply (Continue, Continue2, Reboot, ...; §5.1) return None once ACKed.
+        """
+        if self.role is not Role.HOST:
+            raise LocalProtocolError("only a host sends manipulate requests")
+        payload = messages.build_manipulate(api, u, data, processor=processor)
+        if api in NO_REPLY_APIS:
+            self.send_manipulate_payload(payload)
+            self.wait_acked(timeout * (retries + 1))
+            return None
+        for attempt in range(retries + 1):
+            waiter = _Waiter(payload)
+            with self._lock:
+                self._check_open()
+                self._waiters.append(waiter)
+                self._write(self.connection.send_manipulate_payload(payload))
+            try:
+                got = waiter.done.wait(timeout)
+            finally:
+                with self._lock:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+            self._check_open()
+            if got and waiter.reply is not None:
+                return waiter.reply
+            log.debug("%s: try %d got no reply", api_name(api), attempt + 1)
+        raise TargetTimeout(f"{api_name(api)}: no reply from the target after {retries + 1} "
+                            f"tries of {timeout:.1f} s; the target may be running or the "
+                            "line dead")
+
+    # -- the reader thread -----------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise TransportError(f"link closed: {self.closed_reason}")
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            try:
+                self.port.write(data)
+            except OSError as exc:
+                self._finish(f"write failed: {exc}")
+                raise TransportError(f"link closed: {exc}") from exc
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                waiting = self.port.in_waiting
+                chunk = self.port.read(max(1, waiting))
+            except (OSError, ValueError, TypeError) as exc:
+                # ValueError/TypeError: pyserial on a port closed under us.
+                self._finish(f"end of file: {exc}")
+                break
+            try:
+                self._pump(chunk)
+            except TransportError:
+                break
+
+    def _pump(self, chunk: bytes) -> None:
+        delivered: list[Event] = []
+        with self._lock:
+            conn = self.connection
+            if chunk:
+                conn.receive_data(chunk)
+            while (event := conn.next_event()) is not NEED_DATA:
+                if not self._hand_to_waiter(event):
+                    delivered.append(event)
+                if isinstance(event, (Ack, Reset, SendAbandoned)):
+                    self._acked.notify_all()
+            out = conn.data_to_send() + conn.check_timeouts(time.monotonic())
+            self._write(out)
+        for event in delivered:
+            self._deliver(event)
+
+    def _hand_to_waiter(self, event: Event) -> bool:
+        if isinstance(event, ManipulateReply):
+            for waiter in self._waiters:
+                if messages.reply_matches(waiter.request, event):
+                    waiter.reply = event
+                    waiter.done.set()
+                    self._waiters.remove(waiter)
+                    return True
+        return False
+
+    def _deliver(self, event: Event) -> None:
+        if self._on_event is None:
+            self._events.put(event)
+            return
+        try:
+            self._on_event(event)
+        except Exception:  # noqa: BLE001 - a callback bug must not kill the link
+            log.exception("event callback failed on %r", event)
+
+    def _finish(self, reason: str) -> None:
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self.closed_reason = reason
+            self._closed.set()
+            for waiter in self._waiters:
+                waiter.done.set()
+            self._waiters.clear()
+            self._acked.notify_all()
+        log.debug("link closed: %s", reason)
+        self._deliver(LinkClosed(reason=reason))

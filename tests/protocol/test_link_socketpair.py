@@ -1,0 +1,107 @@
+"""KdLink over a real socket pair, with a second KdLink thread playing the target."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from kdcon.protocol.constants import ManipulateApi, NtStatus
+from kdcon.protocol.errors import TargetTimeout, TransportError
+from kdcon.protocol.events import BreakIn, DebugPrint, Event, ManipulateRequest, StateChange
+from kdcon.protocol.link import KdLink, LinkClosed
+from kdcon.protocol.messages import build_exception_state_change
+from kdcon.protocol.state import Phase, Role
+from kdcon.protocol.transports import socket_pair
+
+READ = ManipulateApi.DbgKdReadVirtualMemoryApi
+MEMORY = bytes(range(256)) * 64
+
+
+class FakeTarget:
+    """Answers like a kd stub: break-in -> state change; reads from MEMORY."""
+
+    def __init__(self, port) -> None:
+        self.requests: list[int] = []
+        self.resumed = threading.Event()
+        self.link = KdLink(port, Role.TARGET, on_event=self.on_event)
+
+    def on_event(self, event: Event) -> None:
+        link = self.link
+        if isinstance(event, BreakIn) and link.connection.phase is Phase.RUNNING:
+            link.send_state_change(build_exception_state_change(0x80000003, 0x401000))
+        elif isinstance(event, ManipulateRequest):
+            self.requests.append(event.api)
+            u = event.message.u
+            if event.api == READ:
+                start = u.TargetBaseAddress
+                chunk = MEMORY[start:start + u.TransferCount]
+                link.send_manipulate(READ, dict(u, ActualBytesRead=len(chunk)), chunk)
+            elif event.api in (ManipulateApi.DbgKdContinueApi2,):
+                self.resumed.set()
+            else:
+                link.send_manipulate(event.api, None,
+                                     return_status=NtStatus.STATUS_UNSUCCESSFUL)
+
+
+@pytest.fixture
+def pair():
+    host_port, target_port = socket_pair(timeout=0.05)
+    target = FakeTarget(target_port)
+    host = KdLink(host_port, Role.HOST)
+    yield host, target
+    host.close()
+    target.link.close()
+
+
+def test_host_syncs_reads_and_continues(pair) -> None:
+    host, target = pair
+    state = host.sync(timeout=5)
+    assert isinstance(state, StateChange) and state.message.u.ExceptionRecord.ExceptionCode == 0x80000003
+    reply = host.request(READ, dict(TargetBaseAddress=0x10, TransferCount=3944,
+                                    ActualBytesRead=0), timeout=2)
+    assert reply is not None and reply.data == MEMORY[0x10:0x10 + 3944]
+    unknown = host.request(ManipulateApi.DbgKdQueryMemoryApi, timeout=2)
+    assert unknown is not None and unknown.return_status == NtStatus.STATUS_UNSUCCESSFUL
+    none = host.request(ManipulateApi.DbgKdContinueApi2, dict(
+        ContinueStatus=0x10002, ControlSet=dict(Amd64=dict(
+            TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))), timeout=2)
+    assert none is None and target.resumed.wait(2)
+    assert target.link.connection.phase is Phase.RUNNING
+
+
+def test_many_requests_arrive_in_order(pair) -> None:
+    host, target = pair
+    host.sync(timeout=5)
+    for n in range(50):
+        reply = host.request(READ, dict(TargetBaseAddress=n, TransferCount=7,
+                                        ActualBytesRead=0), timeout=2)
+        assert reply.data == MEMORY[n:n + 7]
+    assert target.requests == [READ] * 50
+
+
+def test_target_dbgprint_reaches_host_in_order(pair) -> None:
+    host, target = pair
+    for text in (b"one\n", b"two\n", b"three\n"):
+        target.link.send_debug_print(text)
+    texts = [host.wait_for(DebugPrint, 5).text for _ in range(3)]
+    assert texts == [b"one\n", b"two\n", b"three\n"]
+
+
+def test_request_to_silent_target_times_out_with_clear_message() -> None:
+    host_port, silent_port = socket_pair(timeout=0.05)
+    with KdLink(host_port, Role.HOST) as host:
+        with pytest.raises(TargetTimeout, match="ReadVirtualMemory.*no reply.*2 tries"):
+            host.request(READ, dict(TargetBaseAddress=0, TransferCount=4, ActualBytesRead=0),
+                         timeout=0.2, retries=1)
+    silent_port.close()
+
+
+def test_peer_going_away_is_end_of_file(pair) -> None:
+    host, target = pair
+    target.link.close()
+    event = host.wait_for(LinkClosed, 5)
+    assert "end of file" in event.reason
+    with pytest.raises(TransportError):
+        host.request(READ, dict(TargetBaseAddress=0, TransferCount=4, ActualBytesRead=0),
+                     timeout=0.5)
