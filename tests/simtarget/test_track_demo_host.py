@@ -199,3 +199,20 @@ def test_dump_ioctl_lists_every_live_record(demo: TrackHost) -> None:
     assert len(records) == 5
     values = [line.split(": ")[1] for line in text.splitlines() if line.startswith("   Value")]
     assert values == [f"{r.value >> 32:08x}`{r.value & 0xFFFFFFFF:08x}" for r in records]
+
+
+def test_verify_evaluates_in_both_builds_and_asserts_only_in_checked(
+    checked: TrackHost, free: TrackHost
+) -> None:
+    for host in (checked, free):
+        assert host.HostLoad() == 0
+        host.global_int("HostFailClose").value = 1
+        host.HostReset()
+        host.HostUnload()
+        assert any(line.startswith("ZwClose") for line in host.call_log())
+    count, text, source, line = checked.asserts()
+    assert (count, text, source) == (
+        1, "NT_SUCCESS(TrackZwClose(extension->EventHandle))", "trackdemo\\trackdemo.c",
+    )
+    assert line == marked_line("VERIFY(NT_SUCCESS(TrackZwClose(extension->EventHandle)))")
+    assert free.asserts()[0] == 0

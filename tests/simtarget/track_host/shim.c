@@ -31,6 +31,7 @@ int HostBreakCount;
 int HostLockViolations;
 int HostLockHeld;
 int HostFailAllocations;
+int HostFailClose;
 KIRQL HostIrql;
 BOOLEAN HostKdFlag;
 ULONG_PTR HostNextHandle = 0x80000004;
@@ -405,7 +406,7 @@ NTSTATUS ZwClose(HANDLE Handle)
 {
     HostReleasing();
     HostLog("ZwClose %#lx\n", (unsigned long)(ULONG_PTR)Handle);
-    return STATUS_SUCCESS;
+    return HostFailClose ? (NTSTATUS)0xC0000008L : STATUS_SUCCESS;
 }
 
 PKEVENT IoCreateNotificationEvent(PUNICODE_STRING EventName, PHANDLE EventHandle)

@@ -25,11 +25,13 @@
 
 #if DBG
 #define TRACE(...) ((void)DbgPrint(__VA_ARGS__))
-#define ASSERT(e) \
-    ((void)((e) ? 0 : (RtlAssert((PVOID) #e, (PVOID)TRACK_SOURCE_NAME, __LINE__, NULL), 0)))
+/* The text is taken where the caller wrote the expression, before macros in it expand. */
+#define ASSERT_WITH_TEXT(e, text) \
+    ((void)((e) ? 0 : (RtlAssert((PVOID)(text), (PVOID)TRACK_SOURCE_NAME, __LINE__, NULL), 0)))
+#define ASSERT(e) ASSERT_WITH_TEXT(e, #e)
 /* A failure with a fixed text and no expression: "*** Assertion failed: <text>". */
 #define ASSERT_FAILED_AT(text, file, line) RtlAssert((PVOID)(text), (PVOID)(file), (line), NULL)
-#define VERIFY(e) ASSERT(e)
+#define VERIFY(e) ASSERT_WITH_TEXT(e, #e)
 #else
 #define TRACE(...) ((void)0)
 #define ASSERT(e) ((void)0)

@@ -95,7 +95,7 @@ static VOID TrackDemoExercise(PUNICODE_STRING RegistryPath, PUCHAR WorkBuffer)
                                NULL, NULL);
     status = TrackZwOpenKey(&handle, KEY_READ, &attributes);
     if (NT_SUCCESS(status)) {
-        TrackZwClose(handle);
+        VERIFY(NT_SUCCESS(TrackZwClose(handle)));
     } else {
         TRACE("TrackDemo: ZwOpenKey failed with %08x\n", (unsigned int)status);
     }
@@ -105,14 +105,14 @@ static VOID TrackDemoExercise(PUNICODE_STRING RegistryPath, PUCHAR WorkBuffer)
                                NULL);
     status = TrackZwOpenSection(&handle, SECTION_QUERY, &attributes);
     if (NT_SUCCESS(status)) {
-        TrackZwClose(handle);
+        VERIFY(NT_SUCCESS(TrackZwClose(handle)));
     } else {
         TRACE("TrackDemo: ZwOpenSection failed with %08x\n", (unsigned int)status);
     }
 
     RtlInitUnicodeString(&name, u"\\BaseNamedObjects\\TrackDemoSync");
     if (TrackIoCreateSynchronizationEvent(&name, &handle) != NULL) {
-        TrackZwClose(handle);
+        VERIFY(NT_SUCCESS(TrackZwClose(handle)));
     } else {
         TRACE("TrackDemo: IoCreateSynchronizationEvent failed\n");
     }
@@ -135,7 +135,7 @@ static VOID TrackDemoOpenSelf(VOID)
                                FILE_ATTRIBUTE_NORMAL, FILE_SHARE_READ, FILE_OPEN,
                                FILE_SYNCHRONOUS_IO_NONALERT, NULL, 0);
     if (NT_SUCCESS(status)) {
-        TrackZwClose(handle);
+        VERIFY(NT_SUCCESS(TrackZwClose(handle)));
     } else {
         TRACE("TrackDemo: ZwCreateFile failed with %08x\n", (unsigned int)status);
     }
@@ -217,7 +217,7 @@ static VOID TrackDemoTick(PTRACKDEMO_EXTENSION Extension)
 
     InitializeObjectAttributes(&attributes, NULL, OBJ_KERNEL_HANDLE, NULL, NULL);
     if (NT_SUCCESS(TrackZwCreateDirectoryObject(&directory, DIRECTORY_ALL_ACCESS, &attributes))) {
-        TrackZwClose(directory);
+        VERIFY(NT_SUCCESS(TrackZwClose(directory)));
     }
     TrackDemoTickCount = tick + 1;
 }
@@ -322,7 +322,7 @@ static VOID NTAPI TrackDemoUnload(PDRIVER_OBJECT DriverObject)
             TrackExFreePool(extension->WorkBuffer);
         }
         if (extension->EventHandle != NULL) {
-            TrackZwClose(extension->EventHandle);
+            VERIFY(NT_SUCCESS(TrackZwClose(extension->EventHandle)));
         }
         TrackIoDeleteDevice(device);
     }
