@@ -1,0 +1,279 @@
+"""The simulated target's run/break loop: the machine's stops carried over one link.
+
+What it does: runs the machine until it stops and reports each stop the way a real x64
+kernel with a debugger attached does: DbgPrint as DEBUG_IO PrintString (waiting only
+for the ACK; given up after the retries when no debugger answers), DbgPrompt as
+GetString (waiting for the answer, which goes back to the machine), image loads and
+unloads as LoadSymbols state changes (given up like DbgPrint), and breakpoints, single
+steps, data breakpoints, break-ins, bugchecks and faults as Exception state changes,
+after which it loops on manipulate requests (kdstub answers them) until Continue.
+A lone 0x62 while the CPU runs stops it at once (the machine's ``request_breakin``).
+One session object lives as long as the machine: ``serve(port)`` carries it over one
+link until end of file, and a later ``serve`` on a new link picks up where the last one
+stopped (a target broken in re-sends its state change to the new debugger).
+What it does not do: answer requests (stub.py) or run the CPU (the machine).
+Spec: kd-protocol.md §3.2-§3.4 (sequences), §4 (state change), §6 (debug I/O), §12.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from kdcon.protocol import KdConnection, Role
+from kdcon.protocol.constants import NtStatus
+from kdcon.protocol.events import (
+    Ack,
+    DroppedPacket,
+    Event,
+    ManipulateRequest,
+    PromptReply,
+    SendAbandoned,
+)
+
+from .layouts import exception_payload, load_symbols_payload
+from .pump import LinkGone, TargetPump
+from .stub import BugCheckRequest, KdStub, NoReply, Reboot, ReportAgain, Resume
+
+__all__ = ["KdTargetSession", "SessionStats", "StopReport"]
+
+log = logging.getLogger(__name__)
+
+STATUS_BREAKPOINT = NtStatus.STATUS_BREAKPOINT
+STATUS_SINGLE_STEP = NtStatus.STATUS_SINGLE_STEP
+
+
+@dataclass(slots=True)
+class SessionStats:
+    prints_sent: int = 0
+    prints_dropped: int = 0
+    prompts: int = 0
+    loads_reported: int = 0
+    loads_dropped: int = 0
+    exceptions_reported: int = 0
+    requests: int = 0
+    reboots: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StopReport:
+    """How one machine stop goes on the wire (made by the machine adapter).
+
+    kind: "print", "prompt", "load", "exception", "rebooted", or "none" (nothing to
+    report: the machine stopped for a reason of its own and simply runs on).
+    """
+
+    kind: str
+    text: bytes = b""
+    max_length: int = 0
+    path: str = ""
+    base: int = 0
+    size: int = 0
+    checksum: int = 0
+    unload: bool = False
+    code: int = 0
+    address: int = 0
+    parameters: tuple[int, ...] = ()
+    first_chance: bool = True
+
+
+class KdTargetSession:
+    """Carries one machine's stops over successive links (see the module docstring).
+
+    ``machine`` is the stub's ``KdMachine`` plus the run interface: ``run() -> stop``,
+    ``describe(stop) -> StopReport``, ``request_breakin()``, ``resume(trace, dr7)``,
+    ``answer_prompt(text)``, ``reboot()``, ``cause_bugcheck()``, ``current_thread()``.
+    """
+
+    def __init__(self, machine: Any, *, ack_timeout: float = 0.5) -> None:
+        self.machine = machine
+        self.stub = KdStub(machine)
+        self.stats = SessionStats()
+        self.ack_timeout = ack_timeout
+        self._pump: TargetPump | None = None
+        self._conn = self._new_connection()
+        self._cpu_running = threading.Event()
+        self._breakin_pending = threading.Event()
+        self._closing = threading.Event()
+        # A stop that came back while no link was up, reported on the next one.
+        self._held: Any = None
+        # The exception state change a broken-in target keeps offering (§3.3).
+        self._broken: bytes | None = None
+
+    def _new_connection(self) -> KdConnection:
+        return KdConnection(Role.TARGET, ack_timeout=self.ack_timeout)
+
+    # -- public --------------------------------------------------------------------------
+
+    def serve(self, port: Any) -> None:
+        """Run the machine over ``port`` until the link ends or ``stop()`` is called."""
+        self._closing.clear()
+        pump = self._pump = TargetPump(port, self._conn, self._on_breakin)
+        pump.start()
+        try:
+            if self._broken is not None:
+                pump.send(pump.conn.send_state_change, self._broken)
+                self._break_loop(pump)
+            while not self._closing.is_set() and not pump.closed:
+                stop = self._held
+                self._held = None
+                if stop is None:
+                    if self._breakin_pending.is_set():
+                        self.machine.request_breakin()
+                    self._cpu_running.set()
+                    try:
+                        stop = self.machine.run()
+                    finally:
+                        self._cpu_running.clear()
+                if self._closing.is_set() or pump.closed:
+                    self._held = stop
+                    break
+                self._report(pump, stop)
+        except LinkGone:
+            log.info("debugger link closed")
+        finally:
+            pump.close()
+            self._conn = pump.conn
+            self._pump = None
+
+    def stop(self) -> None:
+        """Make ``serve`` return soon (from any thread); the machine keeps its state."""
+        self._closing.set()
+        if self._cpu_running.is_set():
+            self.machine.request_breakin()
+        pump = self._pump
+        if pump is not None:
+            pump.close()
+
+    # -- stops ---------------------------------------------------------------------------
+
+    def _on_breakin(self) -> None:
+        """Reader thread: a lone 0x62 arrived (KdPollBreakIn on the next clock tick)."""
+        self._breakin_pending.set()
+        if self._cpu_running.is_set():
+            self.machine.request_breakin()
+
+    def _report(self, pump: TargetPump, stop: Any) -> None:
+        report: StopReport = self.machine.describe(stop)
+        kind = report.kind
+        if kind == "print":
+            self._print(pump, report.text)
+        elif kind == "prompt":
+            self._prompt(pump, report)
+        elif kind == "load":
+            self._load(pump, report)
+        elif kind == "exception":
+            self._exception(pump, report)
+        elif kind == "rebooted":
+            self._rebooted(pump)
+
+    def _print(self, pump: TargetPump, text: bytes) -> None:
+        conn = pump.conn
+        if not conn.debugger_present:
+            # Given up on (§2.5): prints go nowhere until a leader is heard again.
+            self.stats.prints_dropped += 1
+            return
+        pump.send(conn.send_debug_print, text)
+        if self._await_delivery(pump):
+            self.stats.prints_sent += 1
+        else:
+            self.stats.prints_dropped += 1
+
+    def _prompt(self, pump: TargetPump, report: StopReport) -> None:
+        pump.send(pump.conn.send_debug_prompt, report.text, report.max_length)
+        self.stats.prompts += 1
+        while True:
+            event = pump.wait()
+            if isinstance(event, PromptReply):
+                # §6.3 step 5: the target keeps at most the buffer's length.
+                answer = event.text[: report.max_length]
+                self.machine.answer_prompt(answer.decode("latin-1"))
+                return
+
+    def _load(self, pump: TargetPump, report: StopReport) -> None:
+        conn = pump.conn
+        if not conn.debugger_present:
+            self.stats.loads_dropped += 1
+            return
+        registers = self.machine.get_context()
+        payload = load_symbols_payload(
+            report.path, report.base, report.size, checksum=report.checksum,
+            unload=report.unload, registers=registers, stream=self._stream(registers),
+            thread=self.machine.current_thread())
+        pump.send(conn.send_state_change, payload)
+        if not self._await_delivery(pump):
+            self.stats.loads_dropped += 1
+            return
+        self.stats.loads_reported += 1
+        self._broken = payload
+        self._break_loop(pump)
+
+    def _exception(self, pump: TargetPump, report: StopReport) -> None:
+        self._breakin_pending.clear()
+        registers = self.machine.get_context()
+        payload = exception_payload(
+            report.code, report.address, registers, self._stream(registers),
+            parameters=report.parameters, first_chance=report.first_chance,
+            thread=self.machine.current_thread())
+        self.stats.exceptions_reported += 1
+        self._broken = payload
+        pump.send(pump.conn.send_state_change, payload)
+        self._break_loop(pump)
+
+    def _rebooted(self, pump: TargetPump) -> None:
+        # A fresh kdcom: ids back at INITIAL|SYNC, the debugger presumed present (§3.2).
+        self.stats.reboots += 1
+        self._broken = None
+        self._breakin_pending.clear()
+        self._conn = self._new_connection()
+        pump.replace_connection(self._conn)
+
+    def _stream(self, registers: dict[str, int]) -> bytes:
+        return self.machine.read_virtual(registers.get("Rip", 0), 16)
+
+    def _await_delivery(self, pump: TargetPump) -> bool:
+        """Wait for the ACK of a droppable packet: True when ACKed, False if given up."""
+        while True:
+            event = pump.wait()
+            if isinstance(event, Ack):
+                return True
+            if isinstance(event, SendAbandoned):
+                return False
+            if isinstance(event, DroppedPacket) and event.reason == "implicit_ack":
+                # The host's next packet crossed its ACK (Rule 7): delivered, and the
+                # RESEND already asked for that packet again.
+                return True
+
+    # -- broken in -----------------------------------------------------------------------
+
+    def _break_loop(self, pump: TargetPump) -> None:
+        """KdpSendWaitContinue: one reply per request until the host resumes us."""
+        self.stub.new_break()
+        while True:
+            event: Event = pump.wait()
+            if not isinstance(event, ManipulateRequest):
+                continue
+            self.stats.requests += 1
+            result = self.stub.handle(event)
+            if isinstance(result, bytes):
+                pump.send(pump.conn.send_manipulate_payload, result)
+            elif isinstance(result, Resume):
+                self._broken = None
+                self.machine.resume(trace=result.trace, dr7=result.dr7)
+                return
+            elif isinstance(result, Reboot):
+                self.machine.reboot()
+                self._rebooted(pump)
+                return
+            elif isinstance(result, BugCheckRequest):
+                self._broken = None
+                self.machine.cause_bugcheck()
+                return
+            elif isinstance(result, ReportAgain):
+                assert self._broken is not None
+                pump.send(pump.conn.send_state_change, self._broken)
+                self.stub.new_break()
+            elif isinstance(result, NoReply):
+                continue
