@@ -99,8 +99,10 @@ class KdTargetSession:
         self._closing = threading.Event()
         # A stop that came back while no link was up, reported on the next one.
         self._held: Any = None
-        # The exception state change a broken-in target keeps offering (§3.3).
+        # The state change a broken-in target keeps offering (§3.3), and the prompt
+        # it waits to have answered, across links.
         self._broken: bytes | None = None
+        self._open_prompt: StopReport | None = None
 
     def _new_connection(self) -> KdConnection:
         return KdConnection(Role.TARGET, ack_timeout=self.ack_timeout)
@@ -113,8 +115,12 @@ class KdTargetSession:
         pump = self._pump = TargetPump(port, self._conn, self._on_breakin)
         pump.start()
         try:
+            # A target left waiting keeps waiting: the old packet is still pending or
+            # is the open exchange, which the new debugger's RESET makes it send again
+            # with fresh ids (§3.3, Rule 6).
+            if self._open_prompt is not None:
+                self._await_answer(pump, self._open_prompt)
             if self._broken is not None:
-                pump.send(pump.conn.send_state_change, self._broken)
                 self._break_loop(pump)
             while not self._closing.is_set() and not pump.closed:
                 stop = self._held
@@ -182,13 +188,18 @@ class KdTargetSession:
             self.stats.prints_dropped += 1
 
     def _prompt(self, pump: TargetPump, report: StopReport) -> None:
+        self._open_prompt = report
         pump.send(pump.conn.send_debug_prompt, report.text, report.max_length)
         self.stats.prompts += 1
+        self._await_answer(pump, report)
+
+    def _await_answer(self, pump: TargetPump, report: StopReport) -> None:
         while True:
             event = pump.wait()
             if isinstance(event, PromptReply):
                 # §6.3 step 5: the target keeps at most the buffer's length.
                 answer = event.text[: report.max_length]
+                self._open_prompt = None
                 self.machine.answer_prompt(answer.decode("latin-1"))
                 return
 
