@@ -16,6 +16,7 @@ from pathlib import Path
 import pefile
 import pytest
 
+from kdcon.symbols.pdb import open_pdb
 from tests.oracles import require_tool
 from tests.simtarget.track_host import SOURCE_ROOT, c_sources
 
@@ -174,3 +175,31 @@ def test_pdb_layouts_match_the_documented_ones(images: dict[str, Built], flavour
     assert enumerators["ExAllocatePoolWithTag"] == "1"
     assert enumerators["ZwOpenSection"] == "28"
     assert len(enumerators) == 30  # 29 functions and TrackFnCount
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_project_pdb_reader_sees_what_the_extensions_need(
+    images: dict[str, Built], flavour: str
+) -> None:
+    with open_pdb(images[flavour].pdb) as pdb:
+        types = {r.name: r.type_name for r in pdb.globals()}
+        record = pdb.types.find("_TRACK_RECORD")
+        function = pdb.types.find("_TRACK_FUNCTION")
+    assert {name: types.get(name) for name in DEBUGGER_GLOBALS} == {
+        "TrackRecordList": "_LIST_ENTRY",
+        "TrackMemoryStats": "_TRACK_MEMORY_STATS",
+        "TrackResourceStats": "_TRACK_STATS",
+        "TrackHandleStats": "_TRACK_STATS",
+        "TrackGuardSize": "Uint4B",
+        "TrackGuardFill": "UChar",
+        "TrackInitialized": "UChar",
+        "TrackDemoTickCount": "Uint4B",
+    }
+    assert record is not None and function is not None
+    assert [(f.name, f.offset, f.type_name) for f in record.fields] == [
+        ("ListEntry", 0x00, "_LIST_ENTRY"), ("Value", 0x10, "Uint8B"), ("Size", 0x18, "Uint8B"),
+        ("Allocator", 0x20, "_TRACK_FUNCTION"), ("Line", 0x24, "Uint4B"),
+        ("Flags", 0x28, "Uint4B"), ("Source", 0x2C, "[41] Char"),
+    ]
+    assert function.enumerators[0] == ("TrackFnExAllocatePool", 0)
+    assert function.enumerators[28] == ("TrackFnZwOpenSection", 28)
