@@ -47,6 +47,7 @@ MAX_EXPORTS = 0x10000
 MAX_RUNTIME_FUNCTIONS = 1 << 20
 MAX_NAME = 512
 MAX_BLOB = 1 << 24
+MAX_SECTIONS = 96
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +233,22 @@ def _unwind(read: Reader, rva: int, depth: int) -> UnwindInfo | None:
     return UnwindInfo(version_flags & 7, flags, prolog, frame & 0xF, frame >> 4, codes, chained, handler)
 
 
+def _check_headers(data: bytes) -> None:
+    """Refuse what the Windows loader refuses before pefile spends time on it."""
+    if len(data) < 0x40 or data[:2] != b"MZ":
+        raise SymbolFileError("not a PE image: no MZ header")
+    (e_lfanew,) = struct.unpack_from("<I", data, 0x3C)
+    if e_lfanew + 24 > len(data) or data[e_lfanew:e_lfanew + 4] != b"PE\x00\x00":
+        raise SymbolFileError("not a PE image: no PE signature")
+    sections, _, _, _, optional_size = struct.unpack_from("<HIIIH", data, e_lfanew + 6)
+    if sections > MAX_SECTIONS:
+        raise SymbolFileError(f"{sections} sections (the loader allows {MAX_SECTIONS})")
+    if e_lfanew + 24 + optional_size + 40 * sections > max(len(data), _HEADER_PAGE):
+        raise SymbolFileError("section headers lie past the headers")
+
+
 def _parse_headers(data: bytes) -> pefile.PE:
+    _check_headers(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
