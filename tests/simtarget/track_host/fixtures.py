@@ -16,8 +16,16 @@ __all__ = ["checked", "free", "host_libraries"]
 def host_libraries(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     """Both flavours, compiled once per session: {1: checked, 0: free}."""
     gcc = require_tool("gcc")
-    out_dir = tmp_path_factory.mktemp("track_host")
-    return {dbg: build_library(gcc, out_dir, dbg) for dbg in (1, 0)}
+    # Every test module that imports this fixture gets its own copy of it; the libraries
+    # are built once per session all the same, into a folder the first copy renames into
+    # place when both flavours are complete.
+    done = tmp_path_factory.getbasetemp() / "track_host_libraries"
+    if not done.exists():
+        work = tmp_path_factory.mktemp("track_host_build")
+        for dbg in (1, 0):
+            build_library(gcc, work, dbg)
+        work.rename(done)
+    return {dbg: done / f"libtrackhost_dbg{dbg}.so" for dbg in (1, 0)}
 
 
 @pytest.fixture
