@@ -22,9 +22,12 @@ import logging
 import re
 from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass
+from operator import itemgetter
 
 from .model import SymbolKind, SymbolRecord
+
+_new_hit = tuple.__new__
+_bisect_right = bisect.bisect_right
 
 __all__ = ["AddressHit", "SymbolIndex", "undecorate", "wildcard_regex", "has_wildcard"]
 
@@ -37,7 +40,7 @@ _RANK = {SymbolKind.FUNCTION: 0, SymbolKind.DATA: 1, SymbolKind.LABEL: 2, Symbol
 
 def undecorate(name: str) -> str:
     """x86 C decoration removed: ``_KeBugCheck@4`` -> ``KeBugCheck``; C++ names as-is."""
-    if not name or name[0] == "?":
+    if not name or name[0] == "?" or (name[0] not in "_@" and "@" not in name):
         return name
     found = _DECORATION.match(name)
     return found.group("core") if found else name
@@ -60,35 +63,47 @@ def wildcard_regex(pattern: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
-class AddressHit:
-    """The symbol at or before an RVA.
+class AddressHit(tuple):
+    """The symbol at or before an RVA: ``(record, displacement, next)``.
 
     ``past_end`` is True when the symbol's length is known and the RVA lies beyond
-    it; ``next`` is the first symbol after the RVA, if any.
+    it; ``next`` is the first symbol after the RVA, if any. A tuple so that the
+    hot lookup path builds it in C.
     """
 
-    record: SymbolRecord
-    displacement: int
-    past_end: bool
-    next: SymbolRecord | None = None
+    __slots__ = ()
+    record: SymbolRecord = property(itemgetter(0))          # type: ignore[assignment]
+    displacement: int = property(itemgetter(1))             # type: ignore[assignment]
+    next: SymbolRecord | None = property(itemgetter(2))     # type: ignore[assignment]
+
+    @property
+    def past_end(self) -> bool:
+        return 0 < self[0].size <= self[1]
+
+    def __repr__(self) -> str:
+        return f"AddressHit({self[0].name!r}+{self[1]:#x}, past_end={self.past_end})"
 
 
 class SymbolIndex:
     """Sorted address index and lazily built name index of one module's symbols."""
 
-    __slots__ = ("_rvas", "_records", "_names", "_joined", "_offsets", "_order")
+    __slots__ = ("_rvas", "_records", "_starts", "_following", "_names", "_joined", "_offsets", "_order")
 
     def __init__(self, records: Iterable[SymbolRecord]) -> None:
-        best: dict[tuple[int, str], SymbolRecord] = {}
-        for record in records:
-            key = (record.rva, undecorate(record.name).casefold())
-            held = best.get(key)
-            if held is None or _better(record, held):
-                best[key] = record
-        ordered = sorted(best.values(), key=_address_order)
+        ordered = sorted(records, key=_rva_of)
+        if any(ordered[i].rva == ordered[i + 1].rva for i in range(len(ordered) - 1)):
+            ordered = _fold_duplicates(ordered)
         self._records: list[SymbolRecord] = ordered
         self._rvas = array("Q", [r.rva for r in ordered])
+        # First position of each address group: lookups land on its best record.
+        starts = array("I", bytes(4 * len(ordered)))
+        group = 0
+        for position in range(1, len(ordered)):
+            if ordered[position].rva != ordered[position - 1].rva:
+                group = position
+            starts[position] = group
+        self._starts = starts
+        self._following: list[SymbolRecord | None] = ordered[1:] + [None]
         self._names: dict[str, list[int]] | None = None
         self._joined: str | None = None
         self._offsets: array | None = None
@@ -106,22 +121,11 @@ class SymbolIndex:
 
     def lookup(self, rva: int) -> AddressHit | None:
         """The nearest symbol at or before ``rva``; None below the first symbol."""
-        position = bisect.bisect_right(self._rvas, rva) - 1
+        position = _bisect_right(self._rvas, rva) - 1
         if position < 0:
             return None
-        record = self._records[position]
-        start = record.rva
-        # Several symbols can share an address: prefer one that knows its length.
-        first = position
-        while first > 0 and self._rvas[first - 1] == start:
-            first -= 1
-        if first != position:
-            record = min(self._records[first:position + 1], key=_address_order)
-        following = position + 1
-        after = self._records[following] if following < len(self._records) else None
-        displacement = rva - start
-        past_end = record.size > 0 and displacement >= record.size
-        return AddressHit(record, displacement, past_end, after)
+        record = self._records[self._starts[position]]
+        return _new_hit(AddressHit, (record, rva - record.rva, self._following[position]))
 
     def at(self, rva: int) -> list[SymbolRecord]:
         """Every symbol that starts exactly at ``rva``."""
@@ -135,23 +139,35 @@ class SymbolIndex:
 
     # Name -> records ---------------------------------------------------------
 
-    def _name_map(self) -> dict[str, list[int]]:
+    def _name_map(self) -> dict[str, int | list[int]]:
+        """Case-folded raw and undecorated names -> a position, or a list when shared."""
         if self._names is None:
-            names: dict[str, list[int]] = {}
-            for position, record in enumerate(self._records):
-                raw = record.name.casefold()
-                names.setdefault(raw, []).append(position)
-                plain = undecorate(record.name).casefold()
-                if plain != raw:
-                    names.setdefault(plain, []).append(position)
+            records = self._records
+            folded = [r.name.casefold() for r in records]
+            names: dict[str, int | list[int]] = dict(zip(folded, range(len(folded))))
+            extra = [(folded[p], p) for p in range(len(folded)) if names[folded[p]] != p]
+            extra += [(undecorate(r.name).casefold(), p) for p, r in enumerate(records)
+                      if r.name[:1] in ("_", "@") or "@" in r.name]
+            for key, position in extra:
+                held = names.get(key)
+                if held is None:
+                    names[key] = position
+                elif isinstance(held, int):
+                    if held != position:
+                        names[key] = sorted({held, position})
+                elif position not in held:
+                    held.append(position)
+                    held.sort()
             self._names = names
         return self._names
 
     def find(self, name: str) -> list[SymbolRecord]:
         """Records named ``name`` (case-insensitive; raw or undecorated form)."""
         positions = self._name_map().get(name.casefold())
-        if not positions:
+        if positions is None:
             return []
+        if isinstance(positions, int):
+            return [self._records[positions]]
         exact = [p for p in positions if self._records[p].name == name]
         chosen = exact or positions
         return [self._records[p] for p in chosen]
@@ -192,6 +208,32 @@ class SymbolIndex:
             line = bisect.bisect_right(offsets, found.start()) - 1
             hits.add(owners[line])
         return [self._records[p] for p in sorted(hits)]
+
+
+def _rva_of(record: SymbolRecord) -> int:
+    return record.rva
+
+
+def _fold_duplicates(ordered: list[SymbolRecord]) -> list[SymbolRecord]:
+    """Within each address keep one record per (undecorated) name, richest first."""
+    out: list[SymbolRecord] = []
+    start = 0
+    while start < len(ordered):
+        end = start + 1
+        while end < len(ordered) and ordered[end].rva == ordered[start].rva:
+            end += 1
+        if end - start == 1:
+            out.append(ordered[start])
+        else:
+            best: dict[str, SymbolRecord] = {}
+            for record in ordered[start:end]:
+                key = undecorate(record.name).casefold()
+                held = best.get(key)
+                if held is None or _better(record, held):
+                    best[key] = record
+            out.extend(sorted(best.values(), key=_address_order))
+        start = end
+    return out
 
 
 def _better(candidate: SymbolRecord, held: SymbolRecord) -> bool:
