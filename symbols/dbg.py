@@ -31,7 +31,7 @@ from .debugdir import (IMAGE_DEBUG_TYPE_CODEVIEW, IMAGE_DEBUG_TYPE_COFF, IMAGE_D
                        IMAGE_DEBUG_TYPE_MISC, IMAGE_DEBUG_TYPE_OMAP_FROM_SRC,
                        IMAGE_DEBUG_TYPE_OMAP_TO_SRC, CodeViewRef, DebugEntry, FpoData, decode_name,
                        parse_codeview_ref, parse_debug_directory, parse_fpo, parse_misc_name,
-                       parse_section_headers)
+                       parse_section_headers, read_source)
 from .cvinline import read_inline_publics
 from .errors import SymbolFileError
 from .model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
@@ -207,15 +207,8 @@ def _coff_records(blob: bytes, sections: list[SectionHeader]) -> list[SymbolReco
 
 def read_dbg(source: str | bytes, name: str | None = None) -> DbgFile:
     """Parse a DBG file from a path or bytes."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    else:
-        try:
-            with open(source, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise SymbolFileError(f"cannot read {source}: {exc.strerror}") from None
-        name = name or source.replace("\\", "/").rsplit("/", 1)[-1]
+    data, given = read_source(source, name, "")
+    name = given or None
     if len(data) < _HEADER.size:
         raise SymbolFileError("file shorter than a DBG header")
     (signature, flags, machine, characteristics, timestamp, checksum, image_base, size_of_image,

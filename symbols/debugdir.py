@@ -33,7 +33,7 @@ __all__ = [
     "IMAGE_SECTION_HEADER", "DebugEntry", "CodeViewRef", "FpoData",
     "parse_debug_directory", "parse_misc_name", "parse_codeview_ref", "parse_fpo",
     "parse_section_headers", "build_misc", "build_nb10", "build_rsds", "build_section_header",
-    "build_fpo", "build_debug_entry", "decode_name",
+    "build_fpo", "build_debug_entry", "decode_name", "read_source",
 ]
 
 IMAGE_DEBUG_TYPE_COFF = 1
@@ -76,6 +76,19 @@ _FPO = struct.Struct("<IIIHH")
 MAX_DEBUG_ENTRIES = 64
 MAX_SECTIONS = 96        # the PE loader's own limit
 MAX_FPO = 1 << 20
+
+
+def read_source(source: str | bytes | bytearray | memoryview, name: str | None,
+                default: str) -> tuple[bytes, str]:
+    """The bytes of a file given by path or as bytes, and the name to record for it."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), name or default
+    try:
+        with open(source, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise SymbolFileError(f"cannot read {source}: {exc.strerror}") from None
+    return data, name or source.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def decode_name(raw: bytes) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import struct
 import warnings
 from collections.abc import Callable
@@ -28,7 +27,7 @@ import pefile
 
 from .debugdir import (IMAGE_DEBUG_TYPE_CODEVIEW, IMAGE_DEBUG_TYPE_FPO, IMAGE_DEBUG_TYPE_MISC,
                        CodeViewRef, DebugEntry, FpoData, decode_name, parse_codeview_ref,
-                       parse_debug_directory, parse_fpo, parse_misc_name)
+                       parse_debug_directory, parse_fpo, parse_misc_name, read_source)
 from .errors import SymbolFileError
 from .model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
 
@@ -309,16 +308,7 @@ def _build(pe: pefile.PE, name: str, read: Reader,
 
 def read_image(source: str | bytes, name: str | None = None) -> PeImage:
     """Parse an image file (path or bytes) in file layout."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        name = name or "image"
-    else:
-        try:
-            with open(source, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise SymbolFileError(f"cannot read {source}: {exc.strerror}") from None
-        name = name or os.path.basename(source)
+    data, name = read_source(source, name, "image")
     pe = _parse_headers(data)
 
     def read(rva: int, size: int) -> bytes | None:
