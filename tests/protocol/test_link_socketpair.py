@@ -105,3 +105,17 @@ def test_peer_going_away_is_end_of_file(pair) -> None:
     with pytest.raises(TransportError):
         host.request(READ, dict(TargetBaseAddress=0, TransferCount=4, ActualBytesRead=0),
                      timeout=0.5)
+
+
+def test_target_link_gives_up_dbgprint_when_no_debugger_listens() -> None:
+    from kdcon.protocol.connection import KdConnection
+    from kdcon.protocol.events import SendAbandoned
+
+    target_port, silent_port = socket_pair(timeout=0.05)
+    conn = KdConnection(Role.TARGET, ack_timeout=0.02, byte_time=0.0, retries=3)
+    with KdLink(target_port, Role.TARGET, connection=conn) as target:
+        target.send_debug_print(b"anyone?\n")
+        event = target.wait_for(SendAbandoned, 5)
+        assert event.payload.endswith(b"anyone?\n")
+        assert not conn.debugger_present
+    silent_port.close()
