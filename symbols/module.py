@@ -208,9 +208,9 @@ class ModuleSymbols:
         self._dbg = dbg
         self._settle(found)
         nb10 = wanted_pdb(dbg.identity)
-        if nb10 is not None and nb10.pdb_name:
+        if nb10 is not None:
             letter = self.letter
-            if self._try_pdb(nb10.pdb_name, nb10, force, near=os.path.dirname(found.path),
+            if self._try_pdb(nb10.name, nb10, force, near=os.path.dirname(found.path),
                              sections=dbg.sections):
                 self.letter = self.letter or letter
                 return True
