@@ -1,9 +1,10 @@
 """PE images: identity, sections, exports, debug directory, .pdata and FPO.
 
-Headers are read with pefile (``fast_load``: no directory is parsed eagerly;
-symbols.md §1.8, §6.3). Everything past the headers is read by RVA through one
-callable ``read(rva, size) -> bytes | None``, so the same code serves an image
-file (pefile maps RVAs to file offsets) and an image read from target memory
+Headers are read with pefile (``fast_load`` over the header page only: no
+directory is parsed eagerly; symbols.md §1.8, §6.3). Everything past the headers
+is read by RVA through one callable ``read(rva, size) -> bytes | None``, so the
+same code serves an image file (RVAs mapped through the section table to file
+offsets) and an image read from target memory
 (mapped layout, pages may be missing: a missing page only loses what lies on it).
 For files, debug blobs are taken by ``PointerToRawData``; in memory by
 ``AddressOfRawData`` (§6.3).
@@ -17,6 +18,7 @@ read resources. Every failure is ``SymbolFileError``.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import struct
 import warnings
@@ -232,8 +234,11 @@ def _unwind(read: Reader, rva: int, depth: int) -> UnwindInfo | None:
     return UnwindInfo(version_flags & 7, flags, prolog, frame & 0xF, frame >> 4, codes, chained, handler)
 
 
-def _check_headers(data: bytes) -> None:
-    """Refuse what the Windows loader refuses before pefile spends time on it."""
+def _check_headers(data: bytes) -> int:
+    """Refuse what the Windows loader refuses before pefile spends time on it.
+
+    Returns the length of the headers pefile has to see: up to the section table's end.
+    """
     if len(data) < 0x40 or data[:2] != b"MZ":
         raise SymbolFileError("not a PE image: no MZ header")
     (e_lfanew,) = struct.unpack_from("<I", data, 0x3C)
@@ -242,20 +247,60 @@ def _check_headers(data: bytes) -> None:
     sections, _, _, _, optional_size = struct.unpack_from("<HIIIH", data, e_lfanew + 6)
     if sections > MAX_SECTIONS:
         raise SymbolFileError(f"{sections} sections (the loader allows {MAX_SECTIONS})")
-    if e_lfanew + 24 + optional_size + 40 * sections > max(len(data), _HEADER_PAGE):
-        raise SymbolFileError("section headers lie past the headers")
+    end = e_lfanew + 24 + optional_size + 40 * sections
+    if end > len(data):
+        raise SymbolFileError("headers truncated")
+    if optional_size < 2 or struct.unpack_from("<H", data, e_lfanew + 24)[0] not in (0x10B, 0x20B):
+        raise SymbolFileError("not a PE image: no PE32 or PE32+ optional header")
+    if optional_size < (112 if data[e_lfanew + 25] == 2 else 96):
+        raise SymbolFileError(f"optional header of {optional_size} bytes is too short")
+    return end
 
 
-def _parse_headers(data: bytes) -> pefile.PE:
-    _check_headers(data)
+@functools.lru_cache(maxsize=64)
+def _parse_header_page(headers: bytes) -> pefile.PE | SymbolFileError:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return pefile.PE(data=data, fast_load=True)
+            return pefile.PE(data=headers, fast_load=True)
         except pefile.PEFormatError as exc:
-            raise SymbolFileError(f"not a PE image: {exc.value}") from None
+            return SymbolFileError(f"not a PE image: {exc.value}")
         except Exception as exc:  # pefile raises assorted errors on hostile headers
-            raise SymbolFileError(f"unreadable PE headers: {exc!r}") from None
+            return SymbolFileError(f"unreadable PE headers: {exc!r}")
+
+
+def _parse_headers(data: bytes) -> pefile.PE:
+    """pefile over the headers only; the same headers (a module read again) are parsed once."""
+    end = _check_headers(data)
+    parsed = _parse_header_page(bytes(data[:end]))
+    if isinstance(parsed, SymbolFileError):
+        raise SymbolFileError(str(parsed))
+    return parsed
+
+
+def _file_reader(pe: pefile.PE, data: bytes) -> Reader:
+    """``read(rva, size)`` over an image file: headers, then each section's raw data."""
+    spans = []
+    for section in pe.sections:
+        start = section.VirtualAddress
+        raw = min(section.SizeOfRawData, max(len(data) - section.PointerToRawData, 0))
+        spans.append((start, start + max(section.Misc_VirtualSize, raw), section.PointerToRawData, raw))
+    headers_size = min(pe.OPTIONAL_HEADER.SizeOfHeaders, len(data))
+
+    def read(rva: int, size: int) -> bytes | None:
+        if rva < 0 or size < 0 or size > MAX_BLOB:
+            return None
+        if rva < headers_size:
+            return data[rva:min(rva + size, headers_size)] or None
+        for start, end, pointer, raw in spans:
+            if start <= rva < end:
+                offset = rva - start
+                if offset >= raw:
+                    return bytes(min(size, end - rva)) or None    # zero-filled tail of the section
+                return data[pointer + offset:pointer + min(offset + size, raw)] or None
+        return None
+
+    return read
 
 
 def _build(pe: pefile.PE, name: str, read: Reader,
@@ -310,15 +355,7 @@ def read_image(source: str | bytes, name: str | None = None) -> PeImage:
     """Parse an image file (path or bytes) in file layout."""
     data, name = read_source(source, name, "image")
     pe = _parse_headers(data)
-
-    def read(rva: int, size: int) -> bytes | None:
-        if rva < 0 or size < 0 or size > MAX_BLOB:
-            return None
-        try:
-            chunk = pe.get_data(rva, size)
-        except Exception:  # pefile: rva outside every section
-            return None
-        return chunk or None
+    read = _file_reader(pe, data)
 
     def blob(entry: DebugEntry) -> bytes | None:
         if entry.size > MAX_BLOB or entry.pointer + entry.size > len(data):
