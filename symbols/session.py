@@ -17,6 +17,7 @@ import fnmatch
 import logging
 from dataclasses import dataclass
 
+from .errors import SymbolError
 from .index import has_wildcard
 from .locate import SymbolLocator
 from .model import SymbolKind, SymbolRecord
@@ -191,6 +192,25 @@ class SymbolSession:
             return None
         found = self.match(name)
         return found[0].address if found else None
+
+    def find_type(self, name: str):
+        """``dt``'s type lookup: ``mod!Type`` or a bare type name (first module that has it)."""
+        module_part, _, type_name = name.rpartition("!")
+        modules = [self.module(module_part)] if module_part else self._modules
+        for module in modules:
+            if module is None:
+                continue
+            table = module.types
+            if table is None:
+                continue
+            try:
+                found = table.find(type_name)
+            except SymbolError as exc:
+                log.warning("%s: types unreadable: %s", module.name, exc)
+                continue
+            if found is not None:
+                return found
+        return None
 
     # -- WinDbg text ---------------------------------------------------------------------
 

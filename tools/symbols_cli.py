@@ -225,6 +225,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 continue
             found = session.locator.find(name, target, image_ext=os.path.splitext(image_path)[1].lstrip("."),
                                          survey=True)
+            if not found.candidates:
+                lines.append(f"  {name}: not on the symbol path")
             for candidate in found.candidates:
                 if candidate.error:
                     lines.append(f"  {candidate.path}: unreadable: {candidate.error}")

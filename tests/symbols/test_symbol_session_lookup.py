@@ -147,6 +147,10 @@ def test_symsrv_pdb_by_guid_and_age_gives_private_symbols(tmp_path, lld_pair):
     assert module.state is SymbolState.PRIVATE_PDB and module.letter == ""
     assert session.address_of("drv!DemoCallback") is not None      # a static: module streams only
     assert session.ln_text(BASE64 + 0x1000).startswith("(fffff803`12341000)   drv!DemoExported   |  ")
+    demo = session.find_type("drv!_DEMO")
+    assert demo.size == 32 and [f.name for f in demo.fields] == ["A", "B", "Next", "Bits"]
+    assert session.find_type("_DEMO") is not None and session.find_type("drv!_NOPE") is None
+    assert session.find_type("nomodule!_DEMO") is None
 
 
 def test_pdb_with_another_guid_under_the_right_key_is_refused(tmp_path, lld_pair):
