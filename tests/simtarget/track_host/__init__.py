@@ -24,7 +24,9 @@ __all__ = [
     "SOURCE_ROOT",
     "TrackHost",
     "TrackRecordView",
+    "allocator_names",
     "build_library",
+    "c_sources",
     "marked_line",
 ]
 
