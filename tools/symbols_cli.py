@@ -220,6 +220,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         matched = None
         lines = []
         for name in candidate_names(os.path.basename(image_path), image):
+            if matched is not None:
+                break
             target = wanted_pdb(want) if name.lower().endswith(".pdb") else want
             if target is None:
                 continue

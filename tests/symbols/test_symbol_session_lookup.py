@@ -243,3 +243,14 @@ def test_module_lookup_by_address_and_patterns(tmp_path):
     assert session.module("HAL.DLL").name == "hal"
     session.remove_module(0x3000)
     assert session.module("ntfs") is None
+
+
+def test_cache_element_copies_what_later_elements_find(tmp_path):
+    pair = nt4_pair()
+    key = f"{pair.timestamp:08X}{pair.size_of_image:x}"
+    put(str(tmp_path / "tree" / "exe" / "ntoskrnl.dbg"), pair.dbg)
+    session = SymbolSession(f"cache*{tmp_path / 'cache'};{tmp_path / 'tree'}", pointer_size=4)
+    _kernel(session, pair).load()
+    assert (tmp_path / "cache" / "ntoskrnl.dbg" / key / "ntoskrnl.dbg").read_bytes() == pair.dbg
+    cached_only = SymbolSession(f"srv*{tmp_path / 'cache'}", pointer_size=4)
+    assert _kernel(cached_only, pair).load().state is SymbolState.COFF

@@ -86,3 +86,21 @@ def test_errors_are_one_line_with_exit_status(argv, status, message, capsys):
 def test_lookup_with_nothing_found_is_status_1(tmp_path, driver, capsys):
     assert main(["lookup", "-y", str(tmp_path), driver[0], "NoSuch*"]) == 1
     assert "no symbol found" in capsys.readouterr().err
+
+
+def test_lookup_and_check_an_nt4_kernel_against_a_symbols_tree(tmp_path, capsys):
+    pair = nt4_pair()
+    image = put(str(tmp_path / "ntoskrnl.exe"), pair.image)
+    dbg = put(str(tmp_path / "in" / "ntoskrnl.dbg"), pair.dbg)
+    assert main(["add", "--store", str(tmp_path / "sym"), "--layout", "tree", dbg]) == 0
+    assert os.path.isfile(tmp_path / "sym" / "symbols" / "exe" / "ntoskrnl.dbg")
+    capsys.readouterr()
+    assert main(["lookup", "-y", str(tmp_path / "sym"), image, "80401104"]) == 0
+    assert capsys.readouterr().out == "(80401100)   nt!_KeBugCheckEx@20+0x4   |  (80401200)   nt!@KfAcquireSpinLock@4\n"
+    assert main(["check", "-y", str(tmp_path / "sym"), image]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "ntoskrnl.dbg: matches (timestamp 37CDB039 size 5000)" in out
+    assert "ntkrnlmp" not in out
+    assert main(["check", "-y", str(tmp_path / "nothing"), image]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "ntkrnlmp.dbg: not on the symbol path" in out
