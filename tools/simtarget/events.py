@@ -1,0 +1,135 @@
+"""Stop events: why ``Machine.run`` returned.
+
+Frozen keyword-only dataclasses, one per meaning.  PCs are where the CPU stands when
+the event is reported: for breakpoints, the ``int 3`` itself (as Windows' trap handler
+reports it), for single steps and data breakpoints the next instruction to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "StopEvent", "BreakpointHit", "SingleStep", "DataBreakpoint", "DebugPrint", "DebugPrompt",
+    "ImageInfo", "LoadSymbols", "UnloadSymbols", "BugCheck", "BreakIn", "ExceptionEvent",
+    "Rebooted", "BudgetExhausted", "STATUS_BREAKPOINT", "STATUS_SINGLE_STEP",
+    "STATUS_ACCESS_VIOLATION", "STATUS_INTEGER_DIVIDE_BY_ZERO", "STATUS_ILLEGAL_INSTRUCTION",
+]
+
+STATUS_BREAKPOINT = 0x80000003
+STATUS_SINGLE_STEP = 0x80000004
+STATUS_ACCESS_VIOLATION = 0xC0000005
+STATUS_INTEGER_DIVIDE_BY_ZERO = 0xC0000094
+STATUS_ILLEGAL_INSTRUCTION = 0xC000001D
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopEvent:
+    """Base of every stop event."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakpointHit(StopEvent):
+    """An ``int 3`` ran: one the debugger set (``handle`` 1..32) or one in the code (``None``)."""
+
+    pc: int
+    handle: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SingleStep(StopEvent):
+    """One instruction ran after ``run(trace=True)``; ``pc`` is the next one."""
+
+    pc: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataBreakpoint(StopEvent):
+    """A debug-register breakpoint fired, after the accessing instruction completed."""
+
+    pc: int
+    dr6: int
+    address: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DebugPrint(StopEvent):
+    """DbgPrint text (int 2Dh service 1); the machine continues past it on the next run."""
+
+    text: str
+    component: int = 0
+    level: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DebugPrompt(StopEvent):
+    """DbgPrompt (service 2): call ``answer_prompt`` before running on."""
+
+    text: str
+    max_len: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    """What a LoadSymbols report carries (kd-protocol.md §4.4) plus the PE timestamp."""
+
+    path: str
+    base: int
+    size: int
+    checksum: int
+    timestamp: int
+    process_id: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadSymbols(StopEvent):
+    """A module was loaded (service 3)."""
+
+    image: ImageInfo
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnloadSymbols(StopEvent):
+    """A module is being unloaded (service 4); it is still mapped when this is reported."""
+
+    image: ImageInfo
+
+
+@dataclass(frozen=True, kw_only=True)
+class BugCheck(StopEvent):
+    """KeBugCheckEx broke in (DbgBreakPointWithStatus 3 first, 4 on every later run)."""
+
+    pc: int
+    code: int
+    params: tuple[int, int, int, int]
+    first: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakIn(StopEvent):
+    """The clock interrupt found a break-in request and broke at RtlpBreakWithStatusInstruction."""
+
+    pc: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExceptionEvent(StopEvent):
+    """A CPU exception, first chance; running on hands it to the kernel (which bug checks)."""
+
+    code: int
+    address: int
+    params: tuple[int, ...] = field(default_factory=tuple)
+    first_chance: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rebooted(StopEvent):
+    """The machine booted again (HalReturnToFirmware or ``reboot()``); module loads follow."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetExhausted(StopEvent):
+    """``run`` reached its instruction budget or its ``until`` check said stop."""
+
+    pc: int
+    instructions: int

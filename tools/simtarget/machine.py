@@ -1,0 +1,512 @@
+"""The simulated machine: one x64 CPU (unicorn 2.1.4, UC_TLB_VIRTUAL) running the
+project's ntoskrnl.exe, hal.dll, kdcom.dll and drivers, with the API a KD stub needs.
+
+Public API (no protocol here)::
+
+    m = Machine(seed=0, drivers=[paths], break_on_connect=False)  # checks imports now
+    m.boot()                                  # fresh machine; the kernel has not run yet
+    ev = m.run(until=None, budget=None, trace=False)   # -> a StopEvent (events.py)
+    m.answer_prompt("b")                      # after a DebugPrompt
+    m.request_breakin()                       # any thread; BreakIn within one slice
+    m.read_virtual(addr, n) -> bytes          # readable prefix, original bytes under bps
+    m.write_virtual(addr, data) -> int        # bytes written (prefix)
+    m.read_physical(pa, n) / m.write_physical(pa, data)
+    m.get_context() -> Context ; m.set_context(ctx)          # context.py, incl. Dr0-3/6/7
+    m.get_special_registers() -> SpecialRegisters            # KSPECIAL_REGISTERS
+    m.write_breakpoint(addr) -> handle 1..32 ; m.restore_breakpoint(handle) -> bool
+    m.read_msr(msr) -> int | None ; m.write_msr(msr, value) -> bool
+    m.query_memory(addr) -> MemoryInfo | None ; m.search_memory(addr, length, pattern)
+    m.reboot() ; m.cause_bugcheck() ; m.set_request(KiSimRequest.X)
+    m.modules, m.kernel_symbol(name), m.kern_base, m.ps_loaded_module_list,
+    m.kd_debugger_data_block, m.kd_version_block, m.ki_bugcheck_data, m.kpcr, m.kprcb,
+    m.current_thread, m.instructions, m.halted
+
+Execution model: ``run`` executes slices of SLICE instructions (unicorn's instruction
+count) with no per-instruction Python hooks; breakpoints are real 0xCC bytes, single
+steps run exactly one instruction, data breakpoints are memory hooks limited to the
+watched bytes.  Between slices a pending break-in is delivered as the clock interrupt
+through the kernel's IDT: the kernel polls kdcom's UART and breaks with
+DbgBreakPointWithStatus(DBG_STATUS_CONTROL_C), so the break lands in kernel code.
+Time is instruction based: the guest clock advances 1 us per 100 instructions of
+every slice started, never by the host's clock, so a run is deterministic for a seed.
+
+A stop at an ``int 3`` reports RIP at the ``int 3``; running on steps over a debugger
+breakpoint (restore, one instruction, re-arm) or skips a breakpoint compiled into
+the code.  CPU exceptions are reported first chance and, when run on, handed to the
+kernel's handler, which bug checks; page faults at DISPATCH_LEVEL and above go to the
+kernel directly (bug check 0xA / 0xD1), as on Windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from pathlib import Path
+from typing import Callable, Iterable
+
+from unicorn import (UC_ARCH_X86, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
+                     UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT, UC_ERR_WRITE_UNMAPPED,
+                     UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_UNMAPPED,
+                     UC_HOOK_MEM_READ, UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE,
+                     UC_HOOK_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED,
+                     UC_MODE_64, UC_TLB_VIRTUAL, Uc, UcError)
+from unicorn import x86_const as X
+
+from . import layout
+from .context import Context, SpecialRegisters, read_context, write_context
+from .debugregs import DebugRegisters
+from .errors import MachineStateError
+from .events import (STATUS_ACCESS_VIOLATION, STATUS_ILLEGAL_INSTRUCTION, STATUS_INTEGER_DIVIDE_BY_ZERO,
+                     BreakIn, BreakpointHit, BudgetExhausted, BugCheck, DataBreakpoint, ExceptionEvent,
+                     Rebooted, SingleStep, StopEvent)
+from .kernel import KernelImages, boot_kernel
+from .memory import GuestMemory, MemoryInfo
+from .services import PendingPrompt, PortDevice, decode_debug_service
+
+__all__ = ["Machine", "SLICE", "MAX_BREAKPOINTS"]
+
+log = logging.getLogger(__name__)
+
+SLICE = 200_000
+INSTRUCTIONS_PER_100NS = 10
+MAX_BREAKPOINTS = 32
+DBG_STATUS_CONTROL_C = 1
+DBG_STATUS_BUGCHECK_FIRST = 3
+DBG_STATUS_BUGCHECK_SECOND = 4
+MANUALLY_INITIATED_CRASH = 0xE2
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+_UNMAPPED_ERRORS = {UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED,
+                    UC_ERR_READ_PROT, UC_ERR_WRITE_PROT, UC_ERR_FETCH_PROT}
+
+
+class Machine:
+    """One simulated x64 machine; see the module docstring for the API."""
+
+    def __init__(self, seed: int = 0, drivers: Iterable[str | Path] = (), break_on_connect: bool = False,
+                 images_dir: str | Path | None = None) -> None:
+        self.seed = seed
+        self.break_on_connect = break_on_connect
+        # Parsing and import checks happen now, so a bad driver is refused up front.
+        self._images = KernelImages(images_dir, [Path(p) for p in drivers])
+        self._uc: Uc | None = None
+        self.instructions = 0
+
+    # ---------------------------------------------------------------- boot
+
+    def boot(self) -> None:
+        """Build a fresh machine: memory, images, loader block; the CPU at KiSystemStartup."""
+        uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)          # kernel addresses, simulated-target.md §5.3
+        self._uc = uc
+        self.memory = GuestMemory(uc)
+        self.ports = PortDevice()
+        if self.break_on_connect:
+            self.ports.breakin.set()
+        self._kernel = boot_kernel(uc, self.memory, self._images, self.seed)
+        self.debug = DebugRegisters(uc)
+        self._breakpoints: dict[int, int] = {}       # handle -> address
+        self._prompt: PendingPrompt | None = None
+        self._deliver_pending: tuple[int, tuple[int, int, int], int] | None = None
+        self._skip_int3_at: int | None = None
+        self._trap: tuple[int, int] | None = None
+        self._fault: tuple[int, int] | None = None
+        self.instructions = 0
+        uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
+        uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT)
+        uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED | UC_HOOK_MEM_FETCH_UNMAPPED,
+                    self._on_unmapped)
+
+    def reboot(self) -> None:
+        """Boot again from scratch; the next runs report every module load again."""
+        self.boot()
+
+    # ---------------------------------------------------------------- hooks (CPU thread)
+
+    def _on_interrupt(self, uc: Uc, intno: int, _user: object) -> None:
+        self._trap = (intno, uc.reg_read(X.UC_X86_REG_RIP))
+        uc.emu_stop()
+
+    def _on_in(self, uc: Uc, port: int, size: int, _user: object) -> int:
+        return self.ports.port_in(port, size)
+
+    def _on_out(self, uc: Uc, port: int, size: int, value: int, _user: object) -> None:
+        if self.ports.port_out(uc, port, value):
+            uc.emu_stop()
+
+    def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int, _user: object) -> bool:
+        kind = 1 if access == UC_MEM_WRITE_UNMAPPED else 8 if access == UC_MEM_FETCH_UNMAPPED else 0
+        self._fault = (kind, address)
+        return False
+
+    # ---------------------------------------------------------------- running
+
+    def _require(self) -> Uc:
+        if self._uc is None:
+            raise MachineStateError("the machine has not been booted (call boot())")
+        return self._uc
+
+    @property
+    def pc(self) -> int:
+        return self._require().reg_read(X.UC_X86_REG_RIP)
+
+    def request_breakin(self) -> None:
+        """Ask for a break-in (the host's 0x62); safe from any thread."""
+        self.ports.breakin.set()
+
+    def answer_prompt(self, text: str) -> None:
+        """Answer the pending DbgPrompt; the answer is cut to the prompt's buffer size."""
+        if self._prompt is None:
+            raise MachineStateError("no DbgPrompt is waiting for an answer")
+        data = text.encode("latin-1", "replace")[:self._prompt.max_len]
+        self.memory.write_virtual(self._prompt.buffer, data)
+        self._uc.reg_write(X.UC_X86_REG_RAX, len(data))
+        self._prompt = None
+
+    def run(self, until: Callable[[], bool] | None = None, budget: int | None = None,
+            trace: bool = False) -> StopEvent:
+        """Run until something stops the CPU; ``trace`` runs exactly one instruction.
+
+        ``until`` is checked between slices and ``budget`` caps the instructions run;
+        either ending the run gives BudgetExhausted."""
+        uc = self._require()
+        if self._prompt is not None:
+            raise MachineStateError("a DbgPrompt is waiting: call answer_prompt() first")
+        self.debug.sync()
+        if self._deliver_pending is not None:
+            vector, args, pc = self._deliver_pending
+            self._deliver_pending = None
+            self._deliver(vector, args, pc, resumable=False)
+        pc = uc.reg_read(X.UC_X86_REG_RIP)
+        if self._skip_int3_at == pc:
+            uc.reg_write(X.UC_X86_REG_RIP, pc + 1)
+        self._skip_int3_at = None
+        self.debug.resuming_at(uc.reg_read(X.UC_X86_REG_RIP))
+        if trace:
+            event = self._execute(1)
+            return event or SingleStep(pc=uc.reg_read(X.UC_X86_REG_RIP))
+        executed = 0
+        while True:
+            if self.ports.breakin.is_set() and self._interruptible():
+                self._deliver(layout.VECTOR_CLOCK, (0, 0, 0), uc.reg_read(X.UC_X86_REG_RIP), resumable=True)
+            count = SLICE if budget is None else min(SLICE, budget - executed)
+            if count <= 0:
+                return BudgetExhausted(pc=uc.reg_read(X.UC_X86_REG_RIP), instructions=executed)
+            event = self._execute(count)
+            executed += count
+            if event is not None:
+                return event
+            if until is not None and until():
+                return BudgetExhausted(pc=uc.reg_read(X.UC_X86_REG_RIP), instructions=executed)
+
+    def _execute(self, count: int) -> StopEvent | None:
+        """Run up to ``count`` instructions from RIP and turn what stopped them into an event."""
+        uc = self._uc
+        pc = uc.reg_read(X.UC_X86_REG_RIP)
+        self._trap = self._fault = None
+        self.ports.control = None
+        self.debug.hit = None
+        self.instructions += count
+        self.ports.time_100ns = self.instructions // INSTRUCTIONS_PER_100NS
+        original = self.memory.breakpoint_bytes.get(pc)
+        if original is not None:
+            # Step over an armed breakpoint: the original byte for one instruction.
+            uc.mem_write(pc, bytes([original]))
+            uc.ctl_remove_cache(pc, pc + 1)
+        try:
+            uc.emu_start(pc, 0, count=1 if original is not None else count)
+        except UcError as exc:
+            return self._on_cpu_error(exc)
+        finally:
+            if original is not None and pc in self.memory.breakpoint_bytes:
+                uc.mem_write(pc, b"\xcc")
+                uc.ctl_remove_cache(pc, pc + 1)
+        if self.debug.hit is not None:
+            return self._on_data_breakpoint()
+        if self.ports.control is not None:
+            return self._on_control()
+        if self._trap is not None:
+            return self._on_trap()
+        if original is not None and count > 1:
+            return self._execute(count - 1)
+        return None
+
+    def _on_trap(self) -> StopEvent | None:
+        uc = self._uc
+        intno, rip = self._trap
+        if intno == 3:
+            pc = rip - 1
+            uc.reg_write(X.UC_X86_REG_RIP, pc)
+            for handle, address in self._breakpoints.items():
+                if address == pc:
+                    return BreakpointHit(pc=pc, handle=handle)
+            self._skip_int3_at = pc
+            if pc == self._kernel.break_with_status:
+                status = uc.reg_read(X.UC_X86_REG_RCX) & 0xFFFFFFFF
+                if status == DBG_STATUS_CONTROL_C:
+                    return BreakIn(pc=pc)
+                if status in (DBG_STATUS_BUGCHECK_FIRST, DBG_STATUS_BUGCHECK_SECOND):
+                    data = struct.unpack("<5Q", self.read_virtual(self._kernel.ki_bugcheck_data, 40))
+                    return BugCheck(pc=pc, code=data[0], params=tuple(data[1:]),
+                                    first=status == DBG_STATUS_BUGCHECK_FIRST)
+            return BreakpointHit(pc=pc, handle=None)
+        if intno == 0x2D:
+            event, prompt = decode_debug_service(uc, self.memory)
+            uc.reg_write(X.UC_X86_REG_RIP, rip + 1)        # past the int 3 that follows
+            self._prompt = prompt
+            return event
+        if intno == 1:
+            uc.reg_write(X.UC_X86_REG_EFLAGS, uc.reg_read(X.UC_X86_REG_EFLAGS) & ~0x100)
+            return SingleStep(pc=rip)
+        if intno == 0:
+            return self._exception(STATUS_INTEGER_DIVIDE_BY_ZERO, rip, (), layout.VECTOR_DIVIDE, (0, 0))
+        if intno == 13:
+            return self._exception(STATUS_ACCESS_VIOLATION, rip, (0, _MASK64), layout.VECTOR_GP, (0, 0))
+        return self._exception(STATUS_ILLEGAL_INSTRUCTION, rip, (intno,), intno, (intno, 0))
+
+    def _exception(self, code: int, address: int, params: tuple[int, ...], vector: int,
+                   args: tuple[int, int]) -> StopEvent:
+        self._uc.reg_write(X.UC_X86_REG_RIP, address)
+        self._deliver_pending = (vector, (args[0], args[1], address), address)
+        return ExceptionEvent(code=code, address=address, params=params, first_chance=True)
+
+    def _on_cpu_error(self, exc: UcError) -> StopEvent | None:
+        uc = self._uc
+        pc = uc.reg_read(X.UC_X86_REG_RIP)
+        if exc.errno in _UNMAPPED_ERRORS and self._fault is not None:
+            access, address = self._fault
+            if self._irql() >= layout.DISPATCH_LEVEL:
+                self._deliver(layout.VECTOR_PAGE_FAULT, (address, access, pc), pc, resumable=False)
+                return None
+            return self._exception(STATUS_ACCESS_VIOLATION, pc, (1 if access == 1 else access, address),
+                                   layout.VECTOR_PAGE_FAULT, (address, access))
+        if exc.errno == UC_ERR_INSN_INVALID:
+            return self._exception(STATUS_ILLEGAL_INSTRUCTION, pc, (), layout.VECTOR_INVALID_OP, (0, 0))
+        log.warning("CPU stopped at %#x: %s", pc, exc)
+        return self._exception(STATUS_ACCESS_VIOLATION, pc, (0, _MASK64), layout.VECTOR_GP, (0, 0))
+
+    def _on_control(self) -> StopEvent | None:
+        command, arg1, arg2 = self.ports.control
+        self.ports.control = None
+        if command == layout.CONTROL_REBOOT:
+            self.boot()
+            return Rebooted()
+        if command == layout.CONTROL_UNMAP_IMAGE:
+            self._kernel.unload_module(arg1)
+        return None
+
+    def _on_data_breakpoint(self) -> StopEvent:
+        uc = self._uc
+        index, address, old, is_write = self.debug.hit
+        self.debug.hit = None
+        if is_write:
+            # The hook ran before the store and the CPU stopped with RIP still at the
+            # storing instruction: undo the store and run the instruction once, whole.
+            uc.mem_write(address, old)
+        self.debug.suppressed = True
+        try:
+            uc.emu_start(uc.reg_read(X.UC_X86_REG_RIP), 0, count=1)
+        finally:
+            self.debug.suppressed = False
+        dr6 = self.debug.report(index)
+        return DataBreakpoint(pc=uc.reg_read(X.UC_X86_REG_RIP), dr6=dr6, address=address)
+
+    # ---------------------------------------------------------------- interrupts
+
+    def _irql(self) -> int:
+        kpcr = self.kpcr
+        if not kpcr:
+            return layout.CLOCK_LEVEL
+        return self.read_virtual(kpcr + layout.KPCR_IRQL, 1)[0]
+
+    def _interruptible(self) -> bool:
+        kpcr = self.kpcr
+        return bool(kpcr) and self._idt_base() != 0 and self._irql() < layout.CLOCK_LEVEL
+
+    def _idt_base(self) -> int:
+        data = self.read_virtual(self.kpcr + layout.KPCR_IDT_BASE, 8)
+        return struct.unpack("<Q", data)[0] if len(data) == 8 else 0
+
+    def _deliver(self, vector: int, args: tuple[int, int, int], return_pc: int, resumable: bool) -> None:
+        """Enter the kernel's handler for ``vector`` (gate read from the IDT).
+
+        A resumable interrupt gets the interrupted RIP pushed and returns to it; a
+        fault handler is called like a function, arguments in rcx, rdx, r8, with the
+        faulting PC as its return address so stack walks show where it happened."""
+        uc = self._uc
+        gate = self.read_virtual(self._idt_base() + 16 * vector, 16)
+        low, _sel, _flags, mid, high = struct.unpack("<HHHHI", gate[:12])
+        handler = low | mid << 16 | high << 32
+        rsp = uc.reg_read(X.UC_X86_REG_RSP)
+        rsp = rsp - 8 if resumable else ((rsp - 0x40) & ~0xF) - 8
+        self.write_virtual(rsp, struct.pack("<Q", return_pc))
+        uc.reg_write(X.UC_X86_REG_RSP, rsp)
+        if not resumable:
+            uc.reg_write(X.UC_X86_REG_RCX, args[0])
+            uc.reg_write(X.UC_X86_REG_RDX, args[1])
+            uc.reg_write(X.UC_X86_REG_R8, args[2])
+        uc.reg_write(X.UC_X86_REG_RIP, handler)
+
+    def cause_bugcheck(self) -> None:
+        """Make the CPU call KeBugCheckEx(MANUALLY_INITIATED_CRASH, 0, 0, 0, 0) when run on."""
+        uc = self._require()
+        rsp = ((uc.reg_read(X.UC_X86_REG_RSP) - 0x80) & ~0xF) - 8
+        self.write_virtual(rsp, struct.pack("<Q", uc.reg_read(X.UC_X86_REG_RIP)) + bytes(0x30))
+        uc.reg_write(X.UC_X86_REG_RSP, rsp)
+        uc.reg_write(X.UC_X86_REG_RCX, MANUALLY_INITIATED_CRASH)
+        for reg in (X.UC_X86_REG_RDX, X.UC_X86_REG_R8, X.UC_X86_REG_R9):
+            uc.reg_write(reg, 0)
+        uc.reg_write(X.UC_X86_REG_RIP, self.kernel_symbol("KeBugCheckEx"))
+        self._skip_int3_at = None
+        self._deliver_pending = None
+
+    def set_request(self, request: int) -> None:
+        """Write the kernel's KiSimRequest (layout.KiSimRequest); the system loop acts on it."""
+        self.write_virtual(self.kernel_symbol("KiSimRequest"), struct.pack("<I", int(request)))
+
+    # ---------------------------------------------------------------- memory
+
+    def read_virtual(self, address: int, size: int) -> bytes:
+        self._require()
+        return self.memory.read_virtual(address, size)
+
+    def write_virtual(self, address: int, data: bytes) -> int:
+        self._require()
+        return self.memory.write_virtual(address, data)
+
+    def read_physical(self, address: int, size: int) -> bytes:
+        self._require()
+        return self.memory.read_physical(address, size)
+
+    def write_physical(self, address: int, data: bytes) -> int:
+        self._require()
+        return self.memory.write_physical(address, data)
+
+    def query_memory(self, address: int) -> MemoryInfo | None:
+        self._require()
+        return self.memory.query(address)
+
+    def search_memory(self, address: int, length: int, pattern: bytes) -> int | None:
+        self._require()
+        return self.memory.search(address, length, pattern)
+
+    # ---------------------------------------------------------------- breakpoints
+
+    def write_breakpoint(self, address: int) -> int | None:
+        """Arm an int 3 at ``address``; its handle (1..32), or None if unmapped or full."""
+        self._require()
+        for handle, existing in self._breakpoints.items():
+            if existing == address:
+                return handle
+        free = next((h for h in range(1, MAX_BREAKPOINTS + 1) if h not in self._breakpoints), None)
+        original = self.memory.read_virtual(address, 1)
+        if free is None or len(original) != 1:
+            return None
+        self.memory.breakpoint_bytes[address] = original[0]
+        self._uc.mem_write(address, b"\xcc")
+        self._uc.ctl_remove_cache(address, address + 1)
+        self._breakpoints[free] = address
+        return free
+
+    def restore_breakpoint(self, handle: int) -> bool:
+        """Disarm breakpoint ``handle``; False for a handle that is not in use."""
+        self._require()
+        address = self._breakpoints.pop(handle, None)
+        if address is None:
+            return False
+        original = self.memory.breakpoint_bytes.pop(address, None)
+        if original is not None and self.memory.is_mapped(address):
+            self._uc.mem_write(address, bytes([original]))
+            self._uc.ctl_remove_cache(address, address + 1)
+        return True
+
+    @property
+    def breakpoints(self) -> dict[int, int]:
+        return dict(self._breakpoints)
+
+    # ---------------------------------------------------------------- registers
+
+    def get_context(self) -> Context:
+        return read_context(self._require(), self.debug.values())
+
+    def set_context(self, ctx: Context) -> None:
+        write_context(self._require(), ctx)
+        self.debug.load(ctx.Dr0, ctx.Dr1, ctx.Dr2, ctx.Dr3, ctx.Dr6, ctx.Dr7)
+        self._skip_int3_at = None if ctx.Rip != self._skip_int3_at else self._skip_int3_at
+
+    def get_special_registers(self) -> SpecialRegisters:
+        uc = self._require()
+        _, gdt_base, gdt_limit, _ = uc.reg_read(X.UC_X86_REG_GDTR)
+        _, idt_base, idt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
+        dr = self.debug.values()
+        return SpecialRegisters(Cr0=uc.reg_read(X.UC_X86_REG_CR0), Cr2=0, Cr3=layout.CR3_VALUE,
+                                Cr4=uc.reg_read(X.UC_X86_REG_CR4), KernelDr0=dr[0], KernelDr1=dr[1],
+                                KernelDr2=dr[2], KernelDr3=dr[3], KernelDr6=dr[4], KernelDr7=dr[5],
+                                GdtrLimit=gdt_limit, GdtrBase=gdt_base, IdtrLimit=idt_limit,
+                                IdtrBase=idt_base, Tr=0x40, Ldtr=0, MxCsr=uc.reg_read(X.UC_X86_REG_MXCSR),
+                                MsrGsBase=uc.reg_read(X.UC_X86_REG_GS_BASE))
+
+    def read_msr(self, msr: int) -> int | None:
+        try:
+            return self._require().msr_read(msr)
+        except UcError:
+            return None
+
+    def write_msr(self, msr: int, value: int) -> bool:
+        try:
+            self._require().msr_write(msr, value & _MASK64)
+            return True
+        except UcError:
+            return False
+
+    # ---------------------------------------------------------------- kernel facts
+
+    def kernel_symbol(self, name: str) -> int:
+        """Address of a kernel export (KeBugCheckEx, KiSimRequest, PsLoadedModuleList, ...)."""
+        return self._require() and self._kernel.export(name)
+
+    @property
+    def modules(self):
+        """Loaded modules in load order (loader.Module: name, nt_path, base, size, ldr_entry)."""
+        return list(self._kernel.modules)
+
+    @property
+    def halted(self) -> bool:
+        return self.ports.halted
+
+    @property
+    def kern_base(self) -> int:
+        return self._kernel.modules[0].base
+
+    @property
+    def ps_loaded_module_list(self) -> int:
+        return self.kernel_symbol("PsLoadedModuleList")
+
+    @property
+    def kd_debugger_data_block(self) -> int:
+        return self.kernel_symbol("KdDebuggerDataBlock")
+
+    @property
+    def kd_version_block(self) -> int:
+        return self.kernel_symbol("KdVersionBlock")
+
+    @property
+    def ki_bugcheck_data(self) -> int:
+        return self.kernel_symbol("KiBugCheckData")
+
+    @property
+    def kprcb(self) -> int:
+        data = self.read_virtual(self.kernel_symbol("KiProcessorBlock"), 8)
+        return struct.unpack("<Q", data)[0] if len(data) == 8 else 0
+
+    @property
+    def kpcr(self) -> int:
+        prcb = self.kprcb
+        return prcb - layout.KPCR_PRCB if prcb else 0
+
+    @property
+    def current_thread(self) -> int:
+        prcb = self.kprcb
+        if not prcb:
+            return 0
+        return struct.unpack("<Q", self.read_virtual(prcb + layout.KPRCB_CURRENT_THREAD, 8))[0]

@@ -1,0 +1,207 @@
+"""Guest memory: mapped regions, physical runs, and reads and writes with the
+semantics a KD target gives them.
+
+- ``read_virtual`` returns the readable prefix (a short read stops at the first
+  unmapped byte, b"" if the first byte is unmapped) and shows original bytes where
+  the debugger has armed a breakpoint (kd-protocol.md §5.7, simulated-target.md §5.11).
+- ``write_virtual`` writes the writable prefix, keeps armed breakpoints armed (the
+  new byte becomes the saved original) and flushes the translation cache for the
+  range (simulated-target.md §5.8).
+- Physical addresses: every region is one linear physical run (``layout``).
+
+Does not know about images or the CPU's registers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from dataclasses import dataclass
+
+from unicorn import UC_PROT_ALL, Uc
+
+from .layout import PAGE_SIZE
+
+__all__ = ["Region", "GuestMemory", "MemoryInfo"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Region:
+    """One mapped virtual range and the physical run behind it."""
+
+    base: int
+    size: int
+    physical: int
+    name: str
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+
+@dataclass(frozen=True)
+class MemoryInfo:
+    """QueryMemory's answer for one address."""
+
+    address: int
+    base: int
+    size: int
+    readable: bool
+    writable: bool
+    executable: bool
+    name: str
+
+
+class GuestMemory:
+    """The mapped regions of one unicorn instance and the armed software breakpoints."""
+
+    def __init__(self, uc: Uc) -> None:
+        self._uc = uc
+        self._regions: list[Region] = []       # sorted by base
+        self._bases: list[int] = []
+        self._phys: list[Region] = []          # sorted by physical
+        self._phys_bases: list[int] = []
+        self.breakpoint_bytes: dict[int, int] = {}   # address -> original byte
+
+    # ---- mapping ----
+
+    def map(self, base: int, size: int, physical: int, name: str) -> Region:
+        size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        self._uc.mem_map(base, size, UC_PROT_ALL)
+        region = Region(base, size, physical, name)
+        i = bisect.bisect(self._bases, base)
+        self._regions.insert(i, region)
+        self._bases.insert(i, base)
+        j = bisect.bisect(self._phys_bases, physical)
+        self._phys.insert(j, region)
+        self._phys_bases.insert(j, physical)
+        return region
+
+    def unmap(self, base: int) -> Region | None:
+        region = self.region_at(base)
+        if region is None or region.base != base:
+            return None
+        self._uc.mem_unmap(region.base, region.size)
+        self._uc.ctl_remove_cache(region.base, region.end)
+        i = self._regions.index(region)
+        del self._regions[i], self._bases[i]
+        j = self._phys.index(region)
+        del self._phys[j], self._phys_bases[j]
+        for address in [a for a in self.breakpoint_bytes if region.base <= a < region.end]:
+            del self.breakpoint_bytes[address]
+        return region
+
+    @property
+    def regions(self) -> list[Region]:
+        return list(self._regions)
+
+    def region_at(self, address: int) -> Region | None:
+        i = bisect.bisect(self._bases, address) - 1
+        if i >= 0 and address < self._regions[i].end:
+            return self._regions[i]
+        return None
+
+    # ---- virtual ----
+
+    def _spans(self, address: int, size: int):
+        """(address, length) pieces of the mapped prefix of [address, address+size)."""
+        end = address + size
+        while address < end:
+            region = self.region_at(address)
+            if region is None:
+                return
+            n = min(end, region.end) - address
+            yield address, n
+            address += n
+
+    def read_virtual(self, address: int, size: int) -> bytes:
+        if size <= 0 or address < 0 or address > 0xFFFFFFFFFFFFFFFF:
+            return b""
+        data = bytearray()
+        for start, n in self._spans(address, size):
+            data += self._uc.mem_read(start, n)
+        if self.breakpoint_bytes:
+            end = address + len(data)
+            for bp, original in self.breakpoint_bytes.items():
+                if address <= bp < end:
+                    data[bp - address] = original
+        return bytes(data)
+
+    def write_virtual(self, address: int, data: bytes) -> int:
+        written = 0
+        for start, n in self._spans(address, len(data)):
+            chunk = bytearray(data[written:written + n])
+            for bp in self.breakpoint_bytes:
+                if start <= bp < start + n:
+                    self.breakpoint_bytes[bp] = chunk[bp - start]
+                    chunk[bp - start] = 0xCC
+            self._uc.mem_write(start, bytes(chunk))
+            self._uc.ctl_remove_cache(start, start + n)
+            written += n
+        return written
+
+    def is_mapped(self, address: int) -> bool:
+        return self.region_at(address) is not None
+
+    # ---- physical ----
+
+    def physical_to_virtual(self, physical: int) -> int | None:
+        i = bisect.bisect(self._phys_bases, physical) - 1
+        if i >= 0 and physical < self._phys[i].physical + self._phys[i].size:
+            region = self._phys[i]
+            return region.base + (physical - region.physical)
+        return None
+
+    def virtual_to_physical(self, address: int) -> int | None:
+        region = self.region_at(address)
+        return None if region is None else region.physical + (address - region.base)
+
+    def read_physical(self, physical: int, size: int) -> bytes:
+        data = bytearray()
+        while len(data) < size:
+            va = self.physical_to_virtual(physical + len(data))
+            if va is None:
+                break
+            region = self.region_at(va)
+            n = min(size - len(data), region.end - va)
+            data += self.read_virtual(va, n)
+        return bytes(data)
+
+    def write_physical(self, physical: int, data: bytes) -> int:
+        written = 0
+        while written < len(data):
+            va = self.physical_to_virtual(physical + written)
+            if va is None:
+                break
+            region = self.region_at(va)
+            n = min(len(data) - written, region.end - va)
+            written += self.write_virtual(va, data[written:written + n])
+        return written
+
+    # ---- queries ----
+
+    def query(self, address: int) -> MemoryInfo | None:
+        region = self.region_at(address)
+        if region is None:
+            return None
+        return MemoryInfo(address, region.base, region.size, True, True, True, region.name)
+
+    def search(self, address: int, length: int, pattern: bytes) -> int | None:
+        """First address in [address, address+length) where ``pattern`` starts, or None.
+
+        Unmapped gaps are skipped; a match never spans a gap."""
+        if not pattern or length <= 0:
+            return None
+        end = address + length
+        for region in self._regions:
+            if region.end <= address or region.base >= end:
+                continue
+            start = max(address, region.base)
+            stop = min(end, region.end)
+            data = self.read_virtual(start, stop - start + len(pattern) - 1)
+            found = data.find(pattern)
+            if found >= 0 and start + found < stop:
+                return start + found
+        return None
