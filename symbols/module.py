@@ -143,7 +143,7 @@ class ModuleSymbols:
         self.unload()
         try:
             self._load(force)
-        except SymbolError as exc:
+        except (SymbolError, OSError) as exc:
             log.warning("%s: %s; no symbols", self.name, exc)
             self._index = SymbolIndex([])
             self.state = SymbolState.NONE
@@ -157,7 +157,8 @@ class ModuleSymbols:
                 target = wanted_pdb(want)
                 if target is None and not force:
                     continue
-                if self._try_pdb(file_name, target or want, force, near=None):
+                sections = self.image.sections if self.image is not None else None
+                if self._try_pdb(file_name, target or want, force, near=None, sections=sections):
                     return
             elif file_name.lower().endswith(".dbg"):
                 if self._try_dbg(file_name, want, force):

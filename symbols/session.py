@@ -67,6 +67,7 @@ class SymbolSession:
         self.locator = SymbolLocator(path)
         self.pointer_size = pointer_size
         self._modules: list[ModuleSymbols] = []
+        self._bases: list[int] = []
 
     # -- module list ---------------------------------------------------------------------
 
@@ -90,8 +91,9 @@ class SymbolSession:
         module = ModuleSymbols(module_name, base, size, image_name=image_name, timestamp=timestamp,
                                checksum=checksum, read=read, locator=self.locator,
                                image=image)
-        position = bisect.bisect_left([m.base for m in self._modules], base)
+        position = bisect.bisect_left(self._bases, base)
         self._modules.insert(position, module)
+        self._bases.insert(position, base)
         return module
 
     def _unique_name(self, wanted: str) -> str:
@@ -108,6 +110,7 @@ class SymbolSession:
             if module.base == base:
                 module.unload()
                 self._modules.remove(module)
+        self._bases = [m.base for m in self._modules]
 
     def modules(self, pattern: str | None = None) -> list[ModuleSymbols]:
         """Modules in address order, optionally those whose name matches a wildcard."""
@@ -128,7 +131,7 @@ class SymbolSession:
         return None
 
     def module_for(self, address: int) -> ModuleSymbols | None:
-        position = bisect.bisect_right([m.base for m in self._modules], address) - 1
+        position = bisect.bisect_right(self._bases, address) - 1
         if position >= 0 and self._modules[position].contains(address):
             return self._modules[position]
         return None

@@ -110,3 +110,13 @@ def test_misc_name_of_a_split_image_finds_a_renamed_dbg(tmp_path):
     assert module.load().state is SymbolState.COFF
     assert dict(module.searches).keys() >= {"ntkrnlmp.dbg"}
     assert module.symbol_file.endswith("ntkrnlmp.dbg")
+
+
+def test_image_with_its_own_nb10_record_finds_a_pdb_20(tmp_path):
+    image = build_image(ImageSpec(name="drv6.sys", machine=0x14C, image_base=0x10000,
+                                  debug=[(2, build_nb10(r"e:\build\drv6.pdb", SIGNATURE, AGE))]))
+    put(str(tmp_path / "sys" / "drv6.pdb"), _pdb2("vc6"))
+    session = SymbolSession(str(tmp_path), pointer_size=4)
+    module = session.add_module("drv6.sys", 0x10000, 0x3000, image=read_image(image, "drv6.sys"))
+    assert module.load().state is SymbolState.PRIVATE_PDB
+    assert session.name_for(0x10000 + 0x1100) == "drv6!KeBugCheckEx"
