@@ -243,3 +243,16 @@ def test_reboot_brings_back_a_fresh_boot_with_module_loads_again(machine):
     events = run_until_quiet(machine)
     assert [e.image.path.rsplit("\\", 1)[1] for e in events if isinstance(e, LoadSymbols)] == \
         ["ntoskrnl.exe", "hal.dll", "kdcom.dll", "testdrv.sys"]
+
+
+def test_execution_debug_register_breaks_before_the_instruction_and_lets_it_run_on(machine, testdrv_symbols):
+    dispatch = testdrv_symbols(driver_base(machine))["TestDispatch"]
+    machine.set_context(machine.get_context().replace(Dr1=dispatch))
+    machine.set_dr7(0b1 << 2)                     # L1, RW1=00 (execute), LEN1=00
+    event = run_to_event(machine, DataBreakpoint)
+    assert (event.pc, event.address, event.dr6 & 0xF) == (dispatch, dispatch, 0x2)
+    ticks = d(machine, testdrv_symbols(driver_base(machine))["TestTickCount"])
+    assert run_to_event(machine, DataBreakpoint).pc == dispatch
+    assert d(machine, testdrv_symbols(driver_base(machine))["TestTickCount"]) == ticks + 1
+    machine.set_dr7(0)
+    assert isinstance(machine.run(budget=2_000_000), BudgetExhausted)

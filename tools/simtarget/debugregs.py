@@ -29,7 +29,7 @@ class DebugRegisters:
         self._hooks: list[int] = []
         self._dirty = False
         self._exec_skip: int | None = None
-        self.hit: tuple[int, int, bytes, bool] | None = None   # (index, address, old bytes, write)
+        self.hit: tuple[int, int, bytes, str] | None = None   # (index, address, old bytes, 'r'/'w'/'x')
         self.suppressed = False
 
     def values(self) -> tuple[int, int, int, int, int, int]:
@@ -75,8 +75,8 @@ class DebugRegisters:
     def _on_access(self, uc: Uc, access: int, address: int, size: int, value: int, index: int) -> None:
         if self.suppressed or self.hit is not None:
             return
-        is_write = access == 17   # UC_MEM_WRITE
-        self.hit = (index, address, bytes(uc.mem_read(address, size)), is_write)
+        kind = "w" if access == 17 else "r"   # UC_MEM_WRITE
+        self.hit = (index, address, bytes(uc.mem_read(address, size)), kind)
         uc.emu_stop()
 
     def _on_exec(self, uc: Uc, address: int, size: int, index: int) -> None:
@@ -85,5 +85,5 @@ class DebugRegisters:
         if self._exec_skip == address:
             self._exec_skip = None
             return
-        self.hit = (index, address, b"", False)
+        self.hit = (index, address, b"", "x")
         uc.emu_stop()

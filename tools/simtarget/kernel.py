@@ -23,13 +23,20 @@ from .loader import (LDRP_KSIM_DRIVER, LDRP_KSIM_SYSTEM_IMAGE, LdrWriter, Module
                      link_entries, map_image, parse_image)
 from .memory import GuestMemory
 
-__all__ = ["IMAGES_DIR", "SYSTEM_IMAGES", "KernelImages", "BootedKernel", "boot_kernel"]
+__all__ = ["IMAGES_DIR", "SYSTEM_IMAGES", "KernelImages", "BootedKernel", "boot_kernel", "trackdemo_image"]
 
 log = logging.getLogger(__name__)
 
 IMAGES_DIR = Path(__file__).resolve().parent / "images"
 SYSTEM_IMAGES = ("ntoskrnl.exe", "hal.dll", "kdcom.dll")
 LOADER_BLOCK_FORMAT = "<IIQQQQQQQQII"
+
+
+def trackdemo_image(flavour: str = "checked") -> Path:
+    """The committed trackdemo.sys of a flavour ("checked" or "free"); its PDB is beside it."""
+    if flavour not in ("checked", "free"):
+        raise ValueError(f"trackdemo comes in checked and free flavours, not {flavour!r}")
+    return IMAGES_DIR / flavour / "trackdemo.sys"
 
 
 class KernelImages:

@@ -12,6 +12,7 @@ Public API (no protocol here)::
     m.write_virtual(addr, data) -> int        # bytes written (prefix)
     m.read_physical(pa, n) / m.write_physical(pa, data)
     m.get_context() -> Context ; m.set_context(ctx)          # context.py, incl. Dr0-3/6/7
+    m.set_dr7(value)                          # Continue2's Dr7
     m.get_special_registers() -> SpecialRegisters            # KSPECIAL_REGISTERS
     m.write_breakpoint(addr) -> handle 1..32 ; m.restore_breakpoint(handle) -> bool
     m.read_msr(msr) -> int | None ; m.write_msr(msr, value) -> bool
@@ -297,17 +298,20 @@ class Machine:
 
     def _on_data_breakpoint(self) -> StopEvent:
         uc = self._uc
-        index, address, old, is_write = self.debug.hit
+        index, address, old, kind = self.debug.hit
         self.debug.hit = None
-        if is_write:
-            # The hook ran before the store and the CPU stopped with RIP still at the
-            # storing instruction: undo the store and run the instruction once, whole.
-            uc.mem_write(address, old)
-        self.debug.suppressed = True
-        try:
-            uc.emu_start(uc.reg_read(X.UC_X86_REG_RIP), 0, count=1)
-        finally:
-            self.debug.suppressed = False
+        if kind != "x":
+            if kind == "w":
+                # The hook ran before the store and the CPU stopped with RIP still at the
+                # storing instruction: undo the store and run the instruction once, whole.
+                uc.mem_write(address, old)
+            self.debug.suppressed = True
+            try:
+                uc.emu_start(uc.reg_read(X.UC_X86_REG_RIP), 0, count=1)
+            finally:
+                self.debug.suppressed = False
+        # An execution breakpoint is a fault: RIP stays at the instruction, which runs
+        # when the machine resumes (resuming_at lets it pass once, like EFLAGS.RF).
         dr6 = self.debug.report(index)
         return DataBreakpoint(pc=uc.reg_read(X.UC_X86_REG_RIP), dr6=dr6, address=address)
 
@@ -433,6 +437,11 @@ class Machine:
         write_context(self._require(), ctx)
         self.debug.load(ctx.Dr0, ctx.Dr1, ctx.Dr2, ctx.Dr3, ctx.Dr6, ctx.Dr7)
         self._skip_int3_at = None if ctx.Rip != self._skip_int3_at else self._skip_int3_at
+
+    def set_dr7(self, dr7: int) -> None:
+        """Load Dr7 alone, as Continue2 does; Dr0-Dr3 keep their addresses."""
+        dr0, dr1, dr2, dr3, dr6, _ = self.debug.values()
+        self.debug.load(dr0, dr1, dr2, dr3, dr6, dr7)
 
     def get_special_registers(self) -> SpecialRegisters:
         uc = self._require()

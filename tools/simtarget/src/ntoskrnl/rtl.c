@@ -65,7 +65,14 @@ int __cdecl strncmp(PCSTR A, PCSTR B, SIZE_T N)
     return 0;
 }
 
-PCHAR __cdecl strcpy(PCHAR Dest, PCSTR Src) { PCHAR d = Dest; while ((*d++ = *Src++)) ; return Dest; }
+PCHAR __cdecl strcpy(PCHAR Dest, PCSTR Src)
+{
+    PCHAR d = Dest;
+    do {
+        *d++ = *Src;
+    } while (*Src++);
+    return Dest;
+}
 
 PCHAR __cdecl strncpy(PCHAR Dest, PCSTR Src, SIZE_T N)
 {
