@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import SymbolError, SymbolFileError
@@ -29,6 +30,7 @@ __all__ = ["Candidate", "Located", "SymbolLocator", "read_identity", "file_kind"
 
 log = logging.getLogger(__name__)
 
+_KEEP_OPEN = 4
 _PDB_MAGICS = (b"Microsoft C/C++ MSF 7.00\r\n\x1aDS", b"Microsoft C/C++ program database 2.00\r\n\x1aJG")
 
 
@@ -50,8 +52,12 @@ def file_kind(path: str) -> FileKind | None:
     return None
 
 
-def read_identity(path: str) -> SymbolId:
-    """The identity of an image, DBG or PDB file; ``SymbolFileError`` otherwise."""
+def read_identity(path: str, keep: Callable[[object], None] | None = None) -> SymbolId:
+    """The identity of an image, DBG or PDB file; ``SymbolFileError`` otherwise.
+
+    ``keep`` receives an opened PDB instead of it being closed, for a caller that
+    will load it next (opening a large PDB is the costly part).
+    """
     kind = file_kind(path)
     name = os.path.basename(path)
     if kind is FileKind.PE:
@@ -62,8 +68,17 @@ def read_identity(path: str) -> SymbolId:
         return read_dbg(path, name).identity
     if kind in (FileKind.PDB2, FileKind.PDB7):
         from .pdb import open_pdb
-        with open_pdb(path, name=name) as pdb:
-            return pdb.identity
+        pdb = open_pdb(path, name=name)
+        try:
+            identity = pdb.identity
+        except SymbolFileError:
+            pdb.close()
+            raise
+        if keep is None:
+            pdb.close()
+        else:
+            keep(pdb)
+        return identity
     raise SymbolFileError(f"{name}: not an image, DBG or PDB file")
 
 
@@ -99,6 +114,7 @@ class SymbolLocator:
     def __init__(self, path: SymbolPath | str | None = None) -> None:
         self.path = path if isinstance(path, SymbolPath) else SymbolPath.parse(path)
         self._identities: dict[tuple[str, float, int], SymbolId | str] = {}
+        self._open_pdbs: dict[tuple[str, float, int], object] = {}
 
     def identity_of(self, path: str) -> SymbolId:
         try:
@@ -109,13 +125,33 @@ class SymbolLocator:
         cached = self._identities.get(key)
         if cached is None:
             try:
-                cached = read_identity(path)
+                cached = read_identity(path, keep=lambda pdb: self._keep(key, pdb))
             except SymbolFileError as exc:
                 cached = str(exc)
             self._identities[key] = cached
         if isinstance(cached, str):
             raise SymbolFileError(cached)
         return cached
+
+    def _keep(self, key: tuple[str, float, int], pdb) -> None:
+        self._open_pdbs[key] = pdb
+        while len(self._open_pdbs) > _KEEP_OPEN:
+            oldest = next(iter(self._open_pdbs))
+            self._open_pdbs.pop(oldest).close()
+
+    def open_pdb(self, path: str, sections=None):
+        """The PDB at ``path``, reusing the one opened to read its identity when it can."""
+        from .pdb import open_pdb
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            raise SymbolFileError(f"cannot read {path}: {exc.strerror}") from None
+        kept = self._open_pdbs.pop((path, stat.st_mtime, stat.st_size), None)
+        if kept is not None:
+            if kept.sections or not sections:
+                return kept
+            kept.close()
+        return open_pdb(path, image_sections=sections)
 
     def _judge(self, hit: StoreHit, want: SymbolId, force: bool) -> Candidate:
         try:

@@ -167,13 +167,12 @@ class ModuleSymbols:
 
     def _try_pdb(self, file_name: str, want: SymbolId, force: bool, near: str | None,
                  sections=None) -> bool:
-        from .pdb import open_pdb
         found = self.locator.find(file_name, want, image_ext=self._ext(), force=force, near=near)
         self.searches.append((file_name, found))
         if not found.found:
             return False
         try:
-            pdb = open_pdb(found.path, image_sections=sections)
+            pdb = self.locator.open_pdb(found.path, sections)
             records = list(pdb.publics())
             private = False
             try:
