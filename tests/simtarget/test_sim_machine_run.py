@@ -57,6 +57,10 @@ def test_breakpoint_on_dispatch_routine_is_hit_with_rip_at_the_routine(machine, 
     event = run_to_event(machine, BreakpointHit)
     assert event == BreakpointHit(pc=dispatch, handle=handle)
     assert machine.get_context().Rip == dispatch
+    # The kernel's saved context (KDBG SavedContext -> KPRCB ContextFrame) is this stop's.
+    saved = q(machine, machine.kd_debugger_data_block + 0x28)
+    assert saved == machine.kprcb + 0x120
+    assert q(machine, saved + 0xF8) == dispatch
 
 
 def test_memory_reads_show_the_original_byte_under_a_breakpoint(machine, testdrv_symbols):

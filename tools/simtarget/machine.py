@@ -170,6 +170,20 @@ class Machine:
 
         ``until`` is checked between slices and ``budget`` caps the instructions run;
         either ending the run gives BudgetExhausted."""
+        event = self._run(until, budget, trace)
+        if not isinstance(event, (BudgetExhausted, Rebooted)):
+            self._save_processor_state()
+        return event
+
+    def _save_processor_state(self) -> None:
+        """Store the stopped CPU in KPRCB.ProcessorState, as the kernel does on a debug
+        trap (KDDEBUGGER_DATA64.SavedContext points at its ContextFrame)."""
+        prcb = self.kprcb
+        if prcb:
+            self.memory.write_virtual(prcb + layout.KPRCB_SPECIAL_REGISTERS,
+                                      self.get_special_registers().to_bytes() + self.get_context().to_bytes())
+
+    def _run(self, until: Callable[[], bool] | None, budget: int | None, trace: bool) -> StopEvent:
         uc = self._require()
         if self._prompt is not None:
             raise MachineStateError("a DbgPrompt is waiting: call answer_prompt() first")
