@@ -111,6 +111,9 @@ class FakeMachine:
         self.msrs[msr] = value
         return True
 
+    def version_block(self) -> bytes:
+        return self.version_info().to_bytes()
+
     def version_info(self) -> VersionInfo:
         return VersionInfo(build=7601, kern_base=0xFFFFF80000400000,
                            ps_loaded_module_list=0xFFFFF80000410000,
@@ -141,10 +144,13 @@ class FakeMachine:
     def request_breakin(self) -> None:
         self.breakin.set()
 
-    def run(self) -> StopReport:
+    def run(self, until=None) -> StopReport:
         if self.stops:
             return self.stops.pop(0)
-        self.breakin.wait()
+        # Spin like the kernel's system loop, checking between slices.
+        while not self.breakin.wait(0.01):
+            if until is not None and until():
+                return StopReport(kind="none")
         self.breakin.clear()
         return StopReport(kind="exception", code=0x80000003, address=self.registers["Rip"])
 

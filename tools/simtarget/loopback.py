@@ -34,13 +34,15 @@ class SimTarget:
 
     def __init__(self, *, seed: int = 0, drivers: Sequence[str | PathLike[str]] | None = None,
                  break_on_connect: bool = False, include_trackdemo: bool = True,
-                 machine: Any = None, ack_timeout: float = 0.5) -> None:
+                 flavour: str = "checked", machine: Any = None,
+                 ack_timeout: float = 0.5) -> None:
         if machine is None:
             from .kd.adapter import MachineAdapter
 
             machine = MachineAdapter.create(seed=seed, drivers=list(drivers or ()),
                                             break_on_connect=break_on_connect,
-                                            include_trackdemo=include_trackdemo)
+                                            include_trackdemo=include_trackdemo,
+                                            flavour=flavour)
         self.machine = machine
         self.session = KdTargetSession(machine, ack_timeout=ack_timeout)
         self._thread: threading.Thread | None = None

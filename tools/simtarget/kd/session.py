@@ -18,14 +18,18 @@ Spec: kd-protocol.md §3.2-§3.4 (sequences), §4 (state change), §6 (debug I/O
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from kdcon.protocol import KdConnection, Role
+from kdcon.protocol.errors import TransportError
+from kdcon.protocol.link import KdLink, LinkClosed
 from kdcon.protocol.constants import NtStatus
 from kdcon.protocol.events import (
     Ack,
+    BreakIn,
     DroppedPacket,
     Event,
     ManipulateRequest,
@@ -34,15 +38,71 @@ from kdcon.protocol.events import (
 )
 
 from .layouts import exception_payload, load_symbols_payload
-from .pump import LinkGone, TargetPump
 from .stub import BugCheckRequest, KdStub, NoReply, Reboot, ReportAgain, Resume
 
-__all__ = ["KdTargetSession", "SessionStats", "StopReport"]
+__all__ = ["KdTargetSession", "SessionStats", "StopReport", "LinkGone"]
 
 log = logging.getLogger(__name__)
 
 STATUS_BREAKPOINT = NtStatus.STATUS_BREAKPOINT
 STATUS_SINGLE_STEP = NtStatus.STATUS_SINGLE_STEP
+
+
+class LinkGone(Exception):
+    """The link ended (end of file or close) while the target waited for the host."""
+
+
+class _Wire:
+    """KdLink plus the session's own event queue; break-in bytes bypass the queue.
+
+    The reader thread hands a lone 0x62 straight to the session (the CPU may be
+    running); every other event waits in order for the session thread.
+    """
+
+    def __init__(self, port: Any, conn: KdConnection, on_breakin: Any) -> None:
+        self._events: queue.Queue[Event | None] = queue.Queue()
+        self._on_breakin = on_breakin
+        self.link = KdLink(port, Role.TARGET, connection=conn, on_event=self._on_event)
+
+    @property
+    def conn(self) -> KdConnection:
+        return self.link.connection
+
+    @property
+    def closed(self) -> bool:
+        return self.link.closed
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, BreakIn):
+            self._on_breakin()
+        elif isinstance(event, LinkClosed):
+            self._events.put(None)
+        else:
+            self._events.put(event)
+
+    def send(self, method: str, *args: Any) -> None:
+        try:
+            self.link.call(method, *args)
+        except TransportError as exc:
+            raise LinkGone(str(exc)) from exc
+
+    def wait(self) -> Event:
+        event = self._events.get()
+        if event is None:
+            self._events.put(None)  # later waiters see the end too
+            raise LinkGone("the link closed")
+        return event
+
+    def replace_connection(self, conn: KdConnection) -> None:
+        """A rebooted target starts kdcom afresh: new ids, nothing pending (§3.2)."""
+        self.link.connection = conn
+        while not self._events.empty():
+            if self._events.get_nowait() is None:
+                self._events.put(None)
+                break
+
+    def close(self) -> None:
+        self.link.close()
 
 
 @dataclass(slots=True)
@@ -82,7 +142,8 @@ class StopReport:
 class KdTargetSession:
     """Carries one machine's stops over successive links (see the module docstring).
 
-    ``machine`` is the stub's ``KdMachine`` plus the run interface: ``run() -> stop``,
+    ``machine`` is the stub's ``KdMachine`` plus the run interface:
+    ``run(until) -> stop`` (``until()`` true: return soon with a stop of kind "none"),
     ``describe(stop) -> StopReport``, ``request_breakin()``, ``resume(trace, dr7)``,
     ``answer_prompt(text)``, ``reboot()``, ``cause_bugcheck()``, ``current_thread()``.
     """
@@ -92,7 +153,7 @@ class KdTargetSession:
         self.stub = KdStub(machine)
         self.stats = SessionStats()
         self.ack_timeout = ack_timeout
-        self._pump: TargetPump | None = None
+        self._pump: _Wire | None = None
         self._conn = self._new_connection()
         self._cpu_running = threading.Event()
         self._breakin_pending = threading.Event()
@@ -112,8 +173,7 @@ class KdTargetSession:
     def serve(self, port: Any) -> None:
         """Run the machine over ``port`` until the link ends or ``stop()`` is called."""
         self._closing.clear()
-        pump = self._pump = TargetPump(port, self._conn, self._on_breakin)
-        pump.start()
+        pump = self._pump = _Wire(port, self._conn, self._on_breakin)
         try:
             # A target left waiting keeps waiting: the old packet is still pending or
             # is the open exchange, which the new debugger's RESET makes it send again
@@ -130,7 +190,7 @@ class KdTargetSession:
                         self.machine.request_breakin()
                     self._cpu_running.set()
                     try:
-                        stop = self.machine.run()
+                        stop = self.machine.run(until=self._closing.is_set)
                     finally:
                         self._cpu_running.clear()
                 if self._closing.is_set() or pump.closed:
@@ -147,8 +207,6 @@ class KdTargetSession:
     def stop(self) -> None:
         """Make ``serve`` return soon (from any thread); the machine keeps its state."""
         self._closing.set()
-        if self._cpu_running.is_set():
-            self.machine.request_breakin()
         pump = self._pump
         if pump is not None:
             pump.close()
@@ -161,7 +219,7 @@ class KdTargetSession:
         if self._cpu_running.is_set():
             self.machine.request_breakin()
 
-    def _report(self, pump: TargetPump, stop: Any) -> None:
+    def _report(self, pump: _Wire, stop: Any) -> None:
         report: StopReport = self.machine.describe(stop)
         kind = report.kind
         if kind == "print":
@@ -174,26 +232,27 @@ class KdTargetSession:
             self._exception(pump, report)
         elif kind == "rebooted":
             self._rebooted(pump)
+        # "none": the run ended for the machine's own reasons; it simply runs on.
 
-    def _print(self, pump: TargetPump, text: bytes) -> None:
+    def _print(self, pump: _Wire, text: bytes) -> None:
         conn = pump.conn
         if not conn.debugger_present:
             # Given up on (§2.5): prints go nowhere until a leader is heard again.
             self.stats.prints_dropped += 1
             return
-        pump.send(conn.send_debug_print, text)
+        pump.send("send_debug_print", text)
         if self._await_delivery(pump):
             self.stats.prints_sent += 1
         else:
             self.stats.prints_dropped += 1
 
-    def _prompt(self, pump: TargetPump, report: StopReport) -> None:
+    def _prompt(self, pump: _Wire, report: StopReport) -> None:
         self._open_prompt = report
-        pump.send(pump.conn.send_debug_prompt, report.text, report.max_length)
+        pump.send("send_debug_prompt", report.text, report.max_length)
         self.stats.prompts += 1
         self._await_answer(pump, report)
 
-    def _await_answer(self, pump: TargetPump, report: StopReport) -> None:
+    def _await_answer(self, pump: _Wire, report: StopReport) -> None:
         while True:
             event = pump.wait()
             if isinstance(event, PromptReply):
@@ -203,7 +262,7 @@ class KdTargetSession:
                 self.machine.answer_prompt(answer.decode("latin-1"))
                 return
 
-    def _load(self, pump: TargetPump, report: StopReport) -> None:
+    def _load(self, pump: _Wire, report: StopReport) -> None:
         conn = pump.conn
         if not conn.debugger_present:
             self.stats.loads_dropped += 1
@@ -213,7 +272,7 @@ class KdTargetSession:
             report.path, report.base, report.size, checksum=report.checksum,
             unload=report.unload, registers=registers, stream=self._stream(registers),
             thread=self.machine.current_thread())
-        pump.send(conn.send_state_change, payload)
+        pump.send("send_state_change", payload)
         if not self._await_delivery(pump):
             self.stats.loads_dropped += 1
             return
@@ -221,7 +280,7 @@ class KdTargetSession:
         self._broken = payload
         self._break_loop(pump)
 
-    def _exception(self, pump: TargetPump, report: StopReport) -> None:
+    def _exception(self, pump: _Wire, report: StopReport) -> None:
         self._breakin_pending.clear()
         registers = self.machine.get_context()
         payload = exception_payload(
@@ -230,10 +289,10 @@ class KdTargetSession:
             thread=self.machine.current_thread())
         self.stats.exceptions_reported += 1
         self._broken = payload
-        pump.send(pump.conn.send_state_change, payload)
+        pump.send("send_state_change", payload)
         self._break_loop(pump)
 
-    def _rebooted(self, pump: TargetPump) -> None:
+    def _rebooted(self, pump: _Wire) -> None:
         # A fresh kdcom: ids back at INITIAL|SYNC, the debugger presumed present (§3.2).
         self.stats.reboots += 1
         self._broken = None
@@ -244,7 +303,7 @@ class KdTargetSession:
     def _stream(self, registers: dict[str, int]) -> bytes:
         return self.machine.read_virtual(registers.get("Rip", 0), 16)
 
-    def _await_delivery(self, pump: TargetPump) -> bool:
+    def _await_delivery(self, pump: _Wire) -> bool:
         """Wait for the ACK of a droppable packet: True when ACKed, False if given up."""
         while True:
             event = pump.wait()
@@ -259,7 +318,7 @@ class KdTargetSession:
 
     # -- broken in -----------------------------------------------------------------------
 
-    def _break_loop(self, pump: TargetPump) -> None:
+    def _break_loop(self, pump: _Wire) -> None:
         """KdpSendWaitContinue: one reply per request until the host resumes us."""
         self.stub.new_break()
         while True:
@@ -269,7 +328,7 @@ class KdTargetSession:
             self.stats.requests += 1
             result = self.stub.handle(event)
             if isinstance(result, bytes):
-                pump.send(pump.conn.send_manipulate_payload, result)
+                pump.send("send_manipulate_payload", result)
             elif isinstance(result, Resume):
                 self._broken = None
                 self.machine.resume(trace=result.trace, dr7=result.dr7)
@@ -284,7 +343,7 @@ class KdTargetSession:
                 return
             elif isinstance(result, ReportAgain):
                 assert self._broken is not None
-                pump.send(pump.conn.send_state_change, self._broken)
+                pump.send("send_state_change", self._broken)
                 self.stub.new_break()
             elif isinstance(result, NoReply):
                 continue

@@ -78,6 +78,7 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _RW = struct.Struct("<QII")  # TargetBaseAddress, TransferCount, ActualBytes
 _BP_ENTRY = struct.Struct("<QI4x")  # DBGKD_WRITE_BREAKPOINT64 in a BreakPointEx array
+_VERSION = struct.Struct("<HHBBHHBBBBHQQQ")  # DBGKD_GET_VERSION64, 40 bytes
 
 
 class KdMachine(Protocol):
@@ -97,18 +98,26 @@ class KdMachine(Protocol):
     def read_msr(self, msr: int) -> int | None: ...
     def write_msr(self, msr: int, value: int) -> bool: ...
     def query_memory(self, address: int) -> str | None: ...
-    def version_info(self) -> VersionInfo: ...
+    def version_block(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
 class VersionInfo:
-    """The numbers GetVersion reports (§5.4); addresses are the kernel's own."""
+    """The numbers of a DBGKD_GET_VERSION64 (§5.4), for machines that keep no block."""
 
     build: int
     kern_base: int
     ps_loaded_module_list: int
     debugger_data_list: int
     checked: bool = False
+
+    def to_bytes(self) -> bytes:
+        # MajorVersion = DBGKD_MAJOR_NT << 8 | 0xF (free) or 0xC (checked); Flags
+        # DATA | PTR64 as ReactOS on amd64 (one CPU: no MP); MaxStateChange 3 and
+        # MaxManipulate 0x31 as ReactOS.
+        return _VERSION.pack(0x000C if self.checked else 0x000F, self.build & 0xFFFF, 6, 2,
+                             0x0006, 0x8664, 12, 3, 0x31, 0, 0, self.kern_base,
+                             self.ps_loaded_module_list, self.debugger_data_list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,13 +405,11 @@ class KdStub:
     # -- version, MSRs, queries ----------------------------------------------------------
 
     def _get_version(self, reply: bytearray, data: bytes) -> bytes:
-        info = self.machine.version_info()
-        # §5.4: MajorVersion = DBGKD_MAJOR_NT << 8 | 0xF (free) or 0xC (checked).
-        major = 0x000C if info.checked else 0x000F
-        flags = 0x0002 | 0x0004  # DATA | PTR64, ReactOS on amd64 (one CPU: no MP)
-        struct.pack_into("<HHBBHHBBBBHQQQ", reply, _U, major, info.build & 0xFFFF, 6, 2,
-                         flags, 0x8664, 12, 3, 0x31, 0, 0, info.kern_base,
-                         info.ps_loaded_module_list, info.debugger_data_list)
+        # kd64 copies the kernel's own KdVersionBlock (DBGKD_GET_VERSION64, §5.4).
+        block = self.machine.version_block()
+        if len(block) != _VERSION.size:
+            return _status(reply, UNSUCCESSFUL)
+        reply[_U: _U + _VERSION.size] = block
         return _status(reply, SUCCESS)
 
     def _read_msr(self, reply: bytearray, data: bytes) -> bytes:
