@@ -46,6 +46,7 @@ class SimTarget:
         self.machine = machine
         self.session = KdTargetSession(machine, ack_timeout=ack_timeout)
         self._thread: threading.Thread | None = None
+        self.error: Exception | None = None  # what stopped a connect() thread, if anything
         self._ports: list[Any] = []
         self._lock = threading.Lock()
 
@@ -64,10 +65,21 @@ class SimTarget:
             host, target = socket_pair(timeout=timeout)
             target_port = wrap_link(target, pace=pace, faults=faults)
             self._ports = [host, target]
-            self._thread = threading.Thread(target=self.serve, args=(target_port,),
+            self._thread = threading.Thread(target=self._serve_in_thread, args=(target_port,),
                                             name="kdsim-target", daemon=True)
             self._thread.start()
         return wrap_link(host, pace=pace)
+
+    def _serve_in_thread(self, port: Any) -> None:
+        try:
+            self.serve(port)
+        except Exception as exc:  # noqa: BLE001 - reported, kept, and the link closes
+            self.error = exc
+            log.error("the simulated target stopped: %s", exc)
+            try:
+                port.close()
+            except OSError:
+                pass
 
     def serve(self, port: Any) -> None:
         """Serve one link in this thread until it ends or ``close()`` is called."""
