@@ -190,7 +190,8 @@ class KdTargetSession:
                         self.machine.request_breakin()
                     self._cpu_running.set()
                     try:
-                        stop = self.machine.run(until=self._closing.is_set)
+                        stop = self.machine.run(until=lambda: self._closing.is_set()
+                                                or pump.closed)
                     finally:
                         self._cpu_running.clear()
                 if self._closing.is_set() or pump.closed:
