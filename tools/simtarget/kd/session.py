@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from kdcon.protocol import KdConnection, Role
 from kdcon.protocol.errors import TransportError
@@ -38,7 +38,7 @@ from kdcon.protocol.events import (
 )
 
 from .layouts import exception_payload, load_symbols_payload
-from .stub import BugCheckRequest, KdStub, NoReply, Reboot, ReportAgain, Resume
+from .stub import Action, BugCheckRequest, KdStub, Reboot, ReportAgain, Resume
 
 __all__ = ["KdTargetSession", "SessionStats", "StopReport", "LinkGone"]
 
@@ -52,16 +52,28 @@ class LinkGone(Exception):
     """The link ended (end of file or close) while the target waited for the host."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    """A request the reader thread answered with an action for the session thread."""
+
+    result: Action
+
+
 class _Wire:
     """KdLink plus the session's own event queue; break-in bytes bypass the queue.
 
     The reader thread hands a lone 0x62 straight to the session (the CPU may be
-    running); every other event waits in order for the session thread.
+    running). While the target is broken in and ``answer`` is set, it also answers
+    manipulate requests itself, saving a thread hand-off per request; a request whose
+    answer is an action (Continue, Reboot, ...) goes to the session thread, and
+    ``answer`` is cleared so that nothing runs beside it. Every other event waits in
+    order for the session thread.
     """
 
     def __init__(self, port: Any, conn: KdConnection, on_breakin: Any) -> None:
-        self._events: queue.Queue[Event | None] = queue.Queue()
+        self._events: queue.Queue[Event | _Answered | None] = queue.Queue()
         self._on_breakin = on_breakin
+        self.answer: Callable[[ManipulateRequest], bytes | Action] | None = None
         self.link = KdLink(port, Role.TARGET, connection=conn, on_event=self._on_event)
 
     @property
@@ -73,10 +85,18 @@ class _Wire:
         return self.link.closed
 
     def _on_event(self, event: Event) -> None:
+        answer = self.answer
         if isinstance(event, BreakIn):
             self._on_breakin()
         elif isinstance(event, LinkClosed):
             self._events.put(None)
+        elif answer is not None and isinstance(event, ManipulateRequest):
+            result = answer(event)
+            if isinstance(result, bytes):
+                self.link.call("send_manipulate_payload", result)
+            else:
+                self.answer = None
+                self._events.put(_Answered(result))
         else:
             self._events.put(event)
 
@@ -86,7 +106,7 @@ class _Wire:
         except TransportError as exc:
             raise LinkGone(str(exc)) from exc
 
-    def wait(self) -> Event:
+    def wait(self) -> Event | _Answered:
         event = self._events.get()
         if event is None:
             self._events.put(None)  # later waiters see the end too
@@ -164,6 +184,7 @@ class KdTargetSession:
         # it waits to have answered, across links.
         self._broken: bytes | None = None
         self._open_prompt: StopReport | None = None
+        self._early: Event | _Answered | None = None  # a request seen while awaiting an ACK
 
     def _new_connection(self) -> KdConnection:
         return KdConnection(Role.TARGET, ack_timeout=self.ack_timeout)
@@ -273,12 +294,13 @@ class KdTargetSession:
             report.path, report.base, report.size, checksum=report.checksum,
             unload=report.unload, registers=registers, stream=self._stream(registers),
             thread=self.machine.current_thread())
-        pump.send("send_state_change", payload)
+        self._enter_break(pump, payload)
         if not self._await_delivery(pump):
+            self._broken = None
+            pump.answer = None
             self.stats.loads_dropped += 1
             return
         self.stats.loads_reported += 1
-        self._broken = payload
         self._break_loop(pump)
 
     def _exception(self, pump: _Wire, report: StopReport) -> None:
@@ -289,8 +311,7 @@ class KdTargetSession:
             parameters=report.parameters, first_chance=report.first_chance,
             thread=self.machine.current_thread())
         self.stats.exceptions_reported += 1
-        self._broken = payload
-        pump.send("send_state_change", payload)
+        self._enter_break(pump, payload)
         self._break_loop(pump)
 
     def _rebooted(self, pump: _Wire) -> None:
@@ -316,35 +337,57 @@ class KdTargetSession:
                 # The host's next packet crossed its ACK (Rule 7): delivered, and the
                 # RESEND already asked for that packet again.
                 return True
+            if isinstance(event, (_Answered, ManipulateRequest)):
+                # Only a host that got the packet asks anything: delivered.
+                self._early = event
+                return True
 
     # -- broken in -----------------------------------------------------------------------
 
+    def _enter_break(self, pump: _Wire, payload: bytes) -> None:
+        """Send a state change that waits for the host, ready for its requests first."""
+        self.stub.new_break()
+        self._broken = payload
+        pump.answer = self.stub.handle
+        pump.send("send_state_change", payload)
+
     def _break_loop(self, pump: _Wire) -> None:
         """KdpSendWaitContinue: one reply per request until the host resumes us."""
-        self.stub.new_break()
-        while True:
-            event: Event = pump.wait()
-            if not isinstance(event, ManipulateRequest):
-                continue
-            self.stats.requests += 1
-            result = self.stub.handle(event)
-            if isinstance(result, bytes):
-                pump.send("send_manipulate_payload", result)
-            elif isinstance(result, Resume):
-                self._broken = None
-                self.machine.resume(trace=result.trace, dr7=result.dr7)
-                return
-            elif isinstance(result, Reboot):
-                self.machine.reboot()
-                self._rebooted(pump)
-                return
-            elif isinstance(result, BugCheckRequest):
-                self._broken = None
-                self.machine.cause_bugcheck()
-                return
-            elif isinstance(result, ReportAgain):
-                assert self._broken is not None
-                pump.send("send_state_change", self._broken)
-                self.stub.new_break()
-            elif isinstance(result, NoReply):
-                continue
+        pump.answer = self.stub.handle
+        try:
+            while True:
+                item, self._early = self._early or pump.wait(), None
+                if isinstance(item, _Answered):
+                    result = item.result
+                elif isinstance(item, ManipulateRequest):
+                    result = self.stub.handle(item)
+                else:
+                    continue
+                self.stats.requests += 1
+                if isinstance(result, bytes):
+                    pump.send("send_manipulate_payload", result)
+                elif self._act(pump, result):
+                    return
+                pump.answer = self.stub.handle
+        finally:
+            pump.answer = None
+
+    def _act(self, pump: _Wire, result: Action) -> bool:
+        """Carry out a request's action; True when the target leaves the break."""
+        if isinstance(result, Resume):
+            self._broken = None
+            self.machine.resume(trace=result.trace, dr7=result.dr7)
+            return True
+        if isinstance(result, Reboot):
+            self.machine.reboot()
+            self._rebooted(pump)
+            return True
+        if isinstance(result, BugCheckRequest):
+            self._broken = None
+            self.machine.cause_bugcheck()
+            return True
+        if isinstance(result, ReportAgain):
+            assert self._broken is not None
+            self.stub.new_break()
+            pump.send("send_state_change", self._broken)
+        return False
