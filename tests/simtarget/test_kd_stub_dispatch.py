@@ -321,6 +321,9 @@ def test_fill_helper_stops_at_the_first_unwritable_byte():
 
 
 def test_context_layout_round_trips_the_registers():
-    registers = {"Rip": 1, "Rsp": 2, "R15": 3, "EFlags": 0x202, "Dr7": 0x401, "SegCs": 0x10}
-    parsed = parse_context(build_context(registers))
+    registers = {"Rip": 1, "Rsp": 2, "R15": 3, "EFlags": 0x202, "Dr7": 0x401, "SegCs": 0x10,
+                 "Xmm": tuple((i << 64) | (0x1111 * i) for i in range(16))}
+    data = build_context(registers)
+    parsed = parse_context(data)
     assert {k: parsed[k] for k in registers} == registers
+    assert struct.unpack_from("<QQ", data, 0x1A0 + 16 * 3) == (0x3333, 3)  # Xmm3 at §7.3

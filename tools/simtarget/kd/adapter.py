@@ -121,13 +121,14 @@ class MachineAdapter:
     def write_physical(self, address: int, data: bytes) -> int:
         return self.machine.write_physical(address, data)
 
-    def get_context(self) -> dict[str, int]:
-        return _integers(self.machine.get_context())
+    def get_context(self) -> dict[str, Any]:
+        context = self.machine.get_context()
+        return {**_integers(context), "Xmm": tuple(context.Xmm)}
 
-    def set_context(self, context: dict[str, int]) -> None:
+    def set_context(self, context: dict[str, Any]) -> None:
         current = self.machine.get_context()
         names = {f.name for f in dataclasses.fields(current)}
-        changes = {k: v for k, v in context.items() if k in names and isinstance(v, int)}
+        changes = {k: v for k, v in context.items() if k in names}
         self.machine.set_context(current.replace(**changes))
 
     def get_special_registers(self) -> dict[str, int]:

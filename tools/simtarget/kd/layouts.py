@@ -54,23 +54,33 @@ def _scalars(container: Container) -> dict[str, int]:
     return {k: v for k, v in container.items() if isinstance(v, int) and not k.startswith("_")}
 
 
-def build_context(registers: Mapping[str, int]) -> bytes:
+def build_context(registers: Mapping[str, Any]) -> bytes:
     """An x64 CONTEXT from register names as CONTEXT spells them (Rip, Rsp, EFlags, ...).
 
-    Unknown names are ignored; missing ones are zero, except ContextFlags, which says
-    which parts are valid.
+    ``Xmm`` (16 integers) fills FltSave's XMM registers. Unknown names are ignored;
+    missing ones are zero, except ContextFlags, which says which parts are valid.
     """
     context = Container(_CONTEXT_TEMPLATE)
     context["ContextFlags"] = CONTEXT_AMD64_FLAGS
     for name, value in registers.items():
         if name in context and isinstance(context[name], int):
             context[name] = value
+    xmm = registers.get("Xmm")
+    if xmm:
+        save = Container(context["FltSave"])
+        save["MxCsr"] = registers.get("MxCsr", save["MxCsr"])
+        save["XmmRegisters"] = ListContainer(
+            Container(Low=v & 0xFFFFFFFFFFFFFFFF, High=v >> 64) for v in xmm)
+        context["FltSave"] = save
     return CONTEXT_AMD64.build(context)
 
 
-def parse_context(data: bytes) -> dict[str, int]:
-    """The integer fields of an x64 CONTEXT by name (the vector state is not kept)."""
-    return _scalars(CONTEXT_AMD64.parse(data))
+def parse_context(data: bytes) -> dict[str, Any]:
+    """The integer fields of an x64 CONTEXT by name, and ``Xmm`` (16 128-bit values)."""
+    parsed = CONTEXT_AMD64.parse(data)
+    out: dict[str, Any] = _scalars(parsed)
+    out["Xmm"] = tuple(r.High << 64 | r.Low for r in parsed.FltSave.XmmRegisters)
+    return out
 
 
 def build_special_registers(registers: Mapping[str, int]) -> bytes:
