@@ -1,0 +1,205 @@
+"""Simulated-target benchmarks: ``python -m kdcon.tools.bench.simtarget``, JSON lines.
+
+Figures, each with a baseline measured in the same run:
+
+- ``start_to_listening_s``: ``kdcon-sim --listen unix://...`` from process start to its
+  ``listening on`` line (goal < 1 s), against starting the same interpreter with
+  ``python -c pass``;
+- ``request_round_trip_us``: median GetVersion round trip, a host KdLink against the
+  running simulated kernel broken in, over a unix socket pair (goal < 200 µs), against
+  the median round trip of a 16-byte echo over a unix socket pair with a thread;
+- ``bulk_read_mb_per_s``: 16 MiB of the kernel's pool read with ReadVirtualMemory in
+  3944-byte transfers over a unix socket pair (goal >= 20 MB/s), against raw bulk
+  throughput of the same socket pair in 3944-byte writes.
+
+Not a test: nothing here asserts; the README quotes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from kdcon.protocol import Role
+from kdcon.protocol.constants import MAX_TRANSFER_SIZE, ManipulateApi as A
+from kdcon.protocol.events import Event, StateChange
+from kdcon.protocol.link import KdLink
+from kdcon.tools.simtarget.loopback import SimTarget
+
+__all__ = ["main"]
+
+MB = 1_000_000
+POOL_BASE = 0xFFFFFA8000000000  # the kernel's nonpaged pool, 16 MiB mapped
+
+
+def _emit(name: str, value: float, unit: str, baseline_name: str, baseline: float,
+          goal: str, **extra: Any) -> None:
+    record = dict(figure=name, value=round(value, 3), unit=unit, goal=goal,
+                  baseline=baseline_name, baseline_value=round(baseline, 3),
+                  ratio=round(value / baseline, 3) if baseline else None, **extra)
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+# -- start to listening ------------------------------------------------------------------
+
+def _time_to_line(argv: list[str], expect: str, timeout: float = 30.0) -> float:
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise RuntimeError(f"{argv[0]} printed nothing in {timeout} s")
+        line = proc.stdout.readline()
+        elapsed = time.perf_counter() - start
+        if not line.startswith(expect):
+            raise RuntimeError(f"unexpected first line {line!r}")
+        return elapsed
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def bench_start(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        sim, base = [], []
+        for i in range(runs):
+            path = os.path.join(tmp, f"kd{i}.sock")
+            sim.append(_time_to_line(
+                [sys.executable, "-c", "import sys; from kdcon.tools.simtarget.cli import main;"
+                 " sys.exit(main())", "--listen", f"unix://{path}"], "listening on "))
+            base.append(_time_to_line([sys.executable, "-c", "print('ready')"], "ready"))
+    _emit("start_to_listening_s", statistics.median(sim), "s", "python_start_s",
+          statistics.median(base), "< 1 s", runs=runs)
+
+
+# -- round trip and bulk over the live target -----------------------------------------------
+
+def _broken_in_target() -> tuple[SimTarget, KdLink]:
+    sim = SimTarget(seed=0)
+    events: list[Event] = []
+    ready = threading.Event()
+
+    def on_event(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, StateChange):
+            ready.set()
+
+    link = KdLink(sim.connect(), Role.HOST, on_event=on_event)
+    # Follow the boot to trackdemo's first break (each module load is a stop).
+    while True:
+        if not ready.wait(30):
+            raise RuntimeError("the simulated target did not report a stop")
+        ready.clear()
+        stop = [e for e in events if isinstance(e, StateChange)][-1]
+        if stop.new_state != 0x3031:
+            return sim, link
+        link.request(A.DbgKdContinueApi2, dict(ContinueStatus=0x10002, ControlSet=dict(
+            Amd64=dict(TraceFlag=0, Dr7=0x400, CurrentSymbolStart=1, CurrentSymbolEnd=0))))
+
+
+def _echo_round_trips(count: int) -> list[float]:
+    a, b = socket.socketpair()
+
+    def echo() -> None:
+        while data := b.recv(64):
+            b.sendall(data)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    times = []
+    message = bytes(16)
+    for _ in range(count):
+        start = time.perf_counter()
+        a.sendall(message)
+        got = 0
+        while got < len(message):
+            got += len(a.recv(64))
+        times.append(time.perf_counter() - start)
+    a.close()
+    thread.join(5)
+    b.close()
+    return times
+
+
+def _raw_bulk(total: int) -> float:
+    a, b = socket.socketpair()
+    received = 0
+
+    def sink() -> None:
+        nonlocal received
+        while data := b.recv(65536):
+            received += len(data)
+
+    thread = threading.Thread(target=sink, daemon=True)
+    thread.start()
+    chunk = bytes(MAX_TRANSFER_SIZE)
+    start = time.perf_counter()
+    sent = 0
+    while sent < total:
+        a.sendall(chunk)
+        sent += len(chunk)
+    a.shutdown(socket.SHUT_WR)
+    thread.join(30)
+    elapsed = time.perf_counter() - start
+    a.close()
+    b.close()
+    return received / elapsed
+
+
+def bench_live(count: int, bulk: int) -> None:
+    sim, link = _broken_in_target()
+    try:
+        for _ in range(20):
+            link.request(A.DbgKdGetVersionApi)
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            link.request(A.DbgKdGetVersionApi)
+            times.append(time.perf_counter() - start)
+        echo = _echo_round_trips(count)
+        _emit("request_round_trip_us", statistics.median(times) * 1e6, "us",
+              "socket_echo_round_trip_us", statistics.median(echo) * 1e6, "< 200 us",
+              requests=count, p99_us=round(sorted(times)[int(count * 0.99)] * 1e6, 1))
+        start = time.perf_counter()
+        done = 0
+        while done < bulk:
+            size = min(MAX_TRANSFER_SIZE, bulk - done)
+            reply = link.request(A.DbgKdReadVirtualMemoryApi, dict(
+                TargetBaseAddress=POOL_BASE + done, TransferCount=size, ActualBytesRead=0))
+            if reply is None or reply.return_status != 0 or not reply.data:
+                raise RuntimeError(f"read failed at {POOL_BASE + done:#x}")
+            done += len(reply.data)
+        elapsed = time.perf_counter() - start
+        _emit("bulk_read_mb_per_s", done / elapsed / MB, "MB/s", "socket_bulk_mb_per_s",
+              _raw_bulk(bulk) / MB, ">= 20 MB/s", bytes=done,
+              transfers=-(-done // MAX_TRANSFER_SIZE))
+    finally:
+        link.close()
+        sim.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdcon.tools.bench.simtarget")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--bulk-mib", type=int, default=16)
+    parser.add_argument("--start-runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    bench_start(args.start_runs)
+    bench_live(args.requests, args.bulk_mib << 20)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
