@@ -83,9 +83,7 @@ class MachineAdapter:
 
     def resume(self, trace: bool, dr7: int | None) -> None:
         if dr7 is not None:
-            context = self.machine.get_context()
-            if context.Dr7 != dr7:
-                self.machine.set_context(context.replace(Dr7=dr7))
+            self.machine.set_dr7(dr7)
         self._trace = trace
 
     def request_breakin(self) -> None:
