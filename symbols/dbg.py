@@ -31,7 +31,7 @@ from .debugdir import (IMAGE_DEBUG_TYPE_CODEVIEW, IMAGE_DEBUG_TYPE_COFF, IMAGE_D
                        IMAGE_DEBUG_TYPE_MISC, IMAGE_DEBUG_TYPE_OMAP_FROM_SRC,
                        IMAGE_DEBUG_TYPE_OMAP_TO_SRC, CodeViewRef, DebugEntry, FpoData, decode_name,
                        parse_codeview_ref, parse_debug_directory, parse_fpo, parse_misc_name,
-                       parse_section_headers, read_source)
+                       parse_section_headers, parse_struct, read_source)
 from .cvinline import read_inline_publics
 from .errors import SymbolFileError
 from .model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
@@ -62,7 +62,7 @@ IMAGE_SYMBOL = Struct(
     "StorageClass" / Int8ul, "NumberOfAuxSymbols" / Int8ul,
 )
 
-_HEADER = struct.Struct("<HHHHIIIIIIII8s")
+_HEADER_SIZE = IMAGE_SEPARATE_DEBUG_HEADER.sizeof()
 _SYMBOL = struct.Struct("<8sIhHBB")
 IMAGE_SYM_CLASS_EXTERNAL, IMAGE_SYM_CLASS_STATIC, IMAGE_SYM_CLASS_FUNCTION = 2, 3, 0x65
 MAX_COFF_SYMBOLS = 1 << 21
@@ -172,9 +172,8 @@ def _finish(records: list[SymbolRecord], omap: list[tuple[int, int]],
 
 
 def _coff_records(blob: bytes, sections: list[SectionHeader]) -> list[SymbolRecord]:
-    if len(blob) < 32:
-        raise SymbolFileError("COFF symbols header truncated")
-    count, first = struct.unpack_from("<II", blob)
+    header = parse_struct(IMAGE_COFF_SYMBOLS_HEADER, blob[:32], "COFF symbols header")
+    count, first = header.NumberOfSymbols, header.LvaToFirstSymbol
     if count > MAX_COFF_SYMBOLS:
         raise SymbolFileError(f"{count} COFF symbols")
     end = first + 18 * count
@@ -209,13 +208,13 @@ def read_dbg(source: str | bytes, name: str | None = None) -> DbgFile:
     """Parse a DBG file from a path or bytes."""
     data, given = read_source(source, name, "")
     name = given or None
-    if len(data) < _HEADER.size:
+    if len(data) < _HEADER_SIZE:
         raise SymbolFileError("file shorter than a DBG header")
-    (signature, flags, machine, characteristics, timestamp, checksum, image_base, size_of_image,
-     n_sections, names_size, debug_size, alignment, _) = _HEADER.unpack_from(data)
-    if signature != IMAGE_SEPARATE_DEBUG_SIGNATURE:
+    if data[:2] != b"DI":
         raise SymbolFileError("not a DBG file (no 'DI' signature)")
-    sections_at = _HEADER.size
+    header = parse_struct(IMAGE_SEPARATE_DEBUG_HEADER, data[:_HEADER_SIZE], "DBG header")
+    n_sections, names_size, debug_size = header.NumberOfSections, header.ExportedNamesSize, header.DebugDirectorySize
+    sections_at = _HEADER_SIZE
     names_at = sections_at + 40 * n_sections
     if n_sections > 96 or names_size > MAX_EXPORTED_NAMES or names_at + names_size + debug_size > len(data):
         raise SymbolFileError("DBG header counts exceed the file")
@@ -234,10 +233,10 @@ def read_dbg(source: str | bytes, name: str | None = None) -> DbgFile:
             codeview = parse_codeview_ref(blob)
     identity = SymbolId(
         kind=FileKind.DBG, name=name or (misc.rsplit(".", 1)[0] + ".dbg" if misc else "unknown.dbg"),
-        timestamp=timestamp, size_of_image=size_of_image, checksum=checksum,
+        timestamp=header.TimeDateStamp, size_of_image=header.SizeOfImage, checksum=header.CheckSum,
         signature=codeview.signature if codeview and codeview.format == "NB10" else None,
         age=codeview.age if codeview and codeview.format == "NB10" else 0,
         pdb_name=codeview.pdb_name if codeview and codeview.format == "NB10" else None,
     )
-    return DbgFile(identity, machine, characteristics, image_base, flags, alignment, sections,
-                   exported, debug, misc, codeview, data)
+    return DbgFile(identity, header.Machine, header.Characteristics, header.ImageBase, header.Flags,
+                   header.SectionAlignment, sections, exported, debug, misc, codeview, data)
