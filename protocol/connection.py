@@ -11,6 +11,25 @@ state.py; the framing is buffer.py.
 Spec: kd-protocol.md §2 (ids, ACK/RESEND/RESET, retries, resync), §3 (sequences),
 §5.1 (replies), §6 (debug I/O), §12 (target checklist).
 
+Using the TARGET role (what a kd stub does; every step returns bytes to write):
+
+1. Running: feed received bytes and call ``next_event``; only ``BreakIn`` comes out
+   (Rule 9). ``send_debug_print`` / ``send_state_change(load symbols)`` may be sent
+   at any time; they are given up after the retries if no host answers (Rule 8:
+   ``SendAbandoned``, ``debugger_present`` False).
+2. Break in: on ``BreakIn`` (or a breakpoint), ``send_state_change(payload)`` with a
+   payload from ``messages.build_exception_state_change``. The phase becomes BROKEN.
+3. Broken: each ``ManipulateRequest`` gets exactly one ``send_manipulate`` reply of
+   the same ApiNumber echoing the request union (``dict(event.message.u, ...)``),
+   except the APIs in ``manipulate.NO_REPLY_APIS``. Continue/Continue2/Reboot/
+   CauseBugCheck put the phase back to RUNNING by themselves; a RESEND or RESET with
+   nothing pending makes the connection send the state change again (Rule 6).
+4. ``send_debug_prompt`` waits (phase AWAIT_PROMPT_REPLY) for a ``PromptReply``;
+   ``send_file_io`` waits for the host's ``FileIo`` answer; both return to the phase
+   they started from.
+5. Call ``check_timeouts(now)`` regularly (every few tens of ms) and write what it
+   returns: retransmissions and RESENDs for truncated packets come from there.
+
 Timing: a packet's ACK deadline starts at the first ``check_timeouts`` after it was
 produced and lasts ``ack_timeout`` plus the packet's own time on the line
 (``len * byte_time``, 86.8 µs a byte at 115200 8N1, §10.2). A started packet whose

@@ -56,26 +56,26 @@ def pair():
 
 def test_host_syncs_reads_and_continues(pair) -> None:
     host, target = pair
-    state = host.sync(timeout=5)
+    state = host.sync(timeout=15)
     assert isinstance(state, StateChange) and state.message.u.ExceptionRecord.ExceptionCode == 0x80000003
     reply = host.request(READ, dict(TargetBaseAddress=0x10, TransferCount=3944,
-                                    ActualBytesRead=0), timeout=2)
+                                    ActualBytesRead=0), timeout=10)
     assert reply is not None and reply.data == MEMORY[0x10:0x10 + 3944]
-    unknown = host.request(ManipulateApi.DbgKdQueryMemoryApi, timeout=2)
+    unknown = host.request(ManipulateApi.DbgKdQueryMemoryApi, timeout=10)
     assert unknown is not None and unknown.return_status == NtStatus.STATUS_UNSUCCESSFUL
     none = host.request(ManipulateApi.DbgKdContinueApi2, dict(
         ContinueStatus=0x10002, ControlSet=dict(Amd64=dict(
-            TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))), timeout=2)
-    assert none is None and target.resumed.wait(2)
+            TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))), timeout=10)
+    assert none is None and target.resumed.wait(10)
     assert target.link.connection.phase is Phase.RUNNING
 
 
 def test_many_requests_arrive_in_order(pair) -> None:
     host, target = pair
-    host.sync(timeout=5)
+    host.sync(timeout=15)
     for n in range(50):
         reply = host.request(READ, dict(TargetBaseAddress=n, TransferCount=7,
-                                        ActualBytesRead=0), timeout=2)
+                                        ActualBytesRead=0), timeout=10)
         assert reply.data == MEMORY[n:n + 7]
     assert target.requests == [READ] * 50
 
@@ -84,7 +84,7 @@ def test_target_dbgprint_reaches_host_in_order(pair) -> None:
     host, target = pair
     for text in (b"one\n", b"two\n", b"three\n"):
         target.link.send_debug_print(text)
-    texts = [host.wait_for(DebugPrint, 5).text for _ in range(3)]
+    texts = [host.wait_for(DebugPrint, 15).text for _ in range(3)]
     assert texts == [b"one\n", b"two\n", b"three\n"]
 
 
