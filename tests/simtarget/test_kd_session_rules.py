@@ -34,8 +34,21 @@ def no_leaks():
     assert set(threading.enumerate()) <= before
 
 
+BREAK = StopReport(kind="exception", code=0x80000003, address=CODE)
+
+
 def _attach(sim: SimTarget) -> KdHost:
     return KdHost(sim.connect())
+
+
+@pytest.fixture
+def broken(machine, no_leaks):
+    """A target that reported one breakpoint: (host, the state change)."""
+    machine.stops = [BREAK]
+    with SimTarget(machine=machine) as sim:
+        host = _attach(sim)
+        yield host, host.next_stop()
+        host.close()
 
 
 def test_boot_load_is_reported_with_the_sync_id_then_requests_answered(machine, no_leaks):
@@ -79,21 +92,17 @@ def test_breakin_while_running_reports_a_breakpoint_with_original_bytes(machine,
         host.close()
 
 
-def test_trace_flag_gives_a_single_step_exception(machine, no_leaks):
-    machine.stops = [StopReport(kind="exception", code=0x80000003, address=CODE)]
-    with SimTarget(machine=machine) as sim:
-        host = _attach(sim)
-        host.next_stop()
-        host.continue2(trace=True, dr7=0x401)
-        stop = host.next_stop()
-        assert stop.message.u.ExceptionRecord.ExceptionCode == 0x80000004
-        assert machine.resumes == [(True, 0x401)]
-        host.close()
+def test_trace_flag_gives_a_single_step_exception(machine, broken):
+    host, _ = broken
+    host.continue2(trace=True, dr7=0x401)
+    stop = host.next_stop()
+    assert stop.message.u.ExceptionRecord.ExceptionCode == 0x80000004
+    assert machine.resumes == [(True, 0x401)]
 
 
 def test_prompt_answer_reaches_the_machine(machine, no_leaks):
     machine.stops = [StopReport(kind="prompt", text=b"(bipt)? ", max_length=4),
-                     StopReport(kind="exception", code=0x80000003, address=CODE)]
+                     BREAK]
     with SimTarget(machine=machine) as sim:
         host = _attach(sim)
         prompt = host.wait_for(DebugPrompt)
@@ -104,27 +113,18 @@ def test_prompt_answer_reaches_the_machine(machine, no_leaks):
         host.close()
 
 
-def test_reset_while_broken_in_resends_the_state_change(machine, no_leaks):
-    machine.stops = [StopReport(kind="exception", code=0x80000003, address=CODE)]
-    with SimTarget(machine=machine) as sim:
-        host = _attach(sim)
-        host.next_stop()
-        host.reset()
-        again = host.next_stop()
-        assert again.packet_id == INITIAL_PACKET_ID
-        assert host.request(A.DbgKdGetVersionApi).return_status == 0
-        host.close()
+def test_reset_while_broken_in_resends_the_state_change(broken):
+    host, first = broken
+    host.reset()
+    again = host.next_stop()
+    assert again.packet_id == INITIAL_PACKET_ID and again.raw == first.raw
+    assert host.request(A.DbgKdGetVersionApi).return_status == 0
 
 
-def test_switch_processor_reports_the_same_stop_again(machine, no_leaks):
-    machine.stops = [StopReport(kind="exception", code=0x80000003, address=CODE)]
-    with SimTarget(machine=machine) as sim:
-        host = _attach(sim)
-        first = host.next_stop()
-        host.send("send_manipulate", A.DbgKdSwitchProcessor)
-        again = host.next_stop()
-        assert again.raw == first.raw
-        host.close()
+def test_switch_processor_reports_the_same_stop_again(broken):
+    host, first = broken
+    host.send("send_manipulate", A.DbgKdSwitchProcessor)
+    assert host.next_stop().raw == first.raw
 
 
 def test_reboot_restarts_ids_and_reports_loads_again(machine, no_leaks):
@@ -143,19 +143,15 @@ def test_reboot_restarts_ids_and_reports_loads_again(machine, no_leaks):
         host.close()
 
 
-def test_cause_bugcheck_runs_the_machine_into_its_bugcheck(machine, no_leaks):
-    machine.stops = [StopReport(kind="exception", code=0x80000003, address=CODE)]
-    with SimTarget(machine=machine) as sim:
-        host = _attach(sim)
-        host.next_stop()
-        host.send("send_manipulate", A.DbgKdCauseBugCheckApi)
-        host.next_stop()
-        assert machine.bugchecks == 1
-        host.close()
+def test_cause_bugcheck_runs_the_machine_into_its_bugcheck(machine, broken):
+    host, _ = broken
+    host.send("send_manipulate", A.DbgKdCauseBugCheckApi)
+    host.next_stop()
+    assert machine.bugchecks == 1
 
 
 def test_a_new_debugger_gets_the_pending_state_change(machine, no_leaks):
-    machine.stops = [StopReport(kind="exception", code=0x80000003, address=CODE)]
+    machine.stops = [BREAK]
     with SimTarget(machine=machine) as sim:
         host = _attach(sim)
         first = host.next_stop()
@@ -172,7 +168,7 @@ def test_a_new_debugger_gets_the_pending_state_change(machine, no_leaks):
 
 def test_print_with_no_debugger_answering_is_given_up_then_dropped(machine, no_leaks):
     machine.stops = [StopReport(kind="print", text=b"first"), StopReport(kind="print", text=b"second"),
-                     NT, StopReport(kind="exception", code=0x80000003, address=CODE)]
+                     NT, BREAK]
     with SimTarget(machine=machine, ack_timeout=0.005) as sim:
         port = sim.connect()
         frames = FrameBuffer()

@@ -154,3 +154,16 @@ def test_refused_listen_address_is_status_1(tmp_path, capsys):
     blocker.write_text("not a socket")
     assert main(["--listen", f"unix://{blocker}", "--no-trackdemo"]) == 1
     assert "kdcon-sim:" in capsys.readouterr().err
+
+
+def test_tcp_loopback_reports_the_bound_port_and_serves():
+    proc, url = _start("--listen", "tcp://127.0.0.1:0", "--no-trackdemo")
+    try:
+        assert url.startswith("tcp://127.0.0.1:") and not url.endswith(":0")
+        host = KdHost(open_link(url))
+        host.reset()
+        first = host.next_stop(timeout=START_TIMEOUT)
+        assert first.data.rstrip(b"\0").endswith(b"ntoskrnl.exe")
+        host.close()
+    finally:
+        assert _stop(proc) == 0

@@ -314,7 +314,7 @@ def test_fill_memory_repeats_the_pattern(stub, machine):
     assert short.return_status == UNSUCCESSFUL and short.message.u.Length == 2
 
 
-def test_fill_helper_stops_at_the_first_unwritable_byte():
+def test_fill_stops_at_the_first_unwritable_byte():
     mem = FakeMachine()
     mem.map(0x20000, bytes(0x1000))
     assert fill(mem.write_virtual, 0x20FF0, 0x40, b"ab") == 0x10

@@ -17,8 +17,12 @@ from kdcon.protocol.constants import ManipulateApi as A
 from kdcon.protocol.context import CONTEXT_AMD64
 from kdcon.protocol.events import DebugPrint
 
+from kdcon.tools.simtarget.loopback import SimTarget
+
+from .kd_host import KdHost
 from .kd_sim_fixtures import (
     EXCEPTION,
+    Booted,
     FILES,
     KI_SIM_BUGCHECK,
     LOAD_SYMBOLS,
@@ -173,3 +177,16 @@ def test_break_on_connect_stops_after_the_boot_modules():
         assert stop.program_counter == b.export("ntoskrnl.exe", "RtlpBreakWithStatusInstruction")
     finally:
         b.close()
+
+
+def test_boot_completes_over_a_line_paced_to_115200_baud():
+    sim = SimTarget(seed=0)
+    try:
+        booted = Booted(sim=sim, host=KdHost(sim.connect(pace=115200)))
+        follow_boot(booted, timeout=30)
+        assert list(booted.loads) == ["ntoskrnl.exe", "hal.dll", "kdcom.dll", "trackdemo.sys"]
+        base = booted.base("ntoskrnl.exe")
+        assert booted.host.read_virtual(base, 2) == b"MZ"
+        booted.close()
+    finally:
+        sim.close()

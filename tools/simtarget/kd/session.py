@@ -6,7 +6,7 @@ for the ACK; given up after the retries when no debugger answers), DbgPrompt as
 GetString (waiting for the answer, which goes back to the machine), image loads and
 unloads as LoadSymbols state changes (given up like DbgPrint), and breakpoints, single
 steps, data breakpoints, break-ins, bugchecks and faults as Exception state changes,
-after which it loops on manipulate requests (kdstub answers them) until Continue.
+after which it loops on manipulate requests (stub.py answers them) until Continue.
 A lone 0x62 while the CPU runs stops it at once (the machine's ``request_breakin``).
 One session object lives as long as the machine: ``serve(port)`` carries it over one
 link until end of file, and a later ``serve`` on a new link picks up where the last one
