@@ -100,6 +100,7 @@ class Machine:
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)          # kernel addresses, simulated-target.md §5.3
         self._uc = uc
         self.memory = GuestMemory(uc)
+        self._state_saved = True
         self.ports = PortDevice()
         if self.break_on_connect:
             self.ports.breakin.set()
@@ -112,6 +113,7 @@ class Machine:
         self._trap: tuple[int, int] | None = None
         self._fault: tuple[int, int] | None = None
         self.instructions = 0
+        self.memory.before_read = self._before_read
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT)
@@ -170,18 +172,25 @@ class Machine:
 
         ``until`` is checked between slices and ``budget`` caps the instructions run;
         either ending the run gives BudgetExhausted."""
+        self._state_saved = False
         event = self._run(until, budget, trace)
-        if not isinstance(event, (BudgetExhausted, Rebooted)):
-            self._save_processor_state()
+        self._state_saved = isinstance(event, (BudgetExhausted, Rebooted))
         return event
 
-    def _save_processor_state(self) -> None:
+    def _before_read(self, address: int, size: int) -> None:
         """Store the stopped CPU in KPRCB.ProcessorState, as the kernel does on a debug
-        trap (KDDEBUGGER_DATA64.SavedContext points at its ContextFrame)."""
+        trap (KDDEBUGGER_DATA64.SavedContext points at its ContextFrame).  Done when
+        that memory is first read after a stop: reading every register costs more than
+        a stop itself."""
+        if self._state_saved:
+            return
+        self._state_saved = True          # the reads below must not come back here
         prcb = self.kprcb
-        if prcb:
-            self.memory.write_virtual(prcb + layout.KPRCB_SPECIAL_REGISTERS,
-                                      self.get_special_registers().to_bytes() + self.get_context().to_bytes())
+        start = prcb + layout.KPRCB_SPECIAL_REGISTERS
+        if prcb and address < start + layout.PROCESSOR_STATE_SIZE and start < address + size:
+            self.memory.write_virtual(start, self.get_special_registers().to_bytes() + self.get_context().to_bytes())
+        else:
+            self._state_saved = False
 
     def _run(self, until: Callable[[], bool] | None, budget: int | None, trace: bool) -> StopEvent:
         uc = self._require()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from unicorn import UC_PROT_ALL, Uc
 
@@ -64,6 +65,9 @@ class GuestMemory:
         self._phys: list[Region] = []          # sorted by physical
         self._phys_bases: list[int] = []
         self.breakpoint_bytes: dict[int, int] = {}   # address -> original byte
+        # Called with (address, size) before a read, so state kept outside guest memory
+        # can be written into it on demand.
+        self.before_read: Callable[[int, int], None] | None = None
 
     # ---- mapping ----
 
@@ -119,6 +123,8 @@ class GuestMemory:
     def read_virtual(self, address: int, size: int) -> bytes:
         if size <= 0 or address < 0 or address > 0xFFFFFFFFFFFFFFFF:
             return b""
+        if self.before_read is not None:
+            self.before_read(address, size)
         data = bytearray()
         for start, n in self._spans(address, size):
             data += self._uc.mem_read(start, n)
