@@ -21,24 +21,8 @@ from tests.simtarget.track_host import (
     marked_line,
 )
 from tests.simtarget.track_host.fixtures import checked, free, host_libraries  # noqa: F401
-
-BANNER = "*" * 40 + "\n"
+from tests.simtarget.track_host.reports import BANNER, planted_leak_report, stats_report
 STATUS_INVALID_DEVICE_REQUEST = 0xC0000010 - (1 << 32)
-
-
-def expected_leak_report() -> str:
-    return (
-        BANNER
-        + "Track Reports Allocation/Resource Leaks:\n"
-        + BANNER
-        + "AllocatorFn : RtlAnsiStringToUnicodeString\n"
-        + "   Source   : trackdemo\\trackdemo.c\n"
-        + f"   Line     : {marked_line('planted leak: resource')}\n"
-        + "AllocatorFn : ExAllocatePoolWithTag\n"
-        + "   Source   : trackdemo\\trackdemo.c\n"
-        + f"   Line     : {marked_line('planted leak: memory')}\n"
-        + "   Size     : 20\n"
-    )
 
 
 def run_to_unload(host: TrackHost, *ioctls: int) -> str:
@@ -57,12 +41,12 @@ def demo(request: pytest.FixtureRequest) -> TrackHost:
 
 def test_leak_report_lists_exactly_the_planted_leaks_checked(checked: TrackHost) -> None:
     text = run_to_unload(checked, IOCTL_TICK, IOCTL_LEAK, IOCTL_TICK, IOCTL_LEAK, IOCTL_TICK)
-    assert text == "TrackDemo: unloading after 3 ticks\n" + expected_leak_report()
+    assert text == "TrackDemo: unloading after 3 ticks\n" + planted_leak_report()
 
 
 def test_leak_report_lists_exactly_the_planted_leaks_free(free: TrackHost) -> None:
     text = run_to_unload(free, IOCTL_TICK, IOCTL_LEAK, IOCTL_OVERWRITE, IOCTL_TICK)
-    assert text == expected_leak_report()
+    assert text == planted_leak_report()
 
 
 def test_unload_without_planted_leaks_prints_no_report(demo: TrackHost) -> None:
@@ -173,13 +157,11 @@ def test_stats_ioctl_prints_the_statistics(demo: TrackHost) -> None:
     memory = demo.memory_stats()
     resource = demo.class_stats("TrackResourceStats")
     handle = demo.class_stats("TrackHandleStats")
-    assert demo.output() == (
-        BANNER + "Track Statistics:\n" + BANNER
-        + f"Bytes Allocated : {memory['BytesAllocated']}\n"
-        + f"Peak Bytes      : {memory['PeakBytes']}\n"
-        + f"Memory          : {memory['TotalCalls']} calls, {memory['CurrentCount']} live\n"
-        + f"Resource        : {resource['TotalCalls']} calls, {resource['CurrentCount']} live\n"
-        + f"Handle          : {handle['TotalCalls']} calls, {handle['CurrentCount']} live\n"
+    assert demo.output() == stats_report(
+        (memory["TotalCalls"], memory["CurrentCount"], memory["BytesAllocated"],
+         memory["PeakBytes"]),
+        (resource["TotalCalls"], resource["CurrentCount"]),
+        (handle["TotalCalls"], handle["CurrentCount"]),
     )
     # Live after DriverEntry and LEAK: the work buffer and the 20-byte leak; the device
     # and the leaked string; the notification event.

@@ -28,8 +28,13 @@ from kdcon.tools.simtarget.kernel import IMAGES_DIR
 from kdcon.tools.simtarget.layout import KiSimRequest
 from kdcon.tools.simtarget.machine import Machine
 from tests.simtarget.track_host import allocator_names, marked_line
+from tests.simtarget.track_host.reports import (
+    dump_report,
+    planted_leak_report,
+    record_text,
+    stats_report,
+)
 
-BANNER = "*" * 40 + "\n"
 FLAVOURS = ("checked", "free")
 QUIET_BUDGET = 2_000_000
 
@@ -84,19 +89,6 @@ def demo(request: pytest.FixtureRequest) -> Demo:
     return Demo(request.param)
 
 
-def expected_leak_report() -> str:
-    return (
-        BANNER + "Track Reports Allocation/Resource Leaks:\n" + BANNER
-        + "AllocatorFn : RtlAnsiStringToUnicodeString\n"
-        + "   Source   : trackdemo\\trackdemo.c\n"
-        + f"   Line     : {marked_line('planted leak: resource')}\n"
-        + "AllocatorFn : ExAllocatePoolWithTag\n"
-        + "   Source   : trackdemo\\trackdemo.c\n"
-        + f"   Line     : {marked_line('planted leak: memory')}\n"
-        + "   Size     : 20\n"
-    )
-
-
 def test_driver_entry_breaks_in_first(demo: Demo) -> None:
     transcript = demo.run_until_quiet()
     breaks = [s for s in transcript.stops if isinstance(s, BreakpointHit)]
@@ -118,11 +110,11 @@ def test_leak_report_at_unload_lists_exactly_the_planted_leaks(demo: Demo) -> No
     demo.request(KiSimRequest.LEAK)
     demo.request(KiSimRequest.LEAK)
     transcript = demo.request(KiSimRequest.UNLOAD)
-    assert transcript.text.endswith(expected_leak_report())
+    assert transcript.text.endswith(planted_leak_report())
     if demo.flavour == "checked":
         assert transcript.text.startswith("TrackDemo: unloading after ")
     else:
-        assert transcript.text == expected_leak_report()
+        assert transcript.text == planted_leak_report()
     unloads = [s for s in transcript.stops if isinstance(s, UnloadSymbols)]
     assert [u.image.path.rsplit("\\", 1)[-1] for u in unloads] == ["trackdemo.sys"]
 
@@ -149,58 +141,48 @@ def test_overwrite_reports_the_block_and_asserts_in_checked_build(demo: Demo) ->
 
 
 def stats_from_memory(demo: Demo) -> str:
-    calls, live, allocated, peak = struct.unpack("<IIQQ", demo.read("TrackMemoryStats", 0x18))
+    """What !trackstats will print: the statistics globals read through the PDB."""
+    memory = struct.unpack("<IIQQ", demo.read("TrackMemoryStats", 0x18))
     resource = struct.unpack("<II", demo.read("TrackResourceStats", 8))
     handle = struct.unpack("<II", demo.read("TrackHandleStats", 8))
-    return (
-        BANNER + "Track Statistics:\n" + BANNER
-        + f"Bytes Allocated : {allocated}\nPeak Bytes      : {peak}\n"
-        + f"Memory          : {calls} calls, {live} live\n"
-        + f"Resource        : {resource[0]} calls, {resource[1]} live\n"
-        + f"Handle          : {handle[0]} calls, {handle[1]} live\n"
-    )
+    return stats_report(memory, resource, handle)
 
 
 def dump_from_memory(demo: Demo) -> str:
+    """What !trackdump will print: TrackRecordList walked in target memory."""
     names = allocator_names()
     head = demo.base + demo.rvas["TrackRecordList"]
     link = struct.unpack("<Q", demo.machine.read_virtual(head, 8))[0]
-    lines = [BANNER, "Track Live Allocations/Resources:\n", BANNER]
-    count = 0
+    records = []
     while link != head:
         raw = demo.machine.read_virtual(link, 0x58)
         flink, _, value, size, allocator, line, flags = struct.unpack_from("<QQQQIII", raw)
         source = raw[0x2C:0x2C + 41].split(b"\0", 1)[0].decode()
-        lines.append(f"AllocatorFn : {names[allocator]}\n   Source   : {source}\n"
-                     f"   Line     : {line}\n")
-        if flags & 1:
-            lines.append(f"   Size     : {size}\n")
-        lines.append(f"   Value    : {value >> 32:08x}`{value & 0xFFFFFFFF:08x}\n")
-        count += 1
+        records.append(record_text(names[allocator], source, line,
+                                   size if flags & 1 else None, value))
         link = flink
-    lines.append(f"Live records: {count}\n")
-    return "".join(lines)
+    return dump_report(records)
+
+
+def report_and_memory(demo: Demo, request: KiSimRequest, from_memory) -> tuple[str, str]:
+    """The report a request prints, and the same report built from memory while the
+    machine stands at the report's first line (no tick can run before the rest)."""
+    demo.run_until_quiet()
+    demo.request(KiSimRequest.LEAK)
+    demo.machine.set_request(request)
+    first = demo.run_until_quiet(stop_on_print=True)
+    expected = from_memory(demo)
+    return first.text + demo.run_until_quiet().text, expected
 
 
 def test_statistics_in_memory_equal_the_stats_report(demo: Demo) -> None:
-    demo.run_until_quiet()
-    demo.request(KiSimRequest.LEAK)
-    demo.machine.set_request(KiSimRequest.STATS)
-    # Stopped at the report's first line: no tick can run before the rest is printed.
-    first = demo.run_until_quiet(stop_on_print=True)
-    expected = stats_from_memory(demo)
-    printed = first.text + demo.run_until_quiet().text
+    printed, expected = report_and_memory(demo, KiSimRequest.STATS, stats_from_memory)
     assert printed == expected
     # After LEAK: the work buffer and the 20-byte leak are the live memory records.
     assert re.search(r"^Memory          : \d+ calls, 2 live$", printed, re.MULTILINE)
 
 
 def test_record_list_in_memory_equals_the_dump(demo: Demo) -> None:
-    demo.run_until_quiet()
-    demo.request(KiSimRequest.LEAK)
-    demo.machine.set_request(KiSimRequest.DUMP)
-    first = demo.run_until_quiet(stop_on_print=True)
-    expected = dump_from_memory(demo)
-    printed = first.text + demo.run_until_quiet().text
+    printed, expected = report_and_memory(demo, KiSimRequest.DUMP, dump_from_memory)
     assert printed == expected
     assert printed.endswith("Live records: 5\n")
