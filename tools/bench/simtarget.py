@@ -5,12 +5,15 @@ Figures, each with a baseline measured in the same run:
 - ``start_to_listening_s``: ``kdcon-sim --listen unix://...`` from process start to its
   ``listening on`` line (goal < 1 s), against starting the same interpreter with
   ``python -c pass``;
-- ``request_round_trip_us``: median GetVersion round trip, a host KdLink against the
-  running simulated kernel broken in, over a unix socket pair (goal < 200 µs), against
-  the median round trip of a 16-byte echo over a unix socket pair with a thread;
+- ``request_round_trip_us``: median GetVersion round trip, a host KdLink against
+  kdcon-sim (its own process) broken in at trackdemo's first break, over a unix socket
+  (goal < 200 µs), against the median round trip of a 16-byte echo over a unix socket
+  pair with a thread;
 - ``bulk_read_mb_per_s``: 16 MiB of the kernel's pool read with ReadVirtualMemory in
-  3944-byte transfers over a unix socket pair (goal >= 20 MB/s), against raw bulk
-  throughput of the same socket pair in 3944-byte writes.
+  3944-byte transfers over that unix socket (goal >= 20 MB/s), against raw bulk
+  throughput of a socket pair in 3944-byte writes;
+- the same two with ``_in_process``: SimTarget and the host in one process over a
+  socket pair (the console's --loopback), where both ends share one interpreter lock.
 
 Not a test: nothing here asserts; the README quotes the figures.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import selectors
 import socket
 import statistics
@@ -32,14 +36,16 @@ from typing import Any
 
 from kdcon.protocol import Role
 from kdcon.protocol.constants import MAX_TRANSFER_SIZE, ManipulateApi as A
-from kdcon.protocol.events import Event, StateChange
+from kdcon.protocol.events import Event, Reset, StateChange
 from kdcon.protocol.link import KdLink
+from kdcon.protocol.transports import open_link
 from kdcon.tools.simtarget.loopback import SimTarget
 
 __all__ = ["main"]
 
 MB = 1_000_000
 POOL_BASE = 0xFFFFFA8000000000  # the kernel's nonpaged pool, 16 MiB mapped
+LOAD_SYMBOLS = 0x3031
 
 
 def _emit(name: str, value: float, unit: str, baseline_name: str, baseline: float,
@@ -86,27 +92,38 @@ def bench_start(runs: int) -> None:
 
 # -- round trip and bulk over the live target -----------------------------------------------
 
-def _broken_in_target() -> tuple[SimTarget, KdLink]:
-    sim = SimTarget(seed=0)
-    events: list[Event] = []
-    ready = threading.Event()
+class _Host:
+    """A KdLink host that follows the boot to the first break (module loads continue)."""
 
-    def on_event(event: Event) -> None:
-        events.append(event)
-        if isinstance(event, StateChange):
-            ready.set()
+    def __init__(self, port: Any) -> None:
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.link = KdLink(port, Role.HOST, on_event=self.events.put)
 
-    link = KdLink(sim.connect(), Role.HOST, on_event=on_event)
-    # Follow the boot to trackdemo's first break (each module load is a stop).
-    while True:
-        if not ready.wait(30):
-            raise RuntimeError("the simulated target did not report a stop")
-        ready.clear()
-        stop = [e for e in events if isinstance(e, StateChange)][-1]
-        if stop.new_state != 0x3031:
-            return sim, link
-        link.request(A.DbgKdContinueApi2, dict(ContinueStatus=0x10002, ControlSet=dict(
-            Amd64=dict(TraceFlag=0, Dr7=0x400, CurrentSymbolStart=1, CurrentSymbolEnd=0))))
+    def _next(self, kind: type, timeout: float) -> Event:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            if isinstance(event, kind):
+                return event
+
+    def resync(self) -> None:
+        """RESET until answered; what the target sent before is superseded (§2.2)."""
+        for _ in range(30):
+            self.link.send_reset()
+            try:
+                self._next(Reset, 1.0)
+                return
+            except queue.Empty:
+                continue
+        raise RuntimeError("the simulated target never answered RESET")
+
+    def follow_boot(self) -> None:
+        while True:
+            stop = self._next(StateChange, 30.0)
+            if stop.new_state != LOAD_SYMBOLS:
+                return
+            self.link.request(A.DbgKdContinueApi2, dict(ContinueStatus=0x10002, ControlSet=dict(
+                Amd64=dict(TraceFlag=0, Dr7=0x400, CurrentSymbolStart=1, CurrentSymbolEnd=0))))
 
 
 def _echo_round_trips(count: int) -> list[float]:
@@ -158,36 +175,71 @@ def _raw_bulk(total: int) -> float:
     return received / elapsed
 
 
-def bench_live(count: int, bulk: int) -> None:
-    sim, link = _broken_in_target()
-    try:
-        for _ in range(20):
-            link.request(A.DbgKdGetVersionApi)
-        times = []
-        for _ in range(count):
-            start = time.perf_counter()
-            link.request(A.DbgKdGetVersionApi)
-            times.append(time.perf_counter() - start)
-        echo = _echo_round_trips(count)
-        _emit("request_round_trip_us", statistics.median(times) * 1e6, "us",
-              "socket_echo_round_trip_us", statistics.median(echo) * 1e6, "< 200 us",
-              requests=count, p99_us=round(sorted(times)[int(count * 0.99)] * 1e6, 1))
+def _measure(link: KdLink, count: int, bulk: int) -> tuple[list[float], int, float]:
+    for _ in range(20):
+        link.request(A.DbgKdGetVersionApi)
+    times = []
+    for _ in range(count):
         start = time.perf_counter()
-        done = 0
-        while done < bulk:
-            size = min(MAX_TRANSFER_SIZE, bulk - done)
-            reply = link.request(A.DbgKdReadVirtualMemoryApi, dict(
-                TargetBaseAddress=POOL_BASE + done, TransferCount=size, ActualBytesRead=0))
-            if reply is None or reply.return_status != 0 or not reply.data:
-                raise RuntimeError(f"read failed at {POOL_BASE + done:#x}")
-            done += len(reply.data)
-        elapsed = time.perf_counter() - start
-        _emit("bulk_read_mb_per_s", done / elapsed / MB, "MB/s", "socket_bulk_mb_per_s",
-              _raw_bulk(bulk) / MB, ">= 20 MB/s", bytes=done,
-              transfers=-(-done // MAX_TRANSFER_SIZE))
+        link.request(A.DbgKdGetVersionApi)
+        times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    done = 0
+    while done < bulk:
+        size = min(MAX_TRANSFER_SIZE, bulk - done)
+        reply = link.request(A.DbgKdReadVirtualMemoryApi, dict(
+            TargetBaseAddress=POOL_BASE + done, TransferCount=size, ActualBytesRead=0))
+        if reply is None or reply.return_status != 0 or not reply.data:
+            raise RuntimeError(f"read failed at {POOL_BASE + done:#x}")
+        done += len(reply.data)
+    return times, done, time.perf_counter() - start
+
+
+def _emit_live(where: str, times: list[float], done: int, elapsed: float,
+               echo: list[float], raw: float) -> None:
+    count = len(times)
+    _emit(f"request_round_trip_us{where}", statistics.median(times) * 1e6, "us",
+          "socket_echo_round_trip_us", statistics.median(echo) * 1e6, "< 200 us",
+          requests=count, p99_us=round(sorted(times)[int(count * 0.99)] * 1e6, 1))
+    _emit(f"bulk_read_mb_per_s{where}", done / elapsed / MB, "MB/s", "socket_bulk_mb_per_s",
+          raw / MB, ">= 20 MB/s", bytes=done, transfers=-(-done // MAX_TRANSFER_SIZE))
+
+
+def bench_process(count: int, bulk: int) -> None:
+    """kdcon-sim in its own process on a unix socket; the host here (two processes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "kd.sock")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from kdcon.tools.simtarget.cli import main;"
+             " sys.exit(main())", "--listen", f"unix://{path}"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        host = None
+        try:
+            if not proc.stdout.readline().startswith("listening on "):
+                raise RuntimeError("kdcon-sim did not start")
+            host = _Host(open_link(f"unix://{path}"))
+            host.resync()
+            host.follow_boot()
+            times, done, elapsed = _measure(host.link, count, bulk)
+        finally:
+            if host is not None:
+                host.link.close()
+            proc.terminate()
+            proc.wait(timeout=30)
+    _emit_live("", times, done, elapsed, _echo_round_trips(count), _raw_bulk(bulk))
+
+
+def bench_in_process(count: int, bulk: int) -> None:
+    """SimTarget and the host in one process over a socket pair (the --loopback case)."""
+    sim = SimTarget(seed=0)
+    host = _Host(sim.connect())
+    try:
+        host.follow_boot()
+        times, done, elapsed = _measure(host.link, count, bulk)
     finally:
-        link.close()
+        host.link.close()
         sim.close()
+    _emit_live("_in_process", times, done, elapsed, _echo_round_trips(count), _raw_bulk(bulk))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-runs", type=int, default=3)
     args = parser.parse_args(argv)
     bench_start(args.start_runs)
-    bench_live(args.requests, args.bulk_mib << 20)
+    bench_process(args.requests, args.bulk_mib << 20)
+    bench_in_process(args.requests, args.bulk_mib << 20)
     return 0
 
 
