@@ -254,3 +254,14 @@ def test_cache_element_copies_what_later_elements_find(tmp_path):
     assert (tmp_path / "cache" / "ntoskrnl.dbg" / key / "ntoskrnl.dbg").read_bytes() == pair.dbg
     cached_only = SymbolSession(f"srv*{tmp_path / 'cache'}", pointer_size=4)
     assert _kernel(cached_only, pair).load().state is SymbolState.COFF
+
+
+def test_unknown_timestamp_loads_a_size_match_marked_t(tmp_path):
+    pair = nt4_pair()
+    put(str(tmp_path / "exe" / "ntoskrnl.dbg"), pair.dbg)
+    session = SymbolSession(str(tmp_path), pointer_size=4)
+    module = session.add_module("ntoskrnl.exe", BASE32, pair.size_of_image, read=lambda rva, size: None)
+    assert module.load().state is SymbolState.COFF and module.letter == "T"
+    assert module.status().startswith("T (coff symbols)")
+    other_size = session.add_module("ntoskrnl.exe", BASE32, pair.size_of_image + 0x1000)
+    assert other_size.load().state is SymbolState.NONE
