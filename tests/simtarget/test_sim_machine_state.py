@@ -160,3 +160,10 @@ def test_page_fault_at_passive_level_is_a_first_chance_exception_then_bugcheck_5
 def test_calls_before_boot_are_refused_in_one_line():
     with pytest.raises(MachineStateError, match="boot"):
         Machine().run()
+
+
+def test_a_call_through_a_null_pointer_is_an_access_violation_not_a_stop():
+    m = boot_testdrv()
+    run_until_quiet(m)
+    m.set_context(m.get_context().replace(Rip=0))
+    assert m.run() == ExceptionEvent(code=STATUS_ACCESS_VIOLATION, address=0, params=(8, 0), first_chance=True)

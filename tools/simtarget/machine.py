@@ -69,6 +69,9 @@ __all__ = ["Machine", "SLICE", "MAX_BREAKPOINTS"]
 log = logging.getLogger(__name__)
 
 SLICE = 200_000
+# emu_start's end address: unicorn stops quietly when RIP reaches it, so it must be an
+# address no code can jump to (0 would turn a call through a NULL pointer into a stop).
+NEVER_REACHED = 0xFFFFFFFFFFFFFFFF
 INSTRUCTIONS_PER_100NS = 10
 MAX_BREAKPOINTS = 32
 DBG_STATUS_CONTROL_C = 1
@@ -238,7 +241,7 @@ class Machine:
             uc.mem_write(pc, bytes([original]))
             uc.ctl_remove_cache(pc, pc + 1)
         try:
-            uc.emu_start(pc, 0, count=1 if original is not None else count)
+            uc.emu_start(pc, NEVER_REACHED, count=1 if original is not None else count)
         except UcError as exc:
             return self._on_cpu_error(exc)
         finally:
@@ -330,7 +333,7 @@ class Machine:
                 uc.mem_write(address, old)
             self.debug.suppressed = True
             try:
-                uc.emu_start(uc.reg_read(X.UC_X86_REG_RIP), 0, count=1)
+                uc.emu_start(uc.reg_read(X.UC_X86_REG_RIP), NEVER_REACHED, count=1)
             finally:
                 self.debug.suppressed = False
         # An execution breakpoint is a fault: RIP stays at the instruction, which runs
