@@ -269,6 +269,9 @@ class KdConnection:
         if kind is not Message.OTHER:
             after = PHASE_AFTER_SEND.get((self.role, before, kind))
             if after is None:
+                if before is Phase.TARGET_RUNNING:
+                    raise LocalProtocolError(
+                        "the target is running: break in before sending a manipulate request")
                 raise LocalProtocolError(
                     f"{self.role.value} cannot send {kind.value} while {before.value}")
             if after == RETURN:

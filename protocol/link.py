@@ -119,6 +119,13 @@ class KdLink:
         except OSError as exc:
             log.debug("closing the port failed: %s", exc)
 
+    def replace_connection(self, connection: KdConnection) -> None:
+        """Carry on with a fresh connection (a target that rebooted starts kdcom
+        afresh, §3.2): swapped under the lock, so the reader never sees half of it."""
+        with self._lock:
+            self.connection = connection
+            self._acked.notify_all()
+
     # -- events ----------------------------------------------------------------------------
 
     def next_event(self, timeout: float | None = None) -> Event | None:

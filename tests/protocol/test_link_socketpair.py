@@ -119,3 +119,18 @@ def test_target_link_gives_up_dbgprint_when_no_debugger_listens() -> None:
         assert event.payload.endswith(b"anyone?\n")
         assert not conn.debugger_present
     silent_port.close()
+
+
+def test_replaced_connection_starts_afresh(pair) -> None:
+    from kdcon.protocol.connection import KdConnection
+
+    host, target = pair
+    host.sync(timeout=15)
+    target.link.replace_connection(KdConnection(Role.TARGET))
+    assert target.link.connection.current_id == 0x80800800
+    # The fresh target only polls for break-in again; the host re-attaches.
+    state = host.sync(timeout=15)
+    assert isinstance(state, StateChange)
+    reply = host.request(READ, dict(TargetBaseAddress=3, TransferCount=5, ActualBytesRead=0),
+                         timeout=10)
+    assert reply.data == MEMORY[3:8]
