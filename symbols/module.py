@@ -121,7 +121,7 @@ class ModuleSymbols:
             return
         if self._read is not None:
             try:
-                self.image = read_image_from_memory(self._read, self.image_name)
+                self.image = read_image_from_memory(self._guarded_read, self.image_name)
                 return
             except SymbolError as exc:
                 log.info("%s: image headers not usable (%s); using the module list facts", self.name, exc)
@@ -134,6 +134,15 @@ class ModuleSymbols:
                     self.image = read_image(found.path, self.image_name)
                 except SymbolError as exc:
                     log.warning("%s: %s", found.path, exc)
+
+    def _guarded_read(self, rva: int, size: int) -> bytes | None:
+        """The caller's reader; a failing read counts as a missing page."""
+        assert self._read is not None
+        try:
+            return self._read(rva, size)
+        except Exception as exc:  # a reader over a live target may time out or lose the link
+            log.debug("%s: reading %#x bytes at +%#x failed: %s", self.name, size, rva, exc)
+            return None
 
     def _ext(self) -> str | None:
         return self.image_name.rsplit(".", 1)[1].lower() if "." in self.image_name else None

@@ -265,3 +265,20 @@ def test_unknown_timestamp_loads_a_size_match_marked_t(tmp_path):
     assert module.status().startswith("T (coff symbols)")
     other_size = session.add_module("ntoskrnl.exe", BASE32, pair.size_of_image + 0x1000)
     assert other_size.load().state is SymbolState.NONE
+
+
+def test_a_reader_that_raises_counts_as_missing_pages(tmp_path, lld_pair):
+    (sys_path, pdb_path), _ = lld_pair
+    copy(pdb_path, str(tmp_path / "drv.pdb"))
+    good = _memory_reader(sys_path)
+
+    def flaky(rva, size):
+        if rva >= 0x2000:
+            raise TimeoutError("target did not answer")
+        return good(rva, size)
+
+    session = SymbolSession(str(tmp_path))
+    module = session.add_module("drv.sys", BASE64, 0x5000, read=flaky)
+    assert module.load().state is SymbolState.NONE       # the debug directory is unreadable
+    broken = session.add_module("drv2.sys", BASE64 + 0x10000, 0x5000, read=lambda rva, size: 1 / 0)
+    assert broken.load().state is SymbolState.NONE
