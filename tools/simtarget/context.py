@@ -2,7 +2,8 @@
 
 ``Context`` uses the CONTEXT field names (kd-protocol.md §7.3) and converts to and
 from the 1232-byte (0x4D0) structure; ``SpecialRegisters`` is the 224-byte (0xE0)
-KSPECIAL_REGISTERS of control space index 2.  Reading from and writing to unicorn is
+KSPECIAL_REGISTERS of control space index 2.  The byte layouts are the protocol
+layer's construct definitions (``kdcon.protocol.context``).  Reading from and writing to unicorn is
 in ``read_context``/``write_context``; debug registers are kept by the machine, since
 unicorn does not act on them.
 """
@@ -10,11 +11,14 @@ unicorn does not act on them.
 from __future__ import annotations
 
 import dataclasses
-import struct
 from dataclasses import dataclass, field
 
 from unicorn import Uc
 from unicorn import x86_const as X
+
+from kdcon.protocol.context import AMD64_GPR_NAMES, CONTEXT_AMD64_SIZE, KSPECIAL_REGISTERS_AMD64, \
+    KSPECIAL_REGISTERS_AMD64_SIZE
+from kdcon.protocol.context import CONTEXT_AMD64 as CONTEXT_AMD64_LAYOUT
 
 __all__ = [
     "CONTEXT_SIZE", "SPECIAL_REGISTERS_SIZE", "CONTEXT_AMD64", "CONTEXT_CONTROL", "CONTEXT_INTEGER",
@@ -22,8 +26,8 @@ __all__ = [
     "Context", "SpecialRegisters", "read_context", "write_context",
 ]
 
-CONTEXT_SIZE = 0x4D0
-SPECIAL_REGISTERS_SIZE = 0xE0
+CONTEXT_SIZE = CONTEXT_AMD64_SIZE
+SPECIAL_REGISTERS_SIZE = KSPECIAL_REGISTERS_AMD64_SIZE
 CONTEXT_AMD64 = 0x100000
 CONTEXT_CONTROL = CONTEXT_AMD64 | 0x1
 CONTEXT_INTEGER = CONTEXT_AMD64 | 0x2
@@ -32,8 +36,7 @@ CONTEXT_FLOATING_POINT = CONTEXT_AMD64 | 0x8
 CONTEXT_DEBUG_REGISTERS = CONTEXT_AMD64 | 0x10
 CONTEXT_FULL = CONTEXT_CONTROL | CONTEXT_INTEGER | CONTEXT_FLOATING_POINT
 
-_GPRS = ("Rax", "Rcx", "Rdx", "Rbx", "Rsp", "Rbp", "Rsi", "Rdi",
-         "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15")
+_GPRS = AMD64_GPR_NAMES
 _UC_GPRS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_RBX,
             X.UC_X86_REG_RSP, X.UC_X86_REG_RBP, X.UC_X86_REG_RSI, X.UC_X86_REG_RDI,
             X.UC_X86_REG_R8, X.UC_X86_REG_R9, X.UC_X86_REG_R10, X.UC_X86_REG_R11,
@@ -84,38 +87,32 @@ class Context:
 
     def to_bytes(self) -> bytes:
         """The 1232-byte CONTEXT (FltSave holds MxCsr and Xmm0-15)."""
-        buf = bytearray(CONTEXT_SIZE)
-        struct.pack_into("<IIHHHHHHI", buf, 0x30, self.ContextFlags, self.MxCsr, self.SegCs,
-                         self.SegDs, self.SegEs, self.SegFs, self.SegGs, self.SegSs, self.EFlags)
-        struct.pack_into("<6Q", buf, 0x48, self.Dr0, self.Dr1, self.Dr2, self.Dr3, self.Dr6, self.Dr7)
-        struct.pack_into("<16Q", buf, 0x78, *(getattr(self, n) for n in _GPRS))
-        struct.pack_into("<Q", buf, 0xF8, self.Rip)
-        struct.pack_into("<HH", buf, 0x100, 0x27F, 0)          # FltSave.ControlWord
-        struct.pack_into("<II", buf, 0x118, self.MxCsr, 0xFFFF)  # FltSave.MxCsr, MxCsr_Mask
-        for i, value in enumerate(self.Xmm):
-            buf[0x1A0 + 16 * i:0x1B0 + 16 * i] = value.to_bytes(16, "little")
-        return bytes(buf)
+        m128 = [dict(Low=v & _MASK64, High=v >> 64) for v in self.Xmm]
+        flt = dict(ControlWord=0x27F, StatusWord=0, TagWord=0, Reserved1=0, ErrorOpcode=0, ErrorOffset=0,
+                   ErrorSelector=0, Reserved2=0, DataOffset=0, DataSelector=0, Reserved3=0,
+                   MxCsr=self.MxCsr, MxCsr_Mask=0xFFFF, FloatRegisters=[dict(Low=0, High=0)] * 8,
+                   XmmRegisters=m128, Reserved4=bytes(96))
+        fields = {name: getattr(self, name) for name in _SCALARS}
+        return CONTEXT_AMD64_LAYOUT.build(dict(fields, P1Home=0, P2Home=0, P3Home=0, P4Home=0, P5Home=0,
+                                               P6Home=0, FltSave=flt, VectorRegister=[dict(Low=0, High=0)] * 26,
+                                               VectorControl=0, DebugControl=0, LastBranchToRip=0,
+                                               LastBranchFromRip=0, LastExceptionToRip=0, LastExceptionFromRip=0))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Context:
-        """Parse a CONTEXT; ``data`` must be at least 0x100 bytes (Xmm needs 0x2A0)."""
-        if len(data) < 0x100:
-            raise ValueError(f"CONTEXT needs at least 256 bytes, got {len(data)}")
-        flags, mxcsr, cs, ds, es, fs, gs, ss, eflags = struct.unpack_from("<IIHHHHHHI", data, 0x30)
-        drs = struct.unpack_from("<6Q", data, 0x48)
-        gprs = struct.unpack_from("<16Q", data, 0x78)
-        (rip,) = struct.unpack_from("<Q", data, 0xF8)
-        xmm = tuple(int.from_bytes(data[0x1A0 + 16 * i:0x1B0 + 16 * i], "little") for i in range(16)) \
-            if len(data) >= 0x2A0 else (0,) * 16
-        ctx = cls(ContextFlags=flags, MxCsr=mxcsr, SegCs=cs, SegDs=ds, SegEs=es, SegFs=fs, SegGs=gs,
-                  SegSs=ss, EFlags=eflags, Dr0=drs[0], Dr1=drs[1], Dr2=drs[2], Dr3=drs[3], Dr6=drs[4],
-                  Dr7=drs[5], Rip=rip, Xmm=xmm)
-        for name, value in zip(_GPRS, gprs):
-            setattr(ctx, name, value)
-        return ctx
+        """Parse a 1232-byte CONTEXT."""
+        if len(data) < CONTEXT_SIZE:
+            raise ValueError(f"CONTEXT needs {CONTEXT_SIZE} bytes, got {len(data)}")
+        parsed = CONTEXT_AMD64_LAYOUT.parse(data)
+        xmm = tuple(r.Low | r.High << 64 for r in parsed.FltSave.XmmRegisters)
+        return cls(**{name: parsed[name] for name in _SCALARS}, Xmm=xmm)
 
     def replace(self, **changes: int) -> Context:
         return dataclasses.replace(self, **changes)
+
+
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+_SCALARS = tuple(f.name for f in dataclasses.fields(Context) if f.name != "Xmm")
 
 
 def read_context(uc: Uc, debug_registers: tuple[int, int, int, int, int, int]) -> Context:
@@ -168,23 +165,21 @@ class SpecialRegisters:
     MsrGsBase: int = 0
 
     def to_bytes(self) -> bytes:
-        buf = bytearray(SPECIAL_REGISTERS_SIZE)
-        struct.pack_into("<10Q", buf, 0, self.Cr0, self.Cr2, self.Cr3, self.Cr4, self.KernelDr0,
-                         self.KernelDr1, self.KernelDr2, self.KernelDr3, self.KernelDr6, self.KernelDr7)
-        struct.pack_into("<HQ", buf, 0x56, self.GdtrLimit, self.GdtrBase)
-        struct.pack_into("<HQ", buf, 0x66, self.IdtrLimit, self.IdtrBase)
-        struct.pack_into("<HHI", buf, 0x70, self.Tr, self.Ldtr, self.MxCsr)
-        struct.pack_into("<Q", buf, 0xA8, self.MsrGsBase)
-        return bytes(buf)
+        fields = {name: getattr(self, name) for name in _SPECIAL_SCALARS}
+        return KSPECIAL_REGISTERS_AMD64.build(dict(
+            fields, Gdtr=dict(Pad=[0, 0, 0], Limit=self.GdtrLimit, Base=self.GdtrBase),
+            Idtr=dict(Pad=[0, 0, 0], Limit=self.IdtrLimit, Base=self.IdtrBase), DebugControl=0,
+            LastBranchToRip=0, LastBranchFromRip=0, LastExceptionToRip=0, LastExceptionFromRip=0, Cr8=0,
+            MsrGsSwap=0, MsrStar=0, MsrLStar=0, MsrCStar=0, MsrSyscallMask=0, Xcr0=0))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SpecialRegisters:
         if len(data) < SPECIAL_REGISTERS_SIZE:
             raise ValueError(f"KSPECIAL_REGISTERS needs {SPECIAL_REGISTERS_SIZE} bytes, got {len(data)}")
-        q = struct.unpack_from("<10Q", data, 0)
-        glimit, gbase = struct.unpack_from("<HQ", data, 0x56)
-        ilimit, ibase = struct.unpack_from("<HQ", data, 0x66)
-        tr, ldtr, mxcsr = struct.unpack_from("<HHI", data, 0x70)
-        (gs_base,) = struct.unpack_from("<Q", data, 0xA8)
-        return cls(*q, GdtrLimit=glimit, GdtrBase=gbase, IdtrLimit=ilimit, IdtrBase=ibase, Tr=tr,
-                   Ldtr=ldtr, MxCsr=mxcsr, MsrGsBase=gs_base)
+        parsed = KSPECIAL_REGISTERS_AMD64.parse(data)
+        return cls(**{name: parsed[name] for name in _SPECIAL_SCALARS}, GdtrLimit=parsed.Gdtr.Limit,
+                   GdtrBase=parsed.Gdtr.Base, IdtrLimit=parsed.Idtr.Limit, IdtrBase=parsed.Idtr.Base)
+
+
+_SPECIAL_SCALARS = ("Cr0", "Cr2", "Cr3", "Cr4", "KernelDr0", "KernelDr1", "KernelDr2", "KernelDr3", "KernelDr6",
+                    "KernelDr7", "Tr", "Ldtr", "MxCsr", "MsrGsBase")

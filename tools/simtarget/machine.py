@@ -22,6 +22,13 @@ Public API (no protocol here)::
     m.kd_debugger_data_block, m.kd_version_block, m.ki_bugcheck_data, m.kpcr, m.kprcb,
     m.current_thread, m.instructions, m.halted
 
+Stop events (events.py, frozen dataclasses): LoadSymbols(image) / UnloadSymbols(image)
+with ImageInfo(path, base, size, checksum, timestamp); DebugPrint(text, component,
+level); DebugPrompt(text, max_len); BreakpointHit(pc, handle) (handle None for an
+``int 3`` in the code); SingleStep(pc); DataBreakpoint(pc, dr6, address); BreakIn(pc);
+BugCheck(pc, code, params, first); ExceptionEvent(code, address, params, first_chance);
+Rebooted(); BudgetExhausted(pc, instructions).
+
 Execution model: ``run`` executes slices of SLICE instructions (unicorn's instruction
 count) with no per-instruction Python hooks; breakpoints are real 0xCC bytes, single
 steps run exactly one instruction, data breakpoints are memory hooks limited to the
