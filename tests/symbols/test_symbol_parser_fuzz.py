@@ -76,7 +76,9 @@ def _consume_pe(data: bytes) -> None:
 
 
 def _fuzz(consume, seeds, base_seed):
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: a child forked while another thread holds a lock (logging,
+    # a test's reader thread) could hang.
+    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
         futures = [pool.submit(run_chunk, consume, seeds, PER_FORMAT // WORKERS, base_seed + i, SymbolFileError)
                    for i in range(WORKERS)]
