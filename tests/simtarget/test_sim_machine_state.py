@@ -167,3 +167,39 @@ def test_a_call_through_a_null_pointer_is_an_access_violation_not_a_stop():
     run_until_quiet(m)
     m.set_context(m.get_context().replace(Rip=0))
     assert m.run() == ExceptionEvent(code=STATUS_ACCESS_VIOLATION, address=0, params=(8, 0), first_chance=True)
+
+
+def _run_code(code: bytes):
+    """Boot, place ``code`` in a fresh pool page and point RIP at it."""
+    m = boot_testdrv()
+    run_until_quiet(m)
+    page = layout.POOL_BASE + layout.POOL_SIZE - 0x1000
+    m.write_virtual(page, code)
+    m.set_context(m.get_context().replace(Rip=page))
+    return m, page
+
+
+def test_nt_assert_reports_an_assertion_failure_and_continues_after_it():
+    from kdcon.tools.simtarget.events import STATUS_ASSERTION_FAILURE, SingleStep
+    m, page = _run_code(b"\xcd\x2c\x90\x90")          # int 2Ch; nop; nop
+    assert m.run() == ExceptionEvent(code=STATUS_ASSERTION_FAILURE, address=page, params=(), first_chance=True)
+    assert m.run(trace=True) == SingleStep(pc=page + 3)
+
+
+def test_fastfail_in_kernel_mode_is_bugcheck_139_with_the_failure_code():
+    m, page = _run_code(b"\xb9\x07\x00\x00\x00\xcd\x29")   # mov ecx, 7; int 29h
+    event = m.run()
+    while not isinstance(event, BugCheck):
+        event = m.run()
+    assert (event.code, event.params[0]) == (0x139, 7)
+
+
+def test_divide_error_is_first_chance_then_kmode_exception_not_handled():
+    from kdcon.tools.simtarget.events import STATUS_INTEGER_DIVIDE_BY_ZERO
+    m, page = _run_code(b"\x31\xc9\xf7\xf1")           # xor ecx, ecx; div ecx
+    assert m.run() == ExceptionEvent(code=STATUS_INTEGER_DIVIDE_BY_ZERO, address=page + 2, params=(),
+                                     first_chance=True)
+    event = m.run()
+    while not isinstance(event, BugCheck):
+        event = m.run()
+    assert (event.code, event.params[:2]) == (0x1E, (STATUS_INTEGER_DIVIDE_BY_ZERO, page + 2))

@@ -64,9 +64,9 @@ from . import layout
 from .context import Context, SpecialRegisters, read_context, write_context
 from .debugregs import DebugRegisters
 from .errors import MachineStateError
-from .events import (STATUS_ACCESS_VIOLATION, STATUS_ILLEGAL_INSTRUCTION, STATUS_INTEGER_DIVIDE_BY_ZERO,
-                     BreakIn, BreakpointHit, BudgetExhausted, BugCheck, DataBreakpoint, ExceptionEvent,
-                     Rebooted, SingleStep, StopEvent)
+from .events import (STATUS_ACCESS_VIOLATION, STATUS_ASSERTION_FAILURE, STATUS_ILLEGAL_INSTRUCTION,
+                     STATUS_INTEGER_DIVIDE_BY_ZERO, BreakIn, BreakpointHit, BudgetExhausted, BugCheck,
+                     DataBreakpoint, ExceptionEvent, Rebooted, SingleStep, StopEvent)
 from .kernel import KernelImages, boot_kernel
 from .memory import GuestMemory, MemoryInfo
 from .services import PendingPrompt, PortDevice, decode_debug_service
@@ -85,6 +85,7 @@ DBG_STATUS_CONTROL_C = 1
 DBG_STATUS_BUGCHECK_FIRST = 3
 DBG_STATUS_BUGCHECK_SECOND = 4
 MANUALLY_INITIATED_CRASH = 0xE2
+KERNEL_SECURITY_CHECK_FAILURE = 0x139
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _UNMAPPED_ERRORS = {UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED,
                     UC_ERR_READ_PROT, UC_ERR_WRITE_PROT, UC_ERR_FETCH_PROT}
@@ -292,6 +293,14 @@ class Machine:
         if intno == 1:
             uc.reg_write(X.UC_X86_REG_EFLAGS, uc.reg_read(X.UC_X86_REG_EFLAGS) & ~0x100)
             return SingleStep(pc=rip)
+        if intno == 0x2C:
+            # NT_ASSERT (__int2c): reported at the instruction; running on continues after it.
+            return ExceptionEvent(code=STATUS_ASSERTION_FAILURE, address=rip - 2, params=(), first_chance=True)
+        if intno == 0x29:
+            # __fastfail in kernel mode: bug check 0x139 with the failure code from rcx.
+            uc.reg_write(X.UC_X86_REG_RIP, rip - 2)
+            self._call_bugcheck(KERNEL_SECURITY_CHECK_FAILURE, uc.reg_read(X.UC_X86_REG_RCX))
+            return None
         if intno == 0:
             return self._exception(STATUS_INTEGER_DIVIDE_BY_ZERO, rip, (), layout.VECTOR_DIVIDE, (0, 0))
         if intno == 13:
@@ -386,12 +395,18 @@ class Machine:
 
     def cause_bugcheck(self) -> None:
         """Make the CPU call KeBugCheckEx(MANUALLY_INITIATED_CRASH, 0, 0, 0, 0) when run on."""
-        uc = self._require()
+        self._require()
+        self._call_bugcheck(MANUALLY_INITIATED_CRASH, 0)
+
+    def _call_bugcheck(self, code: int, param1: int) -> None:
+        """Redirect the CPU into KeBugCheckEx(code, param1, 0, 0, 0), called from RIP."""
+        uc = self._uc
         rsp = ((uc.reg_read(X.UC_X86_REG_RSP) - 0x80) & ~0xF) - 8
         self.write_virtual(rsp, struct.pack("<Q", uc.reg_read(X.UC_X86_REG_RIP)) + bytes(0x30))
         uc.reg_write(X.UC_X86_REG_RSP, rsp)
-        uc.reg_write(X.UC_X86_REG_RCX, MANUALLY_INITIATED_CRASH)
-        for reg in (X.UC_X86_REG_RDX, X.UC_X86_REG_R8, X.UC_X86_REG_R9):
+        uc.reg_write(X.UC_X86_REG_RCX, code)
+        uc.reg_write(X.UC_X86_REG_RDX, param1)
+        for reg in (X.UC_X86_REG_R8, X.UC_X86_REG_R9):
             uc.reg_write(reg, 0)
         uc.reg_write(X.UC_X86_REG_RIP, self.kernel_symbol("KeBugCheckEx"))
         self._skip_int3_at = None
