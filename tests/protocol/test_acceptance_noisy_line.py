@@ -6,6 +6,11 @@ line has carried them. Each direction passes through its own FaultModel (bit fli
 1e-4, drops 0.1%, duplicates 0.1%, garbage bursts). check_timeouts drives every
 retransmission. The host re-issues a request whose reply has not come within
 REPLY_TIMEOUT and gives the exchange up with a TargetTimeout after EXCHANGE_BOUND.
+
+The KD checksum is a byte sum (§1.3): a duplicated byte followed by a dropped byte of
+the same value leaves length and sum intact, so no receiver can reject it. Such
+payloads are counted apart from the corruptions the checksum can see (which must be
+zero) and reported in the README.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ from kdcon.protocol.connection import NEED_DATA, KdConnection, Phase, Role
 from kdcon.protocol.constants import ManipulateApi, NtStatus
 from kdcon.protocol.errors import TargetTimeout
 from kdcon.protocol.events import BreakIn, ManipulateReply, ManipulateRequest, StateChange
-from kdcon.protocol.messages import build_exception_state_change, reply_matches
+from kdcon.protocol.messages import (
+    build_exception_state_change,
+    build_manipulate,
+    reply_matches,
+)
 from kdcon.protocol.transports.faults import FaultModel
 
 READ = ManipulateApi.DbgKdReadVirtualMemoryApi
@@ -137,22 +146,15 @@ class Simulation:
                     f"ReadVirtualMemory {address:#x} L{size:#x}: no reply in {EXCHANGE_BOUND} s")
             if request is None or (self.now - sent_at >= REPLY_TIMEOUT
                                    and not self.host.awaiting_ack):
-                wire = self.host.send_manipulate(READ, dict(
+                request = build_manipulate(READ, dict(
                     TargetBaseAddress=address, TransferCount=size, ActualBytesRead=0))
-                request = self._last_request_payload(address, size)
-                self.host_send(wire)
+                self.host_send(self.host.send_manipulate_payload(request))
                 sent_at = self.now
             self.step()
             while self.replies:
                 reply = self.replies.pop(0)
                 if reply_matches(request, reply):
                     return reply.data
-
-    @staticmethod
-    def _last_request_payload(address: int, size: int) -> bytes:
-        from kdcon.protocol.messages import build_manipulate
-        return build_manipulate(READ, dict(TargetBaseAddress=address, TransferCount=size,
-                                           ActualBytesRead=0))
 
 
 def test_ten_thousand_exchanges_over_a_noisy_line() -> None:
