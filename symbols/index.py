@@ -87,7 +87,7 @@ class AddressHit(tuple):
 class SymbolIndex:
     """Sorted address index and lazily built name index of one module's symbols."""
 
-    __slots__ = ("_rvas", "_records", "_starts", "_following", "_names", "_joined", "_offsets", "_order")
+    __slots__ = ("_rvas", "_records", "_best", "_following", "_names", "_joined", "_offsets", "_order")
 
     def __init__(self, records: Iterable[SymbolRecord]) -> None:
         ordered = sorted(records, key=_rva_of)
@@ -95,14 +95,13 @@ class SymbolIndex:
             ordered = _fold_duplicates(ordered)
         self._records: list[SymbolRecord] = ordered
         self._rvas = array("Q", [r.rva for r in ordered])
-        # First position of each address group: lookups land on its best record.
-        starts = array("I", bytes(4 * len(ordered)))
-        group = 0
+        # For each position the best record of its address group (the group's first):
+        # a lookup lands on the last record at or below the address.
+        best = list(ordered)
         for position in range(1, len(ordered)):
-            if ordered[position].rva != ordered[position - 1].rva:
-                group = position
-            starts[position] = group
-        self._starts = starts
+            if ordered[position].rva == ordered[position - 1].rva:
+                best[position] = best[position - 1]
+        self._best = best
         self._following: list[SymbolRecord | None] = ordered[1:] + [None]
         self._names: dict[str, list[int]] | None = None
         self._joined: str | None = None
@@ -124,7 +123,7 @@ class SymbolIndex:
         position = _bisect_right(self._rvas, rva) - 1
         if position < 0:
             return None
-        record = self._records[self._starts[position]]
+        record = self._best[position]
         return _new_hit(AddressHit, (record, rva - record.rva, self._following[position]))
 
     def at(self, rva: int) -> list[SymbolRecord]:
