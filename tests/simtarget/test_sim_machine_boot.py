@@ -99,3 +99,16 @@ def test_same_seed_boots_identically_and_seed_moves_the_images():
     ea, eb = run_until_quiet(a), run_until_quiet(b)
     assert ea == eb
     assert a.kern_base == b.kern_base != c.kern_base
+
+
+def test_an_x86_image_and_a_missing_file_are_refused_in_one_line(tmp_path):
+    import struct as _struct
+    data = bytearray(TESTDRV.read_bytes())
+    e_lfanew = _struct.unpack_from("<I", data, 0x3C)[0]
+    _struct.pack_into("<H", data, e_lfanew + 4, 0x14C)          # IMAGE_FILE_MACHINE_I386
+    x86 = tmp_path / "x86.sys"
+    x86.write_bytes(bytes(data))
+    with pytest.raises(ImageLoadError, match="x86.sys is not an x64 image"):
+        Machine(drivers=[x86])
+    with pytest.raises(ImageLoadError, match="cannot read"):
+        Machine(drivers=[tmp_path / "absent.sys"])

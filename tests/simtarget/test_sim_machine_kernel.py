@@ -46,3 +46,37 @@ def test_hal_return_to_firmware_reboots_the_machine():
     assert machine.run() == Rebooted()
     events = run_until_quiet(machine)
     assert sum(isinstance(e, LoadSymbols) for e in events) == 4
+
+
+def call_kernel(machine, routine: str, *args: int) -> int:
+    """Call a kernel export from a scratch pool page whose return lands on an int 3."""
+    from kdcon.tools.simtarget import layout
+    from kdcon.tools.simtarget.events import BreakpointHit
+    scratch = layout.POOL_BASE + layout.POOL_SIZE - 0x1000
+    machine.write_virtual(scratch, b"\xcc")
+    ctx = machine.get_context()
+    rsp = ((ctx.Rsp - 0x100) & ~0xF) - 8
+    machine.write_virtual(rsp, struct.pack("<Q", scratch))
+    regs = dict(zip(("Rcx", "Rdx", "R8", "R9"), args))
+    machine.set_context(ctx.replace(Rip=machine.kernel_symbol(routine), Rsp=rsp, **regs))
+    event = machine.run()
+    assert event == BreakpointHit(pc=scratch, handle=None), event
+    return machine.get_context().Rax
+
+
+def test_mm_get_system_routine_address_finds_exports_and_only_them():
+    from kdcon.tools.simtarget import layout
+    machine = boot_testdrv()
+    run_until_quiet(machine)
+    names = layout.POOL_BASE + layout.POOL_SIZE - 0x800
+
+    def lookup(name: str) -> int:
+        text = name.encode("utf-16-le")
+        machine.write_virtual(names + 16, text)
+        machine.write_virtual(names, struct.pack("<HHIQ", len(text), len(text), 0, names + 16))
+        return call_kernel(machine, "MmGetSystemRoutineAddress", names)
+
+    assert lookup("KeBugCheckEx") == machine.kernel_symbol("KeBugCheckEx")
+    assert lookup("DbgPrint") == machine.kernel_symbol("DbgPrint")
+    assert lookup("KeBugCheck") == machine.kernel_symbol("KeBugCheck")
+    assert lookup("NoSuchRoutine") == 0

@@ -42,7 +42,8 @@ A stop at an ``int 3`` reports RIP at the ``int 3``; running on steps over a deb
 breakpoint (restore, one instruction, re-arm) or skips a breakpoint compiled into
 the code.  CPU exceptions are reported first chance and, when run on, handed to the
 kernel's handler, which bug checks; page faults at DISPATCH_LEVEL and above go to the
-kernel directly (bug check 0xA / 0xD1), as on Windows.
+kernel directly (bug check 0xA / 0xD1), as on Windows.  NT_ASSERT (int 2Ch) is a
+continuable STATUS_ASSERTION_FAILURE; __fastfail (int 29h) bug checks 0x139.
 """
 
 from __future__ import annotations

@@ -447,3 +447,29 @@ PVOID NTAPI RtlImageNtHeader(PVOID Base)
         return NULL;
     return b + *(ULONG *)(b + 0x3C);
 }
+
+/* MmGetSystemRoutineAddress: looks the name up in this image's own export table. */
+extern UCHAR __ImageBase[];
+
+PVOID NTAPI MmGetSystemRoutineAddress(PUNICODE_STRING SystemRoutineName)
+{
+    PUCHAR base = __ImageBase;
+    PUCHAR nt = RtlImageNtHeader(base);
+    ULONG dir_rva = *(ULONG *)(nt + 24 + 112);      /* OptionalHeader.DataDirectory[EXPORT] */
+    ULONG *names, *functions, i, j, n = SystemRoutineName->Length / sizeof(WCHAR);
+    USHORT *ordinals;
+
+    if (!dir_rva)
+        return NULL;
+    names = (ULONG *)(base + *(ULONG *)(base + dir_rva + 0x20));
+    functions = (ULONG *)(base + *(ULONG *)(base + dir_rva + 0x1C));
+    ordinals = (USHORT *)(base + *(ULONG *)(base + dir_rva + 0x24));
+    for (i = 0; i < *(ULONG *)(base + dir_rva + 0x18); i++) {
+        PCSTR name = (PCSTR)(base + names[i]);
+        for (j = 0; j < n && name[j] && (WCHAR)(UCHAR)name[j] == SystemRoutineName->Buffer[j]; j++)
+            ;
+        if (j == n && name[j] == 0)
+            return base + functions[ordinals[i]];
+    }
+    return NULL;
+}
