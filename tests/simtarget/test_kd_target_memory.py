@@ -127,3 +127,27 @@ def test_unmapped_reads_fail_fast_and_reads_stop_at_the_first_hole(booted):
                                                            TransferCount=64, ActualBytesRead=0))
     assert host.read_virtual(end, 1) == b"", "images sit on 64 KB boundaries: a hole follows"
     assert tail.return_status == 0 and tail.message.u.ActualBytesRead == 16
+
+
+def test_control_space_agrees_with_the_kernel_debugger_data(booted):
+    host = booted.host
+
+    def control(index: int, count: int):
+        reply = host.request(A.DbgKdReadControlSpaceApi, dict(
+            TargetBaseAddress=index, TransferCount=count, ActualBytesRead=0))
+        assert reply.return_status == 0 and len(reply.data) == count
+        return reply.data
+
+    kpcr, prcb, thread = (struct.unpack("<Q", control(i, 8))[0] for i in (0, 1, 3))
+    v = host.request(A.DbgKdGetVersionApi).message.u
+    kdbg = _q(host, v.DebuggerDataList)
+    offset_current_thread = struct.unpack("<H", host.read_virtual(kdbg + 0x2B4, 2))[0]
+    assert _q(host, prcb + offset_current_thread) == thread != 0
+    assert kpcr != 0 and prcb != 0
+    special = control(2, 0xE0)
+    cr3 = struct.unpack_from("<Q", special, 0x10)[0]
+    assert cr3 and cr3 & 0xFFF == 0  # a page-aligned page-table root
+    gdt_limit, gdt_base = struct.unpack_from("<HQ", special, 0x56)
+    assert gdt_base and gdt_limit
+    assert host.request(A.DbgKdReadControlSpaceApi, dict(
+        TargetBaseAddress=9, TransferCount=8, ActualBytesRead=0)).return_status == 0xC0000001

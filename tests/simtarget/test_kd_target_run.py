@@ -15,7 +15,7 @@ import pytest
 from kdcon.protocol.constants import INITIAL_PACKET_ID, SYNC_PACKET_ID
 from kdcon.protocol.constants import ManipulateApi as A
 from kdcon.protocol.context import CONTEXT_AMD64
-from kdcon.protocol.events import DebugPrint
+from kdcon.protocol.events import DebugPrint, DebugPrompt, StateChange
 
 from kdcon.tools.simtarget.loopback import SimTarget
 
@@ -24,6 +24,8 @@ from .kd_sim_fixtures import (
     EXCEPTION,
     Booted,
     FILES,
+    BAD_ADDRESS,
+    KI_SIM_BAD_ACCESS,
     KI_SIM_BUGCHECK,
     LOAD_SYMBOLS,
     STATUS_BREAKPOINT,
@@ -190,3 +192,22 @@ def test_boot_completes_over_a_line_paced_to_115200_baud():
         booted.close()
     finally:
         sim.close()
+
+
+def test_bad_access_at_dispatch_level_bugchecks_0xd1_with_its_parameters(booted):
+    """DRIVER_IRQL_NOT_LESS_OR_EQUAL: (address, IRQL, 0 = read, faulting PC)."""
+    host = booted.host
+    booted.set_request(KI_SIM_BAD_ACCESS)
+    host.continue2()
+    while True:
+        event = host.wait_for((StateChange, DebugPrompt))
+        if isinstance(event, StateChange):
+            break
+        # The checked build's ASSERT_PASSIVE_LEVEL fires first: ignore it.
+        host.send("send_prompt_reply", b"i")
+    assert exception_code(event) == STATUS_BREAKPOINT
+    code, address, irql, access, pc = _bugcheck_data(booted)
+    base, size = booted.loads["trackdemo.sys"]
+    assert (code, irql, access) == (0xD1, 2, 0)
+    assert address & ~0xFFF == BAD_ADDRESS & ~0xFFF
+    assert base <= pc < base + size
