@@ -61,7 +61,7 @@ from unicorn import (UC_ARCH_X86, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_E
                      UC_MODE_64, UC_TLB_VIRTUAL, Uc, UcError)
 from unicorn import x86_const as X
 
-from . import layout
+from . import interrupts, layout
 from .context import Context, SpecialRegisters, read_context, write_context
 from .debugregs import DebugRegisters
 from .errors import MachineStateError
@@ -223,7 +223,7 @@ class Machine:
             return event or SingleStep(pc=uc.reg_read(X.UC_X86_REG_RIP))
         executed = 0
         while True:
-            if self.ports.breakin.is_set() and self._interruptible():
+            if self.ports.breakin.is_set() and interrupts.can_interrupt(self.memory, self.kpcr):
                 self._deliver(layout.VECTOR_CLOCK, (0, 0, 0), uc.reg_read(X.UC_X86_REG_RIP), resumable=True)
             count = SLICE if budget is None else min(SLICE, budget - executed)
             if count <= 0:
@@ -319,7 +319,7 @@ class Machine:
         pc = uc.reg_read(X.UC_X86_REG_RIP)
         if exc.errno in _UNMAPPED_ERRORS and self._fault is not None:
             access, address = self._fault
-            if self._irql() >= layout.DISPATCH_LEVEL:
+            if interrupts.current_irql(self.memory, self.kpcr) >= layout.DISPATCH_LEVEL:
                 self._deliver(layout.VECTOR_PAGE_FAULT, (address, access, pc), pc, resumable=False)
                 return None
             return self._exception(STATUS_ACCESS_VIOLATION, pc, (1 if access == 1 else access, address),
@@ -360,39 +360,13 @@ class Machine:
 
     # ---------------------------------------------------------------- interrupts
 
-    def _irql(self) -> int:
-        kpcr = self.kpcr
-        if not kpcr:
-            return layout.CLOCK_LEVEL
-        return self.read_virtual(kpcr + layout.KPCR_IRQL, 1)[0]
-
-    def _interruptible(self) -> bool:
-        kpcr = self.kpcr
-        return bool(kpcr) and self._idt_base() != 0 and self._irql() < layout.CLOCK_LEVEL
-
-    def _idt_base(self) -> int:
-        data = self.read_virtual(self.kpcr + layout.KPCR_IDT_BASE, 8)
-        return struct.unpack("<Q", data)[0] if len(data) == 8 else 0
-
     def _deliver(self, vector: int, args: tuple[int, int, int], return_pc: int, resumable: bool) -> None:
-        """Enter the kernel's handler for ``vector`` (gate read from the IDT).
-
-        A resumable interrupt gets the interrupted RIP pushed and returns to it; a
-        fault handler is called like a function, arguments in rcx, rdx, r8, with the
-        faulting PC as its return address so stack walks show where it happened."""
-        uc = self._uc
-        gate = self.read_virtual(self._idt_base() + 16 * vector, 16)
-        low, _sel, _flags, mid, high = struct.unpack("<HHHHI", gate[:12])
-        handler = low | mid << 16 | high << 32
-        rsp = uc.reg_read(X.UC_X86_REG_RSP)
-        rsp = rsp - 8 if resumable else ((rsp - 0x40) & ~0xF) - 8
-        self.write_virtual(rsp, struct.pack("<Q", return_pc))
-        uc.reg_write(X.UC_X86_REG_RSP, rsp)
-        if not resumable:
-            uc.reg_write(X.UC_X86_REG_RCX, args[0])
-            uc.reg_write(X.UC_X86_REG_RDX, args[1])
-            uc.reg_write(X.UC_X86_REG_R8, args[2])
-        uc.reg_write(X.UC_X86_REG_RIP, handler)
+        """Enter the kernel's handler for ``vector`` (interrupts.py has the convention)."""
+        handler = interrupts.idt_handler(self.memory, self.kpcr, vector)
+        if resumable:
+            interrupts.interrupt(self._uc, self.memory, handler, return_pc)
+        else:
+            interrupts.call_routine(self._uc, self.memory, handler, args, return_pc)
 
     def cause_bugcheck(self) -> None:
         """Make the CPU call KeBugCheckEx(MANUALLY_INITIATED_CRASH, 0, 0, 0, 0) when run on."""
@@ -401,15 +375,8 @@ class Machine:
 
     def _call_bugcheck(self, code: int, param1: int) -> None:
         """Redirect the CPU into KeBugCheckEx(code, param1, 0, 0, 0), called from RIP."""
-        uc = self._uc
-        rsp = ((uc.reg_read(X.UC_X86_REG_RSP) - 0x80) & ~0xF) - 8
-        self.write_virtual(rsp, struct.pack("<Q", uc.reg_read(X.UC_X86_REG_RIP)) + bytes(0x30))
-        uc.reg_write(X.UC_X86_REG_RSP, rsp)
-        uc.reg_write(X.UC_X86_REG_RCX, code)
-        uc.reg_write(X.UC_X86_REG_RDX, param1)
-        for reg in (X.UC_X86_REG_R8, X.UC_X86_REG_R9):
-            uc.reg_write(reg, 0)
-        uc.reg_write(X.UC_X86_REG_RIP, self.kernel_symbol("KeBugCheckEx"))
+        interrupts.call_routine(self._uc, self.memory, self.kernel_symbol("KeBugCheckEx"), (code, param1, 0, 0),
+                                self._uc.reg_read(X.UC_X86_REG_RIP))
         self._skip_int3_at = None
         self._deliver_pending = None
 
