@@ -43,11 +43,11 @@ def _attach(sim: SimTarget) -> KdHost:
 
 @pytest.fixture
 def broken(machine, no_leaks):
-    """A target that reported one breakpoint: (host, the state change)."""
+    """A target that reported one breakpoint: (host, the state change, the SimTarget)."""
     machine.stops = [BREAK]
     with SimTarget(machine=machine) as sim:
         host = _attach(sim)
-        yield host, host.next_stop()
+        yield host, host.next_stop(), sim
         host.close()
 
 
@@ -93,11 +93,19 @@ def test_breakin_while_running_reports_a_breakpoint_with_original_bytes(machine,
 
 
 def test_trace_flag_gives_a_single_step_exception(machine, broken):
-    host, _ = broken
+    host, _, _ = broken
     host.continue2(trace=True, dr7=0x401)
     stop = host.next_stop()
     assert stop.message.u.ExceptionRecord.ExceptionCode == 0x80000004
     assert machine.resumes == [(True, 0x401)]
+
+
+def test_breakin_byte_while_broken_in_is_not_a_second_break(machine, broken):
+    host, _, sim = broken
+    host.breakin()
+    # The reply proves the target read the byte before it.
+    assert host.request(A.DbgKdGetVersionApi).return_status == 0
+    assert not sim.session._breakin_pending.is_set() and not machine.breakin.is_set()
 
 
 def test_prompt_answer_reaches_the_machine(machine, no_leaks):
@@ -114,7 +122,7 @@ def test_prompt_answer_reaches_the_machine(machine, no_leaks):
 
 
 def test_reset_while_broken_in_resends_the_state_change(broken):
-    host, first = broken
+    host, first, _ = broken
     host.reset()
     again = host.next_stop()
     assert again.packet_id == INITIAL_PACKET_ID and again.raw == first.raw
@@ -122,7 +130,7 @@ def test_reset_while_broken_in_resends_the_state_change(broken):
 
 
 def test_switch_processor_reports_the_same_stop_again(broken):
-    host, first = broken
+    host, first, _ = broken
     host.send("send_manipulate", A.DbgKdSwitchProcessor)
     assert host.next_stop().raw == first.raw
 
@@ -144,7 +152,7 @@ def test_reboot_restarts_ids_and_reports_loads_again(machine, no_leaks):
 
 
 def test_cause_bugcheck_runs_the_machine_into_its_bugcheck(machine, broken):
-    host, _ = broken
+    host, _, _ = broken
     host.send("send_manipulate", A.DbgKdCauseBugCheckApi)
     host.next_stop()
     assert machine.bugchecks == 1

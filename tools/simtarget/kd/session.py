@@ -236,7 +236,14 @@ class KdTargetSession:
     # -- stops ---------------------------------------------------------------------------
 
     def _on_breakin(self) -> None:
-        """Reader thread: a lone 0x62 arrived (KdPollBreakIn on the next clock tick)."""
+        """Reader thread: a lone 0x62 arrived (KdPollBreakIn on the next clock tick).
+
+        A target already stopped in the debugger has nothing to break: the byte a host
+        sends while attaching (§3.5) must not stop the target again after ``g``.
+        """
+        pump = self._pump
+        if pump is not None and pump.answer is not None:
+            return  # broken in: the reader clears ``answer`` as it hands over Continue
         self._breakin_pending.set()
         if self._cpu_running.is_set():
             self.machine.request_breakin()
