@@ -26,10 +26,14 @@ import struct
 import sys
 from array import array
 
-from construct import ConstructError
-
 from kdcon.symbols.errors import SymbolFileError
-from kdcon.symbols.pdb.structs import MSF_DS_HEADER, MSF_DS_MAGIC, MSF_JG_HEADER, MSF_JG_MAGIC
+from kdcon.symbols.pdb.structs import (
+    MSF_DS_HEADER,
+    MSF_DS_MAGIC,
+    MSF_JG_HEADER,
+    MSF_JG_MAGIC,
+    parse_at,
+)
 
 __all__ = ["MsfFile", "NIL_STREAM_SIZE", "MIN_PAGE_SIZE", "MAX_PAGE_SIZE"]
 
@@ -95,10 +99,7 @@ class MsfFile:
         self.page_count = page_count
 
     def _open_big(self) -> None:
-        try:
-            hdr = MSF_DS_HEADER.parse(bytes(self._data[:MSF_DS_HEADER.sizeof()]))
-        except ConstructError as exc:
-            raise SymbolFileError(f"truncated MSF 7.0 header: {exc}") from None
+        hdr = parse_at(MSF_DS_HEADER, self._data, 0, "MSF 7.0 header")
         self._set_geometry(hdr.block_size, hdr.block_count)
         ps = self.page_size
         dir_size = hdr.directory_size
@@ -106,7 +107,7 @@ class MsfFile:
             raise SymbolFileError(f"MSF 7.0 directory size {dir_size} is impossible")
         dir_pages = _page_count(dir_size, ps)
         map_pages = _page_count(dir_pages * 4, ps)
-        map_at = MSF_DS_HEADER.sizeof()
+        map_at = MSF_DS_HEADER.size
         if map_at + 4 * map_pages > ps:
             raise SymbolFileError("MSF 7.0 block map does not fit in the header page")
         block_map = self._pages_array("I", map_at, map_pages)
@@ -115,17 +116,14 @@ class MsfFile:
         self._parse_directory(wide=True)
 
     def _open_small(self) -> None:
-        try:
-            hdr = MSF_JG_HEADER.parse(bytes(self._data[:MSF_JG_HEADER.sizeof()]))
-        except ConstructError as exc:
-            raise SymbolFileError(f"truncated MSF 2.0 header: {exc}") from None
+        hdr = parse_at(MSF_JG_HEADER, self._data, 0, "MSF 2.0 header")
         self._set_geometry(hdr.page_size, hdr.page_count)
         ps = self.page_size
         dir_size = hdr.directory_size
         if dir_size < 4 or dir_size > self.page_count * ps:
             raise SymbolFileError(f"MSF 2.0 directory size {dir_size} is impossible")
         dir_pages = _page_count(dir_size, ps)
-        at = MSF_JG_HEADER.sizeof()
+        at = MSF_JG_HEADER.size
         if at + 2 * dir_pages > ps:
             raise SymbolFileError("MSF 2.0 directory page list does not fit in the header page")
         page_list = self._pages_array("H", at, dir_pages)

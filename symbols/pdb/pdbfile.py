@@ -42,6 +42,7 @@ from kdcon.symbols.pdb.structs import (
     DBG_SECTION_HDR,
     DBG_SECTION_HDR_ORIG,
     PSGSIHDR,
+    parse_at,
 )
 from kdcon.symbols.pdb.tpi import TypeTable
 
@@ -178,10 +179,10 @@ class PdbFile:
         if dbi is None or not self.msf.has_stream(dbi.public_stream):
             return None
         psi = self.msf.stream(dbi.public_stream)
-        if len(psi) < PSGSIHDR.sizeof():
+        if len(psi) < PSGSIHDR.size:
             return None
-        hdr = PSGSIHDR.parse(psi[:PSGSIHDR.sizeof()])
-        start = PSGSIHDR.sizeof() + hdr.sym_hash_size
+        hdr = parse_at(PSGSIHDR, psi, 0, "publics header")
+        start = PSGSIHDR.size + hdr.sym_hash_size
         if hdr.sym_hash_size < 0 or hdr.addr_map_size < 0 or hdr.addr_map_size % 4 \
                 or start + hdr.addr_map_size > len(psi):
             log.warning("public symbol address map is damaged; scanning all records")

@@ -15,8 +15,6 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 
-from construct import ConstructError
-
 from kdcon.symbols.errors import SymbolFileError
 from kdcon.symbols.model import SectionHeader
 from kdcon.symbols.pdb.structs import (
@@ -32,6 +30,7 @@ from kdcon.symbols.pdb.structs import (
     SC60,
     SC_VER60,
     SC_VER_V2,
+    parse_at,
 )
 
 __all__ = [
@@ -91,21 +90,14 @@ class DbiInfo:
         return NO_STREAM
 
 
-def _parse(con, data: bytes, at: int, what: str):
-    try:
-        return con.parse(data[at:at + con.sizeof()])
-    except ConstructError:
-        raise SymbolFileError(f"truncated {what}") from None
-
-
 def _decode_name(raw: bytes, small: bool) -> str:
     return raw.decode("cp1252" if small else "utf-8", errors="replace")
 
 
 def parse_info(data: bytes) -> PdbInfo:
     """Decode the PDB info stream (stream 1)."""
-    head = _parse(PDB_INFO_HEADER, data, 0, "PDB info stream")
-    at = PDB_INFO_HEADER.sizeof()
+    head = parse_at(PDB_INFO_HEADER, data, 0, "PDB info stream")
+    at = PDB_INFO_HEADER.size
     guid = None
     if head.version > PDB_IMPV_VC70_DEP:
         if len(data) < at + 16:
@@ -154,15 +146,15 @@ def parse_dbi(data: bytes, *, small: bool) -> DbiInfo | None:
     if len(data) == 0:
         return None
     if len(data) >= 4 and struct.unpack_from("<i", data, 0)[0] == -1:
-        hdr = _parse(DBI_HEADER, data, 0, "DBI header")
-        at = DBI_HEADER.sizeof()
+        hdr = parse_at(DBI_HEADER, data, 0, "DBI header")
+        at = DBI_HEADER.size
         is_new, version, age, machine = True, hdr.version_header, hdr.age, hdr.machine
         sizes = [hdr.modinfo_size, hdr.section_contribution_size, hdr.section_map_size,
                  hdr.source_info_size, hdr.type_server_map_size, hdr.ec_substream_size,
                  hdr.optional_dbg_header_size]
     else:
-        hdr = _parse(DBI_HEADER_OLD, data, 0, "DBI header")
-        at = DBI_HEADER_OLD.sizeof()
+        hdr = parse_at(DBI_HEADER_OLD, data, 0, "DBI header")
+        at = DBI_HEADER_OLD.size
         is_new, version, age, machine = False, 0, 0, 0
         sizes = [hdr.modinfo_size, hdr.section_contribution_size, hdr.section_map_size,
                  hdr.source_info_size, 0, 0, 0]
@@ -186,11 +178,11 @@ def parse_dbi(data: bytes, *, small: bool) -> DbiInfo | None:
 
 def _parse_modules(data: bytes, *, modern: bool, small: bool) -> list[DbiModule]:
     con = MODI60 if modern else MODI50
-    fixed = con.sizeof()
+    fixed = con.size
     modules = []
     at = 0
     while at + fixed <= len(data):
-        modi = con.parse(data[at:at + fixed])
+        modi = parse_at(con, data, at, "DBI module record")
         at += fixed
         names = []
         for _ in range(2):
@@ -206,34 +198,35 @@ def _parse_modules(data: bytes, *, modern: bool, small: bool) -> list[DbiModule]
     return modules
 
 
+# Array entries are read with struct: a big PDB has tens of thousands of them.
+# Field order as SC60 / SC40 / IMAGE_SECTION_HEADER in structs.py.
+_SC60_ROW = struct.Struct("<HxxiiIHxxII")
+_SC40_ROW = struct.Struct("<HxxiiIHxx")
+_SECTION_ROW = struct.Struct("<8sIIIIIIHHI")
+
+
 def _parse_contributions(data: bytes) -> list[SectionContribution]:
     if len(data) < 4:
         return []
     (version,) = struct.unpack_from("<I", data, 0)
     if version == SC_VER60:
-        con, at, step = SC60, 4, SC60.sizeof()
+        row, at, step = _SC60_ROW, 4, SC60.size
     elif version == SC_VER_V2:
-        con, at, step = SC60, 4, SC60.sizeof() + 4
+        row, at, step = _SC60_ROW, 4, SC60.size + 4
     else:
-        con, at, step = SC40, 0, SC40.sizeof()
-    size = con.sizeof()
-    result = []
-    while at + step <= len(data):
-        sc = con.parse(data[at:at + size])
-        result.append(SectionContribution(sc.section, sc.offset, sc.size, sc.module))
-        at += step
-    return result
+        row, at, step = _SC40_ROW, 0, SC40.size
+    unpack = row.unpack_from
+    return [SectionContribution(*unpack(data, pos)[:3], unpack(data, pos)[4])
+            for pos in range(at, len(data) - step + 1, step)]
 
 
 def parse_section_headers(data: bytes) -> list[SectionHeader]:
     """IMAGE_SECTION_HEADER array of a section-header stream."""
-    size = IMAGE_SECTION_HEADER.sizeof()
     result = []
-    for at in range(0, len(data) - size + 1, size):
-        sh = IMAGE_SECTION_HEADER.parse(data[at:at + size])
-        name = sh.name.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-        result.append(SectionHeader(name, sh.virtual_address, sh.virtual_size,
-                                    sh.characteristics))
+    for pos in range(0, len(data) - IMAGE_SECTION_HEADER.size + 1, IMAGE_SECTION_HEADER.size):
+        name, vsize, vaddr, *_, characteristics = _SECTION_ROW.unpack_from(data, pos)
+        result.append(SectionHeader(name.split(b"\0", 1)[0].decode("utf-8", errors="replace"),
+                                    vaddr, vsize, characteristics))
     return result
 
 

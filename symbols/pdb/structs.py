@@ -1,6 +1,7 @@
 """construct declarations of every fixed PDB header, used to parse and to build.
 
-The reader parses headers with these; the writer (``writer.py``) builds test
+Each is compiled (construct's code generator) and carries its byte size in
+``.size``. The reader parses headers with these; the writer (``writer.py``) builds test
 files with the same definitions, so a field read wrongly would be written
 wrongly too and the oracles (llvm-pdbutil, winedump) catch it. Record streams
 (symbols, types, line entries) are not declared here: they are scanned with
@@ -11,7 +12,11 @@ in microsoft-pdb ``msf.cpp``, ``dbi.h``, ``gsi.h``, ``tpi.h``, ``cvinfo.h``.
 
 from __future__ import annotations
 
+import struct
+
 from construct import (
+    ConstructError,
+    Compiled,
     Bytes,
     Const,
     Int16ul,
@@ -20,7 +25,10 @@ from construct import (
     Struct,
 )
 
+from kdcon.symbols.errors import SymbolFileError
+
 __all__ = [
+    "parse_at",
     "MSF_JG_MAGIC", "MSF_DS_MAGIC", "MSF_JG_HEADER", "MSF_DS_HEADER",
     "PDB_INFO_HEADER", "DBI_HEADER", "DBI_HEADER_OLD", "SC60", "SC40", "MODI60", "MODI50",
     "PSGSIHDR", "GSI_HASH_HDR", "TPI_HEADER", "TPI_HEADER_16t", "IMAGE_SECTION_HEADER",
@@ -32,28 +40,45 @@ __all__ = [
     "DBG_OMAP_TO_SRC", "DBG_OMAP_FROM_SRC", "DBG_SECTION_HDR", "DBG_SECTION_HDR_ORIG",
 ]
 
+def _fixed(con: Struct) -> Compiled:
+    """Compile ``con`` (about 6x faster to parse) and remember its byte size in ``.size``."""
+    compiled = con.compile()
+    compiled.size = con.sizeof()
+    return compiled
+
+
+def parse_at(con: Compiled, data: bytes | memoryview, at: int, what: str):
+    """Parse the fixed header ``con`` at ``data[at:]``; ``SymbolFileError`` if it is cut short."""
+    if at < 0 or len(data) - at < con.size:
+        raise SymbolFileError(f"truncated {what}")
+    try:
+        return con.parse(bytes(data[at:at + con.size]))
+    except (ConstructError, struct.error) as exc:
+        raise SymbolFileError(f"malformed {what}: {exc}") from None
+
+
 MSF_JG_MAGIC = b"Microsoft C/C++ program database 2.00\r\n\x1aJG\x00\x00"
 MSF_DS_MAGIC = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\x00\x00\x00"
 
 # Small MSF ("JG"): the directory's u16 page numbers follow this header.
-MSF_JG_HEADER = Struct(
+MSF_JG_HEADER = _fixed(Struct(
     "magic" / Const(MSF_JG_MAGIC),
     "page_size" / Int32ul,
     "fpm_page" / Int16ul,
     "page_count" / Int16ul,
     "directory_size" / Int32ul,
     "reserved" / Int32ul,
-)
+))
 
 # Big MSF ("DS"): the block-map page numbers (u32) follow this header.
-MSF_DS_HEADER = Struct(
+MSF_DS_HEADER = _fixed(Struct(
     "magic" / Const(MSF_DS_MAGIC),
     "block_size" / Int32ul,
     "fpm_block" / Int32ul,
     "block_count" / Int32ul,
     "directory_size" / Int32ul,
     "reserved" / Int32ul,
-)
+))
 
 PDB_IMPV_VC4 = 19950623
 PDB_IMPV_VC50 = 19960307
@@ -62,18 +87,18 @@ PDB_IMPV_VC70_DEP = 19990604
 PDB_IMPV_VC70 = 20000404
 
 # PDB info stream head; a GUID follows when version > PDB_IMPV_VC70_DEP.
-PDB_INFO_HEADER = Struct(
+PDB_INFO_HEADER = _fixed(Struct(
     "version" / Int32ul,
     "signature" / Int32ul,
     "age" / Int32ul,
-)
+))
 
 DBI_VER_V41 = 930803
 DBI_VER_V50 = 19960307
 DBI_VER_V60 = 19970606
 DBI_VER_V70 = 19990903
 
-DBI_HEADER = Struct(
+DBI_HEADER = _fixed(Struct(
     "version_signature" / Int32sl,
     "version_header" / Int32ul,
     "age" / Int32ul,
@@ -94,10 +119,10 @@ DBI_HEADER = Struct(
     "flags" / Int16ul,
     "machine" / Int16ul,
     "reserved" / Int32ul,
-)
+))
 
 # VC4 DBIHdr: no version words, no age.
-DBI_HEADER_OLD = Struct(
+DBI_HEADER_OLD = _fixed(Struct(
     "global_stream" / Int16ul,
     "public_stream" / Int16ul,
     "symrec_stream" / Int16ul,
@@ -106,12 +131,12 @@ DBI_HEADER_OLD = Struct(
     "section_contribution_size" / Int32sl,
     "section_map_size" / Int32sl,
     "source_info_size" / Int32sl,
-)
+))
 
 SC_VER60 = 0xEFFE0000 + 19970605
 SC_VER_V2 = 0xEFFE0000 + 20140516
 
-SC60 = Struct(
+SC60 = _fixed(Struct(
     "section" / Int16ul,
     "pad1" / Int16ul,
     "offset" / Int32sl,
@@ -121,9 +146,9 @@ SC60 = Struct(
     "pad2" / Int16ul,
     "data_crc" / Int32ul,
     "reloc_crc" / Int32ul,
-)
+))
 
-SC40 = Struct(
+SC40 = _fixed(Struct(
     "section" / Int16ul,
     "pad1" / Int16ul,
     "offset" / Int32sl,
@@ -131,10 +156,10 @@ SC40 = Struct(
     "characteristics" / Int32ul,
     "module" / Int16ul,
     "pad2" / Int16ul,
-)
+))
 
 # MODI_60_Persist without the two trailing names.
-MODI60 = Struct(
+MODI60 = _fixed(Struct(
     "unused" / Int32ul,
     "sc" / SC60,
     "flags" / Int16ul,
@@ -147,10 +172,10 @@ MODI60 = Struct(
     "unused2" / Int32ul,
     "src_name_index" / Int32ul,
     "pdb_path_index" / Int32ul,
-)
+))
 
 # MODI50 (VC4..VC6) without the two trailing names.
-MODI50 = Struct(
+MODI50 = _fixed(Struct(
     "pmod" / Int32ul,
     "sc" / SC40,
     "flags" / Int16ul,
@@ -161,9 +186,9 @@ MODI50 = Struct(
     "file_count" / Int16ul,
     "pad" / Int16ul,
     "file_names" / Int32ul,
-)
+))
 
-PSGSIHDR = Struct(
+PSGSIHDR = _fixed(Struct(
     "sym_hash_size" / Int32sl,
     "addr_map_size" / Int32sl,
     "thunk_count" / Int32ul,
@@ -172,17 +197,17 @@ PSGSIHDR = Struct(
     "pad" / Int16ul,
     "thunk_offset" / Int32ul,
     "section_count" / Int32ul,
-)
+))
 
 GSI_HASH_HDR_SIGNATURE = 0xFFFFFFFF
 GSI_HASH_SC_IMPV_V70 = 0xEFFE0000 + 19990810
 
-GSI_HASH_HDR = Struct(
+GSI_HASH_HDR = _fixed(Struct(
     "signature" / Int32ul,
     "version" / Int32ul,
     "hr_size" / Int32ul,
     "bucket_size" / Int32ul,
-)
+))
 
 TPI_VER_V40 = 19950410
 TPI_VER_V41 = 19951122
@@ -190,7 +215,7 @@ TPI_VER_V50 = 19961031
 TPI_VER_V70 = 19990903
 TPI_VER_V80 = 20040203
 
-TPI_HEADER = Struct(
+TPI_HEADER = _fixed(Struct(
     "version" / Int32ul,
     "header_size" / Int32ul,
     "ti_begin" / Int32ul,
@@ -206,19 +231,19 @@ TPI_HEADER = Struct(
     "index_offsets_length" / Int32ul,
     "hash_adj_offset" / Int32sl,
     "hash_adj_length" / Int32ul,
-)
+))
 
 # HDR_16t (TPI V40/V41): 16-bit type indices.
-TPI_HEADER_16t = Struct(
+TPI_HEADER_16t = _fixed(Struct(
     "version" / Int32ul,
     "ti_begin" / Int16ul,
     "ti_end" / Int16ul,
     "record_bytes" / Int32ul,
     "hash_stream" / Int16ul,
     "pad" / Int16ul,
-)
+))
 
-IMAGE_SECTION_HEADER = Struct(
+IMAGE_SECTION_HEADER = _fixed(Struct(
     "name" / Bytes(8),
     "virtual_size" / Int32ul,
     "virtual_address" / Int32ul,
@@ -229,18 +254,22 @@ IMAGE_SECTION_HEADER = Struct(
     "relocation_count" / Int16ul,
     "linenumber_count" / Int16ul,
     "characteristics" / Int32ul,
-)
+))
 
-OMAP_ENTRY = Struct("rva" / Int32ul, "rva_to" / Int32ul)
+OMAP_ENTRY = _fixed(Struct("rva" / Int32ul, "rva_to" / Int32ul))
 
-C13_SUBSECTION = Struct("type" / Int32ul, "length" / Int32ul)
-C13_LINES_HEADER = Struct(
+C13_SUBSECTION = _fixed(Struct("type" / Int32ul, "length" / Int32ul))
+C13_LINES_HEADER = _fixed(Struct(
     "offset" / Int32ul,
     "segment" / Int16ul,
     "flags" / Int16ul,
     "code_size" / Int32ul,
-)
-C13_FILE_BLOCK = Struct("file_offset" / Int32ul, "line_count" / Int32ul, "block_size" / Int32ul)
+))
+C13_FILE_BLOCK = _fixed(Struct(
+    "file_offset" / Int32ul,
+    "line_count" / Int32ul,
+    "block_size" / Int32ul,
+))
 
 # Indexes into the DBI optional debug header (symbols.md 2.4).
 DBG_OMAP_TO_SRC = 3

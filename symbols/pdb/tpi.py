@@ -21,14 +21,18 @@ import logging
 import struct
 from array import array
 
-from construct import ConstructError
-
 from kdcon.symbols import codeview as cv
 from kdcon.symbols.codeview import read_numeric
 from kdcon.symbols.errors import SymbolFileError
 from kdcon.symbols.pdb.guard import guarded
 from kdcon.symbols.pdb.records import read_name
-from kdcon.symbols.pdb.structs import TPI_HEADER, TPI_HEADER_16t, TPI_VER_V40, TPI_VER_V41
+from kdcon.symbols.pdb.structs import (
+    TPI_HEADER,
+    TPI_HEADER_16t,
+    TPI_VER_V40,
+    TPI_VER_V41,
+    parse_at,
+)
 from kdcon.symbols.pdb.typeinfo import Field, TypeInfo, builtin_info
 
 __all__ = ["TypeTable"]
@@ -75,16 +79,15 @@ class TypeTable:
         if not data:
             self.ti_begin = self.ti_end = TI_BEGIN
             return
-        try:
-            version = _U32.unpack_from(data, 0)[0]
-            if version in (TPI_VER_V40, TPI_VER_V41):
-                hdr = TPI_HEADER_16t.parse(data[:TPI_HEADER_16t.sizeof()])
-                start = TPI_HEADER_16t.sizeof()
-            else:
-                hdr = TPI_HEADER.parse(data[:TPI_HEADER.sizeof()])
-                start = hdr.header_size
-        except (ConstructError, struct.error):
-            raise SymbolFileError("truncated TPI header") from None
+        if len(data) < 4:
+            raise SymbolFileError("truncated TPI header")
+        version = _U32.unpack_from(data, 0)[0]
+        if version in (TPI_VER_V40, TPI_VER_V41):
+            hdr = parse_at(TPI_HEADER_16t, data, 0, "TPI header")
+            start = TPI_HEADER_16t.size
+        else:
+            hdr = parse_at(TPI_HEADER, data, 0, "TPI header")
+            start = hdr.header_size
         end = start + hdr.record_bytes
         if start < 8 or end > len(data) or hdr.ti_end < hdr.ti_begin:
             raise SymbolFileError("TPI header sizes exceed the stream")

@@ -22,7 +22,11 @@ import uuid
 from dataclasses import dataclass, field
 
 from kdcon.symbols.model import SectionHeader
+from kdcon.symbols.pdb.lines import DEBUG_S_FILECHKSMS, DEBUG_S_LINES
 from kdcon.symbols.pdb.structs import (
+    C13_FILE_BLOCK,
+    C13_LINES_HEADER,
+    C13_SUBSECTION,
     DBI_HEADER,
     DBI_HEADER_OLD,
     DBI_VER_V50,
@@ -35,9 +39,8 @@ from kdcon.symbols.pdb.structs import (
     MODI50,
     MODI60,
     MSF_DS_HEADER,
-    MSF_DS_MAGIC,
     MSF_JG_HEADER,
-    MSF_JG_MAGIC,
+    OMAP_ENTRY,
     PDB_IMPV_VC4,
     PDB_IMPV_VC70,
     PDB_IMPV_VC98,
@@ -262,7 +265,7 @@ def _tpi_stream(spec: PdbSpec) -> bytes:
                                          record_bytes=len(records), hash_stream=_NO_STREAM,
                                          pad=0)) + records
     return TPI_HEADER.build(dict(
-        version=version, header_size=TPI_HEADER.sizeof(), ti_begin=0x1000,
+        version=version, header_size=TPI_HEADER.size, ti_begin=0x1000,
         ti_end=0x1000 + types.count(), record_bytes=len(records), hash_stream=_NO_STREAM,
         hash_aux_stream=_NO_STREAM, hash_key_size=4, hash_buckets=0x3FFFF,
         hash_values_offset=0, hash_values_length=0, index_offsets_offset=0,
@@ -294,13 +297,16 @@ def _c13_lines(spec: PdbSpec, name_offsets: dict[str, int]) -> bytes:
         return b""
     files = list(dict.fromkeys(f for f, *_ in spec.lines))
     checksums = b"".join(struct.pack("<IBBxx", name_offsets[f], 0, 0) for f in files)
-    out = struct.pack("<II", 0xF4, len(checksums)) + checksums
+    out = C13_SUBSECTION.build(dict(type=DEBUG_S_FILECHKSMS, length=len(checksums))) + checksums
     for file, segment, offset, entries in spec.lines:
         code_size = max(delta for delta, _ in entries) + 1
-        body = struct.pack("<IHHI", offset, segment, 0, code_size)
-        body += struct.pack("<III", files.index(file) * 8, len(entries), 12 + 8 * len(entries))
+        body = C13_LINES_HEADER.build(dict(offset=offset, segment=segment, flags=0,
+                                           code_size=code_size))
+        body += C13_FILE_BLOCK.build(dict(file_offset=files.index(file) * 8,
+                                          line_count=len(entries),
+                                          block_size=C13_FILE_BLOCK.size + 8 * len(entries)))
         body += b"".join(struct.pack("<II", delta, line | 0x80000000) for delta, line in entries)
-        out += struct.pack("<II", 0xF2, len(body)) + body
+        out += C13_SUBSECTION.build(dict(type=DEBUG_S_LINES, length=len(body))) + body
     return out
 
 
@@ -367,7 +373,7 @@ def _dbi_stream(spec: PdbSpec, *, gsi: int, psi: int, symrec: int, module_stream
 
 
 def _omap(pairs: list[tuple[int, int]]) -> bytes:
-    return b"".join(struct.pack("<II", a, b) for a, b in sorted(pairs))
+    return b"".join(OMAP_ENTRY.build(dict(rva=a, rva_to=b)) for a, b in sorted(pairs))
 
 
 def build_pdb(spec: PdbSpec) -> bytes:

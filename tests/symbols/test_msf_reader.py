@@ -66,7 +66,7 @@ def test_absurd_directory_sizes_are_refused():
 
 
 def _directory_page(msf_bytes: bytes, page_size: int) -> int:
-    block_map_page = struct.unpack_from("<I", msf_bytes, MSF_DS_HEADER.sizeof())[0]
+    block_map_page = struct.unpack_from("<I", msf_bytes, MSF_DS_HEADER.size)[0]
     return struct.unpack_from("<I", msf_bytes, block_map_page * page_size)[0]
 
 
@@ -101,7 +101,7 @@ def test_page_cycles_cannot_inflate_memory():
                                       directory_size=len(directory), reserved=0))
     data[:len(header)] = header
     dir_pages = list(range(5, 5 + (len(directory) + 511) // 512))
-    struct.pack_into("<I", data, MSF_DS_HEADER.sizeof(), 4)
+    struct.pack_into("<I", data, MSF_DS_HEADER.size, 4)
     struct.pack_into(f"<{len(dir_pages)}I", data, 4 * 512, *dir_pages)
     for i, page in enumerate(dir_pages):
         chunk = directory[i * 512:(i + 1) * 512]
@@ -112,7 +112,7 @@ def test_page_cycles_cannot_inflate_memory():
 
 def test_small_msf_refuses_too_many_streams():
     data = build_msf(STREAMS, small=True, page_size=512)
-    dir_page = struct.unpack_from("<H", data, MSF_JG_HEADER.sizeof())[0]
+    dir_page = struct.unpack_from("<H", data, MSF_JG_HEADER.size)[0]
     with pytest.raises(SymbolFileError, match="streams"):
         MsfFile(_patch(data, dir_page * 512, "<H", 0x1000))
 
