@@ -35,7 +35,7 @@ from kdcon.symbols.pdb.structs import (
 
 __all__ = [
     "PdbInfo", "DbiModule", "SectionContribution", "DbiInfo", "Omap",
-    "parse_info", "parse_dbi", "parse_section_headers", "parse_omap",
+    "parse_info", "parse_dbi", "parse_contributions", "parse_section_headers", "parse_omap",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,13 @@ class DbiInfo:
     symrec_stream: int
     machine: int
     modules: tuple[DbiModule, ...]
-    contributions: tuple[SectionContribution, ...]
+    contribution_bytes: bytes          # decoded on demand by contributions()
     debug_streams: tuple[int, ...]     # optional debug header, NO_STREAM = absent
+
+    def contributions(self) -> list[SectionContribution]:
+        """Section contributions (which module owns which code); tens of thousands
+        in a big PDB, so they are decoded only when asked for."""
+        return parse_contributions(self.contribution_bytes)
 
     def debug_stream(self, index: int) -> int:
         """Stream number of optional-debug-header entry ``index`` or NO_STREAM."""
@@ -169,10 +174,9 @@ def parse_dbi(data: bytes, *, small: bool) -> DbiInfo | None:
     dbg = data[offsets[6]:offsets[6] + sizes[6]]
     modern = is_new and version >= DBI_VER_V60
     modules = _parse_modules(modinfo, modern=modern, small=small)
-    contributions = _parse_contributions(contrib)
     debug_streams = tuple(struct.unpack_from(f"<{len(dbg) // 2}H", dbg, 0))
     return DbiInfo(is_new, version, age, hdr.global_stream, hdr.public_stream,
-                   hdr.symrec_stream, machine, tuple(modules), tuple(contributions),
+                   hdr.symrec_stream, machine, tuple(modules), bytes(contrib),
                    debug_streams)
 
 
@@ -205,7 +209,7 @@ _SC40_ROW = struct.Struct("<HxxiiIHxx")
 _SECTION_ROW = struct.Struct("<8sIIIIIIHHI")
 
 
-def _parse_contributions(data: bytes) -> list[SectionContribution]:
+def parse_contributions(data: bytes) -> list[SectionContribution]:
     if len(data) < 4:
         return []
     (version,) = struct.unpack_from("<I", data, 0)

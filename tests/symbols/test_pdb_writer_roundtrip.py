@@ -163,3 +163,12 @@ def test_corrupt_record_stream_raises_symbol_file_error():
     with open_pdb(bytes(data)) as pdb:
         with pytest.raises(SymbolFileError):
             pdb.globals()
+
+
+def test_section_contributions_decode_on_demand():
+    with _open(sample_spec("pdb7")) as pdb:
+        contributions = pdb.dbi.contributions()
+    assert [(c.section, c.offset, c.size, c.module) for c in contributions] == [
+        (1, 0, 0x200, 0), (2, 0, 0x100, 0)]
+    with _open(sample_spec("vc4", dbi_form="v50")) as pdb:
+        assert [c.size for c in pdb.dbi.contributions()] == [0x200, 0x100]
