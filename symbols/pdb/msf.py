@@ -87,7 +87,8 @@ class MsfFile:
         if not MIN_PAGE_SIZE <= page_size <= MAX_PAGE_SIZE or page_size & (page_size - 1):
             raise SymbolFileError(f"MSF page size {page_size} is not a power of two in 512..32768")
 
-    def _set_geometry(self, page_size: int, page_count: int) -> None:
+    def _set_geometry(self, page_size: int, page_count: int, dir_size: int) -> int:
+        """Check the header's geometry; returns the directory's page count."""
         self._check_page_size(page_size)
         available = len(self._data) // page_size
         if page_count == 0 or page_count > available:
@@ -97,37 +98,31 @@ class MsfFile:
                 f"MSF claims {page_count} pages of {page_size} bytes, file holds {available}")
         self.page_size = page_size
         self.page_count = page_count
+        if dir_size < 4 or dir_size > page_count * page_size:
+            raise SymbolFileError(f"MSF directory size {dir_size} is impossible")
+        return _page_count(dir_size, page_size)
 
     def _open_big(self) -> None:
         hdr = parse_at(MSF_DS_HEADER, self._data, 0, "MSF 7.0 header")
-        self._set_geometry(hdr.block_size, hdr.block_count)
+        dir_pages = self._set_geometry(hdr.block_size, hdr.block_count, hdr.directory_size)
         ps = self.page_size
-        dir_size = hdr.directory_size
-        if dir_size < 4 or dir_size > self.page_count * ps:
-            raise SymbolFileError(f"MSF 7.0 directory size {dir_size} is impossible")
-        dir_pages = _page_count(dir_size, ps)
         map_pages = _page_count(dir_pages * 4, ps)
         map_at = MSF_DS_HEADER.size
         if map_at + 4 * map_pages > ps:
             raise SymbolFileError("MSF 7.0 block map does not fit in the header page")
         block_map = self._pages_array("I", map_at, map_pages)
         page_list = _le_array("I", self._assemble(block_map, dir_pages * 4))
-        self._directory = self._assemble(page_list, dir_size)
+        self._directory = self._assemble(page_list, hdr.directory_size)
         self._parse_directory(wide=True)
 
     def _open_small(self) -> None:
         hdr = parse_at(MSF_JG_HEADER, self._data, 0, "MSF 2.0 header")
-        self._set_geometry(hdr.page_size, hdr.page_count)
-        ps = self.page_size
-        dir_size = hdr.directory_size
-        if dir_size < 4 or dir_size > self.page_count * ps:
-            raise SymbolFileError(f"MSF 2.0 directory size {dir_size} is impossible")
-        dir_pages = _page_count(dir_size, ps)
+        dir_pages = self._set_geometry(hdr.page_size, hdr.page_count, hdr.directory_size)
         at = MSF_JG_HEADER.size
-        if at + 2 * dir_pages > ps:
+        if at + 2 * dir_pages > self.page_size:
             raise SymbolFileError("MSF 2.0 directory page list does not fit in the header page")
         page_list = self._pages_array("H", at, dir_pages)
-        self._directory = self._assemble(page_list, dir_size)
+        self._directory = self._assemble(page_list, hdr.directory_size)
         self._parse_directory(wide=False)
 
     def _pages_array(self, code: str, offset: int, count: int) -> array:
