@@ -13,6 +13,8 @@ Public API (everything else in the package is internal):
 - ``PdbFile.publics()``, ``.globals()``, ``.procedures()``, ``.labels()``,
   ``.thunks()`` -> ``list[SymbolRecord]`` sorted by RVA (after OMAP).
 - ``PdbFile.has_private_symbols -> bool``.
+- ``PdbFile.rva(segment, offset) -> int | None`` (after OMAP_FROM_SRC) and
+  ``PdbFile.symbol_space_rva(image_rva) -> int | None`` (through OMAP_TO_SRC).
 - ``PdbFile.line_for(rva) -> (file, line) | None``; ``PdbFile.lines() ->
   list[LineEntry(rva, length, file, line)]`` from C13 line tables.
 - ``PdbFile.types -> TypeTable``: ``find(name)`` (complete UDT, exact then

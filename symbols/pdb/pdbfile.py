@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import mmap
+import operator
 import os
 import struct
 from array import array
@@ -39,6 +40,7 @@ from kdcon.symbols.pdb.streams import (
 )
 from kdcon.symbols.pdb.structs import (
     DBG_OMAP_FROM_SRC,
+    DBG_OMAP_TO_SRC,
     DBG_SECTION_HDR,
     DBG_SECTION_HDR_ORIG,
     PSGSIHDR,
@@ -141,6 +143,21 @@ class PdbFile:
         if current != NO_STREAM and self.msf.has_stream(current):
             return parse_section_headers(self.msf.stream(current)), omap
         return list(image_sections or []), omap
+
+    @guarded
+    def symbol_space_rva(self, image_rva: int) -> int | None:
+        """An image RVA taken back to the PDB's own (pre-optimisation) address
+        space through OMAP_TO_SRC; the RVA itself when the PDB has no OMAP,
+        None when the code has no origin there (symbols.md 1.4)."""
+        if self._omap is None:
+            return image_rva
+        if "omap_to" not in self._cache:
+            stream = self.dbi.debug_stream(DBG_OMAP_TO_SRC) if self.dbi is not None else NO_STREAM
+            self._cache["omap_to"] = (Omap(self.msf.stream(stream))
+                                      if stream != NO_STREAM and self.msf.has_stream(stream)
+                                      else None)
+        to_src = self._cache["omap_to"]
+        return to_src.map(image_rva) if to_src is not None else None
 
     def rva(self, segment: int, offset: int) -> int | None:
         """RVA of segment:offset (after OMAP), None when it maps nowhere."""
@@ -386,5 +403,4 @@ class PdbFile:
         self.close()
 
 
-def _by_rva(record: SymbolRecord) -> int:
-    return record.rva
+_by_rva = operator.attrgetter("rva")

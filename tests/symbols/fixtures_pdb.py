@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from tests.oracles import require_tool
 
 DRIVER_C = r"""
@@ -270,6 +272,24 @@ def pdbutil_lines(pdb: Path) -> list[tuple[str, int, int, int]]:
             for n, addr in re.findall(r"(\d+) ([0-9A-F]{8})", line):
                 result.append((file, segment, int(addr, 16), int(n)))
     return result
+
+
+def section_rva(dump: PdbutilDump, segment: int, offset: int) -> int:
+    """RVA of an llvm-pdbutil segment:offset, by its own section headers."""
+    return dump.sections[segment - 1][1] + offset
+
+
+def resolve_forward(dump: PdbutilDump, ti: int) -> int:
+    """The definition a forward reference points to, as llvm-pdbutil resolved it."""
+    record = dump.types.get(ti)
+    return record.forward_to if record is not None and record.forward else ti
+
+
+@pytest.fixture(params=list(TARGETS))
+def driver(request):
+    """(PDB path, llvm-pdbutil dump) of the test driver, once per flavour."""
+    path = built_driver(request.param)
+    return path, pdbutil_dump(path)
 
 
 def sample_spec(profile: str = "pdb7", **overrides):

@@ -9,19 +9,7 @@ import pytest
 from kdcon.symbols.errors import SymbolFileError
 from kdcon.symbols.model import FileKind, SymbolKind
 from kdcon.symbols.pdb import open_pdb
-from tests.symbols.fixtures_pdb import built_driver, pdbutil_dump
-
-FLAVOURS = ["x64", "x86", "x86gz"]
-
-
-@pytest.fixture(params=FLAVOURS)
-def driver(request):
-    path = built_driver(request.param)
-    return path, pdbutil_dump(path)
-
-
-def _rva(dump, segment, offset):
-    return dump.sections[segment - 1][1] + offset
+from tests.symbols.fixtures_pdb import built_driver, driver, section_rva
 
 
 def test_identity_matches_pdbutil_guid_and_age(driver):
@@ -43,11 +31,11 @@ def test_sections_match_pdbutil_section_headers(driver):
     assert len(got) >= 3
 
 
-def test_every_public_matches_pdbutil_name_and_rva(driver):
+def test_every_public_matches_pdbutil_name_andsection_rva(driver):
     path, dump = driver
     with open_pdb(path) as pdb:
         publics = pdb.publics()
-    expected = sorted((_rva(dump, seg, off), name) for name, seg, off in dump.publics)
+    expected = sorted((section_rva(dump, seg, off), name) for name, seg, off in dump.publics)
     assert sorted((p.rva, p.name) for p in publics) == expected
     assert [p.rva for p in publics] == sorted(p.rva for p in publics)
     assert all(p.kind is SymbolKind.PUBLIC for p in publics)

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-
 from kdcon.symbols.model import SymbolKind
 from kdcon.symbols.pdb import open_pdb
-from tests.symbols.fixtures_pdb import built_driver, pdbutil_dump, pdbutil_lines
-
-
-@pytest.fixture(params=["x64", "x86", "x86gz"])
-def driver(request):
-    path = built_driver(request.param)
-    return path, pdbutil_dump(path)
-
-
-def _rva(dump, segment, offset):
-    return dump.sections[segment - 1][1] + offset
-
-
-def _resolve(dump, ti):
-    record = dump.types.get(ti)
-    return record.forward_to if record is not None and record.forward else ti
+from tests.symbols.fixtures_pdb import (
+    built_driver,
+    driver,
+    pdbutil_lines,
+    resolve_forward,
+    section_rva,
+)
 
 
 def test_every_global_matches_pdbutil_name_rva_and_type(driver):
@@ -29,7 +18,8 @@ def test_every_global_matches_pdbutil_name_rva_and_type(driver):
     with open_pdb(path) as pdb:
         got = pdb.globals()
         types = pdb.types
-        expected = sorted((_rva(dump, seg, off), name, types.type_name(_resolve(dump, ti)))
+        expected = sorted((section_rva(dump, seg, off), name,
+                           types.type_name(resolve_forward(dump, ti)))
                           for name, ti, seg, off, _ in dump.globals)
     assert sorted((g.rva, g.name, g.type_name) for g in got) == expected
     assert all(g.kind is SymbolKind.DATA for g in got)
@@ -44,7 +34,7 @@ def test_every_procedure_matches_pdbutil_name_rva_and_length(driver):
     with open_pdb(path) as pdb:
         got = pdb.procedures()
         private = pdb.has_private_symbols
-    expected = sorted((_rva(dump, seg, off), name, length)
+    expected = sorted((section_rva(dump, seg, off), name, length)
                       for name, seg, off, length, _ in dump.procedures)
     assert sorted((p.rva, p.name, p.size) for p in got) == expected
     assert {"DemoCallback", "DemoInsert", "DemoExported", "DriverEntry"} <= {p.name for p in got}
@@ -63,7 +53,7 @@ def test_procedure_ranges_cover_their_publics():
 
 def test_every_line_entry_matches_pdbutil(driver):
     path, dump = driver
-    expected = sorted((_rva(dump, seg, off), file, line)
+    expected = sorted((section_rva(dump, seg, off), file, line)
                       for file, seg, off, line in pdbutil_lines(path))
     assert len(expected) > 10
     with open_pdb(path) as pdb:

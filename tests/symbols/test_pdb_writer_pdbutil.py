@@ -6,7 +6,7 @@ import pytest
 
 from kdcon.symbols.pdb import open_pdb
 from kdcon.symbols.pdb.writer import build_pdb
-from tests.symbols.fixtures_pdb import pdbutil_dump, pdbutil_lines, sample_spec
+from tests.symbols.fixtures_pdb import pdbutil_dump, pdbutil_lines, sample_spec, section_rva
 
 
 @pytest.fixture(scope="module", params=[512, 4096])
@@ -16,10 +16,6 @@ def written(request, tmp_path_factory):
     return path, pdbutil_dump(path)
 
 
-def _rva(dump, segment, offset):
-    return dump.sections[segment - 1][1] + offset
-
-
 def test_writer_output_agrees_with_pdbutil_symbols(written):
     path, dump = written
     with open_pdb(path) as pdb:
@@ -27,11 +23,11 @@ def test_writer_output_agrees_with_pdbutil_symbols(written):
         assert pdb.identity.age == dump.age
         assert [(s.name, s.virtual_address, s.virtual_size) for s in pdb.sections] == dump.sections
         assert sorted((p.name, p.rva) for p in pdb.publics()) == sorted(
-            (n, _rva(dump, s, o)) for n, s, o in dump.publics)
+            (n, section_rva(dump, s, o)) for n, s, o in dump.publics)
         assert sorted((g.name, g.rva) for g in pdb.globals()) == sorted(
-            (n, _rva(dump, s, o)) for n, _, s, o, _ in dump.globals)
+            (n, section_rva(dump, s, o)) for n, _, s, o, _ in dump.globals)
         assert sorted((p.name, p.rva, p.size) for p in pdb.procedures()) == sorted(
-            (n, _rva(dump, s, o), length) for n, s, o, length, _ in dump.procedures)
+            (n, section_rva(dump, s, o), length) for n, s, o, length, _ in dump.procedures)
     assert len(dump.publics) == 4 and len(dump.globals) == 3 and len(dump.procedures) == 2
 
 
@@ -50,7 +46,7 @@ def test_writer_output_agrees_with_pdbutil_types(written):
 
 def test_writer_lines_agree_with_pdbutil(written):
     path, dump = written
-    expected = sorted((_rva(dump, seg, off), file, line)
+    expected = sorted((section_rva(dump, seg, off), file, line)
                       for file, seg, off, line in pdbutil_lines(path))
     with open_pdb(path) as pdb:
         assert sorted((e.rva, e.file, e.line) for e in pdb.lines()) == expected

@@ -100,6 +100,15 @@ def test_omap_translates_addresses_to_final_image_rvas():
         assert [(p.name, p.rva) for p in pdb.procedures()] == [
             ("DriverEntry", 0x4010), ("Helper", 0x4080)]
         assert [(x.name, x.rva) for x in pdb.labels()] == [("Retry", 0x4030)]
+        assert pdb.symbol_space_rva(0x4030) is None        # no OMAP_TO_SRC stream
+    spec.omap_to_src = [(0x4000, 0x1000), (0x4070, 0), (0x4080, 0x1080), (0x8000, 0x2000)]
+    with _open(spec) as pdb:
+        assert pdb.symbol_space_rva(0x4030) == 0x1030
+        assert pdb.symbol_space_rva(0x8020) == 0x2020
+        assert pdb.symbol_space_rva(0x4074) is None
+        assert pdb.symbol_space_rva(0x3FFF) is None
+    with _open(sample_spec("pdb7")) as pdb:
+        assert pdb.symbol_space_rva(0x1234) == 0x1234
 
 
 def test_field_lists_continue_through_lf_index():

@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from kdcon.symbols.pdb import open_pdb
-from tests.symbols.fixtures_pdb import built_driver, pdbutil_dump
-
-
-@pytest.fixture(params=["x64", "x86", "x86gz"])
-def driver(request):
-    path = built_driver(request.param)
-    return path, pdbutil_dump(path)
-
-
-def _resolve(dump, ti):
-    record = dump.types.get(ti)
-    return record.forward_to if record is not None and record.forward else ti
+from tests.symbols.fixtures_pdb import built_driver, driver, resolve_forward
 
 
 def test_every_aggregate_layout_matches_pdbutil(driver):
@@ -30,7 +17,7 @@ def test_every_aggregate_layout_matches_pdbutil(driver):
             assert (info.name, info.size) == (record.name, record.size)
             members = dump.types[record.field_list].members
             got = [(f.name, f.offset, f.type.index) for f in info.fields]
-            assert got == [(n, off, _resolve(dump, ti)) for n, ti, off in members]
+            assert got == [(n, off, resolve_forward(dump, ti)) for n, ti, off in members]
             for f, (_, ti, _) in zip(info.fields, members):
                 oracle = dump.types.get(ti)
                 if oracle is not None and oracle.leaf == "LF_BITFIELD":
