@@ -35,7 +35,11 @@ from .events import (
     TraceIo,
     UnknownPacket,
 )
-from .manipulate import DBGKD_MANIPULATE_STATE64, MANIPULATE_STATE64_SIZE
+from .manipulate import (
+    MANIPULATE_STATE64_SIZE,
+    build_manipulate_state64,
+    parse_manipulate_state64,
+)
 from .windbgkd import (
     CONTROL_REQUEST_SIZE,
     DBGKD_ANY_WAIT_STATE_CHANGE,
@@ -101,7 +105,7 @@ def _decode(packet_type: int, packet_id: int, payload: bytes, from_host: bool) -
         return UnknownPacket(kind="data", **common)
     data = payload[size:]
     if packet_type == P.PACKET_TYPE_KD_STATE_MANIPULATE:
-        msg = DBGKD_MANIPULATE_STATE64.parse(payload)
+        msg = parse_manipulate_state64(payload)
         if from_host:
             return ManipulateRequest(message=msg, data=data, api=msg.ApiNumber, **common)
         return ManipulateReply(message=msg, data=data, api=msg.ApiNumber,
@@ -150,9 +154,7 @@ def build_manipulate(api: int, u: Mapping[str, Any] | None = None, data: bytes =
     if not u:
         body = _MANIPULATE_HEADER.pack(api, processor_level, processor, return_status, 0)
         return body + bytes(40) + data
-    body = DBGKD_MANIPULATE_STATE64.build(dict(
-        ApiNumber=api, ProcessorLevel=processor_level, Processor=processor,
-        ReturnStatus=return_status, u=u))
+    body = build_manipulate_state64(api, processor_level, processor, return_status, u)
     return body + data
 
 
