@@ -72,7 +72,7 @@ from .events import (
     UnknownPacket,
 )
 from .manipulate import RESUMING_APIS
-from .packet import build_control_packet, build_data_packet
+from .packet import build_control_packet, build_data_packet, check_payload_size
 from .state import (
     EXPECTED_TYPES,
     PARSING_PHASES,
@@ -281,7 +281,7 @@ class KdConnection:
                 if after is not before and self.role is Role.TARGET:
                     self._return = (before, self._exchange)
                 self.phase = after
-        build_data_packet(ptype, 0, payload)  # raises on an oversize payload
+        check_payload_size(payload)
         out = _Outgoing(ptype, payload, kind, api, before)
         if self.role is Role.TARGET and kind in (
                 Message.STATE_CHANGE, Message.DEBUG_PROMPT, Message.FILE_IO_REQUEST):

@@ -39,6 +39,7 @@ __all__ = [
     "checksum",
     "build_data_packet",
     "build_control_packet",
+    "check_payload_size",
     "BREAKIN_BYTES",
 ]
 
@@ -79,12 +80,17 @@ def checksum(payload: bytes) -> int:
     return sum(payload) & 0xFFFFFFFF
 
 
-def build_data_packet(packet_type: int, packet_id: int, payload: bytes) -> bytes:
-    """Header + payload + trailer. Raises LocalProtocolError past PACKET_MAX_SIZE."""
+def check_payload_size(payload: bytes) -> None:
+    """Raise LocalProtocolError if ``payload`` cannot travel in one packet (§1.4)."""
     if len(payload) > PACKET_MAX_SIZE:
         raise LocalProtocolError(
             f"payload of {len(payload)} bytes exceeds PACKET_MAX_SIZE {PACKET_MAX_SIZE}"
         )
+
+
+def build_data_packet(packet_type: int, packet_id: int, payload: bytes) -> bytes:
+    """Header + payload + trailer. Raises LocalProtocolError past PACKET_MAX_SIZE."""
+    check_payload_size(payload)
     header = HEADER.pack(
         PACKET_LEADER, packet_type, len(payload), packet_id & 0xFFFFFFFF, checksum(payload)
     )
