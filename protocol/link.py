@@ -269,6 +269,12 @@ class KdLink:
             try:
                 waiting = self.port.in_waiting
                 chunk = self.port.read(max(1, waiting))
+                if chunk and not waiting:
+                    # The first byte of a packet woke us and the rest has usually
+                    # arrived with it: one pump per packet, not two (bench/simtarget.py).
+                    waiting = self.port.in_waiting
+                    if waiting:
+                        chunk += self.port.read(waiting)
             except (OSError, ValueError, TypeError) as exc:
                 # ValueError/TypeError: pyserial on a port closed under us.
                 self._finish(f"end of file: {exc}")
@@ -280,26 +286,33 @@ class KdLink:
 
     def _pump(self, chunk: bytes) -> None:
         delivered: list[Event] = []
-        with self._lock:
-            conn = self.connection
-            if chunk:
-                conn.receive_data(chunk)
-            while (event := conn.next_event()) is not NEED_DATA:
-                if not self._hand_to_waiter(event):
-                    delivered.append(event)
-                if isinstance(event, (Ack, Reset, SendAbandoned)):
-                    self._acked.notify_all()
-            out = conn.data_to_send() + conn.check_timeouts(time.monotonic())
-            self._write(out)
+        answered: list[_Waiter] = []
+        try:
+            with self._lock:
+                conn = self.connection
+                if chunk:
+                    conn.receive_data(chunk)
+                while (event := conn.next_event()) is not NEED_DATA:
+                    if not self._hand_to_waiter(event, answered):
+                        delivered.append(event)
+                    if isinstance(event, (Ack, Reset, SendAbandoned)):
+                        self._acked.notify_all()
+                out = conn.data_to_send() + conn.check_timeouts(time.monotonic())
+                self._write(out)
+        finally:
+            # Woken only once the reply's ACK is written: the caller's next request
+            # then neither races this thread for the lock nor overtakes the ACK.
+            for waiter in answered:
+                waiter.done.set()
         for event in delivered:
             self._deliver(event)
 
-    def _hand_to_waiter(self, event: Event) -> bool:
+    def _hand_to_waiter(self, event: Event, answered: list[_Waiter]) -> bool:
         if isinstance(event, ManipulateReply):
             for waiter in self._waiters:
                 if messages.reply_matches(waiter.request, event):
                     waiter.reply = event
-                    waiter.done.set()
+                    answered.append(waiter)
                     self._waiters.remove(waiter)
                     return True
         return False

@@ -1,0 +1,60 @@
+"""KdLink's write order on the host: a reply's ACK is on the wire before request()
+returns it, so the caller's next request can never overtake that ACK (§2.1)."""
+
+from __future__ import annotations
+
+import threading
+
+from kdcon.protocol.connection import KdConnection
+from kdcon.protocol.constants import KD_PACKET_HEADER_SIZE, ManipulateApi, PacketType
+from kdcon.protocol.events import NEED_DATA, Ack, Event, ManipulateRequest, StateChange
+from kdcon.protocol.link import KdLink
+from kdcon.protocol.messages import build_exception_state_change
+from kdcon.protocol.packet import HEADER
+from kdcon.protocol.state import Role
+from kdcon.protocol.transports import socket_pair
+
+READ = ManipulateApi.DbgKdReadVirtualMemoryApi
+
+
+def _events_until(port, conn: KdConnection, kind: type[Event]) -> Event:
+    """Read ``port`` into ``conn`` until an event of ``kind`` comes (bounded reads)."""
+    for _ in range(500):
+        conn.receive_data(port.read(max(1, port.in_waiting)))
+        while (event := conn.next_event()) is not NEED_DATA:
+            if isinstance(event, kind):
+                return event
+    raise AssertionError(f"no {kind.__name__} from the host")
+
+
+def test_reply_ack_is_written_before_request_returns() -> None:
+    host_port, target_port = socket_pair(timeout=0.05)
+    target = KdConnection(Role.TARGET)
+    with KdLink(host_port, Role.HOST) as host:
+        target_port.write(target.send_state_change(
+            build_exception_state_change(0x80000003, 0x401000)))
+        assert isinstance(host.wait_for(StateChange, 10), StateChange)
+        _events_until(target_port, target, Ack)
+
+        outcome: dict[str, object] = {}
+
+        def ask() -> None:
+            outcome["reply"] = host.request(READ, dict(
+                TargetBaseAddress=0x1000, TransferCount=4, ActualBytesRead=0), timeout=10)
+            outcome["waiting"] = target_port.in_waiting
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        request = _events_until(target_port, target, ManipulateRequest)
+        assert isinstance(request, ManipulateRequest)
+        target_port.write(target.data_to_send() + target.send_manipulate(
+            READ, dict(request.message.u, ActualBytesRead=4), b"\x01\x02\x03\x04"))
+        asker.join(10)
+        assert not asker.is_alive()
+        reply = outcome["reply"]
+        assert reply is not None and reply.data == b"\x01\x02\x03\x04"
+        # Already there when request() returned: exactly the ACK of the reply.
+        assert outcome["waiting"] == KD_PACKET_HEADER_SIZE
+        ack = target_port.read(KD_PACKET_HEADER_SIZE)
+        assert HEADER.unpack(ack)[1] == PacketType.PACKET_TYPE_KD_ACKNOWLEDGE
+    target_port.close()
