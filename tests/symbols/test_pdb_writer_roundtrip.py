@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from kdcon.symbols.errors import SymbolFileError
-from kdcon.symbols.model import FileKind, SectionHeader, SymbolKind
+from kdcon.symbols.model import FileKind, SectionHeader, SymbolKind, SymbolRecord
 from kdcon.symbols.pdb import open_pdb
 from kdcon.symbols.pdb.structs import TPI_VER_V50
 from kdcon.symbols.pdb import writer
@@ -181,3 +181,19 @@ def test_section_contributions_decode_on_demand():
         (1, 0, 0x200, 0), (2, 0, 0x100, 0)]
     with _open(sample_spec("vc4", dbi_form="v50")) as pdb:
         assert [c.size for c in pdb.dbi.contributions()] == [0x200, 0x100]
+
+
+def test_fast_records_equal_constructed_ones():
+    from kdcon.symbols.pdb.pdbfile import make_records
+    names, rvas = ["_a@4", "Caf\u00e9", ""], [0x1000, 0x2000, 0]
+    made = make_records(names, rvas, SymbolKind.PUBLIC)
+    built = [SymbolRecord(n, r, SymbolKind.PUBLIC) for n, r in zip(names, rvas)]
+    assert made == built and [hash(m) for m in made] == [hash(b) for b in built]
+    with pytest.raises(AttributeError):
+        made[0].name = "changed"
+
+
+def test_length_prefixed_names_with_nul_bytes_decode_one_by_one():
+    spec = sample_spec("vc6", publics=[("a\0b", 1, 0x10, 0), ("plain", 1, 0x20, 0)])
+    with _open(spec) as pdb:
+        assert [p.name for p in pdb.publics()] == ["a\0b", "plain"]
