@@ -89,6 +89,9 @@ class KdLink:
         self._closed = threading.Event()
         self.closed_reason: str | None = None
         self._poll_interval = poll_interval
+        # A target's ACK held while this reader thread's callback answers the request:
+        # ACK and reply then leave in one write (the next _write sends it first).
+        self._unsent = b""
         if getattr(port, "timeout", None) is None or port.timeout > poll_interval:
             # A blocking read would stall ACK retransmission: bound every read.
             port.timeout = poll_interval
@@ -257,6 +260,8 @@ class KdLink:
             raise TransportError(f"link closed: {self.closed_reason}")
 
     def _write(self, data: bytes) -> None:
+        if self._unsent:
+            data, self._unsent = self._unsent + data, b""
         if data:
             try:
                 self.port.write(data)
@@ -298,7 +303,10 @@ class KdLink:
                     if isinstance(event, (Ack, Reset, SendAbandoned)):
                         self._acked.notify_all()
                 out = conn.data_to_send() + conn.check_timeouts(time.monotonic())
-                self._write(out)
+                if delivered and self.role is Role.TARGET and self._on_event is not None:
+                    self._unsent += out
+                else:
+                    self._write(out)
         finally:
             # Woken only once the reply's ACK is written: the caller's next request
             # then neither races this thread for the lock nor overtakes the ACK.
@@ -306,6 +314,9 @@ class KdLink:
                 waiter.done.set()
         for event in delivered:
             self._deliver(event)
+        if self._unsent:
+            with self._lock:
+                self._write(b"")
 
     def _hand_to_waiter(self, event: Event, answered: list[_Waiter]) -> bool:
         if isinstance(event, ManipulateReply):
