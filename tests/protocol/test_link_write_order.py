@@ -1,18 +1,35 @@
-"""KdLink's write order on the host: a reply's ACK is on the wire before request()
-returns it, so the caller's next request can never overtake that ACK (§2.1)."""
+"""KdLink's write order: on the host a reply's ACK is on the wire before request()
+returns it, so the caller's next request can never overtake that ACK (§2.1); on a
+target that answers from its event callback, the request's ACK and the reply leave in
+one write, ACK first."""
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 
 from kdcon.protocol.connection import KdConnection
-from kdcon.protocol.constants import KD_PACKET_HEADER_SIZE, ManipulateApi, PacketType
-from kdcon.protocol.events import NEED_DATA, Ack, Event, ManipulateRequest, StateChange
+from kdcon.protocol.constants import (
+    INITIAL_PACKET_ID,
+    KD_PACKET_HEADER_SIZE,
+    ManipulateApi,
+    PacketType,
+)
+from kdcon.protocol.events import (
+    NEED_DATA,
+    Ack,
+    Event,
+    ManipulateReply,
+    ManipulateRequest,
+    StateChange,
+)
 from kdcon.protocol.link import KdLink
 from kdcon.protocol.messages import build_exception_state_change
-from kdcon.protocol.packet import HEADER
+from kdcon.protocol.packet import HEADER, build_control_packet
 from kdcon.protocol.state import Role
 from kdcon.protocol.transports import socket_pair
+from kdcon.protocol.transports.socketport import SocketPort
 
 READ = ManipulateApi.DbgKdReadVirtualMemoryApi
 
@@ -58,3 +75,43 @@ def test_reply_ack_is_written_before_request_returns() -> None:
         ack = target_port.read(KD_PACKET_HEADER_SIZE)
         assert HEADER.unpack(ack)[1] == PacketType.PACKET_TYPE_KD_ACKNOWLEDGE
     target_port.close()
+
+
+def test_target_ack_and_reply_leave_in_one_write() -> None:
+    host_sock, target_sock = socket.socketpair()
+    host = KdConnection(Role.HOST)
+    answered = threading.Event()
+    early: list[bool] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, ManipulateRequest):
+            # Whether the ACK already went out on its own before the reply exists.
+            early.append(bool(select.select([host_sock], [], [], 0)[0]))
+            target.send_manipulate(READ, dict(event.message.u, ActualBytesRead=8), bytes(8))
+            answered.set()
+
+    target = KdLink(SocketPort(target_sock, timeout=0.05), Role.TARGET, on_event=on_event)
+    try:
+        target.send_state_change(build_exception_state_change(0x80000003, 0x401000))
+        host_sock.settimeout(10)
+        host.receive_data(host_sock.recv(4096))
+        assert isinstance(host.next_event(), StateChange)
+        host_sock.sendall(host.data_to_send())
+        target.wait_acked(10)
+
+        host_sock.sendall(host.send_manipulate(READ, dict(
+            TargetBaseAddress=0x1000, TransferCount=8, ActualBytesRead=0)))
+        assert answered.wait(10)
+        assert early == [False]
+        assert select.select([host_sock], [], [], 10)[0]
+        first = host_sock.recv(65536)
+        ack = build_control_packet(PacketType.PACKET_TYPE_KD_ACKNOWLEDGE, INITIAL_PACKET_ID)
+        assert first.startswith(ack) and len(first) > len(ack)
+        host.receive_data(first)
+        events = []
+        while (event := host.next_event()) is not NEED_DATA:
+            events.append(event)
+        assert [type(e) for e in events] == [Ack, ManipulateReply]
+    finally:
+        target.close()
+        host_sock.close()
