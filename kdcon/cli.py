@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     build_parser().parse_args(argv)
-    print("kdcon: the interactive console is not in this release yet; "
-          "see README.md for the tools that are (kdcon-kdtrace, kdcon-linetest, ...)",
+    print("kdcon: the interactive console is not in this release yet; what runs today: "
+          "kdcon-sim, kdcon-linetest, kdcon-kdtrace, kdcon-symbols (see README.md)",
           file=sys.stderr)
     return 2
 
