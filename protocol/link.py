@@ -66,6 +66,15 @@ class _Waiter:
         self.abandoned = False
 
 
+class _Attach:
+    """What ``sync`` waits for: the target's RESET reply, then one state change."""
+
+    def __init__(self) -> None:
+        self.reset_answered = False
+        self.done = threading.Event()
+        self.state: StateChange | None = None
+
+
 class KdLink:
     """Drive ``KdConnection(role)`` over ``port`` with one reader thread.
 
@@ -85,6 +94,7 @@ class KdLink:
         self._events: queue.Queue[Event] = queue.Queue()
         self._lock = threading.RLock()
         self._waiters: list[_Waiter] = []
+        self._attach: _Attach | None = None
         self._acked = threading.Condition(self._lock)
         self._closed = threading.Event()
         self.closed_reason: str | None = None
@@ -196,27 +206,50 @@ class KdLink:
                     raise TargetTimeout(f"the target did not acknowledge within {timeout:.1f} s")
                 self._acked.wait(min(left, self._poll_interval))
 
-    def sync(self, timeout: float = 10.0, reset_interval: float = 1.0) -> StateChange:
-        """Host attach (§3.5): break in, RESET every ``reset_interval`` until a state
-        change arrives. Returns it; TargetTimeout if the target stays silent."""
+    def sync(self, timeout: float = 10.0, reset_interval: float = 1.0, *,
+             breakin: bool = True) -> StateChange:
+        """Host attach (§3.5): break in (unless ``breakin`` is false), RESET every
+        ``reset_interval`` until the target answers RESET, then return the state change
+        it sends after that answer; TargetTimeout if none comes within ``timeout``.
+
+        A state change that arrives before the target's RESET reply is dropped: the
+        RESET re-stamps the packet the target waits on and sends it again (§2.2, §3.2),
+        so taking the early copy would report the same stop twice. A running target
+        discards RESET (§3.3); its state change is then dropped too and the next RESET,
+        one interval later, brings it again. The state change returned here is handed to
+        this call only, not queued nor given to ``on_event``; other events flow as usual.
+        """
         if self.role is not Role.HOST:
             raise LocalProtocolError("only a host synchronises")
         deadline = time.monotonic() + timeout
-        self.send_breakin()
-        while True:
-            self.send_reset()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TargetTimeout(
-                    f"no state change from the target within {timeout:.1f} s: check the "
-                    "cable, the port, the baud rate and that the target booted with /DEBUG")
-            try:
-                event = self.wait_for((StateChange,), min(reset_interval, left))
-            except TargetTimeout:
+        attach = _Attach()
+        with self._lock:
+            self._check_open()
+            self._attach = attach
+        try:
+            if breakin:
                 self.send_breakin()
-                continue
-            assert isinstance(event, StateChange)
-            return event
+            while True:
+                if not attach.reset_answered:
+                    # Once answered, another RESET would only make the target repeat its
+                    # state change after we took it.
+                    self.send_reset()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TargetTimeout(
+                        f"no state change from the target within {timeout:.1f} s: check the "
+                        "cable, the port, the baud rate and that the target booted with "
+                        "/DEBUG")
+                if attach.done.wait(min(reset_interval, left)):
+                    self._check_open()
+                    assert attach.state is not None
+                    return attach.state
+                if breakin:
+                    self.send_breakin()
+        finally:
+            with self._lock:
+                if self._attach is attach:
+                    self._attach = None
 
     def request(self, api: int, u: dict | None = None, data: bytes = b"", *,
                 timeout: float = 5.0, retries: int = 2, processor: int = 0) -> ManipulateReply | None:
@@ -291,14 +324,15 @@ class KdLink:
 
     def _pump(self, chunk: bytes) -> None:
         delivered: list[Event] = []
-        answered: list[_Waiter] = []
+        answered: list[_Waiter | _Attach] = []
         try:
             with self._lock:
                 conn = self.connection
                 if chunk:
                     conn.receive_data(chunk)
                 while (event := conn.next_event()) is not NEED_DATA:
-                    if not self._hand_to_waiter(event, answered):
+                    if not (self._hand_to_waiter(event, answered)
+                            or self._hand_to_attach(event, answered)):
                         delivered.append(event)
                     if isinstance(event, (Ack, Reset, SendAbandoned)):
                         self._acked.notify_all()
@@ -318,7 +352,7 @@ class KdLink:
             with self._lock:
                 self._write(b"")
 
-    def _hand_to_waiter(self, event: Event, answered: list[_Waiter]) -> bool:
+    def _hand_to_waiter(self, event: Event, answered: list[_Waiter | _Attach]) -> bool:
         if isinstance(event, ManipulateReply):
             for waiter in self._waiters:
                 if messages.reply_matches(waiter.request, event):
@@ -326,6 +360,23 @@ class KdLink:
                     answered.append(waiter)
                     self._waiters.remove(waiter)
                     return True
+        return False
+
+    def _hand_to_attach(self, event: Event, answered: list[_Waiter | _Attach]) -> bool:
+        attach = self._attach
+        if attach is None:
+            return False
+        if isinstance(event, Reset):
+            attach.reset_answered = True
+        elif isinstance(event, StateChange):
+            if attach.reset_answered:
+                attach.state = event
+                self._attach = None
+                answered.append(attach)
+            else:
+                log.debug("dropping a state change sent before the RESET reply (id %#x)",
+                          event.packet_id)
+            return True
         return False
 
     def _deliver(self, event: Event) -> None:
@@ -346,6 +397,8 @@ class KdLink:
             for waiter in self._waiters:
                 waiter.done.set()
             self._waiters.clear()
+            if self._attach is not None:
+                self._attach.done.set()
             self._acked.notify_all()
         log.debug("link closed: %s", reason)
         self._deliver(LinkClosed(reason=reason))

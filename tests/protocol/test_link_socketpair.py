@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from kdcon.protocol.constants import ManipulateApi, NtStatus
+from kdcon.protocol.constants import INITIAL_PACKET_ID, ManipulateApi, NtStatus
 from kdcon.protocol.errors import TargetTimeout, TransportError
 from kdcon.protocol.events import BreakIn, DebugPrint, Event, ManipulateRequest, StateChange
 from kdcon.protocol.link import KdLink, LinkClosed
@@ -68,6 +68,22 @@ def test_host_syncs_reads_and_continues(pair) -> None:
             TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))), timeout=10)
     assert none is None and target.resumed.wait(10)
     assert target.link.connection.phase is Phase.RUNNING
+
+
+def test_sync_reports_a_stop_once_when_the_reset_crosses_it(pair) -> None:
+    host, target = pair
+    # The break-in makes the target report at once; our RESET, already on its way,
+    # makes it report the same stop again with the fresh id (kd-protocol.md §3.2).
+    state = host.sync(timeout=15)
+    assert state.packet_id == INITIAL_PACKET_ID
+    reply = host.request(READ, dict(TargetBaseAddress=1, TransferCount=2, ActualBytesRead=0),
+                         timeout=10)
+    assert reply is not None and reply.data == MEMORY[1:3]
+    # The reply came after everything the target sent before it: nothing may be left.
+    later = []
+    while (event := host.next_event(0)) is not None:
+        later.append(event)
+    assert not [event for event in later if isinstance(event, StateChange)]
 
 
 def test_many_requests_arrive_in_order(pair) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from kdcon.protocol import Role
 from kdcon.protocol.constants import ContinueStatus, ManipulateApi as A
-from kdcon.protocol.events import DebugPrint, Event, ManipulateReply, Reset, StateChange
+from kdcon.protocol.events import DebugPrint, Event, ManipulateReply, StateChange
 from kdcon.protocol.link import KdLink, LinkClosed
 
 
@@ -83,18 +83,11 @@ class KdHost:
     def breakin(self) -> None:
         self.link.send_breakin()
 
-    def reset(self, attempts: int = 20) -> None:
-        """RESET until the target answers RESET (a running target ignores it, §3.3, so it
-        is repeated each second as WinDbg does). Whatever the target sent before its
-        RESET is superseded: a packet in flight comes again with fresh ids."""
-        for _ in range(attempts):
-            self.link.send_reset()
-            try:
-                self.wait_for(Reset, timeout=1.0)
-                return
-            except TimeoutError:
-                continue
-        raise TimeoutError(f"no RESET from the target after {attempts} tries")
+    def reset(self, timeout: float = 20.0) -> StateChange:
+        """Attach to a target that may already talk: KdLink.sync without a break-in, so
+        a booting target is not stopped early. Returns the state change the target sends
+        after answering RESET (one sent before that answer is superseded, §3.2)."""
+        return self.link.sync(timeout, breakin=False)
 
     def next_stop(self, timeout: float = 10.0) -> StateChange:
         return self.wait_for(StateChange, timeout)

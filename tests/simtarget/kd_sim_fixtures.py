@@ -74,11 +74,14 @@ def boot(*, seed: int = 0, **kwargs) -> Booted:
     return booted
 
 
-def follow_boot(booted: Booted, timeout: float = 20.0) -> None:
-    """Answer every LoadSymbols with Continue2 until the first exception stop."""
+def follow_boot(booted: Booted, timeout: float = 20.0,
+                first: StateChange | None = None) -> None:
+    """Answer every LoadSymbols with Continue2 until the first exception stop, starting
+    with ``first`` if the caller already took the first stop."""
     host = booted.host
     while True:
-        stop = host.next_stop(timeout)
+        stop = first if first is not None else host.next_stop(timeout)
+        first = None
         if booted.first is None:
             booted.first = stop
         if stop.new_state != LOAD_SYMBOLS:

@@ -123,8 +123,7 @@ def test_prompt_answer_reaches_the_machine(machine, no_leaks):
 
 def test_reset_while_broken_in_resends_the_state_change(broken):
     host, first, _ = broken
-    host.reset()
-    again = host.next_stop()
+    again = host.reset()
     assert again.packet_id == INITIAL_PACKET_ID and again.raw == first.raw
     assert host.request(A.DbgKdGetVersionApi).return_status == 0
 
@@ -166,8 +165,7 @@ def test_a_new_debugger_gets_the_pending_state_change(machine, no_leaks):
         host.close()
         sim.close()
         host = _attach(sim)
-        host.reset()
-        again = host.next_stop()
+        again = host.reset()
         assert again.message.u.ExceptionRecord.ExceptionCode == 0x80000003
         assert again.raw == first.raw
         assert host.request(A.DbgKdGetVersionApi).return_status == 0

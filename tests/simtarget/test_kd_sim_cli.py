@@ -58,8 +58,8 @@ def _stop(proc: subprocess.Popen) -> int:
 def _attach(url: str) -> Booted:
     port = open_link(url)
     booted = Booted(sim=None, host=KdHost(port))  # type: ignore[arg-type]
-    booted.host.reset()  # a debugger attaching to a target that already talks
-    follow_boot(booted, timeout=START_TIMEOUT)
+    # A debugger attaching to a target that already talks.
+    follow_boot(booted, timeout=START_TIMEOUT, first=booted.host.reset(START_TIMEOUT))
     return booted
 
 
@@ -99,8 +99,7 @@ def test_pty_serves_a_debugger_on_the_slave_path():
         assert url.startswith("/dev/")
         port = open_link(url)
         host = KdHost(port)
-        host.reset()
-        first = host.next_stop(timeout=START_TIMEOUT)
+        first = host.reset(START_TIMEOUT)
         assert first.data.rstrip(b"\0").endswith(b"ntoskrnl.exe")
         assert host.request(A.DbgKdGetVersionApi).return_status == 0
         host.close()
@@ -161,8 +160,7 @@ def test_tcp_loopback_reports_the_bound_port_and_serves():
     try:
         assert url.startswith("tcp://127.0.0.1:") and not url.endswith(":0")
         host = KdHost(open_link(url))
-        host.reset()
-        first = host.next_stop(timeout=START_TIMEOUT)
+        first = host.reset(START_TIMEOUT)
         assert first.data.rstrip(b"\0").endswith(b"ntoskrnl.exe")
         host.close()
     finally:
