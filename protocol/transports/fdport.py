@@ -13,6 +13,10 @@ read, write, EOF and reconnect behaviour:
   bytes already read in that call are returned. A port created with ``reconnect``
   instead forgets the peer and attaches again (WinDbg's ``reconnect``, windbg.md §0.8);
   bytes written while no peer is attached are lost, as on a cable with nobody at the end.
+- A listening port never makes a writer wait for a peer: ``write`` takes a peer that
+  is already queued to connect, else the bytes are lost at once (the serial line with
+  no cable plugged in), whatever ``write_timeout`` says. ``read`` is what waits for the
+  peer, within ``timeout``. A writer with its own lock held (KdLink) is never stuck.
 - ``cancel_read()`` wakes a blocked ``read`` (pyserial's ``ReaderThread.stop`` uses it).
 
 Baud rate, parity and modem lines are accepted and ignored: there is no UART.
@@ -105,6 +109,8 @@ class FdPort(SerialBase):
 
     #: Attach a new peer after EOF instead of raising LinkClosed.
     reconnect: bool = False
+    #: Wait for peers to connect (a listening socket) instead of having one from open.
+    listen: bool = False
 
     def __init__(self, *args, **kwargs) -> None:
         self._chan: Channel | None = None
@@ -123,6 +129,10 @@ class FdPort(SerialBase):
     def _attach(self, timeout: float | None) -> bool:
         """Get a peer within ``timeout`` (None: wait forever); True once attached."""
         return False
+
+    def _attach_for_write(self, timeout: float | None) -> bool:
+        """Get a peer before a write (listeners override it: they never wait)."""
+        return self._attach(timeout)
 
     def _close_link(self) -> None:
         """Release what ``_open_link`` created besides the channel."""
@@ -246,8 +256,8 @@ class FdPort(SerialBase):
         if self._chan is None:
             if self._eof:
                 raise LinkClosed(f"{self.portstr}: the peer closed the link")
-            if not self._attach(timeout.time_left()):
-                if self.reconnect:
+            if not self._attach_for_write(timeout.time_left()):
+                if self.reconnect or self.listen:
                     log.debug("%s: no peer, %d bytes lost", self.portstr, total)
                     return total
                 raise LinkWriteTimeout(f"{self.portstr}: no peer attached within the write timeout")

@@ -6,6 +6,7 @@
 - ``?listen`` binds and accepts one peer. Only loopback addresses are allowed unless
   ``?allow_remote`` is given: a kernel debugger port gives full control of a machine.
   ``tcp://127.0.0.1:0?listen`` picks a free port; ``.address`` holds the bound one.
+  Until a peer connects, writes are dropped at once (never waiting in ``accept()``).
 - ``?reconnect`` as for ``unix://``.
 
 KD packets are small and latency-bound (kd-protocol.md §10.2), hence TCP_NODELAY.

@@ -6,7 +6,8 @@
   from radare2's side).
 - ``?listen`` binds the path and accepts one peer (the simulated target's form); the
   path is removed again on close. A stale socket file left by a dead process is
-  replaced; any other existing file is an error.
+  replaced; any other existing file is an error. Until a peer connects, writes are
+  dropped at once, as on a serial line with no cable (never waiting in ``accept()``).
 - ``?reconnect`` survives the peer going away: a client reconnects, a listener accepts
   the next peer (WinDbg ``com:pipe,...,reconnect``, windbg.md §0.8).
 

@@ -2,8 +2,9 @@
 
 ``StreamSocketPort`` is the common part of ``unix://`` and ``tcp://``: a client
 connects once at open (a refusal is an error saying what to check); a listener binds at
-open and accepts its one peer lazily, on the first read, write or ``wait_for_peer``, so
-that the address exists as soon as the port object does. With ``reconnect`` a client
+open and accepts its one peer lazily, on a read, a write or ``wait_for_peer``, so that
+the address exists as soon as the port object does; a write never waits for the peer
+(bytes written before one connects are lost). With ``reconnect`` a client
 retries the connection (every 0.1 s, within the caller's timeout) and a listener accepts
 the next peer. ``SocketPort`` adopts an already connected socket (``socket_pair``).
 
@@ -28,9 +29,11 @@ _RETRY_INTERVAL = 0.1
 
 
 class StreamSocketPort(FdPort):
-    """Connects (``listen`` False) or accepts one peer (``listen`` True) on a stream socket."""
+    """Connects (``listen`` False) or accepts one peer (``listen`` True) on a stream socket.
 
-    listen: bool = False
+    A listener with no peer attached drops what is written (FdPort.write): nobody is
+    there to receive it, and waiting in accept() would stall the writer indefinitely.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         self._listener: socket.socket | None = None
@@ -84,19 +87,35 @@ class StreamSocketPort(FdPort):
             if self._cancel_wait(wait):
                 return False
 
-    def _accept(self, timeout: float | None) -> bool:
-        if self._listener is None:
-            return False
-        ready, _, _ = select.select([self._listener, self._cancel_r], [], [], timeout)
-        if self._cancel_r in ready:
-            self._drain_cancel()
-            return False
-        if not ready:
-            return False
+    def _attach_for_write(self, timeout: float | None) -> bool:
+        if self.listen:
+            return self._accept(0, cancellable=False)
+        return self._attach(timeout)
+
+    def _accept(self, timeout: float | None, *, cancellable: bool = True) -> bool:
+        """Accept a peer within ``timeout``. The reader and a writer may both call this:
+        a writer neither waits nor consumes the reader's ``cancel_read``."""
+        listener = self._listener
+        if listener is None:
+            return self._chan is not None
+        watched = [listener, self._cancel_r] if cancellable else [listener]
         try:
-            sock, peer = self._listener.accept()
+            ready, _, _ = select.select(watched, [], [], timeout)
+            if self._cancel_r in ready:
+                self._drain_cancel()
+                return False
+            if not ready:
+                return False
+            sock, peer = listener.accept()
         except BlockingIOError:
-            return False
+            return False          # the other thread accepted this peer first
+        except (OSError, ValueError):
+            # The other thread accepted and closed the one-peer listener under us.
+            return self._chan is not None
+        if self._chan is not None:
+            log.info("%s: refusing a second peer %s", self.portstr, peer or "")
+            sock.close()
+            return True
         log.info("%s: peer connected %s", self.portstr, peer or "")
         self._tune(sock)
         self._set_channel(Channel(sock=sock))

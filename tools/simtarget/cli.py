@@ -30,8 +30,6 @@ __all__ = ["main", "build_parser", "listen_url"]
 
 log = logging.getLogger(__name__)
 
-_NO_PEER_WRITE_WAIT = 0.05
-
 
 class UsageError(Exception):
     """A bad command line; the message is the one line the user sees."""
@@ -144,11 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kdcon-sim: {exc}", file=sys.stderr)
         sim.close()
         return 1
-    if url != "pty://":
-        # With no debugger attached a write must not wait for one (it would hold the
-        # link while the reader accepts the peer): the bytes go nowhere, as on an
-        # unplugged cable. A pty is always attached and keeps blocking writes.
-        raw.write_timeout = _NO_PEER_WRITE_WAIT
     port = wrap_link(raw, pace=args.pace, faults=args.faults)
     print(f"listening on {_shown_url(args.listen, raw)}", flush=True)
 
