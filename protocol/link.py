@@ -67,10 +67,13 @@ class _Waiter:
 
 
 class _Attach:
-    """What ``sync`` waits for: the target's RESET reply, then one state change."""
+    """What ``sync`` waits for: the target's RESET reply, then one state change; after
+    that, the repeats that late replies to its earlier RESETs bring."""
 
     def __init__(self) -> None:
-        self.reset_answered = False
+        self.resets_sent = 0
+        self.resets_answered = 0
+        self.repeat_expected = False
         self.done = threading.Event()
         self.state: StateChange | None = None
 
@@ -216,8 +219,10 @@ class KdLink:
         RESET re-stamps the packet the target waits on and sends it again (§2.2, §3.2),
         so taking the early copy would report the same stop twice. A running target
         discards RESET (§3.3); its state change is then dropped too and the next RESET,
-        one interval later, brings it again. The state change returned here is handed to
-        this call only, not queued nor given to ``on_event``; other events flow as usual.
+        one interval later, brings it again. A slow target may answer several RESETs at
+        once: the same stop that each later answer brings again is dropped as well. The
+        state change returned here is handed to this call only, not queued nor given to
+        ``on_event``; other events flow as usual.
         """
         if self.role is not Role.HOST:
             raise LocalProtocolError("only a host synchronises")
@@ -230,10 +235,12 @@ class KdLink:
             if breakin:
                 self.send_breakin()
             while True:
-                if not attach.reset_answered:
+                if not attach.resets_answered:
                     # Once answered, another RESET would only make the target repeat its
                     # state change after we took it.
-                    self.send_reset()
+                    with self._lock:
+                        attach.resets_sent += 1
+                        self.send_reset()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TargetTimeout(
@@ -248,7 +255,7 @@ class KdLink:
                     self.send_breakin()
         finally:
             with self._lock:
-                if self._attach is attach:
+                if self._attach is attach and attach.state is None:
                     self._attach = None
 
     def request(self, api: int, u: dict | None = None, data: bytes = b"", *,
@@ -366,17 +373,34 @@ class KdLink:
         attach = self._attach
         if attach is None:
             return False
+        taken = attach.state is not None
         if isinstance(event, Reset):
-            attach.reset_answered = True
-        elif isinstance(event, StateChange):
-            if attach.reset_answered:
+            attach.resets_answered += 1
+            # Only sync sends RESET, and the target answers in order: a reply after the
+            # stop was taken answers an earlier RESET and the target repeats that stop.
+            attach.repeat_expected = taken
+            return False
+        if not isinstance(event, StateChange):
+            return False
+        if not taken:
+            if attach.resets_answered:
                 attach.state = event
-                self._attach = None
                 answered.append(attach)
+                if attach.resets_answered >= attach.resets_sent:
+                    self._attach = None
             else:
                 log.debug("dropping a state change sent before the RESET reply (id %#x)",
                           event.packet_id)
             return True
+        assert attach.state is not None
+        if attach.repeat_expected and event.raw == attach.state.raw:
+            log.debug("dropping the stop a late RESET reply repeated (id %#x)", event.packet_id)
+            attach.repeat_expected = False
+            if attach.resets_answered >= attach.resets_sent:
+                self._attach = None
+            return True
+        # A new stop: the target has read everything sent before it, late RESETs included.
+        self._attach = None
         return False
 
     def _deliver(self, event: Event) -> None:

@@ -9,22 +9,24 @@ import pytest
 from kdcon.protocol.constants import INITIAL_PACKET_ID, ManipulateApi, NtStatus
 from kdcon.protocol.errors import TargetTimeout, TransportError
 from kdcon.protocol.events import BreakIn, DebugPrint, Event, ManipulateRequest, StateChange
+from kdcon.protocol.connection import KdConnection
 from kdcon.protocol.link import KdLink, LinkClosed
 from kdcon.protocol.messages import build_exception_state_change
 from kdcon.protocol.state import Phase, Role
 from kdcon.protocol.transports import socket_pair
 
 READ = ManipulateApi.DbgKdReadVirtualMemoryApi
+RESET_PACKET = KdConnection(Role.HOST).send_reset()
 MEMORY = bytes(range(256)) * 64
 
 
 class FakeTarget:
     """Answers like a kd stub: break-in -> state change; reads from MEMORY."""
 
-    def __init__(self, port) -> None:
+    def __init__(self, port, connection=None) -> None:
         self.requests: list[int] = []
         self.resumed = threading.Event()
-        self.link = KdLink(port, Role.TARGET, on_event=self.on_event)
+        self.link = KdLink(port, Role.TARGET, connection=connection, on_event=self.on_event)
 
     def on_event(self, event: Event) -> None:
         link = self.link
@@ -86,6 +88,67 @@ def test_sync_reports_a_stop_once_when_the_reset_crosses_it(pair) -> None:
     assert not [event for event in later if isinstance(event, StateChange)]
 
 
+class ResetCountingPort:
+    """The host's port, setting ``resets`` once that many RESET packets were written."""
+
+    def __init__(self, port, resets: int) -> None:
+        self.port = port
+        self.count = 0
+        self.wanted = resets
+        self.resets = threading.Event()
+
+    @property
+    def timeout(self) -> float | None:
+        return self.port.timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self.port.timeout = value
+
+    @property
+    def in_waiting(self) -> int:
+        return self.port.in_waiting
+
+    def read(self, size: int = 1) -> bytes:
+        return self.port.read(size)
+
+    def write(self, data: bytes) -> int:
+        self.count += data.count(RESET_PACKET)
+        written = self.port.write(data)
+        if self.count >= self.wanted:
+            self.resets.set()
+        return written
+
+    def close(self) -> None:
+        self.port.close()
+
+
+def test_sync_drops_the_repeats_a_slow_target_sends_for_each_reset() -> None:
+    host_port, target_port = socket_pair(timeout=0.05)
+    counting = ResetCountingPort(host_port, resets=3)
+    with KdLink(counting, Role.HOST) as host:
+        result: list[StateChange] = []
+        syncing = threading.Thread(target=lambda: result.append(
+            host.sync(timeout=15, reset_interval=0.05, breakin=False)))
+        syncing.start()
+        # A target that stopped before the host came and reads its port only now, with
+        # three RESETs queued: it answers each and repeats its stop after each answer.
+        assert counting.resets.wait(10)
+        conn = KdConnection(Role.TARGET)
+        target_port.write(conn.send_state_change(build_exception_state_change(0x80000003, 0x401000)))
+        target = FakeTarget(target_port, connection=conn)
+        syncing.join(15)
+        assert result and result[0].message.u.ExceptionRecord.ExceptionCode == 0x80000003
+        reply = host.request(READ, dict(TargetBaseAddress=1, TransferCount=2, ActualBytesRead=0),
+                             timeout=10, retries=0)
+        assert reply is not None and reply.data == MEMORY[1:3]
+        later = []
+        while (event := host.next_event(0)) is not None:
+            later.append(event)
+        assert not [event for event in later if isinstance(event, StateChange)]
+        target.link.close()
+
+
 def test_many_requests_arrive_in_order(pair) -> None:
     host, target = pair
     host.sync(timeout=15)
@@ -124,7 +187,6 @@ def test_peer_going_away_is_end_of_file(pair) -> None:
 
 
 def test_target_link_gives_up_dbgprint_when_no_debugger_listens() -> None:
-    from kdcon.protocol.connection import KdConnection
     from kdcon.protocol.events import SendAbandoned
 
     target_port, silent_port = socket_pair(timeout=0.05)
@@ -138,8 +200,6 @@ def test_target_link_gives_up_dbgprint_when_no_debugger_listens() -> None:
 
 
 def test_replaced_connection_starts_afresh(pair) -> None:
-    from kdcon.protocol.connection import KdConnection
-
     host, target = pair
     host.sync(timeout=15)
     target.link.replace_connection(KdConnection(Role.TARGET))
