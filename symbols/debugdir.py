@@ -11,8 +11,8 @@ build fixtures (symbols.md §1.3-§1.5, §6.1):
     FPO_DATA (16 bytes)                ulOffStart, cbProcSize, cdwLocals, cdwParams, bit field
     IMAGE_SECTION_HEADER (40 bytes)
 
-Fixed headers are parsed with these declarations; the FPO array, which can be
-long, with ``struct``. Decoding never trusts a size or offset: anything out of
+Fixed headers are parsed with these declarations; the arrays (debug directory,
+section headers, FPO) with ``struct`` rows in the same field order. Decoding never trusts a size or offset: anything out of
 range raises ``SymbolFileError``. Inline CodeView NB09/NB11 symbol tables are not read here.
 """
 
@@ -72,9 +72,13 @@ IMAGE_SECTION_HEADER = Struct(
     "NumberOfRelocations" / Int16ul, "NumberOfLinenumbers" / Int16ul, "Characteristics" / Int32ul,
 )
 
-_DIR_SIZE = IMAGE_DEBUG_DIRECTORY.sizeof()
-_SECTION_SIZE = IMAGE_SECTION_HEADER.sizeof()
+# Arrays are read with struct rows in the field order of the declarations above: a
+# construct parse per entry costs ten times more (every image and DBG has several).
+_DIR_ROW = struct.Struct("<IIHHIIII")
+_SECTION_ROW = struct.Struct("<8sIIIIIIHHI")
 _FPO = struct.Struct("<IIIHH")       # FPO arrays are long: a plain struct loop (§6.1)
+_DIR_SIZE = _DIR_ROW.size
+_SECTION_SIZE = _SECTION_ROW.size
 MAX_DEBUG_ENTRIES = 64
 MAX_SECTIONS = 96        # the PE loader's own limit
 MAX_FPO = 1 << 20
@@ -163,9 +167,8 @@ def parse_debug_directory(data: bytes) -> list[DebugEntry]:
         raise SymbolFileError(f"debug directory of {count} entries")
     entries = []
     for i in range(count):
-        entry = parse_struct(IMAGE_DEBUG_DIRECTORY, data[i * _DIR_SIZE:(i + 1) * _DIR_SIZE], "debug directory")
-        entries.append(DebugEntry(entry.Type, entry.TimeDateStamp, entry.SizeOfData, entry.AddressOfRawData,
-                                  entry.PointerToRawData))
+        _, timestamp, _, _, kind, size, rva, pointer = _DIR_ROW.unpack_from(data, i * _DIR_SIZE)
+        entries.append(DebugEntry(kind, timestamp, size, rva, pointer))
     return entries
 
 
@@ -212,17 +215,22 @@ def parse_fpo(blob: bytes) -> list[FpoData]:
     return records
 
 
-def parse_section_headers(data: bytes, count: int) -> list[SectionHeader]:
-    if count > MAX_SECTIONS:
+def parse_section_headers(data: bytes, count: int | None = None,
+                          limit: int | None = MAX_SECTIONS) -> list[SectionHeader]:
+    """``count`` IMAGE_SECTION_HEADERs (None: every whole one in ``data``); more than
+    ``limit`` (None: no limit) or fewer bytes than ``count`` needs is ``SymbolFileError``."""
+    if count is None:
+        count = len(data) // _SECTION_SIZE
+    if limit is not None and count > limit:
         raise SymbolFileError(f"{count} section headers")
     if count * _SECTION_SIZE > len(data):
         raise SymbolFileError("section headers truncated")
     sections = []
     for i in range(count):
-        header = parse_struct(IMAGE_SECTION_HEADER, data[i * _SECTION_SIZE:(i + 1) * _SECTION_SIZE],
-                              "section header")
-        sections.append(SectionHeader(decode_name(header.Name), header.VirtualAddress, header.VirtualSize,
-                                      header.Characteristics))
+        name, virtual_size, virtual_address, *_, characteristics = _SECTION_ROW.unpack_from(
+            data, i * _SECTION_SIZE)
+        sections.append(SectionHeader(decode_name(name), virtual_address, virtual_size,
+                                      characteristics))
     return sections
 
 
