@@ -28,6 +28,7 @@ from types import MemberDescriptorType
 from typing import Any, TypeVar
 
 from kdcon.symbols import codeview as cv
+from kdcon.symbols.debugdir import parse_section_headers
 from kdcon.symbols.errors import SymbolFileError
 from kdcon.symbols.model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
 from kdcon.symbols.pdb.guard import guarded
@@ -38,9 +39,9 @@ from kdcon.symbols.pdb.streams import (
     NO_STREAM,
     DbiInfo,
     Omap,
+    decode_pdb_name,
     parse_dbi,
     parse_info,
-    parse_section_headers,
 )
 from kdcon.symbols.pdb.structs import (
     DBG_OMAP_FROM_SRC,
@@ -142,10 +143,10 @@ class PdbFile:
         if omap_stream != NO_STREAM and self.msf.has_stream(omap_stream):
             omap = Omap(self.msf.stream(omap_stream))
             if original != NO_STREAM and self.msf.has_stream(original):
-                return parse_section_headers(self.msf.stream(original)), omap
+                return parse_section_headers(self.msf.stream(original), limit=None), omap
         current = dbi.debug_stream(DBG_SECTION_HDR)
         if current != NO_STREAM and self.msf.has_stream(current):
-            return parse_section_headers(self.msf.stream(current)), omap
+            return parse_section_headers(self.msf.stream(current), limit=None), omap
         return list(image_sections or []), omap
 
     @guarded
@@ -175,7 +176,7 @@ class PdbFile:
     # -- decoding helpers ------------------------------------------------------------
 
     def decode_name(self, raw: bytes) -> str:
-        return raw.decode("cp1252" if self.small else "utf-8", errors="replace")
+        return decode_pdb_name(raw, self.small)
 
     def _stage(self, key: str, build: Callable[[], _T]) -> _T:
         if key not in self._cache:

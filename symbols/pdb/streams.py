@@ -16,12 +16,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from kdcon.symbols.errors import SymbolFileError
-from kdcon.symbols.model import SectionHeader
 from kdcon.symbols.pdb.structs import (
     DBI_HEADER,
     DBI_HEADER_OLD,
     DBI_VER_V60,
-    IMAGE_SECTION_HEADER,
     MODI50,
     MODI60,
     PDB_IMPV_VC70_DEP,
@@ -35,7 +33,8 @@ from kdcon.symbols.pdb.structs import (
 
 __all__ = [
     "PdbInfo", "DbiModule", "SectionContribution", "DbiInfo", "Omap",
-    "parse_info", "parse_dbi", "parse_contributions", "parse_section_headers", "parse_omap",
+    "parse_info", "parse_dbi", "parse_contributions", "parse_omap",
+    "decode_pdb_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,8 @@ class DbiInfo:
         return NO_STREAM
 
 
-def _decode_name(raw: bytes, small: bool) -> str:
+def decode_pdb_name(raw: bytes, small: bool) -> str:
+    """A name in a PDB: Windows-1252 in PDB 2.0 (``small``), UTF-8 in PDB 7.0."""
     return raw.decode("cp1252" if small else "utf-8", errors="replace")
 
 
@@ -193,7 +193,7 @@ def _parse_modules(data: bytes, *, modern: bool, small: bool) -> list[DbiModule]
             end = data.find(b"\0", at)
             if end < 0:
                 raise SymbolFileError("DBI module name is not terminated")
-            names.append(_decode_name(data[at:end], small))
+            names.append(decode_pdb_name(data[at:end], small))
             at = end + 1
         at = (at + 3) & ~3
         c13 = modi.c13_bytes if modern else 0
@@ -203,10 +203,9 @@ def _parse_modules(data: bytes, *, modern: bool, small: bool) -> list[DbiModule]
 
 
 # Array entries are read with struct: a big PDB has tens of thousands of them.
-# Field order as SC60 / SC40 / IMAGE_SECTION_HEADER in structs.py.
+# Field order as SC60 / SC40 in structs.py.
 _SC60_ROW = struct.Struct("<HxxiiIHxxII")
 _SC40_ROW = struct.Struct("<HxxiiIHxx")
-_SECTION_ROW = struct.Struct("<8sIIIIIIHHI")
 
 
 def parse_contributions(data: bytes) -> list[SectionContribution]:
@@ -222,16 +221,6 @@ def parse_contributions(data: bytes) -> list[SectionContribution]:
     unpack = row.unpack_from
     return [SectionContribution(*unpack(data, pos)[:3], unpack(data, pos)[4])
             for pos in range(at, len(data) - step + 1, step)]
-
-
-def parse_section_headers(data: bytes) -> list[SectionHeader]:
-    """IMAGE_SECTION_HEADER array of a section-header stream."""
-    result = []
-    for pos in range(0, len(data) - IMAGE_SECTION_HEADER.size + 1, IMAGE_SECTION_HEADER.size):
-        name, vsize, vaddr, *_, characteristics = _SECTION_ROW.unpack_from(data, pos)
-        result.append(SectionHeader(name.split(b"\0", 1)[0].decode("utf-8", errors="replace"),
-                                    vaddr, vsize, characteristics))
-    return result
 
 
 class Omap:

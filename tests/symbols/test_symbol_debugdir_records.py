@@ -68,3 +68,19 @@ def test_misc_length_beyond_its_data_is_refused():
     blob[4:8] = (999).to_bytes(4, "little")
     with pytest.raises(SymbolFileError):
         parse_misc_name(bytes(blob))
+
+
+def test_section_header_stream_reads_every_whole_row_without_a_limit():
+    # A PDB's section-header stream has no count: every whole 40-byte row is a section.
+    sections = [SectionHeader(f".s{i}", 0x1000 * (i + 1), 0x10, i) for i in range(100)]
+    data = b"".join(build_section_header(s) for s in sections)
+    assert _three_ways(data, lambda d: parse_section_headers(d, limit=None),
+                       trailing=b"\x01" * 39) == sections
+    with pytest.raises(SymbolFileError, match="100 section headers"):
+        parse_section_headers(data)
+
+
+def test_section_names_that_are_not_utf8_read_as_windows_1252():
+    header = build_section_header(SectionHeader("x", 0x1000, 0x10, 0))
+    raw = b".t\xe9xt\x00\x00\x00" + header[8:]
+    assert parse_section_headers(raw, limit=None)[0].name == ".t\u00e9xt"
