@@ -2,8 +2,9 @@
 
 Reads the DEBUG_S_FILECHKSMS and DEBUG_S_LINES subsections that follow a
 module's symbols and the ``/names`` string table they point into, and builds
-one sorted table of line ranges for the whole PDB. Columns and inlinee lines
-are skipped; C11 (VC5/6) line tables are not decoded. Spec: symbols.md 2.6;
+one sorted table of line ranges for the whole PDB; entries decoded elsewhere
+(C11 tables of VC5/6 files, ``lines_c11.py``) join it through ``add_entries``.
+Columns and inlinee lines are skipped. Spec: symbols.md 2.6;
 cvinfo.h ``CV_DebugSLinesHeader_t``, ``CV_DebugSLinesFileBlockHeader_t``,
 ``CV_Line_t``; LLVM ``docs/PDB/ModiStream.rst``.
 """
@@ -109,6 +110,10 @@ class LineTable:
             return "<unknown file>"
         (name_offset,) = struct.unpack_from("<I", checksums, file_offset)
         return _string_at(names, name_offset)
+
+    def add_entries(self, entries: list[LineEntry]) -> None:
+        """Line entries already decoded (with their RVAs), merged at ``finish``."""
+        self._pending.extend(entries)
 
     def finish(self) -> None:
         self._entries = sorted(self._pending, key=lambda e: e.rva)

@@ -33,6 +33,7 @@ from kdcon.symbols.errors import SymbolFileError
 from kdcon.symbols.model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
 from kdcon.symbols.pdb.guard import guarded
 from kdcon.symbols.pdb.lines import LineEntry, LineTable, parse_names
+from kdcon.symbols.pdb.lines_c11 import read_c11_lines
 from kdcon.symbols.pdb.msf import MsfFile
 from kdcon.symbols.pdb.records import Located, decode_located, iter_records, read_name
 from kdcon.symbols.pdb.streams import (
@@ -373,11 +374,15 @@ class PdbFile:
         if names_stream is not None and self.msf.has_stream(names_stream):
             names = parse_names(self.msf.stream(names_stream))
         for module in self.dbi.modules:
-            if not module.c13_bytes or not self.msf.has_stream(module.stream):
+            if not (module.c11_bytes or module.c13_bytes) or not self.msf.has_stream(module.stream):
                 continue
             data = self.msf.stream(module.stream)
-            start = module.sym_bytes + module.c11_bytes
-            table.add_module(data, start, start + module.c13_bytes, names, self.rva)
+            if module.c11_bytes:
+                table.add_entries(read_c11_lines(data, module.sym_bytes,
+                                                 module.sym_bytes + module.c11_bytes, self.rva))
+            if module.c13_bytes:
+                start = module.sym_bytes + module.c11_bytes
+                table.add_module(data, start, start + module.c13_bytes, names, self.rva)
         table.finish()
         return table
 

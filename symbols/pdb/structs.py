@@ -6,7 +6,7 @@ files with the same definitions, so a field read wrongly would be written
 wrongly too and the oracles (llvm-pdbutil, winedump) catch it. Record streams
 (symbols, types, line entries) are not declared here: they are scanned with
 ``struct`` in the hot loops. Spec: symbols.md 2.1 (MSF), 2.3 (info), 2.4 (DBI,
-MODI, SC), 2.5 (PSGSIHDR, GSIHashHdr), 2.6 (C13), 2.8 (TPI headers); names as
+MODI, SC), 2.5 (PSGSIHDR, GSIHashHdr), 2.6 (C11, C13), 2.8 (TPI headers); names as
 in microsoft-pdb ``msf.cpp``, ``dbi.h``, ``gsi.h``, ``tpi.h``, ``cvinfo.h``.
 """
 
@@ -33,6 +33,7 @@ __all__ = [
     "PDB_INFO_HEADER", "DBI_HEADER", "DBI_HEADER_OLD", "SC60", "SC40", "MODI60", "MODI50",
     "PSGSIHDR", "GSI_HASH_HDR", "TPI_HEADER", "TPI_HEADER_16t", "IMAGE_SECTION_HEADER",
     "OMAP_ENTRY", "C13_SUBSECTION", "C13_LINES_HEADER", "C13_FILE_BLOCK",
+    "C11_MODULE_HEADER", "C11_FILE_HEADER", "C11_LINE_BLOCK",
     "PDB_IMPV_VC4", "PDB_IMPV_VC50", "PDB_IMPV_VC98", "PDB_IMPV_VC70_DEP", "PDB_IMPV_VC70",
     "DBI_VER_V41", "DBI_VER_V50", "DBI_VER_V60", "DBI_VER_V70",
     "SC_VER60", "SC_VER_V2", "GSI_HASH_SC_IMPV_V70", "GSI_HASH_HDR_SIGNATURE",
@@ -270,6 +271,12 @@ C13_FILE_BLOCK = _fixed(Struct(
     "line_count" / Int32ul,
     "block_size" / Int32ul,
 ))
+
+# C11 (CV4 sstSrcModule) line tables of VC5/6-era module streams; the arrays
+# after each header are read with struct (symbols.md 2.6).
+C11_MODULE_HEADER = _fixed(Struct("file_count" / Int16ul, "segment_count" / Int16ul))
+C11_FILE_HEADER = _fixed(Struct("segment_count" / Int16ul, "pad" / Int16ul))
+C11_LINE_BLOCK = _fixed(Struct("segment" / Int16ul, "pair_count" / Int16ul))
 
 # Indexes into the DBI optional debug header (symbols.md 2.4).
 DBG_OMAP_TO_SRC = 3
