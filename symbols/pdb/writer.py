@@ -5,7 +5,7 @@
 one module, section headers (and OMAP plus original sections when asked),
 the symbol-record stream with publics, globals and typedefs, the publics
 stream (PSGSIHDR, hash, address map), the globals hash, one module stream
-(procedures, labels, optional C13 lines) and a TPI stream from a
+(procedures, labels, optional lines: C13 for 7.0, C11 for 2.0) and a TPI stream from a
 ``TypeWriter``. Headers are built with the construct declarations the reader
 parses with (``structs.py``). Profiles: ``"pdb7"`` (VC7+ records, DBI V70,
 TPI V80), ``"vc6"`` (small MSF, VC98 info, DBI V60, ``_ST`` records, TPI V50)
@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from kdcon.symbols.model import SectionHeader
 from kdcon.symbols.pdb.lines import DEBUG_S_FILECHKSMS, DEBUG_S_LINES
 from kdcon.symbols.pdb.structs import (
+    C11_FILE_HEADER,
+    C11_LINE_BLOCK,
+    C11_MODULE_HEADER,
     C13_FILE_BLOCK,
     C13_LINES_HEADER,
     C13_SUBSECTION,
@@ -310,6 +313,54 @@ def _c13_lines(spec: PdbSpec, name_offsets: dict[str, int]) -> bytes:
     return out
 
 
+def _pad4(data: bytes) -> bytes:
+    return data.ljust((len(data) + 3) & ~3, b"\0")
+
+
+def _c11_lines(spec: PdbSpec) -> bytes:
+    """The same ``spec.lines`` as a CV4 sstSrcModule block (lines_c11.py has the layout).
+
+    One line block per ``spec.lines`` entry, grouped by file; ranges end at
+    the last line's offset (inclusive), as the C13 form gives it one byte.
+    """
+    if not spec.lines:
+        return b""
+    files: dict[str, list[tuple[int, int, list[tuple[int, int]]]]] = {}
+    for file, segment, offset, entries in spec.lines:
+        files.setdefault(file, []).append((segment, offset, entries))
+    segments: dict[int, tuple[int, int]] = {}
+    for blocks in files.values():
+        for segment, offset, entries in blocks:
+            end = offset + max(delta for delta, _ in entries)
+            low, high = segments.get(segment, (offset, end))
+            segments[segment] = (min(low, offset), max(high, end))
+    names = {f: f.encode("cp1252", errors="replace")[:255] for f in files}
+    at = len(_pad4(bytes(C11_MODULE_HEADER.size + 4 * len(files) + 10 * len(segments))))
+    file_bases = []
+    for file, blocks in files.items():
+        file_bases.append(at)
+        at += len(_pad4(bytes(C11_FILE_HEADER.size + 12 * len(blocks) + 1 + len(names[file]))))
+    records = b""
+    line_blocks = b""
+    for file, blocks in files.items():
+        bases, ranges = [], []
+        for segment, offset, entries in blocks:
+            bases.append(at + len(line_blocks))
+            ranges += [offset, offset + max(delta for delta, _ in entries)]
+            line_blocks += _pad4(
+                C11_LINE_BLOCK.build(dict(segment=segment, pair_count=len(entries)))
+                + struct.pack(f"<{len(entries)}I", *(offset + delta for delta, _ in entries))
+                + struct.pack(f"<{len(entries)}H", *(line for _, line in entries)))
+        records += _pad4(C11_FILE_HEADER.build(dict(segment_count=len(blocks), pad=0))
+                         + struct.pack(f"<{len(bases)}I{len(ranges)}I", *bases, *ranges)
+                         + bytes([len(names[file])]) + names[file])
+    head = C11_MODULE_HEADER.build(dict(file_count=len(files), segment_count=len(segments)))
+    head += struct.pack(f"<{len(file_bases)}I", *file_bases)
+    head += b"".join(struct.pack("<II", *segments[s]) for s in segments)
+    head += struct.pack(f"<{len(segments)}H", *segments)
+    return _pad4(head) + records + line_blocks
+
+
 def _module_symbols(spec: PdbSpec, writer: SymbolWriter) -> bytes:
     out = bytearray(struct.pack("<I", 4 if spec.form == "sz" else 1))
     for name, segment, offset, length, ti, local in spec.procedures:
@@ -323,7 +374,8 @@ def _module_symbols(spec: PdbSpec, writer: SymbolWriter) -> bytes:
 
 
 def _dbi_stream(spec: PdbSpec, *, gsi: int, psi: int, symrec: int, module_stream: int,
-                module_sym_bytes: int, c13_bytes: int, debug_streams: list[int]) -> bytes:
+                module_sym_bytes: int, c11_bytes: int, c13_bytes: int,
+                debug_streams: list[int]) -> bytes:
     dbi_form = spec.dbi
     first = spec.sections[0] if spec.sections else SectionHeader(".text", 0x1000, 0)
     name = spec.module_name.encode("cp1252" if dbi_form != "v70" else "utf-8")
@@ -331,7 +383,7 @@ def _dbi_stream(spec: PdbSpec, *, gsi: int, psi: int, symrec: int, module_stream
         sc = dict(section=1, pad1=0, offset=0, size=first.virtual_size,
                   characteristics=first.characteristics, module=0, pad2=0)
         modi = MODI50.build(dict(pmod=0, sc=sc, flags=0, stream=module_stream,
-                                 sym_bytes=module_sym_bytes, c11_bytes=0, fpo_bytes=0,
+                                 sym_bytes=module_sym_bytes, c11_bytes=c11_bytes, fpo_bytes=0,
                                  file_count=0, pad=0, file_names=0))
         contributions = b"".join(SC40.build(dict(sc, section=i + 1, size=s.virtual_size,
                                                  characteristics=s.characteristics))
@@ -341,7 +393,8 @@ def _dbi_stream(spec: PdbSpec, *, gsi: int, psi: int, symrec: int, module_stream
                   characteristics=first.characteristics, module=0, pad2=0, data_crc=0,
                   reloc_crc=0)
         modi = MODI60.build(dict(unused=0, sc=sc, flags=0, stream=module_stream,
-                                 sym_bytes=module_sym_bytes, c11_bytes=0, c13_bytes=c13_bytes,
+                                 sym_bytes=module_sym_bytes, c11_bytes=c11_bytes,
+                                 c13_bytes=c13_bytes,
                                  file_count=0, pad=0, unused2=0, src_name_index=0,
                                  pdb_path_index=0))
         contributions = struct.pack("<I", SC_VER60) + b"".join(
@@ -422,17 +475,20 @@ def build_pdb(spec: PdbSpec) -> bytes:
         streams.append(_section_headers(spec.original_sections))
     named: dict[str, int] = {}
     name_offsets: dict[str, int] = {}
-    if spec.lines:
+    c11 = c13 = b""
+    if small:
+        c11 = _c11_lines(spec)
+    elif spec.lines:
         names, name_offsets = _names_stream([f for f, *_ in spec.lines])
         named["/names"] = len(streams)
         streams.append(names)
+        c13 = _c13_lines(spec, name_offsets)
     module_symbols = _module_symbols(spec, writer)
-    c13 = _c13_lines(spec, name_offsets)
     module_index = len(streams)
-    streams.append(module_symbols + c13 + struct.pack("<I", 0))
+    streams.append(module_symbols + c11 + c13 + struct.pack("<I", 0))
     streams[1] = _info_stream(spec, named)
     streams[2] = _tpi_stream(spec)
     streams[3] = _dbi_stream(spec, gsi=gsi_index, psi=psi_index, symrec=symrec_index,
                              module_stream=module_index, module_sym_bytes=len(module_symbols),
-                             c13_bytes=len(c13), debug_streams=debug)
+                             c11_bytes=len(c11), c13_bytes=len(c13), debug_streams=debug)
     return build_msf(streams, small=small, page_size=spec.page_size)
