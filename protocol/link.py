@@ -102,8 +102,10 @@ class KdLink:
         self._closed = threading.Event()
         self.closed_reason: str | None = None
         self._poll_interval = poll_interval
-        # A target's ACK held while this reader thread's callback answers the request:
-        # ACK and reply then leave in one write (the next _write sends it first).
+        # ACKs held back to share a write (``_write`` sends them first): a target's
+        # while its event callback on the reader thread answers the request, a host's
+        # for a reply until the caller's next request or the next pump (at most
+        # ``poll_interval`` later). One write means one wake-up of the peer.
         self._unsent = b""
         if getattr(port, "timeout", None) is None or port.timeout > poll_interval:
             # A blocking read would stall ACK retransmission: bound every read.
@@ -344,18 +346,18 @@ class KdLink:
                     if isinstance(event, (Ack, Reset, SendAbandoned)):
                         self._acked.notify_all()
                 out = conn.data_to_send() + conn.check_timeouts(time.monotonic())
-                if delivered and self.role is Role.TARGET and self._on_event is not None:
+                answering = (bool(delivered) and self.role is Role.TARGET
+                             and self._on_event is not None)
+                if answering or (answered and self.role is Role.HOST):
                     self._unsent += out
                 else:
                     self._write(out)
         finally:
-            # Woken only once the reply's ACK is written: the caller's next request
-            # then neither races this thread for the lock nor overtakes the ACK.
             for waiter in answered:
                 waiter.done.set()
         for event in delivered:
             self._deliver(event)
-        if self._unsent:
+        if answering and self._unsent:
             with self._lock:
                 self._write(b"")
 

@@ -1,7 +1,7 @@
-"""KdLink's write order: on the host a reply's ACK is on the wire before request()
-returns it, so the caller's next request can never overtake that ACK (§2.1); on a
-target that answers from its event callback, the request's ACK and the reply leave in
-one write, ACK first."""
+"""KdLink's write order: on the host a reply's ACK goes out before the caller's next
+request (in the same write when that request follows at once) and on its own soon
+after when none follows (§2.1); on a target that answers from its event callback, the
+request's ACK and the reply leave in one write, ACK first."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import threading
 from kdcon.protocol.connection import KdConnection
 from kdcon.protocol.constants import (
     INITIAL_PACKET_ID,
-    KD_PACKET_HEADER_SIZE,
     ManipulateApi,
     PacketType,
 )
@@ -26,7 +25,7 @@ from kdcon.protocol.events import (
 )
 from kdcon.protocol.link import KdLink
 from kdcon.protocol.messages import build_exception_state_change
-from kdcon.protocol.packet import HEADER, build_control_packet
+from kdcon.protocol.packet import build_control_packet
 from kdcon.protocol.state import Role
 from kdcon.protocol.transports import socket_pair
 from kdcon.protocol.transports.socketport import SocketPort
@@ -44,7 +43,14 @@ def _events_until(port, conn: KdConnection, kind: type[Event]) -> Event:
     raise AssertionError(f"no {kind.__name__} from the host")
 
 
-def test_reply_ack_is_written_before_request_returns() -> None:
+def _answer(port, target: KdConnection, value: bytes) -> None:
+    request = _events_until(port, target, ManipulateRequest)
+    assert isinstance(request, ManipulateRequest)
+    port.write(target.data_to_send() + target.send_manipulate(
+        READ, dict(request.message.u, ActualBytesRead=len(value)), value))
+
+
+def test_reply_ack_goes_before_the_next_request_or_alone_when_idle() -> None:
     host_port, target_port = socket_pair(timeout=0.05)
     target = KdConnection(Role.TARGET)
     with KdLink(host_port, Role.HOST) as host:
@@ -53,27 +59,27 @@ def test_reply_ack_is_written_before_request_returns() -> None:
         assert isinstance(host.wait_for(StateChange, 10), StateChange)
         _events_until(target_port, target, Ack)
 
-        outcome: dict[str, object] = {}
+        replies: list[object] = []
 
-        def ask() -> None:
-            outcome["reply"] = host.request(READ, dict(
-                TargetBaseAddress=0x1000, TransferCount=4, ActualBytesRead=0), timeout=10)
-            outcome["waiting"] = target_port.in_waiting
+        def ask(count: int) -> None:
+            for n in range(count):
+                replies.append(host.request(READ, dict(
+                    TargetBaseAddress=0x1000 + n, TransferCount=4, ActualBytesRead=0),
+                    timeout=10))
 
-        asker = threading.Thread(target=ask)
+        asker = threading.Thread(target=ask, args=(3,))
         asker.start()
-        request = _events_until(target_port, target, ManipulateRequest)
-        assert isinstance(request, ManipulateRequest)
-        target_port.write(target.data_to_send() + target.send_manipulate(
-            READ, dict(request.message.u, ActualBytesRead=4), b"\x01\x02\x03\x04"))
+        for n in range(3):
+            # Each request arrives after the ACK of the previous reply: no implicit
+            # ACK, no RESEND, nothing dropped (Rule 7 never fires).
+            _answer(target_port, target, bytes([n]) * 4)
         asker.join(10)
         assert not asker.is_alive()
-        reply = outcome["reply"]
-        assert reply is not None and reply.data == b"\x01\x02\x03\x04"
-        # Already there when request() returned: exactly the ACK of the reply.
-        assert outcome["waiting"] == KD_PACKET_HEADER_SIZE
-        ack = target_port.read(KD_PACKET_HEADER_SIZE)
-        assert HEADER.unpack(ack)[1] == PacketType.PACKET_TYPE_KD_ACKNOWLEDGE
+        assert [r.data for r in replies] == [bytes([n]) * 4 for n in range(3)]
+        assert target.stats["implicit_acks"] == 0 and target.stats["resends_sent"] == 0
+        # Nobody asks again: the last reply's ACK still goes out, on its own.
+        assert isinstance(_events_until(target_port, target, Ack), Ack)
+        assert not target.awaiting_ack
     target_port.close()
 
 
