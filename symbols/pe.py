@@ -1,7 +1,9 @@
 """PE images: identity, sections, exports, debug directory, .pdata and FPO.
 
-Headers are read with pefile (``fast_load`` over the header page only: no
-directory is parsed eagerly; symbols.md §1.8, §6.3). Everything past the headers
+Headers are read with struct: the file header, the optional header's identity fields
+and data directories, and the section table, after ``_check_headers`` refused what the
+loader refuses (no directory is parsed eagerly; symbols.md §1.8, §6.3). pefile parses
+far more than this per image, ten times the cost. Everything past the headers
 is read by RVA through one callable ``read(rva, size) -> bytes | None``, so the
 same code serves an image file (RVAs mapped through the section table to file
 offsets) and an image read from target memory
@@ -18,14 +20,10 @@ read resources. Every failure is ``SymbolFileError``.
 from __future__ import annotations
 
 import bisect
-import functools
 import logging
 import struct
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import pefile
 
 from .debugdir import (IMAGE_DEBUG_TYPE_CODEVIEW, IMAGE_DEBUG_TYPE_FPO, IMAGE_DEBUG_TYPE_MISC,
                        CodeViewRef, DebugEntry, FpoData, decode_name, parse_codeview_ref,
@@ -235,10 +233,8 @@ def _unwind(read: Reader, rva: int, depth: int) -> UnwindInfo | None:
 
 
 def _check_headers(data: bytes) -> int:
-    """Refuse what the Windows loader refuses before pefile spends time on it.
-
-    Returns the length of the headers pefile has to see: up to the section table's end.
-    """
+    """Refuse what the Windows loader refuses; every header field read later lies
+    within the length returned (up to the section table's end)."""
     if len(data) < 0x40 or data[:2] != b"MZ":
         raise SymbolFileError("not a PE image: no MZ header")
     (e_lfanew,) = struct.unpack_from("<I", data, 0x3C)
@@ -257,35 +253,72 @@ def _check_headers(data: bytes) -> int:
     return end
 
 
-@functools.lru_cache(maxsize=64)
-def _parse_header_page(headers: bytes) -> pefile.PE | SymbolFileError:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return pefile.PE(data=headers, fast_load=True)
-        except pefile.PEFormatError as exc:
-            return SymbolFileError(f"not a PE image: {exc.value}")
-        except Exception as exc:  # pefile raises assorted errors on hostile headers
-            return SymbolFileError(f"unreadable PE headers: {exc!r}")
+@dataclass(frozen=True, slots=True)
+class _RawSection:
+    name: bytes
+    virtual_size: int
+    virtual_address: int
+    raw_size: int
+    raw_pointer: int
+    characteristics: int
 
 
-def _parse_headers(data: bytes) -> pefile.PE:
-    """pefile over the headers only; the same headers (a module read again) are parsed once."""
-    end = _check_headers(data)
-    parsed = _parse_header_page(bytes(data[:end]))
-    if isinstance(parsed, SymbolFileError):
-        raise SymbolFileError(str(parsed))
-    return parsed
+@dataclass(frozen=True, slots=True)
+class _Headers:
+    """The header fields this layer uses (IMAGE_FILE_HEADER, IMAGE_OPTIONAL_HEADER32/64)."""
+
+    machine: int
+    characteristics: int
+    timestamp: int
+    image_base: int
+    size_of_image: int
+    size_of_headers: int
+    checksum: int
+    directories: list[tuple[int, int]]
+    sections: list[_RawSection]
 
 
-def _file_reader(pe: pefile.PE, data: bytes) -> Reader:
+_FILE_HEADER = struct.Struct("<HHIIIHH")
+_SECTION_ROW = struct.Struct("<8sIIIIIIHHI")
+# Offsets in the optional header (winnt.h): ImageBase, then SizeOfImage, SizeOfHeaders
+# and CheckSum, and the data directories after NumberOfRvaAndSizes.
+_PE32 = (28, "<I", 92, 96)
+_PE32_PLUS = (24, "<Q", 108, 112)
+
+
+def _parse_headers(data: bytes) -> _Headers:
+    """The file header, optional header and section table, within the bounds that
+    ``_check_headers`` checked."""
+    _check_headers(data)
+    (e_lfanew,) = struct.unpack_from("<I", data, 0x3C)
+    machine, count, timestamp, _, _, optional_size, characteristics = _FILE_HEADER.unpack_from(
+        data, e_lfanew + 4)
+    optional = e_lfanew + 24
+    base_at, base_format, count_at, dirs_at = _PE32_PLUS if data[optional + 1] == 2 else _PE32
+    (image_base,) = struct.unpack_from(base_format, data, optional + base_at)
+    size_of_image, size_of_headers, checksum = struct.unpack_from("<III", data, optional + 56)
+    (wanted,) = struct.unpack_from("<I", data, optional + count_at)
+    room = (optional_size - dirs_at) // 8
+    directories = [struct.unpack_from("<II", data, optional + dirs_at + 8 * i)
+                   for i in range(min(wanted, 16, room))]
+    table = optional + optional_size
+    sections = []
+    for i in range(count):
+        name, vsize, vaddr, raw_size, raw_pointer, *_, flags = _SECTION_ROW.unpack_from(
+            data, table + 40 * i)
+        sections.append(_RawSection(name, vsize, vaddr, raw_size, raw_pointer, flags))
+    return _Headers(machine, characteristics, timestamp, image_base, size_of_image,
+                    size_of_headers, checksum, directories, sections)
+
+
+def _file_reader(headers: _Headers, data: bytes) -> Reader:
     """``read(rva, size)`` over an image file: headers, then each section's raw data."""
     spans = []
-    for section in pe.sections:
-        start = section.VirtualAddress
-        raw = min(section.SizeOfRawData, max(len(data) - section.PointerToRawData, 0))
-        spans.append((start, start + max(section.Misc_VirtualSize, raw), section.PointerToRawData, raw))
-    headers_size = min(pe.OPTIONAL_HEADER.SizeOfHeaders, len(data))
+    for section in headers.sections:
+        start = section.virtual_address
+        raw = min(section.raw_size, max(len(data) - section.raw_pointer, 0))
+        spans.append((start, start + max(section.virtual_size, raw), section.raw_pointer, raw))
+    headers_size = min(headers.size_of_headers, len(data))
 
     def read(rva: int, size: int) -> bytes | None:
         if rva < 0 or size < 0 or size > MAX_BLOB:
@@ -303,19 +336,13 @@ def _file_reader(pe: pefile.PE, data: bytes) -> Reader:
     return read
 
 
-def _build(pe: pefile.PE, name: str, read: Reader,
+def _build(headers: _Headers, name: str, read: Reader,
            blob: Callable[[DebugEntry], bytes | None]) -> PeImage:
-    try:
-        file_header, optional = pe.FILE_HEADER, pe.OPTIONAL_HEADER
-        directories = [(d.VirtualAddress, d.Size) for d in optional.DATA_DIRECTORY]
-        sections = [SectionHeader(decode_name(s.Name), s.VirtualAddress, s.Misc_VirtualSize,
-                                  s.Characteristics) for s in pe.sections]
-        fields = (file_header.Machine, optional.ImageBase, file_header.Characteristics,
-                  file_header.TimeDateStamp, optional.SizeOfImage, optional.CheckSum)
-    except AttributeError:
-        raise SymbolFileError("PE optional header missing") from None
-    directories += [(0, 0)] * (16 - len(directories))
-    machine, image_base, characteristics, timestamp, size_of_image, checksum = fields
+    directories = headers.directories + [(0, 0)] * (16 - len(headers.directories))
+    sections = [SectionHeader(decode_name(s.name), s.virtual_address, s.virtual_size,
+                              s.characteristics) for s in headers.sections]
+    machine, image_base, characteristics = headers.machine, headers.image_base, headers.characteristics
+    timestamp, size_of_image, checksum = headers.timestamp, headers.size_of_image, headers.checksum
     debug: list[DebugEntry] = []
     misc = None
     codeview = None
@@ -354,15 +381,15 @@ def _build(pe: pefile.PE, name: str, read: Reader,
 def read_image(source: str | bytes, name: str | None = None) -> PeImage:
     """Parse an image file (path or bytes) in file layout."""
     data, name = read_source(source, name, "image")
-    pe = _parse_headers(data)
-    read = _file_reader(pe, data)
+    headers = _parse_headers(data)
+    read = _file_reader(headers, data)
 
     def blob(entry: DebugEntry) -> bytes | None:
         if entry.size > MAX_BLOB or entry.pointer + entry.size > len(data):
             return read(entry.rva, entry.size) if entry.rva else None
         return data[entry.pointer:entry.pointer + entry.size]
 
-    return _build(pe, name, read, blob)
+    return _build(headers, name, read, blob)
 
 
 def read_image_from_memory(read: Reader, name: str) -> PeImage:
@@ -370,7 +397,7 @@ def read_image_from_memory(read: Reader, name: str) -> PeImage:
     headers = read(0, _HEADER_PAGE)
     if not headers:
         raise SymbolFileError(f"{name}: image headers are not readable")
-    pe = _parse_headers(bytes(headers))
+    parsed = _parse_headers(bytes(headers))
 
     def bounded(rva: int, size: int) -> bytes | None:
         if rva < 0 or size < 0 or size > MAX_BLOB:
@@ -381,4 +408,4 @@ def read_image_from_memory(read: Reader, name: str) -> PeImage:
     def blob(entry: DebugEntry) -> bytes | None:
         return bounded(entry.rva, entry.size) if entry.rva else None
 
-    return _build(pe, name, bounded, blob)
+    return _build(parsed, name, bounded, blob)
