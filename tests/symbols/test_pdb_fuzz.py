@@ -1,6 +1,7 @@
 """Seeded mutation fuzzing of the PDB reader: 100,000 inputs per format.
 
-Seeds are writer-built PDB 7.0 and PDB 2.0 files (VC6 and VC4 layouts). Each
+Seeds are writer-built PDB 7.0 and PDB 2.0 files (VC6 and VC4 layouts, the
+2.0 ones with C11 line tables whose fields are mutation targets too). Each
 input is a seed with one to three mutations (bit flips, truncation, spliced or
 inserted garbage, absurd counts and sizes at header and stream fields, page
 numbers redirected into cycles) and is exercised: identity, sections,
@@ -36,15 +37,30 @@ INPUTS_PER_FORMAT = 100_000
 PER_INPUT_LIMIT = 1.0
 MEMORY_LIMIT = 1 << 30
 ABSURD = (0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFF, 0x10000, 0x1000, 0, 1)
+C11_SEED_LINES = [("c:\\src\\drv.c", 1, 0x10, [(0, 10), (8, 11), (0x20, 14)]),
+                  ("c:\\src\\helper.c", 1, 0x80, [(0, 3), (0x10, 4)]),
+                  ("c:\\src\\drv.c", 2, 0x10, [(0, 30), (4, 31)])]
 
 
 def _seeds(fmt: str) -> list[tuple[bytes, list]]:
     if fmt == "pdb7":
         specs = [sample_spec("pdb7", page_size=512), sample_spec("pdb7", page_size=1024)]
     else:
-        specs = [sample_spec("vc6", page_size=512), sample_spec("vc4", page_size=512),
-                 sample_spec("vc4", page_size=1024, dbi_form="v50", tpi_version=TPI_VER_V50)]
+        specs = [sample_spec("vc6", page_size=512, lines=C11_SEED_LINES),
+                 sample_spec("vc4", page_size=512, lines=C11_SEED_LINES),
+                 sample_spec("vc4", page_size=1024, dbi_form="v50", tpi_version=TPI_VER_V50,
+                             lines=C11_SEED_LINES)]
     return [(build_pdb(spec), spec.sections) for spec in specs]
+
+
+def _c11_offsets(data: bytes, sections) -> list[int]:
+    """File offsets of the C11 line block's u16 fields in a 2.0 seed (its module stream)."""
+    with open_pdb(data, image_sections=sections) as pdb:
+        module = pdb.dbi.modules[0]
+        pages = pdb.msf._stream_pages[module.stream]
+        ps = pdb.msf.page_size
+        return [pages[at // ps] * ps + at % ps
+                for at in range(module.sym_bytes, module.sym_bytes + module.c11_bytes, 2)]
 
 
 def _hot_offsets(data: bytes) -> tuple[list[int], list[int]]:
@@ -130,6 +146,9 @@ def worker(fmt: str, count: int, seed: int) -> dict:
     logging.disable(logging.CRITICAL)
     rnd = random.Random(seed)
     seeds = [(data, sections, *_hot_offsets(data)) for data, sections in _seeds(fmt)]
+    if fmt != "pdb7":
+        for data, sections, hot, _ in seeds:
+            hot.extend(_c11_offsets(data, sections))
     small = fmt != "pdb7"
     accepted = rejected = 0
     slowest = 0.0
