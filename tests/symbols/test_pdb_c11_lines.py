@@ -64,7 +64,10 @@ def _c11_block(data: bytes, spec) -> bytes:
 
 
 def _decode(block: bytes, bases) -> list[tuple[int, int, str, int]]:
-    entries = read_c11_lines(block, 0, len(block), lambda s, o: bases[s] + o if s in bases else None)
+    def rva_of(segment: int, offset: int) -> int | None:
+        return bases[segment] + offset if segment in bases else None
+
+    entries = read_c11_lines(block, 0, len(block), rva_of)
     return sorted((e.rva, e.length, e.file, e.line) for e in entries)
 
 
