@@ -68,7 +68,8 @@ class _Waiter:
 
 class _Attach:
     """What ``sync`` waits for: the target's RESET reply, then one state change; after
-    that, the repeats that late replies to its earlier RESETs bring."""
+    that, the repeats that late replies to its earlier RESETs bring. ``done`` wakes
+    ``sync`` whenever it has something to do."""
 
     def __init__(self) -> None:
         self.resets_sent = 0
@@ -220,9 +221,10 @@ class KdLink:
         A state change that arrives before the target's RESET reply is dropped: the
         RESET re-stamps the packet the target waits on and sends it again (§2.2, §3.2),
         so taking the early copy would report the same stop twice. A running target
-        discards RESET (§3.3); its state change is then dropped too and the next RESET,
-        one interval later, brings it again. A slow target may answer several RESETs at
-        once: the same stop that each later answer brings again is dropped as well. The
+        discards RESET (§3.3); its state change is then dropped too, and as the target
+        now waits in its stop, RESET goes again at once and brings it back. A slow
+        target may answer several RESETs at once: the same stop that each later answer
+        brings again is dropped as well. The
         state change returned here is handed to this call only, not queued nor given to
         ``on_event``; other events flow as usual.
         """
@@ -237,10 +239,11 @@ class KdLink:
             if breakin:
                 self.send_breakin()
             while True:
-                if not attach.resets_answered:
+                with self._lock:
                     # Once answered, another RESET would only make the target repeat its
                     # state change after we took it.
-                    with self._lock:
+                    if not attach.resets_answered:
+                        attach.done.clear()
                         attach.resets_sent += 1
                         self.send_reset()
                 left = deadline - time.monotonic()
@@ -249,11 +252,13 @@ class KdLink:
                         f"no state change from the target within {timeout:.1f} s: check the "
                         "cable, the port, the baud rate and that the target booted with "
                         "/DEBUG")
-                if attach.done.wait(min(reset_interval, left)):
-                    self._check_open()
-                    assert attach.state is not None
+                # Set by the stop taken, by a stop dropped before the RESET reply (then
+                # RESET again at once), or by the link closing.
+                woken = attach.done.wait(min(reset_interval, left))
+                self._check_open()
+                if attach.state is not None:
                     return attach.state
-                if breakin:
+                if breakin and not woken:
                     self.send_breakin()
         finally:
             with self._lock:
@@ -393,6 +398,7 @@ class KdLink:
             else:
                 log.debug("dropping a state change sent before the RESET reply (id %#x)",
                           event.packet_id)
+                attach.done.set()
             return True
         assert attach.state is not None
         if attach.repeat_expected and event.raw == attach.state.raw:

@@ -26,9 +26,13 @@ class FakeTarget:
     def __init__(self, port, connection=None) -> None:
         self.requests: list[int] = []
         self.resumed = threading.Event()
+        # Bytes already waiting reach on_event before the constructor below returns.
+        self._ready = threading.Event()
         self.link = KdLink(port, Role.TARGET, connection=connection, on_event=self.on_event)
+        self._ready.set()
 
     def on_event(self, event: Event) -> None:
+        assert self._ready.wait(10)
         link = self.link
         if isinstance(event, BreakIn) and link.connection.phase is Phase.RUNNING:
             link.send_state_change(build_exception_state_change(0x80000003, 0x401000))
@@ -146,6 +150,26 @@ def test_sync_drops_the_repeats_a_slow_target_sends_for_each_reset() -> None:
         while (event := host.next_event(0)) is not None:
             later.append(event)
         assert not [event for event in later if isinstance(event, StateChange)]
+        target.link.close()
+
+
+def test_sync_resets_again_at_once_when_a_running_target_dropped_the_reset() -> None:
+    host_port, target_port = socket_pair(timeout=0.05)
+    counting = ResetCountingPort(host_port, resets=1)
+    with KdLink(counting, Role.HOST) as host:
+        result: list[StateChange] = []
+        # No second RESET on a timer within the timeout: only the one the dropped stop
+        # triggers can bring the answer.
+        syncing = threading.Thread(target=lambda: result.append(
+            host.sync(timeout=15, reset_interval=60)))
+        syncing.start()
+        # The running target reads break-in and RESET in one chunk: it discards the
+        # RESET (kd-protocol.md §3.3) and reports the break-in stop.
+        assert counting.resets.wait(10)
+        target = FakeTarget(target_port)
+        syncing.join(20)
+        assert result and result[0].packet_id == INITIAL_PACKET_ID
+        assert counting.count == 2
         target.link.close()
 
 
