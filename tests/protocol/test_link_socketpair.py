@@ -86,10 +86,21 @@ def test_sync_reports_a_stop_once_when_the_reset_crosses_it(pair) -> None:
                          timeout=10)
     assert reply is not None and reply.data == MEMORY[1:3]
     # The reply came after everything the target sent before it: nothing may be left.
+    assert _state_changes_left(host) == []
+
+
+def _sync_in_background(host: KdLink, **kwargs) -> tuple[threading.Thread, list[StateChange]]:
+    result: list[StateChange] = []
+    thread = threading.Thread(target=lambda: result.append(host.sync(**kwargs)))
+    thread.start()
+    return thread, result
+
+
+def _state_changes_left(host: KdLink) -> list[Event]:
     later = []
     while (event := host.next_event(0)) is not None:
         later.append(event)
-    assert not [event for event in later if isinstance(event, StateChange)]
+    return [event for event in later if isinstance(event, StateChange)]
 
 
 class ResetCountingPort:
@@ -131,10 +142,8 @@ def test_sync_drops_the_repeats_a_slow_target_sends_for_each_reset() -> None:
     host_port, target_port = socket_pair(timeout=0.05)
     counting = ResetCountingPort(host_port, resets=3)
     with KdLink(counting, Role.HOST) as host:
-        result: list[StateChange] = []
-        syncing = threading.Thread(target=lambda: result.append(
-            host.sync(timeout=15, reset_interval=0.05, breakin=False)))
-        syncing.start()
+        syncing, result = _sync_in_background(host, timeout=15, reset_interval=0.05,
+                                              breakin=False)
         # A target that stopped before the host came and reads its port only now, with
         # three RESETs queued: it answers each and repeats its stop after each answer.
         assert counting.resets.wait(10)
@@ -146,10 +155,7 @@ def test_sync_drops_the_repeats_a_slow_target_sends_for_each_reset() -> None:
         reply = host.request(READ, dict(TargetBaseAddress=1, TransferCount=2, ActualBytesRead=0),
                              timeout=10, retries=0)
         assert reply is not None and reply.data == MEMORY[1:3]
-        later = []
-        while (event := host.next_event(0)) is not None:
-            later.append(event)
-        assert not [event for event in later if isinstance(event, StateChange)]
+        assert _state_changes_left(host) == []
         target.link.close()
 
 
@@ -157,12 +163,9 @@ def test_sync_resets_again_at_once_when_a_running_target_dropped_the_reset() -> 
     host_port, target_port = socket_pair(timeout=0.05)
     counting = ResetCountingPort(host_port, resets=1)
     with KdLink(counting, Role.HOST) as host:
-        result: list[StateChange] = []
         # No second RESET on a timer within the timeout: only the one the dropped stop
         # triggers can bring the answer.
-        syncing = threading.Thread(target=lambda: result.append(
-            host.sync(timeout=15, reset_interval=60)))
-        syncing.start()
+        syncing, result = _sync_in_background(host, timeout=15, reset_interval=60)
         # The running target reads break-in and RESET in one chunk: it discards the
         # RESET (kd-protocol.md §3.3) and reports the break-in stop.
         assert counting.resets.wait(10)

@@ -44,6 +44,12 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(got)
 
 
+def _unix_peer(path: str) -> socket.socket:
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    peer.connect(path)
+    return peer
+
+
 @pytest.fixture(params=["unix", "tcp"])
 def listener(request, tmp_path):
     """(listening port, a function that connects a peer socket to it)."""
@@ -52,9 +58,7 @@ def listener(request, tmp_path):
         port = open_link(f"unix://{path}?listen", timeout=0.05)
 
         def connect() -> socket.socket:
-            peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            peer.connect(path)
-            return peer
+            return _unix_peer(path)
     else:
         port = open_link("tcp://127.0.0.1:0?listen", timeout=0.05)
 
@@ -81,8 +85,7 @@ def test_write_with_no_peer_is_dropped_without_waiting(listener, write_timeout):
 def test_write_takes_a_peer_already_waiting_to_be_accepted(tmp_path):
     path = str(tmp_path / "kd.sock")
     with open_link(f"unix://{path}?listen", timeout=0.05) as port:
-        peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        peer.connect(path)  # queued in the backlog, not yet accepted
+        peer = _unix_peer(path)  # queued in the backlog, not yet accepted
         assert _write_in_thread(port, b"0000") == 4
         assert port.attached
         assert _read_exactly(peer, 4) == b"0000"
@@ -92,15 +95,13 @@ def test_write_takes_a_peer_already_waiting_to_be_accepted(tmp_path):
 def test_reconnecting_listener_drops_writes_between_peers(tmp_path):
     path = str(tmp_path / "kd.sock")
     with open_link(f"unix://{path}?listen&reconnect", timeout=0.05) as port:
-        first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        first.connect(path)
+        first = _unix_peer(path)
         assert port.wait_for_peer(GIVE_UP)
         first.close()
         while port.attached:      # each read notices EOF or times out after 0.05 s
             port.read(1)
         assert _write_in_thread(port, b"lost") == 4
-        second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        second.connect(path)
+        second = _unix_peer(path)
         assert _write_in_thread(port, b"kept") == 4
         assert _read_exactly(second, 4) == b"kept"
         second.close()
