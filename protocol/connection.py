@@ -133,6 +133,8 @@ class KdConnection:
         self._return: tuple[Phase, _Outgoing | None] = (Phase.RUNNING, None)
         self._last_progress: tuple[int, float] | None = None
         self._last_accepted: tuple[int, bytes] | None = None
+        # Host: a RESET we sent has not been answered yet (Rule 11).
+        self.awaiting_reset_answer = False
         if role is Role.TARGET:
             self.phase = Phase.RUNNING
             self.current_id = INITIAL_PACKET_ID | SYNC_PACKET_ID
@@ -256,6 +258,8 @@ class KdConnection:
         self._reset_ids()
         self._out += build_control_packet(_RESET, 0)
         self.stats["resets_sent"] += 1
+        if self.role is Role.HOST:
+            self.awaiting_reset_answer = True
         return self.data_to_send()
 
     # -- internals: sending --------------------------------------------------------------
@@ -412,6 +416,7 @@ class KdConnection:
         elif ptype == _RESET:
             self.stats["resets_received"] += 1
             self._reset_ids()
+            self.awaiting_reset_answer = False
             if self.role is Role.TARGET:
                 self._out += build_control_packet(_RESET, 0)
             self._events.append(Reset(packet_id=pid))
@@ -463,7 +468,20 @@ class KdConnection:
         if len(payload) < minimum:
             self._reject(frame.offset, "too_short", ptype, pid, payload)
             return
+        if self.awaiting_reset_answer:
+            # Rule 11: sent before the target read our RESET; it comes again after.
+            self.stats["before_reset_answer"] += 1
+            self._events.append(DroppedPacket(reason="before_reset_answer", packet_type=ptype,
+                                              packet_id=pid, raw=payload))
+            return
         if self._pending is not None and self.role is Role.TARGET:
+            if self._sequence_check(pid, payload) == "duplicate":
+                # Rule 7's exception: a repeat sent before the host saw our packet.
+                self._out += build_control_packet(_ACK, ack_id(self.role, pid))
+                self.stats["duplicate"] += 1
+                self._events.append(DroppedPacket(reason="duplicate", packet_type=ptype,
+                                                  packet_id=pid, raw=payload))
+                return
             # Rule 7: the packet stands for the ACK we wait for; ask for it again.
             self.current_id = next_id(self.current_id)
             self._pending = None

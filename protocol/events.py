@@ -189,9 +189,11 @@ class BadPacket(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class DroppedPacket(Event):
-    """A good data packet that was ACKed and dropped. reason: duplicate,
-    out_of_sequence, unexpected_type, or implicit_ack (it arrived while we waited for
-    an ACK: it counts as that ACK, and RESEND asks the peer to send it again)."""
+    """A good data packet that was dropped. reason: duplicate, out_of_sequence,
+    unexpected_type, implicit_ack (it arrived while we waited for an ACK: it counts as
+    that ACK, and RESEND asks the peer to send it again), all ACKed; or
+    before_reset_answer (a host's RESET is unanswered: the packet was sent before the
+    target read it, and is not ACKed, Rule 11)."""
 
     reason: str
     packet_type: int

@@ -27,13 +27,27 @@ from . import messages
 from .connection import KdConnection
 from .constants import api_name
 from .errors import LocalProtocolError, TargetTimeout, TransportError
-from .events import NEED_DATA, Ack, Event, ManipulateReply, Reset, SendAbandoned, StateChange
+from .events import (
+    NEED_DATA,
+    Ack,
+    DroppedPacket,
+    Event,
+    ManipulateReply,
+    Reset,
+    SendAbandoned,
+    StateChange,
+)
 from .manipulate import NO_REPLY_APIS
 from .state import Role
 
 __all__ = ["KdLink", "LinkClosed", "PortLike"]
 
 log = logging.getLogger(__name__)
+
+# How long sync waits for the RESET answer behind a stop that arrived before it. The
+# target reads our RESET as soon as it has sent that stop, so the answer follows it
+# within a round trip; no answer by then means a running target discarded the RESET.
+RESET_ANSWER_GRACE = 0.2
 
 
 class PortLike(Protocol):
@@ -69,12 +83,14 @@ class _Waiter:
 class _Attach:
     """What ``sync`` waits for: the target's RESET reply, then one state change; after
     that, the repeats that late replies to its earlier RESETs bring. ``done`` wakes
-    ``sync`` whenever it has something to do."""
+    ``sync`` whenever it has something to do; ``early_at`` is when a stop sent before
+    the target read our RESET arrived (the answer should follow it closely)."""
 
     def __init__(self) -> None:
         self.resets_sent = 0
         self.resets_answered = 0
         self.repeat_expected = False
+        self.early_at: float | None = None
         self.done = threading.Event()
         self.state: StateChange | None = None
 
@@ -127,6 +143,13 @@ class KdLink:
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
+
+    def start(self) -> None:
+        """Start the reader thread of a link made with ``start=False`` (``sync`` does
+        this itself, so that no stop is taken before it is listening)."""
+        with self._lock:
+            if not self._thread.is_alive() and self._thread.ident is None:
+                self._thread.start()
 
     def close(self) -> None:
         """Stop the reader thread and close the port."""
@@ -218,52 +241,66 @@ class KdLink:
         ``reset_interval`` until the target answers RESET, then return the state change
         it sends after that answer; TargetTimeout if none comes within ``timeout``.
 
-        A state change that arrives before the target's RESET reply is dropped: the
-        RESET re-stamps the packet the target waits on and sends it again (§2.2, §3.2),
-        so taking the early copy would report the same stop twice. A running target
-        discards RESET (§3.3); its state change is then dropped too, and as the target
-        now waits in its stop, RESET goes again at once and brings it back. A slow
-        target may answer several RESETs at once: the same stop that each later answer
-        brings again is dropped as well. The
-        state change returned here is handed to this call only, not queued nor given to
+        Until the answer, the connection neither ACKs nor accepts what the target sent
+        before reading the RESET (state.py Rule 11): the RESET re-stamps the packet the
+        target waits on and sends it again (§2.2, §3.2). A stop that arrives first
+        says the target waits in it: if a running target discarded the RESET (§3.3),
+        no answer follows within RESET_ANSWER_GRACE and RESET goes again then, not a
+        whole ``reset_interval`` later. A slow target may answer several RESETs: the
+        same stop that each later answer brings again is dropped. A host attaching to
+        a target that already talks makes the link with ``start=False``: a stop read
+        before ``sync`` would be queued beside the copy ``sync`` returns. The state
+        change returned here is handed to this call only, not queued nor given to
         ``on_event``; other events flow as usual.
         """
         if self.role is not Role.HOST:
             raise LocalProtocolError("only a host synchronises")
         deadline = time.monotonic() + timeout
         attach = _Attach()
-        with self._lock:
-            self._check_open()
-            self._attach = attach
+        next_reset = time.monotonic()
         try:
-            if breakin:
-                self.send_breakin()
+            with self._lock:
+                self._check_open()
+                self._attach = attach
+                self._send_attach_reset(attach, breakin)
+            next_reset += reset_interval
+            # Started only now, a host made with start=False queues no stop that this
+            # attach would supersede.
+            self.start()
             while True:
+                now = time.monotonic()
                 with self._lock:
-                    # Once answered, another RESET would only make the target repeat its
-                    # state change after we took it.
+                    self._check_open()
+                    if attach.state is not None:
+                        return attach.state
                     if not attach.resets_answered:
-                        attach.done.clear()
-                        attach.resets_sent += 1
-                        self.send_reset()
-                left = deadline - time.monotonic()
+                        if attach.early_at is not None:
+                            next_reset = min(next_reset, attach.early_at + RESET_ANSWER_GRACE)
+                        if now >= next_reset:
+                            self._send_attach_reset(attach, breakin)
+                            next_reset = now + reset_interval
+                left = deadline - now
                 if left <= 0:
                     raise TargetTimeout(
                         f"no state change from the target within {timeout:.1f} s: check the "
                         "cable, the port, the baud rate and that the target booted with "
                         "/DEBUG")
-                # Set by the stop taken, by a stop dropped before the RESET reply (then
-                # RESET again at once), or by the link closing.
-                woken = attach.done.wait(min(reset_interval, left))
-                self._check_open()
-                if attach.state is not None:
-                    return attach.state
-                if breakin and not woken:
-                    self.send_breakin()
+                wait = left if attach.resets_answered else min(left, next_reset - now)
+                # Set by the stop taken, an early stop, a RESET answer, or the link closing.
+                attach.done.wait(max(0.0, wait))
         finally:
             with self._lock:
                 if self._attach is attach and attach.state is None:
                     self._attach = None
+                    # Given up: what the target sends from now on is taken as usual.
+                    self.connection.awaiting_reset_answer = False
+
+    def _send_attach_reset(self, attach: _Attach, breakin: bool) -> None:
+        attach.done.clear()
+        attach.early_at = None
+        attach.resets_sent += 1
+        out = self.connection.send_breakin() if breakin else b""
+        self._write(out + self.connection.send_reset())
 
     def request(self, api: int, u: dict | None = None, data: bytes = b"", *,
                 timeout: float = 5.0, retries: int = 2, processor: int = 0) -> ManipulateReply | None:
@@ -386,19 +423,22 @@ class KdLink:
             # Only sync sends RESET, and the target answers in order: a reply after the
             # stop was taken answers an earlier RESET and the target repeats that stop.
             attach.repeat_expected = taken
+            attach.done.set()
+            return False
+        if (isinstance(event, DroppedPacket) and event.reason == "before_reset_answer"
+                and not taken):
+            if attach.early_at is None:
+                attach.early_at = time.monotonic()
+            attach.done.set()
             return False
         if not isinstance(event, StateChange):
             return False
         if not taken:
-            if attach.resets_answered:
-                attach.state = event
-                answered.append(attach)
-                if attach.resets_answered >= attach.resets_sent:
-                    self._attach = None
-            else:
-                log.debug("dropping a state change sent before the RESET reply (id %#x)",
-                          event.packet_id)
-                attach.done.set()
+            # After a RESET answer: the connection drops what comes before one.
+            attach.state = event
+            answered.append(attach)
+            if attach.resets_answered >= attach.resets_sent:
+                self._attach = None
             return True
         assert attach.state is not None
         if attach.repeat_expected and event.raw == attach.state.raw:

@@ -22,7 +22,10 @@ Rule 6: RESEND re-sends the pending packet unchanged. With nothing pending, a ta
         that waits in a reliable exchange (a state change awaiting manipulates, a
         prompt awaiting its answer) sends that message again with a fresh id.
 Rule 7: A data packet arriving while we wait for an ACK stands for that ACK. The
-        target drops it and sends RESEND so the host sends it again (ReactOS). The
+        target drops it and sends RESEND so the host sends it again (ReactOS),
+        except a repeat of the host's last packet (id ``remote ^ 1``): the host sent
+        it again because our ACK was lost, before it saw our packet, so it is ACKed
+        and dropped and we keep waiting (ReactOS would lose our packet). The
         host keeps it: it is ACKed and checked as usual, and only a new (in-sequence)
         packet counts as the lost ACK. Dropping it on the host too would make a
         target that repeats its state change on RESEND (Rule 6) and a host with a
@@ -35,6 +38,12 @@ Rule 9: A RUNNING target reads nothing but break-in bytes (KdPollBreakIn) unless
         waits for an ACK; every other byte is discarded.
 Rule 10: A target accepts a data packet only of the type its phase expects; a good
         packet of another type is ACKed and dropped without toggling Remote.
+Rule 11: A host that sent RESET neither ACKs nor accepts data packets until a RESET
+        comes back. The target sent them before it read the RESET, and reads our
+        ACK after it: with both ids back at INITIAL, the ACK of a copy stamped before
+        the RESET would pass for the ACK of the copy stamped after it, and a stop
+        lost on the line would go unnoticed by both sides. The RESET makes the target
+        send its pending packet again in any case (Rule 5).
 """
 
 from __future__ import annotations

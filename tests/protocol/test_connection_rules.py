@@ -178,6 +178,42 @@ def test_target_takes_data_packet_while_waiting_for_ack_as_ack_and_asks_resend()
     assert [type(e) for e in events] == [ManipulateRequest]
 
 
+def test_target_waiting_for_ack_acks_a_repeat_of_the_hosts_packet_and_keeps_waiting() -> None:
+    host, target = broken_pair()
+    go = host.send_manipulate(ManipulateApi.DbgKdContinueApi2, dict(
+        ContinueStatus=0x10002, ControlSet=dict(Amd64=dict(
+            TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))))
+    drain(target, go)
+    target.data_to_send()  # the target's ACK of Continue is lost on the line
+    load = target.send_state_change(build_load_symbols_state_change(b"\\hal.dll", 0x1000, 0x2000))
+    # The host repeats Continue before it sees the load: that says nothing of the load.
+    events = drain(target, go)
+    assert [(type(e), e.reason) for e in events] == [(DroppedPacket, "duplicate")]
+    assert target.data_to_send() == ack(INITIAL_PACKET_ID) and target.awaiting_ack
+    assert [type(e) for e in drain(host, ack(INITIAL_PACKET_ID))] == [Ack]
+    (event,) = drain(host, load)
+    assert isinstance(event, StateChange) and event.data.startswith(b"\\hal.dll")
+    assert [type(e) for e in drain(target, host.data_to_send())] == [Ack]
+
+
+def test_host_neither_acks_nor_takes_data_until_its_reset_is_answered() -> None:
+    host, target = broken_pair()
+    early = target.send_debug_print(b"sent before the target read the RESET")
+    reset = host.send_reset()
+    events = drain(host, early)
+    assert [(type(e), e.reason) for e in events] == [(DroppedPacket, "before_reset_answer")]
+    # An ACK now would reach the target after the RESET and pass for the ACK of the
+    # copy it stamps afresh.
+    assert host.data_to_send() == b""
+    drain(target, reset)
+    answer = target.data_to_send()
+    assert answer.startswith(RESET)
+    events = drain(host, answer)
+    assert [type(e) for e in events] == [Reset, DebugPrint]
+    assert events[1].packet_id == INITIAL_PACKET_ID and not host.awaiting_reset_answer
+    assert host.data_to_send() == ack(INITIAL_PACKET_ID)
+
+
 def test_host_keeps_new_data_packet_while_waiting_for_ack_as_the_lost_ack() -> None:
     host, target = broken_pair()
     req = host.send_manipulate(READ, read_request())

@@ -159,7 +159,7 @@ def test_sync_drops_the_repeats_a_slow_target_sends_for_each_reset() -> None:
         target.link.close()
 
 
-def test_sync_resets_again_at_once_when_a_running_target_dropped_the_reset() -> None:
+def test_sync_resets_again_soon_when_a_running_target_dropped_the_reset() -> None:
     host_port, target_port = socket_pair(timeout=0.05)
     counting = ResetCountingPort(host_port, resets=1)
     with KdLink(counting, Role.HOST) as host:
@@ -173,6 +173,39 @@ def test_sync_resets_again_at_once_when_a_running_target_dropped_the_reset() -> 
         syncing.join(20)
         assert result and result[0].packet_id == INITIAL_PACKET_ID
         assert counting.count == 2
+        target.link.close()
+
+
+class LosesFirstResetAnswer(ResetCountingPort):
+    """The target's port: the line eats the first RESET it answers with."""
+
+    def __init__(self, port) -> None:
+        super().__init__(port, resets=1)
+
+    def write(self, data: bytes) -> int:
+        if not self.count and RESET_PACKET in data:
+            self.count += 1
+            data = data.replace(RESET_PACKET, b"", 1)
+        return self.port.write(data)
+
+
+def test_sync_resets_again_soon_when_the_answer_is_lost_behind_a_stop() -> None:
+    host_port, target_port = socket_pair(timeout=0.05)
+    counting = ResetCountingPort(host_port, resets=2)
+    with KdLink(counting, Role.HOST, start=False) as host:
+        # A target waiting in a stop; its answer to the first RESET never arrives, the
+        # stop it sends again after it does. Only a RESET sent soon after that stop,
+        # not one on the minute timer, can finish the attach in time.
+        conn = KdConnection(Role.TARGET)
+        target_port.write(conn.send_state_change(build_exception_state_change(0x80000003, 0x401000)))
+        target = FakeTarget(LosesFirstResetAnswer(target_port), connection=conn)
+        state = host.sync(timeout=15, reset_interval=60, breakin=False)
+        assert counting.count == 2 and state.packet_id == INITIAL_PACKET_ID
+        reply = host.request(READ, dict(TargetBaseAddress=5, TransferCount=3, ActualBytesRead=0),
+                             timeout=10, retries=0)
+        assert reply is not None and reply.data == MEMORY[5:8]
+        assert _state_changes_left(host) == []
+        assert host.connection.stats["before_reset_answer"] >= 1
         target.link.close()
 
 

@@ -18,11 +18,12 @@ from kdcon.protocol.link import KdLink, LinkClosed
 
 
 class KdHost:
-    def __init__(self, port: Any) -> None:
+    def __init__(self, port: Any, *, start: bool = True) -> None:
         self.seen: list[Event] = []
         self.prints: list[bytes] = []
         self._events: queue.Queue[Event] = queue.Queue()
-        self.link = KdLink(port, Role.HOST, on_event=self._on_event)
+        # start=False: ``reset`` starts the reader, so nothing is read before the attach.
+        self.link = KdLink(port, Role.HOST, on_event=self._on_event, start=start)
         self.conn = self.link.connection
 
     def _on_event(self, event: Event) -> None:
