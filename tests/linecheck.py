@@ -13,9 +13,14 @@ __all__ = ["checksum_blind_spot"]
 
 def checksum_blind_spot(got: bytes, expected: bytes) -> bool:
     """True if ``got`` is ``expected`` with one stretch rotated by one byte, the mark
-    of a duplicate and a drop of the same value inside one packet."""
+    of a duplicate and a drop of the same value inside one packet; or, as the data of
+    a reply, the data shifted left into a header that lost a byte and restored by a
+    duplicate at ``j``: ``expected[1:j+1] + expected[j:j+1] + expected[j+1:]``."""
     if got == expected or len(got) != len(expected):
         return False
+    if any(got[:j] == expected[1:j + 1] and got[j] == expected[j]
+           and got[j + 1:] == expected[j + 1:] for j in range(1, len(got))):
+        return True
     first = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
     last = len(got) - next(i for i, (a, b) in enumerate(zip(got[::-1], expected[::-1]))
                            if a != b)
