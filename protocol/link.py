@@ -73,11 +73,24 @@ class LinkClosed(Event):
 
 
 class _Waiter:
+    """One request awaiting its reply. ``done`` is a bare lock, taken at birth and
+    released once by the reader: waking a caller costs one C call on each side, not
+    the Python code of a ``threading.Event`` (bench/simtarget.py)."""
+
+    __slots__ = ("request", "reply", "_lock")
+
     def __init__(self, request: bytes) -> None:
         self.request = request
-        self.done = threading.Event()
         self.reply: ManipulateReply | None = None
-        self.abandoned = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        if self._lock.locked():
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        return self._lock.acquire(timeout=timeout)
 
 
 class _Attach:
@@ -93,6 +106,9 @@ class _Attach:
         self.early_at: float | None = None
         self.done = threading.Event()
         self.state: StateChange | None = None
+
+    def set(self) -> None:
+        self.done.set()
 
 
 class KdLink:
@@ -324,7 +340,7 @@ class KdLink:
                 self._waiters.append(waiter)
                 self._write(self.connection.send_manipulate_payload(payload))
             try:
-                got = waiter.done.wait(timeout)
+                got = waiter.wait(timeout)
             finally:
                 with self._lock:
                     if waiter in self._waiters:
@@ -353,17 +369,23 @@ class KdLink:
                 self._finish(f"write failed: {exc}")
                 raise TransportError(f"link closed: {exc}") from exc
 
+    def _read(self) -> bytes:
+        waiting = self.port.in_waiting
+        chunk = self.port.read(max(1, waiting))
+        if chunk and not waiting:
+            # The first byte of a packet woke us and the rest has usually arrived
+            # with it: one pump per packet, not two (bench/simtarget.py).
+            waiting = self.port.in_waiting
+            if waiting:
+                chunk += self.port.read(waiting)
+        return chunk
+
     def _run(self) -> None:
+        # Our transports read what is there in fewer system calls (fdport.py).
+        read = getattr(self.port, "read_available", None) or self._read
         while not self._closed.is_set():
             try:
-                waiting = self.port.in_waiting
-                chunk = self.port.read(max(1, waiting))
-                if chunk and not waiting:
-                    # The first byte of a packet woke us and the rest has usually
-                    # arrived with it: one pump per packet, not two (bench/simtarget.py).
-                    waiting = self.port.in_waiting
-                    if waiting:
-                        chunk += self.port.read(waiting)
+                chunk = read()
             except (OSError, ValueError, TypeError) as exc:
                 # ValueError/TypeError: pyserial on a port closed under us.
                 self._finish(f"end of file: {exc}")
@@ -396,7 +418,7 @@ class KdLink:
                     self._write(out)
         finally:
             for waiter in answered:
-                waiter.done.set()
+                waiter.set()
         for event in delivered:
             self._deliver(event)
         if answering and self._unsent:
@@ -467,7 +489,7 @@ class KdLink:
             self.closed_reason = reason
             self._closed.set()
             for waiter in self._waiters:
-                waiter.done.set()
+                waiter.set()
             self._waiters.clear()
             if self._attach is not None:
                 self._attach.done.set()

@@ -248,6 +248,33 @@ class FdPort(SerialBase):
                 break
         return bytes(buf)
 
+    def read_available(self, limit: int = 1 << 16) -> bytes:
+        """Up to ``limit`` bytes: whatever the kernel holds now, else what arrives first
+        within ``timeout`` (b"" if nothing). What ``read(max(1, in_waiting))`` gives, in
+        one or two system calls instead of five: each call lets another thread take
+        the interpreter lock, and KdLink's reader makes them for every packet
+        (bench/simtarget.py). EOF and reconnects are ``read``'s business."""
+        self._check_open()
+        timeout = Timeout(self._timeout)
+        while (chan := self._chan) is not None:
+            try:
+                chunk = chan.recv(limit)
+            except OSError as exc:
+                if exc.errno not in _RETRY_ERRNOS:
+                    break
+            else:
+                if not chunk:
+                    break
+                return chunk
+            ready, _, _ = select.select([chan.fileno(), self._cancel_r], [], [],
+                                        timeout.time_left())
+            if self._cancel_r in ready:
+                self._drain_cancel()
+                return b""
+            if not ready:
+                return b""
+        return self.read(1)
+
     def write(self, data: bytes) -> int:
         self._check_open()
         payload = memoryview(to_bytes(data))

@@ -25,6 +25,9 @@ class PortWrapper:
         self._timeout: float | None = getattr(port, "timeout", None)
         self._inner_timeout: object = object()
 
+    # Not the inner port's: a wrapper's bytes must pass through its own ``read``.
+    read_available = None
+
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the wrapper does not define itself.
         try:

@@ -38,6 +38,9 @@ def test_faulty_port_applies_each_direction_model_to_real_traffic():
     b.write(data)
     assert _collect(faulty, len(data)) == FaultModel(22, bit_flip=0.01).apply(data)
     assert tx.counts.drops > 0 and rx.counts.bit_flips > 0
+    # A reader that looks for the fast read of our transports must not go around
+    # the faults to the socket beneath (KdLink falls back to read/in_waiting).
+    assert faulty.read_available is None
     faulty.close()
     b.close()
 

@@ -75,6 +75,44 @@ def test_cancel_read_wakes_a_blocked_reader():
         assert not reader.is_alive() and result == [b""]
 
 
+def test_read_available_returns_what_is_there_or_nothing_at_the_timeout():
+    a, b = socket_pair(timeout=0.05)
+    with a, b:
+        assert b.read_available() == b""
+        a.write(b"iiii\x04\x00")
+        a.write(b"\x00\x00")
+        assert b.read_available() == b"iiii\x04\x00\x00\x00"  # one call, every byte
+        a.write(ALL_BYTES)
+        assert b.read_available(100) == ALL_BYTES[:100]
+        assert b.read_available() == ALL_BYTES[100:]
+
+
+def test_read_available_waits_for_the_first_byte_and_wakes_on_cancel():
+    a, b = socket_pair(timeout=None)
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(b.read_available()))
+    with a, b:
+        reader.start()
+        a.write(b"b")
+        reader.join(5)
+        assert result == [b"b"]
+        reader = threading.Thread(target=lambda: result.append(b.read_available()))
+        reader.start()
+        b.cancel_read()
+        reader.join(5)
+        assert not reader.is_alive() and result == [b"b", b""]
+
+
+def test_read_available_reports_the_peer_closing_after_pending_bytes():
+    a, b = socket_pair(timeout=1)
+    a.write(b"last")
+    a.close()
+    assert b.read_available() == b"last"
+    with pytest.raises(LinkClosed):
+        b.read_available()
+    b.close()
+
+
 def test_peer_close_raises_link_closed_after_pending_bytes():
     a, b = socket_pair(timeout=1)
     a.write(b"last")

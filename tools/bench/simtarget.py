@@ -36,7 +36,7 @@ from typing import Any
 
 from kdcon.protocol import Role
 from kdcon.protocol.constants import MAX_TRANSFER_SIZE, ManipulateApi as A
-from kdcon.protocol.events import Event, Reset, StateChange
+from kdcon.protocol.events import Event, StateChange
 from kdcon.protocol.link import KdLink
 from kdcon.protocol.transports import open_link
 from kdcon.tools.simtarget.loopback import SimTarget
@@ -97,7 +97,8 @@ class _Host:
 
     def __init__(self, port: Any) -> None:
         self.events: queue.Queue[Event] = queue.Queue()
-        self.link = KdLink(port, Role.HOST, on_event=self.events.put)
+        # Not started: attach() starts the reader as it sends its first RESET.
+        self.link = KdLink(port, Role.HOST, on_event=self.events.put, start=False)
 
     def _next(self, kind: type, timeout: float) -> Event:
         deadline = time.monotonic() + timeout
@@ -106,20 +107,15 @@ class _Host:
             if isinstance(event, kind):
                 return event
 
-    def resync(self) -> None:
-        """RESET until answered; what the target sent before is superseded (§2.2)."""
-        for _ in range(30):
-            self.link.send_reset()
-            try:
-                self._next(Reset, 1.0)
-                return
-            except queue.Empty:
-                continue
-        raise RuntimeError("the simulated target never answered RESET")
+    def attach(self) -> StateChange:
+        """Attach to a target that already talks (§3.5), without breaking in."""
+        return self.link.sync(30.0, breakin=False)
 
-    def follow_boot(self) -> None:
+    def follow_boot(self, first: StateChange | None = None) -> None:
+        self.link.start()
         while True:
-            stop = self._next(StateChange, 30.0)
+            stop = first if first is not None else self._next(StateChange, 30.0)
+            first = None
             if stop.new_state != LOAD_SYMBOLS:
                 return
             self.link.request(A.DbgKdContinueApi2, dict(ContinueStatus=0x10002, ControlSet=dict(
@@ -218,8 +214,7 @@ def bench_process(count: int, bulk: int) -> None:
             if not proc.stdout.readline().startswith("listening on "):
                 raise RuntimeError("kdcon-sim did not start")
             host = _Host(open_link(f"unix://{path}"))
-            host.resync()
-            host.follow_boot()
+            host.follow_boot(host.attach())
             times, done, elapsed = _measure(host.link, count, bulk)
         finally:
             if host is not None:

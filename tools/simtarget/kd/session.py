@@ -74,6 +74,8 @@ class _Wire:
         self._events: queue.Queue[Event | _Answered | None] = queue.Queue()
         self._on_breakin = on_breakin
         self.answer: Callable[[ManipulateRequest], bytes | Action] | None = None
+        # The break loop heeds requests only: ACKs and the like need not wake it.
+        self.requests_only = False
         self.link = KdLink(port, Role.TARGET, connection=conn, on_event=self._on_event)
 
     @property
@@ -90,14 +92,17 @@ class _Wire:
             self._on_breakin()
         elif isinstance(event, LinkClosed):
             self._events.put(None)
-        elif answer is not None and isinstance(event, ManipulateRequest):
+        elif isinstance(event, ManipulateRequest):
+            if answer is None:
+                self._events.put(event)
+                return
             result = answer(event)
             if isinstance(result, bytes):
                 self.link.call("send_manipulate_payload", result)
             else:
                 self.answer = None
                 self._events.put(_Answered(result))
-        else:
+        elif not self.requests_only:
             self._events.put(event)
 
     def send(self, method: str, *args: Any) -> None:
@@ -361,6 +366,7 @@ class KdTargetSession:
     def _break_loop(self, pump: _Wire) -> None:
         """KdpSendWaitContinue: one reply per request until the host resumes us."""
         pump.answer = self.stub.handle
+        pump.requests_only = True
         try:
             while True:
                 item, self._early = self._early or pump.wait(), None
@@ -378,6 +384,7 @@ class KdTargetSession:
                 pump.answer = self.stub.handle
         finally:
             pump.answer = None
+            pump.requests_only = False
 
     def _act(self, pump: _Wire, result: Action) -> bool:
         """Carry out a request's action; True when the target leaves the break."""
