@@ -1,12 +1,15 @@
 """KdLink: one KdConnection driven over one pyserial-like port by one reader thread.
 
-What it does: the blocking side of the protocol. A single reader thread reads
+What it does: the blocking side of the protocol. A reader thread reads
 ``max(1, in_waiting)`` bytes at a time (simulated-target.md §8.2), feeds the
 connection, writes what it must answer (ACK, RESEND, retransmissions, from
 ``check_timeouts(time.monotonic())``), and delivers every event in order to a queue or
 a callback. Callers send through thread-safe methods; a host calls
 ``request(api, ...)`` and gets the matching reply, with timeout and retry, or a
-TargetTimeout saying what was asked and for how long. A read that raises ``OSError``
+TargetTimeout saying what was asked and for how long. A caller waiting for its reply
+reads the port itself while the reader thread stands aside (one thread hand-off per
+round trip fewer: bench/simtarget.py); whoever reads holds ``_io``, so bytes are fed
+and events delivered in order all the same. A read that raises ``OSError``
 (pyserial's SerialException, EIO, our transports' LinkClosed) is end of file: the
 link closes, waiters get TransportError, and a ``LinkClosed`` event ends the queue.
 What it does not do: open ports (transports.open_link), parse commands, or know what
@@ -43,6 +46,12 @@ from .state import Role
 __all__ = ["KdLink", "LinkClosed", "PortLike"]
 
 log = logging.getLogger(__name__)
+
+# How long a reader awaiting the peer's answer (a reply, an ACK) polls the port before
+# it sleeps: a sleeping thread's wake-up costs more than the whole round trip of a
+# simulated target on a virtual machine (bench/simtarget.py), and a broken-in kdcom
+# polls its UART the same way. Ports whose peer shares our interpreter never spin.
+DEFAULT_SPIN = 0.0005
 
 # How long sync waits for the RESET answer behind a stop that arrived before it. The
 # target reads our RESET as soon as it has sent that stop, so the answer follows it
@@ -114,15 +123,20 @@ class _Attach:
 class KdLink:
     """Drive ``KdConnection(role)`` over ``port`` with one reader thread.
 
-    Events go to ``on_event`` (called on the reader thread) if given, else to a queue
-    read with ``next_event(timeout)``. Replies that a ``request`` waits for are handed
-    to it and not queued. Use as a context manager or call ``close()``.
+    Events go to ``on_event`` if given, else to a queue read with
+    ``next_event(timeout)``. ``on_event`` is called, in order, on the thread that read
+    the bytes: the reader thread, or a thread in ``request`` reading its own reply; it
+    must not wait on the link itself. Replies that a ``request`` waits for are handed
+    to it and not queued. ``spin``: how long a read that awaits the peer's answer
+    polls before sleeping (None: DEFAULT_SPIN, or 0 for a peer in this process). Use
+    as a context manager or call ``close()``.
     """
 
     def __init__(self, port: PortLike, role: Role, *,
                  connection: KdConnection | None = None,
                  on_event: Callable[[Event], None] | None = None,
-                 poll_interval: float = 0.02, start: bool = True) -> None:
+                 poll_interval: float = 0.02, spin: float | None = None,
+                 start: bool = True) -> None:
         self.port = port
         self.role = role
         self.connection = connection or KdConnection(role)
@@ -135,6 +149,14 @@ class KdLink:
         self._closed = threading.Event()
         self.closed_reason: str | None = None
         self._poll_interval = poll_interval
+        # Held by the thread that reads the port and pumps what it read.
+        self._io = threading.Lock()
+        # Held by a request from its send to its reply.
+        self._exchange = threading.Lock()
+        # Requests reading their own replies, and until when the reader thread stays
+        # aside after the last (a caller's next request usually follows at once).
+        self._callers = 0
+        self._aside_until = 0.0
         # ACKs held back to share a write (``_write`` sends them first): a target's
         # while its event callback on the reader thread answers the request, a host's
         # for a reply until the caller's next request or the next pump (at most
@@ -143,6 +165,12 @@ class KdLink:
         if getattr(port, "timeout", None) is None or port.timeout > poll_interval:
             # A blocking read would stall ACK retransmission: bound every read.
             port.timeout = poll_interval
+        # Our transports read what is there in fewer system calls (fdport.py).
+        self._read_available = getattr(port, "read_available", None)
+        if spin is None:
+            # A peer in this process needs the interpreter lock we would spin with.
+            spin = 0.0 if getattr(port, "peer_in_process", False) else DEFAULT_SPIN
+        self._spin = spin
         self._thread = threading.Thread(target=self._run, name=f"kdlink-{role.value}",
                                         daemon=True)
         if start:
@@ -325,28 +353,43 @@ class KdLink:
         Each try waits ``timeout`` seconds; a try with no reply sends the request again
         as a new packet, up to ``retries`` more times, then TargetTimeout. APIs that have
         no reply (Continue, Continue2, Reboot, ...; §5.1) return None once ACKed.
+        Requests from several threads take turns: a target in KdpSendWaitContinue
+        answers one at a time, and a second request arriving while its reply awaits
+        an ACK would be taken for that ACK (state.py Rule 7).
         """
         if self.role is not Role.HOST:
             raise LocalProtocolError("only a host sends manipulate requests")
         payload = messages.build_manipulate(api, u, data, processor=processor)
-        if api in NO_REPLY_APIS:
-            self.send_manipulate_payload(payload)
-            self.wait_acked(timeout * (retries + 1))
-            return None
+        with self._exchange:
+            if api in NO_REPLY_APIS:
+                self.send_manipulate_payload(payload)
+                self.wait_acked(timeout * (retries + 1))
+                return None
+            return self._exchange_reply(api, payload, timeout, retries)
+
+    def _exchange_reply(self, api: int, payload: bytes, timeout: float,
+                        retries: int) -> ManipulateReply:
         for attempt in range(retries + 1):
             waiter = _Waiter(payload)
             with self._lock:
                 self._check_open()
                 self._waiters.append(waiter)
-                self._write(self.connection.send_manipulate_payload(payload))
+                self._callers += 1
+                try:
+                    self._write(self.connection.send_manipulate_payload(payload))
+                except TransportError:
+                    self._callers -= 1
+                    raise
             try:
-                got = waiter.wait(timeout)
+                self._await_reply(waiter, timeout)
             finally:
                 with self._lock:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
+                    self._callers -= 1
+                    self._aside_until = time.monotonic() + self._poll_interval
             self._check_open()
-            if got and waiter.reply is not None:
+            if waiter.reply is not None:
                 return waiter.reply
             log.debug("%s: try %d got no reply", api_name(api), attempt + 1)
         raise TargetTimeout(f"{api_name(api)}: no reply from the target after {retries + 1} "
@@ -380,20 +423,52 @@ class KdLink:
                 chunk += self.port.read(waiting)
         return chunk
 
+    def _read_and_pump(self) -> bool:
+        """One read of the port and its pump, by whoever holds ``_io``; False once
+        the link is closed."""
+        try:
+            if self._read_available is None:
+                chunk = self._read()
+            else:
+                # Waiting on the peer's answer, poll for ``spin`` before sleeping.
+                expecting = self._waiters or self.connection.awaiting_ack
+                chunk = self._read_available(1 << 16, self._spin if expecting else 0.0)
+        except (OSError, ValueError, TypeError) as exc:
+            # ValueError/TypeError: pyserial on a port closed under us.
+            self._finish(f"end of file: {exc}")
+            return False
+        try:
+            self._pump(chunk)
+        except TransportError:
+            return False
+        return True
+
     def _run(self) -> None:
-        # Our transports read what is there in fewer system calls (fdport.py).
-        read = getattr(self.port, "read_available", None) or self._read
         while not self._closed.is_set():
-            try:
-                chunk = read()
-            except (OSError, ValueError, TypeError) as exc:
-                # ValueError/TypeError: pyserial on a port closed under us.
-                self._finish(f"end of file: {exc}")
-                break
-            try:
-                self._pump(chunk)
-            except TransportError:
-                break
+            if self._callers or time.monotonic() < self._aside_until:
+                self._closed.wait(self._poll_interval)
+                continue
+            with self._io:
+                if not self._read_and_pump():
+                    break
+
+    def _await_reply(self, waiter: _Waiter, timeout: float) -> bool:
+        """Wait for ``waiter``'s reply, reading the port ourselves when the reader
+        thread is not in the middle of a read (then it hands the reply over)."""
+        deadline = time.monotonic() + timeout
+        while waiter.reply is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._closed.is_set():
+                return False
+            if self._io.acquire(blocking=False):
+                try:
+                    if waiter.reply is None:
+                        self._read_and_pump()
+                finally:
+                    self._io.release()
+            else:
+                waiter.wait(min(left, self._poll_interval))
+        return True
 
     def _pump(self, chunk: bytes) -> None:
         delivered: list[Event] = []

@@ -32,6 +32,7 @@ import select
 import socket
 import struct
 import sys
+import time
 
 from serial.serialutil import PortNotOpenError, SerialBase, Timeout, to_bytes
 
@@ -111,6 +112,8 @@ class FdPort(SerialBase):
     reconnect: bool = False
     #: Wait for peers to connect (a listening socket) instead of having one from open.
     listen: bool = False
+    #: The peer runs in this process (socket_pair): it needs our interpreter lock.
+    peer_in_process: bool = False
 
     def __init__(self, *args, **kwargs) -> None:
         self._chan: Channel | None = None
@@ -248,14 +251,18 @@ class FdPort(SerialBase):
                 break
         return bytes(buf)
 
-    def read_available(self, limit: int = 1 << 16) -> bytes:
+    def read_available(self, limit: int = 1 << 16, spin: float = 0.0) -> bytes:
         """Up to ``limit`` bytes: whatever the kernel holds now, else what arrives first
         within ``timeout`` (b"" if nothing). What ``read(max(1, in_waiting))`` gives, in
         one or two system calls instead of five: each call lets another thread take
         the interpreter lock, and KdLink's reader makes them for every packet
-        (bench/simtarget.py). EOF and reconnects are ``read``'s business."""
+        (bench/simtarget.py). With ``spin``, polls that long before sleeping in
+        select: an answer due within microseconds is taken without the cost of a
+        wake-up, which on a virtual machine is most of a round trip. EOF and
+        reconnects are ``read``'s business."""
         self._check_open()
         timeout = Timeout(self._timeout)
+        spin_until = time.perf_counter() + spin if spin > 0 else 0.0
         while (chan := self._chan) is not None:
             try:
                 chunk = chan.recv(limit)
@@ -266,6 +273,8 @@ class FdPort(SerialBase):
                 if not chunk:
                     break
                 return chunk
+            if spin_until and time.perf_counter() < spin_until:
+                continue
             ready, _, _ = select.select([chan.fileno(), self._cancel_r], [], [],
                                         timeout.time_left())
             if self._cancel_r in ready:

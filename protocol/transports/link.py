@@ -165,10 +165,16 @@ def wrap_link(port: Any, *, pace: int | None = None, faults: FaultModel | None =
 
 
 def socket_pair(timeout: float | None = DEFAULT_TIMEOUT) -> tuple[SocketPort, SocketPort]:
-    """Two connected pyserial-like ports over ``socket.socketpair()`` for in-process links."""
+    """Two connected pyserial-like ports over ``socket.socketpair()`` for in-process links.
+
+    Both say ``peer_in_process``: the two ends share one interpreter lock, so a reader
+    must not spin waiting for the other (KdLink's ``spin``)."""
     if sys.platform == "win32" and not hasattr(socket, "AF_UNIX"):  # pragma: no cover
         a, b = socket.socketpair(socket.AF_INET)
     else:
         a, b = socket.socketpair()
-    return SocketPort(a, "socketpair:a", timeout=timeout), SocketPort(b, "socketpair:b", timeout=timeout)
+    ports = SocketPort(a, "socketpair:a", timeout=timeout), SocketPort(b, "socketpair:b", timeout=timeout)
+    for port in ports:
+        port.peer_in_process = True
+    return ports
 

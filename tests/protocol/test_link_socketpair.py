@@ -209,6 +209,39 @@ def test_sync_resets_again_soon_when_the_answer_is_lost_behind_a_stop() -> None:
         target.link.close()
 
 
+def test_requests_from_two_threads_each_get_their_own_reply(pair) -> None:
+    host, target = pair
+    assert host._spin == 0  # both ends share this interpreter: never spin
+    host.sync(timeout=15)
+    failures: list[str] = []
+
+    def ask(first: int) -> None:
+        # Both callers contend for the port: one reads, the other waits to be handed
+        # its reply; the reader thread stands aside meanwhile.
+        for n in range(first, first + 60):
+            reply = host.request(READ, dict(TargetBaseAddress=n, TransferCount=5,
+                                            ActualBytesRead=0), timeout=10, retries=0)
+            if reply is None or reply.data != MEMORY[n:n + 5]:
+                failures.append(f"{n}: {reply!r}")
+
+    threads = [threading.Thread(target=ask, args=(first,)) for first in (0, 1000)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == [] and target.requests.count(READ) == 120
+
+
+def test_links_over_other_ports_spin_while_they_await_an_answer(tmp_path) -> None:
+    from kdcon.protocol.link import DEFAULT_SPIN
+    from kdcon.protocol.transports import open_link
+
+    listener = open_link(f"unix://{tmp_path / 'kd.sock'}?listen", timeout=0.05)
+    with KdLink(listener, Role.TARGET, start=False) as link:
+        assert link._spin == DEFAULT_SPIN > 0
+
+
 def test_many_requests_arrive_in_order(pair) -> None:
     host, target = pair
     host.sync(timeout=15)

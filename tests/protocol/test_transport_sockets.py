@@ -103,6 +103,15 @@ def test_read_available_waits_for_the_first_byte_and_wakes_on_cancel():
         assert not reader.is_alive() and result == [b"b", b""]
 
 
+def test_read_available_spinning_still_returns_data_or_nothing_at_the_timeout():
+    a, b = socket_pair(timeout=0.05)
+    with a, b:
+        assert a.peer_in_process and b.peer_in_process
+        assert b.read_available(spin=0.01) == b""
+        a.write(b"0000")
+        assert b.read_available(spin=0.01) == b"0000"
+
+
 def test_read_available_reports_the_peer_closing_after_pending_bytes():
     a, b = socket_pair(timeout=1)
     a.write(b"last")

@@ -13,7 +13,10 @@ Figures, each with a baseline measured in the same run:
   3944-byte transfers over that unix socket (goal >= 20 MB/s), against raw bulk
   throughput of a socket pair in 3944-byte writes;
 - the same two with ``_in_process``: SimTarget and the host in one process over a
-  socket pair (the console's --loopback), where both ends share one interpreter lock.
+  socket pair (the console's --loopback), where both ends share one interpreter lock;
+  and with ``_in_process_one_cpu``, that process kept on one CPU
+  (``loopback.share_one_cpu``), where handing the lock over costs no wake-up of
+  another CPU.
 
 Not a test: nothing here asserts; the README quotes the figures.
 """
@@ -39,7 +42,7 @@ from kdcon.protocol.constants import MAX_TRANSFER_SIZE, ManipulateApi as A
 from kdcon.protocol.events import Event, StateChange
 from kdcon.protocol.link import KdLink
 from kdcon.protocol.transports import open_link
-from kdcon.tools.simtarget.loopback import SimTarget
+from kdcon.tools.simtarget.loopback import SimTarget, share_one_cpu
 
 __all__ = ["main"]
 
@@ -224,17 +227,25 @@ def bench_process(count: int, bulk: int) -> None:
     _emit_live("", times, done, elapsed, _echo_round_trips(count), _raw_bulk(bulk))
 
 
-def bench_in_process(count: int, bulk: int) -> None:
-    """SimTarget and the host in one process over a socket pair (the --loopback case)."""
-    sim = SimTarget(seed=0)
-    host = _Host(sim.connect())
+def bench_in_process(count: int, bulk: int, *, one_cpu: bool = False) -> None:
+    """SimTarget and the host in one process over a socket pair (the --loopback case),
+    free to use every CPU or kept on one (loopback.share_one_cpu)."""
+    cpus = share_one_cpu() if one_cpu else None
     try:
-        host.follow_boot()
-        times, done, elapsed = _measure(host.link, count, bulk)
+        sim = SimTarget(seed=0)
+        host = _Host(sim.connect())
+        try:
+            host.follow_boot()
+            times, done, elapsed = _measure(host.link, count, bulk)
+        finally:
+            host.link.close()
+            sim.close()
+        echo, raw = _echo_round_trips(count), _raw_bulk(bulk)
     finally:
-        host.link.close()
-        sim.close()
-    _emit_live("_in_process", times, done, elapsed, _echo_round_trips(count), _raw_bulk(bulk))
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+    _emit_live("_in_process_one_cpu" if one_cpu else "_in_process", times, done, elapsed,
+               echo, raw)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_start(args.start_runs)
     bench_process(args.requests, args.bulk_mib << 20)
     bench_in_process(args.requests, args.bulk_mib << 20)
+    if hasattr(os, "sched_setaffinity"):
+        bench_in_process(args.requests, args.bulk_mib << 20, one_cpu=True)
     return 0
 
 

@@ -14,6 +14,7 @@ What it does not do: open URLs (cli.py) or speak the host role.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from os import PathLike
@@ -24,7 +25,7 @@ from kdcon.protocol.transports.faults import FaultModel
 
 from .kd import KdTargetSession
 
-__all__ = ["SimTarget"]
+__all__ = ["SimTarget", "share_one_cpu"]
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +104,20 @@ class SimTarget:
         closer = getattr(self.machine, "close", None)
         if closer is not None:
             closer()
+
+
+def share_one_cpu() -> set[int] | None:
+    """Keep this process on one CPU; return the CPUs it had (None where the platform
+    cannot pin threads).
+
+    A host and a SimTarget in one process hand the interpreter lock to each other on
+    every packet; between two CPUs each hand-over wakes the other one, which on a
+    virtual machine costs more than the work of the round trip (bench/simtarget.py).
+    The machine's CPU emulation runs without the lock and gives up its parallelism,
+    which a debugger session barely uses. Undo with ``os.sched_setaffinity(0, cpus)``.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    return cpus
