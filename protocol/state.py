@@ -78,12 +78,19 @@ __all__ = [
 P = PacketType
 
 
-class Role(Enum):
+class _FastEnum(Enum):
+    """Members are singletons compared by identity: hash them the same way, in C, not
+    by name in Python (the transition tables are looked up on every packet)."""
+
+    __hash__ = object.__hash__
+
+
+class Role(_FastEnum):
     HOST = "host"
     TARGET = "target"
 
 
-class Phase(Enum):
+class Phase(_FastEnum):
     """Where the conversation stands, seen from one side."""
 
     # Target phases (what kdcom/kd64 is doing).
@@ -98,7 +105,7 @@ class Phase(Enum):
     TARGET_PROMPTING = "target_prompting"
 
 
-class Message(Enum):
+class Message(_FastEnum):
     """Message kinds that move a phase."""
 
     STATE_CHANGE = "state_change"

@@ -261,7 +261,7 @@ class FdPort(SerialBase):
         wake-up, which on a virtual machine is most of a round trip. EOF and
         reconnects are ``read``'s business."""
         self._check_open()
-        timeout = Timeout(self._timeout)
+        timeout: Timeout | None = None  # made when first needed: most calls find data
         spin_until = time.perf_counter() + spin if spin > 0 else 0.0
         while (chan := self._chan) is not None:
             try:
@@ -275,6 +275,8 @@ class FdPort(SerialBase):
                 return chunk
             if spin_until and time.perf_counter() < spin_until:
                 continue
+            if timeout is None:
+                timeout = Timeout(self._timeout)
             ready, _, _ = select.select([chan.fileno(), self._cancel_r], [], [],
                                         timeout.time_left())
             if self._cancel_r in ready:
@@ -288,6 +290,15 @@ class FdPort(SerialBase):
         self._check_open()
         payload = memoryview(to_bytes(data))
         total = len(payload)
+        if (chan := self._chan) is not None:
+            # The common case: the socket takes it all at once.
+            try:
+                sent = chan.send(payload)
+            except OSError:
+                sent = 0  # the loop below tells errors from a full socket
+            if sent == total:
+                return total
+            payload = payload[sent:]
         timeout = Timeout(self._write_timeout)
         if self._chan is None:
             if self._eof:
