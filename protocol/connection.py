@@ -71,7 +71,7 @@ from .events import (
     StateChange,
     UnknownPacket,
 )
-from .manipulate import RESUMING_APIS
+from .manipulate import RESUMING_APIS, STOP_AWAITING_APIS
 from .packet import build_control_packet, build_data_packet, check_payload_size
 from .state import (
     EXPECTED_TYPES,
@@ -95,6 +95,7 @@ log = logging.getLogger(__name__)
 P = PacketType
 _ACK, _RESEND, _RESET = (P.PACKET_TYPE_KD_ACKNOWLEDGE, P.PACKET_TYPE_KD_RESEND,
                          P.PACKET_TYPE_KD_RESET)
+_STATE_CHANGES = (P.PACKET_TYPE_KD_STATE_CHANGE64, P.PACKET_TYPE_KD_STATE_CHANGE32)
 
 
 @dataclass(slots=True)
@@ -200,7 +201,7 @@ class KdConnection:
         """A ready DBGKD_MANIPULATE_STATE64 payload (e.g. a request echoed as a reply)."""
         api = int.from_bytes(payload[:4], "little")
         kind = Message.MANIPULATE
-        if self.role is Role.HOST and api in RESUMING_APIS:
+        if self.role is Role.HOST and api in STOP_AWAITING_APIS:
             kind = Message.RESUME
         return self._send(P.PACKET_TYPE_KD_STATE_MANIPULATE, payload, kind, api)
 
@@ -260,6 +261,8 @@ class KdConnection:
         self.stats["resets_sent"] += 1
         if self.role is Role.HOST:
             self.awaiting_reset_answer = True
+            # Whatever the target reports after the answer is taken afresh (Rule 12).
+            self.phase = Phase.UNKNOWN
         return self.data_to_send()
 
     # -- internals: sending --------------------------------------------------------------
@@ -502,6 +505,14 @@ class KdConnection:
             # Rule 10: ACKed, dropped, Remote not toggled.
             self.stats["unexpected_type"] += 1
             self._events.append(DroppedPacket(reason="unexpected_type", packet_type=ptype,
+                                              packet_id=pid, raw=payload))
+            return
+        if (self.role is Role.HOST and self.phase is Phase.TARGET_BROKEN
+                and ptype in _STATE_CHANGES and not pid & SYNC_PACKET_ID):
+            # Rule 12: the stop we hold, reported again; our pending packet stays.
+            self._accept_id(pid, payload)
+            self.stats["stop_repeated"] += 1
+            self._events.append(DroppedPacket(reason="stop_repeated", packet_type=ptype,
                                               packet_id=pid, raw=payload))
             return
         self._accept_id(pid, payload)

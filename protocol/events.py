@@ -193,7 +193,8 @@ class DroppedPacket(Event):
     unexpected_type, implicit_ack (it arrived while we waited for an ACK: it counts as
     that ACK, and RESEND asks the peer to send it again), all ACKed; or
     before_reset_answer (a host's RESET is unanswered: the packet was sent before the
-    target read it, and is not ACKed, Rule 11)."""
+    target read it, and is not ACKed, Rule 11); stop_repeated (a state change while the
+    host holds the target broken in: the same stop again, ACKed, Rule 12)."""
 
     reason: str
     packet_type: int

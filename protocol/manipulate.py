@@ -313,6 +313,9 @@ NO_REPLY_APIS = RESUMING_APIS | {
     A.DbgKdSwitchProcessor,
     A.DbgKdClearAllInternalBreakpointsApi,
 }
+# After these a host waits for a state change: a new stop, or the same one reported
+# again by the processor switched to.
+STOP_AWAITING_APIS = RESUMING_APIS | {A.DbgKdSwitchProcessor}
 
 
 # -- the precompiled fast path ---------------------------------------------------------

@@ -44,6 +44,13 @@ Rule 11: A host that sent RESET neither ACKs nor accepts data packets until a RE
         the RESET would pass for the ACK of the copy stamped after it, and a stop
         lost on the line would go unnoticed by both sides. The RESET makes the target
         send its pending packet again in any case (Rule 5).
+Rule 12: A state change reaching a host that holds the target broken in is that stop
+        reported again (Rule 6: a RESEND found the target with nothing pending, or it
+        took our request for the ACK it waited on and dropped it, Rule 7). It is
+        ACKed and dropped, not delivered as a second stop, and it is no sign that our
+        pending packet arrived: that stays pending and goes again. After a RESET or a
+        request that awaits a state change (Continue, SwitchProcessor, ...) the host
+        takes the next one as the stop; so does it one with SYNC (Rule 4).
 """
 
 from __future__ import annotations

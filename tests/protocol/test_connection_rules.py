@@ -248,7 +248,39 @@ def test_resend_with_nothing_pending_repeats_state_change_with_fresh_id() -> Non
     drain(target, RESEND)
     again = target.data_to_send()
     assert again[8:12] == (INITIAL_PACKET_ID | 1).to_bytes(4, "little")
-    assert [type(e) for e in drain(host, again)] == [StateChange]
+    # The host holds that stop already: ACKed, not a second stop, ids in step (Rule 12).
+    events = drain(host, again)
+    assert [(type(e), e.reason) for e in events] == [(DroppedPacket, "stop_repeated")]
+    assert host.data_to_send() == ack(INITIAL_PACKET_ID | 1)
+    drain(target, ack(INITIAL_PACKET_ID | 1))
+    assert [type(e) for e in drain(target, host.send_manipulate(READ, read_request()))] == [
+        ManipulateRequest]
+
+
+def test_a_stop_repeated_while_a_request_is_pending_keeps_the_request_pending() -> None:
+    host, target = broken_pair()
+    request = host.send_manipulate(READ, read_request())
+    # The target took the request for the ACK of a repeat it had sent and dropped it
+    # (Rule 7); its repeat reaches the host, whose request must go again.
+    drain(target, RESEND)
+    again = target.data_to_send()
+    events = drain(host, again)
+    assert [(type(e), e.reason) for e in events] == [(DroppedPacket, "stop_repeated")]
+    assert host.awaiting_ack and host.phase is Phase.TARGET_BROKEN
+    assert host.data_to_send() == ack(INITIAL_PACKET_ID | 1)
+    drain(host, RESEND)
+    assert host.data_to_send() == request
+
+
+def test_after_reset_or_switch_processor_the_next_state_change_is_the_stop() -> None:
+    host, target = broken_pair()
+    host.send_manipulate(ManipulateApi.DbgKdSwitchProcessor)
+    assert host.phase is Phase.TARGET_RUNNING  # until the switched-to processor reports
+    host, target = broken_pair()
+    wire = host.send_reset()
+    assert host.phase is Phase.UNKNOWN
+    drain(target, wire)
+    assert [type(e) for e in drain(host, target.data_to_send())] == [Reset, StateChange]
 
 
 def test_reset_from_host_resets_ids_and_target_answers_reset() -> None:
