@@ -387,6 +387,11 @@ class KdConnection:
             self._events.append(Garbage(offset=frame.offset, raw=frame.data))
         elif isinstance(frame, BreakInFrame):
             if self.role is Role.TARGET:
+                if self.phase in PARSING_PHASES and self._pending is None:
+                    # Rule 13: the host's break-in finds us waiting on it; say again
+                    # what we wait with.
+                    self.stats["breakin_repeats"] += 1
+                    self._repeat()
                 self._events.append(BreakIn(offset=frame.offset))
             else:
                 self.stats["garbage_bytes"] += 1
@@ -537,6 +542,13 @@ class KdConnection:
                 return None  # Rule 4: a target that started afresh
             if expected is None or same_id(pid, expected):
                 return None
+            last = self._last_accepted
+            if last is None or payload != last[1]:
+                # Rule 2: no repeat of the packet we took last, so one of the target's
+                # was lost and its ids slipped a step: take this one, follow them.
+                self.stats["ids_resynced"] += 1
+                return None
+            return "duplicate"
         elif pid == expected:
             return None
         if expected is not None and same_id(pid, expected ^ 1):

@@ -9,7 +9,11 @@ Invariants
 ----------
 Rule 1: A side has at most one data packet awaiting an ACK; later ones queue.
 Rule 2: Every good data packet is ACKed with its own id (the SYNC bit cleared when the
-        host ACKs), duplicates included; only ``id == remote`` is acted on.
+        host ACKs), duplicates included; only ``id == remote`` is acted on. A host
+        calls a packet with the other id a duplicate only if its payload repeats the
+        last one taken (a retransmission repeats its bytes); any other payload means
+        a packet of the target's was lost between them, so the host takes it and
+        follows the target's ids from there.
 Rule 3: The target's ids start at Current=INITIAL|SYNC, Remote=INITIAL; an accepted ACK
         toggles bit 0 of Current and clears SYNC. The target accepts an ACK only for
         ``Current & ~SYNC``; the host compares with SYNC masked off on both sides.
@@ -51,6 +55,12 @@ Rule 12: A state change reaching a host that holds the target broken in is that 
         pending packet arrived: that stays pending and goes again. After a RESET or a
         request that awaits a state change (Continue, SwitchProcessor, ...) the host
         takes the next one as the stop; so does it one with SYNC (Rule 4).
+Rule 13: A break-in byte reaching a target that waits in an exchange (a stop awaiting
+        manipulates, a prompt awaiting its answer) with nothing pending makes it send
+        that message again, as a RESEND would (ReactOS: a 'b' and then silence while
+        waiting for a leader returns "needs resend", and KdpSendWaitContinue reports
+        the stop again). A host that lost a stop (a Continue it had to repeat was
+        taken for the ACK of the stop, Rule 7) gets it back by breaking in.
 """
 
 from __future__ import annotations

@@ -214,6 +214,36 @@ def test_host_neither_acks_nor_takes_data_until_its_reset_is_answered() -> None:
     assert host.data_to_send() == ack(INITIAL_PACKET_ID)
 
 
+def test_a_host_that_lost_a_stop_gets_it_again_by_breaking_in() -> None:
+    host, target = broken_pair()
+    go = host.send_manipulate(ManipulateApi.DbgKdContinueApi2, dict(
+        ContinueStatus=0x10002, ControlSet=dict(Amd64=dict(
+            TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))))
+    drain(target, go)
+    drain(host, target.data_to_send())
+    assert host.phase is Phase.TARGET_RUNNING
+    # The target stops again, and the stop never reaches the host, while the target
+    # believes it did: a ReactOS target that took a repeated Continue for its ACK.
+    stop = target.send_state_change(build_exception_state_change(0x80000003, 0x2000))
+    stop_id = int.from_bytes(stop[8:12], "little")
+    drain(target, ack(stop_id))
+    assert target.phase is Phase.BROKEN and not target.awaiting_ack
+    # Ctrl+C on the host: the waiting target says again what it waits with (Rule 13).
+    events = drain(target, host.send_breakin())
+    assert [type(e) for e in events] == [BreakIn]
+    (event,) = drain(host, target.data_to_send())
+    assert isinstance(event, StateChange) and event.program_counter == 0x2000
+    drain(target, host.data_to_send())
+    assert [type(e) for e in drain(target, host.send_manipulate(READ, read_request()))] == [
+        ManipulateRequest]
+
+
+def test_a_running_target_takes_break_in_as_break_in_only() -> None:
+    target = KdConnection(Role.TARGET)
+    assert [type(e) for e in drain(target, bytes([0x62]))] == [BreakIn]
+    assert target.data_to_send() == b"" and target.stats["breakin_repeats"] == 0
+
+
 def test_host_keeps_new_data_packet_while_waiting_for_ack_as_the_lost_ack() -> None:
     host, target = broken_pair()
     req = host.send_manipulate(READ, read_request())
