@@ -9,8 +9,11 @@ import pytest
 from kdcon.protocol.buffer import DataFrame, FrameBuffer
 from kdcon.protocol.constants import INITIAL_PACKET_ID, SYNC_PACKET_ID, ManipulateApi as A
 from kdcon.protocol.events import DebugPrint, DebugPrompt, Reset, StateChange
+from kdcon.protocol.link import LinkClosed
 from kdcon.tools.simtarget.kd import StopReport
 from kdcon.tools.simtarget.loopback import SimTarget
+
+from kdcon.protocol.link import LinkClosed
 
 from .kd_fake_machine import FakeMachine
 from .kd_host import KdHost
@@ -106,6 +109,29 @@ def test_breakin_byte_while_broken_in_is_not_a_second_break(machine, broken):
     # The reply proves the target read the byte before it.
     assert host.request(A.DbgKdGetVersionApi).return_status == 0
     assert not sim.session._breakin_pending.is_set() and not machine.breakin.is_set()
+    # It repeated its stop (state.py Rule 13), which the host took as no new stop.
+    assert host.conn.stats["stop_repeated"] == 1
+    later = []
+    while not host._events.empty():
+        later.append(host._events.get_nowait())
+    assert not any(isinstance(e, StateChange) for e in later)
+
+
+def test_stop_soon_never_takes_a_lock_its_caller_may_hold(broken):
+    host, _, sim = broken
+    pump = sim.session._pump
+    done = threading.Event()
+
+    def from_a_signal_handler() -> None:
+        # As a handler interrupting the session's Queue.get: the queue's lock is held.
+        with pump._events.mutex:
+            sim.session.stop_soon()
+        done.set()
+
+    threading.Thread(target=from_a_signal_handler, daemon=True).start()
+    assert done.wait(10)
+    with pytest.raises(EOFError):  # the session ended and closed its end
+        host.wait_for(LinkClosed, 10)
 
 
 def test_prompt_answer_reaches_the_machine(machine, no_leaks):

@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"listening on {_shown_url(args.listen, raw)}", flush=True)
 
     def _stop(signum: int, frame: Any) -> None:
-        sim.session.stop()
+        sim.session.stop_soon()
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
