@@ -196,7 +196,15 @@ class KdLink:
                 self._thread.start()
 
     def close(self) -> None:
-        """Stop the reader thread and close the port."""
+        """Send any ACK still held back, stop the reader thread, close the port."""
+        with self._lock:
+            if self._unsent and not self._closed.is_set():
+                # A reply left unACKed keeps the target sending it, and the next
+                # debugger to attach gets that reply before any stop.
+                try:
+                    self._write(b"")
+                except TransportError:
+                    pass
         self._finish("closed by this side")
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
@@ -282,8 +290,8 @@ class KdLink:
     def sync(self, timeout: float = 10.0, reset_interval: float = 1.0, *,
              breakin: bool = True) -> StateChange:
         """Host attach (§3.5): break in (unless ``breakin`` is false), RESET every
-        ``reset_interval`` until the target answers RESET, then return the state change
-        it sends after that answer; TargetTimeout if none comes within ``timeout``.
+        ``reset_interval`` until a state change follows the target's answer to RESET,
+        and return it; TargetTimeout if none comes within ``timeout``.
 
         Until the answer, the connection neither ACKs nor accepts what the target sent
         before reading the RESET (state.py Rule 11): the RESET re-stamps the packet the
@@ -302,6 +310,7 @@ class KdLink:
         deadline = time.monotonic() + timeout
         attach = _Attach()
         next_reset = time.monotonic()
+        answered = 0
         try:
             with self._lock:
                 self._check_open()
@@ -317,21 +326,25 @@ class KdLink:
                     self._check_open()
                     if attach.state is not None:
                         return attach.state
-                    if not attach.resets_answered:
-                        if attach.early_at is not None:
-                            next_reset = min(next_reset, attach.early_at + RESET_ANSWER_GRACE)
-                        if now >= next_reset:
-                            self._send_attach_reset(attach, breakin)
-                            next_reset = now + reset_interval
+                    if attach.resets_answered != answered:
+                        # Answered: the stop should follow. A target that first sends
+                        # something else (a reply the last debugger never ACKed) has
+                        # nothing pending after it, and the next RESET brings the stop.
+                        answered = attach.resets_answered
+                        next_reset = max(next_reset, now + reset_interval)
+                    if attach.early_at is not None:
+                        next_reset = min(next_reset, attach.early_at + RESET_ANSWER_GRACE)
+                    if now >= next_reset:
+                        self._send_attach_reset(attach, breakin)
+                        next_reset = now + reset_interval
                 left = deadline - now
                 if left <= 0:
                     raise TargetTimeout(
                         f"no state change from the target within {timeout:.1f} s: check the "
                         "cable, the port, the baud rate and that the target booted with "
                         "/DEBUG")
-                wait = left if attach.resets_answered else min(left, next_reset - now)
                 # Set by the stop taken, an early stop, a RESET answer, or the link closing.
-                attach.done.wait(max(0.0, wait))
+                attach.done.wait(max(0.0, min(left, next_reset - now)))
         finally:
             with self._lock:
                 if self._attach is attach and attach.state is None:

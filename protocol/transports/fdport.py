@@ -209,8 +209,11 @@ class FdPort(SerialBase):
                 raise LinkClosed(f"{self.portstr}: the peer closed the link")
             if not self._attach(0):
                 return 0
+        chan = self._chan  # a writer that meets EOF may drop it meanwhile
+        if chan is None:
+            return 1  # the next read reports the EOF
         try:
-            return self._chan.pending()  # type: ignore[union-attr]
+            return chan.pending()
         except OSError:
             # Reported as data so that the next read sees the EOF and reacts to it.
             return 1
@@ -228,15 +231,17 @@ class FdPort(SerialBase):
                 if not self._attach(timeout.time_left()):
                     break
                 continue
-            fd = self._chan.fileno()
-            ready, _, _ = select.select([fd, self._cancel_r], [], [], timeout.time_left())
+            # One channel for the whole step: a writer that meets EOF drops it.
+            chan = self._chan
+            ready, _, _ = select.select([chan.fileno(), self._cancel_r], [], [],
+                                        timeout.time_left())
             if self._cancel_r in ready:
                 self._drain_cancel()
                 break
             if not ready:
                 break
             try:
-                chunk = self._chan.recv(size - len(buf))
+                chunk = chan.recv(size - len(buf))
             except OSError as exc:
                 if exc.errno in _RETRY_ERRNOS:
                     continue
@@ -309,11 +314,12 @@ class FdPort(SerialBase):
                     return total
                 raise LinkWriteTimeout(f"{self.portstr}: no peer attached within the write timeout")
         while payload:
-            if self._chan is None:
+            chan = self._chan  # a reader that meets EOF may drop it meanwhile
+            if chan is None:
                 log.debug("%s: peer left mid-write, %d bytes lost", self.portstr, len(payload))
                 return total
             try:
-                sent = self._chan.send(payload)
+                sent = chan.send(payload)
                 payload = payload[sent:]
                 continue
             except OSError as exc:
@@ -324,7 +330,7 @@ class FdPort(SerialBase):
                     continue
                 if exc.errno not in _RETRY_ERRNOS:
                     raise LinkError(f"{self.portstr}: write failed: {exc.strerror or exc}") from exc
-            _, ready, _ = select.select([], [self._chan.fileno()], [], timeout.time_left())
+            _, ready, _ = select.select([], [chan.fileno()], [], timeout.time_left())
             if not ready:
                 raise LinkWriteTimeout(f"{self.portstr}: the peer stopped reading (write timeout)")
         return total

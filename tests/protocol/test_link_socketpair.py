@@ -242,6 +242,16 @@ def test_links_over_other_ports_spin_while_they_await_an_answer(tmp_path) -> Non
         assert link._spin == DEFAULT_SPIN > 0
 
 
+def test_close_sends_the_ack_held_back_for_the_last_reply(pair) -> None:
+    host, target = pair
+    host.sync(timeout=15)
+    host.request(READ, dict(TargetBaseAddress=0, TransferCount=4, ActualBytesRead=0),
+                 timeout=10, retries=0)
+    host.close()
+    # Else the target would send that reply for ever, and to the next debugger first.
+    target.link.wait_acked(10)
+
+
 def test_many_requests_arrive_in_order(pair) -> None:
     host, target = pair
     host.sync(timeout=15)

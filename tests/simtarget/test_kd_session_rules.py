@@ -198,6 +198,23 @@ def test_a_new_debugger_gets_the_pending_state_change(machine, no_leaks):
         host.close()
 
 
+def test_a_debugger_attaches_after_one_that_left_a_reply_unacked(machine, no_leaks):
+    machine.stops = [BREAK]
+    with SimTarget(machine=machine) as sim:
+        host = _attach(sim)
+        first = host.next_stop()
+        assert host.request(A.DbgKdGetVersionApi).return_status == 0
+        host.link.port.close()  # the cable pulled before the ACK of that reply went
+        host.close()
+        sim.close()
+        host = _attach(sim)
+        # The target sends the unACKed reply again first; sync must still get the stop.
+        again = host.reset()
+        assert again.raw == first.raw
+        assert host.request(A.DbgKdGetVersionApi).return_status == 0
+        host.close()
+
+
 def test_print_with_no_debugger_answering_is_given_up_then_dropped(machine, no_leaks):
     machine.stops = [StopReport(kind="print", text=b"first"), StopReport(kind="print", text=b"second"),
                      NT, BREAK]
