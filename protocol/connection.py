@@ -133,7 +133,13 @@ class KdConnection:
         self._exchange: _Outgoing | None = None
         self._return: tuple[Phase, _Outgoing | None] = (Phase.RUNNING, None)
         self._last_progress: tuple[int, float] | None = None
-        self._last_accepted: tuple[int, bytes] | None = None
+        # Target: the stream position right after a break-in byte met while waiting in
+        # an exchange; a repeat is due if nothing follows it (Rule 13).
+        self._breakin_mark: int | None = None
+        # Host: the payload of the stop it holds or last held (Rule 12).
+        self._held_stop: bytes | None = None
+        # Host: (id, length, checksum) of the last packet taken, to tell repeats (Rule 2).
+        self._last_accepted: tuple[int, int, int] | None = None
         # Host: a RESET we sent has not been answered yet (Rule 11).
         self.awaiting_reset_answer = False
         if role is Role.TARGET:
@@ -172,6 +178,8 @@ class KdConnection:
     def check_timeouts(self, now: float) -> bytes:
         """Apply the clock: truncated packets, ACK timeouts, retries. Bytes to send."""
         self._check_truncation(now)
+        if self._breakin_mark is not None:
+            self._check_lone_breakin(now)
         pending = self._pending
         if pending is not None:
             if pending.deadline is None:
@@ -263,6 +271,7 @@ class KdConnection:
             self.awaiting_reset_answer = True
             # Whatever the target reports after the answer is taken afresh (Rule 12).
             self.phase = Phase.UNKNOWN
+            self._held_stop = None
         return self.data_to_send()
 
     # -- internals: sending --------------------------------------------------------------
@@ -374,6 +383,20 @@ class KdConnection:
                 self._on_frame(frame)
             self._last_progress = (mark, now)
 
+    def _check_lone_breakin(self, now: float) -> None:
+        """Rule 13: a break-in byte and then silence, while we wait in an exchange with
+        nothing pending: say again what we wait with. A byte of line noise that happens
+        to be 0x62 is followed by more bytes and changes nothing."""
+        mark = self._breakin_mark
+        progress = self._last_progress
+        if (self._frames.received != mark or self._pending is not None
+                or self.phase not in PARSING_PHASES):
+            self._breakin_mark = None
+        elif progress is not None and now - progress[1] >= self.byte_timeout:
+            self._breakin_mark = None
+            self.stats["breakin_repeats"] += 1
+            self._repeat()
+
     def _on_frame(self, frame: DataFrame | ControlFrame | BreakInFrame | GarbageFrame
                   | BadFrame) -> None:
         if isinstance(frame, DataFrame):
@@ -387,11 +410,9 @@ class KdConnection:
             self._events.append(Garbage(offset=frame.offset, raw=frame.data))
         elif isinstance(frame, BreakInFrame):
             if self.role is Role.TARGET:
-                if self.phase in PARSING_PHASES and self._pending is None:
-                    # Rule 13: the host's break-in finds us waiting on it; say again
-                    # what we wait with.
-                    self.stats["breakin_repeats"] += 1
-                    self._repeat()
+                if self.phase in PARSING_PHASES:
+                    # Rule 13: maybe the host's break-in finding us waiting on it.
+                    self._breakin_mark = self._frames.received
                 self._events.append(BreakIn(offset=frame.offset))
             else:
                 self.stats["garbage_bytes"] += 1
@@ -472,6 +493,7 @@ class KdConnection:
 
     def _on_data(self, frame: DataFrame) -> None:
         ptype, pid, payload = frame.packet_type, frame.packet_id, frame.payload
+        csum = frame.checksum
         minimum = messages.MIN_PAYLOAD.get(ptype, 0)
         if len(payload) < minimum:
             self._reject(frame.offset, "too_short", ptype, pid, payload)
@@ -483,7 +505,7 @@ class KdConnection:
                                               packet_id=pid, raw=payload))
             return
         if self._pending is not None and self.role is Role.TARGET:
-            if self._sequence_check(pid, payload) == "duplicate":
+            if self._sequence_check(pid, payload, csum) == "duplicate":
                 # Rule 7's exception: a repeat sent before the host saw our packet.
                 self._out += build_control_packet(_ACK, ack_id(self.role, pid))
                 self.stats["duplicate"] += 1
@@ -499,28 +521,30 @@ class KdConnection:
                                               packet_id=pid, raw=payload))
             self._start_next()
             return
+        reason = self._sequence_check(pid, payload, csum)
+        if (reason is None and self.role is Role.TARGET
+                and ptype not in EXPECTED_TYPES[(self.role, self.phase)]):
+            # Rule 10: not ACKed; RESEND asks for it again, Remote not toggled.
+            self._send_resend()
+            self.stats["unexpected_type"] += 1
+            self._events.append(DroppedPacket(reason="unexpected_type", packet_type=ptype,
+                                              packet_id=pid, raw=payload))
+            return
         self._out += build_control_packet(_ACK, ack_id(self.role, pid))
-        reason = self._sequence_check(pid, payload)
         if reason is not None:
             self.stats[reason] += 1
             self._events.append(DroppedPacket(reason=reason, packet_type=ptype,
                                               packet_id=pid, raw=payload))
             return
-        if self.role is Role.TARGET and ptype not in EXPECTED_TYPES[(self.role, self.phase)]:
-            # Rule 10: ACKed, dropped, Remote not toggled.
-            self.stats["unexpected_type"] += 1
-            self._events.append(DroppedPacket(reason="unexpected_type", packet_type=ptype,
-                                              packet_id=pid, raw=payload))
-            return
-        if (self.role is Role.HOST and self.phase is Phase.TARGET_BROKEN
-                and ptype in _STATE_CHANGES and not pid & SYNC_PACKET_ID):
+        if (self.role is Role.HOST and ptype in _STATE_CHANGES
+                and not pid & SYNC_PACKET_ID and self._stop_repeated(payload)):
             # Rule 12: the stop we hold, reported again; our pending packet stays.
-            self._accept_id(pid, payload)
+            self._accept_id(pid, payload, csum)
             self.stats["stop_repeated"] += 1
             self._events.append(DroppedPacket(reason="stop_repeated", packet_type=ptype,
                                               packet_id=pid, raw=payload))
             return
-        self._accept_id(pid, payload)
+        self._accept_id(pid, payload, csum)
         if self._pending is not None:
             # Rule 7 (host): a new packet from the target means our ACK was lost.
             self.current_id = next_id(self.current_id)
@@ -529,21 +553,31 @@ class KdConnection:
             self._start_next()
         event = messages.decode_payload(ptype, pid, payload,
                                         from_host=self.role is Role.TARGET)
+        if isinstance(event, StateChange):
+            self._held_stop = payload
         self._advance_phase(event)
         self._events.append(event)
 
-    def _sequence_check(self, pid: int, payload: bytes) -> str | None:
+    def _stop_repeated(self, payload: bytes) -> bool:
+        """Rule 12: a state change that is the stop we hold, said again."""
+        if self.phase is Phase.TARGET_BROKEN:
+            return True
+        # Our Continue not yet ACKed: the same bytes again mean the target never took
+        # it (it took it for an ACK, Rule 7); a new stop would almost never match them.
+        pending = self._pending
+        return (pending is not None and pending.kind is Message.RESUME
+                and payload == self._held_stop)
+
+    def _sequence_check(self, pid: int, payload: bytes, csum: int) -> str | None:
         expected = self.remote_id
         if self.role is Role.HOST:
             if pid & SYNC_PACKET_ID:
-                last = self._last_accepted
-                if last is not None and same_id(pid, last[0]) and payload == last[1]:
+                if self._repeats_last(pid, payload, csum):
                     return "duplicate"
                 return None  # Rule 4: a target that started afresh
             if expected is None or same_id(pid, expected):
                 return None
-            last = self._last_accepted
-            if last is None or payload != last[1]:
+            if not self._repeats_last(pid, payload, csum):
                 # Rule 2: no repeat of the packet we took last, so one of the target's
                 # was lost and its ids slipped a step: take this one, follow them.
                 self.stats["ids_resynced"] += 1
@@ -555,11 +589,18 @@ class KdConnection:
             return "duplicate"
         return "out_of_sequence"
 
-    def _accept_id(self, pid: int, payload: bytes) -> None:
+    def _repeats_last(self, pid: int, payload: bytes, csum: int) -> bool:
+        """A retransmission of the packet taken last: same id, length and byte sum. Not
+        the bytes themselves: a repeat the checksum's blind spot damaged (§1.3) is still
+        that repeat, and a new packet almost never matches both."""
+        last = self._last_accepted
+        return last is not None and same_id(pid, last[0]) and (len(payload), csum) == last[1:]
+
+    def _accept_id(self, pid: int, payload: bytes, csum: int) -> None:
         if self.role is Role.HOST:
             if pid & SYNC_PACKET_ID:
                 self.current_id = INITIAL_PACKET_ID
-            self._last_accepted = (pid, payload)
+            self._last_accepted = (pid, len(payload), csum)
         self.remote_id = next_id(pid)
 
     def _advance_phase(self, event: Event) -> None:

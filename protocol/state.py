@@ -10,10 +10,11 @@ Invariants
 Rule 1: A side has at most one data packet awaiting an ACK; later ones queue.
 Rule 2: Every good data packet is ACKed with its own id (the SYNC bit cleared when the
         host ACKs), duplicates included; only ``id == remote`` is acted on. A host
-        calls a packet with the other id a duplicate only if its payload repeats the
-        last one taken (a retransmission repeats its bytes); any other payload means
-        a packet of the target's was lost between them, so the host takes it and
-        follows the target's ids from there.
+        calls a packet with the other id a duplicate only if its length and checksum
+        repeat the last one taken (a retransmission repeats its bytes, and even one
+        the checksum's blind spot damaged keeps both); anything else means a packet
+        of the target's was lost between them, so the host takes it and follows the
+        target's ids from there.
 Rule 3: The target's ids start at Current=INITIAL|SYNC, Remote=INITIAL; an accepted ACK
         toggles bit 0 of Current and clears SYNC. The target accepts an ACK only for
         ``Current & ~SYNC``; the host compares with SYNC masked off on both sides.
@@ -40,8 +41,11 @@ Rule 8: After KD_DEFAULT_RETRIES unanswered sends, a target gives up only DbgPri
         heard marks the debugger present again. A host gives up any packet.
 Rule 9: A RUNNING target reads nothing but break-in bytes (KdPollBreakIn) unless it
         waits for an ACK; every other byte is discarded.
-Rule 10: A target accepts a data packet only of the type its phase expects; a good
-        packet of another type is ACKed and dropped without toggling Remote.
+Rule 10: A target accepts a data packet only of the type its phase expects. A good
+        packet of another type, not a duplicate, is dropped without toggling Remote
+        and answered with RESEND, not ACKed: the header lies outside the checksum, so
+        a type that makes no sense here most likely is a damaged one, and an ACK would
+        lose the host's packet (ReactOS ACKs it). Duplicates are ACKed whatever type.
 Rule 11: A host that sent RESET neither ACKs nor accepts data packets until a RESET
         comes back. The target sent them before it read the RESET, and reads our
         ACK after it: with both ids back at INITIAL, the ACK of a copy stamped before
@@ -52,14 +56,18 @@ Rule 12: A state change reaching a host that holds the target broken in is that 
         reported again (Rule 6: a RESEND found the target with nothing pending, or it
         took our request for the ACK it waited on and dropped it, Rule 7). It is
         ACKed and dropped, not delivered as a second stop, and it is no sign that our
-        pending packet arrived: that stays pending and goes again. After a RESET or a
-        request that awaits a state change (Continue, SwitchProcessor, ...) the host
-        takes the next one as the stop; so does it one with SYNC (Rule 4).
-Rule 13: A break-in byte reaching a target that waits in an exchange (a stop awaiting
-        manipulates, a prompt awaiting its answer) with nothing pending makes it send
-        that message again, as a RESEND would (ReactOS: a 'b' and then silence while
-        waiting for a leader returns "needs resend", and KdpSendWaitContinue reports
-        the stop again). A host that lost a stop (a Continue it had to repeat was
+        pending packet arrived: that stays pending and goes again. So is one whose
+        bytes equal the stop last taken while the host's Continue still awaits its
+        ACK: the target took the Continue for the ACK it waited on (Rule 7); a new
+        stop that matched byte for byte and crossed a lost ACK would be missed, and
+        the next break-in brings it (Rule 13). After a RESET or a request that awaits
+        a state change (Continue, SwitchProcessor, ...) the host takes the next one
+        as the stop; so does it one with SYNC (Rule 4).
+Rule 13: A lone break-in byte (nothing follows it for byte_timeout) reaching a target
+        that waits in an exchange (a stop awaiting manipulates, a prompt awaiting its
+        answer) with nothing pending makes it send that message again, as a RESEND
+        would (ReactOS: a 'b' and then silence while waiting for a leader returns
+        "needs resend", and KdpSendWaitContinue reports the stop again). A host that lost a stop (a Continue it had to repeat was
         taken for the ACK of the stop, Rule 7) gets it back by breaking in.
 """
 

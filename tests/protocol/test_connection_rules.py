@@ -161,6 +161,22 @@ def test_target_drops_unexpected_type_without_toggling_remote() -> None:
     events = drain(target, wire)
     assert [(type(e), e.reason) for e in events] == [(DroppedPacket, "unexpected_type")]
     assert target.remote_id == INITIAL_PACKET_ID
+    # Not ACKed: most likely a packet whose type the line damaged (the header is
+    # outside the checksum); RESEND brings it again.
+    assert target.data_to_send() == RESEND
+
+
+def test_a_repeat_of_a_packet_already_taken_is_acked_whatever_its_type() -> None:
+    host, target = broken_pair()
+    drain(host, target.send_debug_prompt(b"(bipt)? ", 4))  # a prompt while broken in
+    drain(target, host.data_to_send())  # the ACK of the prompt
+    reply = host.send_prompt_reply(b"i")
+    assert [type(e) for e in drain(target, reply)] == [PromptReply]  # back to broken
+    assert target.phase is Phase.BROKEN
+    target.data_to_send()
+    events = drain(target, reply)  # its ACK was lost: the host sends it again
+    assert [(type(e), e.reason) for e in events] == [(DroppedPacket, "duplicate")]
+    assert target.data_to_send().startswith(b"iiii")
 
 
 def test_target_takes_data_packet_while_waiting_for_ack_as_ack_and_asks_resend() -> None:
@@ -228,14 +244,29 @@ def test_a_host_that_lost_a_stop_gets_it_again_by_breaking_in() -> None:
     stop_id = int.from_bytes(stop[8:12], "little")
     drain(target, ack(stop_id))
     assert target.phase is Phase.BROKEN and not target.awaiting_ack
-    # Ctrl+C on the host: the waiting target says again what it waits with (Rule 13).
+    # Ctrl+C on the host: once the line stays quiet after the break-in byte, the
+    # waiting target says again what it waits with (Rule 13).
     events = drain(target, host.send_breakin())
     assert [type(e) for e in events] == [BreakIn]
-    (event,) = drain(host, target.data_to_send())
+    assert target.check_timeouts(100.0) == b""
+    assert target.check_timeouts(100.0 + target.byte_timeout / 2) == b""
+    again = target.check_timeouts(100.0 + target.byte_timeout)
+    (event,) = drain(host, again)
     assert isinstance(event, StateChange) and event.program_counter == 0x2000
     drain(target, host.data_to_send())
     assert [type(e) for e in drain(target, host.send_manipulate(READ, read_request()))] == [
         ManipulateRequest]
+
+
+def test_a_break_in_byte_inside_other_bytes_is_no_request_to_repeat() -> None:
+    host, target = broken_pair()
+    # Line noise that happens to hold 0x62, then more bytes: not a lone break-in.
+    drain(target, b"\x13b")
+    target.check_timeouts(100.0)
+    drain(target, b"\x07\x00")
+    assert target.check_timeouts(100.0 + target.byte_timeout) == b""
+    assert target.check_timeouts(101.0 + target.byte_timeout) == b""
+    assert target.stats["breakin_repeats"] == 0
 
 
 def test_a_running_target_takes_break_in_as_break_in_only() -> None:

@@ -109,8 +109,8 @@ def test_breakin_byte_while_broken_in_is_not_a_second_break(machine, broken):
     # The reply proves the target read the byte before it.
     assert host.request(A.DbgKdGetVersionApi).return_status == 0
     assert not sim.session._breakin_pending.is_set() and not machine.breakin.is_set()
-    # It repeated its stop (state.py Rule 13), which the host took as no new stop.
-    assert host.conn.stats["stop_repeated"] == 1
+    # Had it repeated its stop (state.py Rule 13: only after a lone break-in byte),
+    # the host would take that as no new stop either (Rule 12).
     later = []
     while not host._events.empty():
         later.append(host._events.get_nowait())
