@@ -136,8 +136,8 @@ class KdConnection:
         # Target: the stream position right after a break-in byte met while waiting in
         # an exchange; a repeat is due if nothing follows it (Rule 13).
         self._breakin_mark: int | None = None
-        # Host: the payload of the stop it holds or last held (Rule 12).
-        self._held_stop: bytes | None = None
+        # Host: length and checksum of the stop it holds or last held (Rule 12).
+        self._held_stop: tuple[int, int] | None = None
         # Host: (id, length, checksum) of the last packet taken, to tell repeats (Rule 2).
         self._last_accepted: tuple[int, int, int] | None = None
         # Host: a RESET we sent has not been answered yet (Rule 11).
@@ -505,11 +505,17 @@ class KdConnection:
                                               packet_id=pid, raw=payload))
             return
         if self._pending is not None and self.role is Role.TARGET:
-            if self._sequence_check(pid, payload, csum) == "duplicate":
+            reason = self._sequence_check(pid, payload, csum)
+            if reason == "duplicate":
                 # Rule 7's exception: a repeat sent before the host saw our packet.
                 self._out += build_control_packet(_ACK, ack_id(self.role, pid))
-                self.stats["duplicate"] += 1
-                self._events.append(DroppedPacket(reason="duplicate", packet_type=ptype,
+            elif reason == "out_of_sequence":
+                # An id damaged on the line (the header is outside the checksum): no
+                # sign of our packet either; RESEND brings the host's again.
+                self._send_resend()
+            if reason is not None:
+                self.stats[reason] += 1
+                self._events.append(DroppedPacket(reason=reason, packet_type=ptype,
                                                   packet_id=pid, raw=payload))
                 return
             # Rule 7: the packet stands for the ACK we wait for; ask for it again.
@@ -522,6 +528,16 @@ class KdConnection:
             self._start_next()
             return
         reason = self._sequence_check(pid, payload, csum)
+        event: Event | None = None
+        if reason is None and self.role is Role.HOST:
+            event = messages.decode_payload(ptype, pid, payload, from_host=False)
+            if isinstance(event, UnknownPacket):
+                # Rule 10 (host): a type or layout no target sends: damaged in the
+                # header, outside the checksum. Not ACKed, or the target's packet is lost.
+                self._send_resend()
+                self.stats["unknown_type"] += 1
+                self._events.append(event)
+                return
         if (reason is None and self.role is Role.TARGET
                 and ptype not in EXPECTED_TYPES[(self.role, self.phase)]):
             # Rule 10: not ACKed; RESEND asks for it again, Remote not toggled.
@@ -537,7 +553,7 @@ class KdConnection:
                                               packet_id=pid, raw=payload))
             return
         if (self.role is Role.HOST and ptype in _STATE_CHANGES
-                and not pid & SYNC_PACKET_ID and self._stop_repeated(payload)):
+                and not pid & SYNC_PACKET_ID and self._stop_repeated(payload, csum)):
             # Rule 12: the stop we hold, reported again; our pending packet stays.
             self._accept_id(pid, payload, csum)
             self.stats["stop_repeated"] += 1
@@ -551,22 +567,24 @@ class KdConnection:
             self._pending = None
             self.stats["implicit_acks"] += 1
             self._start_next()
-        event = messages.decode_payload(ptype, pid, payload,
-                                        from_host=self.role is Role.TARGET)
+        if event is None:
+            event = messages.decode_payload(ptype, pid, payload,
+                                            from_host=self.role is Role.TARGET)
         if isinstance(event, StateChange):
-            self._held_stop = payload
+            self._held_stop = (len(payload), csum)
         self._advance_phase(event)
         self._events.append(event)
 
-    def _stop_repeated(self, payload: bytes) -> bool:
+    def _stop_repeated(self, payload: bytes, csum: int) -> bool:
         """Rule 12: a state change that is the stop we hold, said again."""
         if self.phase is Phase.TARGET_BROKEN:
             return True
-        # Our Continue not yet ACKed: the same bytes again mean the target never took
-        # it (it took it for an ACK, Rule 7); a new stop would almost never match them.
+        # Our Continue not yet ACKed: the same stop again (same length and byte sum,
+        # as Rule 2 compares) means the target never took it (it took it for an ACK,
+        # Rule 7); a new stop would almost never match.
         pending = self._pending
         return (pending is not None and pending.kind is Message.RESUME
-                and payload == self._held_stop)
+                and (len(payload), csum) == self._held_stop)
 
     def _sequence_check(self, pid: int, payload: bytes, csum: int) -> str | None:
         expected = self.remote_id

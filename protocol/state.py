@@ -30,7 +30,8 @@ Rule 7: A data packet arriving while we wait for an ACK stands for that ACK. The
         target drops it and sends RESEND so the host sends it again (ReactOS),
         except a repeat of the host's last packet (id ``remote ^ 1``): the host sent
         it again because our ACK was lost, before it saw our packet, so it is ACKed
-        and dropped and we keep waiting (ReactOS would lose our packet). The
+        and dropped and we keep waiting (ReactOS would lose our packet); and except
+        one whose id is neither (damaged on the line): RESEND, and we keep waiting. The
         host keeps it: it is ACKed and checked as usual, and only a new (in-sequence)
         packet counts as the lost ACK. Dropping it on the host too would make a
         target that repeats its state change on RESEND (Rule 6) and a host with a
@@ -46,6 +47,8 @@ Rule 10: A target accepts a data packet only of the type its phase expects. A go
         and answered with RESEND, not ACKed: the header lies outside the checksum, so
         a type that makes no sense here most likely is a damaged one, and an ACK would
         lose the host's packet (ReactOS ACKs it). Duplicates are ACKed whatever type.
+        A host answers the same way a packet that decodes to nothing a target sends
+        (an unknown type, a debug I/O call that does not exist, a short payload).
 Rule 11: A host that sent RESET neither ACKs nor accepts data packets until a RESET
         comes back. The target sent them before it read the RESET, and reads our
         ACK after it: with both ids back at INITIAL, the ACK of a copy stamped before
@@ -56,9 +59,9 @@ Rule 12: A state change reaching a host that holds the target broken in is that 
         reported again (Rule 6: a RESEND found the target with nothing pending, or it
         took our request for the ACK it waited on and dropped it, Rule 7). It is
         ACKed and dropped, not delivered as a second stop, and it is no sign that our
-        pending packet arrived: that stays pending and goes again. So is one whose
-        bytes equal the stop last taken while the host's Continue still awaits its
-        ACK: the target took the Continue for the ACK it waited on (Rule 7); a new
+        pending packet arrived: that stays pending and goes again. So is one with the
+        length and checksum of the stop last taken while the host's Continue still
+        awaits its ACK: the target took the Continue for the ACK it waited on (Rule 7); a new
         stop that matched byte for byte and crossed a lost ACK would be missed, and
         the next break-in brings it (Rule 13). After a RESET or a request that awaits
         a state change (Continue, SwitchProcessor, ...) the host takes the next one

@@ -47,7 +47,7 @@ from kdcon.protocol.messages import (
     build_load_symbols_state_change,
     build_state_change,
 )
-from kdcon.protocol.packet import build_data_packet
+from kdcon.protocol.packet import build_control_packet, build_data_packet
 from kdcon.protocol.windbgkd import (
     DBGKD_ANY_WAIT_STATE_CHANGE,
     DBGKD_CONTROL_REQUEST,
@@ -227,7 +227,10 @@ def test_unknown_packet_types_decode_to_unknown_with_raw_bytes() -> None:
     assert [(type(e), e.kind, e.packet_type) for e in events] == [
         (UnknownPacket, "data", 0), (UnknownPacket, "data", 99), (UnknownPacket, "control", 42)]
     assert events[0].raw == b"abc"
-    assert host.data_to_send().count(b"iiii") == 2  # good data packets are still ACKed
+    # Not ACKed: no target sends these, so the header was most likely damaged (it is
+    # outside the checksum); RESEND asks for the packet again (state.py Rule 10).
+    resend = build_control_packet(PacketType.PACKET_TYPE_KD_RESEND, 0)
+    assert host.data_to_send() == resend * 2
     assert packet_type_name(99) == "UNKNOWN(99)" and status_name(0xC0000001) == \
         "STATUS_UNSUCCESSFUL"
 
