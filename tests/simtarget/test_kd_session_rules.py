@@ -121,15 +121,20 @@ def test_stop_soon_never_takes_a_lock_its_caller_may_hold(broken):
     host, _, sim = broken
     pump = sim.session._pump
     done = threading.Event()
+    stopping: list[threading.Thread] = []
 
     def from_a_signal_handler() -> None:
         # As a handler interrupting the session's Queue.get: the queue's lock is held.
         with pump._events.mutex:
-            sim.session.stop_soon()
+            stopping.append(sim.session.stop_soon())
         done.set()
 
-    threading.Thread(target=from_a_signal_handler, daemon=True).start()
+    handler = threading.Thread(target=from_a_signal_handler, daemon=True)
+    handler.start()
     assert done.wait(10)
+    for thread in (handler, *stopping):
+        thread.join(10)
+        assert not thread.is_alive()
     with pytest.raises(EOFError):  # the session ended and closed its end
         host.wait_for(LinkClosed, 10)
 

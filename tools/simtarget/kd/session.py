@@ -231,11 +231,13 @@ class KdTargetSession:
             self._conn = pump.conn
             self._pump = None
 
-    def stop_soon(self) -> None:
+    def stop_soon(self) -> threading.Thread:
         """``stop`` from a signal handler: the handler runs on the main thread between
         two bytecodes, maybe inside a Queue.get holding the lock of the queue that
-        ``stop`` puts into, so a thread of its own does it."""
-        threading.Thread(target=self.stop, name="kdsim-stop", daemon=True).start()
+        ``stop`` puts into, so a thread of its own does it (returned, to join)."""
+        thread = threading.Thread(target=self.stop, name="kdsim-stop", daemon=True)
+        thread.start()
+        return thread
 
     def stop(self) -> None:
         """Make ``serve`` return soon (from any thread); the machine keeps its state."""
