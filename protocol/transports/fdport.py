@@ -46,6 +46,8 @@ else:  # pragma: no cover - exercised only on Windows
 
 __all__ = ["FdPort", "Channel"]
 
+_yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
+
 log = logging.getLogger(__name__)
 
 # errno values that mean "the other end is gone" rather than "try again".
@@ -279,6 +281,9 @@ class FdPort(SerialBase):
                     break
                 return chunk
             if spin_until and time.perf_counter() < spin_until:
+                # Give the CPU to anything else that can run on it, the peer included:
+                # polling pays only while a CPU is free.
+                _yield_cpu()
                 continue
             if timeout is None:
                 timeout = Timeout(self._timeout)

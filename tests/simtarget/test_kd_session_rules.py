@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from kdcon.protocol.constants import INITIAL_PACKET_ID, SYNC_PACKET_ID, Manipula
 from kdcon.protocol.events import DebugPrint, DebugPrompt, Reset, StateChange
 from kdcon.protocol.link import LinkClosed
 from kdcon.tools.simtarget.kd import StopReport
+from kdcon.protocol.transports import socket_pair
 from kdcon.tools.simtarget.loopback import SimTarget
 
 from kdcon.protocol.link import LinkClosed
@@ -218,6 +220,46 @@ def test_a_debugger_attaches_after_one_that_left_a_reply_unacked(machine, no_lea
         assert again.raw == first.raw
         assert host.request(A.DbgKdGetVersionApi).return_status == 0
         host.close()
+
+
+def test_a_signal_that_reaches_another_thread_still_stops_serve_on_the_main_one(machine):
+    # kdcon-sim serves on its main thread and stops on SIGTERM. The kernel may hand
+    # the signal to any thread; Python runs the handler on the main thread only once
+    # that thread runs Python again, so serve must not wait on a lock without end.
+    machine.stops = [BREAK]
+    sim = SimTarget(machine=machine)
+    host_port, target_port = socket_pair(timeout=0.05)
+    host = KdHost(host_port)
+    stopping: list[threading.Thread] = []
+    watchdog_fired = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        stopping.append(sim.session.stop_soon())
+
+    def poke() -> None:
+        host.next_stop()  # broken in: serve now waits for the debugger's requests
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # to this thread
+
+    def rescue() -> None:
+        watchdog_fired.set()
+        target_port.close()
+
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+    poker = threading.Thread(target=poke)
+    watchdog = threading.Timer(15, rescue)
+    try:
+        poker.start()
+        watchdog.start()
+        sim.serve(target_port)
+    finally:
+        watchdog.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+        poker.join(10)
+        for thread in stopping:
+            thread.join(10)
+        host.close()
+        sim.close()
+    assert stopping and not watchdog_fired.is_set()
 
 
 def test_print_with_no_debugger_answering_is_given_up_then_dropped(machine, no_leaks):

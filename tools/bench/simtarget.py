@@ -16,7 +16,9 @@ Figures, each with a baseline measured in the same run:
   socket pair (the console's --loopback), where both ends share one interpreter lock;
   and with ``_in_process_one_cpu``, that process kept on one CPU
   (``loopback.share_one_cpu``), where handing the lock over costs no wake-up of
-  another CPU.
+  another CPU;
+- the two kdcon-sim figures again with ``_beside_a_busy_process``: a CPU-bound process
+  runs beside host and target the whole time.
 
 Not a test: nothing here asserts; the README quotes the figures.
 """
@@ -204,8 +206,22 @@ def _emit_live(where: str, times: list[float], done: int, elapsed: float,
           raw / MB, ">= 20 MB/s", bytes=done, transfers=-(-done // MAX_TRANSFER_SIZE))
 
 
-def bench_process(count: int, bulk: int) -> None:
-    """kdcon-sim in its own process on a unix socket; the host here (two processes)."""
+def bench_process(count: int, bulk: int, *, busy: bool = False) -> None:
+    """kdcon-sim in its own process on a unix socket; the host here (two processes).
+    With ``busy``, a CPU-bound process runs beside them the whole time, on a machine
+    where CPUs are few (a reader that polls must not starve its peer)."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        times, done, elapsed = _run_process(count, bulk)
+        echo, raw = _echo_round_trips(count), _raw_bulk(bulk)
+    finally:
+        if burner is not None:
+            burner.kill()
+            burner.wait(timeout=30)
+    _emit_live("_beside_a_busy_process" if busy else "", times, done, elapsed, echo, raw)
+
+
+def _run_process(count: int, bulk: int) -> tuple[list[float], int, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "kd.sock")
         proc = subprocess.Popen(
@@ -224,7 +240,7 @@ def bench_process(count: int, bulk: int) -> None:
                 host.link.close()
             proc.terminate()
             proc.wait(timeout=30)
-    _emit_live("", times, done, elapsed, _echo_round_trips(count), _raw_bulk(bulk))
+    return times, done, elapsed
 
 
 def bench_in_process(count: int, bulk: int, *, one_cpu: bool = False) -> None:
@@ -256,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     bench_start(args.start_runs)
     bench_process(args.requests, args.bulk_mib << 20)
+    bench_process(args.requests, args.bulk_mib << 20, busy=True)
     bench_in_process(args.requests, args.bulk_mib << 20)
     if hasattr(os, "sched_setaffinity"):
         bench_in_process(args.requests, args.bulk_mib << 20, one_cpu=True)

@@ -44,6 +44,9 @@ __all__ = ["KdTargetSession", "SessionStats", "StopReport", "LinkGone"]
 
 log = logging.getLogger(__name__)
 
+# How often a session waiting for the debugger lets its thread handle signals.
+SIGNAL_CHECK_INTERVAL = 0.25
+
 STATUS_BREAKPOINT = NtStatus.STATUS_BREAKPOINT
 STATUS_SINGLE_STEP = NtStatus.STATUS_SINGLE_STEP
 
@@ -112,7 +115,15 @@ class _Wire:
             raise LinkGone(str(exc)) from exc
 
     def wait(self) -> Event | _Answered:
-        event = self._events.get()
+        while True:
+            try:
+                # In slices: kdcon-sim waits here on its main thread, and a signal that
+                # the kernel gave to another thread is handled only when this thread
+                # runs Python again; a lock wait without end would never wake for it.
+                event = self._events.get(timeout=SIGNAL_CHECK_INTERVAL)
+                break
+            except queue.Empty:
+                continue
         if event is None:
             self._events.put(None)  # later waiters see the end too
             raise LinkGone("the link closed")
