@@ -7,8 +7,10 @@ Reading (symbols.md §3.1, §3.2, §6.6):
   extension folder (``E/pdb/N``) for PDBs filed without their image;
 * symsrv store: ``root[/xx]/N/KEY/N`` (two-tier when ``index2.txt`` is in the
   root), or ``root/.../KEY/file.ptr`` naming the real file, followed only when
-  it lies inside one of the configured roots. Compressed ``N.xx_`` entries are
-  reported as unsupported.
+  it lies inside one of the configured roots. A compressed ``N.xx_`` entry (a
+  one-file cabinet, ``cab.py``) is expanded once into a cache laid out like a
+  store, ``<cache>/N/KEY/N``, and the expanded file is the hit; an entry already
+  expanded is reused.
 
 Every directory entry is matched case-insensitively, and every name from a file
 or the target goes through ``safepath`` so nothing leads outside a root.
@@ -23,14 +25,17 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
-from .errors import SymbolPathError, UnsafeNameError
+from .cab import expand_single, read_cabinet
+from .errors import SymbolError, SymbolFileError, SymbolPathError, UnsafeNameError
 from .safepath import find_entry, is_inside, join_inside, safe_basename, safe_component
 
 __all__ = ["StoreHit", "tree_files", "symsrv_files", "symsrv_versions", "is_two_tier",
-           "tree_destination", "symsrv_destination", "copy_atomic"]
+           "tree_destination", "symsrv_destination", "copy_atomic", "default_expansion_root",
+           "expand_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,11 @@ _MAX_PTR_BYTES = 4096
 
 @dataclass(frozen=True, slots=True)
 class StoreHit:
-    """A file found in a store, and how: "tree", "symsrv" or "file.ptr"."""
+    """A file found in a store, and how: "tree", "symsrv", "cab" or "file.ptr".
+
+    For "cab", ``path`` is the expanded copy in the cache and ``root`` the store
+    that holds the compressed entry.
+    """
 
     path: str
     how: str
@@ -124,9 +133,13 @@ def _follow_ptr(ptr_path: str, roots: Sequence[str]) -> str | None:
     return text if os.path.isfile(text) else None
 
 
-def symsrv_files(root: str, file_name: str, key: str,
-                 roots: Sequence[str] = ()) -> Iterator[StoreHit]:
-    """The file filed under ``key`` in a symsrv store, direct or through file.ptr."""
+def symsrv_files(root: str, file_name: str, key: str, roots: Sequence[str] = (), *,
+                 expand_into: str | None = None) -> Iterator[StoreHit]:
+    """The file filed under ``key`` in a symsrv store: plain, compressed, or through file.ptr.
+
+    A compressed entry is expanded under ``expand_into`` (default:
+    ``default_expansion_root()``).
+    """
     try:
         name = safe_basename(file_name)
         safe_component(key)
@@ -145,13 +158,79 @@ def symsrv_files(root: str, file_name: str, key: str,
     if found and os.path.isfile(found):
         yield StoreHit(found, "symsrv", root)
         return
-    if _walk(key_dir, [name[:-1] + "_"]):
-        log.warning("%s: compressed store entries (CAB) are not supported", os.path.join(key_dir, name[:-1] + "_"))
+    packed = _walk(key_dir, [name[:-1] + "_"])
+    if packed and os.path.isfile(packed):
+        cache = expand_into if expand_into is not None else default_expansion_root()
+        if cache is None:
+            log.warning("%s: no cache directory to expand it into", packed)
+        else:
+            expanded = expand_entry(packed, name, key, cache)
+            if expanded:
+                yield StoreHit(expanded, "cab", root)
+                return
     ptr = _walk(key_dir, ["file.ptr"])
     if ptr:
         target = _follow_ptr(ptr, [root, *roots])
         if target:
             yield StoreHit(target, "file.ptr", root)
+
+
+def default_expansion_root(env: Mapping[str, str] | None = None) -> str | None:
+    """Where compressed entries are expanded: ``$XDG_CACHE_HOME/kdcon/sym`` or ``~/.cache/kdcon/sym``."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        # A relative XDG_CACHE_HOME is invalid and ignored (XDG Base Directory spec).
+        home = env.get("HOME") or os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, "kdcon", "sym")
+
+
+def _still_current(expanded: str, packed: str) -> bool:
+    """An earlier expansion is reused when it is newer than the entry and of the size it declares."""
+    try:
+        done, source = os.stat(expanded), os.stat(packed)
+        if done.st_mtime_ns < source.st_mtime_ns:
+            return False
+        with open(packed, "rb") as handle:
+            cabinet = read_cabinet(handle)
+    except (OSError, SymbolFileError):
+        return False
+    return len(cabinet.files) == 1 and cabinet.files[0].size == done.st_size
+
+
+def expand_entry(packed: str, file_name: str, key: str, cache_root: str) -> str | None:
+    """Expand the compressed store entry ``packed`` into ``cache_root/<name>/<key>/<name>``.
+
+    Returns the expanded file, reusing one made earlier; on a corrupt or
+    unsupported cabinet, a wrong name inside or an unwritable cache, logs one
+    warning and returns None.
+    """
+    try:
+        destination = symsrv_destination(cache_root, file_name, key)
+    except SymbolError as exc:
+        log.warning("%s: cannot expand into %s: %s", packed, cache_root, exc)
+        return None
+    if os.path.isfile(destination) and _still_current(destination, packed):
+        return destination
+    folder = os.path.dirname(destination)
+    try:
+        with open(packed, "rb") as source:
+            os.makedirs(folder, exist_ok=True)
+            if not is_inside(cache_root, folder):
+                raise UnsafeNameError(f"{folder} leads outside {cache_root}")
+            inside = os.path.basename(destination)
+            _write_atomic(destination, lambda out: expand_single(source, out.write, expect=inside))
+    except SymbolError as exc:
+        log.warning("%s: %s", packed, exc)
+        return None
+    except OSError as exc:
+        log.warning("%s: cannot expand into %s: %s", packed, folder, exc.strerror or exc)
+        return None
+    log.info("expanded %s into %s", packed, destination)
+    return destination
 
 
 def symsrv_versions(root: str, file_name: str) -> list[tuple[str, str]]:
@@ -187,8 +266,11 @@ def symsrv_destination(store: str, file_name: str, key: str) -> str:
     return join_inside(store, *parts)
 
 
-def copy_atomic(source: str, destination: str) -> None:
-    """Copy through a temporary file in the destination folder, then rename."""
+def _write_atomic(destination: str, fill: Callable[[BinaryIO], object]) -> None:
+    """Write ``destination`` through a temporary file in its folder, then rename.
+
+    ``fill`` writes the content; whatever it raises leaves no file behind.
+    """
     folder = os.path.dirname(destination)
     try:
         os.makedirs(folder, exist_ok=True)
@@ -196,12 +278,22 @@ def copy_atomic(source: str, destination: str) -> None:
     except OSError as exc:
         raise SymbolPathError(f"cannot write into {folder}: {exc.strerror}") from exc
     try:
-        with os.fdopen(handle, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out)
+        with os.fdopen(handle, "wb") as out:
+            fill(out)
         os.replace(temp, destination)
-    except OSError as exc:
+    except BaseException as exc:
         try:
             os.unlink(temp)
         except OSError:
             pass
-        raise SymbolPathError(f"cannot write {destination}: {exc.strerror}") from exc
+        if isinstance(exc, OSError):
+            raise SymbolPathError(f"cannot write {destination}: {exc.strerror}") from exc
+        raise
+
+
+def copy_atomic(source: str, destination: str) -> None:
+    """Copy through a temporary file in the destination folder, then rename."""
+    def fill(out: BinaryIO) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+    _write_atomic(destination, fill)
