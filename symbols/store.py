@@ -158,21 +158,27 @@ def symsrv_files(root: str, file_name: str, key: str, roots: Sequence[str] = (),
     if found and os.path.isfile(found):
         yield StoreHit(found, "symsrv", root)
         return
-    packed = _walk(key_dir, [name[:-1] + "_"])
-    if packed and os.path.isfile(packed):
-        cache = expand_into if expand_into is not None else default_expansion_root()
-        if cache is None:
-            log.warning("%s: no cache directory to expand it into", packed)
-        else:
-            expanded = expand_entry(packed, name, key, cache)
-            if expanded:
-                yield StoreHit(expanded, "cab", root)
-                return
+    expanded = _expanded(key_dir, name, key, expand_into)
+    if expanded:
+        yield StoreHit(expanded, "cab", root)
+        return
     ptr = _walk(key_dir, ["file.ptr"])
     if ptr:
         target = _follow_ptr(ptr, [root, *roots])
         if target:
             yield StoreHit(target, "file.ptr", root)
+
+
+def _expanded(key_dir: str, name: str, key: str, expand_into: str | None) -> str | None:
+    """The expansion of the compressed entry ``name[:-1] + "_"`` in ``key_dir``, if there is one."""
+    packed = _walk(key_dir, [name[:-1] + "_"])
+    if not packed or not os.path.isfile(packed):
+        return None
+    cache = expand_into if expand_into is not None else default_expansion_root()
+    if cache is None:
+        log.warning("%s: no cache directory to expand it into", packed)
+        return None
+    return expand_entry(packed, name, key, cache)
 
 
 def default_expansion_root(env: Mapping[str, str] | None = None) -> str | None:
@@ -233,8 +239,12 @@ def expand_entry(packed: str, file_name: str, key: str, cache_root: str) -> str 
     return destination
 
 
-def symsrv_versions(root: str, file_name: str) -> list[tuple[str, str]]:
-    """Every (key, file) pair filed for ``file_name``: what ``check`` reports on."""
+def symsrv_versions(root: str, file_name: str, *,
+                    expand_into: str | None = None) -> list[tuple[str, str]]:
+    """Every (key, file) pair filed for ``file_name``: what ``check`` reports on.
+
+    Compressed versions are listed by their expansion (see ``symsrv_files``).
+    """
     try:
         name = safe_basename(file_name)
     except UnsafeNameError:
@@ -248,9 +258,16 @@ def symsrv_versions(root: str, file_name: str) -> list[tuple[str, str]]:
     except OSError:
         return []
     for key in keys:
-        found = _walk(name_dir, [key, name])
+        key_dir = _walk(name_dir, [key])
+        if key_dir is None or not os.path.isdir(key_dir):
+            continue
+        found = _walk(key_dir, [name])
         if found and os.path.isfile(found):
             versions.append((key, found))
+            continue
+        expanded = _expanded(key_dir, name, key, expand_into)
+        if expanded:
+            versions.append((key, expanded))
     return versions
 
 

@@ -86,6 +86,20 @@ def test_a_damaged_expansion_is_replaced(tmp_path, cache_home, kernel):
     assert open(expanded, "rb").read() == open(KERNEL_PDB, "rb").read()
 
 
+def test_forced_load_and_check_see_packed_entries_under_other_keys(tmp_path, cache_home, kernel, capsys):
+    image, key = kernel
+    other = key[:-1] + "7"                       # filed under the wrong age: found only by a survey
+    store, _ = _store_with_packed_pdb(tmp_path, other)
+    module = _kernel_module(SymbolSession(f"srv*{store}"), image)
+    assert module.load().state is SymbolState.EXPORT
+    expanded = cache_home / "ntoskrnl.pdb" / other / "ntoskrnl.pdb"
+    assert not expanded.exists()
+    module.load(force=True)
+    assert module.state is SymbolState.PRIVATE_PDB and module.symbol_file == str(expanded)
+    assert symbols_main(["check", "-y", f"srv*{store}", KERNEL_EXE]) == 0
+    assert f"{expanded}: matches" in capsys.readouterr().out
+
+
 def test_downstream_store_receives_the_expanded_file(tmp_path, cache_home, kernel):
     image, key = kernel
     store, _ = _store_with_packed_pdb(tmp_path, key)
