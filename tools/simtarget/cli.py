@@ -145,8 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = wrap_link(raw, pace=args.pace, faults=args.faults)
     print(f"listening on {_shown_url(args.listen, raw)}", flush=True)
 
+    stopping: list[Any] = []
+
     def _stop(signum: int, frame: Any) -> None:
-        sim.session.stop_soon()
+        stopping.append(sim.session.stop_soon())
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -157,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        # The stopping thread closes the link and the port (a unix listener unlinks its
+        # path then): let it finish before the process exits under it.
+        for thread in stopping:
+            thread.join(timeout=10)
         sim.close()
         try:
             port.close()
