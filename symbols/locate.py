@@ -206,9 +206,14 @@ class SymbolLocator:
                     if is_remote(store):
                         continue
                     left = [s for s in element.stores[:position] if not is_remote(s)] + caches
-                    hits = list(symsrv_files(store, file_name, key, self.path.local_roots())) if key else []
+                    # A compressed entry expands straight into the downstream store,
+                    # where the copy below would otherwise put a second copy.
+                    expand_into = left[0] if left else None
+                    hits = list(symsrv_files(store, file_name, key, self.path.local_roots(),
+                                             expand_into=expand_into)) if key else []
                     if force or survey or key is None:
-                        hits += [StoreHit(p, "symsrv", store) for _, p in symsrv_versions(store, file_name)]
+                        hits += [StoreHit(p, "symsrv", store) for _, p in
+                                 symsrv_versions(store, file_name, expand_into=expand_into)]
                     if consider(hits, left):
                         return result
         if result.path is None:

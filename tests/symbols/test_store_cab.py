@@ -107,6 +107,7 @@ def test_downstream_store_receives_the_expanded_file(tmp_path, cache_home, kerne
     module = _kernel_module(SymbolSession(f"srv*{downstream}*{store}"), image).load()
     assert module.state is SymbolState.PRIVATE_PDB
     assert (downstream / "ntoskrnl.pdb" / key / "ntoskrnl.pdb").read_bytes() == open(KERNEL_PDB, "rb").read()
+    assert not cache_home.exists()  # expanded straight into the downstream store, once
     again = _kernel_module(SymbolSession(f"srv*{downstream}*{store}"), image).load()
     assert again.symbol_file == str(downstream / "ntoskrnl.pdb" / key / "ntoskrnl.pdb")
 
