@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from kdcon.protocol.connection import NEED_DATA, KdConnection, Phase, Role
 from kdcon.protocol.constants import ManipulateApi, NtStatus
 from kdcon.protocol.errors import TargetTimeout
-from kdcon.protocol.events import BreakIn, ManipulateReply, ManipulateRequest, StateChange
+from kdcon.protocol.events import BreakIn, Event, ManipulateReply, ManipulateRequest, StateChange
 from kdcon.protocol.messages import (
     build_exception_state_change,
     build_manipulate,
@@ -92,11 +92,42 @@ class Simulation:
 
     def step(self) -> None:
         """Advance the clock to the next delivery or tick and let both sides react."""
-        candidates = [t for t in (self.to_target.next_time(), self.to_host.next_time())
-                      if t is not None]
+        candidates = [t for t in (self.to_target.next_time(), self.to_host.next_time(),
+                                  *self.wakeups()) if t is not None]
         self.now = min([self.now + TICK, *candidates])
         self._run_target(self.to_target.due(self.now))
         self._run_host(self.to_host.due(self.now))
+
+    # -- what a test may change ----------------------------------------------------
+
+    def wakeups(self) -> list[float | None]:
+        """Times the target has something of its own to do."""
+        return []
+
+    def target_event(self, event: Event) -> bytes:
+        """The target's answer to one event: a stop on break-in, memory on a read."""
+        target = self.target
+        if isinstance(event, BreakIn) and target.phase is Phase.RUNNING:
+            return target.send_state_change(build_exception_state_change(0x80000003, 0x401000))
+        if isinstance(event, ManipulateRequest) and event.api == READ:
+            u = event.message.u
+            size = min(u.TransferCount, 3944)
+            return target.send_manipulate(READ, dict(u, ActualBytesRead=size),
+                                          memory(u.TargetBaseAddress, size),
+                                          return_status=NtStatus.STATUS_SUCCESS)
+        return b""
+
+    def target_tick(self) -> bytes:
+        """What the target sends of its own accord at ``now``."""
+        return b""
+
+    def host_event(self, event: Event) -> None:
+        if isinstance(event, ManipulateReply):
+            self.replies.append(event)
+        elif isinstance(event, StateChange):
+            self.state_changes += 1
+
+    # -- the two sides -------------------------------------------------------------
 
     def _run_target(self, data: bytes) -> None:
         target = self.target
@@ -104,15 +135,8 @@ class Simulation:
         out = bytearray()
         while (event := target.next_event()) is not NEED_DATA:
             out += target.data_to_send()
-            if isinstance(event, BreakIn) and target.phase is Phase.RUNNING:
-                out += target.send_state_change(
-                    build_exception_state_change(0x80000003, 0x401000))
-            elif isinstance(event, ManipulateRequest) and event.api == READ:
-                u = event.message.u
-                size = min(u.TransferCount, 3944)
-                out += target.send_manipulate(READ, dict(u, ActualBytesRead=size),
-                                              memory(u.TargetBaseAddress, size),
-                                              return_status=NtStatus.STATUS_SUCCESS)
+            out += self.target_event(event)
+        out += self.target_tick()
         out += target.check_timeouts(self.now)
         self.to_host.write(self.now, bytes(out))
 
@@ -120,10 +144,7 @@ class Simulation:
         host = self.host
         host.receive_data(data)
         while (event := host.next_event()) is not NEED_DATA:
-            if isinstance(event, ManipulateReply):
-                self.replies.append(event)
-            elif isinstance(event, StateChange):
-                self.state_changes += 1
+            self.host_event(event)
         self.to_target.write(self.now, host.check_timeouts(self.now))
 
     def break_in(self) -> None:

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import random
 
-from kdcon.protocol.connection import NEED_DATA, KdConnection, Phase, Role
-from kdcon.protocol.constants import ManipulateApi, NtStatus
+from kdcon.protocol.connection import Phase
+from kdcon.protocol.constants import ManipulateApi
 from kdcon.protocol.errors import TargetTimeout
-from kdcon.protocol.events import BreakIn, ManipulateReply, ManipulateRequest, StateChange
-from kdcon.protocol.messages import build_exception_state_change, build_manipulate, reply_matches
-from kdcon.protocol.transports.faults import FaultModel
+from kdcon.protocol.events import BreakIn, Event, ManipulateRequest, StateChange
+from kdcon.protocol.messages import build_exception_state_change
 
-from .test_acceptance_noisy_line import REPLY_TIMEOUT, TICK, Line, memory
+from .test_acceptance_noisy_line import Simulation, memory
 
-READ = ManipulateApi.DbgKdReadVirtualMemoryApi
 CONTINUE2 = ManipulateApi.DbgKdContinueApi2
 CYCLES = 1_000
 BASE = 0xFFFFF80000401000
@@ -33,72 +31,55 @@ STOP_PATIENCE = 10.0
 CYCLE_BOUND = 60.0
 
 
-class StopSimulation:
+class StopSimulation(Simulation):
+    """The noisy line's simulation with a target that runs after Continue and stops at
+    a new address a little later, and a host that counts the stops it takes."""
+
     def __init__(self, seed: int) -> None:
-        noise = dict(bit_flip=1e-4, drop=1e-3, duplicate=1e-3, garbage=1e-4,
-                     garbage_len=(1, 32))
-        self.to_target = Line(FaultModel(seed=seed, **noise))
-        self.to_host = Line(FaultModel(seed=seed + 1, **noise))
-        self.host = KdConnection(Role.HOST)
-        self.target = KdConnection(Role.TARGET)
+        super().__init__(seed)
         self.rng = random.Random(seed)
-        self.now = 0.0
         self.stops_made = 0
         self.stop_at: float | None = 0.0  # the target stops at once: its first break
-        self.replies: list[ManipulateReply] = []
         self.stops: list[int] = []  # stop numbers as the host received them
         self.reports = 0  # state changes the host took: stops, and stops said again
         self.breakins = 0
         self.again: list[int] = []  # a stop the target said again after a break-in
         self.broke_in = False
 
-    def step(self) -> None:
-        times = [t for t in (self.to_target.next_time(), self.to_host.next_time(),
-                             self.stop_at) if t is not None]
-        self.now = min([self.now + TICK, *times])
-        self._run_target(self.to_target.due(self.now))
-        self._run_host(self.to_host.due(self.now))
+    def wakeups(self) -> list[float | None]:
+        return [self.stop_at]
 
-    def _run_target(self, data: bytes) -> None:
+    def target_event(self, event: Event) -> bytes:
+        if isinstance(event, ManipulateRequest) and event.api == CONTINUE2:
+            self.stop_at = self.now + self.rng.uniform(0.0, 0.05)
+            return b""
+        if isinstance(event, BreakIn):
+            return b""  # the target stops of its own accord soon after any Continue
+        return super().target_event(event)
+
+    def target_tick(self) -> bytes:
         target = self.target
-        target.receive_data(data)
-        out = bytearray()
-        while (event := target.next_event()) is not NEED_DATA:
-            out += target.data_to_send()
-            if isinstance(event, ManipulateRequest) and event.api == CONTINUE2:
-                self.stop_at = self.now + self.rng.uniform(0.0, 0.05)
-            elif isinstance(event, ManipulateRequest) and event.api == READ:
-                u = event.message.u
-                size = min(u.TransferCount, 3944)
-                out += target.send_manipulate(READ, dict(u, ActualBytesRead=size),
-                                              memory(u.TargetBaseAddress, size),
-                                              return_status=NtStatus.STATUS_SUCCESS)
-        if (self.stop_at is not None and self.now >= self.stop_at
-                and target.phase is Phase.RUNNING and not target.awaiting_ack):
-            self.stop_at = None
-            address = BASE + 16 * self.stops_made
-            self.stops_made += 1
-            out += target.send_state_change(build_exception_state_change(0x80000003, address))
-        out += target.check_timeouts(self.now)
-        self.to_host.write(self.now, bytes(out))
+        if (self.stop_at is None or self.now < self.stop_at
+                or target.phase is not Phase.RUNNING or target.awaiting_ack):
+            return b""
+        self.stop_at = None
+        address = BASE + 16 * self.stops_made
+        self.stops_made += 1
+        return target.send_state_change(build_exception_state_change(0x80000003, address))
 
-    def _run_host(self, data: bytes) -> None:
-        host = self.host
-        host.receive_data(data)
-        while (event := host.next_event()) is not NEED_DATA:
-            if isinstance(event, ManipulateReply):
-                self.replies.append(event)
-            elif isinstance(event, StateChange):
-                number = (event.program_counter - BASE) // 16
-                self.reports += 1
-                if self.broke_in and self.stops and number == self.stops[-1]:
-                    # Right: the target never took the Continue (the checksum's blind
-                    # spot made it another request) and still waits in that stop.
-                    self.again.append(number)
-                else:
-                    self.stops.append(number)
-                self.broke_in = False
-        self.to_target.write(self.now, host.data_to_send() + host.check_timeouts(self.now))
+    def host_event(self, event: Event) -> None:
+        if not isinstance(event, StateChange):
+            super().host_event(event)
+            return
+        number = (event.program_counter - BASE) // 16
+        self.reports += 1
+        if self.broke_in and self.stops and number == self.stops[-1]:
+            # Right: the target never took the Continue (the checksum's blind spot made
+            # it another request) and still waits in that stop.
+            self.again.append(number)
+        else:
+            self.stops.append(number)
+        self.broke_in = False
 
     def wait_for_stop(self) -> None:
         """Until the host takes a state change; break in after STOP_PATIENCE of silence,
@@ -109,31 +90,14 @@ class StopSimulation:
             if self.now - start > CYCLE_BOUND:
                 raise TargetTimeout(f"after stop {self.stops[-1:]}: none in {CYCLE_BOUND} s")
             if self.now - last_breakin >= STOP_PATIENCE:
-                self.to_target.write(self.now, self.host.send_breakin())
+                self.host_send(self.host.send_breakin())
                 self.breakins += 1
                 self.broke_in = True
                 last_breakin = self.now
             self.step()
 
-    def read(self, address: int, size: int) -> bytes:
-        start, request, sent_at = self.now, None, -1.0
-        while True:
-            if self.now - start > CYCLE_BOUND:
-                raise TargetTimeout(f"read {address:#x}: no reply in {CYCLE_BOUND} s")
-            if request is None or (self.now - sent_at >= REPLY_TIMEOUT
-                                   and not self.host.awaiting_ack):
-                request = build_manipulate(READ, dict(
-                    TargetBaseAddress=address, TransferCount=size, ActualBytesRead=0))
-                self.to_target.write(self.now, self.host.send_manipulate_payload(request))
-                sent_at = self.now
-            self.step()
-            while self.replies:
-                reply = self.replies.pop(0)
-                if reply_matches(request, reply):
-                    return reply.data
-
     def go(self) -> None:
-        self.to_target.write(self.now, self.host.send_manipulate(CONTINUE2, dict(
+        self.host_send(self.host.send_manipulate(CONTINUE2, dict(
             ContinueStatus=0x10002, ControlSet=dict(Amd64=dict(
                 TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0)))))
 

@@ -67,6 +67,13 @@ def read_request(address: int = 0x1000, count: int = 16) -> dict:
     return dict(TargetBaseAddress=address, TransferCount=count, ActualBytesRead=0)
 
 
+def send_continue(host: KdConnection) -> bytes:
+    """Continue2 with DBG_CONTINUE, no trace, no debug registers: what ``g`` sends."""
+    return host.send_manipulate(ManipulateApi.DbgKdContinueApi2, dict(
+        ContinueStatus=0x10002, ControlSet=dict(Amd64=dict(
+            TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))))
+
+
 def broken_pair() -> tuple[KdConnection, KdConnection]:
     """A host and a target after a break-in: state change sent and ACKed."""
     host, target = KdConnection(Role.HOST), KdConnection(Role.TARGET)
@@ -196,9 +203,7 @@ def test_target_takes_data_packet_while_waiting_for_ack_as_ack_and_asks_resend()
 
 def test_target_waiting_for_ack_acks_a_repeat_of_the_hosts_packet_and_keeps_waiting() -> None:
     host, target = broken_pair()
-    go = host.send_manipulate(ManipulateApi.DbgKdContinueApi2, dict(
-        ContinueStatus=0x10002, ControlSet=dict(Amd64=dict(
-            TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))))
+    go = send_continue(host)
     drain(target, go)
     target.data_to_send()  # the target's ACK of Continue is lost on the line
     load = target.send_state_change(build_load_symbols_state_change(b"\\hal.dll", 0x1000, 0x2000))
@@ -232,9 +237,7 @@ def test_host_neither_acks_nor_takes_data_until_its_reset_is_answered() -> None:
 
 def test_a_host_that_lost_a_stop_gets_it_again_by_breaking_in() -> None:
     host, target = broken_pair()
-    go = host.send_manipulate(ManipulateApi.DbgKdContinueApi2, dict(
-        ContinueStatus=0x10002, ControlSet=dict(Amd64=dict(
-            TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))))
+    go = send_continue(host)
     drain(target, go)
     drain(host, target.data_to_send())
     assert host.phase is Phase.TARGET_RUNNING
@@ -485,9 +488,7 @@ def test_file_io_create_answered_no_such_file() -> None:
 
 def test_continue_puts_target_back_to_running() -> None:
     host, target = broken_pair()
-    wire = host.send_manipulate(ManipulateApi.DbgKdContinueApi2, dict(
-        ContinueStatus=0x10002, ControlSet=dict(Amd64=dict(
-            TraceFlag=0, Dr7=0, CurrentSymbolStart=1, CurrentSymbolEnd=0))))
+    wire = send_continue(host)
     (event,) = drain(target, wire)
     assert isinstance(event, ManipulateRequest) and target.phase is Phase.RUNNING
     assert host.phase is Phase.TARGET_RUNNING
