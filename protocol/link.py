@@ -82,9 +82,9 @@ class LinkClosed(Event):
 
 
 class _Waiter:
-    """One request awaiting its reply. ``done`` is a bare lock, taken at birth and
-    released once by the reader: waking a caller costs one C call on each side, not
-    the Python code of a ``threading.Event`` (bench/simtarget.py)."""
+    """One request awaiting its reply. Its bare lock is taken at birth and released
+    once the reply is in: waking a caller costs one C call on each side, not the
+    Python code of a ``threading.Event`` (bench/simtarget.py)."""
 
     __slots__ = ("request", "reply", "_lock")
 
