@@ -165,15 +165,29 @@ def symsrv_files(root: str, file_name: str, key: str, roots: Sequence[str] = (),
     ptr = _walk(key_dir, ["file.ptr"])
     if ptr:
         target = _follow_ptr(ptr, [root, *roots])
-        if target:
+        if target and os.path.basename(target).lower() == _packed_name(name).lower():
+            # A pointer to a compressed file: expanded like an entry of our own.
+            expanded = _expand_into_cache(target, name, key, expand_into)
+            if expanded:
+                yield StoreHit(expanded, "cab", root)
+        elif target:
             yield StoreHit(target, "file.ptr", root)
+
+
+def _packed_name(name: str) -> str:
+    """``ntkrnlmp.pdb`` -> ``ntkrnlmp.pd_``: the name a compressed entry is filed under."""
+    return name[:-1] + "_"
 
 
 def _expanded(key_dir: str, name: str, key: str, expand_into: str | None) -> str | None:
     """The expansion of the compressed entry ``name[:-1] + "_"`` in ``key_dir``, if there is one."""
-    packed = _walk(key_dir, [name[:-1] + "_"])
+    packed = _walk(key_dir, [_packed_name(name)])
     if not packed or not os.path.isfile(packed):
         return None
+    return _expand_into_cache(packed, name, key, expand_into)
+
+
+def _expand_into_cache(packed: str, name: str, key: str, expand_into: str | None) -> str | None:
     cache = expand_into if expand_into is not None else default_expansion_root()
     if cache is None:
         log.warning("%s: no cache directory to expand it into", packed)

@@ -184,6 +184,20 @@ def test_bad_entry_is_one_warning_no_hit_and_the_search_goes_on(tmp_path, cache_
     assert module.state is SymbolState.PRIVATE_PDB and module.symbol_file == str(real)
 
 
+def test_a_file_ptr_to_a_compressed_file_is_expanded_too(tmp_path, cache_home, kernel):
+    image, key = kernel
+    # symstore /p stores pointers; the file pointed at may be a compressed one.
+    shares = tmp_path / "store" / "builds"
+    packed = gcab(str(shares), KERNEL_PDB, compress=True)
+    store = tmp_path / "store"
+    put(str(store / "ntoskrnl.pdb" / key / "file.ptr"), str(packed).encode())
+    hits = list(symsrv_files(str(store), "ntoskrnl.pdb", key))
+    expanded = cache_home / "ntoskrnl.pdb" / key / "ntoskrnl.pdb"
+    assert [(h.how, h.path) for h in hits] == [("cab", str(expanded))]
+    module = _kernel_module(SymbolSession(f"srv*{store}"), image).load()
+    assert module.state is SymbolState.PRIVATE_PDB and module.symbol_file == str(expanded)
+
+
 def test_expansion_never_writes_outside_the_cache_root(tmp_path, kernel, caplog):
     _, key = kernel
     store, _ = _store_with_packed_pdb(tmp_path, key)
