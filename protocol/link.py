@@ -103,15 +103,14 @@ class _Waiter:
 
 
 class _Attach:
-    """What ``sync`` waits for: the target's RESET reply, then one state change; after
-    that, the repeats that late replies to its earlier RESETs bring. ``done`` wakes
-    ``sync`` whenever it has something to do; ``early_at`` is when a stop sent before
-    the target read our RESET arrived (the answer should follow it closely)."""
+    """What ``sync`` waits for: the target's RESET reply, then one state change. The
+    same stop said again after late replies to earlier RESETs is the connection's to
+    drop (state.py Rule 12). ``done`` wakes ``sync`` whenever it has something to do;
+    ``early_at`` is when a stop sent before the target read our RESET arrived (the
+    answer should follow it closely)."""
 
     def __init__(self) -> None:
-        self.resets_sent = 0
         self.resets_answered = 0
-        self.repeat_expected = False
         self.early_at: float | None = None
         self.done = threading.Event()
         self.state: StateChange | None = None
@@ -299,11 +298,11 @@ class KdLink:
         says the target waits in it: if a running target discarded the RESET (§3.3),
         no answer follows within RESET_ANSWER_GRACE and RESET goes again then, not a
         whole ``reset_interval`` later. A slow target may answer several RESETs: the
-        same stop that each later answer brings again is dropped. A host attaching to
-        a target that already talks makes the link with ``start=False``: a stop read
-        before ``sync`` would be queued beside the copy ``sync`` returns. The state
-        change returned here is handed to this call only, not queued nor given to
-        ``on_event``; other events flow as usual.
+        same stop that each later answer brings again is dropped (Rule 12). A host
+        attaching to a target that already talks makes the link with ``start=False``:
+        a stop read before ``sync`` would be queued beside the copy ``sync`` returns.
+        The state change returned here is handed to this call only, not queued nor
+        given to ``on_event``; other events flow as usual.
         """
         if self.role is not Role.HOST:
             raise LocalProtocolError("only a host synchronises")
@@ -355,7 +354,6 @@ class KdLink:
     def _send_attach_reset(self, attach: _Attach, breakin: bool) -> None:
         attach.done.clear()
         attach.early_at = None
-        attach.resets_sent += 1
         out = self.connection.send_breakin() if breakin else b""
         self._write(out + self.connection.send_reset())
 
@@ -527,39 +525,22 @@ class KdLink:
         attach = self._attach
         if attach is None:
             return False
-        taken = attach.state is not None
         if isinstance(event, Reset):
             attach.resets_answered += 1
-            # Only sync sends RESET, and the target answers in order: a reply after the
-            # stop was taken answers an earlier RESET and the target repeats that stop.
-            attach.repeat_expected = taken
             attach.done.set()
             return False
-        if (isinstance(event, DroppedPacket) and event.reason == "before_reset_answer"
-                and not taken):
+        if isinstance(event, DroppedPacket) and event.reason == "before_reset_answer":
             if attach.early_at is None:
                 attach.early_at = time.monotonic()
             attach.done.set()
             return False
         if not isinstance(event, StateChange):
             return False
-        if not taken:
-            # After a RESET answer: the connection drops what comes before one.
-            attach.state = event
-            answered.append(attach)
-            if attach.resets_answered >= attach.resets_sent:
-                self._attach = None
-            return True
-        assert attach.state is not None
-        if attach.repeat_expected and event.raw == attach.state.raw:
-            log.debug("dropping the stop a late RESET reply repeated (id %#x)", event.packet_id)
-            attach.repeat_expected = False
-            if attach.resets_answered >= attach.resets_sent:
-                self._attach = None
-            return True
-        # A new stop: the target has read everything sent before it, late RESETs included.
+        # After a RESET answer: the connection drops what comes before one.
+        attach.state = event
+        answered.append(attach)
         self._attach = None
-        return False
+        return True
 
     def _deliver(self, event: Event) -> None:
         if self._on_event is None:
