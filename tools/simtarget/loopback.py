@@ -107,8 +107,10 @@ class SimTarget:
 
 
 def share_one_cpu() -> set[int] | None:
-    """Keep this process on one CPU; return the CPUs it had (None where the platform
-    cannot pin threads).
+    """Keep the calling thread, and every thread it starts from now on, on one CPU;
+    return the CPUs it had (None where the platform cannot pin threads). Call it
+    before making the SimTarget and the host's link: threads already running keep
+    their CPUs.
 
     A host and a SimTarget in one process hand the interpreter lock to each other on
     every packet; between two CPUs each hand-over wakes the other one, which on a
