@@ -300,17 +300,10 @@ class FdPort(SerialBase):
         self._check_open()
         payload = memoryview(to_bytes(data))
         total = len(payload)
-        if (chan := self._chan) is not None:
-            # The common case: the socket takes it all at once.
-            try:
-                sent = chan.send(payload)
-            except OSError:
-                sent = 0  # the loop below tells errors from a full socket
-            if sent == total:
-                return total
-            payload = payload[sent:]
-        timeout = Timeout(self._write_timeout)
+        # Made when first needed: most writes go out in one send and never wait.
+        timeout: Timeout | None = None
         if self._chan is None:
+            timeout = Timeout(self._write_timeout)
             if self._eof:
                 raise LinkClosed(f"{self.portstr}: the peer closed the link")
             if not self._attach_for_write(timeout.time_left()):
@@ -335,6 +328,8 @@ class FdPort(SerialBase):
                     continue
                 if exc.errno not in _RETRY_ERRNOS:
                     raise LinkError(f"{self.portstr}: write failed: {exc.strerror or exc}") from exc
+            if timeout is None:
+                timeout = Timeout(self._write_timeout)
             _, ready, _ = select.select([], [chan.fileno()], [], timeout.time_left())
             if not ready:
                 raise LinkWriteTimeout(f"{self.portstr}: the peer stopped reading (write timeout)")
