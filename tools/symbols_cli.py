@@ -137,12 +137,25 @@ def _hex(value):
     return f"{value:#x}" if isinstance(value, int) else value
 
 
+def _about(path: str, exc: Exception) -> CliError:
+    """One line naming ``path`` once, whichever form of it the message already holds."""
+    text = str(exc)
+    for said in (f"cannot read {path}: ", f"{path}: ", f"{os.path.basename(path)}: "):
+        if text.startswith(said):
+            text = ("cannot read: " if said.startswith("cannot") else "") + text[len(said):]
+            break
+    return CliError(f"{path}: {text}")
+
+
 def cmd_dump(args: argparse.Namespace) -> int:
     kind = file_kind(args.file)
     if kind is None:
         raise CliError(f"{args.file}: not an image, DBG or PDB file (or unreadable)")
     dump = {FileKind.PE: _dump_pe, FileKind.DBG: _dump_dbg}.get(kind, _dump_pdb)
-    result = dump(args.file)
+    try:
+        result = dump(args.file)
+    except SymbolError as exc:
+        raise _about(args.file, exc) from None
     sys.stdout.write(json.dumps(result) + "\n" if args.json else _dump_text(result))
     return 0
 
@@ -191,7 +204,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         try:
             entries.append((path, read_identity(path)))
         except SymbolError as exc:
-            raise CliError(f"{path}: {exc}") from None
+            raise _about(path, exc) from None
     images = {}
     for path, identity in entries:
         if identity.pdb_name:

@@ -20,6 +20,7 @@ import mmap
 import operator
 import os
 import struct
+import traceback
 from array import array
 from collections import deque
 from collections.abc import Callable
@@ -85,11 +86,38 @@ def open_pdb(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryv
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError) as exc:
         raise SymbolFileError(f"cannot read {path}: {exc}") from None
+    view = memoryview(mapped)
     try:
-        return PdbFile(memoryview(mapped), name or os.path.basename(path), mapped, image_sections)
-    except BaseException:
-        mapped.close()
+        return PdbFile(view, name or os.path.basename(path), mapped, image_sections)
+    except BaseException as exc:
+        # The failed constructor's frames, kept alive by the traceback, hold
+        # slices of the mapping; an mmap with live views cannot be closed.
+        _clear_frames(exc)
+        _unmap(view, mapped)
         raise
+
+
+def _clear_frames(exc: BaseException) -> None:
+    """Drop the locals of the finished frames of ``exc`` and the exceptions it chains to."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        pending += (current.__cause__, current.__context__)
+
+
+def _unmap(view: memoryview, mapped: mmap.mmap) -> None:
+    """Release ``view`` and close ``mapped``; with views still alive elsewhere,
+    leave the unmapping to the last of them rather than fail on an error path."""
+    try:
+        view.release()
+        mapped.close()
+    except BufferError:
+        log.debug("%s: mapping still viewed; it is released with its last view", mapped)
 
 
 class PdbFile:
@@ -411,8 +439,7 @@ class PdbFile:
         self._cache.clear()
         self.msf.close()
         if self._mapped is not None:
-            self._view.release()
-            self._mapped.close()
+            _unmap(self._view, self._mapped)
             self._mapped = None
 
     def __enter__(self) -> PdbFile:
