@@ -18,6 +18,7 @@ from pathlib import Path
 import pefile
 
 from kdcon.protocol.constants import ManipulateApi as A
+from kdcon.protocol.constants import NtStatus
 from kdcon.protocol.events import StateChange
 from kdcon.tools.simtarget.loopback import SimTarget
 from tests.oracles import require_tool
@@ -32,8 +33,8 @@ FILES = {
     "kdcom.dll": IMAGES / "kdcom.dll",
     "trackdemo.sys": IMAGES / "checked" / "trackdemo.sys",
 }
-STATUS_BREAKPOINT = 0x80000003
-STATUS_SINGLE_STEP = 0x80000004
+STATUS_BREAKPOINT = NtStatus.STATUS_BREAKPOINT
+STATUS_SINGLE_STEP = NtStatus.STATUS_SINGLE_STEP
 LOAD_SYMBOLS = 0x3031
 EXCEPTION = 0x3030
 KI_SIM_LEAK, KI_SIM_OVERWRITE, KI_SIM_UNLOAD, KI_SIM_BUGCHECK, KI_SIM_BAD_ACCESS = 1, 2, 6, 7, 8

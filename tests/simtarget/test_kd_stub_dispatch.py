@@ -7,14 +7,12 @@ import struct
 import pytest
 
 from kdcon.protocol.constants import ManipulateApi as A
+from kdcon.protocol.constants import NtStatus
 from kdcon.protocol.context import CONTEXT_AMD64
 from kdcon.protocol.messages import build_manipulate, decode_payload
 from kdcon.protocol.events import ManipulateReply
 from kdcon.tools.simtarget.kd.layouts import build_context, parse_context
 from kdcon.tools.simtarget.kd.stub import (
-    STATUS_DATATYPE_MISALIGNMENT,
-    STATUS_INVALID_PARAMETER,
-    STATUS_NO_SUCH_DEVICE,
     BugCheckRequest,
     KdStub,
     NoReply,
@@ -28,7 +26,10 @@ from kdcon.tools.simtarget.kd.stub import (
 from .kd_fake_machine import FakeMachine
 
 CODE = 0xFFFFF80000401000
-UNSUCCESSFUL = 0xC0000001
+UNSUCCESSFUL = NtStatus.STATUS_UNSUCCESSFUL
+STATUS_INVALID_PARAMETER = NtStatus.STATUS_INVALID_PARAMETER
+STATUS_DATATYPE_MISALIGNMENT = NtStatus.STATUS_DATATYPE_MISALIGNMENT
+STATUS_NO_SUCH_DEVICE = NtStatus.STATUS_NO_SUCH_DEVICE
 
 
 def _request(api: int, u: dict | None = None, data: bytes = b"", **fields):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kdcon.tools.simtarget.errors import ImageLoadError, MissingImportsError
-from kdcon.tools.simtarget.events import DebugPrint, LoadSymbols
+from kdcon.tools.simtarget.events import DebugPrintStop, LoadSymbols
 from kdcon.tools.simtarget.kernel import IMAGES_DIR
 from kdcon.tools.simtarget.machine import Machine
 
@@ -66,7 +66,7 @@ def test_every_module_load_is_reported_in_load_order(booted):
 
 def test_driver_entry_dbgprint_text_arrives(booted):
     _, events = booted
-    prints = [e.text for e in events if isinstance(e, DebugPrint)]
+    prints = [e.text for e in events if isinstance(e, DebugPrintStop)]
     assert "testdrv: hello sum=1596 kd=1\n" in prints
 
 

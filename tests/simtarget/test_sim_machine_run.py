@@ -10,8 +10,8 @@ import time
 import pefile
 import pytest
 
-from kdcon.tools.simtarget.events import (BreakIn, BreakpointHit, BudgetExhausted, BugCheck, DataBreakpoint,
-                                          DebugPrint, DebugPrompt, LoadSymbols, SingleStep, UnloadSymbols)
+from kdcon.tools.simtarget.events import (BreakInStop, BreakpointHit, BudgetExhausted, BugCheck, DataBreakpoint,
+                                          DebugPrintStop, DebugPromptStop, LoadSymbols, SingleStep, UnloadSymbols)
 from kdcon.tools.simtarget.layout import BAD_ADDRESS, KiSimRequest
 from tests.oracles import require_tool
 
@@ -45,7 +45,7 @@ def run_to_event(m, kinds, budget=2_000_000, limit=32):
         event = m.run(budget=budget)
         if isinstance(event, kinds):
             return event
-        if isinstance(event, DebugPrompt):
+        if isinstance(event, DebugPromptStop):
             raise AssertionError(f"unexpected prompt {event}")
     raise AssertionError(f"no {kinds} in {limit} runs")
 
@@ -137,7 +137,7 @@ def test_request_breakin_stops_in_kernel_code_within_100_ms(machine):
     machine.request_breakin()
     assert done.wait(5.0)
     thread.join()
-    assert isinstance(result["event"], BreakIn)
+    assert isinstance(result["event"], BreakInStop)
     assert result["event"].pc == machine.kernel_symbol("RtlpBreakWithStatusInstruction")
     assert result["stopped"] - requested < 0.100
     # Running on returns to the interrupted code.
@@ -147,7 +147,7 @@ def test_request_breakin_stops_in_kernel_code_within_100_ms(machine):
 def test_break_on_connect_breaks_in_during_boot_after_the_system_images():
     m = boot_testdrv(break_on_connect=True)
     events = []
-    while not isinstance(events[-1] if events else None, BreakIn):
+    while not isinstance(events[-1] if events else None, BreakInStop):
         events.append(m.run(budget=2_000_000))
     assert [e.image.path.rsplit("\\", 1)[1] for e in events if isinstance(e, LoadSymbols)] == \
         ["ntoskrnl.exe", "hal.dll", "kdcom.dll"]
@@ -155,17 +155,17 @@ def test_break_on_connect_breaks_in_during_boot_after_the_system_images():
 
 def test_assert_prompt_answer_i_returns_to_the_driver(machine):
     machine.set_request(KiSimRequest.OVERWRITE)
-    printed = run_to_event(machine, DebugPrint)
+    printed = run_to_event(machine, DebugPrintStop)
     assert printed.text == "\n*** Assertion failed: TestGuard == 0\n***   Source File: testdrv.c, line 42\n\n"
     prompt = machine.run()
-    assert prompt == DebugPrompt(text="Break, Ignore, Terminate Process or Terminate Thread (bipt)? ", max_len=2)
+    assert prompt == DebugPromptStop(text="Break, Ignore, Terminate Process or Terminate Thread (bipt)? ", max_len=2)
     machine.answer_prompt("i")
-    assert machine.run(budget=2_000_000) == DebugPrint(text="testdrv: assert returned\n", component=0xFFFFFFFF)
+    assert machine.run(budget=2_000_000) == DebugPrintStop(text="testdrv: assert returned\n", component=0xFFFFFFFF)
 
 
 def test_assert_prompt_answer_b_breaks_then_returns(machine):
     machine.set_request(KiSimRequest.OVERWRITE)
-    run_to_event(machine, DebugPrompt)
+    run_to_event(machine, DebugPromptStop)
     machine.answer_prompt("b")
     event = machine.run()
     assert isinstance(event, BreakpointHit) and event.handle is None
@@ -176,7 +176,7 @@ def test_assert_prompt_answer_b_breaks_then_returns(machine):
 @pytest.mark.parametrize("answer", ["p", "t"])
 def test_assert_prompt_answers_p_and_t_abandon_the_request(machine, answer):
     machine.set_request(KiSimRequest.OVERWRITE)
-    run_to_event(machine, DebugPrompt)
+    run_to_event(machine, DebugPromptStop)
     machine.answer_prompt(answer)
     assert isinstance(machine.run(budget=3_000_000), BudgetExhausted)   # "assert returned" never printed
     counter = machine.kernel_symbol("KiSystemLoopCount")
@@ -188,14 +188,14 @@ def test_assert_prompt_answers_p_and_t_abandon_the_request(machine, answer):
 def test_running_with_a_prompt_unanswered_is_refused(machine):
     from kdcon.tools.simtarget.errors import MachineStateError
     machine.set_request(KiSimRequest.OVERWRITE)
-    run_to_event(machine, DebugPrompt)
+    run_to_event(machine, DebugPromptStop)
     with pytest.raises(MachineStateError):
         machine.run()
 
 
 def test_bugcheck_request_leaves_kibugcheckdata_with_code_and_parameters(machine):
     machine.set_request(KiSimRequest.BUGCHECK)
-    fatal = run_to_event(machine, DebugPrint)
+    fatal = run_to_event(machine, DebugPrintStop)
     assert fatal.text.startswith("\n*** Fatal System Error: 0x000000e2\n")
     event = machine.run()
     assert event == BugCheck(pc=machine.kernel_symbol("RtlpBreakWithStatusInstruction"), code=0xE2,
@@ -226,7 +226,7 @@ def test_cause_bugcheck_crashes_from_wherever_the_cpu_is(machine):
 
 def test_unload_request_runs_the_unload_routine_and_reports_it(machine):
     machine.set_request(KiSimRequest.UNLOAD)
-    assert run_to_event(machine, DebugPrint).text == "testdrv: unload\n"
+    assert run_to_event(machine, DebugPrintStop).text == "testdrv: unload\n"
     event = machine.run()
     assert isinstance(event, UnloadSymbols) and event.image.path.endswith("\\testdrv.sys")
     assert machine.read_virtual(event.image.base, 2) == b"MZ"      # still mapped while reported

@@ -6,9 +6,11 @@ import struct
 
 import pytest
 
+from kdcon.protocol.constants import NtStatus
+from kdcon.protocol.context import CONTEXT_AMD64_SIZE as CONTEXT_SIZE
+from kdcon.protocol.context import Context, SpecialRegisters
 from kdcon.tools.simtarget import layout
-from kdcon.tools.simtarget.context import CONTEXT_SIZE, Context, SpecialRegisters
-from kdcon.tools.simtarget.events import BugCheck, ExceptionEvent, STATUS_ACCESS_VIOLATION
+from kdcon.tools.simtarget.events import BugCheck, ExceptionEvent
 from kdcon.tools.simtarget.errors import MachineStateError
 from kdcon.tools.simtarget.machine import Machine
 
@@ -148,7 +150,7 @@ def test_page_fault_at_passive_level_is_a_first_chance_exception_then_bugcheck_5
     pc = m.get_context().Rip
     m.set_context(m.get_context().replace(Rip=layout.BAD_ADDRESS))
     event = m.run()
-    assert event == ExceptionEvent(code=STATUS_ACCESS_VIOLATION, address=layout.BAD_ADDRESS,
+    assert event == ExceptionEvent(code=NtStatus.STATUS_ACCESS_VIOLATION, address=layout.BAD_ADDRESS,
                                    params=(8, layout.BAD_ADDRESS), first_chance=True)
     bugcheck = m.run()
     while not isinstance(bugcheck, BugCheck):
@@ -166,7 +168,7 @@ def test_a_call_through_a_null_pointer_is_an_access_violation_not_a_stop():
     m = boot_testdrv()
     run_until_quiet(m)
     m.set_context(m.get_context().replace(Rip=0))
-    assert m.run() == ExceptionEvent(code=STATUS_ACCESS_VIOLATION, address=0, params=(8, 0), first_chance=True)
+    assert m.run() == ExceptionEvent(code=NtStatus.STATUS_ACCESS_VIOLATION, address=0, params=(8, 0), first_chance=True)
 
 
 def _run_code(code: bytes):
@@ -180,9 +182,9 @@ def _run_code(code: bytes):
 
 
 def test_nt_assert_reports_an_assertion_failure_and_continues_after_it():
-    from kdcon.tools.simtarget.events import STATUS_ASSERTION_FAILURE, SingleStep
+    from kdcon.tools.simtarget.events import SingleStep
     m, page = _run_code(b"\xcd\x2c\x90\x90")          # int 2Ch; nop; nop
-    assert m.run() == ExceptionEvent(code=STATUS_ASSERTION_FAILURE, address=page, params=(), first_chance=True)
+    assert m.run() == ExceptionEvent(code=NtStatus.STATUS_ASSERTION_FAILURE, address=page, params=(), first_chance=True)
     assert m.run(trace=True) == SingleStep(pc=page + 3)
 
 
@@ -195,11 +197,10 @@ def test_fastfail_in_kernel_mode_is_bugcheck_139_with_the_failure_code():
 
 
 def test_divide_error_is_first_chance_then_kmode_exception_not_handled():
-    from kdcon.tools.simtarget.events import STATUS_INTEGER_DIVIDE_BY_ZERO
     m, page = _run_code(b"\x31\xc9\xf7\xf1")           # xor ecx, ecx; div ecx
-    assert m.run() == ExceptionEvent(code=STATUS_INTEGER_DIVIDE_BY_ZERO, address=page + 2, params=(),
+    assert m.run() == ExceptionEvent(code=NtStatus.STATUS_INTEGER_DIVIDE_BY_ZERO, address=page + 2, params=(),
                                      first_chance=True)
     event = m.run()
     while not isinstance(event, BugCheck):
         event = m.run()
-    assert (event.code, event.params[:2]) == (0x1E, (STATUS_INTEGER_DIVIDE_BY_ZERO, page + 2))
+    assert (event.code, event.params[:2]) == (0x1E, (NtStatus.STATUS_INTEGER_DIVIDE_BY_ZERO, page + 2))

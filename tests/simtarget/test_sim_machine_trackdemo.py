@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdcon.tools.simtarget.events import BreakpointHit, DebugPrint, LoadSymbols, UnloadSymbols
+from kdcon.tools.simtarget.events import BreakpointHit, DebugPrintStop, LoadSymbols, UnloadSymbols
 from kdcon.tools.simtarget.kernel import trackdemo_image
 from kdcon.tools.simtarget.layout import KiSimRequest
 from kdcon.tools.simtarget.machine import Machine
@@ -34,7 +34,7 @@ def test_driver_entry_breaks_in_first_thing_after_its_load_report(trackdemo):
 def test_stats_request_prints_the_track_statistics(trackdemo):
     run_until_quiet(trackdemo)
     trackdemo.set_request(KiSimRequest.STATS)
-    text = "".join(e.text for e in run_until_quiet(trackdemo) if isinstance(e, DebugPrint))
+    text = "".join(e.text for e in run_until_quiet(trackdemo) if isinstance(e, DebugPrintStop))
     assert "Track Statistics:\n" in text and "Bytes Allocated : " in text
 
 
@@ -44,7 +44,7 @@ def test_unload_reports_exactly_the_planted_leaks(trackdemo):
     run_until_quiet(trackdemo)
     trackdemo.set_request(KiSimRequest.UNLOAD)
     events = run_until_quiet(trackdemo)
-    text = "".join(e.text for e in events if isinstance(e, DebugPrint))
+    text = "".join(e.text for e in events if isinstance(e, DebugPrintStop))
     report = text[text.index("Track Reports Allocation/Resource Leaks:"):]
     assert report.count("AllocatorFn : ") == 2
     assert "AllocatorFn : RtlAnsiStringToUnicodeString\n" in report

@@ -19,8 +19,8 @@ from kdcon.symbols.pdb import open_pdb
 from kdcon.tools.simtarget.events import (
     BreakpointHit,
     BudgetExhausted,
-    DebugPrint,
-    DebugPrompt,
+    DebugPrintStop,
+    DebugPromptStop,
     StopEvent,
     UnloadSymbols,
 )
@@ -65,11 +65,11 @@ class Demo:
             event = self.machine.run(budget=QUIET_BUDGET)
             if isinstance(event, BudgetExhausted):
                 return transcript
-            if isinstance(event, DebugPrint):
+            if isinstance(event, DebugPrintStop):
                 transcript.text += event.text
                 if stop_on_print:
                     return transcript
-            elif isinstance(event, DebugPrompt):
+            elif isinstance(event, DebugPromptStop):
                 transcript.text += event.text
                 self.machine.answer_prompt(answer)
             else:

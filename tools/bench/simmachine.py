@@ -8,7 +8,7 @@ per figure, each compared with a baseline measured in the same run.
 - ``breakpoint_cycle_us``: stop at a breakpoint hit once per system-loop tick, step
   over it and run to the next hit, against the time of one tick running free;
 - ``breakin_latency_ms``: wall time from ``request_breakin`` (another thread) to the
-  BreakIn stop, median of several, against the 100 ms goal;
+  BreakInStop, median of several, against the 100 ms goal;
 - ``boot_to_quiet_s``: Machine() + boot() + every boot event, against the time to
   parse the images alone.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 from unicorn import x86_const as X
 
-from kdcon.tools.simtarget.events import BreakIn, BreakpointHit, BudgetExhausted
+from kdcon.tools.simtarget.events import BreakInStop, BreakpointHit, BudgetExhausted
 from kdcon.tools.simtarget.kernel import IMAGES_DIR, KernelImages
 from kdcon.tools.simtarget.machine import SLICE, Machine
 
@@ -115,7 +115,7 @@ def bench_breakin(samples: int) -> None:
         machine.request_breakin()
         stopped.wait(10)
         thread.join()
-        assert isinstance(result["event"], BreakIn), result
+        assert isinstance(result["event"], BreakInStop), result
         latencies.append((result["at"] - requested) * 1000)
         machine.run(budget=SLICE)
     _emit("breakin_latency_ms", statistics.median(latencies), "goal", 100.0, "ms",

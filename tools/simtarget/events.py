@@ -1,8 +1,11 @@
 """Stop events: why ``Machine.run`` returned.
 
-Frozen keyword-only dataclasses, one per meaning.  PCs are where the CPU stands when
-the event is reported: for breakpoints, the ``int 3`` itself (as Windows' trap handler
-reports it), for single steps and data breakpoints the next instruction to run.
+Frozen keyword-only dataclasses, one per meaning.  These are machine-level stops, not
+wire events: the kd stub turns them into state changes and debug I/O (the protocol's
+own ``BreakIn`` and ``DebugPrint`` are packets, hence the ``...Stop`` names here).
+PCs are where the CPU stands when the event is reported: for breakpoints, the ``int 3``
+itself (as Windows' trap handler reports it), for single steps and data breakpoints the
+next instruction to run.  NTSTATUS values are ``kdcon.protocol.constants.NtStatus``.
 """
 
 from __future__ import annotations
@@ -10,19 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
-    "StopEvent", "BreakpointHit", "SingleStep", "DataBreakpoint", "DebugPrint", "DebugPrompt",
-    "ImageInfo", "LoadSymbols", "UnloadSymbols", "BugCheck", "BreakIn", "ExceptionEvent",
-    "Rebooted", "BudgetExhausted", "STATUS_BREAKPOINT", "STATUS_SINGLE_STEP",
-    "STATUS_ACCESS_VIOLATION", "STATUS_INTEGER_DIVIDE_BY_ZERO", "STATUS_ILLEGAL_INSTRUCTION",
-    "STATUS_ASSERTION_FAILURE",
+    "StopEvent", "BreakpointHit", "SingleStep", "DataBreakpoint", "DebugPrintStop", "DebugPromptStop",
+    "ImageInfo", "LoadSymbols", "UnloadSymbols", "BugCheck", "BreakInStop", "ExceptionEvent",
+    "Rebooted", "BudgetExhausted",
 ]
-
-STATUS_BREAKPOINT = 0x80000003
-STATUS_SINGLE_STEP = 0x80000004
-STATUS_ACCESS_VIOLATION = 0xC0000005
-STATUS_INTEGER_DIVIDE_BY_ZERO = 0xC0000094
-STATUS_ILLEGAL_INSTRUCTION = 0xC000001D
-STATUS_ASSERTION_FAILURE = 0xC0000420
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +49,7 @@ class DataBreakpoint(StopEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DebugPrint(StopEvent):
+class DebugPrintStop(StopEvent):
     """DbgPrint text (int 2Dh service 1); the machine continues past it on the next run."""
 
     text: str
@@ -64,7 +58,7 @@ class DebugPrint(StopEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DebugPrompt(StopEvent):
+class DebugPromptStop(StopEvent):
     """DbgPrompt (service 2): call ``answer_prompt`` before running on."""
 
     text: str
@@ -108,7 +102,7 @@ class BugCheck(StopEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BreakIn(StopEvent):
+class BreakInStop(StopEvent):
     """The clock interrupt found a break-in request and broke at RtlpBreakWithStatusInstruction."""
 
     pc: int

@@ -6,8 +6,8 @@ Public API (no protocol here)::
     m = Machine(seed=0, drivers=[paths], break_on_connect=False)  # checks imports now
     m.boot()                                  # fresh machine; the kernel has not run yet
     ev = m.run(until=None, budget=None, trace=False)   # -> a StopEvent (events.py)
-    m.answer_prompt("b")                      # after a DebugPrompt
-    m.request_breakin()                       # any thread; BreakIn within one slice
+    m.answer_prompt("b")                      # after a DebugPromptStop
+    m.request_breakin()                       # any thread; BreakInStop within one slice
     m.read_virtual(addr, n) -> bytes          # readable prefix, original bytes under bps
     m.write_virtual(addr, data) -> int        # bytes written (prefix)
     m.read_physical(pa, n) / m.write_physical(pa, data)
@@ -23,9 +23,9 @@ Public API (no protocol here)::
     m.current_thread, m.instructions, m.halted
 
 Stop events (events.py, frozen dataclasses): LoadSymbols(image) / UnloadSymbols(image)
-with ImageInfo(path, base, size, checksum, timestamp); DebugPrint(text, component,
-level); DebugPrompt(text, max_len); BreakpointHit(pc, handle) (handle None for an
-``int 3`` in the code); SingleStep(pc); DataBreakpoint(pc, dr6, address); BreakIn(pc);
+with ImageInfo(path, base, size, checksum, timestamp); DebugPrintStop(text, component,
+level); DebugPromptStop(text, max_len); BreakpointHit(pc, handle) (handle None for an
+``int 3`` in the code); SingleStep(pc); DataBreakpoint(pc, dr6, address); BreakInStop(pc);
 BugCheck(pc, code, params, first); ExceptionEvent(code, address, params, first_chance);
 Rebooted(); BudgetExhausted(pc, instructions).
 
@@ -61,13 +61,15 @@ from unicorn import (UC_ARCH_X86, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_E
                      UC_MODE_64, UC_TLB_VIRTUAL, Uc, UcError)
 from unicorn import x86_const as X
 
+from kdcon.protocol.constants import NtStatus
+from kdcon.protocol.context import Context, SpecialRegisters
+
 from . import interrupts, layout
-from .context import Context, SpecialRegisters, read_context, write_context
+from .context import read_context, write_context
 from .debugregs import DebugRegisters
 from .errors import MachineStateError
-from .events import (STATUS_ACCESS_VIOLATION, STATUS_ASSERTION_FAILURE, STATUS_ILLEGAL_INSTRUCTION,
-                     STATUS_INTEGER_DIVIDE_BY_ZERO, BreakIn, BreakpointHit, BudgetExhausted, BugCheck,
-                     DataBreakpoint, ExceptionEvent, Rebooted, SingleStep, StopEvent)
+from .events import (BreakInStop, BreakpointHit, BudgetExhausted, BugCheck, DataBreakpoint, ExceptionEvent,
+                     Rebooted, SingleStep, StopEvent)
 from .kernel import KernelImages, boot_kernel
 from .memory import GuestMemory, MemoryInfo
 from .services import PendingPrompt, PortDevice, decode_debug_service
@@ -280,7 +282,7 @@ class Machine:
             if pc == self._kernel.break_with_status:
                 status = uc.reg_read(X.UC_X86_REG_RCX) & 0xFFFFFFFF
                 if status == DBG_STATUS_CONTROL_C:
-                    return BreakIn(pc=pc)
+                    return BreakInStop(pc=pc)
                 if status in (DBG_STATUS_BUGCHECK_FIRST, DBG_STATUS_BUGCHECK_SECOND):
                     data = struct.unpack("<5Q", self.read_virtual(self._kernel.ki_bugcheck_data, 40))
                     return BugCheck(pc=pc, code=data[0], params=tuple(data[1:]),
@@ -296,17 +298,17 @@ class Machine:
             return SingleStep(pc=rip)
         if intno == 0x2C:
             # NT_ASSERT (__int2c): reported at the instruction; running on continues after it.
-            return ExceptionEvent(code=STATUS_ASSERTION_FAILURE, address=rip - 2, params=(), first_chance=True)
+            return ExceptionEvent(code=NtStatus.STATUS_ASSERTION_FAILURE, address=rip - 2, params=(), first_chance=True)
         if intno == 0x29:
             # __fastfail in kernel mode: bug check 0x139 with the failure code from rcx.
             uc.reg_write(X.UC_X86_REG_RIP, rip - 2)
             self._call_bugcheck(KERNEL_SECURITY_CHECK_FAILURE, uc.reg_read(X.UC_X86_REG_RCX))
             return None
         if intno == 0:
-            return self._exception(STATUS_INTEGER_DIVIDE_BY_ZERO, rip, (), layout.VECTOR_DIVIDE, (0, 0))
+            return self._exception(NtStatus.STATUS_INTEGER_DIVIDE_BY_ZERO, rip, (), layout.VECTOR_DIVIDE, (0, 0))
         if intno == 13:
-            return self._exception(STATUS_ACCESS_VIOLATION, rip, (0, _MASK64), layout.VECTOR_GP, (0, 0))
-        return self._exception(STATUS_ILLEGAL_INSTRUCTION, rip, (intno,), intno, (intno, 0))
+            return self._exception(NtStatus.STATUS_ACCESS_VIOLATION, rip, (0, _MASK64), layout.VECTOR_GP, (0, 0))
+        return self._exception(NtStatus.STATUS_ILLEGAL_INSTRUCTION, rip, (intno,), intno, (intno, 0))
 
     def _exception(self, code: int, address: int, params: tuple[int, ...], vector: int,
                    args: tuple[int, int]) -> StopEvent:
@@ -322,12 +324,12 @@ class Machine:
             if interrupts.current_irql(self.memory, self.kpcr) >= layout.DISPATCH_LEVEL:
                 self._deliver(layout.VECTOR_PAGE_FAULT, (address, access, pc), pc, resumable=False)
                 return None
-            return self._exception(STATUS_ACCESS_VIOLATION, pc, (1 if access == 1 else access, address),
+            return self._exception(NtStatus.STATUS_ACCESS_VIOLATION, pc, (1 if access == 1 else access, address),
                                    layout.VECTOR_PAGE_FAULT, (address, access))
         if exc.errno == UC_ERR_INSN_INVALID:
-            return self._exception(STATUS_ILLEGAL_INSTRUCTION, pc, (), layout.VECTOR_INVALID_OP, (0, 0))
+            return self._exception(NtStatus.STATUS_ILLEGAL_INSTRUCTION, pc, (), layout.VECTOR_INVALID_OP, (0, 0))
         log.warning("CPU stopped at %#x: %s", pc, exc)
-        return self._exception(STATUS_ACCESS_VIOLATION, pc, (0, _MASK64), layout.VECTOR_GP, (0, 0))
+        return self._exception(NtStatus.STATUS_ACCESS_VIOLATION, pc, (0, _MASK64), layout.VECTOR_GP, (0, 0))
 
     def _on_control(self) -> StopEvent | None:
         command, arg1, arg2 = self.ports.control

@@ -21,7 +21,7 @@ from unicorn import Uc
 from unicorn import x86_const as X
 
 from . import layout
-from .events import DebugPrint, DebugPrompt, ImageInfo, LoadSymbols, StopEvent, UnloadSymbols
+from .events import DebugPrintStop, DebugPromptStop, ImageInfo, LoadSymbols, StopEvent, UnloadSymbols
 from .memory import GuestMemory
 
 __all__ = ["PendingPrompt", "decode_debug_service", "PortDevice"]
@@ -68,10 +68,10 @@ def decode_debug_service(uc: Uc, memory: GuestMemory) -> tuple[StopEvent | None,
     rcx, rdx = uc.reg_read(X.UC_X86_REG_RCX), uc.reg_read(X.UC_X86_REG_RDX)
     r8, r9 = uc.reg_read(X.UC_X86_REG_R8), uc.reg_read(X.UC_X86_REG_R9)
     if service == BREAKPOINT_PRINT:
-        return DebugPrint(text=_text(memory, rcx, rdx & 0xFFFF), component=r8 & 0xFFFFFFFF,
+        return DebugPrintStop(text=_text(memory, rcx, rdx & 0xFFFF), component=r8 & 0xFFFFFFFF,
                           level=r9 & 0xFFFFFFFF), None
     if service == BREAKPOINT_PROMPT:
-        return (DebugPrompt(text=_text(memory, rcx, rdx & 0xFFFF), max_len=r9 & 0xFFFF),
+        return (DebugPromptStop(text=_text(memory, rcx, rdx & 0xFFFF), max_len=r9 & 0xFFFF),
                 PendingPrompt(buffer=r8, max_len=r9 & 0xFFFF))
     if service == BREAKPOINT_LOAD_SYMBOLS:
         return LoadSymbols(image=_image_info(memory, rcx, rdx)), None

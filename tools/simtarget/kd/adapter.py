@@ -21,13 +21,15 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from kdcon.protocol.constants import NtStatus
+
 from ..events import (
-    BreakIn,
+    BreakInStop,
     BreakpointHit,
     BugCheck,
     DataBreakpoint,
-    DebugPrint,
-    DebugPrompt,
+    DebugPrintStop,
+    DebugPromptStop,
     ExceptionEvent,
     LoadSymbols,
     Rebooted,
@@ -41,8 +43,6 @@ __all__ = ["MachineAdapter", "TRACKDEMO_FLAVOURS", "default_driver"]
 
 log = logging.getLogger(__name__)
 
-STATUS_BREAKPOINT = 0x80000003
-STATUS_SINGLE_STEP = 0x80000004
 BREAKPOINT_BREAK = 0  # ExceptionInformation[0] of an int 3 (§4.7 capture: one parameter)
 _VERSION_BLOCK_SIZE = 40
 _IMAGES = Path(__file__).resolve().parent.parent / "images"
@@ -191,18 +191,18 @@ def _image(stop: LoadSymbols | UnloadSymbols, unload: bool) -> StopReport:
 
 
 _DESCRIBE: dict[type, Callable[[Any], StopReport]] = {
-    DebugPrint: lambda s: StopReport(kind="print", text=_text(s.text)),
-    DebugPrompt: lambda s: StopReport(kind="prompt", text=_text(s.text), max_length=s.max_len),
+    DebugPrintStop: lambda s: StopReport(kind="print", text=_text(s.text)),
+    DebugPromptStop: lambda s: StopReport(kind="prompt", text=_text(s.text), max_length=s.max_len),
     LoadSymbols: lambda s: _image(s, False),
     UnloadSymbols: lambda s: _image(s, True),
-    BreakpointHit: lambda s: StopReport(kind="exception", code=STATUS_BREAKPOINT, address=s.pc,
+    BreakpointHit: lambda s: StopReport(kind="exception", code=NtStatus.STATUS_BREAKPOINT, address=s.pc,
                                         parameters=(BREAKPOINT_BREAK,)),
-    BreakIn: lambda s: StopReport(kind="exception", code=STATUS_BREAKPOINT, address=s.pc,
-                                  parameters=(BREAKPOINT_BREAK,)),
-    BugCheck: lambda s: StopReport(kind="exception", code=STATUS_BREAKPOINT, address=s.pc,
+    BreakInStop: lambda s: StopReport(kind="exception", code=NtStatus.STATUS_BREAKPOINT, address=s.pc,
+                                      parameters=(BREAKPOINT_BREAK,)),
+    BugCheck: lambda s: StopReport(kind="exception", code=NtStatus.STATUS_BREAKPOINT, address=s.pc,
                                    parameters=(BREAKPOINT_BREAK,)),
-    SingleStep: lambda s: StopReport(kind="exception", code=STATUS_SINGLE_STEP, address=s.pc),
-    DataBreakpoint: lambda s: StopReport(kind="exception", code=STATUS_SINGLE_STEP,
+    SingleStep: lambda s: StopReport(kind="exception", code=NtStatus.STATUS_SINGLE_STEP, address=s.pc),
+    DataBreakpoint: lambda s: StopReport(kind="exception", code=NtStatus.STATUS_SINGLE_STEP,
                                          address=s.pc),
     ExceptionEvent: lambda s: StopReport(kind="exception", code=s.code, address=s.address,
                                          parameters=tuple(s.params),

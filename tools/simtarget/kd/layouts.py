@@ -17,10 +17,15 @@ from construct import Container, ListContainer
 
 from kdcon.protocol.constants import ReportFlags
 from kdcon.protocol.context import (
+    CONTEXT_ALL,
     CONTEXT_AMD64,
     CONTEXT_AMD64_SIZE,
+    KGDT64_R0_CODE,
+    KGDT64_R3_CMTEB,
+    KGDT64_R3_DATA,
     KSPECIAL_REGISTERS_AMD64,
     KSPECIAL_REGISTERS_AMD64_SIZE,
+    RPL_MASK,
 )
 from kdcon.protocol.messages import (
     build_exception_state_change,
@@ -35,15 +40,12 @@ __all__ = [
     "control_report",
     "exception_payload",
     "load_symbols_payload",
-    "KGDT64_R0_CODE",
-    "KGDT64_R3_DATA",
     "PROCESSOR_LEVEL",
 ]
 
-KGDT64_R0_CODE = 0x10  # §4.6 REPORT_STANDARD_CS
-KGDT64_R3_DATA = 0x2B  # the flat data selector x64 Windows loads into DS/ES
 PROCESSOR_LEVEL = 6  # a family-6 x64 CPU, as the capture's ProcessorLevel
-CONTEXT_AMD64_FLAGS = 0x0010001F  # CONTEXT_AMD64 | CONTROL|INTEGER|SEGMENTS|FLOAT|DEBUG
+_FLAT_DATA = KGDT64_R3_DATA | RPL_MASK  # what x64 Windows loads into DS/ES
+_TEB_SEGMENT = KGDT64_R3_CMTEB | RPL_MASK
 
 _CONTEXT_TEMPLATE = CONTEXT_AMD64.parse(bytes(CONTEXT_AMD64_SIZE))
 _SPECIAL_TEMPLATE = KSPECIAL_REGISTERS_AMD64.parse(bytes(KSPECIAL_REGISTERS_AMD64_SIZE))
@@ -61,7 +63,7 @@ def build_context(registers: Mapping[str, Any]) -> bytes:
     missing ones are zero, except ContextFlags, which says which parts are valid.
     """
     context = Container(_CONTEXT_TEMPLATE)
-    context["ContextFlags"] = CONTEXT_AMD64_FLAGS
+    context["ContextFlags"] = CONTEXT_ALL
     for name, value in registers.items():
         if name in context and isinstance(context[name], int):
             context[name] = value
@@ -119,9 +121,9 @@ def control_report(registers: Mapping[str, int], code: bytes) -> dict[str, Any]:
         Dr6=registers.get("Dr6", 0), Dr7=registers.get("Dr7", 0),
         EFlags=registers.get("EFlags", 0), InstructionCount=len(stream), ReportFlags=flags,
         InstructionStream=stream.ljust(16, b"\0"), SegCs=cs,
-        SegDs=registers.get("SegDs", KGDT64_R3_DATA) or KGDT64_R3_DATA,
-        SegEs=registers.get("SegEs", KGDT64_R3_DATA) or KGDT64_R3_DATA,
-        SegFs=registers.get("SegFs", 0x53) or 0x53)}
+        SegDs=registers.get("SegDs", _FLAT_DATA) or _FLAT_DATA,
+        SegEs=registers.get("SegEs", _FLAT_DATA) or _FLAT_DATA,
+        SegFs=registers.get("SegFs", _TEB_SEGMENT) or _TEB_SEGMENT)}
 
 
 def exception_payload(code: int, address: int, registers: Mapping[str, int], stream: bytes, *,

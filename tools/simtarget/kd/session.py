@@ -26,7 +26,6 @@ from typing import Any, Callable
 from kdcon.protocol import KdConnection, Role
 from kdcon.protocol.errors import TransportError
 from kdcon.protocol.link import KdLink, LinkClosed
-from kdcon.protocol.constants import NtStatus
 from kdcon.protocol.events import (
     Ack,
     BreakIn,
@@ -46,9 +45,6 @@ log = logging.getLogger(__name__)
 
 # How often a session waiting for the debugger lets its thread handle signals.
 SIGNAL_CHECK_INTERVAL = 0.25
-
-STATUS_BREAKPOINT = NtStatus.STATUS_BREAKPOINT
-STATUS_SINGLE_STEP = NtStatus.STATUS_SINGLE_STEP
 
 
 class LinkGone(Exception):

@@ -49,18 +49,12 @@ __all__ = [
     "Action",
     "VersionInfo",
     "KD_BREAKPOINT_MAX",
-    "STATUS_INVALID_PARAMETER",
-    "STATUS_DATATYPE_MISALIGNMENT",
-    "STATUS_NO_SUCH_DEVICE",
 ]
 
 log = logging.getLogger(__name__)
 
 SUCCESS = NtStatus.STATUS_SUCCESS
 UNSUCCESSFUL = NtStatus.STATUS_UNSUCCESSFUL
-STATUS_INVALID_PARAMETER = 0xC000000D
-STATUS_DATATYPE_MISALIGNMENT = 0x80000002
-STATUS_NO_SUCH_DEVICE = 0xC000000E
 KD_BREAKPOINT_MAX = 32  # §5.6: ReactOS KD_BREAKPOINT_MAX
 
 # DBGKD_QUERY_MEMORY AddressSpace and Flags (§5.3).
@@ -370,9 +364,9 @@ class KdStub:
 
     def _io_check(self, size: int, port: int) -> int:
         if size not in (1, 2, 4):
-            return STATUS_INVALID_PARAMETER
+            return NtStatus.STATUS_INVALID_PARAMETER
         if port & (size - 1):
-            return STATUS_DATATYPE_MISALIGNMENT
+            return NtStatus.STATUS_DATATYPE_MISALIGNMENT
         return SUCCESS
 
     def _read_io(self, reply: bytearray, data: bytes) -> bytes:
@@ -416,15 +410,15 @@ class KdStub:
         msr = _U32.unpack_from(reply, _U)[0]
         value = self.machine.read_msr(msr)
         if value is None:
-            # kd64 catches the #GP of an absent MSR and reports STATUS_NO_SUCH_DEVICE.
-            return _status(reply, STATUS_NO_SUCH_DEVICE)
+            # kd64 catches the #GP of an absent MSR and reports NtStatus.STATUS_NO_SUCH_DEVICE.
+            return _status(reply, NtStatus.STATUS_NO_SUCH_DEVICE)
         struct.pack_into("<II", reply, _U + 4, value & 0xFFFFFFFF, value >> 32 & 0xFFFFFFFF)
         return _status(reply, SUCCESS)
 
     def _write_msr(self, reply: bytearray, data: bytes) -> bytes:
         msr, low, high = struct.unpack_from("<III", reply, _U)
         ok = self.machine.write_msr(msr, high << 32 | low)
-        return _status(reply, SUCCESS if ok else STATUS_NO_SUCH_DEVICE)
+        return _status(reply, SUCCESS if ok else NtStatus.STATUS_NO_SUCH_DEVICE)
 
     def _query_memory(self, reply: bytearray, data: bytes) -> bytes:
         address = _U64.unpack_from(reply, _U)[0]
