@@ -1,25 +1,30 @@
 """kdcon-symbols: look inside symbol files, answer ln/x offline, file and check stores.
 
     kdcon-symbols dump FILE [--json]
-    kdcon-symbols lookup -y PATH IMAGE ADDRESS|NAME|PATTERN
+    kdcon-symbols lookup -y PATH [--base MODULE=ADDRESS]... IMAGE... ADDRESS|SYMBOL+OFFSET|NAME|PATTERN
     kdcon-symbols add --store DIR [--layout tree|symsrv] FILE...
     kdcon-symbols check -y PATH IMAGE...
 
 ``dump`` shows what a PDB, DBG or image holds (``--json``: one object); ``lookup``
-prints what ``ln`` (an address) or ``x`` (a name or pattern) would print for the
-image loaded at its preferred base; ``add`` files images, DBGs and PDBs as
-``symstore add`` does; ``check`` says per image which symbol file matches and why
-the others do not, as ``symchk`` does. Errors are one line; exit status 2 for
-usage, 1 for not found, mismatch or unreadable input.
+prints what ``ln`` (an address or ``[module!]symbol+offset``) or ``x`` (a name or
+pattern) would print for the images loaded at their preferred bases or where
+``--base`` puts them (as ``.reload module=address`` does), and warns about path
+elements that do not exist and modules that got only exports; ``add`` files
+images, DBGs and PDBs as ``symstore add`` does, refusing images cut short;
+``check`` says per image which symbol file matches and why the others do not, as
+``symchk`` does. Errors are one line; exit status 2 for usage, 1 for not found,
+mismatch or unreadable input.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
+import struct
 import sys
 from collections.abc import Sequence
 
@@ -27,9 +32,11 @@ from kdcon.symbols.errors import SymbolError
 from kdcon.symbols.locate import file_kind, read_identity
 from kdcon.symbols.match import guid_hex, store_key, wanted_pdb
 from kdcon.symbols.model import FileKind, SectionHeader, SymbolId
-from kdcon.symbols.module import candidate_names
+from kdcon.symbols.index import has_wildcard
+from kdcon.symbols.module import SymbolState, candidate_names, module_name_for
+from kdcon.symbols.path import DirElement, StoreChain, SymbolPath, is_remote
 from kdcon.symbols.pe import IMAGE_FILE_DLL, read_image
-from kdcon.symbols.session import SymbolSession
+from kdcon.symbols.session import SymbolSession, format_address
 from kdcon.symbols.store import copy_atomic, symsrv_destination, tree_destination
 
 __all__ = ["main"]
@@ -161,24 +168,110 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 _ADDRESS = re.compile(r"^(0x)?[0-9a-fA-F`]+$")
+_OFFSET = re.compile(r"^(?P<symbol>[^+\-*?]+?)(?P<sign>[+-])(?P<offset>(0x|0n)?[0-9a-fA-F`]+)$")
 
 
-def _open_session(path: str, image_path: str) -> SymbolSession:
-    image = read_image(image_path)
-    session = SymbolSession(path, pointer_size=8 if image.is_64bit else 4)
-    session.add_module(os.path.basename(image_path), image.image_base, image.identity.size_of_image,
-                       timestamp=image.identity.timestamp, checksum=image.identity.checksum, image=image)
+def _number(text: str) -> int:
+    """A WinDbg number: hexadecimal by default, ``0x`` hex, ``0n`` decimal, backticks ignored."""
+    text = text.replace("`", "")
+    if text[:2].lower() == "0n":
+        return int(text[2:], 10)
+    return int(text, 16)
+
+
+def module_base(text: str) -> tuple[str, int, int | None]:
+    """``--base module=address[,size]`` as ``.reload module=address,size`` takes it."""
+    name, sep, where = text.partition("=")
+    address, _, size = where.partition(",")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), _number(address.strip()), _number(size.strip()) if size else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected MODULE=ADDRESS[,SIZE], e.g. nt=fffff803`1a200000") from None
+
+
+def _warn_missing_path_elements(path: SymbolPath) -> None:
+    """One warning per element of the symbol path that cannot give anything here."""
+    for problem in path.problems:
+        log.warning("%s", problem)
+    for element in path.elements:
+        if isinstance(element, StoreChain):
+            # The leftmost store of a chain with several is a downstream cache that a
+            # hit further right creates; the others must be there to be read.
+            readable = element.stores[1:] if len(element.stores) > 1 else element.stores
+            for store in readable:
+                if not is_remote(store) and not os.path.isdir(store):
+                    log.warning("%s: no such store directory (in %s on the symbol path)", store, element)
+        elif isinstance(element, DirElement) and not os.path.isdir(element.path):
+            log.warning("%s: no such directory on the symbol path", element.path)
+
+
+def _open_session(path: str, image_paths: Sequence[str], bases: Sequence[tuple[str, int, int | None]]
+                  ) -> SymbolSession:
+    images = [(image_path, read_image(image_path)) for image_path in image_paths]
+    session = SymbolSession(path, pointer_size=8 if any(i.is_64bit for _, i in images) else 4)
+    _warn_missing_path_elements(session.path)
+    wanted = {name.casefold(): (address, size) for name, address, size in bases}
+    for image_path, image in images:
+        image_name = os.path.basename(image_path)
+        given = wanted.pop(module_name_for(image_name).casefold(), None) or \
+            wanted.pop(image_name.casefold(), None)
+        base, size = given if given else (image.image_base, None)
+        size = size or image.identity.size_of_image
+        for other in session.modules():
+            if base < other.end and other.base < base + size:
+                raise CliError(f"{image_path} at {format_address(base, session.pointer_size)} overlaps "
+                               f"{other.image_name}: give each a --base MODULE=ADDRESS")
+        session.add_module(image_name, base, size, timestamp=image.identity.timestamp,
+                           checksum=image.identity.checksum, image=image)
+    if wanted:
+        names = ", ".join(name for name, _, _ in bases if name.casefold() in wanted)
+        raise CliError(f"--base {names}: no such module among the images given")
     return session
 
 
+def _address_of(session: SymbolSession, query: str) -> int | None:
+    """The address an ``ln`` argument names: a number, or ``[module!]symbol[+-offset]``."""
+    if "!" not in query and _ADDRESS.match(query):
+        return _number(query.removeprefix("0x").removeprefix("0X"))
+    found = _OFFSET.match(query)
+    symbol, offset = (found["symbol"], _number(found["offset"]) * (1 if found["sign"] == "+" else -1)) \
+        if found else (query, 0)
+    address = session.address_of(symbol.lstrip("!"))
+    if address is None:
+        if found is None:
+            return None
+        raise CliError(f"{symbol}: no such symbol")
+    return address + offset
+
+
+def _say_what_was_loaded(session: SymbolSession) -> None:
+    """A module that ended with exports or nothing says so: its answers are thin."""
+    for module in session.modules():
+        if module.state is SymbolState.EXPORT:
+            log.warning("%s: no matching symbol file on the symbol path; only exports were found"
+                        " (kdcon-symbols check says why)", module.name)
+        elif module.state is SymbolState.NONE:
+            log.warning("%s: no symbols: no matching symbol file and no exports", module.name)
+
+
 def cmd_lookup(args: argparse.Namespace) -> int:
-    session = _open_session(args.sympath, args.image)
+    session = _open_session(args.sympath, args.images, args.base)
     query = args.query
-    if "!" not in query and "*" not in query and "?" not in query and _ADDRESS.match(query):
-        text = session.ln_text(int(query.replace("`", ""), 16))
-    else:
+    if has_wildcard(query) or ("+" not in query and "-" not in query and not _ADDRESS.match(query)):
         module = session.modules()[0]
         text = session.x_text(query if "!" in query else f"{module.name}!{query}")
+    else:
+        address = _address_of(session, query)
+        if session.module_for(address) is None:
+            _say_what_was_loaded(session)
+            ranges = ", ".join(f"{m.name} {format_address(m.base, session.pointer_size)}-"
+                               f"{format_address(m.end, session.pointer_size)}" for m in session.modules())
+            raise CliError(f"{query}: not inside any module ({ranges})")
+        text = session.ln_text(address)
+    _say_what_was_loaded(session)
     if not text:
         raise CliError(f"{query}: no symbol found")
     sys.stdout.write(text)
@@ -198,13 +291,57 @@ def _tree_ext(path: str, identity: SymbolId, images: dict[str, str]) -> str:
     return images.get(identity.name.lower(), "pdb")
 
 
+def incomplete_image(data: bytes) -> str | None:
+    """What is missing from an image file cut short, or None when every part is there.
+
+    The headers give the timestamp and size an image is filed under, so a
+    truncated copy has the intact image's key: its section table, headers,
+    section raw data and certificate table must all lie inside the file.
+    """
+    size = len(data)
+    if size < 0x40:
+        return f"the DOS header is cut short at {size:#x} bytes"
+    (pe_at,) = struct.unpack_from("<I", data, 0x3C)
+    if pe_at + 24 > size:
+        return f"the PE header at {pe_at:#x} lies past the end of the file ({size:#x} bytes)"
+    count, = struct.unpack_from("<H", data, pe_at + 6)
+    optional_size, = struct.unpack_from("<H", data, pe_at + 20)
+    optional = pe_at + 24
+    table_end = optional + optional_size + 40 * count
+    if table_end > size:
+        return f"the section table ends at {table_end:#x}, the file at {size:#x}"
+    headers_size, = struct.unpack_from("<I", data, optional + 60)
+    if headers_size > size:
+        return f"the headers take {headers_size:#x} bytes, the file {size:#x}"
+    for i in range(count):
+        row = optional + optional_size + 40 * i
+        name = data[row:row + 8].split(b"\0", 1)[0].decode("latin-1")
+        raw_size, raw_pointer = struct.unpack_from("<II", data, row + 16)
+        if raw_size and raw_pointer + raw_size > size:
+            return f"section {name} ends at {raw_pointer + raw_size:#x}, the file at {size:#x}"
+    # IMAGE_DIRECTORY_ENTRY_SECURITY (4) is the one directory given as a file offset.
+    magic, = struct.unpack_from("<H", data, optional)
+    security_at = optional + (112 if magic == 0x20B else 96) + 8 * 4
+    if security_at + 8 <= optional + optional_size:
+        offset, length = struct.unpack_from("<II", data, security_at)
+        if length and offset + length > size:
+            return f"the certificate table ends at {offset + length:#x}, the file at {size:#x}"
+    return None
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     entries = []
     for path in args.files:
         try:
-            entries.append((path, read_identity(path)))
+            identity = read_identity(path)
         except SymbolError as exc:
             raise _about(path, exc) from None
+        if identity.kind is FileKind.PE:
+            with open(path, "rb") as handle:
+                problem = incomplete_image(handle.read())
+            if problem is not None:
+                raise CliError(f"{path}: incomplete image, not filed: {problem}")
+        entries.append((path, identity))
     images = {}
     for path, identity in entries:
         if identity.pdb_name:
@@ -275,10 +412,12 @@ def _parser() -> argparse.ArgumentParser:
     dump.add_argument("file")
     dump.add_argument("--json", action="store_true", help="one JSON object")
     dump.set_defaults(run=cmd_dump)
-    lookup = sub.add_parser("lookup", help="what ln (address) or x (name, pattern) would print")
+    lookup = sub.add_parser("lookup", help="what ln (address, symbol+offset) or x (name, pattern) would print")
     lookup.add_argument("-y", dest="sympath", required=True, help="symbol path")
-    lookup.add_argument("image")
-    lookup.add_argument("query")
+    lookup.add_argument("--base", type=module_base, action="append", default=[], metavar="MODULE=ADDRESS",
+                        help="where a module is loaded (default: its preferred base); repeatable")
+    lookup.add_argument("images", nargs="+", metavar="image")
+    lookup.add_argument("query", help="address, [module!]symbol[+offset], or a pattern")
     lookup.set_defaults(run=cmd_lookup)
     add = sub.add_parser("add", help="file images, DBGs and PDBs into a store")
     add.add_argument("--store", required=True)
@@ -292,18 +431,49 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Once(logging.Filter):
+    """Lets each distinct message through once: a file looked at twice warns once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self._seen:
+            return False
+        self._seen.add(text)
+        return True
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr(level: int):
+    """The symbols layer's warnings as ``kdcon-symbols: warning: ...`` lines while a command runs."""
+    logger = logging.getLogger("kdcon")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: warning: %(message)s"))
+    handler.addFilter(_Once())
+    saved = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.ERROR, format=f"{PROG}: %(message)s")
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
+    # check lists every unreadable candidate in its report; the others warn.
+    level = logging.ERROR if args.command == "check" else logging.WARNING
     try:
-        return args.run(args)
-    except CliError as exc:
-        sys.stderr.write(f"{PROG}: {exc}\n")
-        return 1
-    except SymbolError as exc:
+        with _warnings_to_stderr(level):
+            return args.run(args)
+    except (CliError, SymbolError) as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return 1
     except OSError as exc:
