@@ -11,8 +11,12 @@ not raw), the stream stops part way (flow control), scattered losses or bit erro
 
 One end with a target (``--probe``): the break-in byte 0x62 is sent (kd-protocol.md
 §3.4) and the answer is classified: a KD leader ("0000" data, "iiii" control, §1.1)
-means "KD target answering"; bytes without a leader look like a wrong baud rate (or a
-text console); nothing at all is "silent", with what to check.
+means "KD target answering"; our own break-in bytes coming back are an echo (a
+loopback plug, ``loop://``); other bytes without a leader look like a wrong baud rate
+(or a text console); nothing at all is "silent", with what to check.
+
+The line rate analysed and reported is the link's: a ``-k`` string's ``baud=`` wins
+over ``--baud``.
 
 Output is a few plain lines; exit status 0 when all is well, 1 when a problem was
 found, 2 for usage errors and links that cannot be opened. This tool does not speak the
@@ -33,6 +37,7 @@ from typing import Any
 
 from kdcon.protocol.errors import TransportError
 from kdcon.protocol.transports import add_link_arguments, open_link, open_link_from_args
+from kdcon.protocol.transports.cli import link_baud
 from kdcon.protocol.transports.uart import resample_at_wrong_baud
 
 __all__ = [
@@ -96,7 +101,7 @@ class CableReport:
 class ProbeReport:
     """What a probe for a KD target saw."""
 
-    kind: str  # "answering", "wrong_baud", "text" or "silent"
+    kind: str  # "answering", "echo", "wrong_baud", "text" or "silent"
     received: int
     lines: list[str] = field(default_factory=list)
     guessed_baud: int | None = None
@@ -252,8 +257,8 @@ def guess_target_baud(received: bytes, rx_baud: int) -> int | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
-def analyse_probe(received: bytes, baud: int, waited: float = 0.0) -> ProbeReport:
-    """Classify what came back after a break-in byte."""
+def analyse_probe(received: bytes, baud: int, waited: float = 0.0, sent: int | None = None) -> ProbeReport:
+    """Classify what came back after ``sent`` break-in bytes (None: not counted)."""
     report = ProbeReport(kind="silent", received=len(received))
     positions = [(received.find(leader), leader) for leader in (DATA_LEADER, CONTROL_LEADER)]
     found = [(pos, leader) for pos, leader in positions if pos >= 0]
@@ -270,6 +275,13 @@ def analyse_probe(received: bytes, baud: int, waited: float = 0.0) -> ProbeRepor
     if not received:
         report.lines.append(f"silent: nothing arrived in {waited:.1f} s")
         report.lines.append(SILENT_ADVICE)
+        return report
+    if received.strip(BREAKIN) == b"" and (sent is None or len(received) <= sent):
+        report.kind = "echo"
+        report.lines.append(f"echo: the {len(received)} break-in byte{'s' * (len(received) != 1)} sent "
+                            "came back unchanged, and nothing else")
+        report.lines.append("the port is looped back (a loopback plug or loop://) or the far end echoes "
+                            "what it gets: no KD target is on this line (--loopback-plug tests such a port)")
         return report
     if _is_text(received):
         report.kind = "text"
@@ -339,12 +351,14 @@ def run_probe(port: Any, baud: int, wait: float) -> ProbeReport:
     deadline = started + wait
     got = bytearray()
     next_breakin = started
+    sent = 0
     while True:
         now = time.monotonic()
         if now >= deadline:
             break
         if now >= next_breakin:
             port.write(BREAKIN)
+            sent += 1
             next_breakin = now + 1.0
         port.timeout = max(0.0, min(deadline, next_breakin) - now)
         chunk = port.read(max(1, port.in_waiting))
@@ -357,7 +371,7 @@ def run_probe(port: Any, baud: int, wait: float) -> ProbeReport:
             while len(got) < leader_at + 6 and (chunk := port.read(leader_at + 6 - len(got))):
                 got += chunk
             break
-    return analyse_probe(bytes(got), baud, waited=time.monotonic() - started)
+    return analyse_probe(bytes(got), baud, waited=time.monotonic() - started, sent=sent)
 
 
 def _print_cable(label: str, report: CableReport) -> None:
@@ -398,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             ports.append(open_link_from_args(args))
+            args.baud = link_baud(args)
             if args.peer:
                 ports.append(open_link(args.peer, baud=args.baud))
         except TransportError as exc:
