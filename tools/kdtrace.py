@@ -17,7 +17,8 @@ import argparse
 import json
 import logging
 import sys
-from typing import IO, Any, Iterator
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 from kdcon.protocol.buffer import (
     BadFrame,
@@ -46,7 +47,7 @@ from kdcon.protocol.events import (
 )
 from kdcon.protocol.messages import decode_payload
 
-__all__ = ["main", "describe", "trace", "FIELDS"]
+__all__ = ["main", "describe", "trace", "tile", "FIELDS"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,12 @@ CHUNK = 65536
 
 
 def trace(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
-    """Describe every frame of ``stream`` as it is read."""
+    """Describe every item of ``stream`` as it is read; the items tile the input."""
+    for frame, length in tile(_frames(stream)):
+        yield describe(frame, length)
+
+
+def _frames(stream: IO[bytes]) -> Iterator[Frame]:
     frames = FrameBuffer()
     while True:
         chunk = stream.read(CHUNK)
@@ -72,16 +78,52 @@ def trace(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
             break
         frames.receive_data(chunk)
         while (frame := frames.next_frame()) is not None:
-            yield describe(frame)
-    for frame in frames.close():
-        yield describe(frame)
+            yield frame
+    yield from frames.close()
 
 
-def describe(frame: Frame) -> dict[str, Any]:
-    """One record with every key of FIELDS (None where it does not apply)."""
+def tile(frames: Iterable[Frame]) -> Iterator[tuple[Frame, int]]:
+    """(frame, length) with every input byte in exactly one item.
+
+    The framing resumes right after a damaged packet's leader (a dropped byte may
+    have run it into the next packet), so the frames after a ``BadFrame`` cover
+    bytes it claimed. Here the damaged packet keeps what it claimed, garbage,
+    break-in bytes and damaged packets found inside included, up to the first
+    good packet that starts inside it; what runs past its end stays separate.
+    """
+    held: BadFrame | None = None
+    held_end = 0
+    for frame in frames:
+        if held is not None:
+            if frame.offset >= held_end:
+                yield held, held_end - held.offset
+                held = None
+            elif isinstance(frame, (DataFrame, ControlFrame)):
+                yield held, frame.offset - held.offset
+                held = None
+            elif frame.offset + frame.length <= held_end:
+                continue
+            elif isinstance(frame, GarbageFrame):
+                yield held, held_end - held.offset
+                held = None
+                frame = GarbageFrame(offset=held_end, data=frame.data[held_end - frame.offset:])
+            else:
+                yield held, frame.offset - held.offset
+                held = None
+        if isinstance(frame, BadFrame):
+            held, held_end = frame, frame.offset + frame.length
+        else:
+            yield frame, frame.length
+    if held is not None:
+        yield held, held_end - held.offset
+
+
+def describe(frame: Frame, length: int | None = None) -> dict[str, Any]:
+    """One record with every key of FIELDS (None where it does not apply); ``length``
+    is the item's share of the input when it is not the whole frame."""
     row: dict[str, Any] = dict.fromkeys(FIELDS)
     row["offset"] = frame.offset
-    row["length"] = frame.length
+    row["length"] = frame.length if length is None else length
     if isinstance(frame, GarbageFrame):
         row["kind"] = "garbage"
     elif isinstance(frame, BreakInFrame):
