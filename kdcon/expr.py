@@ -81,7 +81,7 @@ _READS = {"poi": (0, False), "by": (1, False), "wo": (2, False), "dwo": (4, Fals
           "qwo": (8, False), "$ppoi": (0, True), "$pby": (1, True), "$pwo": (2, True),
           "$pdwo": (4, True), "$pqwo": (8, True)}
 _BUILTINS = frozenset(("$scmp", "$sicmp", "$spat", "$vvalid", "$iment"))
-_BP_NUMBER = re.compile(r"\$bp0*(\d+)")
+_BP_NUMBER = re.compile(r"^\$bp0*(\d+)$")
 
 
 class EvalContext(Protocol):
@@ -161,7 +161,7 @@ class _Parser:
         self._tokens = tokenize(text)
         self._i = 0
         self._depth = 0
-        # Where a read or division on the operand just parsed reports its failure.
+        # Where a failed read of the operand just parsed is reported (see rule 6).
         self._operand_end = 0
 
     # -- tokens and errors ------------------------------------------------------
@@ -285,7 +285,7 @@ class _Parser:
         if kind is Kind.DOLLAR and token.value in _BUILTINS:
             self._next()
             value = self._builtin(token)
-        elif kind in (Kind.EOL, Kind.OP) or (kind is Kind.WORD and token.text.lower() in _BINARY_WORDS):
+        elif kind in (Kind.EOL, Kind.OP) or self._binary_operator(token):
             raise self._error("Numeric expression missing", token.start)
         elif kind in (Kind.BAD, Kind.STRING):
             raise self._error("Syntax", token.start)
@@ -320,8 +320,7 @@ class _Parser:
                 raise self._error("Bad register", token.start)
             return value
         # A bare $name: a pseudo-register first, then a symbol of that name.
-        name = _BP_NUMBER.sub(lambda m: f"$bp{int(m.group(1))}", token.value)
-        value = self._register(name)
+        value = self._register(token.value)
         return value if value is not None else self._symbol(token.text, token.start)
 
     def _word(self, token: Token) -> int:
@@ -337,14 +336,15 @@ class _Parser:
         if "!" in name:
             return self._symbol(name, token.start)
         lower = name.lower()
-        if lower in COMMON_REGISTERS:
+        common = lower in COMMON_REGISTERS
+        if common:
             value = self._register(lower)
             if value is not None:
                 return value
         address = self._ctx.symbol(name)
         if address is not None:
             return address & MASK
-        value = self._register(lower)
+        value = None if common else self._register(lower)
         if value is None:
             raise self._error("Couldn't resolve", token.start)
         return value
@@ -356,6 +356,8 @@ class _Parser:
         return address & MASK
 
     def _register(self, name: str) -> int | None:
+        # $bp03 is $bp3: the breakpoint number is decimal (pseudo-register-syntax.md).
+        name = _BP_NUMBER.sub(lambda m: f"$bp{int(m.group(1))}", name)
         value = self._ctx.register(name)
         if value is None:
             return None
