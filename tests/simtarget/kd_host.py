@@ -3,6 +3,11 @@
 Events go to a queue the test reads with ``wait_for`` (skipped ones stay in ``seen``;
 DbgPrint texts also collect in ``prints``); ``request`` is KdLink's, with its timeout
 and retry. Everything waits on queues with timeouts: no sleeps. Test plumbing only.
+
+``continue2`` resumes as a debugger does: from a STATUS_BREAKPOINT stop on an ``int 3``
+of the code (the control report shows 0xCC at the PC; a breakpoint the host set shows
+its original byte), it first moves RIP past the ``int 3`` with GetContext/SetContext,
+as dbgeng does on x64, where the target reports RIP on the ``int 3``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any
 
 from kdcon.protocol import Role
 from kdcon.protocol.constants import ContinueStatus, ManipulateApi as A
+from kdcon.protocol.constants import NtStatus, StateChange as NewState
+from kdcon.protocol.context import CONTEXT_CONTROL, Context
 from kdcon.protocol.events import DebugPrint, Event, ManipulateReply, StateChange
 from kdcon.protocol.link import KdLink, LinkClosed
 
@@ -20,6 +27,7 @@ from kdcon.protocol.link import KdLink, LinkClosed
 class KdHost:
     def __init__(self, port: Any, *, start: bool = True) -> None:
         self.seen: list[Event] = []
+        self.last_stop: StateChange | None = None
         self.prints: list[bytes] = []
         self._events: queue.Queue[Event] = queue.Queue()
         # start=False: ``reset`` starts the reader, so nothing is read before the attach.
@@ -29,6 +37,8 @@ class KdHost:
     def _on_event(self, event: Event) -> None:
         if isinstance(event, DebugPrint):
             self.prints.append(event.text)
+        elif isinstance(event, StateChange):
+            self.last_stop = event
         self._events.put(event)
 
     def send(self, method: str, *args: Any, **kwargs: Any) -> None:
@@ -75,7 +85,32 @@ class KdHost:
             TargetBaseAddress=address, TransferCount=len(data), ActualBytesWritten=0), data)
         return reply.message.u.ActualBytesWritten if reply.return_status == 0 else 0
 
-    def continue2(self, *, trace: bool = False, dr7: int = 0x400) -> None:
+    def get_context(self) -> Context:
+        reply = self.request(A.DbgKdGetContextApi, dict(Unused=0))
+        assert reply.return_status == 0, hex(reply.return_status)
+        return Context.from_bytes(reply.data)
+
+    def set_context(self, context: Context, flags: int = CONTEXT_CONTROL) -> int:
+        return self.request(A.DbgKdSetContextApi, dict(ContextFlags=flags), context.to_bytes()).return_status
+
+    def stopped_on_break_instruction(self) -> bool:
+        """The last stop is a STATUS_BREAKPOINT on an ``int 3`` of the code."""
+        stop = self.last_stop
+        if stop is None or stop.new_state != NewState.DbgKdExceptionStateChange:
+            return False
+        report = stop.message.ControlReport.Amd64ControlReport
+        return (stop.message.u.ExceptionRecord.ExceptionCode == NtStatus.STATUS_BREAKPOINT
+                and report.InstructionCount > 0 and report.InstructionStream[0] == 0xCC)
+
+    def skip_break_instruction(self) -> None:
+        """Move RIP one byte on, past the ``int 3`` the target stopped on."""
+        context = self.get_context()
+        assert self.set_context(context.replace(Rip=context.Rip + 1)) == 0
+
+    def continue2(self, *, trace: bool = False, dr7: int = 0x400, skip_break: bool = True) -> None:
+        if skip_break and self.stopped_on_break_instruction():
+            self.skip_break_instruction()
+        self.last_stop = None
         self.send("send_manipulate", A.DbgKdContinueApi2, dict(
             ContinueStatus=ContinueStatus.DBG_CONTINUE,
             ControlSet=dict(Amd64=dict(TraceFlag=int(trace), Dr7=dr7, CurrentSymbolStart=1,

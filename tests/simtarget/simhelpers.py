@@ -7,7 +7,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from kdcon.tools.simtarget.events import BudgetExhausted, StopEvent
+from kdcon.tools.simtarget.events import BreakInStop, BreakpointHit, BudgetExhausted, BugCheck, StopEvent
 from kdcon.tools.simtarget.kernel import IMAGES_DIR
 from kdcon.tools.simtarget.machine import Machine
 
@@ -23,14 +23,25 @@ def boot_testdrv(**kwargs) -> Machine:
 
 
 def run_until_quiet(machine: Machine, budget: int = 2_000_000, limit: int = 64) -> list[StopEvent]:
-    """Events up to (not including) the first slice budget that passes with no event."""
+    """Events up to (not including) the first slice budget that passes with no event.
+
+    Runs on as a debugger does: past an ``int 3`` of the code that stopped the machine.
+    """
     events = []
     for _ in range(limit):
         event = machine.run(budget=budget)
         if isinstance(event, BudgetExhausted):
             return events
         events.append(event)
+        run_on_from(machine, event)
     raise AssertionError(f"machine never went quiet: {events[-5:]}")
+
+
+def run_on_from(machine: Machine, event: StopEvent) -> None:
+    """What a debugger does before it resumes from ``event``: move RIP past an ``int 3``
+    of the code (a Windows x64 kernel leaves RIP on it, and so does the machine)."""
+    if isinstance(event, (BreakpointHit, BreakInStop, BugCheck)):
+        machine.skip_break_instruction()
 
 
 def q(machine: Machine, address: int) -> int:

@@ -15,7 +15,7 @@ from kdcon.tools.simtarget.events import (BreakInStop, BreakpointHit, BudgetExha
 from kdcon.tools.simtarget.layout import BAD_ADDRESS, KiSimRequest
 from tests.oracles import require_tool
 
-from .simhelpers import TESTDRV, TESTDRV_PDB, boot_testdrv, d, pdb_publics, q, run_until_quiet
+from .simhelpers import TESTDRV, TESTDRV_PDB, boot_testdrv, d, pdb_publics, q, run_on_from, run_until_quiet
 
 
 @pytest.fixture
@@ -47,6 +47,7 @@ def run_to_event(m, kinds, budget=2_000_000, limit=32):
             return event
         if isinstance(event, DebugPromptStop):
             raise AssertionError(f"unexpected prompt {event}")
+        run_on_from(m, event)
     raise AssertionError(f"no {kinds} in {limit} runs")
 
 
@@ -140,7 +141,10 @@ def test_request_breakin_stops_in_kernel_code_within_100_ms(machine):
     assert isinstance(result["event"], BreakInStop)
     assert result["event"].pc == machine.kernel_symbol("RtlpBreakWithStatusInstruction")
     assert result["stopped"] - requested < 0.100
-    # Running on returns to the interrupted code.
+    # Running on without moving RIP breaks again where it stopped (as Windows does);
+    # past the int 3, it returns to the interrupted code.
+    assert machine.run(budget=1_000_000) == result["event"]
+    assert machine.skip_break_instruction()
     assert isinstance(machine.run(budget=1_000_000), BudgetExhausted)
 
 
@@ -170,6 +174,8 @@ def test_assert_prompt_answer_b_breaks_then_returns(machine):
     event = machine.run()
     assert isinstance(event, BreakpointHit) and event.handle is None
     assert event.pc == machine.kernel_symbol("DbgBreakPoint")
+    assert machine.get_context().Rip == event.pc and machine.read_virtual(event.pc, 1) == b"\xcc"
+    assert machine.skip_break_instruction()
     assert machine.run(budget=2_000_000).text == "testdrv: assert returned\n"
 
 
@@ -202,6 +208,7 @@ def test_bugcheck_request_leaves_kibugcheckdata_with_code_and_parameters(machine
                              params=(0, 0, 0, 0), first=True)
     data = struct.unpack("<5Q", machine.read_virtual(machine.ki_bugcheck_data, 40))
     assert data == (0xE2, 0, 0, 0, 0)
+    assert machine.skip_break_instruction()
     assert machine.run() == BugCheck(pc=event.pc, code=0xE2, params=(0, 0, 0, 0), first=False)
     assert machine.halted
 

@@ -27,6 +27,7 @@ from kdcon.tools.simtarget.events import (
 from kdcon.tools.simtarget.kernel import IMAGES_DIR
 from kdcon.tools.simtarget.layout import KiSimRequest
 from kdcon.tools.simtarget.machine import Machine
+from tests.simtarget.simhelpers import run_on_from
 from tests.simtarget.track_host import allocator_names, marked_line
 from tests.simtarget.track_host.reports import (
     dump_report,
@@ -74,6 +75,7 @@ class Demo:
                 self.machine.answer_prompt(answer)
             else:
                 transcript.stops.append(event)
+                run_on_from(self.machine, event)
         raise AssertionError(f"the machine never went quiet: {transcript.text[-500:]!r}")
 
     def request(self, request: KiSimRequest, answer: str = "i") -> Transcript:

@@ -6,6 +6,7 @@ Public API (no protocol here)::
     m = Machine(seed=0, drivers=[paths], break_on_connect=False)  # checks imports now
     m.boot()                                  # fresh machine; the kernel has not run yet
     ev = m.run(until=None, budget=None, trace=False)   # -> a StopEvent (events.py)
+    m.skip_break_instruction()                # what a debugger does before running on
     m.answer_prompt("b")                      # after a DebugPromptStop
     m.request_breakin()                       # any thread; BreakInStop within one slice
     m.read_virtual(addr, n) -> bytes          # readable prefix, original bytes under bps
@@ -38,9 +39,12 @@ DbgBreakPointWithStatus(DBG_STATUS_CONTROL_C), so the break lands in kernel code
 Time is instruction based: the guest clock advances 1 us per 100 instructions of
 every slice started, never by the host's clock, so a run is deterministic for a seed.
 
-A stop at an ``int 3`` reports RIP at the ``int 3``; running on steps over a debugger
-breakpoint (restore, one instruction, re-arm) or skips a breakpoint compiled into
-the code.  CPU exceptions are reported first chance and, when run on, handed to the
+A stop at an ``int 3`` reports RIP at the ``int 3``, as Windows x64 does (KiDispatchException
+moves RIP back onto the breakpoint before the debugger sees it).  Running on steps over a
+debugger breakpoint (restore, one instruction, re-arm); an ``int 3`` in the code
+(DbgBreakPoint, RtlpBreakWithStatusInstruction) runs again unless whoever resumes the
+machine moved RIP past it first, as a debugger does (``skip_break_instruction``; over KD,
+the host's SetContext).  CPU exceptions are reported first chance and, when run on, handed to the
 kernel's handler, which bug checks; page faults at DISPATCH_LEVEL and above go to the
 kernel directly (bug check 0xA / 0xD1), as on Windows.  NT_ASSERT (int 2Ch) is a
 continuable STATUS_ASSERTION_FAILURE; __fastfail (int 29h) bug checks 0x139.
@@ -123,7 +127,6 @@ class Machine:
         self._breakpoints: dict[int, int] = {}       # handle -> address
         self._prompt: PendingPrompt | None = None
         self._deliver_pending: tuple[int, tuple[int, int, int], int] | None = None
-        self._skip_int3_at: int | None = None
         self._trap: tuple[int, int] | None = None
         self._fault: tuple[int, int] | None = None
         self.instructions = 0
@@ -166,6 +169,21 @@ class Machine:
     @property
     def pc(self) -> int:
         return self._require().reg_read(X.UC_X86_REG_RIP)
+
+    def skip_break_instruction(self) -> bool:
+        """Move RIP past an ``int 3`` of the code, as a debugger does when it resumes.
+
+        The machine itself never does this (a Windows kernel does not either): it is for
+        callers that drive the machine directly, in the debugger's place.  False, and
+        nothing changed, when RIP is not on a 0xCC or the 0xCC is a debugger breakpoint
+        (which ``run`` steps over by itself).
+        """
+        uc = self._require()
+        pc = uc.reg_read(X.UC_X86_REG_RIP)
+        if pc in self.memory.breakpoint_bytes or self.memory.read_virtual(pc, 1) != b"\xcc":
+            return False
+        uc.reg_write(X.UC_X86_REG_RIP, pc + 1)
+        return True
 
     def request_breakin(self) -> None:
         """Ask for a break-in (the host's 0x62); safe from any thread."""
@@ -215,10 +233,6 @@ class Machine:
             vector, args, pc = self._deliver_pending
             self._deliver_pending = None
             self._deliver(vector, args, pc, resumable=False)
-        pc = uc.reg_read(X.UC_X86_REG_RIP)
-        if self._skip_int3_at == pc:
-            uc.reg_write(X.UC_X86_REG_RIP, pc + 1)
-        self._skip_int3_at = None
         self.debug.resuming_at(uc.reg_read(X.UC_X86_REG_RIP))
         if trace:
             event = self._execute(1)
@@ -278,7 +292,6 @@ class Machine:
             for handle, address in self._breakpoints.items():
                 if address == pc:
                     return BreakpointHit(pc=pc, handle=handle)
-            self._skip_int3_at = pc
             if pc == self._kernel.break_with_status:
                 status = uc.reg_read(X.UC_X86_REG_RCX) & 0xFFFFFFFF
                 if status == DBG_STATUS_CONTROL_C:
@@ -379,7 +392,6 @@ class Machine:
         """Redirect the CPU into KeBugCheckEx(code, param1, 0, 0, 0), called from RIP."""
         interrupts.call_routine(self._uc, self.memory, self.kernel_symbol("KeBugCheckEx"), (code, param1, 0, 0),
                                 self._uc.reg_read(X.UC_X86_REG_RIP))
-        self._skip_int3_at = None
         self._deliver_pending = None
 
     def set_request(self, request: int) -> None:
@@ -454,7 +466,6 @@ class Machine:
     def set_context(self, ctx: Context) -> None:
         write_context(self._require(), ctx)
         self.debug.load(ctx.Dr0, ctx.Dr1, ctx.Dr2, ctx.Dr3, ctx.Dr6, ctx.Dr7)
-        self._skip_int3_at = None if ctx.Rip != self._skip_int3_at else self._skip_int3_at
 
     def set_dr7(self, dr7: int) -> None:
         """Load Dr7 alone, as Continue2 does; Dr0-Dr3 keep their addresses."""

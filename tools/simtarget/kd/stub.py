@@ -8,6 +8,16 @@ that resume the target (Continue, Continue2, Reboot, CauseBugCheck) or that a re
 target answers with something other than a reply (SwitchProcessor: a fresh state
 change; ClearAllInternalBreakpoints: the ACK alone) return an action instead of bytes.
 What it does not do: framing, ids, ACKs, running the CPU (session.py does that).
+
+A break instruction in the code (DbgBreakPoint, the break-in's and bug check's
+RtlpBreakWithStatusInstruction, an ``int 3`` a driver wrote) is reported as Windows x64
+reports it: STATUS_BREAKPOINT with the exception address, the ProgramCounter and the
+CONTEXT's Rip on the ``int 3`` (KiDispatchException takes one off Rip before the
+debugger sees it: WRK amd64 exceptn.c, ReactOS ke/amd64/except.c). The target never
+moves past it: Continue with Rip unchanged runs the ``int 3`` again; a debugger moves
+Rip one byte on with SetContext first, as WinDbg/kd do for a break instruction that is
+not one of their breakpoints. docs/simulated-target.md §1 has the rule and its sources.
+
 Spec: kd-protocol.md §5 (manipulate), §5.4 (GetVersion), §5.5 (control space),
 §5.6 (breakpoints), §5.7 (large transfers, ContextEx), §12 (target checklist).
 
