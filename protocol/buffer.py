@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 
 from .constants import (
+    BREAKIN_PACKET_BYTE,
     CONTROL_PACKET_LEADER,
     KD_PACKET_HEADER_SIZE,
     PACKET_MAX_SIZE,
@@ -165,15 +166,20 @@ class FrameBuffer:
         self._buf += data
         self.received += len(data)
 
-    def take_raw(self) -> tuple[int, bytes]:
-        """Every byte not yet cut into a frame, with its stream offset; the buffer
-        empties. A running target uses it to poll for break-in bytes only."""
-        offset = self._garbage_offset if self._garbage else self._base
-        data = bytes(self._garbage) + bytes(self._buf)
-        self._garbage.clear()
-        self._base += len(self._buf)
-        self._buf.clear()
-        return offset, data
+    def breakin_at(self, start: int = 0) -> int | None:
+        """The stream offset of the first break-in byte at or after offset ``start`` among
+        the bytes not yet cut into a frame, or None. A running target polls with it."""
+        self._unskip()
+        found = self._buf.find(BREAKIN_PACKET_BYTE, max(0, start - self._base))
+        return None if found < 0 else self._base + found
+
+    def discard(self, end: int | None = None) -> int:
+        """Drop the bytes not yet cut into a frame that lie before stream offset ``end``
+        (all of them: None); how many. What a running target's break-in poll consumes."""
+        self._unskip()
+        count = len(self._buf) if end is None else max(0, min(len(self._buf), end - self._base))
+        self._consume(count)
+        return count
 
     def next_frame(self) -> Frame | None:
         """The next complete frame, or None when more bytes are needed."""
@@ -303,6 +309,14 @@ class FrameBuffer:
         self._garbage_offset += n
         self.garbage_bytes += n
         return GarbageFrame(offset=offset, data=data)
+
+    def _unskip(self) -> None:
+        """Put skipped bytes not yet reported as garbage back in front of the buffer:
+        they are the stream just before ``_base``."""
+        if self._garbage:
+            self._buf[:0] = self._garbage
+            self._base = self._garbage_offset
+            self._garbage.clear()
 
     def _consume(self, n: int) -> None:
         del self._buf[:n]

@@ -14,7 +14,7 @@ Spec: kd-protocol.md §2 (ids, ACK/RESEND/RESET, retries, resync), §3 (sequence
 Using the TARGET role (what a kd stub does; every step returns bytes to write):
 
 1. Running: feed received bytes and call ``next_event``; only ``BreakIn`` comes out
-   (Rule 9). ``send_debug_print`` / ``send_state_change(load symbols)`` may be sent
+   (Rule 9), and what follows it is read once the target sends its state change. ``send_debug_print`` / ``send_state_change(load symbols)`` may be sent
    at any time; they are given up after the retries if no host answers (Rule 8:
    ``SendAbandoned``, ``debugger_present`` False).
 2. Break in: on ``BreakIn`` (or a breakpoint), ``send_state_change(payload)`` with a
@@ -133,6 +133,12 @@ class KdConnection(DataPacketRules):
         self._last_accepted: tuple[int, int, int] | None = None
         # Host: a RESET we sent has not been answered yet (Rule 11).
         self.awaiting_reset_answer = False
+        # Target (Rule 9): whether it has sent a packet yet (before that, kdcom has not
+        # read its port: bytes wait as in a UART), where its break-in poll resumes, and
+        # the break-in byte it took, whose followers wait for the exchange it starts.
+        self._started = False
+        self._poll_from = 0
+        self._breakin_taken: int | None = None
         if role is Role.TARGET:
             self.phase = Phase.RUNNING
             self.current_id = INITIAL_PACKET_ID | SYNC_PACKET_ID
@@ -148,6 +154,12 @@ class KdConnection(DataPacketRules):
     def awaiting_ack(self) -> bool:
         return self._pending is not None
 
+    @property
+    def input_waiting(self) -> bool:
+        """Received bytes wait to be read now: ``next_event`` has work without new data
+        (a target kept them while it ran, Rule 9, and has just sent)."""
+        return bool(self._frames.pending) and not self._polling()
+
     def receive_data(self, data: bytes) -> None:
         """Store received bytes; ``next_event`` cuts them into events."""
         self._frames.receive_data(data)
@@ -156,7 +168,8 @@ class KdConnection(DataPacketRules):
         """The next event, or NEED_DATA. Bytes to send may appear in data_to_send()."""
         while not self._events:
             if self._polling():
-                self._poll_breakin()
+                if self._breakin_taken is None:
+                    self._poll_breakin()
                 if not self._events:
                     return NEED_DATA
                 break
@@ -300,6 +313,12 @@ class KdConnection(DataPacketRules):
         return self.data_to_send()
 
     def _transmit(self, out: _Outgoing) -> None:
+        if self._breakin_taken is not None or not self._started:
+            # Rule 9: the bytes kept for this exchange are read from now on, and they
+            # have not been arriving late: the truncation clock starts afresh.
+            self._started = True
+            self._breakin_taken = None
+            self._last_progress = None
         out.packet_id = self.current_id
         out.wire = build_data_packet(out.packet_type, out.packet_id, out.payload)
         out.deadline = None
@@ -352,13 +371,25 @@ class KdConnection(DataPacketRules):
                 and self.phase not in PARSING_PHASES)
 
     def _poll_breakin(self) -> None:
-        offset, data = self._frames.take_raw()
-        if not data:
+        """Rule 9: KdPollBreakIn. What comes before a break-in byte is discarded; the
+        byte is taken, and what follows it waits, input like any other, for the
+        exchange the break-in starts (a host attaching sends break-in and RESET in one
+        write). A target that has sent nothing yet discards nothing."""
+        frames = self._frames
+        found = frames.breakin_at(self._poll_from)
+        if found is None:
+            if self._started:
+                self.stats["discarded_while_running"] += frames.discard()
+            else:
+                self._poll_from = frames.received
             return
-        found = data.find(BREAKIN_PACKET_BYTE)
-        self.stats["discarded_while_running"] += len(data) - data.count(BREAKIN_PACKET_BYTE)
-        if found >= 0:
-            self._events.append(BreakIn(offset=offset + found))
+        if self._started:
+            self.stats["discarded_while_running"] += frames.discard(found)
+            frames.discard(found + 1)
+        else:
+            self._poll_from = found + 1  # reported now, not again when parsed
+        self._breakin_taken = found
+        self._events.append(BreakIn(offset=found))
 
     def _check_truncation(self, now: float) -> None:
         frames = self._frames
@@ -400,6 +431,8 @@ class KdConnection(DataPacketRules):
             self.stats["garbage_bytes"] += len(frame.data)
             self._events.append(Garbage(offset=frame.offset, raw=frame.data))
         elif isinstance(frame, BreakInFrame):
+            if frame.offset < self._poll_from:
+                return  # reported by the poll while we had sent nothing yet (Rule 9)
             if self.role is Role.TARGET:
                 if self.phase in PARSING_PHASES:
                     # Rule 13: maybe the host's break-in finding us waiting on it.

@@ -254,6 +254,8 @@ class KdLink:
             self._check_open()
             out = getattr(self.connection, method)(*args, **kwargs)
             self._write(out)
+            if self.connection.input_waiting:
+                self._wake_reader()
 
     def send_breakin(self) -> None:
         self.call("send_breakin")
@@ -422,6 +424,13 @@ class KdLink:
             except OSError as exc:
                 self._finish(f"write failed: {exc}")
                 raise TransportError(f"link closed: {exc}") from exc
+
+    def _wake_reader(self) -> None:
+        """Make a read in progress return now, so that its pump takes the bytes the
+        connection kept (a port without ``cancel_read`` waits out its timeout)."""
+        cancel = getattr(self.port, "cancel_read", None)
+        if cancel is not None:
+            cancel()
 
     def _read(self) -> bytes:
         waiting = self.port.in_waiting

@@ -41,7 +41,11 @@ Rule 8: After KD_DEFAULT_RETRIES unanswered sends, a target gives up only DbgPri
         INITIAL|SYNC / INITIAL; all its other packets are sent for ever. Any leader
         heard marks the debugger present again. A host gives up any packet.
 Rule 9: A RUNNING target reads nothing but break-in bytes (KdPollBreakIn) unless it
-        waits for an ACK; every other byte is discarded.
+        waits for an ACK: the bytes before a break-in byte are discarded, and the
+        bytes after it wait, unread, for the exchange the break-in starts (a host
+        attaching writes break-in and RESET together, §3.5). A target that has sent
+        nothing yet discards nothing: its kdcom has not read the port, whose bytes
+        wait for its first packet, as in a UART (a RESET crossing that packet, §3.2).
 Rule 10: A target accepts a data packet only of the type its phase expects. A good
         packet of another type, not a duplicate, is dropped without toggling Remote
         and answered with RESEND, not ACKed: the header lies outside the checksum, so

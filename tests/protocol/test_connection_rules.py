@@ -428,12 +428,72 @@ def test_host_gives_up_after_retries() -> None:
     assert [type(e) for e in events] == [SendAbandoned] and not host.awaiting_ack
 
 
-def test_running_target_discards_everything_but_breakin() -> None:
-    noise = RESET + b"0000junk" + ack(1) + b"\x00b\x01"
-    events, target = events_three_ways(lambda: KdConnection(Role.TARGET), noise)
+def running_target() -> KdConnection:
+    """A target that has talked (a DbgPrint, ACKed) and runs: it polls for break-in."""
+    target = KdConnection(Role.TARGET)
+    target.send_debug_print(b"up\n")
+    assert [type(e) for e in drain(target, ack(INITIAL_PACKET_ID))] == [Ack]
+    return target
+
+
+def test_running_target_discards_what_comes_before_a_breakin() -> None:
+    noise = RESET + b"0000junk" + ack(1) + b"\x00b"
+    events, target = events_three_ways(running_target, noise)
     assert [type(e) for e in events] == [BreakIn]
+    assert events[0].offset == len(ack(0)) + len(noise) - 1
     assert target.data_to_send() == b""  # no RESET answer: the port is not read
     assert target.stats["discarded_while_running"] == len(noise) - 1
+
+
+def test_running_target_without_breakin_discards_everything() -> None:
+    noise = RESET + b"0000junk" + ack(1)
+    events, target = events_three_ways(running_target, noise)
+    assert events == [] and target.data_to_send() == b""
+    assert target.stats["discarded_while_running"] == len(noise)
+
+
+def test_bytes_after_a_breakin_wait_for_the_exchange_it_starts() -> None:
+    # What a host attaching to a running target writes at once (kd-protocol.md §3.5).
+    events, target = events_three_ways(running_target, b"b" + RESET)
+    assert [type(e) for e in events] == [BreakIn] and target.data_to_send() == b""
+    payload = build_exception_state_change(0x80000003, 0x1000)
+    target.send_state_change(payload)
+    assert [type(e) for e in drain(target)] == [Reset]
+    # The RESET answered, the stop stamped again with the fresh id (Rule 5).
+    assert target.data_to_send() == RESET + build_data_packet(
+        PacketType.PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID, payload)
+    assert target.stats["discarded_while_running"] == 0
+
+
+def test_host_attach_to_a_running_target_needs_one_reset() -> None:
+    host, target = KdConnection(Role.HOST), running_target()
+    assert [type(e) for e in drain(target, host.send_breakin() + host.send_reset())] == [BreakIn]
+    wire = target.send_state_change(build_exception_state_change(0x80000003, 0x1000))
+    drain(target)
+    events = drain(host, wire + target.data_to_send())
+    assert [type(e) for e in events] == [DroppedPacket, Reset, StateChange]
+    assert events[0].reason == "before_reset_answer"
+    assert events[2].packet_id == INITIAL_PACKET_ID and host.phase is Phase.TARGET_BROKEN
+
+
+def test_target_that_has_sent_nothing_keeps_what_arrives_for_its_first_packet() -> None:
+    # kdcom has not read its port yet: a RESET crossing the first packet is answered.
+    events, target = events_three_ways(lambda: KdConnection(Role.TARGET), RESET)
+    assert events == [] and target.data_to_send() == b""
+    payload = build_load_symbols_state_change(b"\\ntoskrnl.exe", 0x1000, 0x2000)
+    first = target.send_state_change(payload)
+    assert first[8:12] == (INITIAL_PACKET_ID | SYNC_PACKET_ID).to_bytes(4, "little")
+    assert [type(e) for e in drain(target)] == [Reset]
+    assert target.data_to_send() == RESET + build_data_packet(
+        PacketType.PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID, payload)
+    assert target.stats["discarded_while_running"] == 0
+
+
+def test_breakin_seen_before_the_first_packet_is_reported_once() -> None:
+    events, target = events_three_ways(lambda: KdConnection(Role.TARGET), RESET + b"b" + RESET)
+    assert [type(e) for e in events] == [BreakIn] and events[0].offset == len(RESET)
+    target.send_state_change(build_exception_state_change(0x80000003, 0x1000))
+    assert [type(e) for e in drain(target)] == [Reset, Reset]
 
 
 def test_truncated_packet_is_answered_with_resend_after_quiet_line() -> None:

@@ -6,17 +6,27 @@ import threading
 
 import pytest
 
-from kdcon.protocol.constants import INITIAL_PACKET_ID, ManipulateApi, NtStatus
+from kdcon.protocol.constants import INITIAL_PACKET_ID, ManipulateApi, NtStatus, PacketType
 from kdcon.protocol.errors import TargetTimeout, TransportError
-from kdcon.protocol.events import BreakIn, DebugPrint, Event, ManipulateRequest, StateChange
+from kdcon.protocol.events import (
+    NEED_DATA,
+    Ack,
+    BreakIn,
+    DebugPrint,
+    Event,
+    ManipulateRequest,
+    StateChange,
+)
 from kdcon.protocol.connection import KdConnection
 from kdcon.protocol.link import KdLink, LinkClosed
 from kdcon.protocol.messages import build_exception_state_change
+from kdcon.protocol.packet import build_control_packet
 from kdcon.protocol.state import Phase, Role
 from kdcon.protocol.transports import socket_pair
 
 READ = ManipulateApi.DbgKdReadVirtualMemoryApi
 RESET_PACKET = KdConnection(Role.HOST).send_reset()
+ACK_INITIAL = build_control_packet(PacketType.PACKET_TYPE_KD_ACKNOWLEDGE, INITIAL_PACKET_ID)
 MEMORY = bytes(range(256)) * 64
 
 
@@ -159,17 +169,48 @@ def test_sync_drops_the_repeats_a_slow_target_sends_for_each_reset() -> None:
         target.link.close()
 
 
+def _running_target_connection() -> KdConnection:
+    """A target connection that has talked (one DbgPrint, ACKed) and now runs."""
+    conn = KdConnection(Role.TARGET)
+    conn.send_debug_print(b"up\n")
+    conn.receive_data(ACK_INITIAL)
+    assert isinstance(conn.next_event(), Ack) and conn.phase is Phase.RUNNING
+    return conn
+
+
+def test_sync_to_a_running_target_needs_one_reset() -> None:
+    host_port, target_port = socket_pair(timeout=0.05)
+    counting = ResetCountingPort(host_port, resets=1)
+    target = FakeTarget(target_port, connection=_running_target_connection())
+    with KdLink(counting, Role.HOST) as host:
+        # Break-in and RESET go in one write; the RESET waits for the stop the break-in
+        # brings, and is answered then (state.py Rule 9): no RESET on the minute timer.
+        state = host.sync(timeout=15, reset_interval=60)
+        assert state.packet_id == INITIAL_PACKET_ID and counting.count == 1
+        reply = host.request(READ, dict(TargetBaseAddress=7, TransferCount=2, ActualBytesRead=0),
+                             timeout=10, retries=0)
+        assert reply is not None and reply.data == MEMORY[7:9]
+        assert _state_changes_left(host) == []
+    target.link.close()
+
+
 def test_sync_resets_again_soon_when_a_running_target_dropped_the_reset() -> None:
     host_port, target_port = socket_pair(timeout=0.05)
     counting = ResetCountingPort(host_port, resets=1)
     with KdLink(counting, Role.HOST) as host:
         # No second RESET on a timer within the timeout: only the one the dropped stop
         # triggers can bring the answer.
-        syncing, result = _sync_in_background(host, timeout=15, reset_interval=60)
-        # The running target reads break-in and RESET in one chunk: it discards the
-        # RESET (kd-protocol.md §3.3) and reports the break-in stop.
+        syncing, result = _sync_in_background(host, timeout=15, reset_interval=60,
+                                              breakin=False)
         assert counting.resets.wait(10)
-        target = FakeTarget(target_port)
+        # A running target reads the lone RESET and discards it (kd-protocol.md §3.3),
+        # then stops on its own.
+        conn = _running_target_connection()
+        conn.receive_data(target_port.read(len(RESET_PACKET)))
+        assert conn.next_event() is NEED_DATA
+        assert conn.stats["discarded_while_running"] == len(RESET_PACKET)
+        target = FakeTarget(target_port, connection=conn)
+        target.link.send_state_change(build_exception_state_change(0x80000003, 0x401000))
         syncing.join(20)
         assert result and result[0].packet_id == INITIAL_PACKET_ID
         assert counting.count == 2
