@@ -1,42 +1,147 @@
-"""The ``kdcon`` command line.
+"""The ``kdcon`` command line: arguments, modes and exit status.
 
-The interactive console is not part of this release; the protocol, symbols and
-simulated-target layers are, with their own tools. ``kdcon`` says so in one line
-rather than pretending to connect.
+``kdcon -k CONNECTION | --port URL | --loopback`` attaches to a target; ``-c`` and
+``-cf`` give commands to run first; ``--batch`` runs them and exits (0 when every
+command succeeded, 1 when one failed, 2 for usage or connection errors, 3 when
+``--timeout`` expired); ``--json`` writes one JSON object per result and event.
+Without ``--batch`` a line prompt (``0: kd> ``) reads commands from standard input.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+from pathlib import Path
 
 from kdcon import __version__
+from kdcon.protocol.transports.cli import add_link_arguments, link_baud, open_link_from_args
+from kdcon.protocol.transports.errors import LinkError
+
+from .app import EXIT_FAILED, EXIT_USAGE, App
+from .session import TargetLost
 
 __all__ = ["main", "build_parser"]
+
+_IMAGES = Path(__file__).resolve().parent.parent / "tools" / "simtarget" / "images"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kdcon", description="Kernel-debugger console for the Windows KD serial protocol."
-    )
+        prog="kdcon", description="Kernel-debugger console for the Windows KD serial protocol.")
     parser.add_argument("--version", action="version", version=f"kdcon {__version__}")
-    link = parser.add_mutually_exclusive_group()
-    link.add_argument("-k", dest="kd_string", metavar="CONNECTION",
-                      help="WinDbg connection string, e.g. com:port=/dev/ttyS0,baud=115200")
-    link.add_argument("--port", metavar="URL", help="pyserial URL of the link to the target")
-    link.add_argument("--loopback", action="store_true",
-                      help="debug the built-in simulated target over an in-process link")
-    parser.add_argument("-y", dest="symbol_path", metavar="PATH", help="symbol path")
+    add_link_arguments(parser)
+    parser.add_argument("--loopback", action="store_true",
+                        help="debug the built-in simulated target over an in-process link")
+    sim = parser.add_argument_group("simulated target (--loopback)")
+    sim.add_argument("--driver", action="append", default=[], metavar="FILE.sys",
+                     help="load this x64 driver as well (repeatable)")
+    sim.add_argument("--flavour", choices=("checked", "free"), default="checked",
+                     help="which trackdemo build the simulated kernel loads (default checked)")
+    sim.add_argument("--seed", type=int, default=0, help="simulated machine seed (default 0)")
+    parser.add_argument("-y", dest="symbol_path", metavar="SYMPATH", help="symbol path")
+    parser.add_argument("-c", dest="commands", action="append", default=[], metavar="CMDS",
+                        help="commands to run after connecting (';' separates them)")
+    parser.add_argument("-cf", dest="command_file", metavar="FILE",
+                        help="a file of commands to run after connecting")
+    parser.add_argument("--batch", action="store_true",
+                        help="run the -c/-cf commands and exit with their status")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per line for every result and event")
+    parser.add_argument("--timeout", type=_seconds, metavar="S",
+                        help="give up (break in, exit 3) when the run takes longer than S seconds")
+    parser.add_argument("--prompt-answer", action="append", default=[], metavar="TEXT",
+                        help="answer the target's next DbgPrompt with TEXT (repeatable)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the time limit must be above 0 seconds")
+    return value
+
+
+def _symbol_path(args: argparse.Namespace) -> str | None:
+    parts = []
+    if args.symbol_path:
+        parts.append(args.symbol_path)
+    elif os.environ.get("_NT_SYMBOL_PATH"):
+        parts.append(os.environ["_NT_SYMBOL_PATH"])
+    if args.loopback:
+        parts += [str(_IMAGES), str(_IMAGES / args.flavour)]
+        parts += [str(Path(d).resolve().parent) for d in args.driver]
+    return ";".join(parts) or None
+
+
+def _commands(args: argparse.Namespace) -> list[str]:
+    lines = list(args.commands)
+    if args.command_file:
+        with open(args.command_file, encoding="utf-8") as handle:
+            lines += [line.rstrip("\n") for line in handle]
+    return lines
+
+
+def _open(args: argparse.Namespace):
+    """The port and a name for the connect banner; the simulated target when asked."""
+    if args.loopback:
+        from kdcon.tools.simtarget.loopback import SimTarget
+
+        sim = SimTarget(seed=args.seed, drivers=args.driver, flavour=args.flavour,
+                        break_on_connect=True)
+        port = sim.connect(pace=args.pace, faults=args.faults)
+        return port, "kdsim (simulated target, in-process)", sim
+    port = open_link_from_args(args)
+    name = args.port or args.kd_string
+    return port, f"{name} at {link_baud(args)} baud", None
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("kdcon: the interactive console is not in this release yet; what runs today: "
-          "kdcon-sim, kdcon-linetest, kdcon-kdtrace, kdcon-symbols (see README.md)",
-          file=sys.stderr)
-    return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not (args.loopback or args.port or args.kd_string):
+        parser.print_usage(sys.stderr)
+        print("kdcon: give a target: --loopback, --port URL or -k CONNECTION", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
+                        format="%(name)s: %(message)s")
+    try:
+        commands = _commands(args)
+    except OSError as exc:
+        print(f"kdcon: cannot read the command file: {exc.strerror}: {args.command_file}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    sim = None
+    try:
+        port, name, sim = _open(args)
+    except (LinkError, OSError, ValueError) as exc:
+        print(f"kdcon: cannot open the link: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    app = App(port, link_name=name, symbol_path=_symbol_path(args), debug=args.debug,
+              json_stream=sys.stdout if args.json else None, timeout=args.timeout,
+              prompt_answers=args.prompt_answer)
+    try:
+        try:
+            app.connect()
+        except TargetLost as exc:
+            print(f"kdcon: could not connect: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        status = app.run_commands(commands)
+        if args.batch or app.timed_out or app.console.quit_requested:
+            return status
+        prompt_status = app.run_prompt(sys.stdin)
+        return max(status, prompt_status) if status != EXIT_USAGE else status
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    finally:
+        app.close()
+        if sim is not None:
+            sim.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,132 @@
+"""Console commands: ?, n, .help, .echo, .wirestats, vertarget, .bugcheck.
+
+``.help`` lists the registry by category, ``.help CMD`` shows one command's usage;
+``.wirestats`` says what the last command and the session cost on the wire.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..argtypes import Args
+from ..console import CommandContext
+from ..errors import CommandError
+from ..expr import format_evaluation
+from ..registry import Category, command
+from ..wire import line_seconds
+
+_M = Category.META
+
+
+@command("?", category=_M, usage="? expression", needs_halt=False)
+def evaluate_expression(ctx: CommandContext, args: Args) -> None:
+    """Evaluate a MASM expression."""
+    text = args.rest()
+    if not text:
+        raise CommandError("Numeric expression missing from '<EOL>'")
+    value = ctx.evaluate(text)
+    ctx.console.user_registers.last_value = value
+    ctx.out.line(format_evaluation(value, pointer_size=ctx.session.pointer_size))
+    ctx.out.row(value=value)
+
+
+@command("n", category=_M, usage="n [8|10|16]", needs_halt=False)
+def number_base(ctx: CommandContext, args: Args) -> None:
+    """Set or show the default number base of expressions."""
+    settings = ctx.console.settings
+    if not args.empty():
+        word = args.word()
+        if word not in ("8", "10", "16"):
+            raise CommandError(f"Invalid radix at '{word}'")
+        settings.radix = int(word)
+    ctx.out.line(f"base is {settings.radix}")
+
+
+@command(".echo", category=_M, usage=".echo [text]", needs_halt=False)
+def echo(ctx: CommandContext, args: Args) -> None:
+    """Print text."""
+    text = args.rest()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    ctx.out.line(text)
+
+
+@command(".help", category=_M, usage=".help [command | category]", needs_halt=False)
+def help_(ctx: CommandContext, args: Args) -> None:
+    """List the commands by category, or show one command's usage."""
+    registry = ctx.console.registry
+    wanted = args.rest()
+    if wanted:
+        cmd = registry.get(wanted)
+        if cmd is None:
+            resolved = registry.resolve(wanted)
+            cmd = resolved[0] if resolved else None
+        if cmd is None:
+            raise CommandError(f"No command {wanted}: .help lists them all")
+        ctx.out.line(f"{cmd.usage}")
+        ctx.out.line(f"  {cmd.summary}")
+        if cmd.aliases:
+            ctx.out.line(f"  Also: {', '.join(cmd.aliases)}")
+        if cmd.details:
+            ctx.out.line("")
+            ctx.out.line(cmd.details)
+        return
+    for category in Category:
+        members = [c for c in registry if c.category is category]
+        if not members:
+            continue
+        ctx.out.line(f"{category.value}:")
+        for cmd in members:
+            ctx.out.line(f"  {cmd.name:<12} {cmd.summary}")
+        ctx.out.line("")
+    ctx.out.line(".help CMD shows the usage of one command.")
+
+
+@command(".wirestats", category=_M, usage=".wirestats", needs_halt=False)
+def wirestats(ctx: CommandContext, args: Args) -> None:
+    """What the last command and the whole session cost on the wire."""
+    results = [r for r in ctx.console.results if r.command.strip() != ".wirestats"]
+    total = ctx.session.wire()
+    if results:
+        last = results[-1]
+        ctx.out.line(f"Last command: {last.command}")
+        ctx.out.line(f"  {last.round_trips} round trips, {last.wire_bytes} bytes "
+                     f"({line_seconds(last.wire_bytes) * 1000:.1f} ms at 115200 baud)")
+    ctx.out.line(f"Session: {total.round_trips} round trips, {total.bytes_sent} bytes sent, "
+                 f"{total.bytes_received} bytes received "
+                 f"({line_seconds(total.total):.2f} s at 115200 baud)")
+    cache = ctx.session.memory
+    ctx.out.line(f"Memory cache: {cache.requests} reads, {cache.bytes_fetched} bytes fetched")
+    ctx.out.row(round_trips=total.round_trips, bytes_sent=total.bytes_sent,
+                bytes_received=total.bytes_received)
+
+
+@command("vertarget", category=_M, usage="vertarget")
+def vertarget(ctx: CommandContext, args: Args) -> None:
+    """Show the target's version and kernel base."""
+    version = ctx.session.version
+    fmt = ctx.console.format_address
+    flavour = "Free" if version.MajorVersion == 0xF else "Checked"
+    stop = ctx.session.stop
+    cpus = stop.processor_count if stop is not None else 1
+    ctx.out.line(f"Windows Kernel Version {version.MinorVersion} {'MP' if cpus > 1 else 'UP'} "
+                 f"({cpus} procs) {flavour} x64")
+    ctx.out.line(f"Kernel base = 0x{fmt(version.KernBase)} PsLoadedModuleList = "
+                 f"0x{fmt(version.PsLoadedModuleList)}")
+    ctx.out.line(f"Protocol version {version.ProtocolVersion}, machine type "
+                 f"{version.MachineType:#06x}, {len(ctx.session.modules)} modules loaded")
+
+
+@command(".bugcheck", category=_M, usage=".bugcheck")
+def bugcheck(ctx: CommandContext, args: Args) -> None:
+    """Show the bug check code and its four parameters."""
+    data = ctx.session.debugger_data
+    if data is None:
+        raise CommandError("The debugger data block is not available: no bug check data")
+    raw = ctx.session.read_virtual(data.KiBugcheckData, 40)
+    if len(raw) < 40:
+        raise CommandError("Unable to read the bug check data")
+    code, *params = struct.unpack("<5Q", raw)
+    ctx.out.line(f"Bugcheck code {code & 0xFFFFFFFF:08X}")
+    ctx.out.line("Arguments " + " ".join(ctx.console.format_address(p) for p in params))
+    ctx.out.row(code=code & 0xFFFFFFFF, parameters=params)

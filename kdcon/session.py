@@ -1,0 +1,407 @@
+"""The session: the one owner of the link and of everything known about the target.
+
+What it does: attaches as kd does (break-in, RESET, the first state change,
+GetVersion, the debugger data block, the PsLoadedModuleList walk), keeps the target
+state (running, halted on a CPU, syncing, lost), the per-stop memory cache and
+register windows, the module list with deferred symbols and the breakpoint table.
+A pump thread takes the link's events in order: DbgPrint text is shown as it comes;
+stops, prompts and a lost link are queued for the command thread, which turns each
+state change into a ``Stop`` (``stopping.py`` decides what a stop means), resumes
+(``g``/``p``/``t`` go through ``resume``) and waits. Every request a command makes is
+counted (round trips, wire bytes) for ``.wirestats`` and the JSON results.
+What it does not do: parse commands or render their output.
+Spec: kd-protocol.md §3.5 (attach), §4 (state changes), §5 (requests); windbg.md §0.1.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kdcon.protocol import Role
+from kdcon.protocol.debugger_data import parse_debugger_data
+from kdcon.protocol.errors import ProtocolError, TargetTimeout, TransportError
+from kdcon.protocol.events import DebugPrint, DebugPrompt, StateChange
+from kdcon.protocol.constants import ContinueStatus
+from kdcon.protocol.host import DR7_DEFAULT, KdHost
+from kdcon.protocol.link import KdLink, LinkClosed
+from kdcon.symbols.session import SymbolSession
+
+from .breakpoints import BreakpointTable
+from .errors import KdconError
+from .memory import MemoryCache
+from .output import Output, printable
+from .registers import Registers
+from .stops import Stop, StopKind
+from .wire import CountingPort
+
+__all__ = ["Session", "TargetState", "TargetLost", "NotHalted", "ModuleInfo"]
+
+log = logging.getLogger(__name__)
+
+# KLDR_DATA_TABLE_ENTRY (x64): the fields the module walk reads (kd-protocol.md §7.3).
+_LDR_SIZE = 0x88
+_LDR_DLLBASE, _LDR_SIZEOFIMAGE, _LDR_BASEDLLNAME = 0x30, 0x40, 0x58
+_LDR_CHECKSUM, _LDR_TIMESTAMP = 0x78, 0x80
+_MAX_MODULES = 4096
+
+
+class TargetState(enum.Enum):
+    RUNNING = "running"
+    HALTED = "halted"
+    SYNCING = "syncing"
+    LOST = "lost"
+
+
+class TargetLost(KdconError):
+    """The link to the target is gone."""
+
+
+class NotHalted(KdconError):
+    """A command needs the target halted."""
+
+
+@dataclass(slots=True)
+class ModuleInfo:
+    """One entry of the target's module list."""
+
+    name: str                  # image name as the target spells it (BaseDllName)
+    base: int
+    size: int
+    checksum: int = 0
+    timestamp: int = 0
+
+
+@dataclass
+class WireCounter:
+    """Requests and bytes since ``mark``."""
+
+    round_trips: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.bytes_sent + self.bytes_received
+
+
+@dataclass
+class SessionEvent:
+    """What the pump thread hands the command thread."""
+
+    kind: str                  # "stop", "prompt", "lost"
+    payload: Any = None
+    at: float = field(default_factory=time.monotonic)
+
+
+class Session:
+    """Everything the console knows about one target over one link."""
+
+    def __init__(self, port: Any, *, output: Output, symbol_path: str | None = None,
+                 request_timeout: float = 5.0, retries: int = 2,
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.port = CountingPort(port)
+        self.output = output
+        self.link = KdLink(self.port, Role.HOST, start=False)
+        self.host = KdHost(self.link, timeout=request_timeout, retries=retries)
+        self.state = TargetState.SYNCING
+        self.stop: Stop | None = None
+        self.pointer_size = 8
+        self.memory = MemoryCache(self._fetch_virtual)
+        self.physical = MemoryCache(self.host.read_physical)
+        self.registers = Registers(self._context_window, self._store_context)
+        self.symbols = SymbolSession(symbol_path)
+        self.breakpoints = BreakpointTable()
+        self.modules: list[ModuleInfo] = []
+        self.version: Any = None
+        self.debugger_data: Any = None
+        self.on_event = on_event or (lambda kind, fields: None)
+        self.prompt_answer: Callable[[str], str | None] = lambda prompt: None
+        self._events: queue.Queue[SessionEvent] = queue.Queue()
+        self._pump: threading.Thread | None = None
+        self._closing = threading.Event()
+        self.break_requested = threading.Event()
+        self.lost_reason: str | None = None
+        self.resends = 0
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._closing.set()
+        self.link.close()
+        if self._pump is not None and self._pump is not threading.current_thread():
+            self._pump.join(timeout=2)
+
+    def attach(self, timeout: float = 30.0) -> Stop:
+        """Synchronise with the target and return its first stop (§3.5)."""
+        self.state = TargetState.SYNCING
+        try:
+            first = self.link.sync(timeout)
+        except TargetTimeout as exc:
+            self.state = TargetState.LOST
+            raise TargetLost(str(exc)) from exc
+        except TransportError as exc:
+            self.state = TargetState.LOST
+            raise TargetLost(f"the link closed while connecting: {exc}") from exc
+        self._pump = threading.Thread(target=self._run_pump, name="kdcon-pump", daemon=True)
+        self._pump.start()
+        stop = self._halted(first)
+        self._identify()
+        return stop
+
+    def _identify(self) -> None:
+        """GetVersion, the debugger data block and the module list."""
+        self.version = self.host.get_version()
+        self.pointer_size = 8 if self.version.Flags & 0x2 or self.version.MachineType == 0x8664 else 4
+        if self.version.DebuggerDataList:
+            head = self.read_pointer(self.version.DebuggerDataList)
+            if head:
+                header = self.read_virtual(head, 0x18)
+                if len(header) == 0x18:
+                    size = struct.unpack_from("<I", header, 0x14)[0]
+                    block = self.read_virtual(head, min(size, 0x400))
+                    self.debugger_data = parse_debugger_data(block)
+        self.reload_module_list()
+
+    # -- the pump thread ------------------------------------------------------------------
+
+    def _run_pump(self) -> None:
+        while not self._closing.is_set():
+            event = self.link.next_event(0.25)
+            if event is None:
+                continue
+            if isinstance(event, DebugPrint):
+                text = printable(event.text.decode("latin-1"))
+                self.on_event("dbgprint", {"text": text})
+                self.output.event_text(text)
+            elif isinstance(event, DebugPrompt):
+                self._events.put(SessionEvent("prompt", event))
+            elif isinstance(event, StateChange):
+                self._events.put(SessionEvent("stop", event))
+            elif isinstance(event, LinkClosed):
+                self.lost_reason = event.reason
+                self._events.put(SessionEvent("lost", event.reason))
+                return
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def halted(self) -> bool:
+        return self.state is TargetState.HALTED
+
+    def require_halted(self) -> None:
+        if self.state is TargetState.LOST:
+            raise TargetLost(f"the target link is lost ({self.lost_reason or 'closed'})")
+        if self.state is not TargetState.HALTED:
+            raise NotHalted("the target is running: break in first (Ctrl+C)")
+
+    def _halted(self, event: StateChange) -> Stop:
+        self.state = TargetState.HALTED
+        self.memory.invalidate()
+        self.physical.invalidate()
+        self.registers.invalidate()
+        stop = Stop.from_state_change(event)
+        self.stop = stop
+        self.host.processor = stop.processor
+        return stop
+
+    def resume(self, *, trace: bool = False, dr7: int = DR7_DEFAULT,
+               status: int = ContinueStatus.DBG_CONTINUE) -> None:
+        """Continue (or trace one instruction) and forget this stop's cached state."""
+        self.require_halted()
+        self.host.continue2(trace=trace, dr7=dr7, status=status)
+        self.state = TargetState.RUNNING
+        self.stop = None
+        self.memory.invalidate()
+        self.physical.invalidate()
+        self.registers.invalidate()
+
+    def wait(self, deadline: float | None = None) -> Stop:
+        """The next state change while running. DbgPrompt is answered on the way;
+        a pending break request sends the break-in byte (once per request)."""
+        while True:
+            if self.break_requested.is_set():
+                self.break_requested.clear()
+                self.break_in()
+            timeout = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
+            try:
+                event = self._events.get(timeout=timeout)
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TargetTimeout("the target did not stop in time")
+                continue
+            if event.kind == "lost":
+                self.state = TargetState.LOST
+                raise TargetLost(f"the target link is lost ({event.payload})")
+            if event.kind == "prompt":
+                self._answer_prompt(event.payload)
+                continue
+            return self._halted(event.payload)
+
+    def break_in(self) -> None:
+        if self.state is TargetState.RUNNING:
+            try:
+                self.host.breakin()
+            except ProtocolError as exc:
+                log.debug("break-in failed: %s", exc)
+
+    def _answer_prompt(self, event: DebugPrompt) -> None:
+        prompt = printable(event.prompt.decode("latin-1"))
+        self.on_event("prompt", {"text": prompt})
+        self.output.event_text(prompt)
+        answer = self.prompt_answer(prompt)
+        if answer is None:
+            answer = ""
+        else:
+            self.output.event_text(answer + "\n")
+        data = answer.encode("latin-1", "replace")[: max(0, event.max_length - 1)] + b"\n"
+        self.host.prompt_reply(data)
+
+    # -- memory and registers ---------------------------------------------------------------
+
+    def _fetch_virtual(self, address: int, size: int) -> bytes:
+        return self.host.read_virtual(address, size)
+
+    def read_virtual(self, address: int, size: int) -> bytes:
+        self.require_halted()
+        return self.memory.read(address, size)
+
+    def read_physical(self, address: int, size: int) -> bytes:
+        self.require_halted()
+        return self.physical.read(address, size)
+
+    def write_virtual(self, address: int, data: bytes) -> int:
+        self.require_halted()
+        try:
+            return self.host.write_virtual(address, data)
+        finally:
+            self.memory.invalidate()
+            self.physical.invalidate()
+
+    def write_physical(self, address: int, data: bytes) -> int:
+        self.require_halted()
+        try:
+            return self.host.write_physical(address, data)
+        finally:
+            self.memory.invalidate()
+            self.physical.invalidate()
+
+    def read_pointer(self, address: int) -> int:
+        data = self.read_virtual(address, self.pointer_size)
+        if len(data) < self.pointer_size:
+            raise MemoryError(f"Memory access error at {address:#x}")
+        return int.from_bytes(data, "little")
+
+    def _context_window(self, offset: int, size: int) -> bytes:
+        self.require_halted()
+        return self.host.get_context_ex(offset, size)
+
+    def _store_context(self, offset: int, data: bytes) -> None:
+        self.require_halted()
+        self.host.set_context_ex(offset, data)
+
+    # -- modules ----------------------------------------------------------------------------
+
+    def reload_module_list(self) -> list[ModuleInfo]:
+        """Walk PsLoadedModuleList and register every module with deferred symbols."""
+        head = self.version.PsLoadedModuleList if self.version is not None else 0
+        modules: list[ModuleInfo] = []
+        if head:
+            entry = self.read_pointer(head)
+            seen = {head}
+            while entry not in seen and len(modules) < _MAX_MODULES:
+                seen.add(entry)
+                raw = self.read_virtual(entry, _LDR_SIZE)
+                if len(raw) < _LDR_SIZE:
+                    break
+                modules.append(self._module_from_entry(raw))
+                entry = struct.unpack_from("<Q", raw, 0)[0]
+        known = {(m.base, m.name.lower()) for m in self.modules}
+        for module in self.modules:
+            if (module.base, module.name.lower()) not in {(m.base, m.name.lower()) for m in modules}:
+                self.symbols.remove_module(module.base)
+        self.modules = modules
+        for module in modules:
+            if (module.base, module.name.lower()) not in known:
+                self._register_symbols(module)
+        return modules
+
+    def _module_from_entry(self, raw: bytes) -> ModuleInfo:
+        base, = struct.unpack_from("<Q", raw, _LDR_DLLBASE)
+        size, = struct.unpack_from("<I", raw, _LDR_SIZEOFIMAGE)
+        length, _, buffer = struct.unpack_from("<HHxxxxQ", raw, _LDR_BASEDLLNAME)
+        checksum, = struct.unpack_from("<I", raw, _LDR_CHECKSUM)
+        timestamp, = struct.unpack_from("<I", raw, _LDR_TIMESTAMP)
+        name_bytes = self.read_virtual(buffer, min(length, 512)) if buffer and length else b""
+        name = name_bytes.decode("utf-16-le", "replace") or f"image{base:x}"
+        return ModuleInfo(name=printable(name, newlines=False), base=base, size=size,
+                          checksum=checksum, timestamp=timestamp)
+
+    def _register_symbols(self, module: ModuleInfo) -> None:
+        base = module.base
+
+        def read(rva: int, size: int) -> bytes | None:
+            if self.state is not TargetState.HALTED:
+                return None
+            return self.memory.read(base + rva, size) or None
+
+        self.symbols.add_module(module.name, base, module.size, timestamp=module.timestamp,
+                                checksum=module.checksum, read=read)
+
+    def module_loaded(self, stop: Stop) -> ModuleInfo:
+        """A LoadSymbols stop for a load: add the module (unique by base)."""
+        name = printable(stop.image_name, newlines=False) or f"image{stop.image_base:x}"
+        info = ModuleInfo(name=name, base=stop.image_base, size=stop.image_size,
+                          checksum=stop.image_checksum)
+        self.modules = [m for m in self.modules if m.base != info.base] + [info]
+        self._register_symbols(info)
+        return info
+
+    def module_unloaded(self, stop: Stop) -> ModuleInfo | None:
+        gone = next((m for m in self.modules if m.base == stop.image_base), None)
+        self.modules = [m for m in self.modules if m.base != stop.image_base]
+        self.symbols.remove_module(stop.image_base)
+        return gone
+
+    def forget_modules(self) -> None:
+        """The target went away (a reboot): no module is known until it reports them."""
+        for module in self.modules:
+            self.symbols.remove_module(module.base)
+        self.modules = []
+
+    def after_reboot(self) -> None:
+        """A rebooted target stopped again: read who it is and what it loaded."""
+        self._identify()
+
+    def field_offset(self, type_name: str, path: str) -> int | None:
+        """Offset of ``path`` (``ApcState.Process``) in ``type_name`` from the PDBs."""
+        info = self.symbols.find_type(type_name)
+        offset = 0
+        for part in path.split("."):
+            if info is None:
+                return None
+            while info.kind in ("modifier", "typedef") and info.type is not None:
+                info = info.type
+            field = next((f for f in info.fields if f.name == part), None)
+            if field is None:
+                return None
+            offset += field.offset
+            info = field.type
+        return offset
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def wire(self) -> WireCounter:
+        """Counters since the session started."""
+        return WireCounter(self.host.round_trips, self.port.bytes_written, self.port.bytes_read)
+
+
+def stop_is_load(stop: Stop) -> bool:
+    return stop.kind in (StopKind.LOAD, StopKind.UNLOAD)

@@ -1,0 +1,173 @@
+"""The narrow ``Target``: all that commands and extensions may do to the target.
+
+What it does: memory (virtual and physical, raw and typed: ``u8``..``u64``,
+pointers of the target's size, ANSI/Unicode/UNICODE_STRING strings), registers,
+MASM evaluation, symbols both ways, types and field offsets from the PDBs, the
+module list, output, cancellation, and running another command. Reads go through
+the session's per-stop cache, so a page is never fetched twice while halted;
+breakpoint bytes never show (the target hides them, and a debugger's own table is
+the truth).
+What it does not do: reach the link, the connection or the session's internals:
+extensions get this object and nothing else.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .console import Console
+
+__all__ = ["Target", "MemoryReadError"]
+
+
+class MemoryReadError(MemoryError):
+    """Target memory that could not be read."""
+
+    def __init__(self, address: int, size: int, got: int = 0) -> None:
+        self.address = address
+        self.size = size
+        super().__init__(f"Memory access error at {address:#x} ({got} of {size} bytes readable)")
+
+
+class Target:
+    """What a command or an extension sees of the debugged machine."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._session = console.session
+        self.cancel_event = threading.Event()
+
+    # -- facts ----------------------------------------------------------------------------
+
+    @property
+    def pointer_size(self) -> int:
+        return self._session.pointer_size
+
+    @property
+    def halted(self) -> bool:
+        return self._session.halted
+
+    # -- memory -----------------------------------------------------------------------------
+
+    def read(self, address: int, size: int) -> bytes:
+        """Up to ``size`` bytes (fewer where the memory stops being readable)."""
+        return self._session.read_virtual(address, size)
+
+    def read_exact(self, address: int, size: int) -> bytes:
+        data = self.read(address, size)
+        if len(data) < size:
+            raise MemoryReadError(address, size, len(data))
+        return data
+
+    def write(self, address: int, data: bytes) -> int:
+        return self._session.write_virtual(address, data)
+
+    def read_physical(self, address: int, size: int) -> bytes:
+        return self._session.read_physical(address, size)
+
+    def write_physical(self, address: int, data: bytes) -> int:
+        return self._session.write_physical(address, data)
+
+    def u8(self, address: int) -> int:
+        return self.read_exact(address, 1)[0]
+
+    def u16(self, address: int) -> int:
+        return struct.unpack("<H", self.read_exact(address, 2))[0]
+
+    def u32(self, address: int) -> int:
+        return struct.unpack("<I", self.read_exact(address, 4))[0]
+
+    def u64(self, address: int) -> int:
+        return struct.unpack("<Q", self.read_exact(address, 8))[0]
+
+    def pointer(self, address: int) -> int:
+        return self.u64(address) if self.pointer_size == 8 else self.u32(address)
+
+    def ansi_string(self, address: int, limit: int = 0x1000) -> str:
+        data = self.read(address, limit)
+        return data.split(b"\0", 1)[0].decode("latin-1")
+
+    def unicode_string(self, address: int, limit: int = 0x1000) -> str:
+        data = self.read(address, limit * 2)
+        for index in range(0, len(data) - 1, 2):
+            if data[index: index + 2] == b"\0\0":
+                data = data[:index]
+                break
+        return data[: len(data) // 2 * 2].decode("utf-16-le", "replace")
+
+    def counted_unicode_string(self, address: int) -> str:
+        """A UNICODE_STRING at ``address`` (Length, MaximumLength, Buffer)."""
+        raw = self.read_exact(address, 16 if self.pointer_size == 8 else 8)
+        length = struct.unpack_from("<H", raw)[0]
+        buffer = struct.unpack_from("<Q", raw, 8)[0] if self.pointer_size == 8 else \
+            struct.unpack_from("<I", raw, 4)[0]
+        if not buffer or not length:
+            return ""
+        return self.read_exact(buffer, min(length, 0xFFFE)).decode("utf-16-le", "replace")
+
+    # -- registers and expressions ---------------------------------------------------------
+
+    def register(self, name: str) -> int:
+        return self._session.registers.get(name)
+
+    def set_register(self, name: str, value: int) -> None:
+        self._session.registers.set(name, value)
+
+    def evaluate(self, expression: str) -> int:
+        from .expr import evaluate
+
+        return evaluate(expression, self._console.eval_context,
+                        radix=self._console.settings.radix)
+
+    # -- symbols and types --------------------------------------------------------------------
+
+    def symbol(self, name: str) -> int | None:
+        """The address of ``module!name`` (or a bare name), None if unknown."""
+        return self._console.eval_context.symbol(name)
+
+    def name_for(self, address: int) -> str | None:
+        """``module!name+0xoff`` for ``address``."""
+        return self._console.symbolizer(address)
+
+    def format_address(self, address: int) -> str:
+        return self._console.format_address(address)
+
+    def find_type(self, name: str) -> Any:
+        return self._session.symbols.find_type(name)
+
+    def field_offset(self, type_name: str, field_path: str) -> int | None:
+        return self._session.field_offset(type_name, field_path)
+
+    def modules(self) -> list[Any]:
+        return self._session.symbols.modules()
+
+    def list_entries(self, head: int, *, limit: int = 100000) -> Iterator[int]:
+        """The addresses of the LIST_ENTRYs chained from ``head`` (excluding it)."""
+        entry = self.pointer(head)
+        seen = 0
+        while entry != head and entry and seen < limit:
+            yield entry
+            seen += 1
+            entry = self.pointer(entry)
+
+    # -- output and control ---------------------------------------------------------------------
+
+    def out(self, text: str = "") -> None:
+        self._console.output.line(text)
+
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def run(self, command: str) -> str:
+        """Run a console command and return what it printed."""
+        output = self._console.output
+        output.begin_capture()
+        try:
+            self._console.execute(command, nested=True)
+        finally:
+            text = output.end_capture()
+        return text
