@@ -55,7 +55,7 @@ class FakeMachine:
             offset = at & (PAGE - 1)
             out += page[offset: offset + size - len(out)]
         for handle, (bp, original) in self.breakpoints.items():
-            if address <= bp < address + len(out):
+            if original is not None and address <= bp < address + len(out):
                 out[bp - address] = original
         return bytes(out)
 
@@ -122,13 +122,16 @@ class FakeMachine:
     # -- breakpoints --------------------------------------------------------------------
 
     def write_breakpoint(self, address: int) -> int:
-        original = self.read_virtual(address, 1)
-        if not original:
+        # The real table's rules (tools/simtarget/breakpoints.py): one entry per address,
+        # 32 entries, an unreadable address deferred (kept with no original byte).
+        if any(bp == address for bp, _ in self.breakpoints.values()):
             return 0
+        original = self.read_virtual(address, 1)
         for handle in range(1, 33):
             if handle not in self.breakpoints:
-                self.breakpoints[handle] = (address, original[0])
-                self.write_virtual(address, b"\xcc")
+                self.breakpoints[handle] = (address, original[0] if original else None)
+                if original:
+                    self.write_virtual(address, b"\xcc")
                 return handle
         return 0
 
@@ -136,7 +139,8 @@ class FakeMachine:
         entry = self.breakpoints.pop(handle, None)
         if entry is None:
             return False
-        self.write_virtual(entry[0], bytes([entry[1]]))
+        if entry[1] is not None:
+            self.write_virtual(entry[0], bytes([entry[1]]))
         return True
 
     # -- running ------------------------------------------------------------------------

@@ -179,10 +179,17 @@ def test_restore_of_every_unused_handle_fails_quickly(stub):
     assert statuses == {UNSUCCESSFUL}
 
 
-def test_breakpoint_on_unmapped_address_fails(stub):
+def test_a_breakpoint_the_machine_refuses_is_unsuccessful_with_handle_0(stub):
+    first = _reply(stub, A.DbgKdWriteBreakPointApi, dict(BreakPointAddress=CODE + 5, BreakPointHandle=0))
+    assert first.return_status == 0
+    reply = _reply(stub, A.DbgKdWriteBreakPointApi, dict(BreakPointAddress=CODE + 5, BreakPointHandle=7))
+    assert reply.return_status == UNSUCCESSFUL and reply.message.u.BreakPointHandle == 0
+
+
+def test_breakpoint_on_unmapped_address_is_deferred_with_a_handle(stub):
     reply = _reply(stub, A.DbgKdWriteBreakPointApi, dict(BreakPointAddress=0x10,
                                                           BreakPointHandle=0))
-    assert reply.return_status == UNSUCCESSFUL and reply.message.u.BreakPointHandle == 0
+    assert reply.return_status == 0 and 1 <= reply.message.u.BreakPointHandle <= 32
 
 
 def test_breakpoint_ex_writes_and_restores_a_list(stub, machine):

@@ -89,8 +89,10 @@ def test_restored_breakpoint_is_not_hit_and_unused_handles_fail(machine, testdrv
     assert isinstance(machine.run(budget=3_000_000), BudgetExhausted)
 
 
-def test_a_breakpoint_on_an_unmapped_address_is_refused(machine):
-    assert machine.write_breakpoint(BAD_ADDRESS) is None
+def test_a_breakpoint_on_an_unmapped_address_is_deferred(machine):
+    handle = machine.write_breakpoint(BAD_ADDRESS)
+    assert handle is not None and machine.breakpoints[handle] == BAD_ADDRESS
+    assert machine.restore_breakpoint(handle) is True
 
 
 def test_one_trace_step_runs_exactly_one_instruction(machine, testdrv_symbols):

@@ -69,6 +69,7 @@ from kdcon.protocol.constants import NtStatus
 from kdcon.protocol.context import Context, SpecialRegisters
 
 from . import interrupts, layout
+from .breakpoints import BREAKPOINT_TABLE_SIZE, BreakpointTable
 from .context import read_context, write_context
 from .debugregs import DebugRegisters
 from .errors import MachineStateError
@@ -87,7 +88,7 @@ SLICE = 200_000
 # address no code can jump to (0 would turn a call through a NULL pointer into a stop).
 NEVER_REACHED = 0xFFFFFFFFFFFFFFFF
 INSTRUCTIONS_PER_100NS = 10
-MAX_BREAKPOINTS = 32
+MAX_BREAKPOINTS = BREAKPOINT_TABLE_SIZE
 DBG_STATUS_CONTROL_C = 1
 DBG_STATUS_BUGCHECK_FIRST = 3
 DBG_STATUS_BUGCHECK_SECOND = 4
@@ -124,7 +125,7 @@ class Machine:
             self.ports.breakin.set()
         self._kernel = boot_kernel(uc, self.memory, self._images, self.seed)
         self.debug = DebugRegisters(uc)
-        self._breakpoints: dict[int, int] = {}       # handle -> address
+        self._breakpoints = BreakpointTable(uc, self.memory)
         self._prompt: PendingPrompt | None = None
         self._deliver_pending: tuple[int, tuple[int, int, int], int] | None = None
         self._trap: tuple[int, int] | None = None
@@ -289,9 +290,9 @@ class Machine:
         if intno == 3:
             pc = rip - 1
             uc.reg_write(X.UC_X86_REG_RIP, pc)
-            for handle, address in self._breakpoints.items():
-                if address == pc:
-                    return BreakpointHit(pc=pc, handle=handle)
+            handle = self._breakpoints.armed_handle(pc)
+            if handle is not None:
+                return BreakpointHit(pc=pc, handle=handle)
             if pc == self._kernel.break_with_status:
                 status = uc.reg_read(X.UC_X86_REG_RCX) & 0xFFFFFFFF
                 if status == DBG_STATUS_CONTROL_C:
@@ -427,36 +428,21 @@ class Machine:
     # ---------------------------------------------------------------- breakpoints
 
     def write_breakpoint(self, address: int) -> int | None:
-        """Arm an int 3 at ``address``; its handle (1..32), or None if unmapped or full."""
+        """Add a debugger breakpoint (breakpoints.py has the rules): its handle 1..32, or
+        None when refused (a breakpoint already at ``address``, or all 32 in use).  On an
+        unmapped address it is deferred and written when the page is mapped."""
         self._require()
-        for handle, existing in self._breakpoints.items():
-            if existing == address:
-                return handle
-        free = next((h for h in range(1, MAX_BREAKPOINTS + 1) if h not in self._breakpoints), None)
-        original = self.memory.read_virtual(address, 1)
-        if free is None or len(original) != 1:
-            return None
-        self.memory.breakpoint_bytes[address] = original[0]
-        self._uc.mem_write(address, b"\xcc")
-        self._uc.ctl_remove_cache(address, address + 1)
-        self._breakpoints[free] = address
-        return free
+        return self._breakpoints.write(address)
 
     def restore_breakpoint(self, handle: int) -> bool:
-        """Disarm breakpoint ``handle``; False for a handle that is not in use."""
+        """Remove breakpoint ``handle``; False for a handle that is not in use."""
         self._require()
-        address = self._breakpoints.pop(handle, None)
-        if address is None:
-            return False
-        original = self.memory.breakpoint_bytes.pop(address, None)
-        if original is not None and self.memory.is_mapped(address):
-            self._uc.mem_write(address, bytes([original]))
-            self._uc.ctl_remove_cache(address, address + 1)
-        return True
+        return self._breakpoints.restore(handle)
 
     @property
     def breakpoints(self) -> dict[int, int]:
-        return dict(self._breakpoints)
+        """handle -> address of every breakpoint in the table, deferred ones included."""
+        return self._breakpoints.addresses()
 
     # ---------------------------------------------------------------- registers
 

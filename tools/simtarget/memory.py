@@ -68,6 +68,8 @@ class GuestMemory:
         # Called with (address, size) before a read, so state kept outside guest memory
         # can be written into it on demand.
         self.before_read: Callable[[int, int], None] | None = None
+        # Called with each new region once it is mapped (deferred breakpoints go in).
+        self.on_map: Callable[[Region], None] | None = None
 
     # ---- mapping ----
 
@@ -81,6 +83,8 @@ class GuestMemory:
         j = bisect.bisect(self._phys_bases, physical)
         self._phys.insert(j, region)
         self._phys_bases.insert(j, physical)
+        if self.on_map is not None:
+            self.on_map(region)
         return region
 
     def unmap(self, base: int) -> Region | None:
