@@ -27,7 +27,6 @@ return address). Not here: inline frames, source lines, ``kp`` parameters, trap 
 
 from __future__ import annotations
 
-import bisect
 import logging
 import struct
 from collections.abc import Callable, Mapping
@@ -35,288 +34,295 @@ from dataclasses import dataclass
 
 from iced_x86 import Code, Decoder, OpKind, Register
 
-from .errors import KdconError
+from .pdata import (GPRS, UWOP_ALLOC_LARGE, UWOP_ALLOC_SMALL, UWOP_PUSH_MACHFRAME, UWOP_PUSH_NONVOL,
+                    UWOP_SAVE_NONVOL, UWOP_SAVE_NONVOL_FAR, UWOP_SET_FPREG, FunctionTable, Reader,
+                    RuntimeFunction, UnwindError, UnwindInfo)
 
 __all__ = [
-    "Frame", "FunctionTable", "RuntimeFunction", "UnwindCode", "UnwindError", "UnwindInfo",
-    "format_stack", "parse_unwind_info", "unwind",
+    "Frame", "FunctionTable", "Reader", "RuntimeFunction", "Symbolizer", "UnwindError",
+    "format_stack", "unwind",
 ]
 
 log = logging.getLogger(__name__)
 
-Reader = Callable[[int, int], bytes]
 Symbolizer = Callable[[int], "str | None"]
 
-UNW_FLAG_EHANDLER = 0x1
-UNW_FLAG_UHANDLER = 0x2
-UNW_FLAG_CHAININFO = 0x4
-
-UWOP_PUSH_NONVOL = 0
-UWOP_ALLOC_LARGE = 1
-UWOP_ALLOC_SMALL = 2
-UWOP_SET_FPREG = 3
-UWOP_SAVE_NONVOL = 4
-UWOP_SAVE_NONVOL_FAR = 5
-UWOP_EPILOG = 6               # version 2 epilog descriptors; the code stream is scanned instead
-UWOP_SPARE_CODE = 7
-UWOP_SAVE_XMM128 = 8
-UWOP_SAVE_XMM128_FAR = 9
-UWOP_PUSH_MACHFRAME = 10
-
-# RtlLookupFunctionEntry's RUNTIME_FUNCTION_INDIRECT: UnwindData names another entry.
-RUNTIME_FUNCTION_INDIRECT = 0x1
-
-GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
-_NODES = {UWOP_PUSH_NONVOL: 1, UWOP_ALLOC_SMALL: 1, UWOP_SET_FPREG: 1, UWOP_SAVE_NONVOL: 2,
-          UWOP_SAVE_NONVOL_FAR: 3, UWOP_EPILOG: 2, UWOP_SPARE_CODE: 3, UWOP_SAVE_XMM128: 2,
-          UWOP_SAVE_XMM128_FAR: 3, UWOP_PUSH_MACHFRAME: 1}
-_MAX_CHAIN = 32
-_IMAGE_DIRECTORY_ENTRY_EXCEPTION = 3
-_PE32_PLUS = 0x20B
 _ICED_GPR64 = {getattr(Register, name.upper()): name for name in GPRS}
-_EPILOG_CODE_BYTES = 64
+_EPILOG_CODE_BYTES = 32
 
 
-class UnwindError(KdconError):
-    """Unwind data or an image header that cannot be used."""
-
-
-@dataclass(frozen=True)
-class RuntimeFunction:
-    """A RUNTIME_FUNCTION with absolute addresses (``end`` exclusive)."""
-
-    begin: int
-    end: int
-    unwind_info: int
-
-    def __contains__(self, address: int) -> bool:
-        return self.begin <= address < self.end
+# -- unwinding -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class UnwindCode:
-    """One decoded UNWIND_CODE: prolog offset, operation, op info and its operand
-    (the allocation size or the unscaled stack offset, where the operation has one)."""
+class Frame:
+    """One stack frame: where it runs, its stack pointer after its prolog (WinDbg's
+    Child-SP), the address it returns to, and the four home-space qwords above that
+    return address (``kb``'s Args to Child). ``how`` says what found the return
+    address: ``unwind`` (unwind data, epilogs included), ``leaf`` or ``frame-pointer``."""
 
-    offset: int
-    op: int
-    info: int
-    value: int = 0
+    number: int
+    child_sp: int
+    return_address: int
+    instruction_pointer: int
+    frame_pointer: int | None
+    args: tuple[int, int, int, int]
+    how: str
 
 
 @dataclass(frozen=True)
-class UnwindInfo:
-    version: int
-    flags: int
-    prolog_size: int
-    frame_register: int
-    frame_offset: int
-    codes: tuple[UnwindCode, ...]
-    chained: RuntimeFunction | None
+class _Step:
+    ip: int
+    registers: dict[str, int | None]
+    how: str
+    args: tuple[int, int, int, int]
+    exact: bool            # the caller's IP is an interrupted IP, not a return address
 
 
-def _u16(data: bytes, offset: int) -> int:
-    return data[offset] | data[offset + 1] << 8
+class _Stack:
+    """Stack memory read in the ranges a frame asks for, each byte at most once."""
 
-
-def unwind_info_size(header: bytes) -> int:
-    """Bytes the UNWIND_INFO whose first four bytes are ``header`` takes, chain included."""
-    count = header[2]
-    size = 4 + 2 * ((count + 1) & ~1)
-    return size + 12 if (header[0] >> 3) & UNW_FLAG_CHAININFO else size
-
-
-def parse_unwind_info(data: bytes, base: int) -> UnwindInfo:
-    """Decode an UNWIND_INFO; ``base`` turns the chained entry's RVAs into addresses."""
-    if len(data) < 4 or len(data) < unwind_info_size(data):
-        raise UnwindError(f"UNWIND_INFO is cut short ({len(data)} bytes)")
-    version, flags = data[0] & 7, data[0] >> 3
-    if version not in (1, 2):
-        raise UnwindError(f"UNWIND_INFO version {version} is not known")
-    count = data[2]
-    codes = []
-    index = 0
-    while index < count:
-        slot = 4 + 2 * index
-        offset, op, info = data[slot], data[slot + 1] & 15, data[slot + 1] >> 4
-        if op == UWOP_ALLOC_LARGE:
-            nodes = 2 if info == 0 else 3
-        elif op in _NODES:
-            nodes = _NODES[op]
-        else:
-            raise UnwindError(f"unknown unwind operation {op}")
-        if index + nodes > count:
-            raise UnwindError(f"unwind operation {op} runs past the code array")
-        value = 0
-        if op == UWOP_ALLOC_LARGE:
-            value = _u16(data, slot + 2) * 8 if info == 0 else _u16(data, slot + 2) | _u16(data, slot + 4) << 16
-        elif op == UWOP_ALLOC_SMALL:
-            value = info * 8 + 8
-        elif op == UWOP_SAVE_NONVOL:
-            value = _u16(data, slot + 2) * 8
-        elif op == UWOP_SAVE_XMM128:
-            value = _u16(data, slot + 2) * 16
-        elif op in (UWOP_SAVE_NONVOL_FAR, UWOP_SAVE_XMM128_FAR):
-            value = _u16(data, slot + 2) | _u16(data, slot + 4) << 16
-        codes.append(UnwindCode(offset, op, info, value))
-        index += nodes
-    chained = None
-    if flags & UNW_FLAG_CHAININFO:
-        at = 4 + 2 * ((count + 1) & ~1)
-        begin, end, info_rva = struct.unpack_from("<3I", data, at)
-        chained = RuntimeFunction(base + begin, base + end, base + info_rva)
-    return UnwindInfo(version, flags, data[1], data[3] & 15, data[3] >> 4, tuple(codes), chained)
-
-
-class FunctionTable:
-    """One image's exception directory and its UNWIND_INFO, read through ``read``
-    (absolute addresses) and kept once read."""
-
-    def __init__(self, read: Reader, base: int, size: int, directory: tuple[int, int],
-                 entries: list[tuple[int, int, int]] | None = None) -> None:
-        self.base = base
-        self.size = size
+    def __init__(self, read: Reader) -> None:
         self._read = read
-        self._directory_rva, directory_size = directory
-        self.count = directory_size // 12
-        self._entries: dict[int, tuple[int, int, int]] = dict(enumerate(entries)) if entries else {}
-        self._infos: dict[int, UnwindInfo | None] = {}
-        self._found: list[RuntimeFunction] = []
-        self._found_begins: list[int] = []
+        self._spans: list[tuple[int, bytes]] = []
 
-    # -- construction ----------------------------------------------------------------
+    def _covered(self, start: int, size: int) -> bool:
+        return any(s <= start and start + size <= s + len(d) for s, d in self._spans)
 
-    @classmethod
-    def from_image(cls, image: bytes, base: int, *, mapped: bool = False) -> FunctionTable:
-        """The table of a PE32+ image given whole: a file (``mapped=False``) or as loaded."""
-        image = bytes(image)
-        headers = _headers(lambda offset, size: image[offset:offset + size])
-        if headers is None:
-            raise UnwindError("not a PE32+ image")
-        size_of_image, directory, sections = headers
-        if mapped:
-            to_offset = _identity
-        else:
-            to_offset = _file_offsets(sections)
-
-        def read(address: int, size: int) -> bytes:
-            offset = to_offset(address - base)
-            return image[offset:offset + size] if offset is not None and offset >= 0 else b""
-
-        raw = read(base + directory[0], directory[1]) if directory[1] else b""
-        entries = [struct.unpack_from("<3I", raw, i) for i in range(0, len(raw) - 11, 12)]
-        return cls(read, base, size_of_image, (directory[0], len(entries) * 12), entries)
-
-    @classmethod
-    def from_memory(cls, read: Reader, base: int) -> FunctionTable | None:
-        """The table of the image loaded at ``base``, its headers read from target memory
-        (two small reads); None when the headers cannot be read or are not PE32+."""
-        headers = _headers(lambda offset, size: read(base + offset, size), sections=False)
-        if headers is None:
-            return None
-        size_of_image, directory, _ = headers
-        return cls(read, base, size_of_image, directory)
-
-    # -- lookups ---------------------------------------------------------------------
-
-    def contains(self, address: int) -> bool:
-        return self.base <= address < self.base + self.size
-
-    def _entry(self, index: int) -> tuple[int, int, int] | None:
-        entry = self._entries.get(index)
-        if entry is None:
-            data = self._read(self.base + self._directory_rva + 12 * index, 12)
-            if len(data) < 12:
-                return None
-            entry = struct.unpack("<3I", data)
-            self._entries[index] = entry
-        return entry
-
-    def lookup(self, rip: int) -> RuntimeFunction | None:
-        """The RUNTIME_FUNCTION whose range holds ``rip``; None for a leaf function."""
-        position = bisect.bisect_right(self._found_begins, rip) - 1
-        if position >= 0 and rip in self._found[position]:
-            return self._found[position]
-        rva = rip - self.base
-        low, high = 0, self.count
-        while low < high:
-            middle = (low + high) // 2
-            entry = self._entry(middle)
-            if entry is None:
-                return None
-            begin, end, unwind = entry
-            if rva < begin:
-                high = middle
-            elif rva >= end:
-                low = middle + 1
+    def fetch(self, wanted: list[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for start, size in sorted(wanted):
+            if self._covered(start, size):
+                continue
+            if merged and start <= merged[-1][1] + 16:
+                merged[-1][1] = max(merged[-1][1], start + size)
             else:
-                if unwind & RUNTIME_FUNCTION_INDIRECT:
-                    data = self._read(self.base + (unwind & ~RUNTIME_FUNCTION_INDIRECT), 12)
-                    if len(data) < 12:
-                        return None
-                    begin, end, unwind = struct.unpack("<3I", data)
-                found = RuntimeFunction(self.base + begin, self.base + end, self.base + unwind)
-                at = bisect.bisect_left(self._found_begins, found.begin)
-                self._found.insert(at, found)
-                self._found_begins.insert(at, found.begin)
-                return found
+                merged.append([start, start + size])
+        for start, end in merged:
+            self._spans.append((start, bytes(self._read(start, end - start))))
+
+    def qword(self, address: int) -> int | None:
+        for start, data in self._spans:
+            if start <= address and address + 8 <= start + len(data):
+                return struct.unpack_from("<Q", data, address - start)[0]
         return None
 
-    def unwind_info(self, address: int) -> UnwindInfo | None:
-        """The UNWIND_INFO at ``address`` (read once: 32 bytes, more only if needed)."""
-        if address in self._infos:
-            return self._infos[address]
-        info = None
-        data = self._read(address, 32)
-        if len(data) >= 4:
-            size = unwind_info_size(data)
-            if len(data) < size:
-                data += self._read(address + len(data), size - len(data))
-            try:
-                info = parse_unwind_info(data[:size], self.base)
-            except UnwindError as exc:
-                log.warning("unwind data at %#x: %s", address, exc)
-        self._infos[address] = info
-        return info
+    def args(self, address: int) -> tuple[int, int, int, int]:
+        values = [self.qword(address + 8 * i) for i in range(4)]
+        return tuple(v if v is not None else 0 for v in values)          # type: ignore[return-value]
 
 
-def _identity(rva: int) -> int:
-    return rva
-
-
-def _file_offsets(sections: list[tuple[int, int, int, int]]) -> Callable[[int], int | None]:
-    def to_offset(rva: int) -> int | None:
-        for virtual_address, virtual_size, raw_size, raw_pointer in sections:
-            if virtual_address <= rva < virtual_address + max(virtual_size, raw_size):
-                if rva - virtual_address >= raw_size:
-                    return None
-                return raw_pointer + rva - virtual_address
-        return rva if sections and rva < sections[0][0] else None
-    return to_offset
-
-
-def _headers(read: Callable[[int, int], bytes], sections: bool = True):
-    """(SizeOfImage, (exception directory RVA, size), section table) of a PE32+ image."""
-    dos = read(0x3C, 4)
-    if len(dos) < 4:
+def _return_from(slot: int, registers: dict, stack: _Stack, how: str) -> _Step | None:
+    ip = stack.qword(slot)
+    if ip is None:
         return None
-    nt = struct.unpack("<I", dos)[0]
-    fixed = read(nt, 24 + 112 + 8 * (_IMAGE_DIRECTORY_ENTRY_EXCEPTION + 1))
-    if len(fixed) < 24 + 112 + 32 or fixed[:4] != b"PE\0\0":
+    caller = dict(registers)
+    caller["rsp"] = slot + 8
+    return _Step(ip, caller, how, stack.args(slot + 8), exact=False)
+
+
+def _epilog(read: Reader, function: RuntimeFunction, info: UnwindInfo, ip: int,
+            registers: dict, stack: _Stack) -> _Step | None:
+    """Simulate the rest of an epilog when the code at ``ip`` is one; else None."""
+    code = bytes(read(ip, _EPILOG_CODE_BYTES))
+    decoder = Decoder(64, code, ip=ip)
+    rsp = registers["rsp"]
+    pops: list[str] = []
+    first = True
+    frame_register = GPRS[info.frame_register] if info.frame_register else None
+    while decoder.can_decode:
+        instr = decoder.decode()
+        if instr.is_invalid:
+            return None
+        c = instr.code
+        if first and c in (Code.ADD_RM64_IMM8, Code.ADD_RM64_IMM32) and instr.op0_kind == OpKind.REGISTER \
+                and instr.op0_register == Register.RSP:
+            rsp = (rsp + instr.immediate(1)) & 0xFFFFFFFFFFFFFFFF
+        elif first and c == Code.LEA_R64_M and instr.op0_register == Register.RSP \
+                and frame_register is not None and _ICED_GPR64.get(instr.memory_base) == frame_register \
+                and instr.memory_index == Register.NONE and registers.get(frame_register) is not None:
+            rsp = registers[frame_register] + instr.memory_displacement
+            rsp &= 0xFFFFFFFFFFFFFFFF
+        elif c == Code.POP_R64:
+            pops.append(_ICED_GPR64[instr.op0_register])
+        elif c in (Code.RETNQ, Code.RETNQ_IMM16) or _epilog_jump(instr, function):
+            break
+        else:
+            return None
+        first = False
+    else:
         return None
-    count, optional_size = struct.unpack_from("<H", fixed, 6)[0], struct.unpack_from("<H", fixed, 20)[0]
-    magic, size_of_image = struct.unpack_from("<H", fixed, 24)[0], struct.unpack_from("<I", fixed, 24 + 56)[0]
-    directories = struct.unpack_from("<I", fixed, 24 + 108)[0]
-    if magic != _PE32_PLUS:
+    stack.fetch([(rsp, 8 * len(pops) + 40)])
+    caller = dict(registers)
+    for index, name in enumerate(pops):
+        value = stack.qword(rsp + 8 * index)
+        if value is None:
+            return None
+        caller[name] = value
+    caller["rsp"] = rsp + 8 * len(pops)
+    return _return_from(caller["rsp"], caller, stack, "unwind")
+
+
+def _epilog_jump(instr, function: RuntimeFunction) -> bool:
+    """A jump that may end an epilog: to outside the function, or through memory with
+    ModRM mod 00 (``jmp qword ptr [rip+x]``)."""
+    if instr.code in (Code.JMP_REL32_64, Code.JMP_REL8_64):
+        return instr.near_branch_target not in function
+    if instr.code == Code.JMP_RM64 and instr.op0_kind == OpKind.MEMORY:
+        return instr.memory_displ_size == 0 or instr.is_ip_rel_memory_operand
+    return False
+
+
+def _unwind_codes(table: FunctionTable, function: RuntimeFunction, info: UnwindInfo, ip: int,
+                  registers: dict, stack: _Stack) -> _Step | None:
+    chain = [info]
+    while chain[-1].chained is not None and len(chain) < _MAX_CHAIN:
+        parent = table.unwind_info(chain[-1].chained.unwind_info)
+        if parent is None:
+            return None
+        chain.append(parent)
+    offset = ip - function.begin
+    applied = [(code, link) for depth, link in enumerate(chain) for code in link.codes
+               if depth or code.offset <= offset]
+    rsp = registers["rsp"]
+    base = rsp
+    for code, link in applied:
+        if code.op == UWOP_SET_FPREG:
+            frame = registers.get(GPRS[link.frame_register])
+            if frame is None:
+                return None
+            base = frame - 16 * link.frame_offset
+            break
+    loads: list[tuple[str, int]] = []
+    cursor = rsp
+    machine_frame = None
+    for code, link in applied:
+        op = code.op
+        if op == UWOP_PUSH_NONVOL:
+            loads.append((GPRS[code.info], cursor))
+            cursor += 8
+        elif op in (UWOP_ALLOC_SMALL, UWOP_ALLOC_LARGE):
+            cursor += code.value
+        elif op == UWOP_SET_FPREG:
+            cursor = base
+        elif op in (UWOP_SAVE_NONVOL, UWOP_SAVE_NONVOL_FAR):
+            loads.append((GPRS[code.info], base + code.value))
+        elif op == UWOP_PUSH_MACHFRAME:
+            machine_frame = cursor + (8 if code.info else 0)
+            break
+    top = machine_frame if machine_frame is not None else cursor
+    stack.fetch([(address, 8) for _, address in loads] + [(top, 40)])
+    caller = dict(registers)
+    for name, address in loads:
+        value = stack.qword(address)
+        if value is None:
+            return None
+        caller[name] = value
+    if machine_frame is None:
+        return _return_from(cursor, caller, stack, "unwind")
+    ip_value, old_rsp = stack.qword(machine_frame), stack.qword(machine_frame + 24)
+    if ip_value is None or old_rsp is None:
         return None
-    directory = (0, 0)
-    if directories > _IMAGE_DIRECTORY_ENTRY_EXCEPTION:
-        directory = struct.unpack_from("<II", fixed, 24 + 112 + 8 * _IMAGE_DIRECTORY_ENTRY_EXCEPTION)
-    table = []
-    if sections:
-        raw = read(nt + 24 + optional_size, 40 * count)
-        for i in range(len(raw) // 40):
-            vsize, vaddr, rsize, rptr = struct.unpack_from("<4I", raw, 40 * i + 8)
-            table.append((vaddr, vsize, rsize, rptr))
-    return size_of_image, directory, table
+    caller["rsp"] = old_rsp
+    return _Step(ip_value, caller, "unwind", stack.args(machine_frame), exact=True)
+
+
+def _step(ip: int, exact: bool, registers: dict, stack: _Stack, read: Reader,
+          function_for: Callable[[int], FunctionTable | None]) -> _Step | None:
+    """The caller's state, or None when nothing sensible can be said."""
+    lookup = ip if exact else ip - 1
+    table = function_for(lookup)
+    function = table.lookup(lookup) if table is not None else None
+    if function is not None:
+        info = table.unwind_info(function.unwind_info)
+        if info is not None:
+            if exact:
+                found = _epilog(read, function, info, ip, registers, stack)
+                if found is not None:
+                    return found
+            return _unwind_codes(table, function, info, ip, registers, stack)
+
+    def plausible(step: _Step | None) -> bool:
+        return step is not None and step.ip != 0 and function_for(step.ip - 1) is not None
+
+    rsp = registers["rsp"]
+    stack.fetch([(rsp, 40)])
+    leaf = _return_from(rsp, registers, stack, "leaf")
+    if plausible(leaf):
+        return leaf
+    rbp = registers.get("rbp")
+    if rbp is not None and rbp >= rsp:
+        stack.fetch([(rbp, 48)])
+        saved = stack.qword(rbp)
+        by_frame = _return_from(rbp + 8, registers, stack, "frame-pointer")
+        if by_frame is not None and saved is not None:
+            by_frame.registers["rbp"] = saved
+            if plausible(by_frame):
+                return by_frame
+    return leaf
+
+
+def unwind(rip: int, rsp: int, rbp: int, *, read: Reader,
+           function_for: Callable[[int], FunctionTable | None], max_frames: int = 256,
+           registers: Mapping[str, int] | None = None) -> list[Frame]:
+    """Walk the stack from a stopped CPU.
+
+    ``function_for(address)`` gives the FunctionTable of the image holding ``address``
+    (None outside every known image); ``registers`` may add other nonvolatile
+    registers (``rbx``, ``r12``...) for frame registers other than RBP. The walk ends at
+    a return address of 0, one outside every known image, a stack pointer that does
+    not move up, unreadable memory, or ``max_frames``."""
+    state: dict[str, int | None] = dict.fromkeys(GPRS)
+    for name, value in (registers or {}).items():
+        if name.lower() in state:
+            state[name.lower()] = value
+    state["rsp"], state["rbp"] = rsp, rbp
+    stack = _Stack(read)
+    frames: list[Frame] = []
+    ip, exact = rip, True
+    for number in range(max_frames):
+        sp = state["rsp"]
+        step = _step(ip, exact, state, stack, read, function_for)
+        if step is None:
+            frames.append(Frame(number, sp, 0, ip, state["rbp"], stack.args(sp + 8), "leaf"))
+            break
+        frames.append(Frame(number, sp, step.ip, ip, state["rbp"], step.args, step.how))
+        caller_sp = step.registers["rsp"]
+        moved = caller_sp != sp if step.exact else caller_sp > sp
+        lookup = step.ip if step.exact else step.ip - 1
+        if step.ip == 0 or not moved or function_for(lookup) is None:
+            break
+        ip, exact, state = step.ip, step.exact, step.registers
+    return frames
+
+
+# -- WinDbg text ---------------------------------------------------------------------------
+
+
+def _address(value: int) -> str:
+    value &= 0xFFFFFFFFFFFFFFFF
+    return f"{value >> 32:08x}`{value & 0xFFFFFFFF:08x}"
+
+
+def _call_site(ip: int, symbolizer: Symbolizer | None) -> str:
+    name = symbolizer(ip) if symbolizer is not None else None
+    if name:
+        return name
+    return f"0x{ip:x}" if ip < 1 << 32 else f"0x{_address(ip)}"
+
+
+def format_stack(frames: list[Frame], *, symbolizer: Symbolizer | None, numbered: bool = False,
+                 args: bool = False) -> list[str]:
+    """``k`` / ``kn`` / ``kb`` / ``kbn`` lines (header first) in WinDbg 10's x64 layout."""
+    if args:
+        header = f"{'Child-SP':<18}{'RetAddr':<22}: {'Args to Child':<71} : Call Site"
+    else:
+        header = f"{'Child-SP':<18}{'RetAddr':<22}Call Site"
+    lines = [(" # " + header) if numbered else header]
+    for frame in frames:
+        row = f"{_address(frame.child_sp)} {_address(frame.return_address)}     "
+        if args:
+            row += ": " + " ".join(_address(v) for v in frame.args) + " : "
+        row += _call_site(frame.instruction_pointer, symbolizer)
+        lines.append(f"{frame.number:02x} {row}" if numbered else row)
+    return lines

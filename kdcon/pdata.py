@@ -1,0 +1,303 @@
+"""Exception-directory data of x64 PE images: RUNTIME_FUNCTION and UNWIND_INFO.
+
+Spec: Microsoft's "x64 exception handling" (RUNTIME_FUNCTION, UNWIND_INFO, UNWIND_CODE
+and its node counts, chained info) and the PE format (the exception directory, entry
+3 of the data directories of a PE32+ optional header).
+
+A ``FunctionTable`` reads one image's tables through a reader of absolute addresses:
+a whole image given as bytes (a file, or as loaded) is parsed at once; an image in
+target memory is read lazily, two small reads for the headers, one 12-byte entry per
+binary-search probe, each UNWIND_INFO once. Nothing here walks a stack (unwind.py
+does) or prints anything.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import KdconError
+
+__all__ = [
+    "FunctionTable", "GPRS", "Reader", "RuntimeFunction", "UnwindCode", "UnwindError", "UnwindInfo",
+    "parse_unwind_info", "unwind_info_size",
+]
+
+log = logging.getLogger(__name__)
+
+Reader = Callable[[int, int], bytes]
+
+UNW_FLAG_EHANDLER = 0x1
+UNW_FLAG_UHANDLER = 0x2
+UNW_FLAG_CHAININFO = 0x4
+
+UWOP_PUSH_NONVOL = 0
+UWOP_ALLOC_LARGE = 1
+UWOP_ALLOC_SMALL = 2
+UWOP_SET_FPREG = 3
+UWOP_SAVE_NONVOL = 4
+UWOP_SAVE_NONVOL_FAR = 5
+UWOP_EPILOG = 6               # version 2 epilog descriptors; the code stream is scanned instead
+UWOP_SPARE_CODE = 7
+UWOP_SAVE_XMM128 = 8
+UWOP_SAVE_XMM128_FAR = 9
+UWOP_PUSH_MACHFRAME = 10
+
+# RtlLookupFunctionEntry's RUNTIME_FUNCTION_INDIRECT: UnwindData names another entry.
+RUNTIME_FUNCTION_INDIRECT = 0x1
+
+GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+_NODES = {UWOP_PUSH_NONVOL: 1, UWOP_ALLOC_SMALL: 1, UWOP_SET_FPREG: 1, UWOP_SAVE_NONVOL: 2,
+          UWOP_SAVE_NONVOL_FAR: 3, UWOP_EPILOG: 2, UWOP_SPARE_CODE: 3, UWOP_SAVE_XMM128: 2,
+          UWOP_SAVE_XMM128_FAR: 3, UWOP_PUSH_MACHFRAME: 1}
+_MAX_CHAIN = 32
+_IMAGE_DIRECTORY_ENTRY_EXCEPTION = 3
+_PE32_PLUS = 0x20B
+
+
+class UnwindError(KdconError):
+    """Unwind data or an image header that cannot be used."""
+
+
+@dataclass(frozen=True)
+class RuntimeFunction:
+    """A RUNTIME_FUNCTION with absolute addresses (``end`` exclusive)."""
+
+    begin: int
+    end: int
+    unwind_info: int
+
+    def __contains__(self, address: int) -> bool:
+        return self.begin <= address < self.end
+
+
+@dataclass(frozen=True)
+class UnwindCode:
+    """One decoded UNWIND_CODE: prolog offset, operation, op info and its operand
+    (the allocation size or the unscaled stack offset, where the operation has one)."""
+
+    offset: int
+    op: int
+    info: int
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class UnwindInfo:
+    version: int
+    flags: int
+    prolog_size: int
+    frame_register: int
+    frame_offset: int
+    codes: tuple[UnwindCode, ...]
+    chained: RuntimeFunction | None
+
+
+def _u16(data: bytes, offset: int) -> int:
+    return data[offset] | data[offset + 1] << 8
+
+
+def unwind_info_size(header: bytes) -> int:
+    """Bytes the UNWIND_INFO whose first four bytes are ``header`` takes, chain included."""
+    count = header[2]
+    size = 4 + 2 * ((count + 1) & ~1)
+    return size + 12 if (header[0] >> 3) & UNW_FLAG_CHAININFO else size
+
+
+def parse_unwind_info(data: bytes, base: int) -> UnwindInfo:
+    """Decode an UNWIND_INFO; ``base`` turns the chained entry's RVAs into addresses."""
+    if len(data) < 4 or len(data) < unwind_info_size(data):
+        raise UnwindError(f"UNWIND_INFO is cut short ({len(data)} bytes)")
+    version, flags = data[0] & 7, data[0] >> 3
+    if version not in (1, 2):
+        raise UnwindError(f"UNWIND_INFO version {version} is not known")
+    count = data[2]
+    codes = []
+    index = 0
+    while index < count:
+        slot = 4 + 2 * index
+        offset, op, info = data[slot], data[slot + 1] & 15, data[slot + 1] >> 4
+        if op == UWOP_ALLOC_LARGE:
+            nodes = 2 if info == 0 else 3
+        elif op in _NODES:
+            nodes = _NODES[op]
+        else:
+            raise UnwindError(f"unknown unwind operation {op}")
+        if index + nodes > count:
+            raise UnwindError(f"unwind operation {op} runs past the code array")
+        value = 0
+        if op == UWOP_ALLOC_LARGE:
+            value = _u16(data, slot + 2) * 8 if info == 0 else _u16(data, slot + 2) | _u16(data, slot + 4) << 16
+        elif op == UWOP_ALLOC_SMALL:
+            value = info * 8 + 8
+        elif op == UWOP_SAVE_NONVOL:
+            value = _u16(data, slot + 2) * 8
+        elif op == UWOP_SAVE_XMM128:
+            value = _u16(data, slot + 2) * 16
+        elif op in (UWOP_SAVE_NONVOL_FAR, UWOP_SAVE_XMM128_FAR):
+            value = _u16(data, slot + 2) | _u16(data, slot + 4) << 16
+        codes.append(UnwindCode(offset, op, info, value))
+        index += nodes
+    chained = None
+    if flags & UNW_FLAG_CHAININFO:
+        at = 4 + 2 * ((count + 1) & ~1)
+        begin, end, info_rva = struct.unpack_from("<3I", data, at)
+        chained = RuntimeFunction(base + begin, base + end, base + info_rva)
+    return UnwindInfo(version, flags, data[1], data[3] & 15, data[3] >> 4, tuple(codes), chained)
+
+
+class FunctionTable:
+    """One image's exception directory and its UNWIND_INFO, read through ``read``
+    (absolute addresses) and kept once read."""
+
+    def __init__(self, read: Reader, base: int, size: int, directory: tuple[int, int],
+                 entries: list[tuple[int, int, int]] | None = None) -> None:
+        self.base = base
+        self.size = size
+        self._read = read
+        self._directory_rva, directory_size = directory
+        self.count = directory_size // 12
+        self._entries: dict[int, tuple[int, int, int]] = dict(enumerate(entries)) if entries else {}
+        self._infos: dict[int, UnwindInfo | None] = {}
+        self._found: list[RuntimeFunction] = []
+        self._found_begins: list[int] = []
+
+    # -- construction ----------------------------------------------------------------
+
+    @classmethod
+    def from_image(cls, image: bytes, base: int, *, mapped: bool = False) -> FunctionTable:
+        """The table of a PE32+ image given whole: a file (``mapped=False``) or as loaded."""
+        image = bytes(image)
+        headers = _headers(lambda offset, size: image[offset:offset + size])
+        if headers is None:
+            raise UnwindError("not a PE32+ image")
+        size_of_image, directory, sections = headers
+        if mapped:
+            to_offset = _identity
+        else:
+            to_offset = _file_offsets(sections)
+
+        def read(address: int, size: int) -> bytes:
+            offset = to_offset(address - base)
+            return image[offset:offset + size] if offset is not None and offset >= 0 else b""
+
+        raw = read(base + directory[0], directory[1]) if directory[1] else b""
+        entries = [struct.unpack_from("<3I", raw, i) for i in range(0, len(raw) - 11, 12)]
+        return cls(read, base, size_of_image, (directory[0], len(entries) * 12), entries)
+
+    @classmethod
+    def from_memory(cls, read: Reader, base: int) -> FunctionTable | None:
+        """The table of the image loaded at ``base``, its headers read from target memory
+        (two small reads); None when the headers cannot be read or are not PE32+."""
+        headers = _headers(lambda offset, size: read(base + offset, size), sections=False)
+        if headers is None:
+            return None
+        size_of_image, directory, _ = headers
+        return cls(read, base, size_of_image, directory)
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def contains(self, address: int) -> bool:
+        return self.base <= address < self.base + self.size
+
+    def _entry(self, index: int) -> tuple[int, int, int] | None:
+        entry = self._entries.get(index)
+        if entry is None:
+            data = self._read(self.base + self._directory_rva + 12 * index, 12)
+            if len(data) < 12:
+                return None
+            entry = struct.unpack("<3I", data)
+            self._entries[index] = entry
+        return entry
+
+    def lookup(self, rip: int) -> RuntimeFunction | None:
+        """The RUNTIME_FUNCTION whose range holds ``rip``; None for a leaf function."""
+        position = bisect.bisect_right(self._found_begins, rip) - 1
+        if position >= 0 and rip in self._found[position]:
+            return self._found[position]
+        rva = rip - self.base
+        low, high = 0, self.count
+        while low < high:
+            middle = (low + high) // 2
+            entry = self._entry(middle)
+            if entry is None:
+                return None
+            begin, end, unwind = entry
+            if rva < begin:
+                high = middle
+            elif rva >= end:
+                low = middle + 1
+            else:
+                if unwind & RUNTIME_FUNCTION_INDIRECT:
+                    data = self._read(self.base + (unwind & ~RUNTIME_FUNCTION_INDIRECT), 12)
+                    if len(data) < 12:
+                        return None
+                    begin, end, unwind = struct.unpack("<3I", data)
+                found = RuntimeFunction(self.base + begin, self.base + end, self.base + unwind)
+                at = bisect.bisect_left(self._found_begins, found.begin)
+                self._found.insert(at, found)
+                self._found_begins.insert(at, found.begin)
+                return found
+        return None
+
+    def unwind_info(self, address: int) -> UnwindInfo | None:
+        """The UNWIND_INFO at ``address`` (read once: 32 bytes, more only if needed)."""
+        if address in self._infos:
+            return self._infos[address]
+        info = None
+        data = self._read(address, 32)
+        if len(data) >= 4:
+            size = unwind_info_size(data)
+            if len(data) < size:
+                data += self._read(address + len(data), size - len(data))
+            try:
+                info = parse_unwind_info(data[:size], self.base)
+            except UnwindError as exc:
+                log.warning("unwind data at %#x: %s", address, exc)
+        self._infos[address] = info
+        return info
+
+
+def _identity(rva: int) -> int:
+    return rva
+
+
+def _file_offsets(sections: list[tuple[int, int, int, int]]) -> Callable[[int], int | None]:
+    def to_offset(rva: int) -> int | None:
+        for virtual_address, virtual_size, raw_size, raw_pointer in sections:
+            if virtual_address <= rva < virtual_address + max(virtual_size, raw_size):
+                if rva - virtual_address >= raw_size:
+                    return None
+                return raw_pointer + rva - virtual_address
+        return rva if sections and rva < sections[0][0] else None
+    return to_offset
+
+
+def _headers(read: Callable[[int, int], bytes], sections: bool = True):
+    """(SizeOfImage, (exception directory RVA, size), section table) of a PE32+ image."""
+    dos = read(0x3C, 4)
+    if len(dos) < 4:
+        return None
+    nt = struct.unpack("<I", dos)[0]
+    fixed = read(nt, 24 + 112 + 8 * (_IMAGE_DIRECTORY_ENTRY_EXCEPTION + 1))
+    if len(fixed) < 24 + 112 + 32 or fixed[:4] != b"PE\0\0":
+        return None
+    count, optional_size = struct.unpack_from("<H", fixed, 6)[0], struct.unpack_from("<H", fixed, 20)[0]
+    magic, size_of_image = struct.unpack_from("<H", fixed, 24)[0], struct.unpack_from("<I", fixed, 24 + 56)[0]
+    directories = struct.unpack_from("<I", fixed, 24 + 108)[0]
+    if magic != _PE32_PLUS:
+        return None
+    directory = (0, 0)
+    if directories > _IMAGE_DIRECTORY_ENTRY_EXCEPTION:
+        directory = struct.unpack_from("<II", fixed, 24 + 112 + 8 * _IMAGE_DIRECTORY_ENTRY_EXCEPTION)
+    table = []
+    if sections:
+        raw = read(nt + 24 + optional_size, 40 * count)
+        for i in range(len(raw) // 40):
+            vsize, vaddr, rsize, rptr = struct.unpack_from("<4I", raw, 40 * i + 8)
+            table.append((vaddr, vsize, rsize, rptr))
+    return size_of_image, directory, table
