@@ -3,7 +3,8 @@
 ``symstore add /compress`` and copies of Microsoft's server cache store entries as
 ``name.pd_``, ``name.db_``, ``name.ex_``: a cabinet holding the one file
 (symbols.md §3.2). This module reads the structures of the "Microsoft Cabinet
-Format" specification and expands folders compressed with NONE (0) or MSZIP (1).
+Format" specification and expands folders compressed with NONE (0), MSZIP (1)
+or LZX (3, through ``lzx.py``; Microsoft's symbol server uses it).
 
 Layout (all little-endian)::
 
@@ -19,10 +20,12 @@ Layout (all little-endian)::
 
 An MSZIP block is ``CK`` followed by a raw deflate stream whose window carries
 over from the previous block of the same folder, so each block is inflated with
-the last 32 KiB of output as its preset dictionary.
+the last 32 KiB of output as its preset dictionary. An LZX folder is one
+bitstream across its blocks, each block one 32 KiB frame of output;
+``typeCompress`` bits 8-12 give the window size (2^15..2^21).
 
-Not supported: Quantum (2) and LZX (3) compression, which end in one
-``SymbolFileError`` naming the method; files spanning several cabinets. Every
+Not supported: Quantum (2) compression, which ends in one ``SymbolFileError``
+naming the method; files spanning several cabinets. Every
 size, offset, count and checksum is checked before it is used, output is capped,
 and any inconsistency raises ``SymbolFileError`` and nothing else.
 """
@@ -33,11 +36,13 @@ import io
 import logging
 import struct
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from .errors import SymbolFileError
+from .lzx import FRAME_SIZE, LzxDecoder, LzxError
 
 __all__ = ["CAB_SIGNATURE", "MAX_EXPANDED", "CabFile", "CabFolder", "Cabinet", "read_cabinet",
            "expand_file", "expand_single", "extract_single", "cab_checksum", "method_name"]
@@ -62,6 +67,8 @@ _NAME_IS_UTF = 0x80
 _IFOLD_CONTINUED = 0xFFFD       # 0xFFFD..0xFFFF: the file spans cabinets
 
 _TCOMP_MASK_TYPE = 0x000F
+_TCOMP_SHIFT_LZX_WINDOW = 8     # tcompLZX_WINDOW_LO..HI: bits 8-12 hold the window size
+_LZX_WINDOWS = range(15, 22)
 _METHODS = {0: "uncompressed", 1: "MSZIP", 2: "Quantum", 3: "LZX"}
 
 
@@ -246,15 +253,9 @@ def _inflate_block(payload: bytes, expected: int, window: bytes) -> bytes:
     return out
 
 
-def _folder_blocks(source: _Source, cabinet: Cabinet, folder: CabFolder, cap: int):
-    """Each CFDATA block of ``folder`` expanded, in order; checks sums and sizes."""
-    method = folder.method
-    if method not in (0, 1):
-        name = method_name(folder.type_compress)
-        raise SymbolFileError(f"{name}-compressed store entry: not supported; "
-                              "expand it with cabextract or expand.exe")
+def _data_blocks(source: _Source, cabinet: Cabinet, folder: CabFolder, cap: int) -> Iterator[tuple[bytes, int]]:
+    """Each CFDATA block of ``folder`` as (payload, cbUncomp), in order; checks sums and sizes."""
     offset = folder.data_offset
-    window = b""
     total = 0
     for number in range(folder.block_count):
         head = source.read_at(offset, _CFDATA.size + cabinet.data_reserve, f"data block {number} header")
@@ -268,9 +269,65 @@ def _folder_blocks(source: _Source, cabinet: Cabinet, folder: CabFolder, cap: in
         if csum and cab_checksum(head[4:] + payload) != csum:
             raise SymbolFileError(f"CAB data block {number} has a bad checksum")
         offset += len(head) + cb_data
+        yield payload, cb_uncomp
+
+
+def _lzx_blocks(blocks: Iterator[tuple[bytes, int]], folder: CabFolder) -> Iterator[bytes]:
+    """An LZX folder's output, one 32 KiB frame per CFDATA block.
+
+    The compressed bits form one stream across the blocks (a frame may end in
+    the next block's payload), so the decoder pulls payloads as it needs them.
+    """
+    window_bits = (folder.type_compress >> _TCOMP_SHIFT_LZX_WINDOW) & 0x1F
+    if window_bits not in _LZX_WINDOWS:
+        raise SymbolFileError(f"LZX-compressed store entry: window of 2^{window_bits} bytes "
+                              "is outside 2^15..2^21")
+    pending: deque[bytes] = deque()
+    sizes: list[int] = []
+
+    def pull() -> bool:
+        item = next(blocks, None)
+        if item is None:
+            return False
+        pending.append(item[0])
+        sizes.append(item[1])
+        return True
+
+    def payloads() -> Iterator[bytes]:
+        while pending or pull():
+            yield pending.popleft()
+
+    decoder = LzxDecoder(window_bits, payloads())
+    for number in range(folder.block_count):
+        while len(sizes) <= number and pull():
+            pass
+        size = sizes[number]
+        if size != FRAME_SIZE and number != folder.block_count - 1:
+            raise SymbolFileError(f"LZX data block {number} expands to {size} bytes; "
+                                  f"only the last may be shorter than {FRAME_SIZE}")
+        try:
+            yield decoder.frame(size)
+        except LzxError as exc:
+            raise SymbolFileError(f"LZX-compressed store entry is damaged: {exc}") from None
+
+
+def _folder_blocks(source: _Source, cabinet: Cabinet, folder: CabFolder, cap: int) -> Iterator[bytes]:
+    """Each CFDATA block of ``folder`` expanded, in order."""
+    method = folder.method
+    if method not in (0, 1, 3):
+        name = method_name(folder.type_compress)
+        raise SymbolFileError(f"{name}-compressed store entry: not supported; "
+                              "expand it with cabextract or expand.exe")
+    blocks = _data_blocks(source, cabinet, folder, cap)
+    if method == 3:
+        yield from _lzx_blocks(blocks, folder)
+        return
+    window = b""
+    for number, (payload, cb_uncomp) in enumerate(blocks):
         if method == 0:
-            if cb_data != cb_uncomp:
-                raise SymbolFileError(f"stored CAB block {number} holds {cb_data} bytes, the header says {cb_uncomp}")
+            if len(payload) != cb_uncomp:
+                raise SymbolFileError(f"stored CAB block {number} holds {len(payload)} bytes, "
+                                      f"the header says {cb_uncomp}")
             block = payload
         else:
             block = _inflate_block(payload, cb_uncomp, window)

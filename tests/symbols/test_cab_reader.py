@@ -127,7 +127,7 @@ def small_cab() -> bytes:
     (FOLDER, "<I", 0x7FFFFFF0, "outside the cabinet"),
     (FOLDER + 4, "<H", 9, "beyond the end"),
     (FOLDER + 4, "<H", 1, "beyond its folder"),
-    (FOLDER + 6, "<H", 3, "LZX-compressed store entry: not supported; expand it with cabextract or expand.exe"),
+    (FOLDER + 6, "<H", 3, "LZX-compressed store entry: window of 2\\^0 bytes is outside"),
     (FOLDER + 6, "<H", 2, "Quantum-compressed store entry: not supported"),
     (FOLDER + 6, "<H", 7, "unknown method 7"),
 ], ids=lambda v: str(v))
