@@ -6,8 +6,9 @@ Where to start:
 
 * ``session.SymbolSession(path)``: the module list of a debugging session;
   ``add_module(image_name, base, size, timestamp=, checksum=, read=)``, then
-  ``name_for``, ``near``, ``match``, ``address_of``, ``find_type``, ``ln_text``,
-  ``x_text``; ``set_path`` and ``reload`` as ``.sympath`` and ``.reload`` do.
+  ``name_for``, ``near``, ``match``, ``address_of``, ``find_type``, ``lm_rows``
+  (data; ``kdcon.render.symbols`` prints it as WinDbg does); ``set_path`` and
+  ``reload`` as ``.sympath`` and ``.reload`` do.
 * ``module.ModuleSymbols``: one module, lazily loaded, with its ``lm`` state.
 * ``path.SymbolPath``, ``locate.SymbolLocator``, ``store`` (layouts), ``match``
   (keys and verdicts), ``safepath`` (names that cannot leave a root).

@@ -3,11 +3,13 @@
 Holds ``ModuleSymbols`` sorted by base so an address finds its module by
 bisection (symbols.md §6.9), answers ``module!name`` and bare names,
 ``x``-style patterns whose module part may be a wildcard too (§6.10), and
-``ln``'s nearest-symbol question with the text WinDbg prints. Changing the
-path forgets loaded symbols (they load again on the next question, §3.4).
+``ln``'s nearest-symbol question. Changing the path forgets loaded symbols
+(they load again on the next question, §3.4).
 
-Addresses here are absolute; the console formats them. Nothing here raises
-for a missing or corrupt symbol file.
+Answers are data (``NearSymbols``, ``SymbolMatch`` with its ``DataType``,
+``ModuleRow``) with absolute addresses; the console renders them as WinDbg
+text (``kdcon.render.symbols``). Nothing here raises for a missing or corrupt
+symbol file.
 """
 
 from __future__ import annotations
@@ -21,31 +23,66 @@ from .errors import SymbolError
 from .index import has_wildcard
 from .locate import SymbolLocator
 from .model import SymbolKind, SymbolRecord
-from .module import ModuleSymbols, module_name_for
+from .module import ModuleSymbols, SymbolState, module_name_for
 from .path import SymbolPath
 from .pe import PeImage, Reader
 
-__all__ = ["NearSymbols", "SymbolMatch", "SymbolSession", "format_address"]
+__all__ = ["DataType", "ModuleRow", "NearSymbols", "SymbolMatch", "SymbolSession", "data_type_for"]
 
 log = logging.getLogger(__name__)
 
+# dt's names of the built-in types (symbols.md 2.8) -> (kind, C spelling, size).
+_BASE_TYPES = {
+    "Char": ("signed", "char", 1), "UChar": ("unsigned", "unsigned char", 1),
+    "Int1B": ("signed", "char", 1), "Uint1B": ("unsigned", "unsigned char", 1),
+    "Int2B": ("signed", "short", 2), "Uint2B": ("unsigned", "unsigned short", 2),
+    "Int4B": ("signed", "long", 4), "Uint4B": ("unsigned", "unsigned long", 4),
+    "Int8B": ("signed", "int64", 8), "Uint8B": ("unsigned", "unsigned int64", 8),
+    "Wchar": ("unsigned", "wchar_t", 2), "Bool": ("bool", "bool", 1),
+    "HRESULT": ("signed", "HRESULT", 4), "Float": ("float", "float", 4),
+    "Void": ("unknown", "void", 0),
+}
 
-def format_address(address: int, pointer_size: int = 8) -> str:
-    """WinDbg's address text: ``fffff803`1a2b3c40`` for 64-bit, ``8040a2b0`` for 32-bit."""
-    if pointer_size == 8:
-        return f"{address >> 32:08x}`{address & 0xFFFFFFFF:08x}"
-    return f"{address & 0xFFFFFFFF:08x}"
+
+@dataclass(frozen=True, slots=True)
+class DataType:
+    """What ``x`` needs of a global's type.
+
+    ``kind`` is ``aggregate`` (struct, union, class, array: shown by type),
+    ``signed``, ``unsigned``, ``bool``, ``float``, ``pointer``, ``enum`` (shown by
+    value) or ``unknown``; ``c_name`` is the C spelling (``struct _KSYSTEM_TIME``).
+    """
+
+    kind: str
+    c_name: str
+    size: int
+    enumerators: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class SymbolMatch:
+    """One symbol found, at its absolute address; ``data_type`` for typed globals."""
+
     module: ModuleSymbols
     record: SymbolRecord
     address: int
+    data_type: DataType | None = None
 
     @property
     def qualified(self) -> str:
         return f"{self.module.name}!{self.record.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleRow:
+    """One ``lm`` row: range, name, mismatch letter, symbol state and file."""
+
+    base: int
+    end: int
+    name: str
+    letter: str
+    state: str
+    symbol_file: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +105,7 @@ class SymbolSession:
         self.pointer_size = pointer_size
         self._modules: list[ModuleSymbols] = []
         self._bases: list[int] = []
+        self._data_types: dict[tuple[str, str | None, str], DataType] = {}
 
     # -- module list ---------------------------------------------------------------------
 
@@ -160,7 +198,7 @@ class SymbolSession:
         after = SymbolMatch(module, hit.next, module.address(hit.next)) if hit.next else None
         exact: tuple[SymbolMatch, ...] = ()
         if hit.displacement == 0:
-            exact = tuple(SymbolMatch(module, r, address) for r in module.index.at(address - module.base))
+            exact = tuple(self._typed(module, r, address) for r in module.index.at(address - module.base))
         return NearSymbols(address, before, hit.displacement, hit.past_end, after, exact)
 
     def name_for(self, address: int) -> str | None:
@@ -186,8 +224,17 @@ class SymbolSession:
         results: list[SymbolMatch] = []
         for module in modules:
             for record in module.match(name_part):
-                results.append(SymbolMatch(module, record, module.address(record)))
+                results.append(self._typed(module, record, module.address(record)))
         return results
+
+    def _typed(self, module: ModuleSymbols, record: SymbolRecord, address: int) -> SymbolMatch:
+        data_type = None
+        if record.kind is SymbolKind.DATA and record.type_name is not None:
+            key = (module.name, module.symbol_file, record.type_name)
+            data_type = self._data_types.get(key)
+            if data_type is None:
+                data_type = self._data_types[key] = data_type_for(record.type_name, module.types)
+        return SymbolMatch(module, record, address, data_type)
 
     def address_of(self, name: str) -> int | None:
         """The address of ``mod!name`` or of a bare name (first module that has it)."""
@@ -215,44 +262,42 @@ class SymbolSession:
                 return found
         return None
 
-    # -- WinDbg text ---------------------------------------------------------------------
-
-    def ln_text(self, address: int) -> str:
-        """The lines ``ln address`` prints."""
-        found = self.near(address)
-        if found is None:
-            return ""
-        fmt = lambda a: format_address(a, self.pointer_size)  # noqa: E731
-        if found.before is None:
-            left = ""
-        else:
-            name = found.before.qualified
-            if found.displacement:
-                name += f"+{found.displacement:#x}"
-            left = f"({fmt(found.before.address)})   {name}"
-        right = f"({fmt(found.after.address)})   {found.after.qualified}" if found.after else ""
-        lines = [f"{left}   |  {right}".rstrip()]
-        if found.past_end and found.before is not None:
-            end = found.before.address + found.before.record.size
-            lines.append(f"    {fmt(found.address)} is past the end of {found.before.qualified}"
-                         f" ({fmt(found.before.address)}-{fmt(end)})")
-        if found.exact:
-            lines.append("Exact matches:")
-            lines += [f"    {m.qualified} {_describe(m)}" for m in found.exact]
-        return "\n".join(lines) + "\n"
-
-    def x_text(self, pattern: str) -> str:
-        """The lines ``x pattern`` prints."""
-        fmt = lambda a: format_address(a, self.pointer_size)  # noqa: E731
-        return "".join(f"{fmt(m.address)} {m.qualified} {_describe(m)}\n" for m in self.match(pattern))
-
-    def lm_rows(self) -> list[tuple[ModuleSymbols, str]]:
-        """(module, status column) rows for ``lm``."""
-        return [(m, m.status()) for m in self._modules]
+    def lm_rows(self) -> list[ModuleRow]:
+        """``lm``'s rows in address order."""
+        return [ModuleRow(m.base, m.end, m.name, m.letter, m.state.value,
+                          m.symbol_file if m.state is not SymbolState.DEFERRED else None)
+                for m in self._modules]
 
 
-def _describe(match: SymbolMatch) -> str:
-    record = match.record
-    if record.kind is SymbolKind.DATA:
-        return "= <no type information>" if record.type_name is None else f"= {record.type_name}"
-    return "(<no parameter info>)"
+def data_type_for(type_name: str, types) -> DataType:
+    """A global's ``DataType`` from its type as ``dt`` names it (``_OBJ``,
+    ``Uint4B``, ``Ptr64 _LIST_ENTRY``, ``[16] Int4B``) and the module's type table."""
+    if type_name.startswith("Ptr"):
+        bits = type_name[3:].split(" ", 1)[0]
+        size = int(bits) // 8 if bits.isdigit() else 8
+        return DataType("pointer", f"{_c_name(type_name.split(' ', 1)[-1], types)} *", size)
+    if type_name.startswith("[") and "] " in type_name:
+        count, element = type_name[1:].split("] ", 1)
+        return DataType("aggregate", f"{_c_name(element, types)} [{count}]", 0)
+    if type_name in _BASE_TYPES:
+        kind, c_name, size = _BASE_TYPES[type_name]
+        return DataType(kind, c_name, size)
+    info = None
+    if types is not None:
+        try:
+            info = types.find(type_name)
+        except SymbolError as exc:
+            log.warning("types unreadable: %s", exc)
+    if info is None:
+        return DataType("unknown", type_name, 0)
+    if info.kind == "enum":
+        return DataType("enum", f"enum {info.name}", info.size or 4, tuple(info.enumerators))
+    if info.kind in ("struct", "union", "class"):
+        return DataType("aggregate", f"{info.kind} {info.name}", info.size)
+    return DataType("unknown", type_name, info.size)
+
+
+def _c_name(type_name: str, types) -> str:
+    if type_name in _BASE_TYPES:
+        return _BASE_TYPES[type_name][1]
+    return data_type_for(type_name, types).c_name

@@ -26,7 +26,7 @@ import os
 import re
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kdcon.symbols.errors import SymbolError
 from kdcon.symbols.locate import file_kind, read_identity
@@ -36,7 +36,8 @@ from kdcon.symbols.index import has_wildcard
 from kdcon.symbols.module import SymbolState, candidate_names, module_name_for
 from kdcon.symbols.path import DirElement, StoreChain, SymbolPath, is_remote
 from kdcon.symbols.pe import IMAGE_FILE_DLL, read_image
-from kdcon.symbols.session import SymbolSession, format_address
+from kdcon.render.symbols import format_address, render_ln, render_x
+from kdcon.symbols.session import SymbolSession
 from kdcon.symbols.store import copy_atomic, symsrv_destination, tree_destination
 
 __all__ = ["main"]
@@ -257,12 +258,50 @@ def _say_what_was_loaded(session: SymbolSession) -> None:
             log.warning("%s: no symbols: no matching symbol file and no exports", module.name)
 
 
+def _sections(data: bytes) -> list[tuple[int, int, int, int]]:
+    """(rva, virtual size, file offset, raw size) of each section of a complete image."""
+    (pe_at,) = struct.unpack_from("<I", data, 0x3C)
+    count, = struct.unpack_from("<H", data, pe_at + 6)
+    optional_size, = struct.unpack_from("<H", data, pe_at + 20)
+    rows = []
+    for i in range(count):
+        row = pe_at + 24 + optional_size + 40 * i
+        vsize, rva, raw_size, raw_at = struct.unpack_from("<IIII", data, row + 8)
+        rows.append((rva, max(vsize, raw_size), raw_at, raw_size))
+    return rows
+
+
+def _memory(session: SymbolSession, image_paths: Sequence[str]) -> Callable[[int, int], bytes | None]:
+    """The images' contents at their load addresses, as a debugger opening an image
+    as a dump reads them: initialised data from the file, zeros past it."""
+    files = {}
+    for path in image_paths:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        files[os.path.basename(path).casefold()] = (data, _sections(data))
+
+    def read(address: int, size: int) -> bytes | None:
+        module = session.module_for(address)
+        if module is None or module.image_name.casefold() not in files:
+            return None
+        data, sections = files[module.image_name.casefold()]
+        rva = address - module.base
+        for start, length, raw_at, raw_size in sections:
+            if start <= rva and rva + size <= start + length:
+                at = rva - start
+                chunk = data[raw_at + at:raw_at + min(at + size, raw_size)] if at < raw_size else b""
+                return chunk.ljust(size, b"\0")
+        return None
+    return read
+
+
 def cmd_lookup(args: argparse.Namespace) -> int:
     session = _open_session(args.sympath, args.images, args.base)
     query = args.query
+    size, read = session.pointer_size, _memory(session, args.images)
     if has_wildcard(query) or ("+" not in query and "-" not in query and not _ADDRESS.match(query)):
         module = session.modules()[0]
-        text = session.x_text(query if "!" in query else f"{module.name}!{query}")
+        text = render_x(session.match(query if "!" in query else f"{module.name}!{query}"), size, read)
     else:
         address = _address_of(session, query)
         if session.module_for(address) is None:
@@ -270,7 +309,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
             ranges = ", ".join(f"{m.name} {format_address(m.base, session.pointer_size)}-"
                                f"{format_address(m.end, session.pointer_size)}" for m in session.modules())
             raise CliError(f"{query}: not inside any module ({ranges})")
-        text = session.ln_text(address)
+        text = render_ln(session.near(address), size, read)
     _say_what_was_loaded(session)
     if not text:
         raise CliError(f"{query}: no symbol found")

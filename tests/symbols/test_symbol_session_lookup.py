@@ -1,4 +1,4 @@
-"""Finding and loading symbols through a path: trees, stores, matching, states, ln/x text."""
+"""Finding and loading symbols through a path: trees, stores, matching, states, ln/x answers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from kdcon.symbols.match import guid_hex
 from kdcon.symbols.module import SymbolState, candidate_names, module_name_for
 from kdcon.symbols.pe import read_image
+from kdcon.render.symbols import render_ln, render_x
 from kdcon.symbols.session import SymbolSession
 
 from .store_fixtures import build_lld_driver, copy, nt4_pair, put
@@ -41,11 +42,11 @@ def test_classic_tree_gives_coff_symbols_and_windbg_text(tmp_path):
     assert session.name_for(BASE32 + 0x1110) == "nt!_KeBugCheckEx@20+0x10"
     assert module.state is SymbolState.COFF and module.letter == ""
     assert module.symbol_file.endswith(os.path.join("symbols", "exe", "ntoskrnl.dbg"))
-    assert session.ln_text(BASE32 + 0x1100) == (
+    assert render_ln(session.near(BASE32 + 0x1100), 4) == (
         "(80401100)   nt!_KeBugCheckEx@20   |  (80401200)   nt!@KfAcquireSpinLock@4\n"
         "Exact matches:\n    nt!_KeBugCheckEx@20 (<no parameter info>)\n")
-    assert "past the end of nt!_KeBugCheckEx@20" in session.ln_text(BASE32 + 0x1150)
-    assert session.x_text("nt!Ke*") == "80401100 nt!_KeBugCheckEx@20 (<no parameter info>)\n"
+    assert "past the end of nt!_KeBugCheckEx@20" in render_ln(session.near(BASE32 + 0x1150), 4)
+    assert render_x(session.match("nt!Ke*"), 4) == "80401100 nt!_KeBugCheckEx@20 (<no parameter info>)\n"
     assert session.address_of("nt!KfAcquireSpinLock") == BASE32 + 0x1200
     assert session.address_of("KiServiceTable") == BASE32 + 0x3020
     assert [m.qualified for m in session.match("*!*Spin*")] == ["nt!@KfAcquireSpinLock@4"]
@@ -146,7 +147,7 @@ def test_symsrv_pdb_by_guid_and_age_gives_private_symbols(tmp_path, lld_pair):
     assert session.name_for(BASE64 + 0x1005) == "drv!DemoExported+0x5"
     assert module.state is SymbolState.PRIVATE_PDB and module.letter == ""
     assert session.address_of("drv!DemoCallback") is not None      # a static: module streams only
-    assert session.ln_text(BASE64 + 0x1000).startswith("(fffff803`12341000)   drv!DemoExported   |  ")
+    assert render_ln(session.near(BASE64 + 0x1000)).startswith("(fffff803`12341000)   drv!DemoExported   |  ")
     demo = session.find_type("drv!_DEMO")
     assert demo.size == 32 and [f.name for f in demo.fields] == ["A", "B", "Next", "Bits"]
     assert session.find_type("_DEMO") is not None and session.find_type("drv!_NOPE") is None

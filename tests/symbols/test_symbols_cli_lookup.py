@@ -140,3 +140,22 @@ def test_incomplete_image_names_what_is_missing():
     security = pe_at + 24 + 112 + 8 * 4
     signed[security:security + 8] = len(data).to_bytes(4, "little") + (0x200).to_bytes(4, "little")
     assert "certificate table" in incomplete_image(bytes(signed))
+
+
+def test_x_shows_typed_globals_as_windbg_does(drv):
+    image, sym = drv
+    result = run_program(PROG, "lookup", "-y", sym, image, "*")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "00000001`40001010 drv!DriverEntry (<no parameter info>)" in lines
+    assert "00000001`40002020 drv!Global = struct _OBJ" in lines
+    assert "00000001`40002060 drv!Either = union _U" in lines
+    assert "00000001`40002050 drv!Counter = 0x0" in lines
+
+
+def test_exact_matches_of_ln_are_described_like_x(drv):
+    image, sym = drv
+    result = run_program(PROG, "lookup", "-y", sym, image, "drv!Global")
+    assert result.stdout == "00000001`40002020 drv!Global = struct _OBJ\n"
+    result = run_program(PROG, "lookup", "-y", sym, image, "Global+0")
+    assert result.stdout.splitlines()[1:] == ["Exact matches:", "    drv!Global = struct _OBJ"]

@@ -1,0 +1,113 @@
+"""WinDbg's text for symbol answers: addresses, ``ln``, ``x`` and ``lm`` rows.
+
+Takes the data ``kdcon.symbols.session`` returns (``NearSymbols``,
+``SymbolMatch``, ``ModuleRow``) and prints it as WinDbg does, byte for byte
+where WinDbg's form is known (windbg.md §0.5, symbols.md §3.4)::
+
+    (fffff800`fc901270)   nt!NtCreateFile   |  (fffff800`fc9012f4)   nt!NtOpenKey
+    Exact matches:
+        nt!NtCreateFile (<no parameter info>)
+
+    fffff800`030821cc nt!ViCreateProcessCallbackInternal (<no parameter info>)
+    fffff800`02cece00 nt!PspCreateProcessNotifyRoutine = <no type information>
+    9110b000 HelloWorldDriver!KeTickCount = struct _KSYSTEM_TIME
+    9110c000 HelloWorldDriver!__security_cookie = 0x911005a1
+
+    fffff800`02a49000 fffff800`03030000   nt         (pdb symbols)          C:\\sym\\ntkrnlmp.pdb
+    fffff880`033bc000 fffff880`033cb000   man      T (no symbols)
+
+A typed global shows its value when a reader is given (``read(address,
+size) -> bytes | None``) and ``<Memory access error>`` when it cannot be read;
+aggregates show their type. Function parameter lists are not known to the
+symbols layer, so functions always show ``(<no parameter info>)``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+
+from kdcon.symbols.model import SymbolKind
+from kdcon.symbols.session import DataType, ModuleRow, NearSymbols, SymbolMatch
+
+__all__ = ["format_address", "describe", "render_ln", "render_x", "render_lm_row", "Reader"]
+
+Reader = Callable[[int, int], "bytes | None"]
+
+
+def format_address(addr: int, pointer_size: int = 8) -> str:
+    """``fffff803`1a2b3c40`` for 64-bit targets, ``8040a2b0`` for 32-bit ones."""
+    if pointer_size == 8:
+        addr &= 0xFFFFFFFFFFFFFFFF
+        return f"{addr >> 32:08x}`{addr & 0xFFFFFFFF:08x}"
+    return f"{addr & 0xFFFFFFFF:08x}"
+
+
+def describe(match: SymbolMatch, pointer_size: int = 8, read: Reader | None = None) -> str:
+    """What follows the name in ``x`` and ``Exact matches:``: parameters, type or value."""
+    record = match.record
+    if record.kind is not SymbolKind.DATA:
+        return "(<no parameter info>)"
+    if match.data_type is None:
+        return "= <no type information>"
+    return f"= {_value(match.data_type, match.address, pointer_size, read)}"
+
+
+def _value(data_type: DataType, address: int, pointer_size: int, read: Reader | None) -> str:
+    kind = data_type.kind
+    if kind in ("aggregate", "unknown") or not data_type.size:
+        return data_type.c_name
+    raw = read(address, data_type.size) if read is not None else None
+    if raw is None or len(raw) < data_type.size:
+        return "<Memory access error>"
+    raw = bytes(raw[:data_type.size])
+    if kind == "pointer":
+        return "0x" + format_address(int.from_bytes(raw, "little"), data_type.size)
+    if kind == "float":
+        return repr(struct.unpack("<f" if data_type.size == 4 else "<d", raw)[0])
+    if kind in ("signed", "enum"):
+        value = int.from_bytes(raw, "little", signed=True)
+        text = f"0n{value}"
+        names = [name for name, number in data_type.enumerators if number == value]
+        return f"{text} ( {names[0]} )" if names else text
+    return f"{int.from_bytes(raw, 'little'):#x}"
+
+
+def render_ln(near: NearSymbols | None, pointer_size: int = 8, read: Reader | None = None) -> str:
+    """The lines ``ln address`` prints ("" when no module holds the address)."""
+    if near is None:
+        return ""
+    fmt = lambda a: format_address(a, pointer_size)  # noqa: E731
+    left = ""
+    if near.before is not None:
+        name = near.before.qualified
+        if near.displacement:
+            name += f"+{near.displacement:#x}"
+        left = f"({fmt(near.before.address)})   {name}"
+    right = f"({fmt(near.after.address)})   {near.after.qualified}" if near.after else ""
+    lines = [f"{left}   |  {right}".rstrip()]
+    if near.past_end and near.before is not None:
+        end = near.before.address + near.before.record.size
+        lines.append(f"    {fmt(near.address)} is past the end of {near.before.qualified}"
+                     f" ({fmt(near.before.address)}-{fmt(end)})")
+    if near.exact:
+        lines.append("Exact matches:")
+        lines += [f"    {m.qualified} {describe(m, pointer_size, read)}" for m in near.exact]
+    return "\n".join(lines) + "\n"
+
+
+def render_x(matches: Iterable[SymbolMatch], pointer_size: int = 8, read: Reader | None = None) -> str:
+    """The lines ``x pattern`` prints, one per match."""
+    return "".join(f"{format_address(m.address, pointer_size)} {m.qualified} "
+                   f"{describe(m, pointer_size, read)}\n" for m in matches)
+
+
+def render_lm_row(row: ModuleRow, pointer_size: int = 8) -> str:
+    """One ``lm`` line: range, name, mismatch letter, ``(state)`` and the symbol file.
+
+    Columns as WinDbg aligns them: the name padded to 8, the letter (or a blank)
+    between single spaces, the state padded to 22, then the file.
+    """
+    start, end = format_address(row.base, pointer_size), format_address(row.end, pointer_size)
+    state = f"({row.state})"
+    return f"{start} {end}   {row.name:<8} {row.letter or ' '} {state:<22} {row.symbol_file or ''}"
