@@ -17,7 +17,6 @@ Not a test: nothing here asserts; the README quotes the figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import struct
 import sys
@@ -33,6 +32,7 @@ from kdcon.protocol.packet import build_control_packet, build_data_packet
 from kdcon.protocol.state import Phase, Role
 from kdcon.protocol.transports import socket_pair
 from kdcon.protocol.transports.pacing import PacedPort
+from kdcon.tools.bench.args import BenchParser, positive_int
 
 __all__ = ["main"]
 
@@ -146,11 +146,11 @@ def bench_wire_efficiency(transfers: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdcon.tools.bench.protocol",
-                                     description="KD protocol benchmarks (JSON lines).")
-    parser.add_argument("--control", type=int, default=200_000, help="ACK packets to decode")
-    parser.add_argument("--data", type=int, default=5_000, help="4000-byte packets to decode")
-    parser.add_argument("--transfers", type=int, default=10,
+    parser = BenchParser(prog="python -m kdcon.tools.bench.protocol",
+                         description="KD protocol benchmarks (JSON lines).")
+    parser.add_argument("--control", type=positive_int, default=200_000, help="ACK packets to decode")
+    parser.add_argument("--data", type=positive_int, default=5_000, help="4000-byte packets to decode")
+    parser.add_argument("--transfers", type=positive_int, default=10,
                         help="3944-byte reads over the paced cable (~0.36 s each)")
     args = parser.parse_args(argv)
     bench_decoding(args.control, args.data)

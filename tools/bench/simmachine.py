@@ -17,7 +17,6 @@ Not a test: nothing here asserts; the README quotes the figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 
 from unicorn import x86_const as X
 
+from kdcon.tools.bench.args import BenchParser, positive_int
 from kdcon.tools.simtarget.events import BreakInStop, BreakpointHit, BudgetExhausted
 from kdcon.tools.simtarget.kernel import IMAGES_DIR, KernelImages
 from kdcon.tools.simtarget.machine import SLICE, Machine
@@ -133,11 +133,11 @@ def bench_boot() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdcon.tools.bench.simmachine",
-                                     description="Benchmark the simulated machine.")
-    parser.add_argument("--instructions", type=int, default=40_000_000)
-    parser.add_argument("--hits", type=int, default=300)
-    parser.add_argument("--samples", type=int, default=9)
+    parser = BenchParser(prog="python -m kdcon.tools.bench.simmachine",
+                         description="Benchmark the simulated machine.")
+    parser.add_argument("--instructions", type=positive_int, default=40_000_000)
+    parser.add_argument("--hits", type=positive_int, default=300)
+    parser.add_argument("--samples", type=positive_int, default=9)
     args = parser.parse_args(argv)
     bench_boot()
     bench_throughput(args.instructions)

@@ -25,7 +25,6 @@ Not a test: nothing here asserts; the README quotes the figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import queue
@@ -44,6 +43,7 @@ from kdcon.protocol.constants import MAX_TRANSFER_SIZE, ManipulateApi as A
 from kdcon.protocol.events import Event, StateChange
 from kdcon.protocol.link import KdLink
 from kdcon.protocol.transports import open_link
+from kdcon.tools.bench.args import BenchParser, positive_int
 from kdcon.tools.simtarget.loopback import SimTarget, share_one_cpu
 
 __all__ = ["main"]
@@ -265,10 +265,10 @@ def bench_in_process(count: int, bulk: int, *, one_cpu: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdcon.tools.bench.simtarget")
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--bulk-mib", type=int, default=16)
-    parser.add_argument("--start-runs", type=int, default=3)
+    parser = BenchParser(prog="python -m kdcon.tools.bench.simtarget")
+    parser.add_argument("--requests", type=positive_int, default=2000)
+    parser.add_argument("--bulk-mib", type=positive_int, default=16)
+    parser.add_argument("--start-runs", type=positive_int, default=3)
     args = parser.parse_args(argv)
     bench_start(args.start_runs)
     bench_process(args.requests, args.bulk_mib << 20)

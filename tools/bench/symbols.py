@@ -18,7 +18,6 @@ match, publics, procedures and globals). Not part of the test suite: the first b
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import json
 import os
@@ -33,6 +32,7 @@ from kdcon.symbols.index import SymbolIndex
 from kdcon.symbols.pdb import open_pdb
 from kdcon.symbols.pe import read_image
 from kdcon.symbols.session import SymbolSession
+from kdcon.tools.bench.args import BenchParser
 
 __all__ = ["main", "build_pdb"]
 
@@ -120,7 +120,7 @@ def _emit(figure: str, value: float, unit: str, baseline: dict, **extra) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdcon.tools.bench.symbols")
+    parser = BenchParser(prog="python -m kdcon.tools.bench.symbols")
     default_cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
                                  "kdcon-bench-symbols")
     parser.add_argument("--cache", default=default_cache)
