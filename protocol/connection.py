@@ -251,15 +251,6 @@ class KdConnection(DataPacketRules):
         kind = Message.FILE_IO_REQUEST if self.role is Role.TARGET else Message.FILE_IO_REPLY
         return self._send(P.PACKET_TYPE_KD_FILE_IO, payload, kind, api)
 
-    def send_trace_io(self, payload: bytes) -> bytes:
-        """A ready DBGKD_TRACE_IO payload (target only)."""
-        self._require(Role.TARGET, "send trace I/O")
-        return self._send(P.PACKET_TYPE_KD_TRACE_IO, payload, Message.OTHER, None)
-
-    def send_control_request(self, payload: bytes) -> bytes:
-        """A ready DBGKD_CONTROL_REQUEST payload (a request or its answer)."""
-        return self._send(P.PACKET_TYPE_KD_CONTROL_REQUEST, payload, Message.OTHER, None)
-
     def send_breakin(self) -> bytes:
         """The lone break-in byte 0x62 (host only, §3.4)."""
         self._require(Role.HOST, "send break-in")

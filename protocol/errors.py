@@ -2,7 +2,7 @@
 
 The framing never raises on bad bytes from the peer: garbage, bad checksums and
 truncated packets are behaviour (skip, RESEND), not exceptions. These types are
-for caller misuse, a peer that cannot be recovered, and transports.
+for caller misuse, requests that get no answer, and transports.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 __all__ = [
     "ProtocolError",
     "LocalProtocolError",
-    "RemoteProtocolError",
     "TargetTimeout",
     "TransportError",
 ]
@@ -22,10 +21,6 @@ class ProtocolError(Exception):
 
 class LocalProtocolError(ProtocolError):
     """The caller asked for something the protocol state does not allow."""
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer did something the protocol cannot recover from."""
 
 
 class TargetTimeout(ProtocolError):

@@ -36,6 +36,7 @@ __all__ = [
     "DroppedPacket",
     "UnknownPacket",
     "SendAbandoned",
+    "LinkClosed",
 ]
 
 
@@ -220,4 +221,11 @@ class SendAbandoned(Event):
     packet_type: int
     packet_id: int
     payload: bytes = field(repr=False)
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkClosed(Event):
+    """The port reached end of file or failed (KdLink); no more events will come."""
+
     reason: str

@@ -10,7 +10,7 @@ TargetTimeout saying what was asked and for how long. A caller waiting for its r
 reads the port itself while the reader thread stands aside (one thread hand-off per
 round trip fewer: bench/simtarget.py); whoever reads holds ``_io``, so bytes are fed
 and events delivered in order all the same. A read that raises ``OSError``
-(pyserial's SerialException, EIO, our transports' LinkClosed) is end of file: the
+(pyserial's SerialException, EIO, our transports' LinkError) is end of file: the
 link closes, waiters get TransportError, and a ``LinkClosed`` event ends the queue.
 What it does not do: open ports (transports.open_link), parse commands, or know what
 a session is. The clock is read here and only here.
@@ -23,7 +23,6 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from . import messages
@@ -35,6 +34,7 @@ from .events import (
     Ack,
     DroppedPacket,
     Event,
+    LinkClosed,
     ManipulateReply,
     Reset,
     SendAbandoned,
@@ -43,7 +43,7 @@ from .events import (
 from .manipulate import NO_REPLY_APIS
 from .state import Role
 
-__all__ = ["KdLink", "LinkClosed", "PortLike"]
+__all__ = ["KdLink", "PortLike"]
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,6 @@ class PortLike(Protocol):
     def write(self, data: bytes) -> int | None: ...
 
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class LinkClosed(Event):
-    """The port reached end of file or failed; no more events will come."""
-
-    reason: str
 
 
 class _Waiter:

@@ -7,11 +7,11 @@ with pyserial. Start with ``open_link``; see each module for the details.
 from __future__ import annotations
 
 from .cli import add_link_arguments, open_link_from_args
-from .errors import LinkClosed, LinkError, LinkWriteTimeout
+from .errors import LinkError, LinkWriteTimeout
 from .faults import FaultCounts, FaultModel, parse_fault_spec
 from .faulty_port import FaultyPort
 from .kdstring import KdString, is_kd_string, parse_kd_string
-from .link import DEFAULT_TIMEOUT, open_link, register_handlers, socket_pair, wrap_link
+from .open import DEFAULT_TIMEOUT, open_link, register_handlers, socket_pair, wrap_link
 from .native import KD_BAUD_RATES, NativeSerial
 from .pacing import LineSchedule, PacedPort, byte_time
 from .uart import BaudMismatch, resample_at_wrong_baud
@@ -25,7 +25,6 @@ __all__ = [
     "FaultyPort",
     "KdString",
     "LineSchedule",
-    "LinkClosed",
     "LinkError",
     "LinkWriteTimeout",
     "NativeSerial",

@@ -15,7 +15,7 @@ from typing import Any
 from .errors import LinkError
 from .faults import FaultModel, parse_fault_spec
 from .kdstring import is_kd_string, parse_kd_string
-from .link import DEFAULT_TIMEOUT, open_link
+from .open import DEFAULT_TIMEOUT, open_link
 
 __all__ = ["add_link_arguments", "open_link_from_args", "link_baud", "baud_rate", "fault_spec"]
 

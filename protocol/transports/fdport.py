@@ -9,7 +9,7 @@ read, write, EOF and reconnect behaviour:
   contract); ``in_waiting`` is the exact count the kernel holds (FIONREAD), so the
   ``read(max(1, in_waiting))`` pattern of simulated-target.md §8.2 never blocks a short
   KD handshake.
-- EOF (recv returns nothing, EIO, ECONNRESET, EPIPE) raises ``LinkClosed``, after any
+- EOF (recv returns nothing, EIO, ECONNRESET, EPIPE) raises ``LinkError``, after any
   bytes already read in that call are returned. A port created with ``reconnect``
   instead forgets the peer and attaches again (WinDbg's ``reconnect``, windbg.md §0.8);
   bytes written while no peer is attached are lost, as on a cable with nobody at the end.
@@ -36,7 +36,7 @@ import time
 
 from serial.serialutil import PortNotOpenError, SerialBase, Timeout, to_bytes
 
-from .errors import LinkClosed, LinkError, LinkWriteTimeout
+from .errors import LinkError, LinkWriteTimeout
 
 if sys.platform != "win32":
     import fcntl
@@ -110,7 +110,7 @@ class Channel:
 class FdPort(SerialBase):
     """Base class of the stream-backed pyserial ports; subclasses implement ``_attach``."""
 
-    #: Attach a new peer after EOF instead of raising LinkClosed.
+    #: Attach a new peer after EOF instead of raising LinkError.
     reconnect: bool = False
     #: Wait for peers to connect (a listening socket) instead of having one from open.
     listen: bool = False
@@ -208,7 +208,7 @@ class FdPort(SerialBase):
         self._check_open()
         if self._chan is None:
             if self._eof:
-                raise LinkClosed(f"{self.portstr}: the peer closed the link")
+                raise LinkError(f"{self.portstr}: the peer closed the link")
             if not self._attach(0):
                 return 0
         chan = self._chan  # a writer that meets EOF may drop it meanwhile
@@ -229,7 +229,7 @@ class FdPort(SerialBase):
                 if self._eof:
                     if buf:
                         break
-                    raise LinkClosed(f"{self.portstr}: the peer closed the link")
+                    raise LinkError(f"{self.portstr}: the peer closed the link")
                 if not self._attach(timeout.time_left()):
                     break
                 continue
@@ -305,7 +305,7 @@ class FdPort(SerialBase):
         if self._chan is None:
             timeout = Timeout(self._write_timeout)
             if self._eof:
-                raise LinkClosed(f"{self.portstr}: the peer closed the link")
+                raise LinkError(f"{self.portstr}: the peer closed the link")
             if not self._attach_for_write(timeout.time_left()):
                 if self.reconnect or self.listen:
                     log.debug("%s: no peer, %d bytes lost", self.portstr, total)
@@ -324,7 +324,7 @@ class FdPort(SerialBase):
                 if exc.errno in _EOF_ERRNOS:
                     self._lost_peer("write")
                     if self._eof:
-                        raise LinkClosed(f"{self.portstr}: the peer closed the link") from exc
+                        raise LinkError(f"{self.portstr}: the peer closed the link") from exc
                     continue
                 if exc.errno not in _RETRY_ERRNOS:
                     raise LinkError(f"{self.portstr}: write failed: {exc.strerror or exc}") from exc

@@ -10,7 +10,7 @@ The slave is put in raw mode (simulated-target.md §8.2: otherwise the line disc
 mangles 0x0D, 0x11/0x13). This end keeps its own slave descriptor open for its whole
 life, so, like a UART, the master never sees EOF: a peer can close and reopen the slave
 path. The peer does see EOF when this end closes (pyserial raises, ``open_link``
-reports ``LinkClosed``). POSIX only.
+reports ``LinkError``). POSIX only.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from kdcon.protocol.transports import BaudMismatch, FaultyPort, LinkClosed, open_link
+from kdcon.protocol.transports import BaudMismatch, FaultyPort, LinkError, open_link
 from kdcon.tools.linetest import main
 from tests.protocol.test_transport_ptys import socat_pair  # noqa: F401 - a fixture
 
@@ -37,7 +37,7 @@ class FakeTarget:
         while not self.stop.is_set():
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
-            except LinkClosed:
+            except LinkError:
                 return
             self.received += data
             if self.answer and data and (self.on_any_byte or b"\x62" in data):

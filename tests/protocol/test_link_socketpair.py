@@ -14,11 +14,12 @@ from kdcon.protocol.events import (
     BreakIn,
     DebugPrint,
     Event,
+    LinkClosed,
     ManipulateRequest,
     StateChange,
 )
 from kdcon.protocol.connection import KdConnection
-from kdcon.protocol.link import KdLink, LinkClosed
+from kdcon.protocol.link import KdLink
 from kdcon.protocol.messages import build_exception_state_change
 from kdcon.protocol.packet import build_control_packet
 from kdcon.protocol.state import Phase, Role

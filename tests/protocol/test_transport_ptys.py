@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from kdcon.protocol.transports import LinkClosed, NativeSerial, open_link
+from kdcon.protocol.transports import LinkError, NativeSerial, open_link
 from tests.oracles import require_tool
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="ptys are POSIX only")
@@ -42,9 +42,9 @@ def test_peer_of_pty_handler_sees_link_closed_when_the_master_goes_away():
     master.write(b"0000")
     assert _read_exactly(peer, 4) == b"0000"
     master.close()
-    with pytest.raises(LinkClosed):
+    with pytest.raises(LinkError):
         peer.read(1)
-    with pytest.raises(LinkClosed):
+    with pytest.raises(LinkError):
         peer.in_waiting  # noqa: B018 - the property raises EIO underneath (simulated-target.md §8.2)
     peer.close()
 
@@ -75,7 +75,7 @@ def test_os_openpty_slave_opened_by_path_reports_link_closed_on_master_close():
     os.write(master_fd, b"iiii")
     assert _read_exactly(port, 4) == b"iiii"
     os.close(master_fd)
-    with pytest.raises(LinkClosed):
+    with pytest.raises(LinkError):
         port.read(1)
     port.close()
 
@@ -117,6 +117,6 @@ def test_socat_exit_ends_the_link_with_link_closed(socat_pair):
     left = open_link(a, timeout=5)
     proc.terminate()
     proc.wait(10)
-    with pytest.raises(LinkClosed):
+    with pytest.raises(LinkError):
         left.read(1)
     left.close()

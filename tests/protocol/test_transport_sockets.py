@@ -12,7 +12,7 @@ import pytest
 import serial
 
 from kdcon.protocol.errors import TransportError
-from kdcon.protocol.transports import LinkClosed, LinkError, open_link, socket_pair
+from kdcon.protocol.transports import LinkError, open_link, socket_pair
 
 ALL_BYTES = bytes(range(256))
 
@@ -117,7 +117,7 @@ def test_read_available_reports_the_peer_closing_after_pending_bytes():
     a.write(b"last")
     a.close()
     assert b.read_available() == b"last"
-    with pytest.raises(LinkClosed):
+    with pytest.raises(LinkError):
         b.read_available()
     b.close()
 
@@ -127,7 +127,7 @@ def test_peer_close_raises_link_closed_after_pending_bytes():
     a.write(b"last")
     a.close()
     assert b.read(100) == b"last"
-    with pytest.raises(LinkClosed):
+    with pytest.raises(LinkError):
         b.read(1)
     # Both hierarchies see it: pyserial users and protocol-layer users.
     with pytest.raises(serial.SerialException):
@@ -157,7 +157,7 @@ def test_pyserial_reader_thread_sees_link_closed_as_connection_lost():
     a.write(b"0000")
     a.close()
     assert lost.wait(5)
-    assert bytes(received) == b"0000" and isinstance(lost.exc, LinkClosed)
+    assert bytes(received) == b"0000" and isinstance(lost.exc, LinkError)
     thread.join(5)
 
 
@@ -179,7 +179,7 @@ def test_unix_client_talks_to_a_listening_socket_and_sees_eof_when_the_peer_exit
     with listener:
         subprocess.run([sys.executable, "-c", child_code, f"{sock_path}-2"], check=True, timeout=30)
         assert _read_exactly(listener, 4) == b"0000"
-        with pytest.raises(LinkClosed):
+        with pytest.raises(LinkError):
             listener.read(1)
 
 
@@ -278,7 +278,7 @@ def test_tcp_listen_and_connect_use_nodelay_and_carry_data():
             assert _read_exactly(server, 256) == ALL_BYTES
             server.write(b"0000")
             assert _read_exactly(client, 4) == b"0000"
-        with pytest.raises(LinkClosed):
+        with pytest.raises(LinkError):
             server.read(1)
 
 
