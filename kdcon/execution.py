@@ -296,6 +296,8 @@ class Executor:
 
     def show(self, outcome: StopOutcome, *, registers: bool = False) -> None:
         stop = outcome.stop
+        state = self.console.state
+        state.next_unassemble = state.next_dump = None
         lines: list[str] = []
         if outcome.bugcheck is not None:
             code, params = outcome.bugcheck

@@ -159,7 +159,8 @@ class Session:
     def _identify(self) -> None:
         """GetVersion, the debugger data block and the module list."""
         self.version = self.host.get_version()
-        self.pointer_size = 8 if self.version.Flags & 0x2 or self.version.MachineType == 0x8664 else 4
+        # Only an x86 kernel (IMAGE_FILE_MACHINE_I386) has 4-byte pointers.
+        self.pointer_size = 4 if self.version.MachineType == 0x14C else 8
         if self.version.DebuggerDataList:
             head = self.read_pointer(self.version.DebuggerDataList)
             if head:

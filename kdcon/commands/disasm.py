@@ -1,0 +1,55 @@
+"""Disassembly: u, ub, uf (with /c) in WinDbg's MASM syntax, symbolised operands.
+
+``u`` with no address continues where the last listing ended (and at the current
+instruction after a stop); reads go through the per-stop cache.
+"""
+
+from __future__ import annotations
+
+from .. import disasm
+from ..argtypes import Args
+from ..console import CommandContext
+from ..errors import CommandError
+from ..registry import Category, command
+
+_D = Category.DISASSEMBLY
+
+
+def _read(ctx: CommandContext):
+    return lambda address, size: ctx.session.read_virtual(address, size)
+
+
+@command("u", category=_D, usage="u [address] [L count | end]", repeatable=True)
+def u(ctx: CommandContext, args: Args) -> None:
+    """Disassemble 8 instructions (or a range) from an address."""
+    state = ctx.console.state
+    start, count = args.range(8)
+    if start is None:
+        start = state.next_unassemble if state.next_unassemble is not None \
+            else ctx.session.registers.get("rip")
+    lines, next_address = disasm.unassemble(_read(ctx), start, count,
+                                            symbolizer=ctx.console.symbolizer)
+    state.next_unassemble = next_address
+    ctx.out.lines(lines)
+
+
+@command("ub", category=_D, usage="ub [address] [L count]")
+def ub(ctx: CommandContext, args: Args) -> None:
+    """Disassemble the 8 instructions (or count) that end at an address."""
+    end, count = args.range(8)
+    if end is None:
+        end = ctx.session.registers.get("rip")
+    ctx.out.lines(disasm.unassemble_back(_read(ctx), end, count, symbolizer=ctx.console.symbolizer))
+
+
+@command("uf", category=_D, usage="uf [/c] address")
+def uf(ctx: CommandContext, args: Args) -> None:
+    """Disassemble a whole function by following its branches (/c: only its calls)."""
+    options = args.options("c", "D", "m", "o", "O", "i")
+    if args.empty():
+        raise CommandError(f"Numeric expression missing from '{ctx.text}'")
+    start = args.expression()
+    args.expect_end()
+    lines = disasm.unassemble_function(_read(ctx), start, symbolizer=ctx.console.symbolizer,
+                                       calls_only="c" in options)
+    ctx.out.lines(lines)

@@ -1,0 +1,189 @@
+"""Symbols: lm, x, ln, .reload, .sympath, .symfix, !sym, !lmi.
+
+Loading is lazy as in WinDbg: ``.reload`` rebuilds the module list and forgets
+loaded symbols, ``.reload /f`` loads them now, ``.reload module=address,size`` adds
+a module the list does not name. Text is rendered by ``kdcon.render.symbols``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from kdcon.symbols.path import SymbolPath
+
+from ..argtypes import Args
+from ..console import CommandContext
+from ..errors import CommandError
+from ..output import printable
+from ..registry import Category, command
+from ..render.symbols import render_lm_row, render_ln, render_x
+
+_S = Category.SYMBOLS
+
+
+def _reader(ctx: CommandContext):
+    def read(address: int, size: int) -> bytes | None:
+        return ctx.session.read_virtual(address, size) or None
+    return read
+
+
+@command("lm", category=_S, usage="lm [v] [o] [l] [m pattern]", needs_halt=False)
+def lm(ctx: CommandContext, args: Args) -> None:
+    """List the loaded modules with their symbol state."""
+    flags, pattern = "", None
+    words = args.rest().split()
+    glued = args.text[:1].isalpha()
+    if glued and words:
+        first = words.pop(0)
+        flags += first.rstrip("mM")
+        if first[-1:] in "mM":
+            words.insert(0, "m")
+    while words:
+        word = words.pop(0)
+        if word.lower() == "m" and words:
+            pattern = words.pop(0)
+        elif set(word.lower()) <= set("vold1"):
+            flags += word.lower()
+        else:
+            raise CommandError(f"Syntax error at '{word}'")
+    symbols = ctx.session.symbols
+    rows = symbols.lm_rows()
+    ctx.out.line("start             end                 module name")
+    for row in rows:
+        if pattern and not fnmatch.fnmatch(row.name.lower(), pattern.lower()):
+            continue
+        if "l" in flags and row.state == "deferred":
+            continue
+        ctx.out.line(printable(render_lm_row(row, ctx.session.pointer_size), newlines=False))
+        ctx.out.row(name=row.name, base=row.base, end=row.end, state=row.state,
+                    symbol_file=row.symbol_file)
+        if "v" in flags:
+            module = symbols.module(row.name)
+            if module is not None:
+                ctx.out.line(f"    Image name: {printable(module.image_name, newlines=False)}")
+                if module.timestamp:
+                    ctx.out.line(f"    Timestamp:        {module.timestamp:08X}")
+                ctx.out.line(f"    ImageSize:        {module.size:08X}")
+                if module.checksum:
+                    ctx.out.line(f"    CheckSum:         {module.checksum:08X}")
+
+
+@command("x", category=_S, usage="x [module!]pattern")
+def x(ctx: CommandContext, args: Args) -> None:
+    """Show the symbols that match a pattern (wildcards * and ?)."""
+    args.options("v", "t", "0", "1", "2", "D", "a", "n", "z")
+    pattern = args.rest()
+    if not pattern:
+        raise CommandError("Syntax error: x takes module!pattern")
+    matches = ctx.session.symbols.match(pattern)
+    ctx.out.write(render_x(matches, ctx.session.pointer_size, _reader(ctx)))
+    for match in matches:
+        ctx.out.row(address=match.address, name=match.qualified)
+
+
+@command("ln", category=_S, usage="ln address")
+def ln(ctx: CommandContext, args: Args) -> None:
+    """List the symbols nearest an address."""
+    address = args.expression() if not args.empty() else ctx.session.registers.get("rip")
+    args.expect_end()
+    near = ctx.session.symbols.near(address)
+    ctx.out.write(render_ln(near, ctx.session.pointer_size, _reader(ctx)))
+
+
+@command(".reload", category=_S, usage=".reload [/f] [/i] [/u] [/unl] [module[=address,size]]")
+def reload(ctx: CommandContext, args: Args) -> None:
+    """Rebuild the module list; /f loads symbols now, /u unloads, module=addr,size adds one."""
+    options = args.options("f", "i", "u", "unl", "n", "s", "v", "w", "l", "user", "d", "o")
+    session = ctx.session
+    target = args.rest()
+    if "u" in options:
+        if target:
+            module = session.symbols.module(target)
+            if module is None:
+                raise CommandError(f"Unable to find module '{target}'")
+            module.unload()
+        else:
+            session.symbols.reload()
+        return
+    if target and "=" in target:
+        name, _, where = target.partition("=")
+        parts = [p for p in where.split(",") if p]
+        base = ctx.evaluate(parts[0])
+        size = ctx.evaluate(parts[1]) if len(parts) > 1 else 0x1000
+        session.symbols.add_module(name, base, size)
+        if "f" in options or "i" in options:
+            session.symbols.module(name.rsplit(".", 1)[0]).load(force="i" in options)
+        return
+    if not target:
+        session.symbols.reload()
+        session.reload_module_list()
+        ctx.out.line("Loading Kernel Symbols")
+        ctx.out.line("Loading unloaded module list")
+    modules = [session.symbols.module(target)] if target else session.symbols.modules()
+    if target and modules[0] is None:
+        raise CommandError(f"Unable to find module '{target}'")
+    if "f" in options or "i" in options:
+        for module in modules:
+            module.load(force="i" in options)
+
+
+@command(".sympath", category=_S, usage=".sympath[+] [path]", needs_halt=False,
+         aliases=(".sympath+",))
+def sympath(ctx: CommandContext, args: Args) -> None:
+    """Show or set the symbol path (.sympath+ appends); .reload loads with it."""
+    symbols = ctx.session.symbols
+    text = args.rest()
+    append = ctx.text.startswith(".sympath+")
+    if text:
+        path = SymbolPath.parse(f"{symbols.path};{text}" if append and str(symbols.path) else text)
+        symbols.set_path(path)
+    ctx.out.line(f"Symbol search path is: {symbols.path or '*** Invalid ***'}")
+    ctx.out.line(f"Expanded Symbol search path is: {str(symbols.path).lower()}")
+
+
+@command(".symfix", category=_S, usage=".symfix[+] [cache]", needs_halt=False,
+         aliases=(".symfix+",))
+def symfix(ctx: CommandContext, args: Args) -> None:
+    """Set the symbol path to Microsoft's symbol server behind a local cache."""
+    from kdcon.symbols import http
+
+    cache = args.rest() or None
+    server = http.symfix_path(cache)
+    symbols = ctx.session.symbols
+    text = f"{symbols.path};{server}" if ctx.text.startswith(".symfix+") and str(symbols.path) \
+        else server
+    symbols.set_path(SymbolPath.parse(text))
+    ctx.out.line(f"Symbol search path is: {symbols.path}")
+
+
+@command("!sym", category=_S, usage="!sym noisy|quiet", needs_halt=False)
+def sym(ctx: CommandContext, args: Args) -> None:
+    """Say (noisy) or not (quiet) how each symbol file is searched for."""
+    import logging
+
+    word = args.rest().lower()
+    if word not in ("noisy", "quiet", ""):
+        raise CommandError("!sym takes noisy or quiet")
+    if word:
+        logging.getLogger("kdcon.symbols").setLevel(logging.INFO if word == "noisy" else logging.ERROR)
+        ctx.console.state.values["sym_noisy"] = word == "noisy"
+    ctx.out.line(f"{'noisy' if ctx.console.state.values.get('sym_noisy') else 'quiet'} mode - "
+                 f"symbol prompts on")
+
+
+@command("!lmi", category=_S, usage="!lmi module")
+def lmi(ctx: CommandContext, args: Args) -> None:
+    """Show what is known of one module: image, identity and symbol file."""
+    name = args.rest()
+    module = ctx.session.symbols.module(name) if name else None
+    if module is None:
+        raise CommandError(f"Unable to find module '{name}'")
+    fmt = ctx.console.format_address
+    ctx.out.line(f"Loaded Module Info: [{printable(module.name, newlines=False)}]")
+    ctx.out.line(f"         Module: {printable(module.name, newlines=False)}")
+    ctx.out.line(f"   Base Address: {fmt(module.base)}")
+    ctx.out.line(f"     Image Name: {printable(module.image_name, newlines=False)}")
+    ctx.out.line(f"      Time Stamp: {module.timestamp:08x}")
+    ctx.out.line(f"           Size: {module.size:x}")
+    ctx.out.line(f"    Symbol Type: {module.state.value.upper()}")
+    ctx.out.line(f"    Symbol File: {module.symbol_file or ''}")

@@ -1,0 +1,66 @@
+"""Stack walks for the session: unwind data from the local image first, the target second.
+
+What it does: ``stack_frames(session)`` unwinds the current thread with
+``unwind.unwind``, giving it, per module, the function table of the image file found
+on the symbol path (matched by timestamp and size: no wire bytes for headers or
+unwind data) or, failing that, the one read from target memory. Tables are kept for
+the session, keyed by module base.
+What it does not do: format frames (unwind.format_stack) or parse ``k`` options.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from kdcon.symbols.errors import SymbolError
+
+from .pdata import FunctionTable, UnwindError
+from .unwind import Frame, unwind
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["stack_frames", "function_table_for"]
+
+log = logging.getLogger(__name__)
+
+
+def function_table_for(session: Session, address: int) -> FunctionTable | None:
+    module = session.symbols.module_for(address)
+    if module is None:
+        return None
+    tables: dict[int, FunctionTable | None] = session.__dict__.setdefault("_function_tables", {})
+    if module.base in tables:
+        return tables[module.base]
+    table = _local_table(module)
+    if table is None:
+        table = FunctionTable.from_memory(lambda a, n: session.memory.read(a, n), module.base)
+    tables[module.base] = table
+    return table
+
+
+def _local_table(module) -> FunctionTable | None:
+    if not module.timestamp:
+        return None
+    try:
+        found = module.locator.find(module.image_name, module.image_identity(),
+                                    image_ext=module.image_name.rsplit(".", 1)[-1].lower())
+    except (SymbolError, OSError) as exc:
+        log.debug("%s: no local image: %s", module.name, exc)
+        return None
+    if not found.found or found.match is None or found.match.letter not in ("", "C"):
+        return None
+    try:
+        with open(found.path, "rb") as handle:
+            return FunctionTable.from_image(handle.read(), module.base)
+    except (OSError, UnwindError) as exc:
+        log.debug("%s: %s", found.path, exc)
+        return None
+
+
+def stack_frames(session: Session, *, limit: int = 256) -> list[Frame]:
+    regs = session.registers
+    return unwind(regs.get("rip"), regs.get("rsp"), regs.get("rbp"),
+                  read=lambda a, n: session.read_virtual(a, n),
+                  function_for=lambda a: function_table_for(session, a), max_frames=limit)
