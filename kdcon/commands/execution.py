@@ -150,8 +150,8 @@ def _one_step(ctx: CommandContext, *, over: bool) -> bool:
     registers = ctx.console.settings.step_registers
     if over:
         pc, insn = _instruction_at_pc(ctx)
-        if insn is not None and (insn.is_call or insn.mnemonic.startswith(("rep", "int"))
-                                 and not insn.mnemonic.startswith("int3")):
+        if insn is not None and insn.raw[:1] != b"\xcc" and (
+                insn.is_call or insn.mnemonic.startswith(("rep", "int"))):
             outcome = _run_to(ctx, insn.end, registers=registers)
             return outcome is not None and outcome.stop.pc == insn.end
     outcome = _run(ctx, trace=True, stepping=True, registers=registers)

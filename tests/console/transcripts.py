@@ -17,13 +17,15 @@ from pathlib import Path
 from kdcon.cli import main
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
+# Paths on this machine (the symbol path names the checkout) read as <repo>.
+REPO = str(Path(__file__).resolve().parents[2])
 
 
 def run_kdcon(args: list[str]) -> tuple[str, int]:
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         status = main(args)
-    return buffer.getvalue(), status
+    return buffer.getvalue().replace(REPO, "<repo>"), status
 
 
 def batch(*commands: str, extra: list[str] | None = None) -> tuple[str, int]:
