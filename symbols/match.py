@@ -20,13 +20,18 @@ from dataclasses import dataclass, field
 
 from .model import FileKind, SymbolId
 
-__all__ = ["Match", "image_key", "pdb_key", "store_key", "guid_hex", "match_identity",
+__all__ = ["Match", "image_key", "pdb_key", "store_key", "guid_hex", "format_guid", "match_identity",
            "wanted_pdb"]
 
 
 def guid_hex(guid: uuid.UUID) -> str:
     """GUID as symsrv writes it: Data1 %08X, Data2 %04X, Data3 %04X, Data4 bytes."""
     return f"{guid.fields[0]:08X}{guid.fields[1]:04X}{guid.fields[2]:04X}{guid.bytes[8:].hex().upper()}"
+
+
+def format_guid(guid: uuid.UUID) -> str:
+    """GUID as WinDbg shows it (``lm v``, ``!lmi``): ``{684DA42A-30CC-450F-81C5-35B4D18944B1}``."""
+    return "{" + str(guid).upper() + "}"
 
 
 def image_key(timestamp: int, size_of_image: int) -> str:
@@ -107,7 +112,8 @@ def _pdb_rules(want: SymbolId, got: SymbolId) -> tuple[str, list[str]]:
     reasons: list[str] = []
     if want.guid is not None:
         if got.guid != want.guid:
-            reasons.append(f"GUID {got.guid} != {want.guid}" if got.guid else "PDB has no GUID")
+            reasons.append(f"GUID {format_guid(got.guid)} != {format_guid(want.guid)}"
+                           if got.guid else "PDB has no GUID")
     elif want.signature is not None:
         if got.signature != want.signature:
             shown = f"{got.signature:08X}" if got.signature is not None else "none"

@@ -225,9 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stream: IO[bytes] = (sys.stdin.buffer if args.file == "-"
                              else open(args.file, "rb"))  # noqa: SIM115
+    except FileNotFoundError:
+        print(f"kdcon-kdtrace: {args.file}: no such file", file=sys.stderr)
+        return 2
+    except IsADirectoryError:
+        print(f"kdcon-kdtrace: {args.file}: is a directory, not a file", file=sys.stderr)
+        return 2
     except OSError as exc:
-        print(f"kdcon-kdtrace: cannot read {args.file}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"kdcon-kdtrace: {args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return 2
     out = sys.stdout
     try:

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kdcon.protocol.errors import TransportError
-from kdcon.protocol.transports import add_link_arguments, open_link, open_link_from_args
-from kdcon.protocol.transports.cli import link_baud
+from kdcon.protocol.transports import add_link_arguments, open_link_from_args
+from kdcon.protocol.transports.cli import link_baud, open_checked
 from kdcon.protocol.transports.uart import resample_at_wrong_baud
 
 __all__ = [
@@ -270,7 +270,9 @@ def analyse_probe(received: bytes, baud: int, waited: float = 0.0, sent: int | N
             number = int.from_bytes(received[pos + 4 : pos + 6], "little")
             detail += f" type {number} ({PACKET_TYPES.get(number, 'unknown')})"
         report.kind = "answering"
-        report.lines.append(f"KD target answering: {detail} after {len(received)} bytes")
+        before = f", after {pos} bytes that were not KD (noise or a boot message)" if pos else ""
+        report.lines.append(f"KD target answering: {detail}{before}; {len(received)} bytes received "
+                            f"in {waited:.1f} s")
         return report
     if not received:
         report.lines.append(f"silent: nothing arrived in {waited:.1f} s")
@@ -414,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             ports.append(open_link_from_args(args))
             args.baud = link_baud(args)
             if args.peer:
-                ports.append(open_link(args.peer, baud=args.baud))
+                ports.append(open_checked(args.peer, baud=args.baud))
         except TransportError as exc:
             print(f"kdcon-linetest: error: {exc}", file=sys.stderr)
             return 2

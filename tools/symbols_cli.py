@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from kdcon.symbols.errors import SymbolError
 from kdcon.symbols.locate import file_kind, read_identity
-from kdcon.symbols.match import guid_hex, store_key, wanted_pdb
+from kdcon.symbols.match import format_guid, store_key, wanted_pdb
 from kdcon.symbols.model import FileKind, SectionHeader, SymbolId
 from kdcon.symbols.index import has_wildcard
 from kdcon.symbols.module import SymbolState, candidate_names, module_name_for
@@ -52,7 +52,7 @@ class CliError(Exception):
 
 
 def _identity_json(identity: SymbolId) -> dict:
-    return {"name": identity.name, "guid": str(identity.guid).upper() if identity.guid else None,
+    return {"name": identity.name, "guid": format_guid(identity.guid) if identity.guid else None,
             "signature": identity.signature, "age": identity.age, "timestamp": identity.timestamp,
             "size_of_image": identity.size_of_image, "checksum": identity.checksum,
             "pdb_name": identity.pdb_name, "key": store_key(identity)}
@@ -145,7 +145,29 @@ def _hex(value):
     return f"{value:#x}" if isinstance(value, int) else value
 
 
-def _about(path: str, exc: Exception) -> CliError:
+def _check_file(path: str) -> None:
+    """One line for a path that is no readable file: missing, a directory, unreadable."""
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _image(path: str):
+    """The image at ``path``, or one line saying why it cannot be read."""
+    _check_file(path)
+    try:
+        return read_image(path)
+    except SymbolError as exc:
+        raise _about(path, exc) from None
+
+
+def _about(path: str, exc: Exception | str) -> CliError:
     """One line naming ``path`` once, whichever form of it the message already holds."""
     text = str(exc)
     for said in (f"cannot read {path}: ", f"{path}: ", f"{os.path.basename(path)}: "):
@@ -156,9 +178,10 @@ def _about(path: str, exc: Exception) -> CliError:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
+    _check_file(args.file)
     kind = file_kind(args.file)
     if kind is None:
-        raise CliError(f"{args.file}: not an image, DBG or PDB file (or unreadable)")
+        raise CliError(f"{args.file}: not an image, DBG or PDB file")
     dump = {FileKind.PE: _dump_pe, FileKind.DBG: _dump_dbg}.get(kind, _dump_pdb)
     try:
         result = dump(args.file)
@@ -211,7 +234,7 @@ def _warn_missing_path_elements(path: SymbolPath) -> None:
 
 def _open_session(path: str, image_paths: Sequence[str], bases: Sequence[tuple[str, int, int | None]]
                   ) -> SymbolSession:
-    images = [(image_path, read_image(image_path)) for image_path in image_paths]
+    images = [(image_path, _image(image_path)) for image_path in image_paths]
     session = SymbolSession(path, pointer_size=8 if any(i.is_64bit for _, i in images) else 4)
     _warn_missing_path_elements(session.path)
     wanted = {name.casefold(): (address, size) for name, address, size in bases}
@@ -371,6 +394,7 @@ def incomplete_image(data: bytes) -> str | None:
 def cmd_add(args: argparse.Namespace) -> int:
     entries = []
     for path in args.files:
+        _check_file(path)
         try:
             identity = read_identity(path)
         except SymbolError as exc:
@@ -404,7 +428,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     session = SymbolSession(args.sympath)
     failures = 0
     for image_path in args.images:
-        image = read_image(image_path)
+        image = _image(image_path)
         want = image.identity
         matched = None
         lines = []
@@ -420,7 +444,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 lines.append(f"  {name}: not on the symbol path")
             for candidate in found.candidates:
                 if candidate.error:
-                    lines.append(f"  {candidate.path}: unreadable: {candidate.error}")
+                    lines.append(f"  {_about(candidate.path, candidate.error)}".replace(
+                        f"{candidate.path}: ", f"{candidate.path}: unreadable: ", 1))
                 elif candidate.match.exact and matched is None:
                     matched = candidate.path
                     lines.append(f"  {candidate.path}: matches ({_why(target)})")
@@ -438,7 +463,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _why(target: SymbolId) -> str:
     if target.guid is not None:
-        return f"GUID {guid_hex(target.guid)} age {target.age:x}"
+        return f"GUID {format_guid(target.guid)} age {target.age:x}"
     if target.signature is not None:
         return f"signature {target.signature:08X} age {target.age:x}"
     return f"timestamp {target.timestamp:08X} size {target.size_of_image:x}"

@@ -2,7 +2,8 @@
 
 ``add_link_arguments(parser)`` declares them; ``open_link_from_args(args)`` opens the link
 they describe with ``open_link``; ``link_baud(args)`` is the rate that link runs at (a kd
-string's ``baud=`` wins over ``--baud``, as in kd). The argument types raise
+string's ``baud=`` wins over ``--baud``, as in kd). ``open_checked`` opens one link the way
+the tools do: a local path that is no terminal (a directory, a file) is one plain line. The argument types raise
 ``argparse.ArgumentTypeError`` so that argparse prints one usage line for a bad value.
 Not here: printing or exit codes (the tools own those).
 """
@@ -10,6 +11,11 @@ Not here: printing or exit codes (the tools own those).
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import re
+import stat
+import sys
 from typing import Any
 
 from .errors import LinkError
@@ -17,9 +23,12 @@ from .faults import FaultModel, parse_fault_spec
 from .kdstring import is_kd_string, parse_kd_string
 from .open import DEFAULT_TIMEOUT, open_link
 
-__all__ = ["add_link_arguments", "open_link_from_args", "link_baud", "baud_rate", "fault_spec"]
+__all__ = ["add_link_arguments", "open_link_from_args", "open_checked", "local_device", "link_baud",
+           "baud_rate", "fault_spec"]
 
 DEFAULT_BAUD = 115200
+_COM_NAME = re.compile(r"^com\d+$", re.IGNORECASE)
+_NOT_A_TERMINAL = "not a terminal device: give a serial port (/dev/ttyS0, /dev/ttyUSB0), a pty or a URL"
 
 
 def baud_rate(text: str) -> int:
@@ -86,10 +95,49 @@ def open_link_from_args(args: argparse.Namespace, *, timeout: float | None = DEF
     spec = getattr(args, "port", None) or getattr(args, "kd_string", None)
     if not spec:
         raise LinkError("no link given: use --port URL or -k com:port=...,baud=...")
-    return open_link(
+    return open_checked(
         spec,
         baud=link_baud(args),
         timeout=timeout,
         pace=getattr(args, "pace", None),
         faults=getattr(args, "faults", None),
     )
+
+
+def local_device(spec: str) -> str | None:
+    """The local path a device spec or kd string opens (None for a URL or a pipe)."""
+    spec = spec.strip()
+    if is_kd_string(spec):
+        kd = parse_kd_string(spec)
+        if kd.pipe:
+            return None
+        spec = kd.to_url()
+    elif _COM_NAME.match(spec) and sys.platform != "win32":
+        spec = parse_kd_string(f"com:port={spec}").to_url()
+    return None if "://" in spec else spec
+
+
+def open_checked(spec: str, **options: Any) -> Any:
+    """``open_link(spec, **options)``, with one plain line when a local path is a
+    directory, a socket or a file rather than a terminal (instead of the errno
+    text of the failed open or ioctl)."""
+    path = local_device(spec) if isinstance(spec, str) and spec.strip() else None
+    if path is not None:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = None          # missing: open_link says what to check
+        if mode is not None and stat.S_ISDIR(mode):
+            raise LinkError(f"cannot open {path}: it is a directory, {_NOT_A_TERMINAL}")
+        if mode is not None and stat.S_ISSOCK(mode):
+            raise LinkError(f"cannot open {path}: it is a unix socket: use unix://{path}")
+        if mode is not None and not stat.S_ISCHR(mode):
+            raise LinkError(f"cannot open {path}: {_NOT_A_TERMINAL}")
+    try:
+        return open_link(spec, **options)
+    except LinkError as exc:
+        cause = exc.__cause__
+        if path is not None and (getattr(cause, "errno", None) == errno.ENOTTY
+                                 or "Inappropriate ioctl" in str(exc)):
+            raise LinkError(f"cannot open {path}: {_NOT_A_TERMINAL}") from None
+        raise

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from kdcon.symbols.match import format_guid
 from kdcon.symbols.pe import read_image
 from kdcon.tools.symbols_cli import main
 
@@ -23,7 +24,7 @@ def test_dump_pdb_json_has_identity_publics_globals_procedures_and_types(driver,
     assert main(["dump", pdb, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     identity = read_image(driver[0]).identity
-    assert result["kind"] == "pdb7" and result["identity"]["guid"] == str(identity.guid).upper()
+    assert result["kind"] == "pdb7" and result["identity"]["guid"] == format_guid(identity.guid)
     assert result["identity"]["age"] == identity.age
     assert {"name": "DriverEntry", "section": 1, "offset": 0x30, "rva": 0x1030} in result["publics"]
     assert {"name": "DemoGlobal", "rva": 0x3008, "type": "_DEMO"} in result["globals"]
@@ -70,7 +71,7 @@ def test_check_reports_why_a_file_does_not_match(tmp_path, driver, capsys):
 
 
 @pytest.mark.parametrize("argv, status, message", [
-    (["dump", "/nonexistent/file.pdb"], 1, "not an image, DBG or PDB"),
+    (["dump", "/nonexistent/file.pdb"], 1, "/nonexistent/file.pdb: no such file"),
     (["lookup", "-y", "x"], 2, "required"),
     (["frobnicate"], 2, "invalid choice"),
     (["lookup", "-y", "foo*bar", "/nonexistent.sys", "1000"], 1, "kdcon-symbols:"),
