@@ -30,11 +30,11 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from iced_x86 import Code, Decoder, OpKind, Register
 
-from .pdata import (GPRS, UWOP_ALLOC_LARGE, UWOP_ALLOC_SMALL, UWOP_PUSH_MACHFRAME, UWOP_PUSH_NONVOL,
+from .pdata import (GPRS, MAX_CHAIN, UWOP_ALLOC_LARGE, UWOP_ALLOC_SMALL, UWOP_PUSH_MACHFRAME, UWOP_PUSH_NONVOL,
                     UWOP_SAVE_NONVOL, UWOP_SAVE_NONVOL_FAR, UWOP_SET_FPREG, FunctionTable, Reader,
                     RuntimeFunction, UnwindError, UnwindInfo)
 
@@ -59,7 +59,9 @@ class Frame:
     """One stack frame: where it runs, its stack pointer after its prolog (WinDbg's
     Child-SP), the address it returns to, and the four home-space qwords above that
     return address (``kb``'s Args to Child). ``how`` says what found the return
-    address: ``unwind`` (unwind data, epilogs included), ``leaf`` or ``frame-pointer``."""
+    address: ``unwind`` (unwind data, epilogs included), ``leaf`` or ``frame-pointer``.
+    ``registers`` holds the integer registers as far as they are known in this frame
+    (volatile ones only in frame 0)."""
 
     number: int
     child_sp: int
@@ -68,6 +70,7 @@ class Frame:
     frame_pointer: int | None
     args: tuple[int, int, int, int]
     how: str
+    registers: Mapping[str, int | None] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -86,18 +89,31 @@ class _Stack:
         self._read = read
         self._spans: list[tuple[int, bytes]] = []
 
-    def _covered(self, start: int, size: int) -> bool:
-        return any(s <= start and start + size <= s + len(d) for s, d in self._spans)
+    def _missing(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of [start, end) no earlier read holds."""
+        gaps = [(start, end)]
+        for span_start, data in self._spans:
+            span_end = span_start + len(data)
+            cut = []
+            for gap_start, gap_end in gaps:
+                if span_end <= gap_start or gap_end <= span_start:
+                    cut.append((gap_start, gap_end))
+                    continue
+                if gap_start < span_start:
+                    cut.append((gap_start, span_start))
+                if span_end < gap_end:
+                    cut.append((span_end, gap_end))
+            gaps = cut
+        return gaps
 
     def fetch(self, wanted: list[tuple[int, int]]) -> None:
         merged: list[list[int]] = []
         for start, size in sorted(wanted):
-            if self._covered(start, size):
-                continue
-            if merged and start <= merged[-1][1] + 16:
-                merged[-1][1] = max(merged[-1][1], start + size)
-            else:
-                merged.append([start, start + size])
+            for gap_start, gap_end in self._missing(start, start + size):
+                if merged and gap_start <= merged[-1][1] + 16:
+                    merged[-1][1] = max(merged[-1][1], gap_end)
+                else:
+                    merged.append([gap_start, gap_end])
         for start, end in merged:
             self._spans.append((start, bytes(self._read(start, end - start))))
 
@@ -121,7 +137,7 @@ def _return_from(slot: int, registers: dict, stack: _Stack, how: str) -> _Step |
     return _Step(ip, caller, how, stack.args(slot + 8), exact=False)
 
 
-def _epilog(read: Reader, function: RuntimeFunction, info: UnwindInfo, ip: int,
+def _epilog(read: Reader, table: FunctionTable, function: RuntimeFunction, info: UnwindInfo, ip: int,
             registers: dict, stack: _Stack) -> _Step | None:
     """Simulate the rest of an epilog when the code at ``ip`` is one; else None."""
     code = bytes(read(ip, _EPILOG_CODE_BYTES))
@@ -145,7 +161,7 @@ def _epilog(read: Reader, function: RuntimeFunction, info: UnwindInfo, ip: int,
             rsp &= 0xFFFFFFFFFFFFFFFF
         elif c == Code.POP_R64:
             pops.append(_ICED_GPR64[instr.op0_register])
-        elif c in (Code.RETNQ, Code.RETNQ_IMM16) or _epilog_jump(instr, function):
+        elif c in (Code.RETNQ, Code.RETNQ_IMM16) or _epilog_jump(instr, _ranges(table, function, info)):
             break
         else:
             return None
@@ -163,11 +179,23 @@ def _epilog(read: Reader, function: RuntimeFunction, info: UnwindInfo, ip: int,
     return _return_from(caller["rsp"], caller, stack, "unwind")
 
 
-def _epilog_jump(instr, function: RuntimeFunction) -> bool:
-    """A jump that may end an epilog: to outside the function, or through memory with
-    ModRM mod 00 (``jmp qword ptr [rip+x]``)."""
+def _ranges(table: FunctionTable, function: RuntimeFunction, info: UnwindInfo) -> list[RuntimeFunction]:
+    """The function and the entries its chained UNWIND_INFO leads to."""
+    ranges = [function]
+    while info.chained is not None and len(ranges) < MAX_CHAIN:
+        ranges.append(info.chained)
+        info = table.unwind_info(info.chained.unwind_info)
+        if info is None:
+            break
+    return ranges
+
+
+def _epilog_jump(instr, ranges: list[RuntimeFunction]) -> bool:
+    """A jump that may end an epilog: to outside the function (a cold part jumping back
+    to the body it is chained to is not leaving it), or through memory with ModRM mod 00
+    (``jmp qword ptr [rip+x]``)."""
     if instr.code in (Code.JMP_REL32_64, Code.JMP_REL8_64):
-        return instr.near_branch_target not in function
+        return not any(instr.near_branch_target in r for r in ranges)
     if instr.code == Code.JMP_RM64 and instr.op0_kind == OpKind.MEMORY:
         return instr.memory_displ_size == 0 or instr.is_ip_rel_memory_operand
     return False
@@ -176,7 +204,7 @@ def _epilog_jump(instr, function: RuntimeFunction) -> bool:
 def _unwind_codes(table: FunctionTable, function: RuntimeFunction, info: UnwindInfo, ip: int,
                   registers: dict, stack: _Stack) -> _Step | None:
     chain = [info]
-    while chain[-1].chained is not None and len(chain) < _MAX_CHAIN:
+    while chain[-1].chained is not None and len(chain) < MAX_CHAIN:
         parent = table.unwind_info(chain[-1].chained.unwind_info)
         if parent is None:
             return None
@@ -237,7 +265,7 @@ def _step(ip: int, exact: bool, registers: dict, stack: _Stack, read: Reader,
         info = table.unwind_info(function.unwind_info)
         if info is not None:
             if exact:
-                found = _epilog(read, function, info, ip, registers, stack)
+                found = _epilog(read, table, function, info, ip, registers, stack)
                 if found is not None:
                     return found
             return _unwind_codes(table, function, info, ip, registers, stack)
@@ -284,9 +312,9 @@ def unwind(rip: int, rsp: int, rbp: int, *, read: Reader,
         sp = state["rsp"]
         step = _step(ip, exact, state, stack, read, function_for)
         if step is None:
-            frames.append(Frame(number, sp, 0, ip, state["rbp"], stack.args(sp + 8), "leaf"))
+            frames.append(Frame(number, sp, 0, ip, state["rbp"], stack.args(sp + 8), "leaf", dict(state)))
             break
-        frames.append(Frame(number, sp, step.ip, ip, state["rbp"], step.args, step.how))
+        frames.append(Frame(number, sp, step.ip, ip, state["rbp"], step.args, step.how, dict(state)))
         caller_sp = step.registers["rsp"]
         moved = caller_sp != sp if step.exact else caller_sp > sp
         lookup = step.ip if step.exact else step.ip - 1

@@ -1,0 +1,211 @@
+"""The x64 unwinder: every unwind operation, prolog and epilog positions, chained info,
+machine frames, the leaf and frame-pointer rules, what it reads, and WinDbg's k text.
+
+The functions of ``unwind_image`` are run in unicorn one instruction at a time; at every
+stop inside the function the unwound caller must be exactly what the CPU had before
+the call: the return address after the stub's call, the stack pointer the stub had,
+and the nonvolatile registers it had.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from kdcon.pdata import FunctionTable
+from kdcon.unwind import Frame, format_stack, unwind
+
+from .unwind_image import BASE, FUNCTIONS, IMAGE_SIZE, STACK_TOP, Cpu, build_image, stub_for
+
+CALLER = {"rbx": 0x1111111111111111, "rbp": 0x5555555555555555, "rsi": 0x6666666666666666,
+          "rdi": 0x7777777777777777, "r12": 0xC, "r13": 0xD, "r14": 0xE, "r15": 0xF}
+
+
+@pytest.fixture(scope="module")
+def image():
+    return build_image()[0]
+
+
+@pytest.fixture
+def table(image):
+    return FunctionTable.from_image(image, BASE, mapped=True)
+
+
+def _function_for(table):
+    return lambda address: table if BASE <= address < BASE + IMAGE_SIZE else None
+
+
+def _inside(name: str, rip: int) -> bool:
+    if name == "chained_main" and BASE + FUNCTIONS["chained_cold"].rva <= rip < BASE + FUNCTIONS["chained_cold"].end:
+        return True
+    if name == "tail_call" and BASE + FUNCTIONS["leaf"].rva <= rip < BASE + FUNCTIONS["leaf"].end:
+        return True
+    function = FUNCTIONS[name]
+    return BASE + function.rva <= rip < BASE + function.end
+
+
+@pytest.mark.parametrize("name", ["push_alloc", "alloc_large", "alloc_huge", "save_xmm", "frame_pointer",
+                                  "chained_main", "tail_call"])
+def test_every_instruction_of_a_function_unwinds_to_the_caller(image, table, name):
+    cpu = Cpu(image)
+    stub = stub_for(name)
+    cpu.start(stub, **CALLER)
+    cpu.step()                                    # the stub's call
+    stops = 0
+    while _inside(name, cpu.rip):
+        frames = unwind(cpu.rip, cpu.rsp, cpu.registers()["rbp"], read=cpu.read,
+                        function_for=_function_for(table), registers=cpu.registers(), max_frames=2)
+        where = f"{name} at +{cpu.rip - BASE - FUNCTIONS[name].rva:#x}"
+        assert frames[0].return_address == stub + 5, where
+        caller = frames[1]
+        assert caller.instruction_pointer == stub + 5, where
+        assert caller.child_sp == STACK_TOP, where
+        for register, value in CALLER.items():
+            assert caller.registers[register] == value, (where, register)
+        cpu.step()
+        stops += 1
+    assert cpu.rip == stub + 5 and stops >= 5
+
+
+def test_epilog_is_simulated_not_undone_twice(image, table):
+    # At "pop rsi" the fixed allocation is already gone; undoing ALLOC_SMALL again
+    # would read the return address 28h bytes too high.
+    cpu = Cpu(image)
+    cpu.start(stub_for("push_alloc"), **CALLER)
+    pop_rsi = BASE + FUNCTIONS["push_alloc"].rva + 0x13
+    while cpu.rip != pop_rsi:
+        cpu.step()
+    frames = unwind(cpu.rip, cpu.rsp, CALLER["rbp"], read=cpu.read, function_for=_function_for(table),
+                    max_frames=2)
+    assert frames[0].how == "unwind" and frames[1].child_sp == STACK_TOP
+
+
+def _machine_frame_stack(cpu: Cpu, handler_rsp: int, error_code: bool, interrupted_rsp: int,
+                         interrupted_rip: int) -> None:
+    frame = struct.pack("<5Q", interrupted_rip, 0x10, 0x202, interrupted_rsp, 0x18)
+    at = handler_rsp + 0x28
+    if error_code:
+        cpu.uc.mem_write(at, struct.pack("<Q", 0xE))
+        at += 8
+    cpu.uc.mem_write(at, frame)
+
+
+@pytest.mark.parametrize("name,error_code", [("interrupt", False), ("interrupt_error", True)])
+def test_machine_frame_gives_the_interrupted_rip_and_rsp(image, table, name, error_code):
+    # Interrupted at "pop rsi" in push_alloc's epilog: that frame's IP is where the CPU
+    # was, not a return address, so its epilog must be recognised there.
+    cpu = Cpu(image)
+    stub = stub_for("push_alloc")
+    interrupted_rsp = STACK_TOP - 0x400
+    cpu.uc.mem_write(interrupted_rsp, struct.pack("<3Q", CALLER["rsi"], CALLER["rbx"], stub + 5))
+    handler_rsp = STACK_TOP - 0x800
+    _machine_frame_stack(cpu, handler_rsp, error_code, interrupted_rsp, BASE + 0x1113)
+    frames = unwind(BASE + FUNCTIONS[name].rva + 0x10, handler_rsp, 0, read=cpu.read,
+                    function_for=_function_for(table), max_frames=3)
+    assert [f.instruction_pointer for f in frames[:3]] == [BASE + FUNCTIONS[name].rva + 0x10, BASE + 0x1113,
+                                                           stub + 5]
+    assert frames[1].child_sp == interrupted_rsp
+    assert frames[2].child_sp == interrupted_rsp + 24
+    assert frames[2].registers["rbx"] == CALLER["rbx"] and frames[2].registers["rsi"] == CALLER["rsi"]
+
+
+def test_leaf_function_returns_through_rsp(image, table):
+    cpu = Cpu(image)
+    rsp = STACK_TOP - 0x100
+    cpu.uc.mem_write(rsp, struct.pack("<Q", stub_for("leaf") + 5))
+    frames = unwind(BASE + FUNCTIONS["leaf"].rva, rsp, 0, read=cpu.read, function_for=_function_for(table),
+                    max_frames=2)
+    assert frames[0].how == "leaf" and frames[0].return_address == stub_for("leaf") + 5
+    assert frames[1].child_sp == rsp + 8
+
+
+def test_frame_pointer_is_used_when_rsp_holds_no_return_address(image, table):
+    cpu = Cpu(image)
+    rsp, rbp = STACK_TOP - 0x200, STACK_TOP - 0x100
+    cpu.uc.mem_write(rsp, struct.pack("<Q", 0x1234))                # not in any image
+    cpu.uc.mem_write(rbp, struct.pack("<2Q", STACK_TOP - 0x80, stub_for("leaf") + 5))
+    frames = unwind(0xDEAD0000, rsp, rbp, read=cpu.read, function_for=_function_for(table), max_frames=2)
+    assert frames[0].how == "frame-pointer" and frames[0].return_address == stub_for("leaf") + 5
+    assert frames[1].child_sp == rbp + 16 and frames[1].frame_pointer == STACK_TOP - 0x80
+
+
+def test_walk_ends_at_a_zero_return_address(image, table):
+    cpu = Cpu(image)
+    rsp = STACK_TOP - 0x100
+    cpu.uc.mem_write(rsp, bytes(8))
+    frames = unwind(BASE + FUNCTIONS["leaf"].rva, rsp, 0, read=cpu.read, function_for=_function_for(table))
+    assert len(frames) == 1 and frames[0].return_address == 0
+
+
+def test_walk_ends_at_unreadable_stack(image, table):
+    cpu = Cpu(image)
+    frames = unwind(BASE + FUNCTIONS["push_alloc"].rva + 6, 0x10, 0, read=cpu.read,
+                    function_for=_function_for(table))
+    assert len(frames) == 1 and frames[0].return_address == 0
+
+
+def test_a_walk_reads_each_unwind_info_once_and_stack_slots_in_one_range_per_frame(image):
+    cpu = Cpu(image)
+    stub = stub_for("chained_main")
+    cpu.start(stub, **CALLER)
+    while cpu.rip != BASE + FUNCTIONS["chained_cold"].rva + 5:
+        cpu.step()
+    reads: list[tuple[int, int]] = []
+
+    def counting(address: int, size: int) -> bytes:
+        reads.append((address, size))
+        return cpu.read(address, size)
+
+    memory_table = FunctionTable.from_memory(counting, BASE)
+    function_for = _function_for(memory_table)
+    first = unwind(cpu.rip, cpu.rsp, 0, read=counting, function_for=function_for, max_frames=2)
+    image_reads = [r for r in reads if BASE <= r[0] < BASE + IMAGE_SIZE]
+    stack_reads = [r for r in reads if not BASE <= r[0] < BASE + IMAGE_SIZE]
+    assert len(stack_reads) == len(first) == 2
+    (first_at, first_size), (second_at, _) = sorted(stack_reads)
+    assert first_at + first_size <= second_at                   # no stack byte read twice
+    assert sum(size for _, size in reads) < 600
+    reads.clear()
+    second = unwind(cpu.rip, cpu.rsp, 0, read=counting, function_for=function_for, max_frames=2)
+    assert second == first
+    code_reads = [r for r in reads if BASE <= r[0] < BASE + IMAGE_SIZE]
+    assert code_reads == [(cpu.rip, 32)]          # only the epilog check at frame 0
+    assert len(image_reads) > len(code_reads)
+
+
+# -- WinDbg's k text ------------------------------------------------------------------------
+
+FRAMES = [
+    Frame(0, 0xFFFF83803ABDAC08, 0xFFFFF8033A080620, 0xFFFFF80339E00000, 0,
+          (0x101, 0xC, 0, 0xFFFF83803B458180), "unwind"),
+    Frame(1, 0xFFFF83803ABDAC10, 0x7FFB71042454, 0xFFFFF8033A080620, 0, (0, 0, 0xFFFF83803ABC0180, 0), "unwind"),
+    Frame(2, 0x14FBD8, 0, 0x7FFB71042454, 0, (1, 2, 3, 4), "leaf"),
+]
+NAMES = {0xFFFFF80339E00000: "nt!KeBugCheckEx", 0xFFFFF8033A080620: "nt!KeAccumulateTicks+0x24cb90"}
+
+
+def test_k_lines():
+    assert format_stack(FRAMES, symbolizer=NAMES.get) == [
+        "Child-SP          RetAddr               Call Site",
+        "ffff8380`3abdac08 fffff803`3a080620     nt!KeBugCheckEx",
+        "ffff8380`3abdac10 00007ffb`71042454     nt!KeAccumulateTicks+0x24cb90",
+        "00000000`0014fbd8 00000000`00000000     0x00007ffb`71042454",
+    ]
+
+
+def test_kn_lines_number_frames_in_hex():
+    frames = FRAMES + [Frame(n, 0x1000 + n, 0, 0x1, 0, (0, 0, 0, 0), "leaf") for n in range(3, 17)]
+    lines = format_stack(frames, symbolizer=NAMES.get, numbered=True)
+    assert lines[0] == " # Child-SP          RetAddr               Call Site"
+    assert lines[1] == "00 ffff8380`3abdac08 fffff803`3a080620     nt!KeBugCheckEx"
+    assert lines[-1] == "10 00000000`00001010 00000000`00000000     0x1"
+
+
+def test_kb_lines_show_the_home_space_as_args_to_child():
+    assert format_stack(FRAMES[:1], symbolizer=NAMES.get, numbered=True, args=True) == [
+        " # Child-SP          RetAddr               : Args to Child                                    "
+        "                       : Call Site",
+        "00 ffff8380`3abdac08 fffff803`3a080620     : 00000000`00000101 00000000`0000000c 00000000`00000000 "
+        "ffff8380`3b458180 : nt!KeBugCheckEx",
+    ]
