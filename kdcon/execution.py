@@ -294,7 +294,7 @@ class Executor:
 
     # -- showing a stop -------------------------------------------------------------------------
 
-    def show(self, outcome: StopOutcome, *, registers: bool = False) -> None:
+    def show(self, outcome: StopOutcome, *, registers: bool = False, banner: bool = True) -> None:
         stop = outcome.stop
         state = self.console.state
         state.next_unassemble = state.next_dump = None
@@ -304,7 +304,7 @@ class Executor:
             lines += bugcheck_banner(code, params)
         elif outcome.breakpoint is not None:
             lines.append(f"Breakpoint {outcome.breakpoint.id} hit")
-        elif stop.kind is StopKind.EXCEPTION and not stop.is_single_step:
+        elif stop.kind is StopKind.EXCEPTION and not stop.is_single_step and banner:
             lines.append(exception_banner(stop))
             name = self.session.symbols.name_for(stop.pc) or ""
             if stop.is_breakpoint and name == "nt!DbgBreakPointWithStatus":

@@ -174,7 +174,7 @@ def _run_to(ctx: CommandContext, address: int, *, registers: bool,
             if outcome.stop.pc == address and outcome.stop.is_breakpoint and outcome.breakpoint is None:
                 if above_sp is not None and session.registers.get("rsp") <= above_sp:
                     continue
-                executor.show(outcome, registers=registers)
+                executor.show(outcome, registers=registers, banner=False)
                 return outcome
             executor.show(outcome, registers=registers and outcome.breakpoint is None)
             return outcome

@@ -21,7 +21,7 @@ _DEFAULT_FRAMES = 20
          aliases=("kb", "kn", "kv", "kp", "kP", "kbn", "kvn", "kpn", "kPn"))
 def k(ctx: CommandContext, args: Args) -> None:
     """Show the stack of the current thread (kb adds arguments, kn frame numbers)."""
-    letters = ""
+    letters = ctx.text.split()[0][1:] if ctx.text[:1] == "k" else ""
     text = args.text
     while text[:1].isalpha():
         letters += text[0]

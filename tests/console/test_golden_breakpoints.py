@@ -1,0 +1,33 @@
+"""Breakpoints, stepping and the stack against the simulated target, as whole transcripts."""
+
+from __future__ import annotations
+
+from .transcripts import batch, check_golden
+
+
+def test_bu_survives_reboot_and_its_command_string_runs_on_the_hit():
+    text, status = batch('bu trackdemo!DriverEntry "r rip"', "bp trackdemo!TrackDemoTick 3",
+                         "bl", ".reboot", "bl", "g", "bl", ".bpcmds")
+    assert status == 0
+    check_golden("bu_reboot", text)
+
+
+def test_pass_count_nested_quotes_and_the_resume_ending_the_list():
+    text, status = batch(r'bp trackdemo!TrackDemoTick 2 ".echo \"tick; hit\"; r rip; t; .echo never"',
+                         "g", "g", "bl", "bc *", "bl")
+    assert status == 0
+    check_golden("passes_commands", text)
+
+
+def test_step_trace_go_up_and_a_stack_of_driver_frames():
+    text, status = batch("bp trackdemo!TrackDemoTick", "g", "k", "t", "p", "gu", "kn 3",
+                         "u rip L4", "ln rip")
+    assert status == 0
+    check_golden("step_stack", text)
+
+
+def test_registers_and_bad_input_lines():
+    text, status = batch("r", "r rax, rip", "r rax=1234", "r eax", "r al, ah, zf",
+                         "r $t0=rax+1", "r $t0", "r bogus", "bp", "ba w3 rsp", "bc")
+    assert status == 1
+    check_golden("registers_errors", text)
