@@ -19,7 +19,7 @@ from typing import Any
 from kdcon.protocol import Role
 from kdcon.protocol.constants import ContinueStatus, ManipulateApi as A
 from kdcon.protocol.constants import NtStatus, StateChange as NewState
-from kdcon.protocol.context import CONTEXT_CONTROL, Context
+from kdcon.protocol.context import CONTEXT_CONTROL, KSPECIAL_REGISTERS_AMD64_SIZE, Context, SpecialRegisters
 from kdcon.protocol.events import DebugPrint, Event, ManipulateReply, StateChange
 from kdcon.protocol.link import KdLink, LinkClosed
 
@@ -79,6 +79,31 @@ class KdHost:
             if len(reply.data) < count:
                 break
         return out
+
+    def read_physical(self, address: int, size: int) -> bytes:
+        out = b""
+        while len(out) < size:
+            count = min(size - len(out), 3944)
+            reply = self.request(A.DbgKdReadPhysicalMemoryApi, dict(
+                TargetBaseAddress=address + len(out), TransferCount=count, ActualBytesRead=0))
+            if reply.return_status != 0 or not reply.data:
+                break
+            out += reply.data
+            if len(reply.data) < count:
+                break
+        return out
+
+    def write_physical(self, address: int, data: bytes) -> int:
+        reply = self.request(A.DbgKdWritePhysicalMemoryApi, dict(
+            TargetBaseAddress=address, TransferCount=len(data), ActualBytesWritten=0), data)
+        return reply.message.u.ActualBytesWritten if reply.return_status == 0 else 0
+
+    def special_registers(self) -> SpecialRegisters:
+        """KSPECIAL_REGISTERS: control space index 2 (kd-protocol.md §5.5)."""
+        reply = self.request(A.DbgKdReadControlSpaceApi, dict(
+            TargetBaseAddress=2, TransferCount=KSPECIAL_REGISTERS_AMD64_SIZE, ActualBytesRead=0))
+        assert reply.return_status == 0, hex(reply.return_status)
+        return SpecialRegisters.from_bytes(reply.data)
 
     def write_virtual(self, address: int, data: bytes) -> int:
         reply = self.request(A.DbgKdWriteVirtualMemoryApi, dict(

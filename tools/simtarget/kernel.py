@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unicorn import Uc
+from unicorn import UC_PROT_ALL, Uc
 from unicorn import x86_const as X
 
 from . import layout
@@ -91,7 +91,9 @@ def _seed_slide(seed: int) -> int:
 def boot_kernel(uc: Uc, memory: GuestMemory, images: KernelImages, seed: int) -> BootedKernel:
     memory.map(layout.LOADER_BASE, layout.LOADER_SIZE, layout.PHYS_LOADER, "loader block")
     memory.map(layout.STACK_TOP - layout.STACK_SIZE, layout.STACK_SIZE, layout.PHYS_STACK, "system stack")
-    memory.map(layout.POOL_BASE, layout.POOL_SIZE, layout.PHYS_POOL, "nonpaged pool")
+    # Windows 7's nonpaged pool is executable (NonPagedPoolNx came with Windows 8); the
+    # loader block and the stack are data.
+    memory.map(layout.POOL_BASE, layout.POOL_SIZE, layout.PHYS_POOL, "nonpaged pool", prot=UC_PROT_ALL)
 
     kernel = BootedKernel(memory=memory)
     base = layout.IMAGE_BASE + _seed_slide(seed)

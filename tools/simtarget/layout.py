@@ -13,7 +13,9 @@ Virtual layout (x64 kernel space)::
 
 Physical layout: each mapped region is one linear physical run, in the order above
 (loader block at 0x10000, images from 0x1000000 in load order, stack at 0x3000000,
-pool at 0x10000000).  ``read_physical(pa)`` reads the virtual page that run maps.
+pool at 0x10000000), and the x64 page tables take 1 MB from CR3 (0x187000: the PML4,
+then the tables below it).  ``read_physical(pa)`` reads the same RAM the virtual page
+that run maps reads (paging.py, physical.py).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pefile
+from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 
 from .errors import ImageLoadError, MissingImportsError
 from .layout import PAGE_SIZE
@@ -35,6 +36,8 @@ LDRP_KSIM_SYSTEM_IMAGE = 0x1
 LDRP_KSIM_DRIVER = 0x2
 LDRP_IMAGE_DLL = 0x4
 LDRP_ENTRY_PROCESSED = 0x4000
+IMAGE_SCN_MEM_EXECUTE = 0x20000000
+IMAGE_SCN_MEM_WRITE = 0x80000000
 _DIRECTORIES = [pefile.DIRECTORY_ENTRY[n] for n in (
     "IMAGE_DIRECTORY_ENTRY_EXPORT", "IMAGE_DIRECTORY_ENTRY_IMPORT",
     "IMAGE_DIRECTORY_ENTRY_BASERELOC", "IMAGE_DIRECTORY_ENTRY_EXCEPTION")]
@@ -142,9 +145,36 @@ def map_image(memory: GuestMemory, module: Module, physical: int, providers: dic
         provider = providers[dll]
         rva = provider.image.exports[ref] if isinstance(ref, str) else provider.image.ordinals[ref]
         struct.pack_into("<Q", mapped, slot_rva, provider.base + rva)
-    memory.map(module.base, size, physical, image.name)
+    memory.map(module.base, size, physical, image.name, prot=UC_PROT_READ)
     memory.write_virtual(module.base, bytes(mapped))
+    for rva, length, prot in section_protections(pe):
+        length = min(length, size - rva)
+        if length > 0:
+            memory.protect(module.base + rva, length, prot)
     module.exports = {name: module.base + rva for name, rva in image.exports.items()}
+
+
+def section_protections(pe: pefile.PE) -> list[tuple[int, int, int]]:
+    """(rva, length, UC_PROT_*) for the pages of each section, from its characteristics.
+
+    Headers and pages no section covers stay read-only, as the kernel maps an image; a
+    page two sections share gets the access of both."""
+    pages: dict[int, int] = {}
+    for section in pe.sections:
+        flags = section.Characteristics
+        prot = (UC_PROT_READ | (UC_PROT_WRITE if flags & IMAGE_SCN_MEM_WRITE else 0)
+                | (UC_PROT_EXEC if flags & IMAGE_SCN_MEM_EXECUTE else 0))
+        start = section.VirtualAddress & ~(PAGE_SIZE - 1)
+        end = section.VirtualAddress + max(section.Misc_VirtualSize, section.SizeOfRawData)
+        for page in range(start, end, PAGE_SIZE):
+            pages[page] = pages.get(page, 0) | prot
+    out: list[tuple[int, int, int]] = []
+    for page in sorted(pages):
+        if out and out[-1][0] + out[-1][1] == page and out[-1][2] == pages[page]:
+            out[-1] = (out[-1][0], out[-1][1] + PAGE_SIZE, pages[page])
+        else:
+            out.append((page, PAGE_SIZE, pages[page]))
+    return [entry for entry in out if entry[2] != UC_PROT_READ]
 
 
 class LdrWriter:

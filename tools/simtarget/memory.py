@@ -7,7 +7,14 @@ semantics a KD target gives them.
 - ``write_virtual`` writes the writable prefix, keeps armed breakpoints armed (the
   new byte becomes the saved original) and flushes the translation cache for the
   range (simulated-target.md §5.8).
-- Physical addresses: every region is one linear physical run (``layout``).
+- Physical memory is real: every region is one linear run of RAM (``layout``) in a host
+  buffer that unicorn maps at the region's address (``physical.py``), so a virtual and a
+  physical access to one byte touch the same storage.  The x64 page tables at CR3
+  (``paging.py``) describe every region, page by page, with its protection; physical
+  reads and writes reach the tables too (they have no virtual address).
+- ``protect`` changes a range's protection in the CPU (unicorn enforces it on the guest)
+  and in the page tables alike; reads and writes made here, like the kernel debugger's,
+  ignore it.
 
 Does not know about images or the CPU's registers.
 """
@@ -16,12 +23,14 @@ from __future__ import annotations
 
 import bisect
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from unicorn import UC_PROT_ALL, Uc
+from unicorn import UC_PROT_READ, UC_PROT_WRITE, Uc
 
-from .layout import PAGE_SIZE
+from .layout import CR3_VALUE, PAGE_SIZE
+from .paging import PageTables
+from .physical import PhysicalMemory, PhysicalRun
 
 __all__ = ["Region", "GuestMemory", "MemoryInfo"]
 
@@ -36,6 +45,7 @@ class Region:
     size: int
     physical: int
     name: str
+    run: PhysicalRun | None = field(default=None, repr=False, compare=False)
 
     @property
     def end(self) -> int:
@@ -60,6 +70,8 @@ class GuestMemory:
 
     def __init__(self, uc: Uc) -> None:
         self._uc = uc
+        self.physical = PhysicalMemory()
+        self.page_tables = PageTables(self.physical, CR3_VALUE)
         self._regions: list[Region] = []       # sorted by base
         self._bases: list[int] = []
         self._phys: list[Region] = []          # sorted by physical
@@ -73,10 +85,15 @@ class GuestMemory:
 
     # ---- mapping ----
 
-    def map(self, base: int, size: int, physical: int, name: str) -> Region:
+    def map(self, base: int, size: int, physical: int, name: str,
+            prot: int = UC_PROT_READ | UC_PROT_WRITE) -> Region:
+        """Map new zeroed RAM at physical ``physical`` onto ``base`` with ``prot``
+        (UC_PROT_* bits; data, not code, unless told)."""
         size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-        self._uc.mem_map(base, size, UC_PROT_ALL)
-        region = Region(base, size, physical, name)
+        run = self.physical.add(physical, size)
+        self._uc.mem_map_ptr(base, size, prot, run.pointer)
+        self.page_tables.map(base, size, physical, prot)
+        region = Region(base, size, physical, name, run)
         i = bisect.bisect(self._bases, base)
         self._regions.insert(i, region)
         self._bases.insert(i, base)
@@ -87,12 +104,19 @@ class GuestMemory:
             self.on_map(region)
         return region
 
+    def protect(self, address: int, size: int, prot: int) -> None:
+        """Give [address, address + size) (whole pages of one region) protection ``prot``."""
+        self._uc.mem_protect(address, size, prot)
+        self.page_tables.protect(address, size, prot)
+
     def unmap(self, base: int) -> Region | None:
         region = self.region_at(base)
         if region is None or region.base != base:
             return None
         self._uc.mem_unmap(region.base, region.size)
         self._uc.ctl_remove_cache(region.base, region.end)
+        self.page_tables.unmap(region.base, region.size)
+        self.physical.remove(region.physical)
         i = self._regions.index(region)
         del self._regions[i], self._bases[i]
         j = self._phys.index(region)
@@ -168,26 +192,38 @@ class GuestMemory:
         region = self.region_at(address)
         return None if region is None else region.physical + (address - region.base)
 
+    # RAM a region maps is read and written through its virtual address: the same bytes,
+    # with the breakpoint and saved-state rules of virtual accesses.  RAM no address maps
+    # (the page tables) is read and written directly.
+
     def read_physical(self, physical: int, size: int) -> bytes:
         data = bytearray()
         while len(data) < size:
-            va = self.physical_to_virtual(physical + len(data))
-            if va is None:
+            at = physical + len(data)
+            va = self.physical_to_virtual(at)
+            if va is not None:
+                n = min(size - len(data), self.region_at(va).end - va)
+                data += self.read_virtual(va, n)
+                continue
+            run = self.physical.run_at(at)
+            if run is None:
                 break
-            region = self.region_at(va)
-            n = min(size - len(data), region.end - va)
-            data += self.read_virtual(va, n)
+            data += self.physical.read(at, min(size - len(data), run.end - at))
         return bytes(data)
 
     def write_physical(self, physical: int, data: bytes) -> int:
         written = 0
         while written < len(data):
-            va = self.physical_to_virtual(physical + written)
-            if va is None:
+            at = physical + written
+            va = self.physical_to_virtual(at)
+            if va is not None:
+                n = min(len(data) - written, self.region_at(va).end - va)
+                written += self.write_virtual(va, data[written:written + n])
+                continue
+            run = self.physical.run_at(at)
+            if run is None:
                 break
-            region = self.region_at(va)
-            n = min(len(data) - written, region.end - va)
-            written += self.write_virtual(va, data[written:written + n])
+            written += self.physical.write(at, data[written:written + min(len(data) - written, run.end - at)])
         return written
 
     # ---- queries ----
