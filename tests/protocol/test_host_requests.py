@@ -86,10 +86,15 @@ def test_breakpoint_handles_round_trip(halted):
     assert not host.restore_breakpoint(handle)
 
 
-def test_breakpoint_on_unmapped_memory_is_refused(halted):
-    host, _, _ = halted
-    with pytest.raises(TargetError, match="DbgKdWriteBreakPointApi at 0x10 failed"):
-        host.write_breakpoint(0x10)
+def test_a_second_breakpoint_at_one_address_is_refused(halted):
+    host, stop, _ = halted
+    address = stop.program_counter + 0x20
+    handle = host.write_breakpoint(address)
+    try:
+        with pytest.raises(TargetError, match=f"DbgKdWriteBreakPointApi at {address:#x} failed"):
+            host.write_breakpoint(address)
+    finally:
+        assert host.restore_breakpoint(handle)
 
 
 def test_special_registers_carry_cr3(halted):
