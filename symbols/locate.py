@@ -3,11 +3,11 @@
 For each path element in order (symbols.md §3.3, §6.6): plain directories through
 the classic tree, ``srv*`` chains store by store (a full match further right is
 copied into every store to its left), ``cache*`` elements (what later elements
-find is copied there). HTTP stores are skipped and reported. Every hit is opened
-just far enough to read its identity, then judged by ``match.py``; the search
-goes on until a full match. A forced search (``.reload /i``) also looks at every
-version in symsrv stores and, with no full match, returns the first usable
-mismatch marked ``M``.
+find is copied there). HTTP stores are downloaded from (``store.py``) unless the
+path turns them off. Every hit is opened just far enough to read its identity,
+then judged by ``match.py``; the search goes on until a full match. A forced
+search (``.reload /i``) also looks at every version in symsrv stores and, with
+no full match, returns the first usable mismatch marked ``M``.
 
 Never raises for a bad file: a corrupt candidate is logged and skipped.
 """
@@ -203,14 +203,14 @@ class SymbolLocator:
                     return result
             elif isinstance(element, StoreChain):
                 for position, store in enumerate(element.stores):
-                    if is_remote(store):
+                    if is_remote(store) and not self.path.http_enabled:
                         continue
                     left = [s for s in element.stores[:position] if not is_remote(s)] + caches
-                    # A compressed entry expands straight into the downstream store,
-                    # where the copy below would otherwise put a second copy.
+                    # A compressed entry expands (a download lands) straight into the
+                    # downstream store, where the copy below would otherwise put a second copy.
                     expand_into = left[0] if left else None
                     hits = list(symsrv_files(store, file_name, key, self.path.local_roots(),
-                                             expand_into=expand_into)) if key else []
+                                             expand_into=expand_into, http=self.path.http)) if key else []
                     if force or survey or key is None:
                         hits += [StoreHit(p, "symsrv", store) for _, p in
                                  symsrv_versions(store, file_name, expand_into=expand_into)]

@@ -7,30 +7,49 @@ Parses the ``;``-separated syntax into elements (symbols.md §3.3, §6.6):
   empty token means the default downstream store,
 * ``cache*[dir]``: files found to the right are copied into ``dir``.
 
-HTTP(S) stores are kept in the parsed path and reported as unreachable: this layer
-never opens a network connection. Windows separators in user-given directories are
+HTTP(S) stores (``srv*C:\\cache*https://msdl.microsoft.com/download/symbols``,
+what ``.symfix`` sets up, see ``symfix_path``) are used through ``http.py`` with
+the path's ``HttpOptions`` unless ``http_enabled`` is False (offline use, tests);
+then, and while a server is marked unreachable after a failed connection,
+``unreachable()`` lists them. Windows separators in user-given directories are
 accepted (``C:\\sym`` style drive paths are kept verbatim and simply not found on
-a POSIX host). The search itself lives in ``store.py``; this module only parses.
+a POSIX host). The search itself lives in ``locate.py`` and ``store.py``; this
+module only parses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import SymbolPathError
+from .http import HttpOptions, is_remote, is_unreachable
+from .store import default_expansion_root
 
 __all__ = ["DirElement", "StoreChain", "CacheElement", "PathElement", "SymbolPath",
-           "is_remote"]
+           "MICROSOFT_SYMBOL_SERVER", "is_remote", "symfix_path"]
 
 log = logging.getLogger(__name__)
 
+MICROSOFT_SYMBOL_SERVER = "https://msdl.microsoft.com/download/symbols"
 
-def is_remote(location: str) -> bool:
-    """True for an HTTP(S) store: never contacted, reported as unreachable."""
-    return location.lower().startswith(("http://", "https://"))
+
+def symfix_path(cache: str | None = None) -> str:
+    """What ``.symfix [cache]`` sets: ``srv*<cache>*https://msdl.microsoft.com/download/symbols``.
+
+    Without ``cache`` the user's cache directory (``default_expansion_root()``,
+    ``$XDG_CACHE_HOME/kdcon/sym``) is used; with none at all (no home
+    directory), the server alone, whose downloads then have nowhere to go.
+    """
+    where = cache.strip() if cache and cache.strip() else default_expansion_root()
+    if where is None:
+        return f"srv*{MICROSOFT_SYMBOL_SERVER}"
+    if "*" in where or ";" in where:
+        raise SymbolPathError(f"{where!r}: a cache directory cannot contain '*' or ';'")
+    return f"srv*{where}*{MICROSOFT_SYMBOL_SERVER}"
 
 
 def _local(text: str) -> str:
@@ -77,16 +96,24 @@ PathElement = DirElement | StoreChain | CacheElement
 
 @dataclass(frozen=True, slots=True)
 class SymbolPath:
-    """A parsed symbol path: an ordered tuple of elements."""
+    """A parsed symbol path: an ordered tuple of elements, and how HTTP stores are used.
+
+    ``http_enabled=False`` keeps every HTTP store uncontacted (offline);
+    ``dataclasses.replace(path, http_enabled=False)`` makes an offline copy.
+    """
 
     elements: tuple[PathElement, ...] = ()
     problems: tuple[str, ...] = field(default=())
+    http_enabled: bool = True
+    http: HttpOptions = field(default_factory=HttpOptions)
 
     @classmethod
-    def parse(cls, text: str | None, *, default_cache: str | None = None) -> SymbolPath:
+    def parse(cls, text: str | None, *, default_cache: str | None = None, http_enabled: bool = True,
+              http: HttpOptions | None = None) -> SymbolPath:
         """Parse one symbol path string; bad syntax raises ``SymbolPathError``."""
+        options = http if http is not None else HttpOptions()
         if text is None:
-            return cls()
+            return cls(http_enabled=http_enabled, http=options)
         if not isinstance(text, str) or "\x00" in text:
             raise SymbolPathError("symbol path is not text")
         elements: list[PathElement] = []
@@ -117,19 +144,24 @@ class SymbolPath:
                 raise SymbolPathError(f"{token!r}: unknown symbol path element")
             else:
                 elements.append(DirElement(_local(token)))
-        return cls(tuple(elements), tuple(problems))
+        if not http_enabled:
+            problems += [f"{store}: not contacted (network stores are off)"
+                         for e in elements if isinstance(e, StoreChain) for store in e.stores if is_remote(store)]
+        return cls(tuple(elements), tuple(problems), http_enabled, options)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None, *,
-                         default_cache: str | None = None) -> SymbolPath:
+                         default_cache: str | None = None, http_enabled: bool = True,
+                         http: HttpOptions | None = None) -> SymbolPath:
         """``_NT_ALT_SYMBOL_PATH`` followed by ``_NT_SYMBOL_PATH`` (symbols.md §3.3)."""
         env = os.environ if env is None else env
         text = ";".join(v for v in (env.get("_NT_ALT_SYMBOL_PATH"), env.get("_NT_SYMBOL_PATH")) if v)
-        return cls.parse(text, default_cache=default_cache)
+        return cls.parse(text, default_cache=default_cache, http_enabled=http_enabled, http=http)
 
     def __add__(self, other: SymbolPath) -> SymbolPath:
-        """``.sympath+``: this path followed by ``other``."""
-        return SymbolPath(self.elements + other.elements, self.problems + other.problems)
+        """``.sympath+``: this path followed by ``other``, with this path's HTTP settings."""
+        return dataclasses.replace(self, elements=self.elements + other.elements,
+                                   problems=self.problems + other.problems)
 
     def __str__(self) -> str:
         return ";".join(str(e) for e in self.elements)
@@ -144,9 +176,15 @@ class SymbolPath:
                 roots.append(element.path)
         return roots
 
-    def unreachable(self) -> list[str]:
-        """Remote stores named in the path: listed, never contacted."""
+    def remote_stores(self) -> list[str]:
+        """Every HTTP(S) store the path names, in order."""
         return [s for e in self.elements if isinstance(e, StoreChain) for s in e.stores if is_remote(s)]
+
+    def unreachable(self) -> list[str]:
+        """HTTP(S) stores that are not asked: all when offline, else those that failed lately."""
+        if not self.http_enabled:
+            return self.remote_stores()
+        return [s for s in self.remote_stores() if is_unreachable(s)]
 
 
 def _chain(prefix: str, parts: list[str], default_cache: str | None,
@@ -166,7 +204,4 @@ def _chain(prefix: str, parts: list[str], default_cache: str | None,
         stores.append(part if is_remote(part) else _local(part))
     if not stores:
         raise SymbolPathError(f"{prefix}: no store given")
-    for store in stores:
-        if is_remote(store):
-            problems.append(f"{store}: unreachable (kdcon does not use the network)")
     return StoreChain(tuple(stores), prefix)

@@ -1,6 +1,7 @@
-# The CAB tests make cabinets with gcab and cross-check extraction with cabextract.
+# The CAB tests make cabinets with gcab and cross-check extraction with cabextract
+# (LZX ones too); the HTTP store tests make a TLS certificate with openssl.
 cab_missing=()
-for pkg in gcab cabextract; do
+for pkg in gcab cabextract openssl; do
     command -v "$pkg" >/dev/null 2>&1 || cab_missing+=("$pkg")
 done
 if ((${#cab_missing[@]})); then

@@ -13,11 +13,13 @@ def test_plain_directories_are_split_on_semicolons_and_blanks_dropped():
     assert path.elements == (DirElement("/sym/a"), DirElement("/sym/b"))
 
 
-def test_srv_chain_keeps_stores_in_order_with_http_reported_unreachable():
+def test_srv_chain_keeps_stores_in_order_with_http_unreachable_only_when_offline():
     path = SymbolPath.parse("srv*/cache*https://msdl.example/download/symbols")
     assert path.elements == (StoreChain(("/cache", "https://msdl.example/download/symbols")),)
-    assert path.unreachable() == ["https://msdl.example/download/symbols"]
-    assert any("unreachable" in p for p in path.problems)
+    assert path.unreachable() == [] and path.problems == ()
+    offline = SymbolPath.parse("srv*/cache*https://msdl.example/download/symbols", http_enabled=False)
+    assert offline.unreachable() == ["https://msdl.example/download/symbols"]
+    assert any("not contacted" in p for p in offline.problems)
     assert path.local_roots() == ["/cache"]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from kdcon.symbols.match import guid_hex
 from kdcon.symbols.module import SymbolState, candidate_names, module_name_for
+from kdcon.symbols.path import SymbolPath
 from kdcon.symbols.pe import read_image
 from kdcon.render.symbols import render_ln, render_x
 from kdcon.symbols.session import SymbolSession
@@ -185,7 +186,8 @@ def test_two_tier_store_cache_copy_and_unreachable_http(tmp_path, lld_pair):
     store, cache = tmp_path / "store", tmp_path / "cache"
     put(str(store / "index2.txt"), b"")
     copy(pdb_path, str(store / "dr" / "drv.pdb" / _pdb_key(sys_path).lower() / "drv.pdb"))
-    session = SymbolSession(f"srv*{cache}*{store}*https://msdl.example.invalid/download/symbols")
+    session = SymbolSession(SymbolPath.parse(f"srv*{cache}*{store}*https://msdl.example.invalid/download/symbols",
+                                             http_enabled=False))
     assert session.path.unreachable() == ["https://msdl.example.invalid/download/symbols"]
     module = session.add_module("drv.sys", BASE64, 0x5000, read=_memory_reader(sys_path))
     module.load()
