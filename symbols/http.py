@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -39,14 +40,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import SymbolError
+from .errors import SymbolError, SymbolPathError
 
-__all__ = ["USER_AGENT", "is_remote", "HttpOptions", "DownloadCancelled", "DownloadError", "Download",
+__all__ = ["USER_AGENT", "MICROSOFT_SYMBOL_SERVER", "symfix_path", "default_expansion_root", "is_remote",
+           "HttpOptions", "DownloadCancelled", "DownloadError", "Download",
            "open_download", "read_small", "is_unreachable", "forget_unreachable"]
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "Microsoft-Symbol-Server/10.0.0.0"
+MICROSOFT_SYMBOL_SERVER = "https://msdl.microsoft.com/download/symbols"
 _NOT_THERE = (404, 410)
 _POLL = 0.05                    # seconds between cancellation checks while a request opens
 
@@ -77,6 +80,38 @@ class HttpOptions:
     chunk_size: int = 1 << 16
     progress: Callable[[int, int | None], object] | None = None
     cancelled: Callable[[], bool] | None = None
+
+
+def default_expansion_root(env: Mapping[str, str] | None = None) -> str | None:
+    """The user's symbol cache: ``$XDG_CACHE_HOME/kdcon/sym`` or ``~/.cache/kdcon/sym``.
+
+    Downloads and expanded compressed entries go there when the path names no
+    cache of its own.
+    """
+    env = os.environ if env is None else env
+    base = env.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        # A relative XDG_CACHE_HOME is invalid and ignored (XDG Base Directory spec).
+        home = env.get("HOME") or os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, "kdcon", "sym")
+
+
+def symfix_path(cache: str | None = None) -> str:
+    """What ``.symfix [cache]`` sets: ``srv*<cache>*https://msdl.microsoft.com/download/symbols``.
+
+    Without ``cache`` the user's symbol cache (``default_expansion_root()``) is
+    used; with none at all (no home directory), the server alone, whose
+    downloads then have nowhere to go and are refused with a warning.
+    """
+    where = cache.strip() if cache and cache.strip() else default_expansion_root()
+    if where is None:
+        return f"srv*{MICROSOFT_SYMBOL_SERVER}"
+    if "*" in where or ";" in where:
+        raise SymbolPathError(f"{where!r}: a cache directory cannot contain '*' or ';'")
+    return f"srv*{where}*{MICROSOFT_SYMBOL_SERVER}"
 
 
 def is_remote(location: str) -> bool:

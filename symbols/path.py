@@ -8,8 +8,8 @@ Parses the ``;``-separated syntax into elements (symbols.md §3.3, §6.6):
 * ``cache*[dir]``: files found to the right are copied into ``dir``.
 
 HTTP(S) stores (``srv*C:\\cache*https://msdl.microsoft.com/download/symbols``,
-what ``.symfix`` sets up, see ``symfix_path``) are used through ``http.py`` with
-the path's ``HttpOptions`` unless ``http_enabled`` is False (offline use, tests);
+what ``.symfix`` sets up, see ``http.symfix_path``) are used through ``http.py`` with
+the path's ``HttpOptions`` unless ``http_enabled`` is False (offline use);
 then, and while a server is marked unreachable after a failed connection,
 ``unreachable()`` lists them. Windows separators in user-given directories are
 accepted (``C:\\sym`` style drive paths are kept verbatim and simply not found on
@@ -26,31 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import SymbolPathError
-from .http import HttpOptions, is_remote, is_unreachable
-from .store import default_expansion_root
+from .http import MICROSOFT_SYMBOL_SERVER, HttpOptions, is_remote, is_unreachable, symfix_path
 
 __all__ = ["DirElement", "StoreChain", "CacheElement", "PathElement", "SymbolPath",
            "MICROSOFT_SYMBOL_SERVER", "is_remote", "symfix_path"]
 
 log = logging.getLogger(__name__)
-
-MICROSOFT_SYMBOL_SERVER = "https://msdl.microsoft.com/download/symbols"
-
-
-def symfix_path(cache: str | None = None) -> str:
-    """What ``.symfix [cache]`` sets: ``srv*<cache>*https://msdl.microsoft.com/download/symbols``.
-
-    Without ``cache`` the user's cache directory (``default_expansion_root()``,
-    ``$XDG_CACHE_HOME/kdcon/sym``) is used; with none at all (no home
-    directory), the server alone, whose downloads then have nowhere to go.
-    """
-    where = cache.strip() if cache and cache.strip() else default_expansion_root()
-    if where is None:
-        return f"srv*{MICROSOFT_SYMBOL_SERVER}"
-    if "*" in where or ";" in where:
-        raise SymbolPathError(f"{where!r}: a cache directory cannot contain '*' or ';'")
-    return f"srv*{where}*{MICROSOFT_SYMBOL_SERVER}"
-
 
 def _local(text: str) -> str:
     """A user-given directory with Windows separators turned into the host's."""

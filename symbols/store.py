@@ -35,14 +35,15 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote
 
 from .cab import expand_single, read_cabinet
 from .errors import SymbolError, SymbolFileError, SymbolPathError, UnsafeNameError
-from .http import Download, HttpOptions, is_remote, is_unreachable, open_download, read_small
+from .http import (Download, HttpOptions, default_expansion_root, is_remote, is_unreachable,
+                   open_download, read_small)
 from .match import store_key
 from .safepath import find_entry, is_inside, join_inside, safe_basename, safe_component
 
@@ -317,19 +318,6 @@ def _expand_into_cache(packed: str, name: str, key: str, expand_into: str | None
         log.warning("%s: no cache directory to expand it into", packed)
         return None
     return expand_entry(packed, name, key, cache)
-
-
-def default_expansion_root(env: Mapping[str, str] | None = None) -> str | None:
-    """Where compressed entries are expanded: ``$XDG_CACHE_HOME/kdcon/sym`` or ``~/.cache/kdcon/sym``."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        # A relative XDG_CACHE_HOME is invalid and ignored (XDG Base Directory spec).
-        home = env.get("HOME") or os.path.expanduser("~")
-        if not os.path.isabs(home):
-            return None
-        base = os.path.join(home, ".cache")
-    return os.path.join(base, "kdcon", "sym")
 
 
 def _still_current(expanded: str, packed: str) -> bool:

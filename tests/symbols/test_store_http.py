@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from kdcon.symbols import http
 from kdcon.symbols.http import DownloadCancelled, HttpOptions, forget_unreachable
 from kdcon.symbols.match import guid_hex
 from kdcon.symbols.module import SymbolState
@@ -391,6 +392,7 @@ def test_symfix_path_names_the_microsoft_server_behind_a_cache(tmp_path):
     assert symfix_path("/sym/cache") == "srv*/sym/cache*https://msdl.microsoft.com/download/symbols"
     default = tmp_path / "xdg" / "kdcon" / "sym"
     assert symfix_path() == f"srv*{default}*{MICROSOFT_SYMBOL_SERVER}"
+    assert http.symfix_path is symfix_path            # what the console's .symfix calls
     path = SymbolPath.parse(symfix_path(r"C:\symbols"))
     assert path.elements == (StoreChain(("C:/symbols", MICROSOFT_SYMBOL_SERVER)),) and path.problems == ()
 
