@@ -10,8 +10,7 @@ Reading (symbols.md §3.1, §3.2, §6.6):
   it lies inside one of the configured roots. A compressed ``N.xx_`` entry (a
   one-file cabinet, ``cab.py``) is expanded once into a cache laid out like a
   store, ``<cache>/N/KEY/N``, and the expanded file is the hit; an entry already
-  expanded is reused.
-
+  expanded is reused;
 * HTTP(S) store (``srv*cache*https://...``): ``URL/N/KEY/N``, then the
   compressed ``URL/N/KEY/N.xx_``, then ``URL/N/KEY/file.ptr`` (a ``PATH:`` into
   the path's own roots, or a ``MSG:`` that is logged), through ``http.py``. What
