@@ -85,6 +85,7 @@ def _formatter(memory_size: int) -> Formatter:
     formatter.show_branch_size = False
     formatter.branch_leading_zeros = False
     formatter.space_after_operand_separator = False
+    formatter.masm_add_ds_prefix32 = False
     return formatter
 
 
@@ -380,12 +381,22 @@ def _backward_chain(code: bytes, base: int, count: int, bitness: int) -> list[in
 
     Every start offset is decoded; the streams that land on the end vote for the
     boundaries they pass through, and the chain is built backwards from the end
-    through the best-supported predecessor, as x86 streams resynchronise."""
+    through the best-supported predecessor, as x86 streams resynchronise. Streams
+    through undecodable bytes (one-byte ``???``) count only when no clean one lands."""
     size = len(code)
-    following: list[int | None] = []
+    steps: list[tuple[int, bool] | None] = []
     for offset in range(size):
         instr = _decode_at(code, offset, base + offset, bitness, None)
-        following.append(None if instr is None or not instr.valid else offset + instr.length)
+        steps.append(None if instr is None else (offset + instr.length, instr.valid))
+    for clean in (True, False):
+        following = [s[0] if s is not None and (s[1] or not clean) else None for s in steps]
+        chain = _vote(following, size, count)
+        if len(chain) == count or not clean and chain:
+            return chain
+    return chain
+
+
+def _vote(following: list[int | None], size: int, count: int) -> list[int]:
     lands = [False] * (size + 1)
     lands[size] = True
     for offset in range(size - 1, -1, -1):

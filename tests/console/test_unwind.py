@@ -68,6 +68,20 @@ def test_every_instruction_of_a_function_unwinds_to_the_caller(image, table, nam
     assert cpu.rip == stub + 5 and stops >= 5
 
 
+def test_a_return_address_past_the_end_of_its_function_belongs_to_that_function(image, table):
+    # calls_last ends with a call; its return address is where after_calls_last begins.
+    cpu = Cpu(image)
+    stub = stub_for("calls_last")
+    cpu.start(stub, **CALLER)
+    while cpu.rip != BASE + FUNCTIONS["halt"].rva:
+        cpu.step()
+    frames = unwind(cpu.rip, cpu.rsp, CALLER["rbp"], read=cpu.read, function_for=_function_for(table),
+                    registers=cpu.registers(), max_frames=3)
+    assert frames[1].instruction_pointer == BASE + FUNCTIONS["after_calls_last"].rva
+    assert frames[1].return_address == stub + 5
+    assert frames[2].child_sp == STACK_TOP and frames[2].registers["rbx"] == CALLER["rbx"]
+
+
 def test_epilog_is_simulated_not_undone_twice(image, table):
     # At "pop rsi" the fixed allocation is already gone; undoing ALLOC_SMALL again
     # would read the return address 28h bytes too high.
@@ -209,3 +223,120 @@ def test_kb_lines_show_the_home_space_as_args_to_child():
         "00 ffff8380`3abdac08 fffff803`3a080620     : 00000000`00000101 00000000`0000000c 00000000`00000000 "
         "ffff8380`3b458180 : nt!KeBugCheckEx",
     ]
+
+
+# -- on the simulated machine ----------------------------------------------------------------
+
+def _run_to(machine, handle):
+    from kdcon.tools.simtarget.events import BreakpointHit
+    for _ in range(200):
+        event = machine.run(budget=2_000_000)
+        if isinstance(event, BreakpointHit) and event.handle == handle:
+            return
+        if isinstance(event, BreakpointHit) and event.handle is None:
+            # An int 3 compiled into the code (DriverEntry's break-in): a debugger steps past it.
+            skip = getattr(machine, "skip_break_instruction", None)
+            if skip is not None:
+                skip()
+    raise AssertionError(f"breakpoint {handle} never hit; last event {event}")
+
+
+class ShadowStack:
+    """Calls seen by a unicorn code hook over one image: (slot, return address) pairs."""
+
+    def __init__(self, machine, begin: int, end: int) -> None:
+        from iced_x86 import Decoder, FlowControl
+        from unicorn import UC_HOOK_CODE
+        from unicorn import x86_const as X
+
+        self.calls: list[tuple[int, int]] = []
+        kinds: dict[int, bool] = {}
+        calls = (FlowControl.CALL, FlowControl.INDIRECT_CALL)
+
+        def on_code(uc, address, size, _user):
+            is_call = kinds.get(address)
+            if is_call is None:
+                instruction = Decoder(64, bytes(uc.mem_read(address, size)), ip=address).decode()
+                is_call = kinds[address] = instruction.flow_control in calls
+            if is_call:
+                self.calls.append((uc.reg_read(X.UC_X86_REG_RSP) - 8, address + size))
+
+        # Added before the image's code first runs: code translated earlier would run
+        # without the hook.
+        self._uc = machine._uc
+        self._hook = self._uc.hook_add(UC_HOOK_CODE, on_code, None, begin, end - 1)
+
+    def close(self) -> None:
+        self._uc.hook_del(self._hook)
+
+    def live(self, machine, rsp: int) -> list[int]:
+        """Return addresses of the calls still on the stack, innermost first."""
+        live = [(slot, ret) for slot, ret in self.calls
+                if slot >= rsp and struct.unpack("<Q", machine.read_virtual(slot, 8))[0] == ret]
+        return [ret for _, ret in sorted(live)]
+
+
+def test_stack_of_a_track_allocation_matches_the_machines_shadow_call_stack():
+    from kdcon.symbols.session import SymbolSession
+    from kdcon.tools.simtarget.kernel import IMAGES_DIR, trackdemo_image
+    from kdcon.tools.simtarget.machine import Machine
+
+    machine = Machine(drivers=[trackdemo_image("free")])
+    machine.boot()
+    symbols = SymbolSession(f"{IMAGES_DIR};{IMAGES_DIR / 'free'}")
+    for module in machine.modules:
+        symbols.add_module(module.name, module.base, module.size,
+                           read=lambda rva, size, base=module.base: machine.read_virtual(base + rva, size))
+    trackdemo = next(m for m in machine.modules if m.name.lower() == "trackdemo.sys")
+    dispatch = symbols.address_of("trackdemo!TrackDemoDispatch")
+    insert = symbols.address_of("trackdemo!TrackInsertRecord")
+
+    shadow = ShadowStack(machine, trackdemo.base, trackdemo.base + trackdemo.size)
+    try:
+        # TrackDemoDispatch's entry on an IOCTL tick: [rsp] is the return address the CPU pushed.
+        handle = machine.write_breakpoint(dispatch)
+        _run_to(machine, handle)
+        machine.restore_breakpoint(handle)
+        dispatch_return = struct.unpack("<Q", machine.read_virtual(machine.get_context().Rsp, 8))[0]
+        handle = machine.write_breakpoint(insert)
+        _run_to(machine, handle)
+    finally:
+        shadow.close()
+    context = machine.get_context()
+    truth = shadow.live(machine, context.Rsp) + [dispatch_return]
+    assert len(truth) >= 4
+
+    reads = []
+
+    def read(address: int, size: int) -> bytes:
+        reads.append(size)
+        return machine.read_virtual(address, size)
+
+    tables: dict[int, FunctionTable | None] = {}
+
+    def function_for(address: int) -> FunctionTable | None:
+        module = next((m for m in machine.modules if m.base <= address < m.base + m.size), None)
+        if module is None:
+            return None
+        if module.base not in tables:
+            tables[module.base] = FunctionTable.from_memory(read, module.base)
+        return tables[module.base]
+
+    frames = unwind(context.Rip, context.Rsp, context.Rbp, read=read, function_for=function_for)
+    assert frames[0].instruction_pointer == insert
+    assert [f.return_address for f in frames[:len(truth)]] == truth
+    assert [f.how for f in frames] == ["unwind"] * len(frames) and frames[-1].return_address == 0
+    assert sum(reads) < 2000
+
+    # The same walk with the tables taken from the image files instead of target memory.
+    files = {m.base: FunctionTable.from_image((IMAGES_DIR / m.name).read_bytes() if m is not trackdemo
+                                              else trackdemo_image("free").read_bytes(), m.base)
+             for m in machine.modules if (IMAGES_DIR / m.name).exists() or m is trackdemo}
+    from_files = unwind(context.Rip, context.Rsp, context.Rbp, read=machine.read_virtual,
+                        function_for=lambda a: next((t for b, t in files.items() if t.contains(a)), None))
+    assert from_files == frames
+
+    lines = format_stack(frames, symbolizer=symbols.name_for, numbered=True)
+    sites = [line.split()[-1] for line in lines[1:5]]
+    assert sites[0] == "trackdemo!TrackInsertRecord"
+    assert sites[3].startswith("trackdemo!TrackDemoDispatch+0x")

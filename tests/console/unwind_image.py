@@ -130,11 +130,25 @@ def _functions() -> list[Function]:
                          unwind_info(5, _codes((5, 2, 4), (1, 10, 0))))
     machframe_error = Function("interrupt_error", 0x1980, b"\x90" * 32,
                                unwind_info(5, _codes((5, 2, 4), (1, 10, 1))))
-    return [push, large, huge, xmm, frame, main, cold, tail, leaf, machframe, machframe_error]
+    calls_last = Function("calls_last", 0x1A00, bytes.fromhex(
+        "53"                    # push rbx
+        "4883ec20"              # sub rsp,20h
+        "e876000000"),          # call halt (1A80h): the return address is the next function's start
+        unwind_info(5, _codes((5, 2, 3), (1, 0, RBX))))
+    after_calls_last = Function("after_calls_last", 0x1A0A, bytes.fromhex(
+        "56"                    # push rsi
+        "4883ec40"              # sub rsp,40h
+        "4883c440"              # add rsp,40h
+        "5e"                    # pop rsi
+        "c3"), unwind_info(5, _codes((5, 2, 7), (1, 0, RSI))))
+    halt = Function("halt", 0x1A80, bytes.fromhex("f4"), None)
+    return [push, large, huge, xmm, frame, main, cold, tail, leaf, machframe, machframe_error,
+            calls_last, after_calls_last, halt]
 
 
 NAMES = ("push_alloc", "alloc_large", "alloc_huge", "save_xmm", "frame_pointer", "chained_main",
-         "chained_cold", "tail_call", "leaf", "interrupt", "interrupt_error")
+         "chained_cold", "tail_call", "leaf", "interrupt", "interrupt_error", "calls_last", "after_calls_last",
+         "halt")
 
 
 def info_rva(name: str) -> int:
