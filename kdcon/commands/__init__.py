@@ -6,8 +6,8 @@ from importlib import import_module
 
 __all__ = ["FAMILIES"]
 
-FAMILIES = ("meta", "execution", "breakpoints", "memory", "registers", "stack", "disasm",
-            "lookup", "types")
+FAMILIES = ("meta", "execution", "breakpoints", "memory", "memory_edit", "registers", "stack",
+            "disasm", "lookup", "types")
 
 for _family in FAMILIES:
     try:
