@@ -310,12 +310,7 @@ def _instruction_at(code: _Code, address: int, bitness: int,
                     symbolizer: Symbolizer | None) -> Instruction | None:
     """The instruction at ``address``, or None when its bytes cannot be read."""
     data = code.bytes_at(address, MAX_INSTRUCTION)
-    if not data:
-        return None
-    instr = _decode_at(data, 0, address, bitness, symbolizer)
-    if instr is None:
-        return None
-    return instr
+    return _decode_at(data, 0, address, bitness, symbolizer) if data else None
 
 
 def _exact(name: str | None) -> bool:

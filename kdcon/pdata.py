@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .errors import KdconError
@@ -213,6 +213,15 @@ class FunctionTable:
             entry = struct.unpack("<3I", data)
             self._entries[index] = entry
         return entry
+
+    def functions(self) -> Iterator[RuntimeFunction]:
+        """Every entry in table order (from target memory: one read per entry not yet read)."""
+        for index in range(self.count):
+            entry = self._entry(index)
+            if entry is None:
+                return
+            begin, end, unwind = entry
+            yield RuntimeFunction(self.base + begin, self.base + end, self.base + unwind)
 
     def lookup(self, rip: int) -> RuntimeFunction | None:
         """The RUNTIME_FUNCTION whose range holds ``rip``; None for a leaf function."""

@@ -349,9 +349,8 @@ def test_whole_functions_match_llvm_objdump(loaded, name):
     oracle = {address - preferred + base: (size, mnemonic) for address, size, mnemonic in _objdump(path)}
     table = FunctionTable.from_image(path.read_bytes(), base)
     compared = skipped = 0
-    for index in range(table.count):
-        begin, end, _ = table._entry(index)
-        instructions = decode(loaded.read(base + begin, end - begin), base + begin)
+    for function in table.functions():
+        instructions = decode(loaded.read(function.begin, function.end - function.begin), function.begin)
         if not all(i.valid and i.address in oracle for i in instructions):
             skipped += 1                        # a jump table inside the function's range
             continue

@@ -152,6 +152,7 @@ def test_tables_of_the_shipped_images_match_llvm_readobj(name):
     preferred = struct.unpack_from("<Q", image, struct.unpack_from("<I", image, 0x3C)[0] + 24 + 24)[0]
     table = FunctionTable.from_image(image, preferred)
     assert table.count == len(oracle) > 0
+    assert [(f.begin, f.end, f.unwind_info) for f in table.functions()] == [entry[:3] for entry in oracle]
     for start, end, info_address, codes in oracle:
         function = table.lookup(start)
         assert function == RuntimeFunction(start, end, info_address)
