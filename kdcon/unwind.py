@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 Symbolizer = Callable[[int], "str | None"]
 
 _ICED_GPR64 = {getattr(Register, name.upper()): name for name in GPRS}
+VOLATILE = ("rax", "rcx", "rdx", "r8", "r9", "r10", "r11")
 _EPILOG_CODE_BYTES = 32
 
 
@@ -128,11 +129,18 @@ class _Stack:
         return tuple(v if v is not None else 0 for v in values)          # type: ignore[return-value]
 
 
+def _caller_registers(registers: dict) -> dict:
+    """The registers a caller can trust: a callee may have changed every volatile one."""
+    caller = dict(registers)
+    caller.update(dict.fromkeys(VOLATILE))
+    return caller
+
+
 def _return_from(slot: int, registers: dict, stack: _Stack, how: str) -> _Step | None:
     ip = stack.qword(slot)
     if ip is None:
         return None
-    caller = dict(registers)
+    caller = _caller_registers(registers)
     caller["rsp"] = slot + 8
     return _Step(ip, caller, how, stack.args(slot + 8), exact=False)
 
@@ -144,6 +152,7 @@ def _epilog(read: Reader, table: FunctionTable, function: RuntimeFunction, info:
     decoder = Decoder(64, code, ip=ip)
     rsp = registers["rsp"]
     pops: list[str] = []
+    released = 0                  # "ret N" also drops N bytes of arguments
     first = True
     frame_register = GPRS[info.frame_register] if info.frame_register else None
     while decoder.can_decode:
@@ -162,6 +171,7 @@ def _epilog(read: Reader, table: FunctionTable, function: RuntimeFunction, info:
         elif c == Code.POP_R64:
             pops.append(_ICED_GPR64[instr.op0_register])
         elif c in (Code.RETNQ, Code.RETNQ_IMM16) or _epilog_jump(instr, _ranges(table, function, info)):
+            released = instr.immediate(0) if c == Code.RETNQ_IMM16 else 0
             break
         else:
             return None
@@ -176,7 +186,10 @@ def _epilog(read: Reader, table: FunctionTable, function: RuntimeFunction, info:
             return None
         caller[name] = value
     caller["rsp"] = rsp + 8 * len(pops)
-    return _return_from(caller["rsp"], caller, stack, "unwind")
+    step = _return_from(caller["rsp"], caller, stack, "unwind")
+    if step is not None:
+        step.registers["rsp"] += released
+    return step
 
 
 def _ranges(table: FunctionTable, function: RuntimeFunction, info: UnwindInfo) -> list[RuntimeFunction]:
@@ -251,6 +264,7 @@ def _unwind_codes(table: FunctionTable, function: RuntimeFunction, info: UnwindI
     ip_value, old_rsp = stack.qword(machine_frame), stack.qword(machine_frame + 24)
     if ip_value is None or old_rsp is None:
         return None
+    caller = _caller_registers(caller)
     caller["rsp"] = old_rsp
     return _Step(ip_value, caller, "unwind", stack.args(machine_frame), exact=True)
 

@@ -48,8 +48,10 @@ WINDBG_LINES = [
     (0xFFFFF80257D3D179, "6e", "fffff802`57d3d179 6e              outs    dx,byte ptr [rsi]"),
     (0x31F4A5, "4883c1e0", "00000000`0031f4a5 4883c1e0        add     rcx,0FFFFFFFFFFFFFFE0h"),
     (0xFFFFF8063D039E31, "f0480fba2e00", "fffff806`3d039e31 f0480fba2e00    lock bts qword ptr [rsi],0"),
-    (0x140001004, "488d0d55110000", "00000001`40001004 488d0d55110000  lea     rcx,[test!`string' (00000001`40002160)]"),
-    (0xFFFFF803D9987646, "e815fb1600", "fffff803`d9987646 e815fb1600      call    nt!ExFreePoolWithTag (fffff803`d9af7160)"),
+    (0x140001004, "488d0d55110000",
+     "00000001`40001004 488d0d55110000  lea     rcx,[test!`string' (00000001`40002160)]"),
+    (0xFFFFF803D9987646, "e815fb1600",
+     "fffff803`d9987646 e815fb1600      call    nt!ExFreePoolWithTag (fffff803`d9af7160)"),
     (0xFFFFF8063D039CCD, "c645bbc0", "fffff806`3d039ccd c645bbc0        mov     byte ptr [rbp-45h],0C0h"),
     (0x31F4B7, "6683780c33", "00000000`0031f4b7 6683780c33      cmp     word ptr [rax+0Ch],33h"),
     (0x14000100B, "ff15df100000",
@@ -65,7 +67,8 @@ WINDBG_LINES_32 = [
     (0x3C001950, "b889020000", "3c001950 b889020000      mov     eax,289h"),
     (0x0040D7C2, "8d7730", "0040d7c2 8d7730          lea     esi,[edi+30h]"),
 ]
-WINDBG_SYMBOLS = {0xFFFFF803D9BDE084: "nt!PerfGlobalGroupMask+0x4", 0xFFFFF803D9A527E0: "nt! ?? ::FNODOBFM::`string'+0x21c0",
+WINDBG_SYMBOLS = {0xFFFFF803D9BDE084: "nt!PerfGlobalGroupMask+0x4",
+                  0xFFFFF803D9A527E0: "nt! ?? ::FNODOBFM::`string'+0x21c0",
                   0x140002160: "test!`string'", 0xFFFFF803D9AF7160: "nt!ExFreePoolWithTag",
                   0x1400020F0: "test!_imp_printf", 0x4343F8: "ProcessHistory+0x343f8"}
 
@@ -143,7 +146,8 @@ REAL_LINES = [
     (TRACKDEMO_BASE + 0x19FE, "fffff800`010719fe 48ff25db2f0000  jmp     qword ptr "
                               "[trackdemo!__imp_ExAllocatePoolWithTag (fffff800`010749e0)]"),
     # rip-relative data
-    (TRACKDEMO_BASE + 0x1154, "fffff800`01071154 488d0db54e0000  lea     rcx,[trackdemo!TrackLock (fffff800`01076010)]"),
+    (TRACKDEMO_BASE + 0x1154, "fffff800`01071154 488d0db54e0000  lea     rcx,"
+                              "[trackdemo!TrackLock (fffff800`01076010)]"),
     # immediates with h, sign-extended to 64 bits, and a 64-bit immediate with long bytes
     (TRACKDEMO_BASE + 0x1988, "fffff800`01071988 4883fadf        cmp     rdx,0FFFFFFFFFFFFFFDFh"),
     (TRACKDEMO_BASE + 0x1E63, "fffff800`01071e63 49b9cdcccccccccccccc mov r9,0CCCCCCCCCCCCCCCDh"),
@@ -294,7 +298,8 @@ def test_uf_takes_a_jump_to_another_symbol_as_a_tail_call():
 
     lines = unassemble_function(read, 0x1000, symbolizer=symbolize)
     assert [line for line in lines if line.endswith(":")] == ["m!f:", "m!f+0x4:", "m!f+0x9:"]
-    assert lines[lines.index("m!f+0x4:") + 1] == "00000000`00001004 e9f70f0000      jmp     m!g (00000000`00002000)  Branch"
+    jump = "00000000`00001004 e9f70f0000      jmp     m!g (00000000`00002000)  Branch"
+    assert lines[lines.index("m!f+0x4:") + 1] == jump
     followed = unassemble_function(read, 0x1000)
     assert followed[-2:] == ["00000000`00002000 90              nop", "00000000`00002001 c3              ret"]
 

@@ -63,6 +63,7 @@ def test_every_instruction_of_a_function_unwinds_to_the_caller(image, table, nam
         assert caller.child_sp == STACK_TOP, where
         for register, value in CALLER.items():
             assert caller.registers[register] == value, (where, register)
+        assert caller.registers["rax"] is None and caller.registers["r11"] is None, where
         cpu.step()
         stops += 1
     assert cpu.rip == stub + 5 and stops >= 5
@@ -80,6 +81,17 @@ def test_a_return_address_past_the_end_of_its_function_belongs_to_that_function(
     assert frames[1].instruction_pointer == BASE + FUNCTIONS["after_calls_last"].rva
     assert frames[1].return_address == stub + 5
     assert frames[2].child_sp == STACK_TOP and frames[2].registers["rbx"] == CALLER["rbx"]
+
+
+def test_ret_n_in_an_epilog_releases_its_bytes_as_the_cpu_does(image, table):
+    cpu = Cpu(image)
+    stub = stub_for("ret_n")
+    cpu.start(stub, **CALLER)
+    while cpu.rip != BASE + FUNCTIONS["ret_n"].rva + 2:
+        cpu.step()
+    frames = unwind(cpu.rip, cpu.rsp, 0, read=cpu.read, function_for=_function_for(table), max_frames=2)
+    cpu.step()
+    assert (frames[1].instruction_pointer, frames[1].child_sp) == (cpu.rip, cpu.rsp) == (stub + 5, STACK_TOP + 0x10)
 
 
 def test_epilog_is_simulated_not_undone_twice(image, table):

@@ -142,13 +142,18 @@ def _functions() -> list[Function]:
         "5e"                    # pop rsi
         "c3"), unwind_info(5, _codes((5, 2, 7), (1, 0, RSI))))
     halt = Function("halt", 0x1A80, bytes.fromhex("f4"), None)
+    ret_n = Function("ret_n", 0x1B00, bytes.fromhex(
+        "53"                    # push rbx
+        "5b"                    # pop rbx
+        "c21000"),              # ret 10h
+        unwind_info(1, _codes((1, 0, RBX))))
     return [push, large, huge, xmm, frame, main, cold, tail, leaf, machframe, machframe_error,
-            calls_last, after_calls_last, halt]
+            calls_last, after_calls_last, halt, ret_n]
 
 
 NAMES = ("push_alloc", "alloc_large", "alloc_huge", "save_xmm", "frame_pointer", "chained_main",
          "chained_cold", "tail_call", "leaf", "interrupt", "interrupt_error", "calls_last", "after_calls_last",
-         "halt")
+         "halt", "ret_n")
 
 
 def info_rva(name: str) -> int:
