@@ -51,11 +51,10 @@ _CHUNK = 256
 _BRANCH_FLOWS = {FlowControl.UNCONDITIONAL_BRANCH, FlowControl.INDIRECT_BRANCH,
                  FlowControl.CONDITIONAL_BRANCH}
 _NEAR_BRANCHES = {OpKind.NEAR_BRANCH16, OpKind.NEAR_BRANCH32, OpKind.NEAR_BRANCH64}
-_STRING_SOURCE = {OpKind.MEMORY_SEG_SI, OpKind.MEMORY_SEG_ESI, OpKind.MEMORY_SEG_RSI}
-_STRING_DEST = {OpKind.MEMORY_ESDI, OpKind.MEMORY_ESEDI, OpKind.MEMORY_ESRDI}
-_STRING_OTHER = {OpKind.MEMORY_SEG_DI: "di", OpKind.MEMORY_SEG_EDI: "edi", OpKind.MEMORY_SEG_RDI: "rdi"}
-_STRING_BASE = {OpKind.MEMORY_SEG_SI: "si", OpKind.MEMORY_SEG_ESI: "esi", OpKind.MEMORY_SEG_RSI: "rsi",
-                OpKind.MEMORY_ESDI: "di", OpKind.MEMORY_ESEDI: "edi", OpKind.MEMORY_ESRDI: "rdi"}
+# String instructions' implicit memory operands: [rsi] may take a segment override, [rdi] not.
+_STRING_SOURCE = {OpKind.MEMORY_SEG_SI: "si", OpKind.MEMORY_SEG_ESI: "esi", OpKind.MEMORY_SEG_RSI: "rsi"}
+_STRING_DEST = {OpKind.MEMORY_ESDI: "di", OpKind.MEMORY_ESEDI: "edi", OpKind.MEMORY_ESRDI: "rdi"}
+_STRING_KINDS = {**_STRING_SOURCE, **_STRING_DEST}
 _SIZE_KEYWORD = {MemorySize.UINT8: "byte ptr", MemorySize.UINT16: "word ptr",
                  MemorySize.UINT32: "dword ptr", MemorySize.UINT64: "qword ptr"}
 # WinDbg names a string instruction without its size letter; the operands carry the size.
@@ -68,6 +67,11 @@ _STRING_NAMES = {
     **dict.fromkeys((Mnemonic.INSB, Mnemonic.INSW, Mnemonic.INSD), "ins"),
     **dict.fromkeys((Mnemonic.OUTSB, Mnemonic.OUTSW, Mnemonic.OUTSD), "outs"),
 }
+# WinDbg calls a 64-bit floating-point or packed operand "mmword" (``movsd xmm0,mmword ptr [r8]``)
+# where MASM says "qword".
+_MMWORD = {MemorySize.FLOAT64, MemorySize.PACKED64_FLOAT16, MemorySize.PACKED64_FLOAT32,
+           MemorySize.PACKED64_INT8, MemorySize.PACKED64_UINT8, MemorySize.PACKED64_INT16,
+           MemorySize.PACKED64_UINT16, MemorySize.PACKED64_INT32, MemorySize.PACKED64_UINT32}
 # WinDbg prints the prefetch hints' operand bare (``prefetchw [rdi]``).
 _NO_SIZE = {Mnemonic.PREFETCH, Mnemonic.PREFETCHW, Mnemonic.PREFETCHWT1, Mnemonic.PREFETCHNTA,
             Mnemonic.PREFETCHT0, Mnemonic.PREFETCHT1, Mnemonic.PREFETCHT2}
@@ -138,15 +142,10 @@ def _symbolic(address: int, symbolizer: Symbolizer | None, pointer_size: int) ->
 
 
 def _string_operand(instr, kind: int, size: str) -> str:
-    if kind in _STRING_OTHER:
-        base = _STRING_OTHER[kind]
-    else:
-        base = _STRING_BASE[kind]
     segment = ""
-    if kind in _STRING_SOURCE or kind in _STRING_OTHER:
-        if instr.segment_prefix not in (Register.NONE, Register.DS):
-            segment = _FORMATTER.format_register(instr.segment_prefix) + ":"
-    return f"{size} {segment}[{base}]"
+    if kind in _STRING_SOURCE and instr.segment_prefix not in (Register.NONE, Register.DS):
+        segment = _FORMATTER.format_register(instr.segment_prefix) + ":"
+    return f"{size} {segment}[{_STRING_KINDS[kind]}]"
 
 
 def _string_operands(instr) -> str:
@@ -164,6 +163,11 @@ def _string_operands(instr) -> str:
     return ",".join(parts)
 
 
+def _is_string(instr) -> bool:
+    """A string instruction (SSE's movsd and cmpsd share their mnemonics)."""
+    return instr.mnemonic in _STRING_NAMES and any(instr.op_kind(i) in _STRING_KINDS for i in range(instr.op_count))
+
+
 def _absolute_memory(instr) -> int | None:
     if instr.is_ip_rel_memory_operand:
         return instr.ip_rel_memory_address
@@ -177,8 +181,7 @@ def _absolute_memory(instr) -> int | None:
 def _operands(instr, bitness: int, symbolizer: Symbolizer | None) -> tuple[str, int | None]:
     """WinDbg's operand text and the absolute memory address an operand names, if any."""
     pointer_size = 8 if bitness == 64 else 4
-    if instr.mnemonic in _STRING_NAMES and instr.op_count and any(
-            instr.op_kind(i) in _STRING_SOURCE | _STRING_DEST | set(_STRING_OTHER) for i in range(instr.op_count)):
+    if _is_string(instr):
         return _string_operands(instr), None
     formatter = _BARE_FORMATTER if instr.mnemonic in _NO_SIZE else _FORMATTER
     parts = []
@@ -190,6 +193,8 @@ def _operands(instr, bitness: int, symbolizer: Symbolizer | None) -> tuple[str, 
         if kind in _NEAR_BRANCHES:
             text = _symbolic(instr.near_branch_target, symbolizer, pointer_size)
         elif kind == OpKind.MEMORY:
+            if instr.memory_size in _MMWORD and text.startswith("qword ptr"):
+                text = "mmword" + text[len("qword"):]
             address = _absolute_memory(instr)
             if address is not None:
                 memory_address = address
@@ -204,11 +209,10 @@ def _operands(instr, bitness: int, symbolizer: Symbolizer | None) -> tuple[str, 
 
 
 def _mnemonic(instr) -> str:
-    base = _STRING_NAMES.get(instr.mnemonic)
-    if base is None:
+    if not _is_string(instr):
         return _FORMATTER.format_mnemonic(instr, FormatMnemonicOptions.NONE)
     prefixes = _FORMATTER.format_mnemonic(instr, FormatMnemonicOptions.NO_MNEMONIC)
-    return f"{prefixes} {base}".strip()
+    return f"{prefixes} {_STRING_NAMES[instr.mnemonic]}".strip()
 
 
 def _undecodable(address: int, raw: bytes) -> Instruction:

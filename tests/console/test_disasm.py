@@ -60,6 +60,10 @@ WINDBG_LINES = [
     (0x31F474, "8b057e010000", "00000000`0031f474 8b057e010000    mov     eax,dword ptr [00000000`0031f5f8]"),
     (0xFFFFF8063D039DFB, "fa", "fffff806`3d039dfb fa              cli"),
     (0x76F6CB70, "cc", "00000000`76f6cb70 cc              int     3"),
+    (0x7FFB8AA3439C, "f2410f104808", "00007ffb`8aa3439c f2410f104808    movsd   xmm1,mmword ptr [r8+8]"),
+    (0xFFFFF8073D05105E, "f20f11452f", "fffff807`3d05105e f20f11452f      movsd   mmword ptr [rbp+2Fh],xmm0"),
+    (0xFFFFF8073D051052, "f20f1005860e0000",
+     "fffff807`3d051052 f20f1005860e0000 movsd   xmm0,mmword ptr [Driver+0x1ee0 (fffff807`3d051ee0)]"),
 ]
 # 32-bit code shown by an x86 WinDbg (8-digit addresses).
 WINDBG_LINES_32 = [
@@ -70,7 +74,8 @@ WINDBG_LINES_32 = [
 WINDBG_SYMBOLS = {0xFFFFF803D9BDE084: "nt!PerfGlobalGroupMask+0x4",
                   0xFFFFF803D9A527E0: "nt! ?? ::FNODOBFM::`string'+0x21c0",
                   0x140002160: "test!`string'", 0xFFFFF803D9AF7160: "nt!ExFreePoolWithTag",
-                  0x1400020F0: "test!_imp_printf", 0x4343F8: "ProcessHistory+0x343f8"}
+                  0x1400020F0: "test!_imp_printf", 0x4343F8: "ProcessHistory+0x343f8",
+                  0xFFFFF8073D051EE0: "Driver+0x1ee0"}
 
 
 @pytest.mark.parametrize("address,code,line", WINDBG_LINES, ids=[c for _, c, _ in WINDBG_LINES])
@@ -83,6 +88,21 @@ def test_published_windbg_lines_are_reproduced(address, code, line):
 def test_published_x86_windbg_lines_are_reproduced(address, code, line):
     (instruction,) = decode(bytes.fromhex(code), address, symbolizer=WINDBG_SYMBOLS.get, bitness=32)
     assert format_instruction(instruction, 4) == line
+
+
+@pytest.mark.parametrize("code,text", [
+    ("f3a5", "rep movs dword ptr [rdi],dword ptr [rsi]"),
+    ("64a4", "movs    byte ptr [rdi],byte ptr fs:[rsi]"),
+    ("a6", "cmps    byte ptr [rsi],byte ptr [rdi]"),
+    ("ac", "lods    byte ptr [rsi]"),
+    ("6c", "ins     byte ptr [rdi],dx"),
+    ("67a5", "movs    dword ptr [edi],dword ptr [esi]"),
+    # SSE's movsd shares the string instruction's mnemonic and keeps its own form.
+    ("f20f10c1", "movsd   xmm0,xmm1"),
+])
+def test_string_instructions_show_their_memory_operands(code, text):
+    (instruction,) = decode(bytes.fromhex(code), 0x1000)
+    assert instruction.text == text
 
 
 def test_address_text():
