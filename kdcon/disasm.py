@@ -7,8 +7,9 @@ memory operand (``qword ptr [rsp+8]``), no space after commas. Where WinDbg writ
 address it writes it its own way, which a formatter option cannot express, so those
 operands are built here: branch targets and RIP-relative or absolute memory operands
 become ``module!name+0x10 (fffff803`1a2b3c50)`` (or the bare address without a symbol),
-pointer-sized immediates that name a symbol become ``offset name (address)``, and string
-instructions show their memory operands (``rep stos byte ptr [rdi]``).
+pointer-sized immediates that name a symbol become ``offset name (address)``, string
+instructions show their memory operands (``rep stos byte ptr [rdi]``), 64-bit
+floating-point operands are ``mmword ptr`` and prefetch operands carry no size.
 
 Lines follow WinDbg 10's layout, checked against published ``u`` and ``uf`` transcripts:
 the address, one space, the instruction bytes in a 16-column field, the mnemonic in an
