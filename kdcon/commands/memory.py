@@ -29,7 +29,8 @@ from ..render.memory import (
     value_text,
 )
 
-__all__ = ["gather", "reader", "STRING_LIMIT"]
+__all__ = ["Reader", "display_range", "gather", "hex_lines", "not_this_command", "reader",
+           "STRING_LIMIT"]
 
 _M = Category.MEMORY
 _TOP = 1 << 64
@@ -98,8 +99,9 @@ def _options(args: Args) -> _Options:
     return _Options(physical, columns)
 
 
-def _not_this_command(ctx: CommandContext, args: Args) -> None:
-    """A word this command only starts (``dt``, ``dv``, ``dyb``...) is another command."""
+def not_this_command(ctx: CommandContext, args: Args) -> None:
+    """A word a one-letter command only starts (``dt``, ``dyb``, ``ef``, ``sq``...) is
+    another command, not this one with arguments."""
     if args.text[:1].isalpha():
         raise CommandError(f"Couldn't resolve error at '{ctx.text}'")
 
@@ -376,7 +378,7 @@ for _name in ("dds", "dqs", "dps", "dda", "dqa", "dpa", "ddu", "dqu", "dpu", "dd
 @command("d", category=_M, usage="d [options] [address [L count | end]]", repeatable=True)
 def display(ctx: CommandContext, args: Args) -> None:
     """Display memory in the format of the last d* command (db at first)."""
-    _not_this_command(ctx, args)
+    not_this_command(ctx, args)
     _DISPLAYS.get(ctx.console.state.dump_format, _DISPLAYS["db"])(ctx, args)
 
 

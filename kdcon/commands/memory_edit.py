@@ -28,7 +28,7 @@ from ..console import CommandContext
 from ..errors import CommandError
 from ..registry import Category, command
 from ..render.memory import compare_line
-from .memory import Reader, gather, hex_lines, reader
+from .memory import Reader, gather, hex_lines, not_this_command
 
 __all__ = ["parse_values", "search"]
 
@@ -42,12 +42,6 @@ _BLOCK = 0x100000
 _FILL_BLOCK = 0x1000000
 # .readmem/.writemem print one dot per this many bytes, as kd does.
 _DOT_BYTES = 0x800
-
-
-def _not_this_command(ctx: CommandContext, args: Args) -> None:
-    """A word a one-letter command only starts (``ef``, ``sxe``...) is another command."""
-    if args.text[:1].isalpha():
-        raise CommandError(f"Couldn't resolve error at '{ctx.text}'")
 
 
 def _physical_option(args: Args) -> bool:
@@ -179,7 +173,7 @@ _enter_command("ezu", "Enter a NUL-terminated Unicode string into memory.")
 @command("e", category=_M, usage="e address [values | \"string\"]")
 def enter(ctx: CommandContext, args: Args) -> None:
     """Enter values in the format of the last e* command (eb at first)."""
-    _not_this_command(ctx, args)
+    not_this_command(ctx, args)
     _enter(ctx, args, ctx.console.state.values.get("enter_format", "eb"))
 
 
@@ -216,7 +210,7 @@ def _shifted(pattern: bytes, start: int, at: int, size: int) -> bytes:
 @command("f", category=_M, usage="f range pattern")
 def fill(ctx: CommandContext, args: Args) -> None:
     """Fill a memory range with a repeating byte pattern."""
-    _not_this_command(ctx, args)
+    not_this_command(ctx, args)
     _fill(ctx, args, physical=False)
 
 
@@ -232,7 +226,7 @@ def fill_physical(ctx: CommandContext, args: Args) -> None:
 @command("c", category=_M, usage="c range address")
 def compare(ctx: CommandContext, args: Args) -> None:
     """Compare two memory ranges and show every byte that differs."""
-    _not_this_command(ctx, args)
+    not_this_command(ctx, args)
     start, length = _required_range(ctx, args)
     other = args.expression()
     args.expect_end()
@@ -258,7 +252,7 @@ def compare(ctx: CommandContext, args: Args) -> None:
 @command("m", category=_M, usage="m range address")
 def move(ctx: CommandContext, args: Args) -> None:
     """Copy a memory range to another address (overlapping ranges copy correctly)."""
-    _not_this_command(ctx, args)
+    not_this_command(ctx, args)
     start, length = _required_range(ctx, args)
     destination = args.expression()
     args.expect_end()
@@ -312,7 +306,7 @@ def search(read: Reader, start: int, length: int, pattern: bytes, align: int = 1
 @command("s", category=_M, usage='s [-[1]b|w|d|q|a|u] range pattern')
 def search_memory(ctx: CommandContext, args: Args) -> None:
     """Search a memory range for bytes, words, double words, quad words or a string."""
-    _not_this_command(ctx, args)
+    not_this_command(ctx, args)
     kind, addresses_only = "b", False
     if args.peek() == "-":
         word = args.word()

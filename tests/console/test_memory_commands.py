@@ -230,8 +230,13 @@ def test_dpa_and_dpu_show_the_string_each_pointer_points_to(h):
     _put(h, 0x10300, (0x10400).to_bytes(8, "little") + (0x10408).to_bytes(8, "little"))
     assert h.lines("dpa 10300 L1") == [f'{addr(0x10300)}  {addr(0x10400)} "ansi"']
     assert h.lines("dpu 10308 L1") == [f'{addr(0x10308)}  {addr(0x10408)} "wide"']
-    assert h.lines("dpp 10300 L1") == [f"{addr(0x10300)}  {addr(0x10400)} {qword(0x10400)}"
-                                       .replace(qword(0x10400), "00000000`69736e61")]
+    assert h.lines("dpp 10300 L1") == [f"{addr(0x10300)}  {addr(0x10400)} 00000000`69736e61"]
+    assert h.lines("dda 10300 L2") == [f'{addr(0x10300)}  00010400 "ansi"', f"{addr(0x10304)}  00000000"]
+
+
+def test_d_repeats_a_pointer_display_too(h):
+    h.run("dqs 10300 L2")
+    assert h.lines("d L1") == h.lines("dqs 10310 L1")
 
 
 # -- physical memory --------------------------------------------------------------------------
@@ -249,6 +254,17 @@ def test_bang_db_prints_the_hash_column_and_does_not_pad(h):
         f"{chars(0x1000, 16)}",
         f"#    1010 {' '.join(hexbytes(0x1010, 4))} {chars(0x1010, 4)}"]
     assert h.lines("!dq 1000 L1") == [f"#    1000 {qword(0x1000)}"]
+
+
+def test_physical_entries_and_fills_go_to_physical_memory(h):
+    h.run("eb /p 1000 41 42")
+    h.run("fp [c] 1002 L3 43")
+    assert h.session.physical_space.read(0x1000, 5) == b"ABCCC"
+    assert h.session.host.fills[-1][3] is True
+    assert h.session.virtual_space.read(0x10000, 2) == bytes(map(pattern, (0x10000, 0x10001)))
+    _put_physical = h.session.physical_space.write
+    _put_physical(0x1100, "hi".encode("utf-16-le") + b"\0\0")
+    assert h.lines("!du 1100") == ['#    1100 "hi"']
 
 
 def test_bang_d_continues_and_stops_at_unreadable_physical_memory(h):
