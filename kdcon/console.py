@@ -143,6 +143,10 @@ class _ConsoleHelpers:
         if name:
             lines.append(f"{name}:")
         code = stream
+        stop = self.session.stop
+        if not code and stop is not None and stop.pc == pc:
+            # The state change carried the bytes at the stop: no request needed.
+            code = stop.instruction_stream
         if not code and self.session.halted:
             code = self.session.read_virtual(pc, 16)
         decoded = decode(code, pc, symbolizer=self.symbolizer) if code else []

@@ -359,6 +359,11 @@ class Session:
     def module_loaded(self, stop: Stop) -> ModuleInfo:
         """A LoadSymbols stop for a load: add the module (unique by base)."""
         name = printable(stop.image_name, newlines=False) or f"image{stop.image_base:x}"
+        known = next((m for m in self.modules if m.base == stop.image_base
+                      and m.name.lower() == name.lower()), None)
+        if known is not None and self.symbols.module_for(known.base) is not None:
+            # Already registered from the module list, which also gave its timestamp.
+            return known
         info = ModuleInfo(name=name, base=stop.image_base, size=stop.image_size,
                           checksum=stop.image_checksum)
         self.modules = [m for m in self.modules if m.base != info.base] + [info]

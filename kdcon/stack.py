@@ -59,8 +59,22 @@ def _local_table(module) -> FunctionTable | None:
         return None
 
 
+# A walk reads the stack upwards in small pieces: fetch ahead to this much (within
+# the page) so that one request serves several frames.
+_STACK_READ_AHEAD = 0x400
+
+
 def stack_frames(session: Session, *, limit: int = 256) -> list[Frame]:
     regs = session.registers
-    return unwind(regs.get("rip"), regs.get("rsp"), regs.get("rbp"),
-                  read=lambda a, n: session.read_virtual(a, n),
+    rsp = regs.get("rsp")
+
+    def read(address: int, size: int) -> bytes:
+        if rsp <= address < rsp + 0x10000:
+            ahead = min(_STACK_READ_AHEAD, 0x1000 - (address & 0xFFF))
+            if ahead > size:
+                session.read_virtual(address, ahead)
+        return session.read_virtual(address, size)
+
+    return unwind(regs.get("rip"), rsp, regs.get("rbp"),
+                  read=read,
                   function_for=lambda a: function_table_for(session, a), max_frames=limit)

@@ -29,7 +29,7 @@ class CountingPort:
         self._lock = threading.Lock()
         self.bytes_read = 0
         self.bytes_written = 0
-        if hasattr(port, "read_available"):
+        if getattr(port, "read_available", None) is not None:
             self.read_available = self._read_available
 
     def __getattr__(self, name: str) -> Any:
