@@ -7,7 +7,10 @@ a store), then the symbol file, in this order of candidate names (§3.1, §6.7):
 the image's CodeView PDB name, its MISC DBG name, ``<module>.dbg``/``.pdb``,
 then the kernel and HAL aliases. A DBG with an NB10 record leads to its PDB 2.0
 (looked for next to the DBG first). Without a matching file the image's exports
-are used. The timestamp/GUID check decides, never the name.
+are used. The timestamp/GUID check decides, never the name. A PDB gives its
+publics at once and the rest as questions need it (``pdb.staged``): an address
+reads only the module streams whose section contributions hold it, a name query
+reads everything; the answers are those of a full load.
 
 States: deferred, pdb symbols, private pdb symbols, codeview symbols, coff
 symbols, export symbols, no symbols; ``letter`` holds the mismatch letter.
@@ -116,15 +119,12 @@ class ModuleSymbols:
                         size_of_image=self.size, checksum=self.checksum)
 
     def _load_image(self) -> None:
+        """The image's headers: given, or the file on the symbol path that the module
+        list's timestamp and size match (no target reads at all), or read from target
+        memory as a last resort."""
         if self._given_image is not None:
             self.image = self._given_image
             return
-        if self._read is not None:
-            try:
-                self.image = read_image_from_memory(self._guarded_read, self.image_name)
-                return
-            except SymbolError as exc:
-                log.info("%s: image headers not usable (%s); using the module list facts", self.name, exc)
         if self.timestamp:
             found = self.locator.find(self.image_name, self.image_identity(),
                                       image_ext=self._ext())
@@ -132,8 +132,14 @@ class ModuleSymbols:
             if found.found and found.match is not None and found.match.letter in ("", "C"):
                 try:
                     self.image = read_image(found.path, self.image_name)
+                    return
                 except SymbolError as exc:
                     log.warning("%s: %s", found.path, exc)
+        if self._read is not None:
+            try:
+                self.image = read_image_from_memory(self._guarded_read, self.image_name)
+            except SymbolError as exc:
+                log.info("%s: image headers not usable (%s); using the module list facts", self.name, exc)
 
     def _guarded_read(self, rva: int, size: int) -> bytes | None:
         """The caller's reader; a failing read counts as a missing page."""
@@ -180,26 +186,17 @@ class ModuleSymbols:
         self.searches.append((file_name, found))
         if not found.found:
             return False
+        from .pdb.staged import PdbSymbols      # the PDB reader loads with the first PDB
         try:
             pdb = self.locator.open_pdb(found.path, sections)
-            records = list(pdb.publics())
-            private = False
-            try:
-                private = pdb.has_private_symbols
-                if private:
-                    records += pdb.procedures() + pdb.labels()
-                for extra in ("globals",):
-                    getter = getattr(pdb, extra, None)
-                    if getter is not None:
-                        records += getter()
-            except SymbolError as exc:
-                log.warning("%s: private symbols unreadable (%s); publics only", found.path, exc)
+            symbols = PdbSymbols(pdb)
         except SymbolError as exc:
             log.warning("%s: %s", found.path, exc)
             return False
         self._pdb = pdb
-        self._index = SymbolIndex(records)
-        self.state = SymbolState.PRIVATE_PDB if private else SymbolState.PDB
+        # Publics now; globals and module streams when an address or a name needs them.
+        self._index = SymbolIndex(tables=[symbols.publics], source=symbols)
+        self.state = SymbolState.PRIVATE_PDB if pdb.has_private_symbols else SymbolState.PDB
         self._settle(found)
         return True
 
