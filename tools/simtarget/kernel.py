@@ -19,6 +19,7 @@ from unicorn import x86_const as X
 
 from . import layout
 from .errors import ImageLoadError, SimTargetError
+from .imagecheck import check_driver
 from .loader import (LDRP_KSIM_DRIVER, LDRP_KSIM_SYSTEM_IMAGE, LdrWriter, Module, PeImage, check_imports,
                      link_entries, map_image, parse_image)
 from .memory import GuestMemory
@@ -48,6 +49,8 @@ class KernelImages:
         if len(drivers) > layout.MAX_DRIVERS:
             raise ImageLoadError(f"at most {layout.MAX_DRIVERS} drivers can be loaded")
         self.drivers = [parse_image(path) for path in drivers]
+        for image in self.drivers:
+            check_driver(image.name, image.pe)
         providers = {image.name.lower(): image for image in self.system}
         for image in self.system + self.drivers:
             check_imports(image, providers)

@@ -22,6 +22,7 @@ import pefile
 from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 
 from .errors import ImageLoadError, MissingImportsError
+from .imagecheck import check_complete
 from .layout import PAGE_SIZE
 from .memory import GuestMemory
 
@@ -91,11 +92,15 @@ def parse_image(path: str | Path, name: str | None = None) -> PeImage:
         raise ImageLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         pe = pefile.PE(data=data, fast_load=True)
-        pe.parse_data_directories(directories=_DIRECTORIES)
     except pefile.PEFormatError as exc:
         raise ImageLoadError(f"{path.name} is not a PE image: {exc.value}") from None
     if pe.FILE_HEADER.Machine != IMAGE_FILE_MACHINE_AMD64:
         raise ImageLoadError(f"{path.name} is not an x64 image (machine {pe.FILE_HEADER.Machine:#x})")
+    check_complete(path.name, data, pe)
+    try:
+        pe.parse_data_directories(directories=_DIRECTORIES)
+    except (pefile.PEFormatError, ValueError, IndexError) as exc:
+        raise ImageLoadError(f"{path.name} has a damaged data directory: {exc}") from None
     exports: dict[str, int] = {}
     ordinals: dict[int, int] = {}
     if hasattr(pe, "DIRECTORY_ENTRY_EXPORT"):
@@ -142,6 +147,8 @@ def map_image(memory: GuestMemory, module: Module, physical: int, providers: dic
     if len(mapped) > size:
         raise ImageLoadError(f"{image.name}: sections extend past SizeOfImage")
     for dll, ref, slot_rva in image.imports:
+        if not 0 <= slot_rva <= len(mapped) - 8:
+            raise ImageLoadError(f"{image.name}: an import slot lies outside the image (RVA {slot_rva:#x})")
         provider = providers[dll]
         rva = provider.image.exports[ref] if isinstance(ref, str) else provider.image.ordinals[ref]
         struct.pack_into("<Q", mapped, slot_rva, provider.base + rva)
