@@ -45,6 +45,7 @@ class Command:
     needs_halt: bool = True
     resumes: bool = False
     repeatable: bool = False
+    suffixes: str = ""              # letters that may follow the name glued (kb, lmv, pr)
     details: str = field(default="", repr=False)
 
 
@@ -101,8 +102,13 @@ class Registry:
             return None
         for length in range(len(word), 0, -1):
             cmd = self.get(word[:length])
-            if cmd is not None:
-                return cmd, text[length:]
+            if cmd is None:
+                continue
+            glued = word[length:]
+            if glued and not (cmd.suffixes and set(glued) <= set(cmd.suffixes)):
+                # ``nonsense`` is not ``n`` with arguments, nor ``dt`` a ``d``.
+                continue
+            return cmd, text[length:]
         return None
 
 
@@ -111,7 +117,7 @@ REGISTRY = Registry()
 
 def command(name: str, *, category: Category, usage: str = "", aliases: tuple[str, ...] = (),
             needs_halt: bool = True, resumes: bool = False, repeatable: bool = False,
-            registry: Registry | None = None) -> Callable[[Handler], Handler]:
+            suffixes: str = "", registry: Registry | None = None) -> Callable[[Handler], Handler]:
     """Declare ``handler(ctx, args)`` as the command ``name``; its docstring is its help."""
 
     def declare(handler: Handler) -> Handler:
@@ -120,7 +126,7 @@ def command(name: str, *, category: Category, usage: str = "", aliases: tuple[st
         (registry or REGISTRY).add(Command(
             name=name, handler=handler, category=category, usage=usage or name,
             summary=summary.strip(), aliases=aliases, needs_halt=needs_halt, resumes=resumes,
-            repeatable=repeatable, details=details.strip()))
+            repeatable=repeatable, suffixes=suffixes, details=details.strip()))
         return handler
 
     return declare

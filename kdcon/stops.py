@@ -139,12 +139,10 @@ BREAKIN_BANNER = """\
 
 
 def bugcheck_banner(code: int, parameters: tuple[int, int, int, int]) -> list[str]:
-    """kd's lines when the target stops in KeBugCheckEx with the debugger attached."""
-    args = ",".join(f"0x{p:016x}" for p in parameters)
+    """kd's lines when the target stops in KeBugCheckEx with the debugger attached.
+    The ``*** Fatal System Error`` lines before them are the kernel's own DbgPrint."""
+    del code, parameters
     return [
-        f"*** Fatal System Error: 0x{code:08x}",
-        f"                       ({args})",
-        "",
         "Break instruction exception - code 80000003 (first chance)",
         "",
         "A fatal system error has occurred.",

@@ -184,14 +184,14 @@ def _run_to(ctx: CommandContext, address: int, *, registers: bool,
 
 
 @command("p", category=_E, usage='p [= start] [count] ["command"]  |  pr', resumes=True,
-         repeatable=True)
+         repeatable=True, suffixes="r")
 def p(ctx: CommandContext, args: Args) -> None:
     """Step over one instruction (calls run to their return); pr toggles the register dump."""
     _step(ctx, args, over=True)
 
 
 @command("t", category=_E, usage='t [= start] [count] ["command"]  |  tr', resumes=True,
-         repeatable=True)
+         repeatable=True, suffixes="r")
 def t(ctx: CommandContext, args: Args) -> None:
     """Trace one instruction, into calls; tr toggles the register dump."""
     _step(ctx, args, over=False)

@@ -27,7 +27,8 @@ def _reader(ctx: CommandContext):
     return read
 
 
-@command("lm", category=_S, usage="lm [v] [o] [l] [m pattern]", needs_halt=False)
+@command("lm", category=_S, usage="lm [v] [o] [l] [m pattern]", needs_halt=False,
+         suffixes="voldm1")
 def lm(ctx: CommandContext, args: Args) -> None:
     """List the loaded modules with their symbol state."""
     flags, pattern = "", None

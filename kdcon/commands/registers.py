@@ -20,7 +20,8 @@ _MASK_INTEGER = 0x1
 _MASK_XMM = 0x40
 
 
-@command("r", category=_R, usage="r [reg[=value]][, reg[=value]...]  |  rM mask", repeatable=False)
+@command("r", category=_R, usage="r [reg[=value]][, reg[=value]...]  |  rM mask",
+         suffixes="MFXY")
 def r(ctx: CommandContext, args: Args) -> None:
     """Show or change registers."""
     regs = ctx.session.registers

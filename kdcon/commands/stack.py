@@ -18,7 +18,7 @@ _DEFAULT_FRAMES = 20
 
 
 @command("k", category=Category.REGISTERS, usage="k[b|v|p|P][n] [frames]",
-         aliases=("kb", "kn", "kv", "kp", "kP", "kbn", "kvn", "kpn", "kPn"))
+         aliases=("kb", "kn", "kv", "kp", "kP", "kbn", "kvn", "kpn", "kPn"), suffixes="bvpPnfcL")
 def k(ctx: CommandContext, args: Args) -> None:
     """Show the stack of the current thread (kb adds arguments, kn frame numbers)."""
     letters = ctx.text.split()[0][1:] if ctx.text[:1] == "k" else ""
