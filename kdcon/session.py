@@ -15,6 +15,7 @@ Spec: kd-protocol.md §3.5 (attach), §4 (state changes), §5 (requests); windbg
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import queue
@@ -51,6 +52,8 @@ _LDR_SIZE = 0x88
 _LDR_DLLBASE, _LDR_SIZEOFIMAGE, _LDR_BASEDLLNAME = 0x30, 0x40, 0x58
 _LDR_CHECKSUM, _LDR_TIMESTAMP = 0x78, 0x80
 _MAX_MODULES = 4096
+# Windows x64 supports at most this many logical processors in one kernel.
+_MAX_PROCESSORS = 2048
 
 
 class TargetState(enum.Enum):
@@ -130,6 +133,7 @@ class Session:
         self.break_requested = threading.Event()
         self.lost_reason: str | None = None
         self.resends = 0
+        self.stop_processor = (0, 1)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -209,6 +213,17 @@ class Session:
         self.physical.invalidate()
         self.registers.invalidate()
         stop = Stop.from_state_change(event)
+        if not (1 <= stop.processor_count <= _MAX_PROCESSORS
+                and stop.processor < stop.processor_count):
+            # A duplicated and a dropped byte of the same value pass the byte-sum
+            # checksum and shift the header (docs/protocol.md, the checksum's blind
+            # spot): keep the CPU this target last reported rather than address a
+            # processor that does not exist.
+            last = self.stop_processor
+            log.warning("implausible processor %d of %d in a state change; using %d",
+                        stop.processor, stop.processor_count, last[0])
+            stop = dataclasses.replace(stop, processor=last[0], processor_count=last[1])
+        self.stop_processor = (stop.processor, stop.processor_count)
         self.stop = stop
         self.host.processor = stop.processor
         return stop
