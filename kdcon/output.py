@@ -82,10 +82,13 @@ class Output:
     # -- writing -----------------------------------------------------------------------
 
     def write(self, text: str) -> None:
-        """Console text, as is (commands format it; target text went through
-        ``printable`` first)."""
+        """Console text. Whatever a command formats, and whatever target text it
+        carries (module names, symbols, strings), nothing but newline and tab of the
+        control characters reaches a sink: the last line of defence against a
+        hostile kernel."""
         if not text:
             return
+        text = printable(text)
         with self.lock:
             if self._captures:
                 self._captures[-1].append(text)

@@ -357,8 +357,8 @@ class Session:
         timestamp, = struct.unpack_from("<I", raw, _LDR_TIMESTAMP)
         name_bytes = self.read_virtual(buffer, min(length, 512)) if buffer and length else b""
         name = name_bytes.decode("utf-16-le", "replace") or f"image{base:x}"
-        return ModuleInfo(name=printable(name, newlines=False), base=base, size=size,
-                          checksum=checksum, timestamp=timestamp)
+        return ModuleInfo(name=name, base=base, size=size, checksum=checksum,
+                          timestamp=timestamp)
 
     def _register_symbols(self, module: ModuleInfo) -> None:
         base = module.base
@@ -373,7 +373,7 @@ class Session:
 
     def module_loaded(self, stop: Stop) -> ModuleInfo:
         """A LoadSymbols stop for a load: add the module (unique by base)."""
-        name = printable(stop.image_name, newlines=False) or f"image{stop.image_base:x}"
+        name = stop.image_name or f"image{stop.image_base:x}"
         known = next((m for m in self.modules if m.base == stop.image_base
                       and m.name.lower() == name.lower()), None)
         if known is not None and self.symbols.module_for(known.base) is not None:
