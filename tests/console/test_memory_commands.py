@@ -147,7 +147,7 @@ def test_an_empty_line_repeats_a_display_without_address_as_a_continuation(h):
 
 
 def test_unknown_d_commands_are_not_taken_for_d(h):
-    assert h.lines("dt foo") == ["Couldn't resolve error at 'dt foo'"]
+    assert h.lines("dz foo") == ["Couldn't resolve error at 'dz foo'"]
     assert "not supported" in h.run("dD 10000")
 
 

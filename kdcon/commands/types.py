@@ -1,0 +1,329 @@
+"""Types: dt (display type), dv (locals) and .frame (the frame dv looks at).
+
+``dt [-b] [-r[N]] [-v] [-y] [-n] [-o] [-i] [module!]Name [Field...] [Address]``
+takes its words in either order WinDbg does (``dt nt!_T addr``, ``dt addr nt!_T``,
+options anywhere): a word of hex digits is an address unless ``-n`` says it is a
+name; a name is a type, else a global variable (shown at its address), else an
+expression; after the name, a word that names a field (``Flags``, ``ApcState.Process``,
+``Ldr.``, ``Pre*``) selects fields and anything else is the address. ``Name*`` lists
+the globals and types that match, ``.`` repeats the last name. A type given without
+its module gets WinDbg's ``module!Type`` line first. Text comes from
+``kdcon.render.types``.
+What it does not do: ``-a``, ``-c``, ``-l`` list walking, ``-p`` physical addresses.
+Spec: windbg.md §0.5; the dt, dv and .frame pages of the debugger documentation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kdcon.symbols.errors import SymbolError
+from kdcon.symbols.index import has_wildcard
+from kdcon.symbols.model import SymbolKind
+
+from ..argtypes import Args
+from ..console import CommandContext
+from ..errors import CommandError
+from ..expr import ExprError
+from ..registry import Category, command
+from ..render.types import AGGREGATES, DisplayOptions, Selection, TypeDisplay, derived_type, unwrap
+
+log = logging.getLogger(__name__)
+
+_S = Category.SYMBOLS
+_HEX_WORD = re.compile(r"^(0x)?[0-9a-fA-F]+(`[0-9a-fA-F]+)?$")
+_NAME_WORD = re.compile(r"^([\w.$-]+!)?[A-Za-z_?*][\w:<>*?\-]*$")
+_FIELD_WORD = re.compile(r"^[A-Za-z_*][\w.*]*$")
+_OPTIONS = "rbvynoih"
+_USAGE = "dt [-b] [-r[N]] [-v] [-y] [-n] [-o] [-i] [module!]Type [Field[.Sub]...] [Address]"
+
+
+@dataclass
+class _Named:
+    """What a name on the command line turned out to be."""
+
+    info: Any
+    header: str | None          # ``module!Type`` when the module was not given
+    address: int | None = None  # a global variable's address
+    is_global: bool = False
+
+
+def _words(text: str) -> list[str]:
+    """Words split at blanks outside parentheses and quotes (``poi(a + 8)`` is one)."""
+    words: list[str] = []
+    current: list[str] = []
+    depth, quoted = 0, False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")" and depth:
+            depth -= 1
+        elif char.isspace() and not quoted and not depth:
+            if current:
+                words.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def _parse_options(words: list[str]) -> tuple[DisplayOptions, set[str], list[str]]:
+    options = DisplayOptions()
+    flags: set[str] = set()
+    rest: list[str] = []
+    for word in words:
+        if len(word) < 2 or word[0] != "-" or not word[1].isalpha():
+            rest.append(word)
+            continue
+        index = 1
+        while index < len(word):
+            letter = word[index]
+            index += 1
+            if letter not in _OPTIONS:
+                raise CommandError(f"dt: option -{letter} is not supported; usage: {_USAGE}")
+            if letter == "r":
+                digits = ""
+                while index < len(word) and word[index].isdigit():
+                    digits += word[index]
+                    index += 1
+                options.depth = int(digits) if digits else 9
+            elif letter == "b":
+                options.blocks = True
+            elif letter == "v":
+                options.verbose = True
+            elif letter == "o":
+                options.offsets = False
+            elif letter == "i":
+                options.indent = False
+            else:
+                flags.add(letter)
+    return options, flags, rest
+
+
+# -- names ---------------------------------------------------------------------------------
+
+def _modules_for(ctx: CommandContext, module_part: str) -> list[Any]:
+    symbols = ctx.session.symbols
+    if not module_part:
+        return symbols.modules()
+    if has_wildcard(module_part):
+        return symbols.modules(module_part)
+    module = symbols.module(module_part)
+    return [module] if module is not None else []
+
+
+def _types_of(module: Any) -> Any:
+    try:
+        return module.types
+    except SymbolError as exc:
+        log.warning("%s: types unreadable: %s", module.name, exc)
+        return None
+
+
+def _find_type(ctx: CommandContext, name: str) -> _Named | None:
+    module_part, _, type_name = name.rpartition("!")
+    for module in _modules_for(ctx, module_part):
+        table = _types_of(module)
+        if table is None:
+            continue
+        try:
+            info = table.find(type_name)
+        except SymbolError as exc:
+            log.warning("%s: types unreadable: %s", module.name, exc)
+            continue
+        if info is not None:
+            shown = unwrap(info)
+            canonical = shown.name if shown is not None and shown.kind in (*AGGREGATES, "enum") \
+                and shown.name else type_name
+            return _Named(info, None if module_part else f"{module.name}!{canonical}")
+    return None
+
+
+def _find_global(ctx: CommandContext, name: str) -> _Named | None:
+    try:
+        found = ctx.session.symbols.match(name)
+    except SymbolError as exc:
+        log.debug("global %s: %s", name, exc)
+        return None
+    for match in found:
+        record = match.record
+        if record.kind is not SymbolKind.DATA or not record.type_name:
+            continue
+        table = _types_of(match.module)
+        info = derived_type(record.type_name,
+                            lambda text: table.find(text) if table is not None else None)
+        if info is not None:
+            return _Named(info, None, match.address, is_global=True)
+    return None
+
+
+def _resolve(ctx: CommandContext, word: str) -> _Named | None:
+    if not _NAME_WORD.match(word) or has_wildcard(word):
+        return None
+    return _find_type(ctx, word) or _find_global(ctx, word)
+
+
+def _global_at(ctx: CommandContext, address: int) -> _Named | None:
+    """The typed global that starts at ``address`` (``dt Address`` alone)."""
+    try:
+        near = ctx.session.symbols.near(address)
+    except SymbolError as exc:
+        log.debug("symbols at %#x: %s", address, exc)
+        return None
+    for match in near.exact if near is not None else ():
+        if match.record.kind is SymbolKind.DATA and match.record.type_name:
+            return _find_global(ctx, match.qualified)
+    return None
+
+
+def _address(ctx: CommandContext, word: str) -> int | None:
+    try:
+        return ctx.evaluate(word)
+    except (ExprError, CommandError, SymbolError, MemoryError):
+        return None
+
+
+def _is_field(word: str, info: Any) -> bool:
+    top = unwrap(info)
+    if not _FIELD_WORD.match(word) or top is None:
+        return False
+    if top.kind == "pointer":
+        top = unwrap(top.type)
+    if top is None or top.kind not in AGGREGATES:
+        return False
+    first, dot, _ = word.partition(".")
+    return any(Selection.matches(first, member.name, bool(dot)) for member in top.fields)
+
+
+# -- dt --------------------------------------------------------------------------------------
+
+@command("dt", category=_S, usage=_USAGE, needs_halt=False)
+def dt(ctx: CommandContext, args: Args) -> None:
+    """Display a type's fields, or a structure or global at an address with its values."""
+    options, flags, words = _parse_options(_words(args.rest()))
+    if "h" in flags:
+        ctx.out.line(f"Usage: {_USAGE}")
+        return
+    if not words:
+        raise CommandError(f"dt needs a type name; usage: {_USAGE}")
+    if words[0] == ".":
+        last = ctx.state.values.get("dt_last")
+        if not last:
+            raise CommandError("dt: no earlier name to repeat")
+        words[0] = last
+    first = words[0]
+    if "y" in flags and not has_wildcard(first):
+        _list_matches(ctx, first + "*", show_first=True, options=options, rest=words[1:])
+        return
+    if has_wildcard(first) and len(words) == 1:
+        _list_matches(ctx, first)
+        return
+
+    named: _Named | None = None
+    address: int | None = None
+    pending = words[1:]
+    if _HEX_WORD.match(first) and "n" not in flags:
+        address = _address(ctx, first)
+    else:
+        named = _resolve(ctx, first)
+        if named is None:
+            address = _address(ctx, first)
+            if address is None:
+                raise CommandError(f"Symbol {first} not found.")
+    if named is None and not pending:
+        named = _global_at(ctx, address)
+        if named is None:
+            raise CommandError(f"Symbol not found at address {ctx.console.format_address(address)}.")
+        address = None
+    if named is None:
+        second = pending.pop(0)
+        named = _resolve(ctx, second)
+        if named is None:
+            raise CommandError(f"Symbol {second} not found.")
+        first = second
+    ctx.state.values["dt_last"] = first
+    if named.is_global:
+        if address is not None:
+            raise CommandError(f"dt: {first} is a global variable; give a type to show "
+                               "memory at an address")
+        address = named.address
+
+    fields: list[str] = []
+    for word in pending:
+        if _is_field(word, named.info):
+            fields.append(word)
+            continue
+        if address is None and not (named.is_global):
+            value = _address(ctx, word)
+            if value is not None:
+                address = value
+                continue
+        if _FIELD_WORD.match(word):
+            fields.append(word)
+            continue
+        raise CommandError(f"Syntax error at '{word}'")
+    if address is not None:
+        ctx.session.require_halted()
+    _display(ctx, named, address, fields, options)
+
+
+def _display(ctx: CommandContext, named: _Named, address: int | None, fields: list[str],
+             options: DisplayOptions) -> None:
+    session = ctx.session
+    display = TypeDisplay(session.read_virtual, session.pointer_size,
+                          symbolizer=ctx.console.symbolizer, options=options)
+    selection = Selection(fields) if fields else None
+    top = unwrap(named.info)
+    if selection is not None and top is not None and top.kind == "pointer" and \
+            address is not None:
+        # A pointer's fields: WinDbg follows it (``dt nt!_PEB Ldr.``-style names on Ptr).
+        target = display.pointer_at(address, top.pointer_size or top.size)
+        top, address = unwrap(top.type), target
+    display.show(top, address, selection, header=named.header)
+    ctx.out.lines(display.lines)
+    for row in display.rows:
+        ctx.out.row(**row)
+    if selection is not None and not display.matched:
+        raise CommandError("Cannot find specified field members.")
+    if display.failed_at is not None:
+        raise CommandError(f"Memory read error {ctx.console.format_address(display.failed_at)}")
+
+
+def _list_matches(ctx: CommandContext, pattern: str, *, show_first: bool = False,
+                  options: DisplayOptions | None = None, rest: list[str] | None = None) -> None:
+    """``dt module!Pre*``: globals (with their address) and types whose names match."""
+    module_part, _, name_part = pattern.rpartition("!")
+    width = 17 if ctx.session.pointer_size == 8 else 8
+    lines: list[str] = []
+    first: str | None = None
+    for module in _modules_for(ctx, module_part):
+        try:
+            records = [r for r in module.match(name_part) if r.kind is SymbolKind.DATA]
+        except SymbolError as exc:
+            log.debug("%s: %s", module.name, exc)
+            records = []
+        for record in sorted(records, key=lambda r: r.name.lower()):
+            lines.append(f"{ctx.console.format_address(module.address(record))}  "
+                         f"{module.name}!{record.name}")
+            ctx.out.row(address=module.address(record), name=f"{module.name}!{record.name}")
+        table = _types_of(module)
+        names = table.names(name_part) if table is not None else []
+        for name in names:
+            lines.append(f"{' ' * (width + 2)}{module.name}!{name}")
+            ctx.out.row(name=f"{module.name}!{name}")
+            first = first or f"{module.name}!{name}"
+    if not lines:
+        raise CommandError(f"Symbol {pattern} not found.")
+    ctx.out.lines(lines)
+    if show_first and first is not None:
+        named = _find_type(ctx, first)
+        if named is not None:
+            address = _address(ctx, rest[-1]) if rest else None
+            _display(ctx, named, address, [], options or DisplayOptions())
