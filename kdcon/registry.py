@@ -64,6 +64,21 @@ class Registry:
         self._commands[cmd.name] = cmd
         return cmd
 
+    def remove(self, name: str) -> Command | None:
+        """Forget the command ``name`` and its aliases (an unloaded extension's)."""
+        cmd = self._commands.pop(name, None)
+        if cmd is not None:
+            for alias in (cmd.name, *cmd.aliases):
+                self._names.pop(alias, None)
+        return cmd
+
+    def copy(self) -> Registry:
+        """A registry with the same commands, to which one console adds its own."""
+        other = Registry()
+        other._commands = dict(self._commands)
+        other._names = dict(self._names)
+        return other
+
     def __iter__(self) -> Iterator[Command]:
         return iter(sorted(self._commands.values(), key=lambda c: c.name.lower()))
 
