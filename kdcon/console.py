@@ -109,6 +109,7 @@ class ConsoleState:
         self.next_dump: int | None = None
         self.dump_format = "db"
         self.next_unassemble: int | None = None
+        self.repeating = False          # running the last command again for an empty line
         self.values: dict[str, Any] = {}
 
 
@@ -200,7 +201,12 @@ class Console(_ConsoleHelpers):
         the target ends a nested list (breakpoint command strings, windbg.md §0.2)."""
         if not line.strip():
             if self.last_repeatable and not nested:
-                return self.execute(self.last_repeatable)
+                # A repeated display goes on where the last one ended (kd's Enter).
+                self.state.repeating = True
+                try:
+                    return self.execute(self.last_repeatable)
+                finally:
+                    self.state.repeating = False
             return True
         ok = True
         for text in split_commands(line):

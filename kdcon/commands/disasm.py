@@ -24,6 +24,8 @@ def u(ctx: CommandContext, args: Args) -> None:
     """Disassemble 8 instructions (or a range) from an address."""
     state = ctx.console.state
     start, count = args.range(8)
+    if state.repeating and state.next_unassemble is not None:
+        start = state.next_unassemble
     if start is None:
         start = state.next_unassemble if state.next_unassemble is not None \
             else ctx.session.registers.get("rip")

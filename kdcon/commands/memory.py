@@ -125,7 +125,7 @@ def display_range(args: Args, default: int, size: int) -> tuple[int | None, int]
 def _start(ctx: CommandContext, start: int | None, physical: bool) -> tuple[int, bool]:
     """Where a display without an address begins: after the last one, else at rip."""
     state = ctx.console.state
-    if start is not None:
+    if start is not None and not (state.repeating and state.next_dump is not None):
         return start, physical
     if state.next_dump is not None:
         return state.next_dump, physical or bool(state.values.get("dump_physical"))
