@@ -8,7 +8,9 @@ a module the list does not name. Text is rendered by ``kdcon.render.symbols``.
 from __future__ import annotations
 
 import fnmatch
+import os
 
+from kdcon.symbols.http import HttpOptions
 from kdcon.symbols.path import SymbolPath
 
 from ..argtypes import Args
@@ -19,6 +21,16 @@ from ..registry import Category, command
 from ..render.symbols import render_lm_row, render_ln, render_x
 
 _S = Category.SYMBOLS
+
+# A private mirror of Microsoft's symbol server (an air-gapped site's) for .symfix.
+SYMBOL_SERVER_VARIABLE = "KDCON_SYMBOL_SERVER"
+
+
+def parse_path(ctx: CommandContext, text: str) -> SymbolPath:
+    """A symbol path whose downloads Ctrl+C (the target's cancel event) can stop."""
+    cancel = ctx.console.target.cancel_event if ctx.console.target is not None else None
+    options = HttpOptions(cancelled=cancel.is_set if cancel is not None else None)
+    return SymbolPath.parse(text, http=options)
 
 
 def _reader(ctx: CommandContext):
@@ -136,8 +148,8 @@ def sympath(ctx: CommandContext, args: Args) -> None:
     text = args.rest()
     append = ctx.text.startswith(".sympath+")
     if text:
-        path = SymbolPath.parse(f"{symbols.path};{text}" if append and str(symbols.path) else text)
-        symbols.set_path(path)
+        symbols.set_path(parse_path(ctx, f"{symbols.path};{text}" if append and str(symbols.path)
+                                    else text))
     ctx.out.line(f"Symbol search path is: {symbols.path or '*** Invalid ***'}")
     ctx.out.line(f"Expanded Symbol search path is: {str(symbols.path).lower()}")
 
@@ -145,15 +157,20 @@ def sympath(ctx: CommandContext, args: Args) -> None:
 @command(".symfix", category=_S, usage=".symfix[+] [cache]", needs_halt=False,
          aliases=(".symfix+",))
 def symfix(ctx: CommandContext, args: Args) -> None:
-    """Set the symbol path to Microsoft's symbol server behind a local cache."""
+    """Set the symbol path to Microsoft's symbol server behind a local cache.
+
+    KDCON_SYMBOL_SERVER in the environment names a mirror to use instead."""
     from kdcon.symbols import http
 
     cache = args.rest() or None
     server = http.symfix_path(cache)
+    mirror = os.environ.get(SYMBOL_SERVER_VARIABLE)
+    if mirror:
+        server = server.replace(http.MICROSOFT_SYMBOL_SERVER, mirror.rstrip("/"))
     symbols = ctx.session.symbols
     text = f"{symbols.path};{server}" if ctx.text.startswith(".symfix+") and str(symbols.path) \
         else server
-    symbols.set_path(SymbolPath.parse(text))
+    symbols.set_path(parse_path(ctx, text))
     ctx.out.line(f"Symbol search path is: {symbols.path}")
 
 
