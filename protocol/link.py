@@ -53,6 +53,12 @@ log = logging.getLogger(__name__)
 # polls its UART the same way. Ports whose peer shares our interpreter never spin.
 DEFAULT_SPIN = 0.0005
 
+# How long one write may wait for the peer to take bytes before the link is closed
+# (TransportError). Without a bound a peer that stops reading (a pty nobody reads)
+# blocks the writer, and every other thread behind the link's lock, for good. A
+# 4000-byte packet takes 2.1 s on a 19200-baud line, the slowest kd rate.
+DEFAULT_WRITE_TIMEOUT = 5.0
+
 # How long sync waits for the RESET answer behind a stop that arrived before it. The
 # target reads our RESET as soon as it has sent that stop, so the answer follows it
 # within a round trip; no answer by then means a running target discarded the RESET.
@@ -120,15 +126,16 @@ class KdLink:
     the bytes: the reader thread, or a thread in ``request`` reading its own reply; it
     must not wait on the link itself. Replies that a ``request`` waits for are handed
     to it and not queued. ``spin``: how long a read that awaits the peer's answer
-    polls before sleeping (None: DEFAULT_SPIN, or 0 for a peer in this process). Use
-    as a context manager or call ``close()``.
+    polls before sleeping (None: DEFAULT_SPIN, or 0 for a peer in this process).
+    ``write_timeout``: the bound given to a port whose writes have none. Use as a
+    context manager or call ``close()``.
     """
 
     def __init__(self, port: PortLike, role: Role, *,
                  connection: KdConnection | None = None,
                  on_event: Callable[[Event], None] | None = None,
                  poll_interval: float = 0.02, spin: float | None = None,
-                 start: bool = True) -> None:
+                 write_timeout: float = DEFAULT_WRITE_TIMEOUT, start: bool = True) -> None:
         self.port = port
         self.role = role
         self.connection = connection or KdConnection(role)
@@ -157,6 +164,8 @@ class KdLink:
         if getattr(port, "timeout", None) is None or port.timeout > poll_interval:
             # A blocking read would stall ACK retransmission: bound every read.
             port.timeout = poll_interval
+        if getattr(port, "write_timeout", None) is None:
+            port.write_timeout = write_timeout
         # Our transports read what is there in fewer system calls (fdport.py).
         self._read_available = getattr(port, "read_available", None)
         if spin is None:

@@ -56,6 +56,15 @@ class PortWrapper:
         self._timeout = value
 
     @property
+    def write_timeout(self) -> float | None:
+        return self.port.write_timeout
+
+    @write_timeout.setter
+    def write_timeout(self, value: float | None) -> None:
+        # The inner port does the writing: the bound is its own.
+        self.port.write_timeout = value
+
+    @property
     def is_open(self) -> bool:
         return bool(self.port.is_open)
 
