@@ -11,6 +11,7 @@ __all__ = [
     "ProtocolError",
     "LocalProtocolError",
     "TargetTimeout",
+    "RequestCancelled",
     "TransportError",
 ]
 
@@ -25,6 +26,10 @@ class LocalProtocolError(ProtocolError):
 
 class TargetTimeout(ProtocolError):
     """A request got no reply within its time bound, retries included."""
+
+
+class RequestCancelled(ProtocolError):
+    """A request or sync was cancelled (KdLink.cancel, e.g. Ctrl+C) before its answer."""
 
 
 class TransportError(ProtocolError):

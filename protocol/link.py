@@ -3,15 +3,19 @@
 What it does: the blocking side of the protocol. A reader thread reads
 ``max(1, in_waiting)`` bytes at a time (simulated-target.md §8.2), feeds the
 connection, writes what it must answer (ACK, RESEND, retransmissions, from
-``check_timeouts(time.monotonic())``), and delivers every event in order to a queue or
-a callback. Callers send through thread-safe methods; a host calls
+``check_timeouts(time.monotonic())``), and hands every event on in order to an inbox
+or a callback. Callers send through thread-safe methods; a host calls
 ``request(api, ...)`` and gets the matching reply, with timeout and retry, or a
 TargetTimeout saying what was asked and for how long. A caller waiting for its reply
 reads the port itself while the reader thread stands aside (one thread hand-off per
 round trip fewer: bench/simtarget.py); whoever reads holds ``_io``, so bytes are fed
-and events delivered in order all the same. A read that raises ``OSError``
-(pyserial's SerialException, EIO, our transports' LinkError) is end of file: the
-link closes, waiters get TransportError, and a ``LinkClosed`` event ends the queue.
+in order, and the events are handed on in that order once ``_io`` is released: an
+``on_event`` callback never runs while the port is held. ``cancel()``, from any thread
+(a Ctrl+C handler too), makes the requests and the sync in progress raise
+RequestCancelled; a reply that comes later for a cancelled request is dropped. A read
+that raises ``OSError`` (pyserial's SerialException, EIO, our transports' LinkError)
+is end of file: the link closes, waiters get TransportError, and a ``LinkClosed``
+event ends the events. Every write is bounded (``write_timeout``).
 What it does not do: open ports (transports.open_link), parse commands, or know what
 a session is. The clock is read here and only here.
 Spec: kd-protocol.md §2.5 (retries), §3.4-§3.5 (break-in, host sync), §5.1 (replies).
@@ -20,9 +24,9 @@ Spec: kd-protocol.md §2.5 (retries), §3.4-§3.5 (break-in, host sync), §5.1 (
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Protocol
 
 from . import messages
@@ -32,7 +36,6 @@ from .errors import LocalProtocolError, TargetTimeout, TransportError
 from .events import (
     NEED_DATA,
     Ack,
-    DroppedPacket,
     Event,
     LinkClosed,
     ManipulateReply,
@@ -42,6 +45,7 @@ from .events import (
 )
 from .manipulate import NO_REPLY_APIS
 from .state import Role
+from .waiting import Attach, Cancellable, EventKind, Inbox, Registered, Replies, Waiter
 
 __all__ = ["KdLink", "PortLike"]
 
@@ -59,9 +63,9 @@ DEFAULT_SPIN = 0.0005
 # 4000-byte packet takes 2.1 s on a 19200-baud line, the slowest kd rate.
 DEFAULT_WRITE_TIMEOUT = 5.0
 
-# How long sync waits for the RESET answer behind a stop that arrived before it. The
-# target reads our RESET as soon as it has sent that stop, so the answer follows it
-# within a round trip; no answer by then means a running target discarded the RESET.
+# How long sync waits for the RESET answer behind a stop that came before it: the
+# target reads our RESET once it has sent that stop, so the answer follows within a
+# round trip; no answer by then means a running target discarded the RESET.
 RESET_ANSWER_GRACE = 0.2
 
 
@@ -80,55 +84,20 @@ class PortLike(Protocol):
     def close(self) -> None: ...
 
 
-class _Waiter:
-    """One request awaiting its reply. Its bare lock is taken at birth and released
-    once the reply is in: waking a caller costs one C call on each side, not the
-    Python code of a ``threading.Event`` (bench/simtarget.py)."""
-
-    __slots__ = ("request", "reply", "_lock")
-
-    def __init__(self, request: bytes) -> None:
-        self.request = request
-        self.reply: ManipulateReply | None = None
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def set(self) -> None:
-        if self._lock.locked():
-            self._lock.release()
-
-    def wait(self, timeout: float) -> bool:
-        return self._lock.acquire(timeout=timeout)
-
-
-class _Attach:
-    """What ``sync`` waits for: the target's RESET reply, then one state change. The
-    same stop said again after late replies to earlier RESETs is the connection's to
-    drop (state.py Rule 12). ``done`` wakes ``sync`` whenever it has something to do;
-    ``early_at`` is when a stop sent before the target read our RESET arrived (the
-    answer should follow it closely)."""
-
-    def __init__(self) -> None:
-        self.resets_answered = 0
-        self.early_at: float | None = None
-        self.done = threading.Event()
-        self.state: StateChange | None = None
-
-    def set(self) -> None:
-        self.done.set()
-
-
 class KdLink:
     """Drive ``KdConnection(role)`` over ``port`` with one reader thread.
 
-    Events go to ``on_event`` if given, else to a queue read with
-    ``next_event(timeout)``. ``on_event`` is called, in order, on the thread that read
-    the bytes: the reader thread, or a thread in ``request`` reading its own reply; it
-    must not wait on the link itself. Replies that a ``request`` waits for are handed
-    to it and not queued. ``spin``: how long a read that awaits the peer's answer
-    polls before sleeping (None: DEFAULT_SPIN, or 0 for a peer in this process).
-    ``write_timeout``: the bound given to a port whose writes have none. Use as a
-    context manager or call ``close()``.
+    Events go to ``on_event`` if given, else to an inbox read with
+    ``next_event(timeout)`` and ``wait_for(kind, timeout)``. ``on_event`` is called,
+    in order, on a thread that read bytes (the reader thread, or a thread in
+    ``request`` reading its own reply), never while that thread holds the port: it may
+    send (a target answers requests there). A consumer that waits there for anything
+    the link must read first stalls the events behind it: such a consumer takes
+    events from the inbox, on a thread of its own. Replies that a ``request`` waits
+    for are handed to it and not queued. ``spin``: how long a read that awaits the
+    peer's answer polls before sleeping (None: DEFAULT_SPIN, or 0 for a peer in this
+    process). ``write_timeout``: the bound given to a port whose writes have none.
+    Use as a context manager or call ``close()``.
     """
 
     def __init__(self, port: PortLike, role: Role, *,
@@ -140,10 +109,16 @@ class KdLink:
         self.role = role
         self.connection = connection or KdConnection(role)
         self._on_event = on_event
-        self._events: queue.Queue[Event] = queue.Queue()
+        self._inbox = Inbox()
+        # Events read and not yet handed on: whoever holds ``_delivering`` hands them
+        # on, in order, and never while holding ``_io`` (``_io_owner``: its holder).
+        self._outbox: deque[Event] = deque()
+        self._delivering = threading.Lock()
+        self._io_owner: int | None = None
         self._lock = threading.RLock()
-        self._waiters: list[_Waiter] = []
-        self._attach: _Attach | None = None
+        self._replies = Replies()
+        self._calls: list[Cancellable] = []
+        self._attach: Attach | None = None
         self._acked = threading.Condition(self._lock)
         self._closed = threading.Event()
         self.closed_reason: str | None = None
@@ -161,6 +136,7 @@ class KdLink:
         # for a reply until the caller's next request or the next pump (at most
         # ``poll_interval`` later). One write means one wake-up of the peer.
         self._unsent = b""
+        self._flush_after_delivery = False
         if getattr(port, "timeout", None) is None or port.timeout > poll_interval:
             # A blocking read would stall ACK retransmission: bound every read.
             port.timeout = poll_interval
@@ -198,14 +174,9 @@ class KdLink:
 
     def close(self) -> None:
         """Send any ACK still held back, stop the reader thread, close the port."""
-        with self._lock:
-            if self._unsent and not self._closed.is_set():
-                # A reply left unACKed keeps the target sending it, and the next
-                # debugger to attach gets that reply before any stop.
-                try:
-                    self._write(b"")
-                except TransportError:
-                    pass
+        # A reply left unACKed keeps the target sending it, and the next debugger to
+        # attach gets that reply before any stop.
+        self._flush_unsent()
         self._finish("closed by this side")
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
@@ -225,28 +196,30 @@ class KdLink:
 
     def next_event(self, timeout: float | None = None) -> Event | None:
         """The next event in order, or None if none came within ``timeout``."""
-        try:
-            return self._events.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        return self._inbox.next_event(timeout)
 
-    def wait_for(self, kind: type[Event] | tuple[type[Event], ...], timeout: float) -> Event:
-        """Skip queued events until one of ``kind``; TargetTimeout if none in time.
+    def wait_for(self, kind: EventKind, timeout: float, where: Callable[[Any], bool] | None = None
+                 ) -> Event:
+        """The next event of ``kind`` (with ``where(event)`` true, if given). The events
+        before it stay queued, in order, for ``next_event``. TargetTimeout if none
+        comes within ``timeout``; TransportError if the link closed first."""
+        return self._inbox.wait_for(kind, timeout, where)
 
-        A LinkClosed event raises TransportError instead.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            event = self.next_event(max(0.0, left)) if left > 0 else None
-            if event is None:
-                names = kind.__name__ if isinstance(kind, type) else "/".join(
-                    k.__name__ for k in kind)
-                raise TargetTimeout(f"no {names} from the target within {timeout:.1f} s")
-            if isinstance(event, kind):
-                return event
-            if isinstance(event, LinkClosed):
-                raise TransportError(f"link closed: {event.reason}")
+    @property
+    def calls_in_progress(self) -> int:
+        """Requests and syncs under way: what ``cancel`` would end (a console may
+        cancel them on Ctrl+C, and break in when there are none)."""
+        return len(self._calls)
+
+    def cancel(self) -> None:
+        """Make every ``request`` in progress (waiting for its turn, its ACK or its
+        reply) and a ``sync`` in progress raise RequestCancelled within a poll
+        interval. Callable from any thread and from a signal handler: it takes no lock.
+        The link stays usable; a reply that comes later for a cancelled request is
+        dropped, never handed to the next request."""
+        for call in tuple(self._calls):
+            call.cancel()
+        self._wake_reader()
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -262,17 +235,11 @@ class KdLink:
     def send_breakin(self) -> None:
         self.call("send_breakin")
 
-    def send_reset(self) -> None:
-        self.call("send_reset")
-
     def send_state_change(self, payload: bytes) -> None:
         self.call("send_state_change", payload)
 
     def send_debug_print(self, text: bytes) -> None:
         self.call("send_debug_print", text)
-
-    def send_manipulate_payload(self, payload: bytes) -> None:
-        self.call("send_manipulate_payload", payload)
 
     def send_manipulate(self, api: int, u: dict | None = None, data: bytes = b"",
                         **fields: int) -> None:
@@ -281,10 +248,15 @@ class KdLink:
 
     def wait_acked(self, timeout: float) -> None:
         """Block until nothing of ours awaits an ACK; TargetTimeout after ``timeout``."""
+        self._wait_acked(timeout, None)
+
+    def _wait_acked(self, timeout: float, call: Cancellable | None) -> None:
         deadline = time.monotonic() + timeout
         with self._acked:
             while self.connection.awaiting_ack:
                 self._check_open()
+                if call is not None:
+                    call.check("waiting for the target's ACK")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TargetTimeout(f"the target did not acknowledge within {timeout:.1f} s")
@@ -297,67 +269,55 @@ class KdLink:
         and return it; TargetTimeout if none comes within ``timeout``.
 
         Until the answer, the connection neither ACKs nor accepts what the target sent
-        before reading the RESET (state.py Rule 11): the RESET re-stamps the packet the
-        target waits on and sends it again (§2.2, §3.2). A stop that arrives first
-        says the target waits in it: if a running target discarded the RESET (§3.3),
-        no answer follows within RESET_ANSWER_GRACE and RESET goes again then, not a
-        whole ``reset_interval`` later. A slow target may answer several RESETs: the
-        same stop that each later answer brings again is dropped (Rule 12). A host
-        attaching to a target that already talks makes the link with ``start=False``:
-        a stop read before ``sync`` would be queued beside the copy ``sync`` returns.
-        The state change returned here is handed to this call only, not queued nor
-        given to ``on_event``; other events flow as usual.
+        before reading the RESET (state.py Rule 11): the RESET makes the target send
+        its packet again, stamped afresh (§2.2, §3.2). When RESET goes again:
+        waiting.Attach. A slow target may answer several RESETs: the same stop that
+        each later answer brings again is dropped (Rule 12). A host attaching to a
+        target that already talks makes the link with ``start=False``: a stop read
+        before ``sync`` would be queued beside the copy returned here, which goes to
+        this call only; other events flow as usual.
         """
         if self.role is not Role.HOST:
             raise LocalProtocolError("only a host synchronises")
         deadline = time.monotonic() + timeout
-        attach = _Attach()
-        next_reset = time.monotonic()
-        answered = 0
-        try:
-            with self._lock:
-                self._check_open()
-                self._attach = attach
-                self._send_attach_reset(attach, breakin)
-            next_reset += reset_interval
-            # Started only now, a host made with start=False queues no stop that this
-            # attach would supersede.
-            self.start()
-            while True:
-                now = time.monotonic()
+        attach = Attach(reset_interval, RESET_ANSWER_GRACE)
+        with self._cancellable() as call:
+            call.sleeps_on(attach)
+            try:
                 with self._lock:
                     self._check_open()
-                    if attach.state is not None:
-                        return attach.state
-                    if attach.resets_answered != answered:
-                        # Answered: the stop should follow. A target that first sends
-                        # something else (a reply the last debugger never ACKed) has
-                        # nothing pending after it, and the next RESET brings the stop.
-                        answered = attach.resets_answered
-                        next_reset = max(next_reset, now + reset_interval)
-                    if attach.early_at is not None:
-                        next_reset = min(next_reset, attach.early_at + RESET_ANSWER_GRACE)
-                    if now >= next_reset:
-                        self._send_attach_reset(attach, breakin)
-                        next_reset = now + reset_interval
-                left = deadline - now
-                if left <= 0:
-                    raise TargetTimeout(
-                        f"no state change from the target within {timeout:.1f} s: check the "
-                        "cable, the port, the baud rate and that the target booted with "
-                        "/DEBUG")
-                # Set by the stop taken, an early stop, a RESET answer, or the link closing.
-                attach.done.wait(max(0.0, min(left, next_reset - now)))
-        finally:
-            with self._lock:
-                if self._attach is attach and attach.state is None:
-                    self._attach = None
-                    # Given up: what the target sends from now on is taken as usual.
-                    self.connection.awaiting_reset_answer = False
+                    self._attach = attach
+                    self._send_attach_reset(attach, breakin, time.monotonic())
+                # Started only now, a host made with start=False queues no stop that
+                # this attach would supersede.
+                self.start()
+                while True:
+                    call.check("sync")
+                    now = time.monotonic()
+                    with self._lock:
+                        self._check_open()
+                        if attach.state is not None:
+                            return attach.state
+                        if now >= attach.next_reset():
+                            self._send_attach_reset(attach, breakin, now)
+                    left = deadline - now
+                    if left <= 0:
+                        raise TargetTimeout(
+                            f"no state change from the target within {timeout:.1f} s: check "
+                            "the cable, the port, the baud rate and that the target booted "
+                            "with /DEBUG")
+                    # Set by the stop taken, an early stop, a RESET answer, the link
+                    # closing, or cancel().
+                    attach.done.wait(max(0.0, min(left, attach.next_reset() - now)))
+            finally:
+                with self._lock:
+                    if self._attach is attach and attach.state is None:
+                        self._attach = None
+                        # Given up: what the target sends from now on is taken as usual.
+                        self.connection.awaiting_reset_answer = False
 
-    def _send_attach_reset(self, attach: _Attach, breakin: bool) -> None:
-        attach.done.clear()
-        attach.early_at = None
+    def _send_attach_reset(self, attach: Attach, breakin: bool, now: float) -> None:
+        attach.reset_sent(now)
         out = self.connection.send_breakin() if breakin else b""
         self._write(out + self.connection.send_reset())
 
@@ -375,37 +335,74 @@ class KdLink:
         if self.role is not Role.HOST:
             raise LocalProtocolError("only a host sends manipulate requests")
         payload = messages.build_manipulate(api, u, data, processor=processor)
-        with self._exchange:
-            if api in NO_REPLY_APIS:
-                self.send_manipulate_payload(payload)
-                self.wait_acked(timeout * (retries + 1))
-                return None
-            return self._exchange_reply(api, payload, timeout, retries)
+        with self._cancellable() as call:
+            # Our turn: a cancel while we wait for it counts too.
+            while not self._exchange.acquire(timeout=self._poll_interval):
+                call.check(api_name(api))
+            try:
+                call.check(api_name(api))
+                self._settle_cancelled(call, api_name(api))
+                if api in NO_REPLY_APIS:
+                    self.call("send_manipulate_payload", payload)
+                    self._wait_acked(timeout * (retries + 1), call)
+                    return None
+                return self._exchange_reply(api, payload, timeout, retries, call)
+            finally:
+                self._exchange.release()
 
-    def _exchange_reply(self, api: int, payload: bytes, timeout: float,
-                        retries: int) -> ManipulateReply:
+    def _settle_cancelled(self, call: Cancellable, what: str) -> None:
+        """Wait for the replies still owed to cancelled requests. The target answers
+        one request at a time (KdpSendWaitContinue), and our next request sent before
+        that reply came would be taken for its ACK and lost (state.py Rule 7)."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._replies.owed = [ghost for ghost in self._replies.owed if ghost.until > now]
+                if not self._replies.owed:
+                    return
+                ghost = self._replies.owed[0]
+            call.sleeps_on(ghost)
+            try:
+                self._await_reply(ghost, ghost.until - now, call)
+            finally:
+                call.sleeps_on(None)
+            call.check(what)
+
+    def _cancellable(self) -> Registered:
+        return Registered(self._calls, self._lock)
+
+    def _exchange_reply(self, api: int, payload: bytes, timeout: float, retries: int,
+                        call: Cancellable) -> ManipulateReply:
         for attempt in range(retries + 1):
-            waiter = _Waiter(payload)
+            waiter = Waiter(payload)
             with self._lock:
                 self._check_open()
-                self._waiters.append(waiter)
+                self._replies.waiting.append(waiter)
                 self._callers += 1
                 try:
                     self._write(self.connection.send_manipulate_payload(payload))
                 except TransportError:
                     self._callers -= 1
                     raise
+            call.sleeps_on(waiter)
             try:
-                self._await_reply(waiter, timeout)
+                self._await_reply(waiter, timeout, call)
             finally:
+                call.sleeps_on(None)
                 with self._lock:
-                    if waiter in self._waiters:
-                        self._waiters.remove(waiter)
+                    if waiter in self._replies.waiting:
+                        self._replies.waiting.remove(waiter)
+                        if call.cancelled and waiter.reply is None:
+                            # Its reply may still come: drop it then (not the next
+                            # request's, even one asking the same).
+                            waiter.until = time.monotonic() + timeout
+                            self._replies.owed.append(waiter)
                     self._callers -= 1
                     self._aside_until = time.monotonic() + self._poll_interval
-            self._check_open()
             if waiter.reply is not None:
                 return waiter.reply
+            self._check_open()
+            call.check(api_name(api))
             log.debug("%s: try %d got no reply", api_name(api), attempt + 1)
         raise TargetTimeout(f"{api_name(api)}: no reply from the target after {retries + 1} "
                             f"tries of {timeout:.1f} s; the target may be running or the "
@@ -426,6 +423,15 @@ class KdLink:
             except OSError as exc:
                 self._finish(f"write failed: {exc}")
                 raise TransportError(f"link closed: {exc}") from exc
+
+    def _flush_unsent(self) -> None:
+        """Write the ACKs held back, if the link is open (a failure closes it)."""
+        with self._lock:
+            if self._unsent and not self._closed.is_set():
+                try:
+                    self._write(b"")
+                except TransportError:
+                    pass
 
     def _wake_reader(self) -> None:
         """Make a read in progress return now, so that its pump takes the bytes the
@@ -453,7 +459,7 @@ class KdLink:
                 chunk = self._read()
             else:
                 # Waiting on the peer's answer, poll for ``spin`` before sleeping.
-                expecting = self._waiters or self.connection.awaiting_ack
+                expecting = self._replies.waiting or self.connection.awaiting_ack
                 chunk = self._read_available(1 << 16, self._spin if expecting else 0.0)
         except (OSError, ValueError, TypeError) as exc:
             # ValueError/TypeError: pyserial on a port closed under us.
@@ -470,45 +476,57 @@ class KdLink:
             if self._callers or time.monotonic() < self._aside_until:
                 self._closed.wait(self._poll_interval)
                 continue
-            with self._io:
-                if not self._read_and_pump():
-                    break
+            if not self._read_in_turn(blocking=True):
+                break
 
-    def _await_reply(self, waiter: _Waiter, timeout: float) -> bool:
+    def _read_in_turn(self, *, blocking: bool, waiter: Waiter | None = None) -> bool:
+        """Read and pump once holding ``_io`` (unless another thread holds it and
+        ``blocking`` is false, or ``waiter`` got its reply meanwhile), then hand the
+        events on. False once the link is closed."""
+        if not self._io.acquire(blocking):
+            return not self._closed.is_set()
+        self._io_owner = threading.get_ident()
+        try:
+            is_open = waiter is not None and waiter.reply is not None or self._read_and_pump()
+        finally:
+            self._io_owner = None
+            self._io.release()
+        self._drain()
+        return is_open
+
+    def _await_reply(self, waiter: Waiter, timeout: float, call: Cancellable) -> bool:
         """Wait for ``waiter``'s reply, reading the port ourselves when the reader
         thread is not in the middle of a read (then it hands the reply over)."""
         deadline = time.monotonic() + timeout
         while waiter.reply is None:
             left = deadline - time.monotonic()
-            if left <= 0 or self._closed.is_set():
+            if left <= 0 or self._closed.is_set() or call.cancelled:
                 return False
-            if self._io.acquire(blocking=False):
-                try:
-                    if waiter.reply is None:
-                        self._read_and_pump()
-                finally:
-                    self._io.release()
-            else:
+            if self._io.locked():
                 waiter.wait(min(left, self._poll_interval))
+            else:
+                self._read_in_turn(blocking=False, waiter=waiter)
         return True
 
     def _pump(self, chunk: bytes) -> None:
-        delivered: list[Event] = []
-        answered: list[_Waiter | _Attach] = []
+        answered: list[Waiter | Attach] = []
         try:
             with self._lock:
                 conn = self.connection
                 if chunk:
                     conn.receive_data(chunk)
+                queued = False
                 while (event := conn.next_event()) is not NEED_DATA:
                     if not (self._hand_to_waiter(event, answered)
                             or self._hand_to_attach(event, answered)):
-                        delivered.append(event)
+                        self._outbox.append(event)
+                        queued = True
                     if isinstance(event, (Ack, Reset, SendAbandoned)):
                         self._acked.notify_all()
                 out = conn.data_to_send() + conn.check_timeouts(time.monotonic())
-                answering = (bool(delivered) and self.role is Role.TARGET
-                             and self._on_event is not None)
+                answering = queued and self.role is Role.TARGET and self._on_event is not None
+                if answering:
+                    self._flush_after_delivery = True
                 if answering or (answered and self.role is Role.HOST):
                     self._unsent += out
                 else:
@@ -516,46 +534,46 @@ class KdLink:
         finally:
             for waiter in answered:
                 waiter.set()
-        for event in delivered:
-            self._deliver(event)
-        if answering and self._unsent:
-            with self._lock:
-                self._write(b"")
 
-    def _hand_to_waiter(self, event: Event, answered: list[_Waiter | _Attach]) -> bool:
-        if isinstance(event, ManipulateReply):
-            for waiter in self._waiters:
-                if messages.reply_matches(waiter.request, event):
-                    waiter.reply = event
-                    answered.append(waiter)
-                    self._waiters.remove(waiter)
-                    return True
-        return False
+    def _hand_to_waiter(self, event: Event, answered: list[Waiter | Attach]) -> bool:
+        if not isinstance(event, ManipulateReply):
+            return False
+        waiter = self._replies.take(event, time.monotonic())
+        if waiter is not None:
+            answered.append(waiter)
+        return waiter is not None
 
-    def _hand_to_attach(self, event: Event, answered: list[_Waiter | _Attach]) -> bool:
+    def _hand_to_attach(self, event: Event, answered: list[Waiter | Attach]) -> bool:
         attach = self._attach
-        if attach is None:
+        if attach is None or not attach.take(event, time.monotonic()):
             return False
-        if isinstance(event, Reset):
-            attach.resets_answered += 1
-            attach.done.set()
-            return False
-        if isinstance(event, DroppedPacket) and event.reason == "before_reset_answer":
-            if attach.early_at is None:
-                attach.early_at = time.monotonic()
-            attach.done.set()
-            return False
-        if not isinstance(event, StateChange):
-            return False
-        # After a RESET answer: the connection drops what comes before one.
-        attach.state = event
         answered.append(attach)
         self._attach = None
         return True
 
+    def _drain(self) -> None:
+        """Hand on the events read, in order; a thread holding ``_io`` leaves them to
+        after it lets go. Whoever finds another thread handing on leaves it to that
+        thread, which looks again before it stops."""
+        if self._io_owner == threading.get_ident():
+            return
+        while self._outbox or self._flush_after_delivery:
+            if not self._delivering.acquire(blocking=False):
+                return
+            try:
+                while self._outbox:
+                    self._deliver(self._outbox.popleft())
+                if self._flush_after_delivery:
+                    # ACKs held back while the callback answered: sent with the answer,
+                    # or now if there was none.
+                    self._flush_after_delivery = False
+                    self._flush_unsent()
+            finally:
+                self._delivering.release()
+
     def _deliver(self, event: Event) -> None:
         if self._on_event is None:
-            self._events.put(event)
+            self._inbox.put(event)
             return
         try:
             self._on_event(event)
@@ -568,11 +586,12 @@ class KdLink:
                 return
             self.closed_reason = reason
             self._closed.set()
-            for waiter in self._waiters:
+            for waiter in self._replies.waiting:
                 waiter.set()
-            self._waiters.clear()
+            self._replies.waiting.clear()
             if self._attach is not None:
                 self._attach.done.set()
             self._acked.notify_all()
+            self._outbox.append(LinkClosed(reason=reason))
         log.debug("link closed: %s", reason)
-        self._deliver(LinkClosed(reason=reason))
+        self._drain()
