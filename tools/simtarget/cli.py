@@ -5,8 +5,10 @@
 
 URL is ``unix:///path``, ``tcp://127.0.0.1:PORT`` (loopback only unless --allow-remote)
 or ``pty`` (a new pseudo-terminal; its slave path is what a debugger opens). Prints one
-line ``listening on URL`` when ready and serves until killed; a debugger may detach and
-another attach (unix and tcp accept the next peer, a pty stays open). Bad arguments and
+line ``listening on URL`` when ready and serves until SIGINT or SIGTERM, which end it
+within a second with status 0 and nothing printed, requests in flight or not (their
+replies are dropped); a debugger may detach and another attach (unix and tcp accept the
+next peer, a pty stays open). Bad arguments and
 drivers the kernel cannot load end in one line and exit status 2; a link that cannot be
 opened, status 1. Nothing below this module prints.
 """
@@ -111,7 +113,12 @@ def _check_drivers(paths: Sequence[str]) -> None:
             raise UsageError(f"--driver {path}: no such file")
 
 
+def _exiting(signum: int, frame: Any) -> None:
+    """A signal after serving ended: the program is already on its way out."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run kdcon-sim; ``argv`` None means the program's own arguments (sys.argv)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -136,38 +143,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"kdcon-sim: {exc}", file=sys.stderr)
         return 2
-    try:
-        raw = open_link(url, timeout=0.05)
-    except LinkError as exc:
-        print(f"kdcon-sim: {exc}", file=sys.stderr)
-        sim.close()
-        return 1
-    port = wrap_link(raw, pace=args.pace, faults=args.faults)
-    print(f"listening on {_shown_url(args.listen, raw)}", flush=True)
+    except KeyboardInterrupt:  # Ctrl+C while booting: nothing is open yet
+        return 130
 
     stopping: list[Any] = []
 
     def _stop(signum: int, frame: Any) -> None:
         stopping.append(sim.session.stop_soon())
 
+    # From here on a signal stops the session: one that lands before serve begins
+    # leaves serve out, and the link is closed below either way.
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    port: Any = None
     try:
-        sim.serve(port)
+        try:
+            raw = open_link(url, timeout=0.05)
+        except LinkError as exc:
+            print(f"kdcon-sim: {exc}", file=sys.stderr)
+            return 1
+        port = wrap_link(raw, pace=args.pace, faults=args.faults)
+        print(f"listening on {_shown_url(args.listen, raw)}", flush=True)
+        if not stopping:
+            sim.serve(port)
     except SimTargetError as exc:
         print(f"kdcon-sim: the machine stopped: {exc}", file=sys.stderr)
         return 1
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         # The stopping thread closes the link and the port (a unix listener unlinks its
-        # path then): let it finish before the process exits under it.
+        # path then): let it finish before the process exits under it.  Our handler
+        # stays until all is closed, so a second signal cannot cut the cleanup short.
         for thread in stopping:
             thread.join(timeout=10)
         sim.close()
-        try:
-            port.close()
-        except OSError:
-            pass
+        if port is not None:
+            try:
+                port.close()
+            except OSError:
+                pass
+        # Called with argv (in-process), give the caller its handlers back; as the
+        # program, a signal that lands while the interpreter exits must not kill it
+        # with a status of its own.
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if argv is not None else _exiting)
     return 0
 
 

@@ -97,7 +97,13 @@ class _Wire:
                 return
             result = answer(event)
             if isinstance(result, bytes):
-                self.link.call("send_manipulate_payload", result)
+                try:
+                    self.link.call("send_manipulate_payload", result)
+                except TransportError:
+                    # The link closed while the answer was being made (kdcon-sim told
+                    # to stop, the debugger gone): the reply has nowhere to go, and the
+                    # end of the link reaches the session thread as the None below.
+                    log.debug("reply to %#x dropped: the link closed", event.api)
             else:
                 self.answer = None
                 self._events.put(_Answered(result))
