@@ -51,11 +51,17 @@ def echo(ctx: CommandContext, args: Args) -> None:
     ctx.out.line(text)
 
 
-@command(".help", category=_M, usage=".help [command | category]", needs_halt=False)
+@command(".help", category=_M, usage=".help [command | category | keys]", needs_halt=False)
 def help_(ctx: CommandContext, args: Args) -> None:
     """List the commands by category, or show one command's usage."""
     registry = ctx.console.registry
     wanted = args.rest()
+    if wanted.lower() == "keys":
+        from ..terminal import KEYS
+
+        ctx.out.line("Keys of the interactive console:")
+        ctx.out.lines([f"  {key:<14} {meaning}" for key, meaning in KEYS])
+        return
     if wanted:
         cmd = registry.get(wanted)
         if cmd is None:
@@ -79,7 +85,7 @@ def help_(ctx: CommandContext, args: Args) -> None:
         for cmd in members:
             ctx.out.line(f"  {cmd.name:<12} {cmd.summary}")
         ctx.out.line("")
-    ctx.out.line(".help CMD shows the usage of one command.")
+    ctx.out.line(".help CMD shows the usage of one command; .help keys lists the keys.")
 
 
 @command(".wirestats", category=_M, usage=".wirestats", needs_halt=False)
