@@ -74,6 +74,9 @@ class Settings:
     })
     load_filter: str | None = None         # ``sxe ld:module``
     prompt_answers: list[str] = field(default_factory=list)
+    # After a reboot (Ctrl+K cycles it, kd's post-reboot break state): "none",
+    # "initial" (break in as soon as the target can, -b) or "first-load" (-d).
+    break_on_reboot: str = "none"
 
 
 class CommandContext:

@@ -261,6 +261,19 @@ class Session:
                 continue
             return self._halted(event.payload)
 
+    def resync(self, timeout: float = 10.0) -> Stop:
+        """Ctrl+R: RESET the link and take the stop the target reports again (a
+        running target is broken into first, §3.5); TargetLost when none comes."""
+        breakin = self.state is not TargetState.HALTED
+        self.state = TargetState.SYNCING
+        try:
+            first = self.link.sync(timeout, breakin=breakin)
+        except (TargetTimeout, TransportError) as exc:
+            self.state = TargetState.LOST
+            self.lost_reason = f"no answer to a resync: {exc}"
+            raise TargetLost(f"the target did not resynchronise: {exc}") from exc
+        return self._halted(first)
+
     def break_in(self) -> None:
         if self.state is TargetState.RUNNING:
             try:
