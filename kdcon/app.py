@@ -180,6 +180,12 @@ class App:
                 signal.signal(signal.SIGINT, previous)
         return EXIT_FAILED if self.console.failures else EXIT_OK
 
+    def run_repl(self, **options: Any) -> int:
+        """The interactive prompt on a terminal (repl.py; ``options`` go to ``Repl``)."""
+        from .repl import Repl  # prompt_toolkit is loaded only for a terminal
+
+        return Repl(self, **options).run()
+
     def close(self) -> None:
         self.session.close()
 

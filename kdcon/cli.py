@@ -4,7 +4,9 @@
 ``-cf`` give commands to run first; ``--batch`` runs them and exits (0 when every
 command succeeded, 1 when one failed, 2 for usage or connection errors, 3 when
 ``--timeout`` expired); ``--json`` writes one JSON object per result and event.
-Without ``--batch`` a line prompt (``0: kd> ``) reads commands from standard input.
+Without ``--batch`` the interactive console (repl.py) reads commands when standard
+input and output are a terminal, and a plain line prompt (``0: kd> ``) reads them from
+a pipe. ``--no-color`` (or ``NO_COLOR``, or ``TERM=dumb``) keeps the terminal plain.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from kdcon.protocol.transports.cli import add_link_arguments, link_baud, open_li
 from kdcon.protocol.transports.errors import LinkError
 
 from .app import EXIT_FAILED, EXIT_USAGE, App
+from .output import Output
 from .session import TargetLost
+from .terminal import TerminalStream, colour_wanted
 
 __all__ = ["main", "build_parser"]
 
@@ -53,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="give up (break in, exit 3) when the run takes longer than S seconds")
     parser.add_argument("--prompt-answer", action="append", default=[], metavar="TEXT",
                         help="answer the target's next DbgPrompt with TEXT (repeatable)")
+    parser.add_argument("--no-color", action="store_true",
+                        help="no colour on the terminal (also NO_COLOR=1 or TERM=dumb)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -101,6 +107,16 @@ def _open(args: argparse.Namespace):
     return port, f"{name} at {link_baud(args)} baud", None
 
 
+def _interactive(args: argparse.Namespace) -> bool:
+    """The prompt_toolkit console: a terminal on both ends and text, not JSON."""
+    if args.json:
+        return False
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -122,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     except (LinkError, OSError, ValueError) as exc:
         print(f"kdcon: cannot open the link: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    stream = TerminalStream()
     app = App(port, link_name=name, symbol_path=_symbol_path(args), debug=args.debug,
+              output=Output(stream),
               json_stream=sys.stdout if args.json else None, timeout=args.timeout,
               prompt_answers=args.prompt_answer)
     try:
@@ -134,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         status = app.run_commands(commands)
         if args.batch or app.timed_out or app.console.quit_requested:
             return status
-        prompt_status = app.run_prompt(sys.stdin)
+        if _interactive(args):
+            prompt_status = app.run_repl(stream=stream,
+                                         colour=colour_wanted(sys.stdout, no_color=args.no_color))
+        else:
+            prompt_status = app.run_prompt(sys.stdin)
         return max(status, prompt_status) if status != EXIT_USAGE else status
     except KeyboardInterrupt:
         return EXIT_FAILED

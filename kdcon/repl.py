@@ -1,0 +1,433 @@
+"""The interactive console: a prompt_toolkit prompt over a command thread.
+
+What it does: ``Repl(app).run()`` keeps a ``PromptSession`` on screen inside
+``patch_stdout``, so DbgPrint lines, stops and command output land above the line
+being typed. Lines go to one command thread that runs them in order, so the prompt
+stays live while ``g`` waits for the target: it reads ``kd> `` while the target
+runs and ``0: kd> `` while it is halted, and a bottom toolbar (toolbar.py) says what
+the session knows now. History is kept in the user's state directory (platformdirs,
+``history`` under ``kdcon``), searched by prefix with Up/Down and incrementally with
+Ctrl+S, and suggested as you type. Completion comes from completion.py.
+
+Keys (``terminal.KEYS``, printed by ``.help keys``): Ctrl+C breaks into a running
+target (the command thread's wait sends the break-in), cancels a command running on a
+halted target (``Target.cancel_event``; its output stops at the next line), and
+clears the line when nothing runs. Ctrl+D at an empty prompt quits and leaves the
+target as it is; Ctrl+B quits leaving it running (``qd``); Ctrl+R resynchronises
+(``Session.resync``); Ctrl+K cycles ``Settings.break_on_reboot``; F2 turns the packet
+trace on and off through ``.kdtrace`` when the console has it. A DbgPrompt from the
+target (an ASSERT's ``(bipt)?``) takes the next line typed as its answer.
+What it does not do: parse or run commands (console.py), page output, or decide
+what colour means (terminal.py).
+Spec: windbg.md §0 (keys and prompts); STYLE.md 16-17.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.buffer import Buffer
+from prompt_toolkit.search import SearchDirection, start_search
+from prompt_toolkit.filters import Condition, is_searching
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.output.color_depth import ColorDepth
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from .completion import KdCompleter
+from .session import TargetLost, TargetState
+from .terminal import Interrupted, TerminalStream
+from .toolbar import toolbar_text
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["Repl", "CommandThread", "history_path", "BREAK_ON_REBOOT"]
+
+log = logging.getLogger(__name__)
+
+# Ctrl+K's cycle (kd's post-reboot break states): run on, break in as soon as the
+# rebooted kernel can (-b), break at the first module load (-d).
+BREAK_ON_REBOOT = {
+    "none": "the target runs on after a reboot",
+    "initial": "break in as soon as the rebooted target can (-b)",
+    "first-load": "break in at the first module load after a reboot (-d)",
+}
+_QUIT_WAIT = 5.0             # how long quitting waits for a command on a halted target
+
+
+def history_path() -> Path:
+    """``<user state dir>/kdcon/history`` (``~/.local/state/kdcon/history`` on Linux)."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("kdcon")) / "history"
+
+
+def _open_history(path: Path | None) -> tuple[History, str | None]:
+    """A file history at ``path``, or one kept in memory and a line saying why."""
+    if path is None:
+        return InMemoryHistory(), None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return InMemoryHistory(), (f"History is not kept across sessions: cannot write "
+                                   f"{path} ({exc.strerror or exc})")
+    return FileHistory(str(path)), None
+
+
+class CommandThread:
+    """One thread that runs jobs in the order they come; ``busy`` while any is queued
+    or running."""
+
+    def __init__(self, on_done: Callable[[], None] = lambda: None) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._on_done = on_done
+        self.thread = threading.Thread(target=self._run, name="kdcon-commands", daemon=True)
+
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            self._pending += 1
+            self._idle.clear()
+        self._jobs.put(job)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        return self._idle.wait(timeout)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._jobs.put(None)
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:  # a job reports its own failures; this keeps the thread
+                log.exception("command job failed")
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    if not self._pending:
+                        self._idle.set()
+                self._on_done()
+
+
+class Repl:
+    """The interactive loop over one connected ``App``."""
+
+    def __init__(self, app: App, *, stream: TerminalStream | None = None, colour: bool = False,
+                 history: Path | None | str = "default", input: Any = None, output: Any = None
+                 ) -> None:
+        self.app = app
+        self.console = app.console
+        self.session = app.session
+        self.stream = stream
+        self.colour = colour
+        self.runner = CommandThread(on_done=self._job_done)
+        self._lock = threading.Lock()
+        self._quit = False
+        self._closing = False
+        self._cancel_armed = False
+        self._running_loop: Any = None
+        self._answer: queue.Queue[str] | None = None
+        self._trace_on = False
+        self._toolbar_cache: dict[Any, str] = {}
+        path = history_path() if history == "default" else (Path(history) if history else None)
+        self.history, self.history_warning = _open_history(path)
+        self.completer = KdCompleter(self.console, may_load=self._may_load_symbols)
+        self.prompt_session: PromptSession[str] = PromptSession(
+            history=self.history,
+            auto_suggest=AutoSuggestFromHistory(),
+            enable_history_search=True,
+            completer=self.completer,
+            complete_while_typing=False,
+            bottom_toolbar=self.toolbar,
+            refresh_interval=0.5,
+            key_bindings=self._key_bindings(),
+            color_depth=None if colour else ColorDepth.DEPTH_1_BIT,
+            input=input,
+            output=output,
+        )
+        self.prompt_session.default_buffer.on_text_insert += self._complete_symbols_as_typed
+
+    # -- what the prompt shows ---------------------------------------------------------------
+
+    def message(self) -> str:
+        if self._answer is not None:
+            return ""
+        return self.app.prompt()
+
+    def toolbar(self) -> str:
+        if self._answer is not None:
+            return " The target asks: type the answer and Enter"
+        return toolbar_text(self.app, busy=self.runner.busy and self.session.halted,
+                            cache=self._toolbar_cache)
+
+    def _may_load_symbols(self) -> bool:
+        # Loading a module's symbols may read its headers from the target: only
+        # while the command thread is idle and the target halted.
+        return not self.runner.busy and self.session.halted
+
+    def _complete_symbols_as_typed(self, buffer: Buffer) -> None:
+        """``nt!Ke``: offer the module's symbols while the name is typed."""
+        text = buffer.document.text_before_cursor
+        word = text.rsplit(None, 1)[-1] if text.strip() else ""
+        if "!" in word[1:] and not word.startswith("!") and buffer.complete_state is None:
+            buffer.start_completion(select_first=False)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Read and run lines until Ctrl+D, Ctrl+B, ``q`` or ``qd``."""
+        from .app import EXIT_FAILED, EXIT_OK
+
+        app = self.app
+        app.read_prompt_line = self._read_answer
+        previous = None
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: self._interrupt())
+        if self.stream is not None:
+            self.stream.colour = self.colour
+            self.stream.gate = self._gate
+        self.runner.start()
+        try:
+            with patch_stdout(raw=True):
+                if self.history_warning:
+                    app.output.line(self.history_warning)
+                self._loop()
+                self._finish()
+        finally:
+            self._closing = True
+            if self.stream is not None:
+                self.stream.colour = False
+                self.stream.gate = self._gate_closed
+            if main:
+                signal.signal(signal.SIGINT, previous)
+            self.runner.stop()
+            app.read_prompt_line = None
+        return EXIT_FAILED if self.console.failures else EXIT_OK
+
+    def _loop(self) -> None:
+        while not self._quit:
+            try:
+                line = self.prompt_session.prompt(self.message, pre_run=self._started)
+            except EOFError:
+                break                                 # Ctrl+D: quit, target as it is
+            except KeyboardInterrupt:
+                continue
+            finally:
+                with self._lock:
+                    self._running_loop = None
+            if self._quit:
+                break
+            answer = self._answer
+            if answer is not None:
+                self._answer = None
+                answer.put(line)
+                continue
+            self.runner.submit(lambda line=line: self._run_line(line))
+
+    def _finish(self) -> None:
+        """Let what was typed ahead on a halted target finish; never wait on a
+        running one."""
+        if self.runner.busy and self.session.state is TargetState.HALTED:
+            self.runner.wait_idle(_QUIT_WAIT)
+
+    def _started(self) -> None:
+        import asyncio
+
+        with self._lock:
+            self._running_loop = asyncio.get_running_loop()
+            quit_now = self._quit
+        if quit_now:
+            self.prompt_session.app.exit(result="")
+
+    def _job_done(self) -> None:
+        if self.console.quit_requested:
+            self.quit()
+        self._invalidate()
+
+    def quit(self) -> None:
+        """Leave the loop from any thread."""
+        with self._lock:
+            self._quit = True
+            loop = self._running_loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._exit_prompt)
+            except RuntimeError:       # the loop closed: the main loop sees _quit
+                pass
+
+    def _exit_prompt(self) -> None:
+        app = self.prompt_session.app
+        if app.is_running and app.future is not None and not app.future.done():
+            app.exit(result="")
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            running = self._running_loop is not None
+        if running:
+            self.prompt_session.app.invalidate()
+
+    # -- running commands (the command thread) ------------------------------------------------
+
+    def _run_line(self, line: str) -> None:
+        self._arm_cancel()
+        try:
+            self.console.execute(line)
+        except Interrupted as exc:
+            self.app.output.line(str(exc))
+        except TargetLost as exc:
+            self.app.output.line(str(exc))
+        finally:
+            self._cancel_armed = False
+
+    def _arm_cancel(self) -> None:
+        target = self.console.target
+        if target is not None:
+            target.cancel_event.clear()
+        self._cancel_armed = True
+
+    def _gate(self) -> bool:
+        """Asked before every write: Ctrl+C on a halted target stops a command's
+        output (once: the line saying so must get through)."""
+        if threading.current_thread() is not self.runner.thread:
+            return True
+        if self._closing:
+            return False
+        target = self.console.target
+        if self._cancel_armed and target is not None and target.cancel_event.is_set():
+            self._cancel_armed = False
+            raise Interrupted("The command was cancelled (Ctrl+C).")
+        return True
+
+    def _gate_closed(self) -> bool:
+        """After quitting, a command still waiting on a running target says nothing."""
+        return threading.current_thread() is not self.runner.thread
+
+    def _read_answer(self, prompt: str) -> str | None:
+        """A DbgPrompt's answer: the next line typed (called on the command thread)."""
+        slot: queue.Queue[str] = queue.Queue(maxsize=1)
+        self._answer = slot
+        self._invalidate()
+        while not self._quit:
+            try:
+                return slot.get(timeout=0.25)
+            except queue.Empty:
+                continue
+        return None
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def _interrupt(self) -> bool:
+        """Ctrl+C while a command runs: break in, or cancel. False when idle."""
+        if not self.runner.busy or self._answer is not None:
+            return False
+        state = self.session.state
+        if state is TargetState.RUNNING:
+            self.session.break_requested.set()
+        elif state is TargetState.HALTED and self.console.target is not None:
+            self.console.target.cancel_event.set()
+        return True
+
+    def _key_bindings(self) -> KeyBindings:
+        keys = KeyBindings()
+        idle = Condition(lambda: not is_searching())
+
+        @keys.add("c-c", filter=idle)
+        @keys.add("<sigint>")
+        def _ctrl_c(event: KeyPressEvent) -> None:
+            if not self._interrupt():
+                event.current_buffer.reset()
+
+        @keys.add("c-b", filter=idle)
+        def _ctrl_b(event: KeyPressEvent) -> None:
+            if self.session.halted and not self.runner.busy:
+                buffer = event.current_buffer
+                buffer.text = "qd"
+                buffer.validate_and_handle()
+                return
+            if self.session.halted and self.console.target is not None:
+                # A command is running on the halted target: stop it, then detach.
+                self.console.target.cancel_event.set()
+                self.runner.submit(lambda: self._run_line("qd"))
+                return
+            self._say("quit: the target is left running")
+            self.quit()
+
+        @keys.add("c-r", filter=idle)
+        def _ctrl_r(event: KeyPressEvent) -> None:
+            if self.runner.busy:
+                self._say("Ctrl+R waits for the command that runs: Ctrl+C first")
+                return
+            self.runner.submit(self._resync)
+
+        @keys.add("c-k", filter=idle)
+        def _ctrl_k(event: KeyPressEvent) -> None:
+            settings = self.console.settings
+            states = list(BREAK_ON_REBOOT)
+            current = getattr(settings, "break_on_reboot", "none")
+            following = states[(states.index(current) + 1) % len(states)] \
+                if current in states else states[0]
+            settings.break_on_reboot = following
+            self._say(f"Break on reboot: {following}: {BREAK_ON_REBOOT[following]}")
+
+        @keys.add("f2")
+        def _f2(event: KeyPressEvent) -> None:
+            if ".kdtrace" not in self.console.registry:
+                self._say("Packet trace: this console has no .kdtrace command")
+                return
+            self._trace_on = not self._trace_on
+            line = f".kdtrace {'on' if self._trace_on else 'off'}"
+            self.runner.submit(lambda: self._run_line(line))
+
+        @keys.add("c-s", filter=idle)
+        def _ctrl_s(event: KeyPressEvent) -> None:
+            # Ctrl+R is kd's resync here, so the backward history search moves to Ctrl+S.
+            start_search(direction=SearchDirection.BACKWARD)
+
+        return keys
+
+    def _say(self, text: str) -> None:
+        self.app.output.event_text(text + "\n")
+
+    def _resync(self) -> None:
+        output = self.app.output
+        output.event_text("KDTARGET: Refreshing KD connection\n")
+        try:
+            stop = self.session.resync()
+        except TargetLost as exc:
+            output.event_text(f"{exc}\n")
+            return
+        try:
+            lines = self.console.location_lines(stop.pc, stop.instruction_stream)
+        except Exception as exc:  # the stop is known; naming it is a courtesy
+            log.debug("resync: no location: %s", exc)
+            lines = [self.console.format_address(stop.pc)]
+        output.event_text("\n".join(lines) + "\n")
+
