@@ -22,6 +22,7 @@ from kdcon import __version__
 
 from .console import Console
 from .execution import Executor
+from .extload import ExtensionManager
 from .output import Output
 from .session import Session, TargetLost
 from .stops import StopKind
@@ -39,7 +40,7 @@ class App:
                  output: Output | None = None, json_stream: TextIO | None = None,
                  debug: bool = False, timeout: float | None = None,
                  prompt_answers: Iterable[str] = (), request_timeout: float = 5.0,
-                 echo_commands: bool = True) -> None:
+                 echo_commands: bool = True, ext_path: Iterable[str] = ()) -> None:
         self.output = output or Output()
         self._json_stream = json_stream
         self._json_lock = threading.Lock()
@@ -54,6 +55,8 @@ class App:
         self.executor = Executor(self.console)
         self.console.executor = self.executor
         self.console.target = Target(self.console)
+        self.extensions = ExtensionManager(self.console, path=ext_path)
+        self.extensions.load_all()
         self.console.settings.prompt_answers = list(prompt_answers)
         self.session.prompt_answer = self._prompt_answer
         self.timeout = timeout

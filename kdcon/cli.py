@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="answer the target's next DbgPrompt with TEXT (repeatable)")
     parser.add_argument("--no-color", action="store_true",
                         help="no colour on the terminal (also NO_COLOR=1 or TERM=dumb)")
+    parser.add_argument("--ext-path", action="append", default=[], metavar="DIR[;DIR]",
+                        help="load the extensions (*.py) in these directories too "
+                             "(repeatable; also KDCON_EXT_PATH)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -83,6 +86,15 @@ def _symbol_path(args: argparse.Namespace) -> str | None:
         parts += [str(_IMAGES), str(_IMAGES / args.flavour)]
         parts += [str(Path(d).resolve().parent) for d in args.driver]
     return ";".join(parts) or None
+
+
+def _ext_path(args: argparse.Namespace) -> list[str]:
+    from .extload import split_path
+
+    directories = split_path(os.environ.get("KDCON_EXT_PATH", ""))
+    for text in args.ext_path:
+        directories += split_path(text)
+    return directories
 
 
 def _commands(args: argparse.Namespace) -> list[str]:
@@ -142,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     app = App(port, link_name=name, symbol_path=_symbol_path(args), debug=args.debug,
               output=Output(stream),
               json_stream=sys.stdout if args.json else None, timeout=args.timeout,
-              prompt_answers=args.prompt_answer)
+              prompt_answers=args.prompt_answer, ext_path=_ext_path(args))
     try:
         try:
             app.connect()

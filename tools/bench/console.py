@@ -94,7 +94,7 @@ def bench_wire() -> None:
         trips, cost = _run(app, ".reload /f trackdemo.sys")
         _emit("symbols_one_driver", cost, "bytes", "kd_header_page", _kd_request(data_back=4096),
               round_trips=trips, state=module.state.value if module else None)
-        app.console.execute("bp trackdemo!TrackDemoTick")
+        app.console.execute("bp trackdemo!TrackInsertRecord")
         app.console.execute("g")
         app.console.execute("g")
         stop_seen = app.session.wire()
@@ -107,10 +107,11 @@ def bench_wire() -> None:
         _emit("r", cost, "bytes", "kd_get_context", _kd_request(data_back=1232), round_trips=trips,
               goal_bytes=400)
         trips, cost = _run(app, "k")
-        frames = sum(1 for line in app.output._stream.getvalue().splitlines()[-40:]
-                     if "`" in line[:20])
+        from kdcon.stack import stack_frames
+
+        frames = len(stack_frames(app.session))   # answered from the cache: no wire bytes
         _emit("k", cost, "bytes", "kd_stack_page", _kd_request(data_back=4096), round_trips=trips,
-              goal_bytes=1536, frames_last_walk=frames)
+              goal_bytes=1536, frames=frames)
     finally:
         app.close()
         sim.close()
