@@ -41,6 +41,8 @@ class Breakpoint:
     stale_handle: int | None = None    # a handle the target may have dropped at a stop
     slot: int | None = None            # ba: the debug register it uses
     hits: int = 0
+    # An extension's Python callback: called at each hit, False lets the target go on.
+    callback: Callable[[Breakpoint], bool] | None = None
 
     @property
     def resolved(self) -> bool:

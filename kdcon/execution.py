@@ -247,6 +247,9 @@ class Executor:
         if bp.passes > 1 and not stepping:
             bp.passes -= 1
             return None
+        # The callback runs at every hit; a step always ends where it stopped.
+        if bp.callback is not None and not bp.callback(bp) and not stepping:
+            return None
         if bp.one_shot:
             self.remove_breakpoint(bp)
             self.session.breakpoints.remove(bp)

@@ -18,10 +18,17 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .errors import KdconError
+from .typed import TypedView, containing_record, typed, walk_list
+
 if TYPE_CHECKING:
     from .console import Console
 
-__all__ = ["Target", "MemoryReadError"]
+__all__ = ["Target", "MemoryReadError", "Cancelled", "CommandOutput"]
+
+
+class Cancelled(KdconError):
+    """The user cancelled a long command (Ctrl+C)."""
 
 
 class MemoryReadError(MemoryError):
@@ -145,6 +152,18 @@ class Target:
     def modules(self) -> list[Any]:
         return self._session.symbols.modules()
 
+    def typed(self, address: int, type_name: str) -> TypedView:
+        """A view of the ``module!Type`` structure at ``address``: ``.Field`` reads it."""
+        return typed(self, address, type_name)
+
+    def containing_record(self, address: int, type_name: str, field: str) -> TypedView:
+        return containing_record(self, address, type_name, field)
+
+    def walk_list(self, head: int, type_name: str, field: str, *,
+                  limit: int = 100000) -> Iterator[TypedView]:
+        """The ``type_name`` structures chained through their LIST_ENTRY ``field``."""
+        return walk_list(self, head, type_name, field, limit=limit)
+
     def list_entries(self, head: int, *, limit: int = 100000) -> Iterator[int]:
         """The addresses of the LIST_ENTRYs chained from ``head`` (excluding it)."""
         entry = self.pointer(head)
@@ -162,12 +181,37 @@ class Target:
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
-    def run(self, command: str) -> str:
-        """Run a console command and return what it printed."""
-        output = self._console.output
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled("Cancelled")
+
+    def run(self, command: str) -> CommandOutput:
+        """Run a console command: what it printed, with ``.ok`` and its ``.rows``."""
+        console = self._console
+        output = console.output
+        first = len(console.results)
+        outer_rows = output.rows
+        if outer_rows is None:
+            output.rows = []          # the nested commands keep their rows
         output.begin_capture()
         try:
-            self._console.execute(command, nested=True)
+            ok = console.execute(command, nested=True)
         finally:
             text = output.end_capture()
-        return text
+            output.rows = outer_rows
+        rows = [row for result in console.results[first:] for row in (result.rows or ())]
+        return CommandOutput(text, ok=ok, rows=rows)
+
+
+class CommandOutput(str):
+    """What ``Target.run`` returns: the command's text, whether it succeeded, its rows."""
+
+    ok: bool
+    rows: list[dict[str, Any]]
+
+    def __new__(cls, text: str, *, ok: bool = True,
+                rows: list[dict[str, Any]] | None = None) -> CommandOutput:
+        self = super().__new__(cls, text)
+        self.ok = ok
+        self.rows = list(rows or ())
+        return self
