@@ -31,3 +31,11 @@ def test_registers_and_bad_input_lines():
                          "r $t0=rax+1", "r $t0", "r bogus", "bp", "ba w3 rsp", "bc")
     assert status == 1
     check_golden("registers_errors", text)
+
+
+def test_ba_w4_on_a_track_statistic_stops_after_each_write():
+    text, status = batch("ba w4 trackdemo!TrackMemoryStats", "bl", "g", "g", "g", "k 3",
+                         "dd trackdemo!TrackMemoryStats L6", "bd 0", "bl")
+    assert status == 0
+    assert text.count("Breakpoint 0 hit") == 2
+    check_golden("ba_track_statistic", text)
