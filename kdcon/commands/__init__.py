@@ -7,7 +7,7 @@ from importlib import import_module
 __all__ = ["FAMILIES"]
 
 FAMILIES = ("meta", "execution", "breakpoints", "memory", "memory_edit", "registers", "stack",
-            "disasm", "lookup", "types", "extensions", "scripts", "logs")
+            "disasm", "lookup", "types", "extensions", "scripts", "aliases", "logs")
 
 for _family in FAMILIES:
     try:
