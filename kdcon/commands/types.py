@@ -15,6 +15,7 @@ Spec: windbg.md §0.5; the dt, dv and .frame pages of the debugger documentation
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import re
 from dataclasses import dataclass
@@ -28,8 +29,12 @@ from ..argtypes import Args
 from ..console import CommandContext
 from ..errors import CommandError
 from ..expr import ExprError
+from ..frames import (FrameRegisters, NoLocals, frame_locals, frames_to, select_frame,
+                      selected_frame)
+from ..registers import format_registers
 from ..registry import Category, command
 from ..render.types import AGGREGATES, DisplayOptions, Selection, TypeDisplay, derived_type, unwrap
+from ..unwind import format_stack
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +245,8 @@ def dt(ctx: CommandContext, args: Args) -> None:
     if named is None and not pending:
         named = _global_at(ctx, address)
         if named is None:
-            raise CommandError(f"Symbol not found at address {ctx.console.format_address(address)}.")
+            where = ctx.console.format_address(address)
+            raise CommandError(f"Symbol not found at address {where}.")
         address = None
     if named is None:
         second = pending.pop(0)
@@ -327,3 +333,100 @@ def _list_matches(ctx: CommandContext, pattern: str, *, show_first: bool = False
         if named is not None:
             address = _address(ctx, rest[-1]) if rest else None
             _display(ctx, named, address, [], options or DisplayOptions())
+
+
+# -- the local context -----------------------------------------------------------------------
+
+_REGISTER_VALUE = 0xFFFFFFFFFFFFF000    # where dv puts a register's bytes for the display
+
+
+@command("dv", category=_S, usage="dv [/V] [pattern]")
+def dv(ctx: CommandContext, args: Args) -> None:
+    """Show the parameters and locals of the current frame (.frame selects another)."""
+    options = args.options("V", "v", "i", "t", "a", "n", "z", "s", "f", "r", "m")
+    unsupported = options - {"V", "v"}
+    if unsupported:
+        raise CommandError(f"dv: /{sorted(unsupported)[0]} is not supported; "
+                           "usage: dv [/V] [pattern]")
+    pattern = args.rest()
+    number = selected_frame(ctx.console)
+    frames = frames_to(ctx.console, number)
+    if number >= len(frames):
+        raise CommandError("dv: the selected frame is no longer on the stack")
+    try:
+        found = frame_locals(ctx.console, frames, number)
+    except NoLocals as exc:
+        log.debug("dv: %s", exc)
+        raise CommandError("Private symbols (symbols.pri) are required for locals.") from None
+    variables = [v for v in found.variables
+                 if not pattern or fnmatch.fnmatchcase(v.local.name.lower(), pattern.lower())]
+    width = max([15] + [len(v.local.name) + 1 for v in variables])
+    lines = []
+    for variable in variables:
+        value = _local_value(ctx, variable)
+        name = f"{variable.local.name:>{width}}"
+        if options:
+            lines.append(f"{_where(ctx, variable)} {name} = {value}")
+        else:
+            lines.append(f"{name} = {value}")
+        ctx.out.row(name=variable.local.name, parameter=variable.local.is_param,
+                    address=variable.address, register=variable.local.register,
+                    offset=variable.local.offset, value=value)
+    ctx.out.lines(lines)
+
+
+def _local_value(ctx: CommandContext, variable: Any) -> str:
+    session = ctx.session
+    if variable.type is None:
+        return "<no type information>"
+    if variable.address is None and variable.register_value is None:
+        return "<value unavailable>"
+    raw = None
+    if variable.address is None:
+        size = max(1, min(variable.type.size or 8, 8))
+        raw = (variable.register_value & ((1 << size * 8) - 1)).to_bytes(size, "little")
+
+    def read(address: int, size: int) -> bytes:
+        if raw is not None and address == _REGISTER_VALUE:
+            return raw[:size]
+        return session.read_virtual(address, size)
+
+    display = TypeDisplay(read, session.pointer_size, symbolizer=ctx.console.symbolizer)
+    return display.local_value(variable.type, _REGISTER_VALUE if raw is not None
+                               else variable.address)
+
+
+def _where(ctx: CommandContext, variable: Any) -> str:
+    """``dv /V``'s columns: the address and the register-relative location."""
+    local = variable.local
+    if variable.address is None:
+        return f"{'':>{len(ctx.console.format_address(0))}} @{local.register or '?'}"
+    sign = "-" if local.offset < 0 else "+"
+    return (f"{ctx.console.format_address(variable.address)} "
+            f"@{local.register}{sign}0x{abs(local.offset):02x}")
+
+
+@command(".frame", category=Category.REGISTERS, usage=".frame [/r] [FrameNumber]")
+def frame(ctx: CommandContext, args: Args) -> None:
+    """Select the stack frame dv looks at, or show the current one (/r adds registers)."""
+    options = args.options("r", "c")
+    if "c" in options:
+        raise CommandError(".frame: /c is not supported; usage: .frame [/r] [FrameNumber]")
+    number = args.optional_expression()
+    args.expect_end()
+    if number is None:
+        number = selected_frame(ctx.console)
+    frames = frames_to(ctx.console, number)
+    if number >= len(frames):
+        raise CommandError(f"Frame {number:x} is not on the stack: it has {len(frames)} "
+                           f"frame{'s' if len(frames) != 1 else ''}")
+    select_frame(ctx.console, number)
+    chosen = frames[number]
+    line = format_stack([chosen], symbolizer=ctx.console.symbolizer, numbered=True)[1]
+    ctx.out.line(line)
+    ctx.out.row(number=number, child_sp=chosen.child_sp, return_address=chosen.return_address,
+                ip=chosen.instruction_pointer)
+    if "r" in options:
+        ctx.out.lines(format_registers(FrameRegisters(chosen, ctx.session.registers)))
+        ctx.out.lines(ctx.console.location_lines(chosen.instruction_pointer))
+
