@@ -27,7 +27,8 @@ from .evaluation import SessionEvalContext, UserRegisters
 from .expr import ExprError, evaluate, evaluate_prefix
 from .hooks import EventBus
 from .output import Output
-from .registry import REGISTRY, Command, Registry, split_commands
+from .registry import REGISTRY, Command, Registry
+from .scripting import ControlFlow, Interpreter
 from .session import NotHalted, Session, TargetLost, TargetState
 
 __all__ = ["Console", "CommandContext", "CommandResult", "CommandFailed", "Settings"]
@@ -199,6 +200,8 @@ class Console(_ConsoleHelpers):
         self.quit_requested = False
         self.executor: Any = None
         self.target: Any = None
+        self.log: Any = None          # the open log file (commands/logs.py)
+        self.scripts = Interpreter(self)
         self.extensions: Any = None
         # Extension hooks; a failing one is an event line, not part of a command's text.
         self.events = EventBus(lambda line: output.event_text(line + "\n"))
@@ -217,15 +220,8 @@ class Console(_ConsoleHelpers):
                 finally:
                     self.state.repeating = False
             return True
-        ok = True
-        for text in split_commands(line):
-            result = self.run_one(text)
-            ok = ok and result.ok
-            if self.quit_requested:
-                break
-            if nested and self.resumed:
-                break
-        return ok
+        # Aliases, blocks, control flow and the ';' rules: scripting.py.
+        return self.scripts.execute(line, nested=nested)
 
     def run_one(self, text: str) -> CommandResult:
         result = CommandResult(command=text)
@@ -239,6 +235,7 @@ class Console(_ConsoleHelpers):
         if capture:
             self.output.begin_capture()
         self.resumed = False
+        signal: ControlFlow | None = None
         try:
             if resolved is None:
                 raise CommandError(f"Couldn't resolve error at '{text}'"
@@ -255,6 +252,10 @@ class Console(_ConsoleHelpers):
                 self.last_repeatable = None
             if cmd.resumes:
                 self.resumed = True
+        except ControlFlow as exc:
+            # .break, .leave or an error ending a command program: past this command.
+            signal = exc
+            result.ok = not exc.failed
         except Exception as exc:  # every failure is one line; tracebacks only with --debug
             result.ok = False
             result.error = self._describe(exc)
@@ -270,11 +271,13 @@ class Console(_ConsoleHelpers):
         after = session.wire()
         result.round_trips = after.round_trips - before.round_trips
         result.wire_bytes = after.total - before.total
-        if not result.ok:
+        if not result.ok and signal is None:
             self.failures += 1
         self.results.append(result)
         if self.json_sink is not None:
             self.json_sink(result.to_json())
+        if signal is not None:
+            raise signal
         return result
 
     def _describe(self, exc: BaseException) -> str:
