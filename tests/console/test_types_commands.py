@@ -106,3 +106,44 @@ def test_json_rows_carry_each_field():
     dt = next(r for r in results if r.get("command") == "dt trackdemo!_TRACK_STATS")
     assert [row["name"] for row in dt["rows"]] == ["TotalCalls", "CurrentCount"]
     assert dt["rows"][1]["offset"] == 4
+
+
+# -- dv and .frame -----------------------------------------------------------------------------
+
+# Stopped in Track_RtlFreeUnicodeString, called from TrackDemoTick once `wide` holds text.
+IN_FREE = ("bp trackdemo!Track_RtlFreeUnicodeString", "g", "g")
+
+
+def test_locals_of_a_caller_frame():
+    text, status = batch(*IN_FREE, "k", ".frame", ".frame 1", "dv", "dv /V", "dv a*",
+                         ".frame /r 1", ".frame 2", "dv", ".frame 5", "dv", ".frame 9", "dv /i")
+    assert status == 1
+    check_golden("types_locals", text)
+
+
+def test_a_selected_frame_lapses_when_the_target_runs_or_registers_change():
+    text, status = batch(*IN_FREE, ".frame 1", "dv tick", "g", ".frame", "dv tick",
+                         ".frame 1", "r rsp=rsp+8", ".frame")
+    assert status == 0
+    assert after_prompt(text, ".frame 1")[0].startswith("01 ")
+    assert after_prompt(text, "dv tick") == ["           tick = 0"]
+    shown = [line for line in text.splitlines() if line.startswith(("00 ", "01 "))]
+    assert [line[:3] for line in shown] == ["01 ", "00 ", "01 ", "00 "]
+
+
+def test_dv_names_the_tick_locals_with_their_stack_addresses():
+    text, status = batch(*IN_FREE, ".frame 1", "dv /V")
+    assert status == 0
+    lines = after_prompt(text, "dv /V")
+    names = [line.split(" = ")[0].split()[-1] for line in lines]
+    assert names == ["Extension", "attributes", "wide", "ansi", "directory", "block", "mdl",
+                     "tick"]
+    assert lines[2].endswith('wide = struct _UNICODE_STRING "TrackDemo tick"')
+    assert " @rsp+0xb0 " in lines[0] and " @rsp+0x70 " in lines[2]
+
+
+def test_dv_where_the_pdb_has_no_procedure_says_so_in_one_line():
+    # The initial break is in DbgBreakPointWithStatus, an assembly stub with no S_*PROC32.
+    text, status = batch("dv")
+    assert status == 1
+    assert after_prompt(text, "dv") == ["Private symbols (symbols.pri) are required for locals."]
