@@ -1,7 +1,9 @@
 """The ``kdcon`` command line: arguments, modes and exit status.
 
-``kdcon -k CONNECTION | --port URL | --loopback`` attaches to a target; ``-c`` and
-``-cf`` give commands to run first; ``--batch`` runs them and exits (0 when every
+``kdcon -k CONNECTION | --port URL | --loopback`` attaches to a target; ``-c``,
+``-cf`` and ``-cfr`` (kept on the App as ``restart_commands`` to run again after a
+reconnect) give commands to run first; ``-logo``/``-loga`` log the session from its
+first line; ``--batch`` runs the commands and exits (0 when every
 command succeeded, 1 when one failed, 2 for usage or connection errors, 3 when
 ``--timeout`` expired); ``--json`` writes one JSON object per result and event.
 Without ``--batch`` the interactive console (repl.py) reads commands when standard
@@ -22,6 +24,8 @@ from kdcon.protocol.transports.cli import add_link_arguments, link_baud, open_li
 from kdcon.protocol.transports.errors import LinkError
 
 from .app import EXIT_FAILED, EXIT_USAGE, App
+from .commands.logs import close_log, open_log
+from .errors import CommandError
 from .output import Output
 from .session import TargetLost
 from .terminal import TerminalStream, colour_wanted
@@ -49,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="commands to run after connecting (';' separates them)")
     parser.add_argument("-cf", dest="command_file", metavar="FILE",
                         help="a file of commands to run after connecting")
+    parser.add_argument("-cfr", dest="restart_file", metavar="FILE",
+                        help="a file of commands to run after connecting and again after "
+                             "every reconnect")
+    logs = parser.add_mutually_exclusive_group()
+    logs.add_argument("-logo", dest="log_open", metavar="FILE",
+                      help="log everything the console shows to FILE (overwritten)")
+    logs.add_argument("-loga", dest="log_append", metavar="FILE",
+                      help="log everything the console shows to FILE (appended)")
     parser.add_argument("--batch", action="store_true",
                         help="run the -c/-cf commands and exit with their status")
     parser.add_argument("--json", action="store_true",
@@ -98,11 +110,16 @@ def _ext_path(args: argparse.Namespace) -> list[str]:
 
 
 def _commands(args: argparse.Namespace) -> list[str]:
-    lines = list(args.commands)
-    if args.command_file:
-        with open(args.command_file, encoding="utf-8") as handle:
-            lines += [line.rstrip("\n") for line in handle]
-    return lines
+    return list(args.commands) + _script_lines(args.command_file)
+
+
+def _script_lines(name: str | None) -> list[str]:
+    """A startup script's commands; blank lines are skipped (an empty line would
+    repeat the last command)."""
+    if not name:
+        return []
+    with open(name, encoding="utf-8") as handle:
+        return [line.rstrip("\r\n") for line in handle if line.strip()]
 
 
 def _open(args: argparse.Namespace):
@@ -140,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(name)s: %(message)s")
     try:
         commands = _commands(args)
+        restart_commands = _script_lines(args.restart_file)
     except OSError as exc:
-        print(f"kdcon: cannot read the command file: {exc.strerror}: {args.command_file}",
+        print(f"kdcon: cannot read the command file: {exc.strerror}: {exc.filename}",
               file=sys.stderr)
         return EXIT_USAGE
     sim = None
@@ -155,13 +173,22 @@ def main(argv: list[str] | None = None) -> int:
               output=Output(stream),
               json_stream=sys.stdout if args.json else None, timeout=args.timeout,
               prompt_answers=args.prompt_answer, ext_path=_ext_path(args))
+    # -cfr: run now and, by whatever reconnects the session, after every reconnect.
+    app.restart_commands = restart_commands
     try:
+        log_name = args.log_open or args.log_append
+        if log_name:
+            try:
+                open_log(app.console, log_name, append=bool(args.log_append))
+            except CommandError as exc:
+                print(f"kdcon: {exc}", file=sys.stderr)
+                return EXIT_USAGE
         try:
             app.connect()
         except TargetLost as exc:
             print(f"kdcon: could not connect: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        status = app.run_commands(commands)
+        status = app.run_commands(commands + restart_commands)
         if args.batch or app.timed_out or app.console.quit_requested:
             return status
         if _interactive(args):
@@ -173,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_FAILED
     finally:
+        close_log(app.console)
         app.close()
         if sim is not None:
             sim.close()
