@@ -9,6 +9,8 @@ breakpoints. A breakpoint is written into the target when the target next resume
 
 from __future__ import annotations
 
+from kdcon.symbols.model import SymbolKind
+
 from ..argtypes import Args
 from ..breakpoints import KERNEL_BREAKPOINT_LIMIT, Breakpoint, format_bl, format_bpcmd, parse_id_list
 from ..console import CommandContext
@@ -115,9 +117,10 @@ def bm(ctx: CommandContext, args: Args) -> None:
     if not pattern:
         raise CommandError(f"Numeric expression missing from '{ctx.text}'")
     tail = args.rest()
-    matches = ctx.session.symbols.match(pattern)
+    # Only code: data symbols are not breakpoint targets (WinDbg's bm says so too).
+    matches = [m for m in ctx.session.symbols.match(pattern) if m.record.kind is not SymbolKind.DATA]
     if not matches:
-        raise CommandError(f"No matching code symbols found, no breakpoints set.")
+        raise CommandError("No matching code symbols found, no breakpoints set.")
     kind = "bp" if "d" in options else "bu"
     for match in matches:
         sub = Args(f"{'/1 ' if '1' in options else ''}{match.qualified} {tail}",
