@@ -225,8 +225,8 @@ def dt(ctx: CommandContext, args: Args) -> None:
         words[0] = last
     first = words[0]
     if "y" in flags and not has_wildcard(first):
-        _list_matches(ctx, first + "*", show_first=True, options=options, rest=words[1:])
-        return
+        # -y: every type that starts with the name, then the first of them in full.
+        words[0] = first = _list_matches(ctx, first + "*", types_only=True)
     if has_wildcard(first) and len(words) == 1:
         _list_matches(ctx, first)
         return
@@ -302,37 +302,33 @@ def _display(ctx: CommandContext, named: _Named, address: int | None, fields: li
         raise CommandError(f"Memory read error {ctx.console.format_address(display.failed_at)}")
 
 
-def _list_matches(ctx: CommandContext, pattern: str, *, show_first: bool = False,
-                  options: DisplayOptions | None = None, rest: list[str] | None = None) -> None:
-    """``dt module!Pre*``: globals (with their address) and types whose names match."""
+def _list_matches(ctx: CommandContext, pattern: str, *, types_only: bool = False) -> str:
+    """``dt module!Pre*``: globals (with their address) and types whose names match;
+    returns the first type's ``module!name`` (``dt -y`` shows it next)."""
     module_part, _, name_part = pattern.rpartition("!")
     width = 17 if ctx.session.pointer_size == 8 else 8
     lines: list[str] = []
-    first: str | None = None
+    first = ""
     for module in _modules_for(ctx, module_part):
-        try:
-            records = [r for r in module.match(name_part) if r.kind is SymbolKind.DATA]
-        except SymbolError as exc:
-            log.debug("%s: %s", module.name, exc)
-            records = []
+        records = []
+        if not types_only:
+            try:
+                records = [r for r in module.match(name_part) if r.kind is SymbolKind.DATA]
+            except SymbolError as exc:
+                log.debug("%s: %s", module.name, exc)
         for record in sorted(records, key=lambda r: r.name.lower()):
             lines.append(f"{ctx.console.format_address(module.address(record))}  "
                          f"{module.name}!{record.name}")
             ctx.out.row(address=module.address(record), name=f"{module.name}!{record.name}")
         table = _types_of(module)
-        names = table.names(name_part) if table is not None else []
-        for name in names:
+        for name in table.names(name_part) if table is not None else []:
             lines.append(f"{' ' * (width + 2)}{module.name}!{name}")
             ctx.out.row(name=f"{module.name}!{name}")
             first = first or f"{module.name}!{name}"
-    if not lines:
+    if not lines or (types_only and not first):
         raise CommandError(f"Symbol {pattern} not found.")
     ctx.out.lines(lines)
-    if show_first and first is not None:
-        named = _find_type(ctx, first)
-        if named is not None:
-            address = _address(ctx, rest[-1]) if rest else None
-            _display(ctx, named, address, [], options or DisplayOptions())
+    return first
 
 
 # -- the local context -----------------------------------------------------------------------

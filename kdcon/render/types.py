@@ -118,6 +118,20 @@ class Selection:
         return name == part or name.lower() == part.lower()
 
 
+def _reachable(info: Any, path: list[str], depth: int = 0) -> bool:
+    """Whether the rest of a field path names fields under ``info`` (a structure, or a
+    pointer to one); trailing periods (empty parts) always do."""
+    if not any(path):
+        return True
+    info = unwrap(info)
+    if info is not None and info.kind == "pointer":
+        info = unwrap(info.type)
+    if info is None or info.kind not in AGGREGATES or depth > 16:
+        return False
+    return any(Selection.matches(path[0], member.name, len(path) > 1)
+               and _reachable(member.type, path[1:], depth + 1) for member in info.fields)
+
+
 class TypeDisplay(ValueFormatter):
     """Lines of one ``dt``: ``show(info, address)`` then ``lines`` and ``rows``."""
 
@@ -161,7 +175,8 @@ class TypeDisplay(ValueFormatter):
             subpaths = None
             if paths is not None:
                 subpaths = [path[1:] for path in paths
-                            if Selection.matches(path[0], member.name, len(path) > 1)]
+                            if Selection.matches(path[0], member.name, len(path) > 1)
+                            and _reachable(member.type, path[1:])]
                 if not subpaths:
                     continue
                 self.matched += 1

@@ -298,3 +298,8 @@ def test_blocks_expand_arrays_of_structures_element_by_element(nt):
     lines = show(nt.find("_KSIM_LOADER_BLOCK"), memory, 0x100, blocks=True).lines
     assert "   +0x050 Drivers          : " in lines
     assert "    [00] (null) " in lines and "    [31] (null) " in lines
+
+
+def test_a_path_whose_end_names_no_field_matches_nothing(track):
+    display = show(track.find("_TRACK_RECORD"), fields=["ListEntry.Nope"])
+    assert display.matched == 0 and display.lines == []
