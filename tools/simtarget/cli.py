@@ -113,10 +113,6 @@ def _check_drivers(paths: Sequence[str]) -> None:
             raise UsageError(f"--driver {path}: no such file")
 
 
-def _exiting(signum: int, frame: Any) -> None:
-    """A signal after serving ended: the program is already on its way out."""
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run kdcon-sim; ``argv`` None means the program's own arguments (sys.argv)."""
     parser = build_parser()
@@ -180,11 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port.close()
             except OSError:
                 pass
-        # Called with argv (in-process), give the caller its handlers back; as the
-        # program, a signal that lands while the interpreter exits must not kill it
-        # with a status of its own.
+        # Called with argv (in-process), give the caller its handlers back.  As the
+        # program, ignore further signals: the interpreter puts SIG_DFL back for every
+        # signal with a Python handler as it finalizes, and one landing then would
+        # kill the process with a status of its own; an ignored one it leaves alone.
         for sig, handler in previous.items():
-            signal.signal(sig, handler if argv is not None else _exiting)
+            signal.signal(sig, handler if argv is not None else signal.SIG_IGN)
     return 0
 
 
