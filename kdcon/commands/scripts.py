@@ -53,7 +53,7 @@ def _expect_end(text: str, pos: int) -> None:
 def _word_at(text: str, pos: int) -> tuple[str, int]:
     pos = skip_gap(text, pos)
     end = pos
-    while end < len(text) and not text[end].isspace() and text[end] not in "({":
+    while end < len(text) and not text[end].isspace() and text[end] not in "({;":
         end += 1
     return text[pos:end], end
 
