@@ -89,7 +89,7 @@ class KdCompleter(Completer):
         self.limit = limit
         self._symbol_names: dict[int, tuple[tuple[Any, ...], _SortedNames]] = {}
         self._type_names: dict[int, tuple[tuple[Any, ...], _SortedNames]] = {}
-        self._commands: tuple[int, _SortedNames] | None = None
+        self._commands: tuple[list[str], _SortedNames] | None = None
         self._registers = _SortedNames(REGISTERS)
         self._pseudo = _SortedNames(PSEUDO_REGISTERS)
 
@@ -151,8 +151,8 @@ class KdCompleter(Completer):
     def _command_names(self, prefix: str) -> list[Candidate]:
         registry = self.console.registry
         names = registry.names()
-        if self._commands is None or self._commands[0] != len(names):
-            self._commands = (len(names), _SortedNames(names))
+        if self._commands is None or self._commands[0] != names:
+            self._commands = (names, _SortedNames(names))
         found = []
         for name in self._commands[1].prefixed(prefix, self.limit):
             cmd = registry.get(name)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.buffer import Buffer
+from prompt_toolkit.completion import CompleteEvent, get_common_complete_suffix
 from prompt_toolkit.search import SearchDirection, start_search
 from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
@@ -405,6 +406,25 @@ class Repl:
             self._trace_on = not self._trace_on
             line = f".kdtrace {'on' if self._trace_on else 'off'}"
             self.runner.submit(lambda: self._run_line(line))
+
+        @keys.add("tab", filter=idle)
+        def _tab(event: KeyPressEvent) -> None:
+            # Synchronous, unlike prompt_toolkit's: a Tab typed right after the last
+            # letter (or pasted with it) must complete what is there now.
+            buffer = event.current_buffer
+            if buffer.complete_state:
+                buffer.complete_next()
+                return
+            found = list(self.completer.get_completions(
+                buffer.document, CompleteEvent(completion_requested=True)))
+            if len(found) == 1:
+                buffer.apply_completion(found[0])
+                return
+            common = get_common_complete_suffix(buffer.document, found) if found else ""
+            if common:
+                buffer.insert_text(common)
+            if found:
+                buffer.start_completion(select_first=False)
 
         @keys.add("c-s", filter=idle)
         def _ctrl_s(event: KeyPressEvent) -> None:
