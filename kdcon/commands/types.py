@@ -9,7 +9,13 @@ expression; after the name, a word that names a field (``Flags``, ``ApcState.Pro
 the globals and types that match, ``.`` repeats the last name. A type given without
 its module gets WinDbg's ``module!Type`` line first. Text comes from
 ``kdcon.render.types``.
-What it does not do: ``-a``, ``-c``, ``-l`` list walking, ``-p`` physical addresses.
+
+``dv [/V] [pattern]`` shows the parameters and locals the PDB records for the frame
+``.frame [/r] [n]`` selected (frame 0 until then, and again once the target runs or the
+registers change), right-aligned as WinDbg does; ``/V`` adds each one's address and
+register-relative place. The variables and their places come from ``kdcon.frames``.
+What it does not do: ``dt -a``, ``-c``, ``-l`` list walking, ``-p`` physical addresses,
+array subscripts in field names (``Field[3]``); ``dv /i /t``; ``.frame /c``.
 Spec: windbg.md §0.5; the dt, dv and .frame pages of the debugger documentation.
 """
 
@@ -236,6 +242,8 @@ def dt(ctx: CommandContext, args: Args) -> None:
     pending = words[1:]
     if _HEX_WORD.match(first) and "n" not in flags:
         address = _address(ctx, first)
+        if address is None:
+            raise CommandError(f"Syntax error at '{first}'")
     else:
         named = _resolve(ctx, first)
         if named is None:
@@ -266,7 +274,7 @@ def dt(ctx: CommandContext, args: Args) -> None:
         if _is_field(word, named.info):
             fields.append(word)
             continue
-        if address is None and not (named.is_global):
+        if address is None and not named.is_global:
             value = _address(ctx, word)
             if value is not None:
                 address = value
@@ -289,7 +297,7 @@ def _display(ctx: CommandContext, named: _Named, address: int | None, fields: li
     top = unwrap(named.info)
     if selection is not None and top is not None and top.kind == "pointer" and \
             address is not None:
-        # A pointer's fields: WinDbg follows it (``dt nt!_PEB Ldr.``-style names on Ptr).
+        # Fields asked of a pointer-typed global are those of the structure it points to.
         target = display.pointer_at(address, top.pointer_size or top.size)
         top, address = unwrap(top.type), target
     display.show(top, address, selection, header=named.header)
