@@ -13,9 +13,10 @@ Rule 1: aliases are replaced when a line or a block is entered, never in the mid
         of one, so an alias set in a block is seen by the blocks entered after it and
         not by the rest of its own list; a line or block that starts with ``as``,
         ``aS``, ``ad`` or ``al`` is left as written.
-Rule 2: an error inside a block ends the whole program unless a ``.catch`` block
-        holds it; a failing command of the top-level list does not stop the list
-        (the console's rule for typed lines).
+Rule 2: an error ends the whole program unless a ``.catch`` block holds it: in a
+        block, in a folded script and in a nested list (a breakpoint's command
+        string); only a line typed or given with ``-c`` goes on after a failing
+        command of its own list (the console's rule for typed lines).
 Rule 3: ``.break``/``.continue`` unwind to their loop and ``.leave`` to its ``.catch``;
         each program (a line, a script line, a folded script) has its own loops.
 Rule 4: in a nested list (a breakpoint's command string), a command that resumes the
@@ -273,6 +274,8 @@ def split_program(text: str) -> list[str]:
 
 _INTERPRETER = re.compile(r"\$\{(/[dfnv]:)?([^{}\s]+)\}")
 _WORD = re.compile(r"[^\s;{}]+")
+# A word for alias replacement: blanks, ';' and braces end it, a ${...} token does not.
+_RUN = re.compile(r"(?:\$\{[^{}\s]*\}|[^\s;{}])+")
 _EXEMPT = re.compile(r"(as|aS|ad|al)(\s|$)")
 _SCRIPT_ARGUMENT = re.compile(r"\$\{\$(?:arg(\d+)|(n))\}")
 _RESERVED_PREFIXES = ("al", "as", "aS", "ad")
@@ -303,10 +306,15 @@ class Aliases:
         """``text`` as the command parser sees it (Rule 1)."""
         if (not self.values and "${" not in text) or _EXEMPT.match(text):
             return text
-        text = _INTERPRETER.sub(self._interpret, text)
-        if self.values:
-            text = _WORD.sub(lambda m: self.values.get(m.group(), m.group()), text)
-        return text
+        return _RUN.sub(self._replace, text)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        # One pass: what a replacement brings in is not replaced again.
+        word = match.group()
+        value = self.values.get(word)
+        if value is not None:
+            return value
+        return _INTERPRETER.sub(self._interpret, word) if "${" in word else word
 
     def _interpret(self, match: re.Match[str]) -> str:
         switch, name = match.group(1), match.group(2)
@@ -373,16 +381,22 @@ class Interpreter:
         saved = self.resume_ends
         self.resume_ends = nested
         try:
-            return self.program(line)
+            return self.program(line, strict=nested)
         finally:
             self.resume_ends = saved
 
-    def program(self, text: str) -> bool:
-        """One command program with its own loops and ``.catch`` blocks (Rule 3)."""
+    def program(self, text: str, *, strict: bool = False) -> bool:
+        """One command program with its own loops and ``.catch`` blocks (Rule 3);
+        ``strict``: its first error ends it (Rule 2)."""
         saved = self.loops, self.catches
         self.loops = self.catches = 0
         try:
-            return self._statements(text, top=True)
+            if not strict:
+                return self._statements(text, top=True)
+            self._statements(text, top=False)
+            return True
+        except ProgramEnd:
+            return True
         except ControlFlow:
             return False
         finally:
@@ -445,7 +459,7 @@ class Interpreter:
                 block = ";".join(lines)
                 if echo:
                     console.output.line(prompt_for(console.session) + block)
-                self.program(block)
+                self.program(block, strict=True)
                 return
             for line in lines:
                 if not line.strip():
