@@ -1,8 +1,10 @@
 """The KD connection's state: roles, phases, packet ids, and the transition table.
 
 What it does: holds the rules of kd-protocol.md §2 as data: which data packet types
-each role accepts in each phase, which phase a sent or received message leads to, and
-the id arithmetic. connection.py applies them; nothing here does I/O or reads a clock.
+each role accepts in each phase, which packet type carries each message and who may
+send it, which phase a sent or received message leads to, and the id arithmetic; and
+``ConnectionState``, everything one side knows, in one object. connection.py and
+datarules.py apply the rules to it; nothing here does I/O or reads a clock.
 Spec: kd-protocol.md §2.2 (ids), §2.5 (retries), §3 (sequences), §5.1, §6.3.
 
 Invariants
@@ -80,6 +82,8 @@ Rule 13: A lone break-in byte (nothing follows it for byte_timeout) reaching a t
 
 from __future__ import annotations
 
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from enum import Enum
 
 from .constants import (
@@ -95,6 +99,9 @@ __all__ = [
     "Role",
     "Phase",
     "Message",
+    "Outgoing",
+    "ConnectionState",
+    "SENDERS",
     "EXPECTED_TYPES",
     "PHASE_AFTER_SEND",
     "PHASE_AFTER_RECEIVE",
@@ -148,7 +155,22 @@ class Message(_FastEnum):
     FILE_IO_REPLY = "file_io_reply"
     MANIPULATE = "manipulate"
     RESUME = "resume"  # Continue, Continue2, Reboot, CauseBugCheck (§5.1)
-    OTHER = "other"
+
+
+# message -> (its packet type, the only role that sends it; None: either).
+SENDERS: dict[Message, tuple[int, Role | None]] = {
+    Message.STATE_CHANGE: (P.PACKET_TYPE_KD_STATE_CHANGE64, Role.TARGET),
+    Message.DEBUG_PRINT: (P.PACKET_TYPE_KD_DEBUG_IO, Role.TARGET),
+    Message.DEBUG_PROMPT: (P.PACKET_TYPE_KD_DEBUG_IO, Role.TARGET),
+    Message.PROMPT_REPLY: (P.PACKET_TYPE_KD_DEBUG_IO, Role.HOST),
+    Message.FILE_IO_REQUEST: (P.PACKET_TYPE_KD_FILE_IO, Role.TARGET),
+    Message.FILE_IO_REPLY: (P.PACKET_TYPE_KD_FILE_IO, Role.HOST),
+    Message.MANIPULATE: (P.PACKET_TYPE_KD_STATE_MANIPULATE, None),
+    Message.RESUME: (P.PACKET_TYPE_KD_STATE_MANIPULATE, Role.HOST),
+}
+
+# What a target waits in, repeating it on RESEND, RESET or a lone break-in (Rules 6, 13).
+EXCHANGES = frozenset({Message.STATE_CHANGE, Message.DEBUG_PROMPT, Message.FILE_IO_REQUEST})
 
 
 _HOST_ACCEPTS = frozenset(
@@ -211,6 +233,77 @@ PHASE_AFTER_RECEIVE: dict[tuple[Role, Phase, Message], Phase | str] = {
     **{(Role.HOST, ph, Message.DEBUG_PROMPT): Phase.TARGET_PROMPTING for ph in (
         Phase.UNKNOWN, Phase.TARGET_RUNNING, Phase.TARGET_BROKEN)},
 }
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One data packet of ours: queued, pending (awaiting its ACK) or given up."""
+
+    packet_type: int
+    payload: bytes
+    kind: Message
+    api: int | None
+    phase_before: Phase
+    packet_id: int = 0
+    wire: bytes = b""
+    timeouts: int = 0
+    deadline: float | None = None
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    """Everything one side of a KD link knows; the rules read and change it."""
+
+    role: Role
+    phase: Phase
+    current_id: int
+    remote_id: int | None
+    stats: Counter[str] = field(default_factory=Counter)
+    # Rule 8: cleared when a target gives a packet up, set by any leader heard.
+    debugger_present: bool = True
+    # Rule 1: the packet awaiting its ACK, and those queued behind it.
+    pending: Outgoing | None = None
+    queue: deque[Outgoing] = field(default_factory=deque)
+    # Target: the message RESEND/RESET repeats when nothing is pending (Rule 6), and
+    # the phase (with its exchange) a prompt or file I/O returns to.
+    exchange: Outgoing | None = None
+    return_to: tuple[Phase, Outgoing | None] = (Phase.RUNNING, None)
+    # Host: length and checksum of the stop it holds or last held (Rule 12).
+    held_stop: tuple[int, int] | None = None
+    # Host: (id, length, checksum) of the last packet taken, to tell repeats (Rule 2).
+    last_accepted: tuple[int, int, int] | None = None
+    # Host: a RESET we sent has not been answered yet (Rule 11).
+    awaiting_reset_answer: bool = False
+    # Target (Rule 9): whether it has sent a packet yet, where its break-in poll
+    # resumes, and the break-in byte it took, whose followers wait for the exchange.
+    started: bool = False
+    poll_from: int = 0
+    breakin_taken: int | None = None
+    # Target: the stream position right after a break-in byte met while waiting in an
+    # exchange; a repeat is due if nothing follows it (Rule 13).
+    breakin_mark: int | None = None
+    # The stream position last seen to grow, and when (truncation, §2.3).
+    last_progress: tuple[int, float] | None = None
+
+    @classmethod
+    def initial(cls, role: Role) -> ConnectionState:
+        """A fresh side: Rule 3 (target ids) and Rule 4 (host ids)."""
+        if role is Role.TARGET:
+            return cls(role, Phase.RUNNING, INITIAL_PACKET_ID | SYNC_PACKET_ID,
+                       INITIAL_PACKET_ID)
+        return cls(role, Phase.UNKNOWN, INITIAL_PACKET_ID, None)
+
+    @property
+    def polling(self) -> bool:
+        """Rule 9: a running target reads only break-in bytes."""
+        return (self.role is Role.TARGET and self.pending is None
+                and self.phase not in PARSING_PHASES)
+
+    def reset_ids(self) -> None:
+        """Rule 5: both ids back to INITIAL, no SYNC."""
+        self.current_id = INITIAL_PACKET_ID
+        self.remote_id = INITIAL_PACKET_ID
+        self.last_accepted = None
 
 
 def droppable(packet_type: int, api: int | None) -> bool:
