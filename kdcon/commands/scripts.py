@@ -70,11 +70,14 @@ def _loop(ctx: CommandContext) -> Iterator[None]:
 
 def _round(ctx: CommandContext, body: str) -> bool:
     """One pass through a loop's body; False when ``.break`` ends the loop."""
-    executor = ctx.console.executor
+    executor, target = ctx.console.executor, ctx.console.target
     deadline = getattr(executor, "deadline", None)
     if deadline is not None and time.monotonic() > deadline:
         ctx.console.state.values["timed_out"] = True
         raise CommandError("The run passed its --timeout in a loop; the loop stops")
+    if target is not None and target.cancelled():
+        # Ctrl+C at the interactive prompt: a loop printing nothing stops too.
+        raise CommandError("The loop was cancelled (Ctrl+C).")
     try:
         _interpreter(ctx).run_block(body)
     except LoopContinue:

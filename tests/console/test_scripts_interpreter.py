@@ -122,6 +122,11 @@ def test_a_loop_stops_at_the_deadline_of_the_run(bench):
     assert bench.console.state.values["timed_out"]
 
 
+def test_a_silent_loop_stops_on_ctrl_c(bench):
+    bench.console.target = SimpleNamespace(cancelled=lambda: True)
+    assert bench.run(".for (;;) { }; .echo after") == "The loop was cancelled (Ctrl+C).\nafter\n"
+
+
 def test_blocks_nest_to_a_bound(bench):
     deep = ".block {" * (MAX_BLOCK_DEPTH + 1) + ".echo x" + "}" * (MAX_BLOCK_DEPTH + 1)
     assert bench.run(deep).splitlines() == [f"Blocks nest too deep (more than {MAX_BLOCK_DEPTH} levels)"]
