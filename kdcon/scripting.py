@@ -377,7 +377,9 @@ class Interpreter:
         """A line typed, given with ``-c`` or run by a command; False if a command failed."""
         console = self.console
         if not nested and console.log is not None:
-            console.log.note_input(prompt_for(console.session), line)
+            # An empty line that repeats the last command was typed empty.
+            typed = "" if getattr(console.state, "repeating", False) else line
+            console.log.note_input(prompt_for(console.session), typed)
         saved = self.resume_ends
         self.resume_ends = nested
         try:

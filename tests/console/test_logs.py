@@ -128,9 +128,24 @@ def test_a_typed_line_is_logged_once_whoever_echoed_it(tmp_path):
     log.note_input("0: kd> ", "dd rsp")
     log.write("output\n")
     log.note_input("0: kd> ", "k")             # a prompt the output never saw
+    log.write("0: kd> \n")
+    log.note_input("0: kd> ", "")              # an empty line, echoed
+    log.write("0: kd> ")
+    log.note_input("0: kd> ", "")              # an empty line after the prompt
     log.close()
     assert (tmp_path / "typed.log").read_text(encoding="utf-8") == \
-        "0: kd> r\n0: kd> dd rsp\noutput\n0: kd> k\n"
+        "0: kd> r\n0: kd> dd rsp\noutput\n0: kd> k\n0: kd> \n0: kd> \n"
+
+
+def test_an_empty_line_repeating_a_command_is_logged_as_typed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text, status = run_kdcon(["--loopback", "--batch", "--timeout", "60", "-c", ".logopen r.log",
+                              "-c", "r $t0", "-c", "p", "-c", "", "-c", ".logclose"])
+    assert status == 0
+    logged = (tmp_path / "r.log").read_text(encoding="utf-8")
+    assert logged == text[text.index("Opened log file"): text.index("Closing open log file r.log\n") +
+                          len("Closing open log file r.log\n")]
+    assert "0: kd> \n" in logged
 
 
 def test_cls_prints_nothing_when_not_on_a_terminal_and_uses_the_consoles_hook(h):
