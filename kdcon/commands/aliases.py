@@ -25,7 +25,6 @@ _M = Category.META
 _AS_OPTIONS = ("x", "e", "ma", "mu", "msa", "msu", "f", "c")
 
 
-
 def _set_alias(ctx: CommandContext, args: Args, *, phrase: bool) -> None:
     text = args.remaining().strip()
     option = None
