@@ -11,12 +11,15 @@ commands, ``.logopen``, ``.logappend``, ``.writemem`` and ``.readmem``.
 ``get_completions`` is the prompt_toolkit face of the same answers.
 
 Speed on big kernels (< 50 ms with 100,000 symbols, ``tools/bench/repl.py``): the
-names of a module are sorted once into a case-folded list (kept until the module's
-symbols change) and a prefix is two bisections on it. A bare word never loads a
+first letters typed after ``module!`` ask the module's own name index once
+(``prefix*``); every longer prefix narrows that answer by bisection on a sorted,
+case-folded list, with no new query. Only Tab on an empty ``module!`` lists every
+name (sorted once, kept until the module's symbols change). A bare word never loads a
 module's symbols: it completes module names, and ``module!`` is what asks for
-that module's names. Loading a deferred module is left to the caller's
-``may_load`` (the REPL allows it only while no command runs, so the completer and
-a command never load symbols at the same time).
+that module's names. Whether the symbols may be asked at all (which may load a
+deferred module) is the caller's ``may_query``: the REPL allows it only while no
+command runs, so the completer and a command never use the lazily built symbol
+indexes at the same time; otherwise only names completion already holds are offered.
 What it does not do: evaluate anything or send requests of its own.
 """
 
@@ -32,6 +35,7 @@ from typing import Any
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
+from kdcon.symbols.index import has_wildcard
 from kdcon.symbols.module import SymbolState
 
 from .registers import REGISTERS
@@ -79,15 +83,27 @@ class _SortedNames:
         return found
 
 
+class _ModuleNames:
+    """What completion has asked of one module's symbols so far."""
+
+    __slots__ = ("identity", "every", "prefix", "narrowed")
+
+    def __init__(self) -> None:
+        self.identity: tuple[Any, ...] | None = None
+        self.every: _SortedNames | None = None        # all names, once an empty prefix asked
+        self.prefix: str | None = None                # the folded prefix ``narrowed`` answers
+        self.narrowed: _SortedNames | None = None
+
+
 class KdCompleter(Completer):
     """Completions from the registry, the session's modules, symbols, types and table."""
 
-    def __init__(self, console: Any, *, may_load: Callable[[], bool] = lambda: True,
+    def __init__(self, console: Any, *, may_query: Callable[[], bool] = lambda: True,
                  limit: int = 400) -> None:
         self.console = console
-        self.may_load = may_load
+        self.may_query = may_query
         self.limit = limit
-        self._symbol_names: dict[int, tuple[tuple[Any, ...], _SortedNames]] = {}
+        self._symbol_names: dict[int, _ModuleNames] = {}
         self._type_names: dict[int, tuple[tuple[Any, ...], _SortedNames]] = {}
         self._commands: tuple[list[str], _SortedNames] | None = None
         self._registers = _SortedNames(REGISTERS)
@@ -198,21 +214,46 @@ class KdCompleter(Completer):
         return [m.name for m in self.session.symbols.modules()
                 if m.name.casefold().startswith(folded)][: self.limit]
 
-    def _usable(self, module: Any) -> bool:
-        return module.state is not SymbolState.DEFERRED or self.may_load()
-
     def _symbols(self, module_name: str, prefix: str) -> list[str]:
+        """Names in ``module_name`` starting with ``prefix``. A prefix asks the module's
+        own index once (``prefix*``) and longer ones narrow that answer; only an empty
+        prefix lists every name (then kept, sorted, for whatever comes next)."""
         module = self.session.symbols.module(module_name)
-        if module is None or not self._usable(module):
+        if module is None:
             return []
-        names = self._cached(self._symbol_names, module,
-                             lambda: (record.name for record in module.match("*")))
-        return names.prefixed(prefix, self.limit) if names is not None else []
+        entry = self._symbol_names.get(id(module))
+        folded = prefix.casefold()
+        if entry is not None and entry.identity == _identity(module):
+            if entry.every is not None:
+                return entry.every.prefixed(prefix, self.limit)
+            if entry.narrowed is not None and prefix and folded.startswith(entry.prefix or "\0"):
+                return entry.narrowed.prefixed(prefix, self.limit)
+        if not self.may_query():
+            return []
+        if entry is None or entry.identity != _identity(module):
+            if len(self._symbol_names) > 256:
+                self._symbol_names.clear()
+            entry = self._symbol_names[id(module)] = _ModuleNames()
+        try:
+            if entry.every is None and prefix and not has_wildcard(prefix):
+                if entry.prefix is None or not folded.startswith(entry.prefix):
+                    entry.narrowed = _SortedNames(r.name for r in module.match(prefix + "*"))
+                    entry.prefix = folded
+                names = entry.narrowed
+            else:
+                if entry.every is None:
+                    entry.every = _SortedNames(r.name for r in module.match("*"))
+                names = entry.every
+        except Exception as exc:  # corrupt symbols must not break typing
+            log.debug("completion: no names for %s: %s", module.name, exc)
+            return []
+        finally:
+            # Taken after the query: loading the symbols moves the module's state on.
+            entry.identity = _identity(module)
+        assert names is not None
+        return names.prefixed(prefix, self.limit)
 
     def _types_of(self, module: Any) -> _SortedNames | None:
-        if not self._usable(module):
-            return None
-
         def listing() -> list[str]:
             table = module.types
             return table.names("*") if table is not None else []
@@ -224,6 +265,8 @@ class KdCompleter(Completer):
         key = id(module)
         found = cache.get(key)
         if found is None or found[0] != _identity(module):
+            if not self.may_query():
+                return None
             try:
                 listing = _SortedNames(names())
             except Exception as exc:  # corrupt symbols must not break typing
@@ -242,8 +285,7 @@ class KdCompleter(Completer):
         if earlier:
             type_name = earlier[0]
             module_name = type_name.partition("!")[0] if "!" in type_name else None
-            module = symbols.module(module_name) if module_name else None
-            if module is not None and not self._usable(module):
+            if not self.may_query():
                 return 0, []
             try:
                 info = symbols.find_type(type_name)

@@ -134,7 +134,10 @@ class CommandThread:
                     self._pending -= 1
                     if not self._pending:
                         self._idle.set()
+            try:
                 self._on_done()
+            except Exception:  # redrawing must never end the thread that runs commands
+                log.exception("after a command job")
 
 
 class Repl:
@@ -159,7 +162,7 @@ class Repl:
         self._toolbar_cache: dict[Any, str] = {}
         path = history_path() if history == "default" else (Path(history) if history else None)
         self.history, self.history_warning = _open_history(path)
-        self.completer = KdCompleter(self.console, may_load=self._may_load_symbols)
+        self.completer = KdCompleter(self.console, may_query=self._may_query_symbols)
         self.prompt_session: PromptSession[str] = PromptSession(
             history=self.history,
             auto_suggest=AutoSuggestFromHistory(),
@@ -188,7 +191,7 @@ class Repl:
         return toolbar_text(self.app, busy=self.runner.busy and self.session.halted,
                             cache=self._toolbar_cache)
 
-    def _may_load_symbols(self) -> bool:
+    def _may_query_symbols(self) -> bool:
         # Loading a module's symbols may read its headers from the target: only
         # while the command thread is idle and the target halted.
         return not self.runner.busy and self.session.halted
@@ -197,7 +200,9 @@ class Repl:
         """``nt!Ke``: offer the module's symbols while the name is typed."""
         text = buffer.document.text_before_cursor
         word = text.rsplit(None, 1)[-1] if text.strip() else ""
-        if "!" in word[1:] and not word.startswith("!") and buffer.complete_state is None:
+        # Two letters after the bang: a big module's every name waits for a Tab.
+        if not word.startswith("!") and len(word.partition("!")[2]) >= 2 and \
+                buffer.complete_state is None:
             buffer.start_completion(select_first=False)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -290,10 +295,19 @@ class Repl:
             app.exit(result="")
 
     def _invalidate(self) -> None:
+        """Redraw the prompt and toolbar soon (from any thread)."""
         with self._lock:
-            running = self._running_loop is not None
-        if running:
-            self.prompt_session.app.invalidate()
+            loop = self._running_loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._redraw)
+            except RuntimeError:       # that prompt just ended; the next one draws anew
+                pass
+
+    def _redraw(self) -> None:
+        app = self.prompt_session.app
+        if app.is_running:
+            app.invalidate()
 
     # -- running commands (the command thread) ------------------------------------------------
 

@@ -78,7 +78,7 @@ def test_nothing_is_offered_after_a_wildcard(completer):
 def test_a_bare_word_offers_modules_and_loads_no_symbols(loop):
     symbols = loop.app.session.symbols
     symbols.reload()                                  # every module back to deferred
-    completer = KdCompleter(loop.app.console, may_load=lambda: False)
+    completer = KdCompleter(loop.app.console, may_query=lambda: False)
     assert texts(completer.complete("bp ha")) == ["hal!"]
     assert texts(completer.complete("lm m track")) == ["trackdemo"]
     assert completer.complete("bp hal!")[1] == []     # loading is not allowed now
