@@ -8,7 +8,8 @@ command succeeded, 1 when one failed, 2 for usage or connection errors, 3 when
 ``--timeout`` expired); ``--json`` writes one JSON object per result and event.
 Without ``--batch`` the interactive console (repl.py) reads commands when standard
 input and output are a terminal, and a plain line prompt (``0: kd> ``) reads them from
-a pipe. ``--no-color`` (or ``NO_COLOR``, or ``TERM=dumb``) keeps the terminal plain.
+a pipe or a dumb terminal. ``--no-color`` (or ``NO_COLOR``, or ``TERM=dumb``) keeps
+the terminal plain.
 """
 
 from __future__ import annotations
@@ -137,8 +138,9 @@ def _open(args: argparse.Namespace):
 
 
 def _interactive(args: argparse.Namespace) -> bool:
-    """The prompt_toolkit console: a terminal on both ends and text, not JSON."""
-    if args.json:
+    """The prompt_toolkit console: a terminal on both ends that can move the cursor
+    (not ``TERM=dumb``), and text, not JSON."""
+    if args.json or os.environ.get("TERM") == "dumb":
         return False
     try:
         return sys.stdin.isatty() and sys.stdout.isatty()

@@ -234,7 +234,8 @@ class Repl:
                 self.stream.gate = self._gate_closed
             if main:
                 signal.signal(signal.SIGINT, previous)
-            self.runner.stop()
+            # A command still waiting on a running target ends when the link closes.
+            self.runner.stop(timeout=0.0 if self.runner.busy else 1.0)
             app.read_prompt_line = None
         return EXIT_FAILED if self.console.failures else EXIT_OK
 

@@ -213,3 +213,24 @@ def test_ctrl_b_quits_leaving_the_target_running():
         assert "quit:" in loopback.text
     finally:
         loopback.close()
+
+
+def test_a_dbgprompt_takes_the_next_line_typed_as_its_answer(loop):
+    driver = ReplDriver(loop)
+    seen: dict[str, str] = {}
+
+    def script(d: ReplDriver) -> None:
+        d.run_command("ed nt!KiSimRequest 2")
+        d.wait_prompt()
+        d.type("g\r")
+        d.wait_text("(bipt)? ")
+        wait_until(lambda: d.repl.message() == "", "the prompt to wait for an answer")
+        seen["toolbar"] = d.repl.toolbar()
+        d.type("b\r")
+        wait_until(lambda: not d.repl.runner.busy, "g to stop after the answer")
+
+    driver.run(script)
+    assert "The target asks" in seen["toolbar"]
+    shown = loop.text.rsplit("(bipt)? ", 1)[1]
+    assert shown.startswith("b\nBreak instruction exception - code 80000003 (first chance)\n")
+    assert loop.app.session.halted and loop.app.console.results[-1].command == "g"
