@@ -146,6 +146,28 @@ def test_history_is_kept_in_a_file_searched_by_prefix_and_suggested(loop, histor
     assert loop.app.console.results[-1].command == "r rip"
 
 
+def test_ctrl_s_searches_the_history_as_you_type(loop, history):
+    history.parent.mkdir(parents=True)
+    history.write_text("\n# 1\n+lm\n\n# 2\n+r rip\n\n# 3\n+vertarget\n")
+    driver = ReplDriver(loop, history=history)
+
+    def script(d: ReplDriver) -> None:
+        d.wait_prompt()
+        d.type("\x13")                                   # Ctrl+S
+        wait_until(lambda: d.repl.prompt_session.app.layout.search_target_buffer_control
+                   is not None, "the search to start")
+        d.type("ri")
+        count = len(loop.app.console.results)
+        d.type("\r")
+        wait_until(lambda: d.buffer.text == "r rip", "the search to find r rip")
+        d.type("\r")
+        wait_until(lambda: len(loop.app.console.results) > count and not d.repl.runner.busy,
+                   "the found line to run")
+
+    driver.run(script)
+    assert loop.app.console.results[-1].command == "r rip"
+
+
 def test_ctrl_r_resyncs_and_the_session_stays_usable(loop):
     driver = ReplDriver(loop)
 
