@@ -27,8 +27,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from unicorn import Uc
-
 from .memory import GuestMemory, Region
 
 __all__ = ["BreakpointTable", "BREAKPOINT_TABLE_SIZE"]
@@ -48,8 +46,7 @@ class _Entry:
 class BreakpointTable:
     """The 32-entry table of one booted machine (see the module docstring for its rules)."""
 
-    def __init__(self, uc: Uc, memory: GuestMemory) -> None:
-        self._uc = uc
+    def __init__(self, memory: GuestMemory) -> None:
         self._memory = memory
         self._entries: list[_Entry | None] = [None] * BREAKPOINT_TABLE_SIZE
         memory.on_map = self._on_map
@@ -105,9 +102,8 @@ class BreakpointTable:
         return True
 
     def _poke(self, address: int, data: bytes) -> None:
-        # Rule 4: unicorn's mem_write ignores page protection, like the debugger's copy.
-        self._uc.mem_write(address, data)
-        self._uc.ctl_remove_cache(address, address + len(data))
+        # Rule 4: written whatever the page's protection, like the debugger's copy.
+        self._memory.poke(address, data)
 
     def _on_map(self, region: Region) -> None:
         """A page came in: write the breakpoints owed on it (KdSetOwedBreakpoints)."""

@@ -127,7 +127,7 @@ class Machine:
             self.ports.breakin.set()
         self._kernel = boot_kernel(uc, self.memory, self._images, self.seed)
         self.debug = DebugRegisters(uc)
-        self._breakpoints = BreakpointTable(uc, self.memory)
+        self._breakpoints = BreakpointTable(self.memory)
         self._prompt: PendingPrompt | None = None
         self._deliver_pending: tuple[int, tuple[int, int, int], int] | None = None
         self._trap: tuple[int, int] | None = None
@@ -270,16 +270,14 @@ class Machine:
         original = self.memory.breakpoint_bytes.get(pc)
         if original is not None:
             # Step over an armed breakpoint: the original byte for one instruction.
-            uc.mem_write(pc, bytes([original]))
-            uc.ctl_remove_cache(pc, pc + 1)
+            self.memory.poke(pc, bytes([original]))
         try:
             uc.emu_start(pc, NEVER_REACHED, count=1 if original is not None else count)
         except UcError as exc:
             return self._on_cpu_error(exc)
         finally:
             if original is not None and pc in self.memory.breakpoint_bytes:
-                uc.mem_write(pc, b"\xcc")
-                uc.ctl_remove_cache(pc, pc + 1)
+                self.memory.poke(pc, b"\xcc")
         if self.debug.hit is not None:
             return self._on_data_breakpoint()
         if self.ports.control is not None:
@@ -369,7 +367,7 @@ class Machine:
             if kind == "w":
                 # The hook ran before the store and the CPU stopped with RIP still at the
                 # storing instruction: undo the store and run the instruction once, whole.
-                uc.mem_write(address, old)
+                self.memory.poke(address, old)
             self.debug.suppressed = True
             try:
                 uc.emu_start(uc.reg_read(X.UC_X86_REG_RIP), NEVER_REACHED, count=1)

@@ -171,7 +171,23 @@ class GuestMemory:
                 if start <= bp < start + n:
                     self.breakpoint_bytes[bp] = chunk[bp - start]
                     chunk[bp - start] = 0xCC
-            self._uc.mem_write(start, bytes(chunk))
+            self.poke(start, bytes(chunk))
+            written += n
+        return written
+
+    def poke(self, address: int, data: bytes) -> int:
+        """Put ``data`` in the RAM behind [address, address + len(data)) whatever the
+        pages' protection, as the debugger's copy does, and drop any code translated
+        from it; armed breakpoints are not looked at.  The mapped prefix's length.
+
+        Straight into the host buffer: unicorn's ``mem_write`` would make a read-only
+        region writable and back around each write, flushing its TLB every time (a
+        breakpoint stepped over in code costs two such writes)."""
+        written = 0
+        for start, n in self._spans(address, len(data)):
+            region = self.region_at(start)
+            offset = start - region.base
+            region.run.buffer[offset: offset + n] = data[written: written + n]
             self._uc.ctl_remove_cache(start, start + n)
             written += n
         return written
