@@ -255,6 +255,7 @@ class Repl:
             answer = self._answer
             if answer is not None:
                 self._answer = None
+                self.prompt_session.app.erase_when_done = False
                 answer.put(line)
                 continue
             self.runner.submit(lambda line=line: self._run_line(line))
@@ -349,6 +350,13 @@ class Repl:
     def _read_answer(self, prompt: str) -> str | None:
         """A DbgPrompt's answer: the next line typed (called on the command thread)."""
         slot: queue.Queue[str] = queue.Queue(maxsize=1)
+        if self.stream is not None and not prompt.endswith("\n"):
+            # End the question's line on the terminal only (logs keep kd's
+            # "(bipt)? b"), so the prompt below cannot draw over it.
+            self.stream.target.write("\n")
+            self.stream.target.flush()
+        # The session shows the answer after the question: the typed line goes.
+        self.prompt_session.app.erase_when_done = True
         self._answer = slot
         self._invalidate()
         while not self._quit:
