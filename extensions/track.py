@@ -213,10 +213,10 @@ def trackvalidate(target: Target, args: str) -> None:
                 ERROR_LINE, f"Memory {kind} corruption",
                 f"Allocation point: {record.source}, line {record.line}", ERROR_LINE]) + "\n")
         for record, under, over in damaged:
-            target.out(f"Corrupt block {target.format_address(record.value)}: {record.size} "
-                       f"bytes from {record.allocator}; "
-                       f"{_damage_text(under, guard, 'before')}, "
-                       f"{_damage_text(over, guard, 'after')} (guard fill {fill:#04x})")
+            sides = [_damage_text(count, guard, where)
+                     for count, where in ((under, "before"), (over, "after")) if count != 0]
+            target.out(f"Corrupt block {target.format_address(record.value)}, {record.size} "
+                       f"bytes from {record.allocator}: {' and '.join(sides)}")
         if not damaged:
             target.out(f"Track: {checked} guarded block{'s' if checked != 1 else ''} in "
                        f"{track.module}, no corruption")
@@ -228,8 +228,8 @@ def trackvalidate(target: Target, args: str) -> None:
 
 def _damage_text(count: int | None, guard: int, where: str) -> str:
     if count is None:
-        return f"the guard {where} it is unreadable"
-    return f"{count} of {guard} guard bytes {where} it changed"
+        return f"the guard bytes {where} it are unreadable"
+    return f"{count} of the {guard} guard bytes {where} it changed"
 
 
 @bang("trackleaks", usage="!trackleaks [-atunload] [module]")
