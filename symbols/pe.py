@@ -393,11 +393,24 @@ def read_image(source: str | bytes, name: str | None = None) -> PeImage:
 
 
 def read_image_from_memory(read: Reader, name: str) -> PeImage:
-    """Parse an image mapped in target memory; ``read(rva, size)`` may return None."""
-    headers = read(0, _HEADER_PAGE)
-    if not headers:
+    """Parse an image mapped in target memory; ``read(rva, size)`` may return None.
+
+    Over a serial line every request costs about 180 bytes besides its data, so this
+    reads what identification needs and no more: ``e_lfanew``, the headers up to the
+    debug data directory, then the debug directory together with the bytes after it
+    (where linkers put the CodeView record). The section table is read only if
+    something asks for it (a PDB without section headers of its own).
+    """
+    dos = read(0x3C, 4)
+    if not dos or len(dos) < 4:
         raise SymbolFileError(f"{name}: image headers are not readable")
-    parsed = _parse_headers(bytes(headers))
+    (e_lfanew,) = struct.unpack("<I", bytes(dos))
+    if e_lfanew < 0x40 or e_lfanew > _HEADER_PAGE - _MEMORY_HEADERS:
+        raise SymbolFileError(f"{name}: not a PE image: e_lfanew {e_lfanew:#x}")
+    nt = read(e_lfanew, _MEMORY_HEADERS)
+    if not nt or len(nt) < _MEMORY_HEADERS or bytes(nt[:4]) != b"PE\x00\x00":
+        raise SymbolFileError(f"{name}: not a PE image: no PE signature")
+    parsed, sections_at, section_count = _parse_memory_headers(bytes(nt), e_lfanew)
 
     def bounded(rva: int, size: int) -> bytes | None:
         if rva < 0 or size < 0 or size > MAX_BLOB:
@@ -408,4 +421,92 @@ def read_image_from_memory(read: Reader, name: str) -> PeImage:
     def blob(entry: DebugEntry) -> bytes | None:
         return bounded(entry.rva, entry.size) if entry.rva else None
 
-    return _build(parsed, name, bounded, blob)
+    debug_rva, debug_size = (parsed.directories[_DIR_DEBUG] if len(parsed.directories) > _DIR_DEBUG
+                             else (0, 0))
+    if debug_rva and 0 < debug_size <= 28 * 64:
+        # One request for the directory and what follows it: the CodeView record.
+        read(debug_rva, debug_size + _CODEVIEW_READ_AHEAD)
+    image = _build(parsed, name, bounded, blob)
+    image.sections = _SectionsOnDemand(lambda: _memory_sections(read, sections_at, section_count))
+    return image
+
+
+# From e_lfanew through the debug entry of the data directories (PE32+: 0x18 + 0xA8).
+_MEMORY_HEADERS = 0xC0
+_CODEVIEW_READ_AHEAD = 0x40
+
+
+def _parse_memory_headers(nt: bytes, e_lfanew: int) -> tuple[_Headers, int, int]:
+    machine, count, timestamp, _, _, optional_size, characteristics = _FILE_HEADER.unpack_from(nt, 4)
+    magic = struct.unpack_from("<H", nt, 24)[0]
+    if magic not in (0x10B, 0x20B):
+        raise SymbolFileError("not a PE image: no PE32 or PE32+ optional header")
+    if count > MAX_SECTIONS:
+        raise SymbolFileError(f"{count} sections (the loader allows {MAX_SECTIONS})")
+    optional = 24
+    base_at, base_format, count_at, dirs_at = _PE32_PLUS if magic == 0x20B else _PE32
+    (image_base,) = struct.unpack_from(base_format, nt, optional + base_at)
+    size_of_image, size_of_headers, checksum = struct.unpack_from("<III", nt, optional + 56)
+    (wanted,) = struct.unpack_from("<I", nt, optional + count_at)
+    room = min((optional_size - dirs_at) // 8, (len(nt) - optional - dirs_at) // 8)
+    directories = [struct.unpack_from("<II", nt, optional + dirs_at + 8 * i)
+                   for i in range(max(0, min(wanted, 16, room)))]
+    headers = _Headers(machine, characteristics, timestamp, image_base, size_of_image,
+                       size_of_headers, checksum, directories, [])
+    return headers, e_lfanew + 24 + optional_size, count
+
+
+def _memory_sections(read: Reader, at: int, count: int) -> list[SectionHeader]:
+    raw = read(at, 40 * count) if count else b""
+    if not raw:
+        return []
+    out = []
+    for i in range(len(raw) // 40):
+        name, vsize, vaddr, *_, flags = _SECTION_ROW.unpack_from(bytes(raw), 40 * i)
+        out.append(SectionHeader(decode_name(name), vaddr, vsize, flags))
+    return out
+
+
+class _SectionsOnDemand(list):
+    """The section table of an image in target memory, read the first time it is used."""
+
+    def __init__(self, load: Callable[[], list[SectionHeader]]) -> None:
+        super().__init__()
+        self._load: Callable[[], list[SectionHeader]] | None = load
+
+    def _fill(self) -> None:
+        if self._load is not None:
+            load, self._load = self._load, None
+            self.extend(load())
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __iter__(self):
+        self._fill()
+        return super().__iter__()
+
+    def __getitem__(self, index):
+        self._fill()
+        return super().__getitem__(index)
+
+    def __contains__(self, item: object) -> bool:
+        self._fill()
+        return super().__contains__(item)
+
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._fill()
+        return super().__repr__()

@@ -14,8 +14,9 @@ every data packet is answered by a 16-byte ACK). Figures:
 - ``r``: one register dump (goal <= 400 bytes), against kd's whole-CONTEXT read.
 - ``k``: one stack walk (goal <= 1.5 KB for 8+ frames), against kd reading the
   stack page and each image's headers and unwind data (at least the stack bytes).
-- ``symbols_one_driver``: symbols for one driver found from target memory (goal <=
-  600 bytes), against kd's 4 KB header page.
+- ``symbols_one_driver_local_image`` / ``_from_memory``: symbols for one driver when
+  its image is on the symbol path, and when only its PDB is (the identity then comes
+  from target memory; goal <= 600 bytes), against kd's 4 KB header page.
 - ``attach``: attach to the first prompt with the simulated module list.
 - ``startup``: ``kdcon --loopback --batch -c q`` wall time (goal < 1.5 s), against
   ``python -c pass``.
@@ -88,12 +89,30 @@ def bench_wire() -> None:
               _kd_request(data_back=40) + 5 * _kd_request(data_back=0xA0),
               round_trips=attach.round_trips - before.round_trips,
               seconds=round(time.monotonic() - started, 3))
-        # Symbols for one driver from target memory: forget what is cached, load trackdemo.
+        # Symbols for one driver: with the image on the symbol path (matched by the
+        # module list's timestamp and size), then with only its PDB there, so that
+        # the image's identity must come from target memory.
         module = app.session.symbols.module("trackdemo")
         app.session.memory.invalidate()
         trips, cost = _run(app, ".reload /f trackdemo.sys")
-        _emit("symbols_one_driver", cost, "bytes", "kd_header_page", _kd_request(data_back=4096),
-              round_trips=trips, state=module.state.value if module else None)
+        _emit("symbols_one_driver_local_image", cost, "bytes", "kd_header_page",
+              _kd_request(data_back=4096), round_trips=trips,
+              state=module.state.value if module else None)
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as only_pdb:
+            shutil.copy(images / "checked" / "trackdemo.pdb", only_pdb)
+            saved = str(app.session.symbols.path)
+            app.console.execute(f".sympath {only_pdb}")
+            app.session.memory.invalidate()
+            trips, cost = _run(app, ".reload /f trackdemo.sys")
+            module = app.session.symbols.module("trackdemo")
+            _emit("symbols_one_driver_from_memory", cost, "bytes", "kd_header_page",
+                  _kd_request(data_back=4096), round_trips=trips, goal_bytes=600,
+                  state=module.state.value if module else None)
+            app.console.execute(f".sympath {saved}")
+            app.console.execute(".reload /f trackdemo.sys")
         app.console.execute("bp trackdemo!TrackInsertRecord")
         app.console.execute("g")
         app.console.execute("g")
