@@ -7,7 +7,7 @@ command: command and meta-command names from the registry, ``!`` extensions
 ``module!symbol`` as in ``bp nt!Ke``, types for ``dt`` and the fields after a type,
 registers (``r rax``, ``@rax``) and pseudo-registers (``$ip``, ``$t0``), breakpoint
 ids for ``bc``/``bd``/``be``, and file names for ``$<`` and the other script
-commands, ``.logopen``, ``.logappend``, ``.writemem`` and ``.readmem``.
+commands, ``.logopen``, ``.logappend``, ``.writemem``, ``.readmem`` and ``.kdtrace on``.
 ``get_completions`` is the prompt_toolkit face of the same answers.
 
 Speed on big kernels (< 50 ms with 100,000 symbols, ``tools/bench/repl.py``): the
@@ -146,6 +146,10 @@ class KdCompleter(Completer):
         earlier = [w for w in arguments[:-1] if w]
         if name in PATH_COMMANDS and not [w for w in earlier if not w.startswith("/")]:
             return self._paths(token)
+        if name == ".kdtrace":
+            if not earlier:
+                return -len(token), [(w, "packet trace") for w in ("on", "off") if w.startswith(token)]
+            return self._paths(token) if earlier == ["on"] else (0, [])
         if name == ".help":
             return -len(token), self._command_names(token) + \
                 ([("keys", "the console's keys")] if "keys".startswith(token.lower()) else [])

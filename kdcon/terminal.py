@@ -37,7 +37,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Ctrl+B", "quit, leaving the target running (qd)"),
     ("Ctrl+R", "resynchronise with a halted target (KDTARGET: Refreshing KD connection)"),
     ("Ctrl+K", "cycle what happens when the target reboots: none, initial, first-load"),
-    ("F2", "packet trace on or off (kd's Ctrl+D)"),
+    ("F2", "packet trace on or off: .kdtrace (kd's Ctrl+D)"),
     ("Tab", "complete commands, extensions, module!symbol, types, registers, breakpoint "
             "ids and file names"),
     ("Up, Down", "earlier and later commands starting with what is typed"),

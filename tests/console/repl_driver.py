@@ -28,6 +28,7 @@ from kdcon.tools.simtarget.loopback import SimTarget
 
 IMAGES = Path(__file__).resolve().parents[2] / "tools" / "simtarget" / "images"
 UP = "\x1b[A"
+F2 = "\x1bOQ"
 CTRL_B, CTRL_C, CTRL_D, CTRL_K, CTRL_R = "\x02", "\x03", "\x04", "\x0b", "\x12"
 
 

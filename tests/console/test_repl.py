@@ -12,6 +12,7 @@ from tests.console.repl_driver import (
     CTRL_D,
     CTRL_K,
     CTRL_R,
+    F2,
     UP,
     Loopback,
     ReplDriver,
@@ -203,6 +204,28 @@ def test_ctrl_k_cycles_break_on_reboot(loop):
     assert start == "none"
     assert seen == ["initial", "first-load", "none"]
     assert "Break on reboot: first-load" in loop.text
+
+
+def test_f2_turns_the_packet_trace_on_and_off(loop, tmp_path, monkeypatch):
+    if ".kdtrace" not in loop.app.console.registry:
+        pytest.skip("this console has no .kdtrace")
+    monkeypatch.chdir(tmp_path)                  # where .kdtrace writes its capture
+    driver = ReplDriver(loop)
+
+    def script(d: ReplDriver) -> None:
+        d.wait_prompt()
+        d.type(F2)
+        d.wait_text("Packet trace on")
+        wait_until(lambda: not d.repl.runner.busy, ".kdtrace on")
+        d.run_command("r rip")
+        d.type(F2)
+        d.wait_text("Packet trace off")
+        wait_until(lambda: not d.repl.runner.busy, ".kdtrace off")
+
+    driver.run(script)
+    commands = [r.command for r in loop.app.console.results[-3:]]
+    assert commands == [".kdtrace on", "r rip", ".kdtrace off"]
+    assert [p for p in tmp_path.iterdir() if p.stat().st_size]
 
 
 def test_colour_reaches_the_terminal_only_while_the_repl_runs(loop):

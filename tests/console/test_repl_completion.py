@@ -123,13 +123,19 @@ def test_dt_offers_types_then_fields(loop, completer):
 
 
 @pytest.mark.parametrize("prefix", ["$<", "$$<", "$$>a<", ".logopen ", ".logopen /t ",
-                                    ".writemem ", ".readmem "])
+                                    ".writemem ", ".readmem ", ".kdtrace on "])
 def test_file_names_for_scripts_logs_and_memory_files(tmp_path, completer, prefix):
     (tmp_path / "script.txt").write_text("r\n")
     (tmp_path / "sub").mkdir()
     start, found = completer.complete(f"{prefix}{tmp_path}/s")
     assert start == -len(f"{tmp_path}/s")
     assert found == [(f"{tmp_path}/script.txt", "file"), (f"{tmp_path}/sub/", "directory")]
+
+
+def test_kdtrace_offers_on_and_off(completer):
+    assert texts(completer.complete(".kdtrace ")) == ["on", "off"]
+    assert texts(completer.complete(".kdtrace o")) == ["on", "off"]
+    assert texts(completer.complete(".kdtrace of")) == ["off"]
 
 
 def test_the_real_prompt_completes_a_symbol_with_tab(loop):
