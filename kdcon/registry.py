@@ -12,6 +12,7 @@ What it does not do: run anything (console.py) or parse arguments (argtypes.py).
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,7 +137,7 @@ def command(name: str, *, category: Category, usage: str = "", aliases: tuple[st
     """Declare ``handler(ctx, args)`` as the command ``name``; its docstring is its help."""
 
     def declare(handler: Handler) -> Handler:
-        doc = (handler.__doc__ or "").strip()
+        doc = inspect.cleandoc(handler.__doc__ or "")
         summary, _, details = doc.partition("\n")
         (registry or REGISTRY).add(Command(
             name=name, handler=handler, category=category, usage=usage or name,

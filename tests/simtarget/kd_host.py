@@ -19,8 +19,9 @@ from typing import Any
 from kdcon.protocol import Role
 from kdcon.protocol.constants import ContinueStatus, ManipulateApi as A
 from kdcon.protocol.constants import NtStatus, StateChange as NewState
-from kdcon.protocol.context import CONTEXT_CONTROL, KSPECIAL_REGISTERS_AMD64_SIZE, Context, SpecialRegisters
+from kdcon.protocol.context import CONTEXT_CONTROL, Context, SpecialRegisters
 from kdcon.protocol.events import DebugPrint, Event, ManipulateReply, StateChange
+from kdcon.protocol.host import KdHost as ProtocolHost
 from kdcon.protocol.link import KdLink, LinkClosed
 
 
@@ -33,6 +34,7 @@ class KdHost:
         # start=False: ``reset`` starts the reader, so nothing is read before the attach.
         self.link = KdLink(port, Role.HOST, on_event=self._on_event, start=start)
         self.conn = self.link.connection
+        self.api = ProtocolHost(self.link, timeout=10.0, retries=0)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, DebugPrint):
@@ -67,53 +69,27 @@ class KdHost:
         assert reply is not None
         return reply
 
+    # Typed requests are the protocol layer's (kdcon.protocol.host); these keep the
+    # shapes the tests were written against.
+
     def read_virtual(self, address: int, size: int) -> bytes:
-        out = b""
-        while len(out) < size:
-            count = min(size - len(out), 3944)
-            reply = self.request(A.DbgKdReadVirtualMemoryApi, dict(
-                TargetBaseAddress=address + len(out), TransferCount=count, ActualBytesRead=0))
-            if reply.return_status != 0 or not reply.data:
-                break
-            out += reply.data
-            if len(reply.data) < count:
-                break
-        return out
+        return self.api.read_virtual(address, size)
 
     def read_physical(self, address: int, size: int) -> bytes:
-        out = b""
-        while len(out) < size:
-            count = min(size - len(out), 3944)
-            reply = self.request(A.DbgKdReadPhysicalMemoryApi, dict(
-                TargetBaseAddress=address + len(out), TransferCount=count, ActualBytesRead=0))
-            if reply.return_status != 0 or not reply.data:
-                break
-            out += reply.data
-            if len(reply.data) < count:
-                break
-        return out
+        return self.api.read_physical(address, size)
 
     def write_physical(self, address: int, data: bytes) -> int:
-        reply = self.request(A.DbgKdWritePhysicalMemoryApi, dict(
-            TargetBaseAddress=address, TransferCount=len(data), ActualBytesWritten=0), data)
-        return reply.message.u.ActualBytesWritten if reply.return_status == 0 else 0
+        return self.api.write_physical(address, data)
+
+    def write_virtual(self, address: int, data: bytes) -> int:
+        return self.api.write_virtual(address, data)
 
     def special_registers(self) -> SpecialRegisters:
         """KSPECIAL_REGISTERS: control space index 2 (kd-protocol.md §5.5)."""
-        reply = self.request(A.DbgKdReadControlSpaceApi, dict(
-            TargetBaseAddress=2, TransferCount=KSPECIAL_REGISTERS_AMD64_SIZE, ActualBytesRead=0))
-        assert reply.return_status == 0, hex(reply.return_status)
-        return SpecialRegisters.from_bytes(reply.data)
-
-    def write_virtual(self, address: int, data: bytes) -> int:
-        reply = self.request(A.DbgKdWriteVirtualMemoryApi, dict(
-            TargetBaseAddress=address, TransferCount=len(data), ActualBytesWritten=0), data)
-        return reply.message.u.ActualBytesWritten if reply.return_status == 0 else 0
+        return SpecialRegisters.from_bytes(self.api.read_special_registers())
 
     def get_context(self) -> Context:
-        reply = self.request(A.DbgKdGetContextApi, dict(Unused=0))
-        assert reply.return_status == 0, hex(reply.return_status)
-        return Context.from_bytes(reply.data)
+        return Context.from_bytes(self.api.get_context())
 
     def set_context(self, context: Context, flags: int = CONTEXT_CONTROL) -> int:
         return self.request(A.DbgKdSetContextApi, dict(ContextFlags=flags), context.to_bytes()).return_status
