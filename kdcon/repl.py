@@ -14,8 +14,9 @@ target (the command thread's wait sends the break-in), cancels a command running
 halted target (``Target.cancel_event``; its output stops at the next line), and
 clears the line when nothing runs. Ctrl+D at an empty prompt quits and leaves the
 target as it is; Ctrl+B quits leaving it running (``qd``); Ctrl+R resynchronises
-(``Session.resync``); Ctrl+K cycles ``Settings.break_on_reboot``; F2 turns the packet
-trace on and off through ``.kdtrace`` when the console has it. A DbgPrompt from the
+(``Session.resync``, or ``.restart`` when the link is lost); Ctrl+K cycles
+``Settings.break_on_reboot``; F2 turns the packet trace on and off through
+``.kdtrace`` when the console has it. A DbgPrompt from the
 target (an ASSERT's ``(bipt)?``) takes the next line typed as its answer.
 What it does not do: parse or run commands (console.py), page output, or decide
 what colour means (terminal.py).
@@ -408,6 +409,10 @@ class Repl:
         def _ctrl_r(event: KeyPressEvent) -> None:
             if self.runner.busy:
                 self._say("Ctrl+R waits for the command that runs: Ctrl+C first")
+                return
+            if self.session.state is TargetState.LOST and ".restart" in self.console.registry:
+                # A lost link needs reopening, not a RESET: .restart does both.
+                self.runner.submit(lambda: self._run_line(".restart"))
                 return
             self.runner.submit(self._resync)
 

@@ -35,7 +35,8 @@ KEYS: tuple[tuple[str, str], ...] = (
                "while halted; clear the line at the prompt"),
     ("Ctrl+D", "quit at an empty prompt, leaving the target as it is"),
     ("Ctrl+B", "quit, leaving the target running (qd)"),
-    ("Ctrl+R", "resynchronise with a halted target (KDTARGET: Refreshing KD connection)"),
+    ("Ctrl+R", "resynchronise with the target (KDTARGET: Refreshing KD connection); "
+               "reopen a lost link (.restart)"),
     ("Ctrl+K", "cycle what happens when the target reboots: none, initial, first-load"),
     ("F2", "packet trace on or off: .kdtrace (kd's Ctrl+D)"),
     ("Tab", "complete commands, extensions, module!symbol, types, registers, breakpoint "

@@ -31,15 +31,18 @@ log = logging.getLogger(__name__)
 _SEPARATOR = " | "
 
 
-def target_state_text(session: Any, *, busy: bool = False) -> str:
+def target_state_text(session: Any, *, busy: bool = False, healer: Any = None) -> str:
     """``running``, ``halted cpu0``, ``syncing`` or ``lost`` (``busy`` while a command
-    runs on a halted target)."""
+    runs on a halted target; the reconnect attempt while a healer reopens the link)."""
     state = session.state
     if state is TargetState.HALTED:
         stop = session.stop
         text = f"halted cpu{stop.processor if stop is not None else 0}"
         return text + ", busy" if busy else text
     if state is TargetState.LOST:
+        attempt = getattr(healer, "attempt", 0)
+        if attempt:
+            return f"lost, reconnecting (attempt {attempt})"
         reason = getattr(session, "lost_reason", None)
         return f"lost ({reason})" if reason else "lost"
     return state.value
@@ -89,7 +92,8 @@ def wire_text(console: Any, session: Any) -> str:
 def toolbar_text(app: App, *, busy: bool = False, cache: dict[Any, str] | None = None) -> str:
     """The whole toolbar line."""
     session = app.session
-    parts = [app.link_name, target_state_text(session, busy=busy)]
+    parts = [app.link_name, target_state_text(session, busy=busy,
+                                              healer=getattr(app, "healer", None))]
     where = pc_text(session, cache)
     if where:
         parts.append(where)
