@@ -1,41 +1,65 @@
-"""Per-module address and name indexes over ``SymbolRecord`` lists.
+"""Per-module address and name indexes over tables of symbols.
 
-Address -> name (symbols.md §6.9): one sorted ``array('Q')`` of RVAs and a
-parallel list of records; ``bisect`` gives ``name+0xdisp``. Function lengths
-(S_GPROC32 ``len``, FPO ``cbProcSize``, data sizes) are kept, so ``ln`` can say
-that an address lies past the end of the nearest symbol.
+A table is a sorted column of RVAs plus a way to make the ``SymbolRecord`` of
+each row on demand: ``RecordTable`` wraps ready-made records (DBG, COFF,
+exports), the PDB reader's tables keep only offsets into the file
+(``pdb.symtab``). An index may also have a *source* that hands it more tables
+when an address range needs them (a PDB's globals and module streams, see
+``pdb.staged``); name questions take every table first. Answers never depend
+on what has been loaded: a record is looked up the same way whether its table
+came first or last.
 
-Name -> records (§6.10): a dict from the case-folded raw name and its undecorated
-form (leading ``_``/``@`` and trailing ``@N`` of x86 C names removed; C++ ``?``
-names kept), built on the first name query. Wildcards (``*`` any run, ``?`` one
-character, case-insensitive, as ``x`` takes them) run one compiled regular
-expression over all names joined into a single string, so one query over every
-name costs one C-level scan.
+Address -> name (symbols.md §6.9): ``bisect`` on each table's RVAs. Records at
+one address form a group; within it one record per undecorated, case-folded
+name survives, the richest (function over data over label over public, then
+the larger size; the earlier table and row on a tie), ordered by kind rank and
+name. ``lookup`` gives the group's first record, its displacement and the
+first record of the next group; ``past_end`` tells when the address lies past a
+known length.
 
-Records are never modified; the index holds the caller's objects.
+Name -> records (§6.10): exact names go through one sorted array of
+``hash << 32 | row`` over the case-folded raw and undecorated forms (leading ``_``/``@`` and trailing ``@N`` of x86 C names removed; C++
+``?`` names kept), built on the first name query; wildcards (``*``, ``?``,
+case-insensitive) run one compiled regular expression over all names joined
+into one string, one line a row. Neither keeps a string per symbol, and names
+are decoded a slice of rows at a time while they are built.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import re
 from array import array
-from collections.abc import Iterable
-from operator import itemgetter
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate, compress, count, islice, repeat
+from operator import and_, eq, itemgetter, lshift, or_
+from typing import Protocol
 
 from .model import SymbolKind, SymbolRecord
 
-_new_hit = tuple.__new__
-_bisect_right = bisect.bisect_right
-
-__all__ = ["AddressHit", "SymbolIndex", "undecorate", "wildcard_regex", "has_wildcard"]
+__all__ = [
+    "AddressHit", "SymbolIndex", "SymbolTable", "SymbolSource", "RecordTable",
+    "kind_rank", "undecorate", "wildcard_regex", "has_wildcard",
+]
 
 log = logging.getLogger(__name__)
 
+_bisect_left = bisect.bisect_left
+_bisect_right = bisect.bisect_right
 _DECORATION = re.compile(r"^[_@]?(?P<core>[^@]+?)(?:@\d+)?$")
 _RANK = {SymbolKind.FUNCTION: 0, SymbolKind.DATA: 1, SymbolKind.LABEL: 2, SymbolKind.PUBLIC: 3,
          SymbolKind.COFF: 4, SymbolKind.EXPORT: 5}
+_TOP = 0xFFFFFFFFFFFFFFFF
+_GROUP_CACHE = 4096
+_NAME_SLICE = 8192
+_MAX_TABLES = 8
+
+
+def kind_rank(kind: SymbolKind) -> int:
+    """Which of two records for one symbol is kept: the lower rank (function first)."""
+    return _RANK.get(kind, 9)
 
 
 def undecorate(name: str) -> str:
@@ -63,12 +87,87 @@ def wildcard_regex(pattern: str) -> str:
     return "".join(out)
 
 
+def _forms(name: str) -> tuple[str, str | None]:
+    """The case-folded name and, when it differs, its case-folded undecorated form."""
+    raw = name.casefold()
+    if name[:1] in ("_", "@") or "@" in name:
+        plain = undecorate(name).casefold()
+        if plain != raw:
+            return raw, plain
+    return raw, None
+
+
+class SymbolTable(Protocol):
+    """Rows sorted by RVA; ``order`` ranks tables when records of two tie."""
+
+    rvas: Sequence[int]
+    order: int
+
+    def __len__(self) -> int: ...
+
+    def record(self, row: int) -> SymbolRecord: ...
+
+    def names(self, start: int, stop: int) -> list[str]: ...
+
+    def raw_name(self, row: int) -> object:
+        """The name as stored: equal for two rows of one table type iff the names are."""
+
+    def rank(self, row: int) -> int:
+        """``kind_rank`` of the row's kind."""
+
+    def origin(self, row: int) -> int:
+        """The ``order`` that breaks a tie for this row (a merged table's rows keep theirs)."""
+
+
+class SymbolSource(Protocol):
+    """Tables an index gets on demand (see ``pdb.staged.PdbSymbols``)."""
+
+    complete: bool
+
+    def tables_for(self, low: int, high: int) -> list[SymbolTable]:
+        """Tables not handed out yet that may hold symbols at RVAs ``low..high``."""
+
+    def rest(self) -> list[SymbolTable]:
+        """Every table not handed out yet."""
+
+    def merge(self, tables: list[SymbolTable]) -> list[SymbolTable]:
+        """``tables`` (all of them, by order) as fewer tables, for faster lookups."""
+
+
+class RecordTable:
+    """A table over ready-made records, kept in the order given within an address."""
+
+    __slots__ = ("rvas", "_records", "order")
+
+    def __init__(self, records: Iterable[SymbolRecord], order: int = 0) -> None:
+        self._records = sorted(records, key=_rva_of)
+        self.rvas = array("Q", [r.rva for r in self._records])
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def record(self, row: int) -> SymbolRecord:
+        return self._records[row]
+
+    def names(self, start: int, stop: int) -> list[str]:
+        return [r.name for r in self._records[start:stop]]
+
+    def raw_name(self, row: int) -> str:
+        return self._records[row].name
+
+    def rank(self, row: int) -> int:
+        return kind_rank(self._records[row].kind)
+
+    def origin(self, row: int) -> int:
+        return self.order
+
+
 class AddressHit(tuple):
     """The symbol at or before an RVA: ``(record, displacement, next)``.
 
     ``past_end`` is True when the symbol's length is known and the RVA lies beyond
-    it; ``next`` is the first symbol after the RVA, if any. A tuple so that the
-    hot lookup path builds it in C.
+    it; ``next`` is the first symbol after the RVA, if any.
     """
 
     __slots__ = ()
@@ -84,155 +183,410 @@ class AddressHit(tuple):
         return f"AddressHit({self[0].name!r}+{self[1]:#x}, past_end={self.past_end})"
 
 
+_new_hit = tuple.__new__
+
+
 class SymbolIndex:
-    """Sorted address index and lazily built name index of one module's symbols."""
+    """Address index and lazily built name indexes of one module's symbols.
 
-    __slots__ = ("_rvas", "_records", "_best", "_following", "_names", "_joined", "_offsets", "_order")
+    ``SymbolIndex(records)`` indexes ready-made records; ``SymbolIndex(tables=...,
+    source=...)`` starts from some tables and asks ``source`` for more when an
+    address range or a name query needs them.
+    """
 
-    def __init__(self, records: Iterable[SymbolRecord]) -> None:
-        ordered = sorted(records, key=_rva_of)
-        if any(ordered[i].rva == ordered[i + 1].rva for i in range(len(ordered) - 1)):
-            ordered = _fold_duplicates(ordered)
-        self._records: list[SymbolRecord] = ordered
-        self._rvas = array("Q", [r.rva for r in ordered])
-        # For each position the best record of its address group (the group's first):
-        # a lookup lands on the last record at or below the address.
-        best = list(ordered)
-        for position in range(1, len(ordered)):
-            if ordered[position].rva == ordered[position - 1].rva:
-                best[position] = best[position - 1]
-        self._best = best
-        self._following: list[SymbolRecord | None] = ordered[1:] + [None]
-        self._names: dict[str, list[int]] | None = None
-        self._joined: str | None = None
-        self._offsets: array | None = None
-        self._order: list[int] | None = None
+    __slots__ = ("_tables", "_source", "_groups", "_hidden", "_starts", "_hashes", "_text",
+                 "_plain_text", "_plain_owners", "_count")
 
-    def __len__(self) -> int:
-        return len(self._records)
+    def __init__(self, records: Iterable[SymbolRecord] = (), *,
+                 tables: Sequence[SymbolTable] | None = None,
+                 source: SymbolSource | None = None) -> None:
+        self._tables: list[SymbolTable] = list(tables) if tables is not None else [RecordTable(records)]
+        self._source = source
+        self._groups: dict[int, list[tuple[SymbolRecord, int, int]]] = {}
+        self._hidden: bytearray | None = None
+        self._starts: list[int] = []
+        self._hashes: array | None = None
+        self._text: str | None = None
+        self._plain_text = ""
+        self._plain_owners = array("I")
+        self._count: int | None = None
+        if source is None or source.complete:
+            self._finish()
 
     @property
-    def records(self) -> list[SymbolRecord]:
-        """All records in address order."""
-        return self._records
+    def complete(self) -> bool:
+        """True once every table is in (no source left to ask)."""
+        return self._source is None
+
+    def load_all(self) -> SymbolIndex:
+        """Take every table the source still has (what a name query does)."""
+        if self._source is not None:
+            self._tables += self._source.rest()
+            self._finish()
+        return self
+
+    def _finish(self) -> None:
+        source, self._source = self._source, None
+        tables = sorted((t for t in self._tables if len(t)), key=lambda t: t.order)
+        if source is not None and len(tables) > 1:
+            tables = source.merge(tables)
+        self._tables = tables or self._tables[:1]
+        self._groups.clear()
+        self._starts = list(accumulate((len(t) for t in self._tables), initial=0))
+
+    # Loading what an address needs ----------------------------------------------
+
+    def _cover(self, rva: int) -> None:
+        """Take the tables that may hold the symbols at, before and after ``rva``."""
+        source = self._source
+        assert source is not None
+        while True:
+            below = self._below(rva)
+            more = source.tables_for(below if below is not None else 0, rva)
+            if not more:
+                break
+            self._add(more)
+        while True:
+            above = self._above(rva)
+            more = source.tables_for(rva + 1, above if above is not None else _TOP)
+            if not more:
+                break
+            self._add(more)
+        if source.complete:
+            self._finish()
+
+    def _add(self, tables: list[SymbolTable]) -> None:
+        self._tables += tables
+        if len(self._tables) > _MAX_TABLES and self._source is not None:
+            # Many modules read one by one: fold them together so a lookup
+            # does not bisect each of them.
+            self._tables = self._source.merge(sorted(self._tables, key=lambda t: t.order))
+        self._groups.clear()
+
+    def _below(self, rva: int) -> int | None:
+        """RVA of the last symbol at or below ``rva``."""
+        best = None
+        for t in self._tables:
+            position = _bisect_right(t.rvas, rva) - 1
+            if position >= 0 and (best is None or t.rvas[position] > best):
+                best = t.rvas[position]
+        return best
+
+    def _above(self, rva: int) -> int | None:
+        """RVA of the first symbol above ``rva``."""
+        best = None
+        for t in self._tables:
+            position = _bisect_right(t.rvas, rva)
+            if position < len(t.rvas) and (best is None or t.rvas[position] < best):
+                best = t.rvas[position]
+        return best
+
+    # Groups of records at one address ------------------------------------------------
+
+    def _group(self, rva: int) -> list[tuple[SymbolRecord, int, int]]:
+        """The surviving records at ``rva`` in their final order, each with (table order, row)."""
+        cached = self._groups.get(rva)
+        if cached is not None:
+            return cached
+        found = []
+        hidden = self._hidden
+        for t in self._tables:
+            rvas = t.rvas
+            low = _bisect_left(rvas, rva)
+            for row in range(low, _bisect_right(rvas, rva, low)):
+                if hidden is None or not hidden[row]:
+                    found.append((t.origin(row), row, t))
+        if len(found) == 1:
+            _, row, t = found[0]
+            group = [(t.record(row), t.order, row)]
+        else:
+            found.sort(key=itemgetter(0, 1))
+            group = _pair(found) or _fold([(t.record(row), t.order, row) for _, row, t in found])
+        if len(self._groups) >= _GROUP_CACHE:
+            self._groups.clear()
+        self._groups[rva] = group
+        return group
 
     # Address -> name ---------------------------------------------------------
 
     def lookup(self, rva: int) -> AddressHit | None:
         """The nearest symbol at or before ``rva``; None below the first symbol."""
-        position = _bisect_right(self._rvas, rva) - 1
-        if position < 0:
+        if self._source is not None:
+            self._cover(rva)
+        if len(self._tables) == 1:
+            table = self._tables[0]
+            rvas = table.rvas
+            position = _bisect_right(rvas, rva) - 1
+            if position < 0:
+                return None
+            start = rvas[position]
+            if position and rvas[position - 1] == start:
+                row = self._survivor(position - 1, position, rvas)
+                record = table.record(row) if row is not None else self._group(start)[0][0]
+            else:
+                record = table.record(position)
+            following = None
+            position += 1
+            if position < len(rvas):
+                after = rvas[position]
+                if position + 1 < len(rvas) and rvas[position + 1] == after:
+                    row = self._survivor(position, position + 1, rvas)
+                    following = table.record(row) if row is not None else self._group(after)[0][0]
+                else:
+                    following = table.record(position)
+            return _new_hit(AddressHit, (record, rva - start, following))
+        below = self._below(rva)
+        if below is None:
             return None
-        record = self._best[position]
-        return _new_hit(AddressHit, (record, rva - record.rva, self._following[position]))
+        above = self._above(rva)
+        following = self._group(above)[0][0] if above is not None else None
+        return _new_hit(AddressHit, (self._group(below)[0][0], rva - below, following))
+
+    def _survivor(self, first: int, second: int, rvas: Sequence[int]) -> int | None:
+        """The one row left of a two-row group whose fold was decided when the
+        table was merged; None when that is not known."""
+        hidden = self._hidden
+        if hidden is None or (first and rvas[first - 1] == rvas[first]) \
+                or (second + 1 < len(rvas) and rvas[second + 1] == rvas[second]):
+            return None
+        if hidden[first]:
+            return second
+        if hidden[second]:
+            return first
+        return None
 
     def at(self, rva: int) -> list[SymbolRecord]:
         """Every symbol that starts exactly at ``rva``."""
-        low = bisect.bisect_left(self._rvas, rva)
-        high = bisect.bisect_right(self._rvas, rva)
-        return self._records[low:high]
+        if self._source is not None:
+            self._cover(rva)
+        return [record for record, _, _ in self._group(rva)] if self._has(rva) else []
+
+    def _has(self, rva: int) -> bool:
+        for t in self._tables:
+            position = _bisect_left(t.rvas, rva)
+            if position < len(t.rvas) and t.rvas[position] == rva:
+                return True
+        return False
 
     def next_after(self, rva: int) -> SymbolRecord | None:
-        position = bisect.bisect_right(self._rvas, rva)
-        return self._records[position] if position < len(self._records) else None
+        """The first symbol above ``rva``."""
+        if self._source is not None:
+            self._cover(rva)
+        above = self._above(rva)
+        return self._group(above)[0][0] if above is not None else None
+
+    # Whole-index questions -------------------------------------------------------
+
+    def _addresses(self) -> Iterable[int]:
+        """Every distinct symbol address, ascending (every table loaded)."""
+        self.load_all()
+        merged = self._tables[0].rvas if len(self._tables) == 1 else heapq.merge(
+            *(t.rvas for t in self._tables))
+        last = None
+        for rva in merged:
+            if rva != last:
+                last = rva
+                yield rva
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = sum(len(self._group(rva)) for rva in self._addresses())
+        return self._count
+
+    @property
+    def records(self) -> list[SymbolRecord]:
+        """All records in address order (every table loaded)."""
+        return [record for rva in self._addresses() for record, _, _ in self._group(rva)]
+
+    def _kept(self, positions: Iterable[int], made: dict[int, SymbolRecord] | None = None
+              ) -> list[SymbolRecord]:
+        """Records at ``positions`` (rows counted across the tables) that survive
+        folding, in final order; ``made`` holds records already made for some."""
+        kept = []
+        alone = len(self._tables) == 1
+        for position in sorted(set(positions)):
+            index = _bisect_right(self._starts, position) - 1
+            table, row = self._tables[index], position - self._starts[index]
+            rvas = table.rvas
+            rva = rvas[row]
+            if alone and (row == 0 or rvas[row - 1] != rva) and (row + 1 == len(rvas) or rvas[row + 1] != rva):
+                kept.append(made[position] if made and position in made else table.record(row))
+                continue
+            for record, order, at in self._group(rva):
+                if order == table.order and at == row:
+                    kept.append(record)
+        kept.sort(key=_address_order)
+        return kept
+
+    def _names(self) -> Iterator[tuple[int, list[str]]]:
+        """(first position, names) a slice of rows at a time, over all tables."""
+        self.load_all()
+        for start, table in zip(self._starts, self._tables):
+            for first in range(0, len(table), _NAME_SLICE):
+                yield start + first, table.names(first, min(first + _NAME_SLICE, len(table)))
 
     # Name -> records ---------------------------------------------------------
 
-    def _name_map(self) -> dict[str, int | list[int]]:
-        """Case-folded raw and undecorated names -> a position, or a list when shared."""
-        if self._names is None:
-            records = self._records
-            folded = [r.name.casefold() for r in records]
-            names: dict[str, int | list[int]] = dict(zip(folded, range(len(folded))))
-            extra = [(folded[p], p) for p in range(len(folded)) if names[folded[p]] != p]
-            extra += [(undecorate(r.name).casefold(), p) for p, r in enumerate(records)
-                      if r.name[:1] in ("_", "@") or "@" in r.name]
-            for key, position in extra:
-                held = names.get(key)
-                if held is None:
-                    names[key] = position
-                elif isinstance(held, int):
-                    if held != position:
-                        names[key] = sorted({held, position})
-                elif position not in held:
-                    held.append(position)
-                    held.sort()
-            self._names = names
-        return self._names
+    def _hash_index(self) -> array:
+        """Sorted ``tag << 32 | position`` for the raw and undecorated form of every name.
+
+        The same pass over the names settles, for a single table, which row of
+        each two-row group loses its fold (``_pair``), so that later lookups
+        make one record a group."""
+        if self._hashes is None:
+            entries: list[int] = []
+            pairs = _PairSettler(self._tables[0]) if len(self.load_all()._tables) == 1 else None
+            for first, names in self._names():
+                tags = map(and_, map(hash, map(str.casefold, names)), repeat(0xFFFFFFFF))
+                entries += map(or_, map(lshift, tags, repeat(32)), count(first))
+                for position, name in enumerate(names, first):
+                    if name[:1] in ("_", "@") or "@" in name:
+                        plain = _forms(name)[1]
+                        if plain is not None:
+                            entries.append((hash(plain) & 0xFFFFFFFF) << 32 | position)
+                if pairs is not None:
+                    pairs.settle(first, names)
+            entries.sort()
+            self._hashes = array("Q", entries)
+            if pairs is not None:
+                self._hidden = pairs.hidden
+        return self._hashes
 
     def find(self, name: str) -> list[SymbolRecord]:
         """Records named ``name`` (case-insensitive; raw or undecorated form)."""
-        positions = self._name_map().get(name.casefold())
-        if positions is None:
-            return []
-        if isinstance(positions, int):
-            return [self._records[positions]]
-        exact = [p for p in positions if self._records[p].name == name]
-        chosen = exact or positions
-        return [self._records[p] for p in chosen]
+        hashes = self._hash_index()
+        key = name.casefold()
+        tag = hash(key) & 0xFFFFFFFF
+        end = (tag + 1) << 32
+        at = _bisect_left(hashes, tag << 32)
+        made: dict[int, SymbolRecord] = {}
+        while at < len(hashes) and hashes[at] < end:
+            position = hashes[at] & 0xFFFFFFFF
+            at += 1
+            record = self._record_at(position)
+            if key in _forms(record.name):
+                made[position] = record
+        kept = self._kept(made, made)
+        if len(kept) > 1:
+            exact = [r for r in kept if r.name == name]
+            return exact or kept
+        return kept
 
-    def _wildcard_text(self) -> tuple[str, array, list[int]]:
-        if self._joined is None:
-            parts: list[str] = []
-            owners: list[int] = []
-            for position, record in enumerate(self._records):
-                raw = record.name.casefold()
-                parts.append(raw)
-                owners.append(position)
-                plain = undecorate(record.name).casefold()
-                if plain != raw:
-                    parts.append(plain)
-                    owners.append(position)
-            offsets = array("Q")
-            total = 0
-            for part in parts:
-                offsets.append(total)
-                total += len(part) + 1
-            self._joined = "\n".join(parts)
-            self._offsets = offsets
-            self._order = owners
-        assert self._offsets is not None and self._order is not None
-        return self._joined, self._offsets, self._order
+    def _record_at(self, position: int) -> SymbolRecord:
+        index = _bisect_right(self._starts, position) - 1
+        return self._tables[index].record(position - self._starts[index])
+
+    def _wildcard_text(self) -> tuple[str, str, array]:
+        if self._text is None:
+            lines: list[str] = []
+            plain: list[str] = []
+            owners = array("I")
+            for first, names in self._names():
+                text = "\n".join(names)
+                if text.count("\n") != len(names) - 1:
+                    text = "\n".join(n.replace("\n", " ") for n in names)
+                lines.append(text.casefold())
+                for position, name in enumerate(names, first):
+                    if name[:1] in ("_", "@") or "@" in name:
+                        form = _forms(name)[1]
+                        if form is not None:
+                            plain.append(form.replace("\n", " "))
+                            owners.append(position)
+            self._text = "\n".join(lines)
+            self._plain_text = "\n".join(plain)
+            self._plain_owners = owners
+        return self._text, self._plain_text, self._plain_owners
 
     def match(self, pattern: str) -> list[SymbolRecord]:
         """Records whose raw or undecorated name matches ``pattern``, by address."""
         if not has_wildcard(pattern):
-            return sorted(self.find(pattern), key=_address_order)
+            return self.find(pattern)
         if pattern.strip("*") == "":
-            return list(self._records)
-        text, offsets, owners = self._wildcard_text()
+            return self.records
+        text, plain, owners = self._wildcard_text()
         regex = re.compile(r"(?m)^" + wildcard_regex(pattern.casefold()) + r"$")
-        hits: set[int] = set()
-        for found in regex.finditer(text):
-            line = bisect.bisect_right(offsets, found.start()) - 1
-            hits.add(owners[line])
-        return [self._records[p] for p in sorted(hits)]
+        positions = set(_lines_matching(regex, text))
+        positions.update(owners[line] for line in _lines_matching(regex, plain))
+        return self._kept(positions)
+
+
+def _lines_matching(regex: re.Pattern, text: str) -> Iterator[int]:
+    """Line numbers of the matches of ``regex`` in ``text``, counted as they come."""
+    line = last = 0
+    for found in regex.finditer(text):
+        at = found.start()
+        line += text.count("\n", last, at)
+        last = at
+        yield line
 
 
 def _rva_of(record: SymbolRecord) -> int:
     return record.rva
 
 
-def _fold_duplicates(ordered: list[SymbolRecord]) -> list[SymbolRecord]:
-    """Within each address keep one record per (undecorated) name, richest first."""
-    out: list[SymbolRecord] = []
-    start = 0
-    while start < len(ordered):
-        end = start + 1
-        while end < len(ordered) and ordered[end].rva == ordered[start].rva:
-            end += 1
-        if end - start == 1:
-            out.append(ordered[start])
-        else:
-            best: dict[str, SymbolRecord] = {}
-            for record in ordered[start:end]:
-                key = undecorate(record.name).casefold()
-                held = best.get(key)
-                if held is None or _better(record, held):
-                    best[key] = record
-            out.extend(sorted(best.values(), key=_address_order))
-        start = end
-    return out
+class _PairSettler:
+    """Marks the losing row of every two-row group of one table, given the
+    names a slice of rows at a time (see ``_pair``; decoded names decide, as in
+    ``_fold``)."""
+
+    def __init__(self, table: SymbolTable) -> None:
+        self.table = table
+        self.hidden = bytearray(len(table))
+        rvas = table.rvas
+        self._rvas = rvas
+        self._dups = compress(count(1), map(eq, islice(rvas, 1, None), rvas))
+        self._next = next(self._dups, None)
+        self._last_name = ""
+
+    def settle(self, first: int, names: list[str]) -> None:
+        rvas, table = self._rvas, self.table
+        stop = first + len(names)
+        while self._next is not None and self._next < stop:
+            second = self._next
+            self._next = next(self._dups, None)
+            lead = second - 1
+            if (lead and rvas[lead - 1] == rvas[lead]) or (second + 1 < len(rvas) and rvas[second + 1] == rvas[second]):
+                continue
+            name = names[lead - first] if lead >= first else self._last_name
+            if name != names[second - first]:
+                continue
+            rank_a, rank_b = table.rank(lead), table.rank(second)
+            if rank_a != rank_b:
+                self.hidden[second if rank_a < rank_b else lead] = 1
+        if names:
+            self._last_name = names[-1]
+
+
+def _pair(found: list[tuple[int, int, SymbolTable]]) -> list[tuple[SymbolRecord, int, int]] | None:
+    """The common group, a public and the function (or data) it names: the same
+    name in two kinds. The richer survives, made without making the other."""
+    if len(found) != 2:
+        return None
+    (_, row_a, a), (_, row_b, b) = found
+    if type(a) is not type(b) or a.raw_name(row_a) != b.raw_name(row_b):
+        return None
+    rank_a, rank_b = a.rank(row_a), b.rank(row_b)
+    if rank_a == rank_b:
+        return None
+    return [(a.record(row_a), a.order, row_a)] if rank_a < rank_b else [(b.record(row_b), b.order, row_b)]
+
+
+def _fold(group: list[tuple[SymbolRecord, int, int]]) -> list[tuple[SymbolRecord, int, int]]:
+    """Within one address keep one record per (undecorated) name, richest first."""
+    best: dict[str, tuple[SymbolRecord, int, int]] = {}
+    for entry in group:
+        record = entry[0]
+        key = undecorate(record.name).casefold()
+        held = best.get(key)
+        if held is None or _better(record, held[0]):
+            best[key] = entry
+    if len(best) == 1:
+        return list(best.values())
+    return sorted(best.values(), key=_entry_order)
+
+
+def _entry_order(entry: tuple[SymbolRecord, int, int]) -> tuple[int, int, str]:
+    return _address_order(entry[0])
 
 
 def _better(candidate: SymbolRecord, held: SymbolRecord) -> bool:

@@ -17,11 +17,11 @@ from construct import ConstructError
 
 from kdcon.symbols.errors import SymbolFileError
 
-__all__ = ["guarded"]
+__all__ = ["guarded", "CORRUPT"]
 
 _T = TypeVar("_T")
 
-_CORRUPT = (struct.error, ValueError, IndexError, KeyError, OverflowError, ConstructError,
+CORRUPT = (struct.error, ValueError, IndexError, KeyError, OverflowError, ConstructError,
             RecursionError, UnicodeError)
 
 
@@ -34,7 +34,7 @@ def guarded(method: Callable[..., _T]) -> Callable[..., _T]:
             return method(*args, **kwargs)
         except SymbolFileError:
             raise
-        except _CORRUPT as exc:
+        except CORRUPT as exc:
             raise SymbolFileError(f"corrupt PDB: {type(exc).__name__}: {exc}") from None
 
     return wrapper

@@ -15,13 +15,16 @@ Layouts (symbols.md 2.1)::
         | u32 block_map[m]  (pages holding the directory's u32 page list)
         directory: u32 count, u32 sizes[count], u32 pages...
 
-Size 0xFFFFFFFF marks a nil (deleted) stream. Spec: microsoft-pdb
+Size 0xFFFFFFFF marks a nil (deleted) stream. ``stream_span`` reads a stream
+whose pages run back to back in place, from the file's own buffer, so the big
+record streams are never copied. Spec: microsoft-pdb
 ``PDB/msf/msf.cpp``, LLVM ``docs/PDB/MsfFile.rst``.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import struct
 import sys
 from array import array
@@ -71,6 +74,8 @@ class MsfFile:
     def __init__(self, data: bytes | memoryview) -> None:
         self._data = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
         self._cache: dict[int, bytes] = {}
+        self._spans: dict[int, tuple[bytes | bytearray | mmap.mmap, int, int]] = {}
+        self._base = _whole_buffer(self._data)
         head = bytes(self._data[:len(MSF_JG_MAGIC)])
         if head.startswith(MSF_DS_MAGIC):
             self.is_small = False
@@ -220,7 +225,44 @@ class MsfFile:
         self._cache[index] = data
         return data
 
+    def stream_span(self, index: int) -> tuple[bytes | bytearray | mmap.mmap, int, int]:
+        """Where stream ``index`` lies: ``(buffer, start, end)``, byte ``i`` of the
+        stream being ``buffer[start + i]``.
+
+        A stream on consecutive pages is the file's own buffer (the mmap or the
+        bytes given: no copy, and no exported memoryview that would keep an mmap
+        from closing); any other is assembled and cached as ``stream`` does.
+        ``(b"", 0, 0)`` for nil or missing streams.
+        """
+        span = self._spans.get(index)
+        if span is not None:
+            return span
+        if not self.has_stream(index):
+            return b"", 0, 0
+        pages = self._stream_pages[index]
+        assert pages is not None
+        size = self._stream_sizes[index]
+        first = pages[0] if pages else 0
+        if (self._base is not None and pages and 0 < first and first + len(pages) <= self.page_count
+                and pages == array(pages.typecode, range(first, first + len(pages)))):
+            span = (self._base, first * self.page_size, first * self.page_size + size)
+        else:
+            span = (self.stream(index), 0, size)
+        self._spans[index] = span
+        return span
+
     def close(self) -> None:
         """Drop cached streams and the reference to the file data."""
         self._cache.clear()
+        self._spans.clear()
+        self._base = None
         self._data = memoryview(b"")
+
+
+def _whole_buffer(view: memoryview) -> bytes | bytearray | mmap.mmap | None:
+    """The object ``view`` shows all of, when it is one that slices to bytes and has ``find``."""
+    base = view.obj
+    if (isinstance(base, (bytes, bytearray, mmap.mmap)) and view.format == "B" and view.contiguous
+            and view.nbytes == len(base)):
+        return base
+    return None

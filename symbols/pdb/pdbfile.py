@@ -14,29 +14,27 @@ failure surfaces as ``SymbolFileError``. Spec: symbols.md 2.1-2.9.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import mmap
 import operator
 import os
 import struct
+import sys
 import traceback
 from array import array
-from collections import deque
 from collections.abc import Callable
-from itertools import repeat
-from types import MemberDescriptorType
 from typing import Any, TypeVar
 
 from kdcon.symbols import codeview as cv
 from kdcon.symbols.debugdir import parse_section_headers
 from kdcon.symbols.errors import SymbolFileError
-from kdcon.symbols.model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
-from kdcon.symbols.pdb.guard import guarded
+from kdcon.symbols.model import FileKind, SectionHeader, SymbolId, SymbolRecord
+from kdcon.symbols.pdb.guard import CORRUPT, guarded
 from kdcon.symbols.pdb.lines import LineEntry, LineTable, parse_names
 from kdcon.symbols.pdb.lines_c11 import read_c11_lines
 from kdcon.symbols.pdb.msf import MsfFile
-from kdcon.symbols.pdb.records import Located, decode_located, iter_records, read_name
+from kdcon.symbols.pdb.records import address_fields, compile_language, iter_records, read_name
+from kdcon.symbols.pdb.staged import Contributions
 from kdcon.symbols.pdb.streams import (
     NO_STREAM,
     DbiInfo,
@@ -53,11 +51,19 @@ from kdcon.symbols.pdb.structs import (
     PSGSIHDR,
     parse_at,
 )
+from kdcon.symbols.pdb.symtab import (
+    GLOBALS_ORDER,
+    PdbTable,
+    Reader,
+    make_records,
+    module_order,
+)
 from kdcon.symbols.pdb.tpi import TypeTable
 
-__all__ = ["PdbFile", "open_pdb"]
+__all__ = ["PdbFile", "open_pdb", "make_records"]
 
 _UDT_KINDS = frozenset({cv.S_UDT, cv.S_UDT_ST, cv.S_UDT_16t})
+_MODULE_KINDS = cv.PROC_KINDS | cv.LABEL_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -218,106 +224,77 @@ class PdbFile:
             return b""
         return self.msf.stream(self.dbi.symrec_stream)
 
+    def _symrec_span(self):
+        if self.dbi is None or self.dbi.symrec_stream == NO_STREAM:
+            return b"", 0, 0
+        return self.msf.stream_span(self.dbi.symrec_stream)
+
+    @property
+    def _reader(self) -> Reader:
+        return self._stage("reader", lambda: Reader(self._bases, self._omap, self.small,
+                                                     self._data_type_name))
+
     # -- publics -----------------------------------------------------------------------
 
     @guarded
     def publics(self) -> list[SymbolRecord]:
         """Public symbols (S_PUB32 in every form), sorted by RVA, names as stored."""
-        return list(self._stage("publics", self._load_publics))
+        return list(self._stage("publics", lambda: self.public_table().records()))
 
-    def _public_offsets(self, symrec: bytes) -> array | None:
+    @guarded
+    def public_table(self) -> PdbTable:
+        """The publics as a table (``symtab``): what ``publics()`` lists, made on demand."""
+        return self._stage("public_table", self._load_public_table)
+
+    def _load_public_table(self) -> PdbTable:
+        buf, start, stop = self._symrec_span()
+        return self._reader.publics(buf, start, stop, self._public_offsets())
+
+    def _public_offsets(self) -> array | None:
         dbi = self.dbi
         if dbi is None or not self.msf.has_stream(dbi.public_stream):
             return None
-        psi = self.msf.stream(dbi.public_stream)
-        if len(psi) < PSGSIHDR.size:
+        buf, start, stop = self.msf.stream_span(dbi.public_stream)
+        if stop - start < PSGSIHDR.size:
             return None
-        hdr = parse_at(PSGSIHDR, psi, 0, "publics header")
-        start = PSGSIHDR.size + hdr.sym_hash_size
+        hdr = parse_at(PSGSIHDR, buf[start:start + PSGSIHDR.size], 0, "publics header")
+        at = start + PSGSIHDR.size + hdr.sym_hash_size
         if hdr.sym_hash_size < 0 or hdr.addr_map_size < 0 or hdr.addr_map_size % 4 \
-                or start + hdr.addr_map_size > len(psi):
+                or at + hdr.addr_map_size > stop:
             log.warning("public symbol address map is damaged; scanning all records")
             return None
         offsets = array("I")
-        offsets.frombytes(psi[start:start + hdr.addr_map_size])
+        offsets.frombytes(buf[at:at + hdr.addr_map_size])
+        if sys.byteorder == "big":
+            offsets.byteswap()
         return offsets
-
-    def _load_publics(self) -> list[SymbolRecord]:
-        symrec = self.symbol_records()
-        offsets = self._public_offsets(symrec)
-        if offsets is None:
-            offsets = array("I", (at - 4 for kind, at, _ in iter_records(symrec, 0, len(symrec))
-                                  if kind in cv.PUBLIC_KINDS))
-        raws: list[bytes] = []
-        rvas: list[int] = []
-        add_raw, add_rva = raws.append, rvas.append
-        unpack_head = struct.Struct("<HHIIH").unpack_from
-        size = len(symrec)
-        find = symrec.find
-        bases = self._bases
-        nbases = len(bases)
-        omap = self._omap
-        function_kind = cv.S_PUB32
-        for off in offsets:
-            if off + 14 > size:
-                raise SymbolFileError(f"public symbol offset 0x{off:x} is outside the records")
-            reclen, kind, _flags, offset, segment = unpack_head(symrec, off)
-            end = off + 2 + reclen
-            if end > size:
-                raise SymbolFileError(f"public symbol at 0x{off:x} overruns the records")
-            if kind == function_kind:
-                nul = find(b"\0", off + 14, end)
-                raw = symrec[off + 14:nul if nul >= 0 else end]
-            elif kind in cv.PUBLIC_KINDS:
-                loc = decode_located(symrec, kind, off + 4, end)
-                segment, offset, raw = loc.segment, loc.offset, loc.name
-            else:
-                continue
-            if not 0 < segment <= nbases:
-                continue
-            rva = (bases[segment - 1] + offset) & 0xFFFFFFFF
-            if omap is not None:
-                rva = omap.map(rva)
-                if rva is None:
-                    continue
-            add_raw(raw)
-            add_rva(rva)
-        result = make_records(self._decode_all(raws), rvas, SymbolKind.PUBLIC)
-        result.sort(key=_by_rva)
-        return result
-
-    def _decode_all(self, raws: list[bytes]) -> list[str]:
-        """Decode many names with one decoder call (a tenth of the per-name cost)."""
-        encoding = "cp1252" if self.small else "utf-8"
-        names = b"\0".join(raws).decode(encoding, "replace").split("\0")
-        if len(names) != len(raws):         # a length-prefixed name held a NUL byte
-            names = [raw.decode(encoding, "replace") for raw in raws]
-        return names
 
     # -- globals and types ---
 
     @guarded
     def globals(self) -> list[SymbolRecord]:
         """Global and file-static data (S_GDATA32/S_LDATA32), sorted by RVA, with type names."""
-        return list(self._stage("globals", self._load_globals))
+        return list(self._stage("globals", lambda: self.global_table().records()))
 
-    def _load_globals(self) -> list[SymbolRecord]:
-        symrec = self.symbol_records()
-        found = []
-        for kind, at, end in iter_records(symrec, 0, len(symrec)):
-            if kind in cv.DATA_KINDS:
-                found.append(decode_located(symrec, kind, at, end))
-        types = self.types if found else None
-        result = []
-        for loc in found:
-            rva = self.rva(loc.segment, loc.offset)
-            if rva is None:
-                continue
-            type_name = types.type_name(loc.type_index) if types is not None else None
-            result.append(SymbolRecord(self.decode_name(loc.name), rva, SymbolKind.DATA,
-                                       type_name=type_name))
-        result.sort(key=_by_rva)
-        return result
+    @guarded
+    def global_table(self) -> PdbTable:
+        """The globals as a table; type names are rendered when a record is made."""
+        return self._stage("global_table", self._load_global_table)
+
+    def _load_global_table(self) -> PdbTable:
+        buf, start, stop = self._symrec_span()
+        return self._reader.scan(buf, start, stop, cv.DATA_KINDS, GLOBALS_ORDER)
+
+    def _data_type_name(self, type_index: int) -> str | None:
+        """A global's type as ``x`` prints it; None when TPI cannot say (reported once)."""
+        try:
+            return self._stage("tpi", self._load_tpi).type_name(type_index)
+        except SymbolFileError as exc:
+            if "tpi_failed" not in self._cache:
+                self._cache["tpi_failed"] = True
+                log.warning("%s: type records unreadable (%s); globals shown without types",
+                            self._name, exc)
+            return None
 
     @property
     @guarded
@@ -325,44 +302,61 @@ class PdbFile:
         """The TPI type table (indexed on first use), typedef names (S_UDT) included."""
         return self._stage("types", self._load_types)
 
+    def _load_tpi(self) -> TypeTable:
+        return TypeTable(self.msf.stream(STREAM_TPI), small=self.small)
+
     def _load_types(self) -> TypeTable:
-        table = TypeTable(self.msf.stream(STREAM_TPI), small=self.small)
-        symrec = self.symbol_records()
+        table = self._stage("tpi", self._load_tpi)
+        buf, start, stop = self._symrec_span()
         aliases = {}
-        for kind, at, end in iter_records(symrec, 0, len(symrec)):
+        head = struct.Struct("<HH").unpack_from
+        pos = start
+        while pos + 4 <= stop:
+            reclen, kind = head(buf, pos)
+            end = pos + 2 + reclen
+            if reclen < 2 or end > stop:
+                raise SymbolFileError(f"symbol record at 0x{pos - start:x} overruns its stream")
             if kind in _UDT_KINDS:
                 fmt = "<H" if kind == cv.S_UDT_16t else "<I"
-                ti = struct.unpack_from(fmt, symrec, at)[0]
-                raw = read_name(symrec, at + struct.calcsize(fmt), end, kind != cv.S_UDT)
+                ti = struct.unpack_from(fmt, buf, pos + 4)[0]
+                raw = read_name(buf, pos + 4 + struct.calcsize(fmt), end, kind != cv.S_UDT)
                 aliases[self.decode_name(raw)] = ti
+            pos = end
         table.add_aliases(aliases)
         return table
 
     # -- module symbols ---------------------------------------------------------
 
-    def _module_symbols(self) -> dict[str, list[SymbolRecord]]:
-        procedures: list[SymbolRecord] = []
-        labels: list[SymbolRecord] = []
-        thunks: list[SymbolRecord] = []
-        targets = (
-            (cv.PROC_KINDS, procedures, SymbolKind.FUNCTION),
-            (cv.LABEL_KINDS, labels, SymbolKind.LABEL),
-            (cv.THUNK_KINDS, thunks, SymbolKind.FUNCTION),
-        )
-        for index, stream in enumerate(self.module_streams()):
-            data, sym_end = stream
-            for kind, at, end in iter_records(data, 4, sym_end):
-                for kinds, into, sym_kind in targets:
-                    if kind in kinds:
-                        loc: Located = decode_located(data, kind, at, end)
-                        rva = self.rva(loc.segment, loc.offset)
-                        if rva is not None:
-                            into.append(SymbolRecord(self.decode_name(loc.name), rva, sym_kind,
-                                                     size=loc.length))
-                        break
-        for records in (procedures, labels, thunks):
-            records.sort(key=_by_rva)
-        return {"procedures": procedures, "labels": labels, "thunks": thunks}
+    @guarded
+    def module_table(self, index: int) -> PdbTable | None:
+        """Procedures and labels of module ``index`` as a table; None without a stream."""
+        return self._stage(f"module:{index}", lambda: self._scan_module(index, _MODULE_KINDS))
+
+    def _scan_module(self, index: int, kinds: frozenset[int]) -> PdbTable | None:
+        module = self.dbi.modules[index] if self.dbi is not None else None
+        if module is None or module.stream == NO_STREAM or not self.msf.has_stream(module.stream):
+            return None
+        buf, start, stop = self.msf.stream_span(module.stream)
+        end = start + min(module.sym_bytes, stop - start)
+        return self._reader.scan(buf, start + 4, end, kinds, module_order(index))
+
+    @guarded
+    def module_language(self, index: int) -> int | None:
+        """CV_CFL_* source language of module ``index`` (from its compile record)."""
+        module = self.dbi.modules[index] if self.dbi is not None and index < len(self.dbi.modules) else None
+        if module is None or module.stream == NO_STREAM or not self.msf.has_stream(module.stream):
+            return None
+        buf, start, stop = self.msf.stream_span(module.stream)
+        return compile_language(buf, start + 4, start + min(module.sym_bytes, stop - start))
+
+    def _module_records(self, kinds: frozenset[int], thunks: bool = False) -> list[SymbolRecord]:
+        records: list[SymbolRecord] = []
+        for index in range(len(self.dbi.modules) if self.dbi is not None else 0):
+            table = self._scan_module(index, kinds) if thunks else self.module_table(index)
+            if table is not None:
+                records += table.records(kinds)
+        records.sort(key=_by_rva)
+        return records
 
     def module_streams(self) -> list[tuple[bytes, int]]:
         """(stream bytes, end of the symbol part) of every module that has a stream."""
@@ -379,17 +373,29 @@ class PdbFile:
     @guarded
     def procedures(self) -> list[SymbolRecord]:
         """Functions from module streams (S_GPROC32/S_LPROC32 in every form), size = length."""
-        return list(self._stage("modsyms", self._module_symbols)["procedures"])
+        return list(self._stage("procedures", lambda: self._module_records(cv.PROC_KINDS)))
 
     @guarded
     def labels(self) -> list[SymbolRecord]:
         """Code labels (S_LABEL32) from module streams."""
-        return list(self._stage("modsyms", self._module_symbols)["labels"])
+        return list(self._stage("labels", lambda: self._module_records(cv.LABEL_KINDS)))
 
     @guarded
     def thunks(self) -> list[SymbolRecord]:
         """Thunks (S_THUNK32) from module streams, size = thunk length."""
-        return list(self._stage("modsyms", self._module_symbols)["thunks"])
+        return list(self._stage("thunks", lambda: self._module_records(cv.THUNK_KINDS, thunks=True)))
+
+    @guarded
+    def contribution_map(self) -> Contributions | None:
+        """Section contributions as RVA ranges (``staged``); None when they cannot
+        place symbols: no DBI, no usable rows, or OMAP between the address spaces."""
+        return self._stage("contributions", self._load_contributions)
+
+    def _load_contributions(self) -> Contributions | None:
+        if self.dbi is None or self._omap is not None:
+            return None
+        contributions = Contributions(self.dbi.contribution_bytes, self._sections)
+        return contributions if len(contributions) else None
 
     # -- line numbers --------------------------------------------------------------------
 
@@ -426,11 +432,27 @@ class PdbFile:
 
     @property
     def has_private_symbols(self) -> bool:
-        """True when module streams hold procedures ("private pdb symbols")."""
-        try:
-            return bool(self.procedures())
-        except SymbolFileError:
-            return False
+        """True when a module stream holds a procedure ("private pdb symbols").
+
+        Reads module streams only up to the first procedure; a module that
+        cannot be read counts as holding none."""
+        return self._stage("private", self._find_procedure)
+
+    def _find_procedure(self) -> bool:
+        for module in self.dbi.modules if self.dbi is not None else ():
+            if module.stream == NO_STREAM or not self.msf.has_stream(module.stream):
+                continue
+            try:
+                buf, start, stop = self.msf.stream_span(module.stream)
+                for kind, at, end in iter_records(buf, start + 4, start + min(module.sym_bytes,
+                                                                              stop - start)):
+                    if kind in cv.PROC_KINDS:
+                        segment, offset = address_fields(buf, kind, at, end)
+                        if self.rva(segment, offset) is not None:
+                            return True
+            except (SymbolFileError, *CORRUPT) as exc:
+                log.debug("%s: module %s unreadable: %s", self._name, module.name, exc)
+        return False
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -450,38 +472,3 @@ class PdbFile:
 
 
 _by_rva = operator.attrgetter("rva")
-
-_RECORD_FIELDS = dataclasses.fields(SymbolRecord)
-
-
-def _plain_slots_record() -> bool:
-    """True when every field is a slot and all but name, rva and kind have defaults."""
-    for f in _RECORD_FIELDS:
-        if not isinstance(getattr(SymbolRecord, f.name, None), MemberDescriptorType):
-            return False
-        if f.name not in ("name", "rva", "kind") and f.default is dataclasses.MISSING:
-            return False
-    return not hasattr(SymbolRecord, "__post_init__")
-
-
-_RECORD_SLOTS = _plain_slots_record()
-
-
-def make_records(names: list[str], rvas: list[int], kind: SymbolKind) -> list[SymbolRecord]:
-    """``SymbolRecord(name, rva, kind)`` for every pair, fast.
-
-    A big PDB has 100,000 publics, and the frozen dataclass's ``__init__``
-    costs a Python call and five ``object.__setattr__`` calls each. When the
-    record is a plain slots dataclass (it is), the objects are made bare and
-    each slot is filled by its descriptor in one C-level ``map`` per field:
-    exactly what ``__init__`` stores, at a third of the cost. Anything else
-    falls back to the constructor.
-    """
-    if not _RECORD_SLOTS:
-        return [SymbolRecord(n, r, kind) for n, r in zip(names, rvas)]
-    records = list(map(object.__new__, repeat(SymbolRecord, len(names))))
-    columns = {"name": names, "rva": rvas, "kind": repeat(kind)}
-    for f in _RECORD_FIELDS:
-        column = columns.get(f.name, repeat(f.default))
-        deque(map(getattr(SymbolRecord, f.name).__set__, records, column), maxlen=0)
-    return records

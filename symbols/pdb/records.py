@@ -21,7 +21,9 @@ from kdcon.symbols import codeview as cv
 from kdcon.symbols.errors import SymbolFileError
 
 __all__ = [
-    "Located", "iter_records", "read_name", "decode_located", "ST_NAME_KINDS",
+    "Located", "iter_records", "read_name", "decode_located", "address_fields", "name_at",
+    "ADDRESS_LAYOUTS", "LENGTH_FIELDS", "TYPE_FIELDS", "ST_NAME_KINDS", "compile_language",
+    "CV_CFL_C", "CV_CFL_CXX",
 ]
 
 _HEAD = struct.Struct("<HH")
@@ -133,3 +135,77 @@ def decode_located(buf: bytes, kind: int, at: int, end: int) -> Located:
         fields[typ] if typ is not None else 0,
         fields[flags] if flags is not None else 0,
     )
+
+
+def _address_layout(st: struct.Struct, seg: int, off: int) -> struct.Struct:
+    """A struct that reads just ``(offset, segment)`` of a layout (adjacent u32, u16)."""
+    codes = st.format.lstrip("<")
+    at = struct.calcsize("<" + codes[:off])
+    if struct.calcsize("<" + codes[:seg]) != at + 4:
+        raise AssertionError("segment does not follow offset")
+    return struct.Struct(f"<{at}xIH")
+
+
+# kind -> (unpack of (offset, segment), fixed size, length-prefixed name)
+ADDRESS_LAYOUTS = {kind: (_address_layout(st, seg, off).unpack_from, st.size, kind in ST_NAME_KINDS)
+            for kind, (st, seg, off, *_rest) in _LAYOUTS.items()}
+
+
+def _field_reader(st: struct.Struct, index: int | None):
+    if index is None:
+        return None
+    codes = st.format.lstrip("<")
+    return struct.Struct(f"<{struct.calcsize('<' + codes[:index])}x{codes[index]}").unpack_from
+
+
+# kind -> unpack of the length (procedures, thunks) / the type index (data, procedures)
+LENGTH_FIELDS = {kind: _field_reader(layout[0], layout[3]) for kind, layout in _LAYOUTS.items()}
+TYPE_FIELDS = {kind: _field_reader(layout[0], layout[4]) for kind, layout in _LAYOUTS.items()}
+
+
+def address_fields(buf, kind: int, at: int, end: int) -> tuple[int, int]:
+    """``(segment, offset)`` of a record ``decode_located`` accepts, checked the same
+    way (truncation, a length-prefixed name overrunning), without making its name."""
+    layout = ADDRESS_LAYOUTS.get(kind)
+    if layout is None:
+        raise SymbolFileError(f"symbol kind 0x{kind:04x} carries no address")
+    unpack, fixed, prefixed = layout
+    name = at + fixed
+    if name > end:
+        raise SymbolFileError(f"symbol record 0x{kind:04x} is truncated")
+    if prefixed and (name >= end or name + 1 + buf[name] > end):
+        raise SymbolFileError("length-prefixed name overruns its record")
+    offset, segment = unpack(buf, at)
+    return segment, offset
+
+
+def name_at(kind: int) -> tuple[int, bool]:
+    """Where the name of a ``kind`` record starts, from its payload, and whether it
+    is length-prefixed; ``(-1, False)`` for kinds that carry no address."""
+    layout = _LAYOUTS.get(kind)
+    if layout is None:
+        return -1, False
+    return layout[0].size, kind in ST_NAME_KINDS
+
+
+# Compile records (cvinfo.h COMPILESYM, COMPILESYM3): the module's source language.
+S_COMPILE = 0x0001
+S_COMPILE2_ST = 0x1013
+S_COMPILE2 = 0x1116
+S_COMPILE3 = 0x113C
+CV_CFL_C = 0x00
+CV_CFL_CXX = 0x01
+_COMPILE_SCAN = 8        # compile records come first in a module stream, after S_OBJNAME
+
+
+def compile_language(buf, start: int, end: int) -> int | None:
+    """CV_CFL_* language of the compile record among the first records of a
+    module stream's symbols ``buf[start:end]``; None when there is none."""
+    for number, (kind, at, rec_end) in enumerate(iter_records(buf, start, end)):
+        if number >= _COMPILE_SCAN:
+            break
+        if kind in (S_COMPILE2, S_COMPILE3, S_COMPILE2_ST) and at + 4 <= rec_end:
+            return buf[at]
+        if kind == S_COMPILE and at + 2 <= rec_end:
+            return buf[at + 1]
+    return None
