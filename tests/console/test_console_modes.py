@@ -91,3 +91,11 @@ def test_a_lost_link_is_one_line_and_the_console_stays_usable():
     assert "lost" in after.splitlines()[1]
     assert "Evaluate expression: 2 = 00000000`00000002" in after
     assert isinstance(app.console, Console)
+
+
+def test_the_33rd_breakpoint_is_refused_with_the_kernel_limit():
+    text, status = batch("bm nt!*", "bl")
+    assert status == 1
+    assert text.count("Unable to set breakpoint: a kernel target allows 32 breakpoints") == 1
+    listing = text.split("kd> bl", 1)[1].splitlines()[1:]
+    assert len(listing) == 32 and listing[-1].startswith("31 e ")
