@@ -11,6 +11,7 @@ What it does not do: pace or damage bytes (protocol/transports do that).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["CountingPort", "line_seconds"]
@@ -22,13 +23,15 @@ def line_seconds(byte_count: int, baud: int = 115200) -> float:
 
 
 class CountingPort:
-    """A port that counts bytes in both directions."""
+    """A port that counts bytes in both directions; ``tap("sent"|"received", data)``,
+    when set, sees every byte too (the packet trace, ``.kdtrace``)."""
 
     def __init__(self, port: Any) -> None:
         self._port = port
         self._lock = threading.Lock()
         self.bytes_read = 0
         self.bytes_written = 0
+        self.tap: Callable[[str, bytes], None] | None = None
         if getattr(port, "read_available", None) is not None:
             self.read_available = self._read_available
 
@@ -51,18 +54,24 @@ class CountingPort:
         data = self._port.read(size)
         with self._lock:
             self.bytes_read += len(data)
+        if data and self.tap is not None:
+            self.tap("received", data)
         return data
 
     def _read_available(self, limit: int, spin: float) -> bytes:
         data = self._port.read_available(limit, spin)
         with self._lock:
             self.bytes_read += len(data)
+        if data and self.tap is not None:
+            self.tap("received", data)
         return data
 
     def write(self, data: bytes) -> int | None:
         written = self._port.write(data)
         with self._lock:
             self.bytes_written += len(data)
+        if data and self.tap is not None:
+            self.tap("sent", bytes(data))
         return written
 
     def close(self) -> None:
