@@ -24,6 +24,7 @@ from .console import Console
 from .execution import Executor
 from .extload import ExtensionManager
 from .output import Output
+from .reconnect import Healer
 from .session import Session, TargetLost
 from .stops import StopKind
 from .target import Target
@@ -57,6 +58,8 @@ class App:
         self.console.target = Target(self.console)
         self.extensions = ExtensionManager(self.console, path=ext_path)
         self.extensions.load_all()
+        # Reconnects once told how to reopen the link (watch); .restart in any case.
+        self.healer = Healer(self)
         self.console.settings.prompt_answers = list(prompt_answers)
         self.session.prompt_answer = self._prompt_answer
         self.timeout = timeout
@@ -64,6 +67,8 @@ class App:
         self.echo_commands = echo_commands
         self.timed_out = False
         self.read_prompt_line: Callable[[str], str | None] | None = None
+        # -cfr: run again after every reconnect (reconnect.py).
+        self.restart_commands: list[str] = []
 
     # -- JSON -----------------------------------------------------------------------------
 
@@ -190,6 +195,8 @@ class App:
         return Repl(self, **options).run()
 
     def close(self) -> None:
+        # First, or closing the link would look like a loss to it.
+        self.healer.stop()
         self.session.close()
 
 

@@ -12,6 +12,7 @@ What it does not do: read input (repl.py / cli.py) or own the target (session.py
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -203,6 +204,11 @@ class Console(_ConsoleHelpers):
         self.log: Any = None          # the open log file (commands/logs.py)
         self.scripts = Interpreter(self)
         self.extensions: Any = None
+        self.healer: Any = None       # the reconnecting loop (reconnect.py), when there is one
+        self.workspace: Any = None    # the workspace file this session uses (workspace.py)
+        # Held while a command line runs, and by the reconnecting loop while it restores
+        # the session; a line typed then is refused at once rather than left waiting.
+        self.lock = threading.RLock()
         # Extension hooks; a failing one is an event line, not part of a command's text.
         self.events = EventBus(lambda line: output.event_text(line + "\n"))
 
@@ -211,6 +217,19 @@ class Console(_ConsoleHelpers):
     def execute(self, line: str, *, nested: bool = False) -> bool:
         """Run every command of ``line``; False if any failed. A command that resumes
         the target ends a nested list (breakpoint command strings, windbg.md §0.2)."""
+        if not self.lock.acquire(timeout=0.25):
+            self.output.line("The console is reconnecting to the target; the command "
+                             "was not run: type it again once it says it is back")
+            self.failures += 1
+            return False
+        try:
+            if not nested and hasattr(self.session, "begin_command"):
+                self.session.begin_command()
+            return self._execute(line, nested)
+        finally:
+            self.lock.release()
+
+    def _execute(self, line: str, nested: bool) -> bool:
         if not line.strip():
             if self.last_repeatable and not nested:
                 # A repeated display goes on where the last one ended (kd's Enter).

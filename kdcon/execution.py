@@ -100,6 +100,13 @@ class Executor:
         finally:
             bp.stale_handle = None
 
+    def forget_written(self) -> None:
+        """A target that was reattached holds none of our breakpoints as far as the
+        table knows: every one, and the debug registers, are written at the next resume."""
+        for bp in self.session.breakpoints:
+            bp.handle = bp.stale_handle = None
+        self._armed = {}
+
     def remove_breakpoint(self, bp: Breakpoint) -> None:
         """Take ``bp`` out of the target (when halted) unless another id shares it."""
         handle = bp.handle if bp.handle is not None else bp.stale_handle

@@ -104,6 +104,24 @@ class SessionEvent:
     at: float = field(default_factory=time.monotonic)
 
 
+class _CommandHost(KdHost):
+    """KdHost whose requests, once one found the target silent, fail at once until the
+    next command begins (``Session.begin_command``): a command that makes many
+    requests (symbols read image headers) ends within one request's time bound."""
+
+    silent: TargetTimeout | None = None
+
+    def request(self, api: int, u: dict[str, Any] | None = None, data: bytes = b"", *,
+                processor: int | None = None) -> Any:
+        if self.silent is not None:
+            raise TargetTimeout(f"{self.silent}; not asked again in this command")
+        try:
+            return super().request(api, u, data, processor=processor)
+        except TargetTimeout as exc:
+            self.silent = exc
+            raise
+
+
 class Session:
     """Everything the console knows about one target over one link."""
 
@@ -113,7 +131,7 @@ class Session:
         self.port = CountingPort(port)
         self.output = output
         self.link = KdLink(self.port, Role.HOST, start=False)
-        self.host = KdHost(self.link, timeout=request_timeout, retries=retries)
+        self.host = _CommandHost(self.link, timeout=request_timeout, retries=retries)
         self.state = TargetState.SYNCING
         self.stop: Stop | None = None
         self.pointer_size = 8
@@ -160,6 +178,26 @@ class Session:
         self._identify()
         return stop
 
+    def reattach(self, port: Any, timeout: float = 10.0) -> Stop:
+        """Carry on over a newly opened port after the link was lost (reconnect.py):
+        a new link under the same host, counters and breakpoint table, then ``attach``.
+        What the old link queued (its ``lost``) is dropped."""
+        self.link.close()
+        if self._pump is not None and self._pump is not threading.current_thread():
+            self._pump.join(timeout=2)
+        while not self._events.empty():
+            self._events.get_nowait()
+        counting = CountingPort(port)
+        counting.bytes_read, counting.bytes_written = self.port.bytes_read, self.port.bytes_written
+        counting.tap = self.port.tap
+        self.port = counting
+        self.link = KdLink(counting, Role.HOST, start=False)
+        self.host.link = self.link
+        self.host.silent = None
+        self.break_requested.clear()
+        self.lost_reason = None
+        return self.attach(timeout)
+
     def _identify(self) -> None:
         """GetVersion, the debugger data block and the module list."""
         self.version = self.host.get_version()
@@ -193,7 +231,13 @@ class Session:
             elif isinstance(event, LinkClosed):
                 self.lost_reason = event.reason
                 self._events.put(SessionEvent("lost", event.reason))
+                if not self._closing.is_set():
+                    self.on_event("lost", {"reason": event.reason})
                 return
+
+    def begin_command(self) -> None:
+        """A command line starts: the target is asked again, however the last one went."""
+        self.host.silent = None
 
     # -- state -----------------------------------------------------------------------------
 
