@@ -9,7 +9,9 @@ command succeeded, 1 when one failed, 2 for usage or connection errors, 3 when
 Without ``--batch`` the interactive console (repl.py) reads commands when standard
 input and output are a terminal, and a plain line prompt (``0: kd> ``) reads them from
 a pipe or a dumb terminal. ``--no-color`` (or ``NO_COLOR``, or ``TERM=dumb``) keeps
-the terminal plain.
+the terminal plain. ``--workspace FILE`` opens a workspace (workspace.py), saved when
+an interactive session ends; a link that can heal is reopened when it is lost, unless
+``--no-reconnect`` (reconnect.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kdcon import __version__
 from kdcon.protocol.transports.cli import add_link_arguments, link_baud, open_link_from_args
@@ -28,8 +32,10 @@ from .app import EXIT_FAILED, EXIT_USAGE, App
 from .commands.logs import close_log, open_log
 from .errors import CommandError
 from .output import Output
+from .reconnect import reopen_for
 from .session import TargetLost
 from .terminal import TerminalStream, colour_wanted
+from .workspace import from_command_line, save_at_exit
 
 __all__ = ["main", "build_parser"]
 
@@ -75,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ext-path", action="append", default=[], metavar="DIR[;DIR]",
                         help="load the extensions (*.py) in these directories too "
                              "(repeatable; also KDCON_EXT_PATH)")
+    parser.add_argument("--workspace", metavar="FILE",
+                        help="the workspace (TOML) to open and, when an interactive session "
+                             "ends, save (default: one per link under the user's state "
+                             "directory; none for --batch and --loopback)")
+    parser.add_argument("--no-workspace", action="store_true",
+                        help="neither open nor save a workspace")
+    parser.add_argument("--no-reconnect", action="store_true",
+                        help="do not reopen the link when it is lost (unix://, tcp:// and "
+                             "devices reconnect by default; kd pipe strings with reconnect)")
+    parser.add_argument("--request-timeout", type=_seconds, default=5.0, metavar="S",
+                        help="how long each of a request's 3 tries waits for the target "
+                             "(default 5)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -123,8 +141,9 @@ def _script_lines(name: str | None) -> list[str]:
         return [line.rstrip("\r\n") for line in handle if line.strip()]
 
 
-def _open(args: argparse.Namespace):
-    """The port and a name for the connect banner; the simulated target when asked."""
+def _open(args: argparse.Namespace, reopen: Callable[[], Any] | None = None):
+    """The port and a name for the connect banner; the simulated target when asked;
+    ``reopen`` opens a link that heals (reconnect.reopen_for)."""
     if args.loopback:
         from kdcon.tools.simtarget.loopback import SimTarget
 
@@ -132,7 +151,7 @@ def _open(args: argparse.Namespace):
                         break_on_connect=True)
         port = sim.connect(pace=args.pace, faults=args.faults)
         return port, "kdsim (simulated target, in-process)", sim
-    port = open_link_from_args(args)
+    port = reopen() if reopen is not None else open_link_from_args(args)
     name = args.port or args.kd_string
     return port, f"{name} at {link_baud(args)} baud", None
 
@@ -151,6 +170,7 @@ def _interactive(args: argparse.Namespace) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    workspace, workspace_lines = from_command_line(args)
     if not (args.loopback or args.port or args.kd_string):
         parser.print_usage(sys.stderr)
         print("kdcon: give a target: --loopback, --port URL or -k CONNECTION", file=sys.stderr)
@@ -165,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     sim = None
+    reopen = reopen_for(args)
     try:
-        port, name, sim = _open(args)
+        port, name, sim = _open(args, reopen)
     except (LinkError, OSError, ValueError) as exc:
         print(f"kdcon: cannot open the link: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -174,9 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     app = App(port, link_name=name, symbol_path=_symbol_path(args), debug=args.debug,
               output=Output(stream),
               json_stream=sys.stdout if args.json else None, timeout=args.timeout,
-              prompt_answers=args.prompt_answer, ext_path=_ext_path(args))
-    # -cfr: run now and, by whatever reconnects the session, after every reconnect.
+              prompt_answers=args.prompt_answer, ext_path=_ext_path(args),
+              request_timeout=args.request_timeout)
+    # -cfr: run now and again after every reconnect (reconnect.py).
     app.restart_commands = restart_commands
+    app.console.workspace = workspace
+    app.output.lines(workspace_lines)
     try:
         log_name = args.log_open or args.log_append
         if log_name:
@@ -190,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         except TargetLost as exc:
             print(f"kdcon: could not connect: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        if workspace is not None:
+            app.output.lines(workspace.apply(app.console))
+        if reopen is not None:
+            app.healer.watch(reopen)
         status = app.run_commands(commands + restart_commands)
         if args.batch or app.timed_out or app.console.quit_requested:
             return status
@@ -202,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_FAILED
     finally:
+        if not args.batch:
+            app.output.lines([line for line in [save_at_exit(app.console)] if line])
         close_log(app.console)
         app.close()
         if sim is not None:

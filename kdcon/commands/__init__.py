@@ -7,7 +7,7 @@ from importlib import import_module
 __all__ = ["FAMILIES"]
 
 FAMILIES = ("meta", "execution", "breakpoints", "memory", "memory_edit", "registers", "stack",
-            "disasm", "lookup", "types", "extensions", "scripts", "aliases", "logs")
+            "disasm", "lookup", "types", "extensions", "scripts", "aliases", "logs", "workspace")
 
 for _family in FAMILIES:
     try:
