@@ -198,45 +198,44 @@ def t(ctx: CommandContext, args: Args) -> None:
 
 
 def _until_call(ctx: CommandContext, args: Args, *, over: bool) -> None:
+    """``pc``/``tc``: step (over or into calls) until the next instruction is a call."""
     count = args.optional_expression() or 1
-    registers = ctx.console.settings.step_registers
+    args.expect_end()
     ctx.console.state.values["stepping"] = True
     try:
         for _ in range(count):
-            for _guard in range(100000):
-                outcome = _run(ctx, trace=True, stepping=True, registers=False) if not over \
-                    else None
-                if over:
-                    _pc, insn = _instruction_at_pc(ctx)
-                    if insn is not None and insn.is_call and _guard:
-                        break
-                    if not _one_step_quiet(ctx):
-                        return
-                    _pc, insn = _instruction_at_pc(ctx)
-                    if insn is not None and insn.is_call:
-                        break
-                    continue
-                if outcome is None or outcome.breakpoint is not None:
+            while True:
+                if not _one_step_quiet(ctx, over=over):
                     return
                 _pc, insn = _instruction_at_pc(ctx)
                 if insn is not None and insn.is_call:
                     break
     finally:
         ctx.console.state.values["stepping"] = False
-    del registers
 
 
-def _one_step_quiet(ctx: CommandContext) -> bool:
-    pc, insn = _instruction_at_pc(ctx)
+def _one_step_quiet(ctx: CommandContext, *, over: bool) -> bool:
+    """One step without showing it; False (after showing it) when something else stopped
+    the target: a breakpoint, an exception."""
     executor = ctx.console.executor
-    if insn is not None and insn.is_call:
-        outcome = _run_to(ctx, insn.end, registers=False)
-        return outcome is not None and outcome.stop.pc == insn.end
-    outcome = executor.run(trace=True, stepping=True)
-    if outcome.breakpoint is not None or not outcome.stop.is_single_step:
-        executor.show(outcome)
-        return False
-    return True
+    _pc, insn = _instruction_at_pc(ctx)
+    if over and insn is not None and insn.is_call:
+        session = ctx.session
+        handle = session.host.write_breakpoint(insn.end) if not session.breakpoints.at(insn.end) \
+            else None
+        try:
+            outcome = executor.run(stepping=True)
+        finally:
+            if handle is not None and session.halted:
+                session.host.restore_breakpoint(handle)
+        if outcome.stop.pc == insn.end and outcome.breakpoint is None:
+            return True
+    else:
+        outcome = executor.run(trace=True, stepping=True)
+        if outcome.breakpoint is None and outcome.stop.is_single_step:
+            return True
+    executor.show(outcome)
+    return False
 
 
 @command("pc", category=_E, usage="pc [count]", resumes=True, repeatable=True)

@@ -39,3 +39,13 @@ def test_ba_w4_on_a_track_statistic_stops_after_each_write():
     assert status == 0
     assert text.count("Breakpoint 0 hit") == 2
     check_golden("ba_track_statistic", text)
+
+
+def test_pc_and_tc_stop_at_the_next_call():
+    text, status = batch("bp trackdemo!TrackDemoTick", "g", "g", "pr", "pc", "tc", "pc 2")
+    assert status == 0
+    after = text.split("kd> pr", 1)[1]
+    calls = [line for line in after.splitlines() if "`" in line[:20]]
+    assert len(calls) == 3 and all(" call " in line for line in calls)
+    assert "Track_ExAllocatePoolWithTag+" in after.split("kd> tc", 1)[1]
+    check_golden("pc_tc", text)
