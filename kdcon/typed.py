@@ -185,6 +185,20 @@ class TypedView:
             value = getattr(value, part)
         return value
 
+    def string(self, limit: int = 0xFFFE) -> str:
+        """A counted string structure (UNICODE_STRING, ANSI_STRING: ``Length`` bytes at
+        ``Buffer``), as UTF-16 when ``Buffer`` points to 2-byte characters."""
+        names = self.fields
+        if "Length" not in names or "Buffer" not in names:
+            raise AttributeError(f"{self.type_name} is not a counted string (Length, Buffer)")
+        length, buffer = min(self.Length, limit), self.Buffer
+        if not length or not buffer:
+            return ""
+        pointee = _strip(self._field("Buffer").type)
+        wide = pointee.type is not None and _strip(pointee.type).size == 2
+        data = self._target.read_exact(buffer, length)
+        return data.decode("utf-16-le", "replace") if wide else data.decode("latin-1")
+
     def as_dict(self) -> dict[str, Any]:
         """Every field's value (nested structures as views)."""
         return {name: getattr(self, name) for name in self.fields}

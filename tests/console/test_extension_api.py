@@ -154,3 +154,21 @@ def test_run_gives_text_status_and_rows_of_a_nested_command(live):
     assert out.ok and out.startswith("start ") and out.rows[0]["name"] == "trackdemo"
     bad = target.run("lm q")
     assert not bad.ok and bad.rows == []
+
+
+def test_bitfields_and_counted_strings_decode_from_the_kernels_types(live):
+    target = live.console.target
+    head = target.symbol("trackdemo!TrackRecordList")
+    record = next(target.walk_list(head, "trackdemo!_TRACK_RECORD", "ListEntry"))
+    header = target.typed(record.address - 16, "nt!_POOL_HEADER")
+    word = target.u32(record.address - 16)
+    assert header.BlockSize == (word >> 16) & 0xFF and header.BlockSize * 16 >= 16 + 0x58
+    assert header.PoolType == word >> 24 and header.PreviousSize == word & 0xFF
+    assert target.read(record.address - 12, 4) == b"Trck" == struct.pack("<I", header.PoolTag)
+    modules = target.walk_list(target.symbol("nt!PsLoadedModuleList"),
+                               "nt!_KLDR_DATA_TABLE_ENTRY", "InLoadOrderLinks")
+    names = [(entry.BaseDllName.string(), entry.FullDllName.string()) for entry in modules]
+    assert names[0] == ("ntoskrnl.exe", "\\SystemRoot\\system32\\ntoskrnl.exe")
+    assert ("trackdemo.sys", "\\SystemRoot\\system32\\drivers\\trackdemo.sys") in names
+    with pytest.raises(AttributeError, match="not a counted string"):
+        record.ListEntry.string()
