@@ -372,3 +372,70 @@ def test_extension_path_from_the_environment(tmp_path, monkeypatch):
     assert "hello world from version 1" in text
     assert f"Extension search path is: {tmp_path}" in text
     assert os.environ["KDCON_EXT_PATH"] == str(tmp_path)
+
+
+def test_progress_is_an_event_and_a_cancelled_job_ends_in_one_line(tmp_path, live_factory):
+    write(tmp_path / "slow.py", '''
+        """A long job."""
+        from kdcon.api import bang, hook
+
+        reports = []
+
+
+        @hook("progress")
+        def on_progress(target, event):
+            reports.append((event.done, event.total))
+
+
+        @bang
+        def scan(target, args):
+            """Scan ten pages; the user presses Ctrl+C during the fourth."""
+            for page in range(10):
+                if page == 3:
+                    target.cancel_event.set()
+                target.progress(page, 10, "pages")
+            return "finished"
+
+
+        @bang
+        def interrupted(target, args):
+            """Ctrl+C arriving as KeyboardInterrupt."""
+            raise KeyboardInterrupt
+
+
+        @bang
+        def reports_seen(target, args):
+            """The progress the hook saw."""
+            return repr(reports)
+    ''')
+    live = live_factory(ext_path=[tmp_path])
+    assert live.fails("!scan") == "0: kd> !scan\nCancelled\n"
+    assert live.ok("!reports_seen").endswith("[(0, 10), (1, 10), (2, 10), (3, 10)]\n")
+    assert live.fails("!interrupted") == "0: kd> !interrupted\n!interrupted: cancelled\n"
+    assert "Evaluate expression: 2 =" in live.ok("? 2")
+
+
+def test_a_prompt_hook_sees_the_assertion_question(tmp_path, live_factory):
+    write(tmp_path / "asked.py", '''
+        from kdcon.api import bang, hook
+
+        asked = []
+
+
+        @hook("prompt")
+        def on_prompt(target, event):
+            asked.append(event.text)
+
+
+        @bang
+        def questions(target, args):
+            """The prompts seen."""
+            return "|".join(asked)
+    ''')
+    live = live_factory(ext_path=[tmp_path])
+    live.console.settings.prompt_answers = ["i"]
+    live.ok("bp trackdemo!TrackDemoDispatch")
+    for line in ("g", "g", "ed nt!KiSimRequest 2", "g", "g"):
+        live.ok(line)
+    assert live.ok("!questions").endswith(
+        "Break, Ignore, Terminate Process or Terminate Thread (bipt)? \n")
