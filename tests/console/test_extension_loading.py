@@ -439,3 +439,27 @@ def test_a_prompt_hook_sees_the_assertion_question(tmp_path, live_factory):
         live.ok(line)
     assert live.ok("!questions").endswith(
         "Break, Ignore, Terminate Process or Terminate Thread (bipt)? \n")
+
+
+def test_golden_loading_session(tmp_path):
+    from .transcripts import check_golden
+
+    write(tmp_path / "hello.py", HELLO)
+    write(tmp_path / "broken.py", "raise RuntimeError('not today')\n")
+    write(tmp_path / "boom.py", '''
+        """Raises."""
+        from kdcon.api import bang
+
+
+        @bang
+        def boom(target, args):
+            """Look up a missing key."""
+            return {}["missing"]
+    ''')
+    text, status = run_kdcon(["--loopback", "--batch", "--ext-path", str(tmp_path),
+                              "-c", ".chain", "-c", "!hello", "-c", "!boom", "-c", ".extmatch *",
+                              "-c", ".unload hello", "-c", "!hello",
+                              "-c", f".load {tmp_path / 'hello.py'}", "-c", "!hello.hello again",
+                              "-c", ".help !boom", "-c", "!reload.reload /f trackdemo"])
+    assert status == 1
+    check_golden("extension_loading", text.replace(str(tmp_path), "<ext>"))
