@@ -172,3 +172,31 @@ def test_bitfields_and_counted_strings_decode_from_the_kernels_types(live):
     assert ("trackdemo.sys", "\\SystemRoot\\system32\\drivers\\trackdemo.sys") in names
     with pytest.raises(AttributeError, match="not a counted string"):
         record.ListEntry.string()
+
+
+def test_the_track_commands_never_fetch_a_byte_twice_at_one_stop():
+    session = Live()
+    try:
+        for line in ("bp trackdemo!TrackDemoDispatch", "g", "g", "ed nt!KiSimRequest 1", "g", "g"):
+            session.ok(line)
+        host = session.app.session.host
+        fetched: list[tuple[int, int]] = []
+        real = host.read_virtual
+
+        def counting(address: int, size: int, *args, **kwargs) -> bytes:
+            data = real(address, size, *args, **kwargs)
+            fetched.append((address, len(data)))
+            return data
+
+        host.read_virtual = counting
+        for command in ("!trackdump", "!trackstats", "!trackleaks", "!trackvalidate",
+                        "!trackdump"):
+            session.run(command)
+        covered = [byte for address, size in fetched for byte in range(address, address + size)]
+        assert len(covered) == len(set(covered))
+        records = len(list(session.console.target.walk_list(
+            session.console.target.symbol("trackdemo!TrackRecordList"),
+            "trackdemo!_TRACK_RECORD", "ListEntry")))
+        assert records == 5 and 0 < len(fetched) <= 2 + records + 2 + 2 * records
+    finally:
+        session.close()
