@@ -283,7 +283,8 @@ class Target(_CoreTarget):
         """A breakpoint at an expression or address, deferred (``bu``) until its module
         loads. ``callback(target, handle)`` runs at each hit: ``CONTINUE`` (False) lets
         the target run on, ``BREAK`` (True, or None) stops it. A callback that raises
-        is reported in one line and stops the target."""
+        is reported in one line and stops the target. It runs while the target is
+        halted at the hit: it may read and write, but must not resume (``go``, ``g``)."""
         expression = where if isinstance(where, str) else f"0x{where:x}"
         session = self._console.session
         before = {bp.id for bp in session.breakpoints}

@@ -121,7 +121,13 @@ class ExtensionManager:
         """Built-ins, then installed packages, then the extension path (first in the chain)."""
         for name in self._builtin_names():
             self._load(Extension(name, "built-in", f"{BUILTIN_PACKAGE}.{name}"), startup=True)
-        for entry in self._entry_points():
+        try:
+            entries = self._entry_points()
+        except Exception as exc:  # a broken installed distribution must not stop the console
+            entries = []
+            self.console.output.line(f"Extension entry points ({ENTRY_POINT_GROUP}) could not "
+                                     f"be read: {_cause(exc)}")
+        for entry in entries:
             self._load(entry, startup=True)
         for directory in self.path:
             self._load_directory(directory, startup=True)

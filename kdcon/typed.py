@@ -115,7 +115,11 @@ def decode(target: Target, info: Any, module: str, address: int, data: bytes) ->
 
 
 class TypedView:
-    """A structure, union or class at one address; fields are attributes."""
+    """A structure, union or class at one address; fields are attributes.
+
+    A field that shares its name with a member of the view (``address``, ``size``,
+    ``fields``, ``raw``, ``field``, ``string``...) is read with ``view.field(name)``.
+    """
 
     __slots__ = ("_target", "_module", "_info", "address", "_data")
 
@@ -172,17 +176,22 @@ class TypedView:
     def address_of(self, path: str) -> int:
         return self.address + self.offset_of(path)
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
+    def field(self, name: str) -> Any:
+        """The value of field ``name`` (also for names an attribute cannot spell)."""
         item = self._field(name)
         return decode(self._target, item.type, self._module, self.address + item.offset,
                       self.raw()[item.offset:])
 
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.field(name)
+
     def __getitem__(self, path: str) -> Any:
+        """``view["A.B"]``: a nested field by its dotted path."""
         value: Any = self
         for part in path.split("."):
-            value = getattr(value, part)
+            value = value.field(part)
         return value
 
     def string(self, limit: int = 0xFFFE) -> str:
@@ -201,7 +210,7 @@ class TypedView:
 
     def as_dict(self) -> dict[str, Any]:
         """Every field's value (nested structures as views)."""
-        return {name: getattr(self, name) for name in self.fields}
+        return {name: self.field(name) for name in self.fields}
 
     def __repr__(self) -> str:
         return f"<{self.type_name} at {self.address:#x}>"
