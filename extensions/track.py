@@ -145,7 +145,8 @@ def trackstats(target: Target, args: str) -> None:
         if not _active(target, track, len(modules) > 1):
             continue
         memory = track.stats("TrackMemoryStats", "_TRACK_MEMORY_STATS")
-        classes = [("Memory", memory), ("Resource", track.stats("TrackResourceStats", "_TRACK_STATS")),
+        classes = [("Memory", memory),
+                   ("Resource", track.stats("TrackResourceStats", "_TRACK_STATS")),
                    ("Handle", track.stats("TrackHandleStats", "_TRACK_STATS"))]
         lines = [BANNER, "Track Statistics:", BANNER,
                  f"Bytes Allocated : {memory.BytesAllocated}",

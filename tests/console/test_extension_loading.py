@@ -162,6 +162,8 @@ def test_load_unload_and_load_again(tmp_path, live_factory):
     assert "No export hello found" in live.fails("!hello")
     live.ok(f".load {file}")
     assert "hello world" in live.ok("!hello")
+    from kdcon.registry import REGISTRY
+    assert REGISTRY.get("!hello") is None          # this console's registry only
     assert f"  hello: {file}\n      !hello\n" in live.ok(".chain")
     live.ok(".unload hello")
     assert "No export hello found" in live.fails("!hello")
