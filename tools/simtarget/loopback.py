@@ -5,27 +5,37 @@ links: ``connect()`` makes a socket pair, serves the target end in a thread and 
 the host end (a pyserial-like port for the console or a KD host); ``serve(port)`` runs
 the session in the calling thread (kdcon-sim does this for each debugger that
 attaches). ``close()`` ends the session and joins the thread; nothing is left running.
+``open_loopback(...)`` runs the same target in a child process instead (kdcon-sim's
+serve loop over a socket pair): host and target then share no interpreter lock, which
+halves a round trip (bench/simtarget.py); closing the port ends the child.
 What it does not do: open URLs (cli.py) or speak the host role.
 
     with SimTarget(seed=0, break_on_connect=True) as sim:
         port = sim.connect()        # host end; the target runs in a thread
+    port = open_loopback(seed=0, break_on_connect=True)   # the target in a child
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from os import PathLike
 from typing import Any
 
 from kdcon.protocol.transports import socket_pair, wrap_link
+from kdcon.protocol.transports.errors import LinkError
 from kdcon.protocol.transports.faults import FaultModel
+from kdcon.protocol.transports.socketport import SocketPort
 
 from .kd import KdTargetSession
 
-__all__ = ["SimTarget", "share_one_cpu"]
+__all__ = ["SimTarget", "open_loopback", "share_one_cpu"]
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +133,86 @@ def share_one_cpu() -> set[int] | None:
     cpus = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(cpus)})
     return cpus
+
+
+def open_loopback(*, seed: int = 0, drivers: Sequence[str | PathLike[str]] | None = None,
+                  break_on_connect: bool = False, include_trackdemo: bool = True,
+                  flavour: str = "checked", pace: int | None = None,
+                  faults: FaultModel | None = None, timeout: float | None = 1.0) -> Any:
+    """The host end of a socket pair whose other end a child process serves with a
+    ``SimTarget`` of these options (as ``SimTarget(...).connect(...)`` does in a
+    thread). The child boots while the caller goes on; it leaves Ctrl+C to the
+    caller (a session of its own) and ends when the port closes. LinkError when a
+    driver file is missing or the child cannot start."""
+    missing = [str(path) for path in drivers or () if not os.path.isfile(path)]
+    if missing:
+        raise LinkError(f"no such driver file: {', '.join(missing)}")
+    options = dict(seed=seed, drivers=[os.fspath(path) for path in drivers or ()],
+                   break_on_connect=break_on_connect, include_trackdemo=include_trackdemo,
+                   flavour=flavour, pace=pace,
+                   faults=None if faults is None else dict(
+                       seed=faults.seed, bit_flip=faults.bit_flip, drop=faults.drop,
+                       duplicate=faults.duplicate, garbage=faults.garbage,
+                       garbage_len=list(faults.garbage_len)))
+    host, child = socket.socketpair()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from kdcon.tools.simtarget.loopback import "
+             "serve_inherited; sys.exit(serve_inherited())",
+             str(child.fileno()), json.dumps(options)],
+            # A process group of its own keeps the terminal's Ctrl+C from it; a
+            # session of its own would also put it in another scheduling group,
+            # whose wake-ups cost ten times the round trip under load.
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, process_group=0)
+    except OSError as exc:
+        host.close()
+        raise LinkError(f"cannot start the simulated target: {exc}") from exc
+    finally:
+        child.close()
+    return wrap_link(_ChildPort(host, proc, timeout), pace=pace)
+
+
+class _ChildPort(SocketPort):
+    """The host end of ``open_loopback``: closing it ends and reaps the child."""
+
+    def __init__(self, sock: socket.socket, proc: subprocess.Popen,
+                 timeout: float | None) -> None:
+        self.process = proc
+        super().__init__(sock, "kdsim:loopback", timeout=timeout)
+
+    def close(self) -> None:
+        super().close()
+        try:
+            # End of file ends the child's session; a child stuck anyway is killed.
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("the simulated target's process did not stop; killing it")
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def serve_inherited(argv: Sequence[str] | None = None) -> int:
+    """The child of ``open_loopback``: argv is the inherited socket's descriptor and
+    the options as JSON. Serves until the socket closes; errors are one line."""
+    fd_text, options_text = (sys.argv[1:] if argv is None else argv)[:2]
+    logging.basicConfig(level=logging.ERROR, format="kdcon-sim: %(message)s")
+    from .errors import SimTargetError
+
+    options = json.loads(options_text)
+    pace, faults = options.pop("pace"), options.pop("faults")
+    sock = socket.socket(fileno=int(fd_text))
+    try:
+        sim = SimTarget(**options)
+    except SimTargetError as exc:
+        sys.stderr.write(f"kdcon-sim: {exc}\n")
+        sock.close()
+        return 2
+    model = None if faults is None else FaultModel(**dict(
+        faults, garbage_len=tuple(faults["garbage_len"])))
+    port = wrap_link(SocketPort(sock, "kdsim:target", timeout=0.05), pace=pace, faults=model)
+    try:
+        sim.serve(port)
+    finally:
+        sim.close()
+        port.close()
+    return 0
