@@ -1,7 +1,7 @@
 """Transports: every link is a pyserial URL; pacing and fault wrappers for realistic cables.
 
-Importing this package registers our URL handlers (``unix://``, ``tcp://``, ``pty://``)
-with pyserial. Start with ``open_link``; see each module for the details.
+Importing this package registers our URL handlers (``unix://``, ``tcp://``, ``pty://``,
+``kdsim://``) with pyserial. Start with ``open_link``; see each module for the details.
 """
 
 from __future__ import annotations

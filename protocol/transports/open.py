@@ -1,7 +1,7 @@
 """``open_link``: one entry point from a URL, device path or kd string to an open port.
 
 ``spec`` may be any pyserial URL (``socket://``, ``rfc2217://``, ``loop://``, ``spy://``),
-one of ours (``unix://``, ``tcp://``, ``pty://``), a device path (``/dev/ttyS0``,
+one of ours (``unix://``, ``tcp://``, ``pty://``, ``kdsim://``), a device path (``/dev/ttyS0``,
 ``/dev/pts/3``, ``COM1``), or a kd ``-k`` string (``com:port=...,baud=...``,
 ``com:pipe,port=...,reconnect``; see ``kdstring``). Off Windows a bare ``COMn`` means
 ``/dev/ttyS<n-1>``, as in kd strings. Two options are handled here for
@@ -45,7 +45,7 @@ _COM_NAME = re.compile(r"^com\d+$", re.IGNORECASE)
 
 
 def register_handlers() -> None:
-    """Make pyserial's ``serial_for_url`` find ``unix://``, ``tcp://`` and ``pty://``."""
+    """Make pyserial's ``serial_for_url`` find our ``protocol_<scheme>`` modules."""
     if _HANDLER_PACKAGE not in serial.protocol_handler_packages:
         serial.protocol_handler_packages.append(_HANDLER_PACKAGE)
 
@@ -92,7 +92,7 @@ def _describe_open_error(spec: str, exc: BaseException) -> str:
     if "Connection refused" in text:
         return f"cannot open {spec}: connection refused (is the target or VM listening there?)"
     if "No module named" in text or "invalid URL" in text:
-        return f"cannot open {spec}: unknown URL scheme (use unix://, tcp://, pty://, socket://, rfc2217://, loop:// or a device path)"
+        return f"cannot open {spec}: unknown URL scheme (use unix://, tcp://, pty://, kdsim://, socket://, rfc2217://, loop:// or a device path)"
     first_line = text.splitlines()[0] if text else type(exc).__name__
     return f"cannot open {spec}: {first_line}"
 

@@ -35,7 +35,7 @@ from kdcon.protocol.transports.socketport import SocketPort
 
 from .kd import KdTargetSession
 
-__all__ = ["SimTarget", "open_loopback", "share_one_cpu"]
+__all__ = ["SimTarget", "open_loopback", "start_child", "reap", "share_one_cpu"]
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +70,20 @@ class SimTarget:
     def connect(self, *, timeout: float | None = 1.0, pace: int | None = None,
                 faults: FaultModel | None = None) -> Any:
         """The host end of a fresh socket pair; the target serves the other end."""
+        host, target = socket_pair(timeout=timeout)
+        self.serve_in_thread(wrap_link(target, pace=pace, faults=faults), host, target)
+        return wrap_link(host, pace=pace)
+
+    def serve_in_thread(self, port: Any, *also_close: Any) -> None:
+        """Serve ``port`` in a thread until it ends or ``close()``, which closes it
+        (and ``also_close``)."""
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 raise RuntimeError("the simulated target already has a debugger attached")
-            host, target = socket_pair(timeout=timeout)
-            target_port = wrap_link(target, pace=pace, faults=faults)
-            self._ports = [host, target]
-            self._thread = threading.Thread(target=self._serve_in_thread, args=(target_port,),
+            self._ports = [*also_close, port]
+            self._thread = threading.Thread(target=self._serve_in_thread, args=(port,),
                                             name="kdsim-target", daemon=True)
             self._thread.start()
-        return wrap_link(host, pace=pace)
 
     def _serve_in_thread(self, port: Any) -> None:
         try:
@@ -142,7 +146,7 @@ def open_loopback(*, seed: int = 0, drivers: Sequence[str | PathLike[str]] | Non
     """The host end of a socket pair whose other end a child process serves with a
     ``SimTarget`` of these options (as ``SimTarget(...).connect(...)`` does in a
     thread). The child boots while the caller goes on; it leaves Ctrl+C to the
-    caller (a session of its own) and ends when the port closes. LinkError when a
+    caller (a process group of its own) and ends when the port closes. LinkError when a
     driver file is missing or the child cannot start."""
     missing = [str(path) for path in drivers or () if not os.path.isfile(path)]
     if missing:
@@ -156,20 +160,30 @@ def open_loopback(*, seed: int = 0, drivers: Sequence[str | PathLike[str]] | Non
                        garbage_len=list(faults.garbage_len)))
     host, child = socket.socketpair()
     try:
-        proc = subprocess.Popen(
+        process = start_child(child, options)
+    except LinkError:
+        host.close()
+        raise
+    return wrap_link(_ChildPort(host, process, timeout), pace=pace)
+
+
+def start_child(sock: socket.socket, options: dict[str, Any]) -> subprocess.Popen:
+    """A child process serving ``SimTarget(**options)`` (plus ``pace`` and ``faults``
+    as a dict of FaultModel's fields) on ``sock``, the target's end of a socket pair,
+    which is closed here. LinkError when the child cannot start."""
+    try:
+        return subprocess.Popen(
             [sys.executable, "-c", "import sys; from kdcon.tools.simtarget.loopback import "
              "serve_inherited; sys.exit(serve_inherited())",
-             str(child.fileno()), json.dumps(options)],
+             str(sock.fileno()), json.dumps(options)],
             # A process group of its own keeps the terminal's Ctrl+C from it; a
             # session of its own would also put it in another scheduling group,
             # whose wake-ups cost ten times the round trip under load.
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, process_group=0)
+            pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL, process_group=0)
     except OSError as exc:
-        host.close()
         raise LinkError(f"cannot start the simulated target: {exc}") from exc
     finally:
-        child.close()
-    return wrap_link(_ChildPort(host, proc, timeout), pace=pace)
+        sock.close()
 
 
 class _ChildPort(SocketPort):
@@ -182,13 +196,18 @@ class _ChildPort(SocketPort):
 
     def close(self) -> None:
         super().close()
-        try:
-            # End of file ends the child's session; a child stuck anyway is killed.
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            log.warning("the simulated target's process did not stop; killing it")
-            self.process.kill()
-            self.process.wait(timeout=10)
+        reap(self.process)
+
+
+def reap(process: subprocess.Popen) -> None:
+    """Wait for a child of ``start_child`` whose socket was closed (end of file ends
+    its session); one stuck anyway is killed."""
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        log.warning("the simulated target's process did not stop; killing it")
+        process.kill()
+        process.wait(timeout=10)
 
 
 def serve_inherited(argv: Sequence[str] | None = None) -> int:
