@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workspace, workspace_lines = from_command_line(args)
     if not (args.loopback or args.port or args.kd_string):
+        for line in workspace_lines:
+            print(f"kdcon: {line}", file=sys.stderr)
         parser.print_usage(sys.stderr)
         print("kdcon: give a target: --loopback, --port URL or -k CONNECTION", file=sys.stderr)
         return EXIT_USAGE

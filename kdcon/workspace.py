@@ -161,7 +161,7 @@ class WorkspaceFile:
         self.data: dict[str, Any] | None = None   # as read, for the keys we do not own
         self.pending: list[dict[str, Any]] = []
         self.auto_save = True
-        self.failed: str | None = None            # why the file could not be used
+        self.failed: str | None = None            # why it is not saved over, a sentence
         self.applied = False                      # the session holds what it had
 
     def load(self) -> str | None:
@@ -185,7 +185,7 @@ class WorkspaceFile:
         lines = [f"Workspace {self.path}: {problem}" for problem in problems + unset]
         if problems:
             self.auto_save = False
-            self.failed = "some of its settings could not be used"
+            self.failed = f"Workspace {self.path}: some of its settings could not be used"
             lines.append(f"Workspace {self.path} is not saved over when the session ends "
                          "(fix it, or .wsave /f replaces it)")
         count = sum(1 for bp in console.session.breakpoints if bp.kind in ("bu", "ba"))
@@ -199,9 +199,7 @@ class WorkspaceFile:
         target = Path(path) if path is not None else self.path
         same = Path(os.path.realpath(target)) == Path(os.path.realpath(self.path))
         if same and not force and not self.auto_save:
-            raise WorkspaceError(f"Workspace {self.path} was not saved: "
-                                 f"{self.failed or 'it could not be used'}; "
-                                 ".wsave /f replaces it")
+            raise WorkspaceError(f"{self.failed}; it was not saved (.wsave /f replaces it)")
         previous = self.data if same else None
         if not same:
             try:

@@ -89,10 +89,10 @@ def wopen(ctx: CommandContext, args: Args) -> None:
         if current is None:
             ctx.out.line("No workspace: .wopen FILE opens one, .wsave FILE writes one")
         elif current.auto_save:
-            ctx.out.line(f"Workspace {current.path}: saved when an interactive session ends")
+            ctx.out.line(f"Workspace {current.path} (an interactive session saves it when it "
+                         "ends)")
         else:
-            ctx.out.line(f"Workspace {current.path}: not saved over ({current.failed}); "
-                         ".wsave /f replaces it")
+            ctx.out.line(f"{current.failed}; it is not saved over (.wsave /f replaces it)")
         return
     workspace = WorkspaceFile(name, connection=current.connection if current else None)
     problem = workspace.load()
