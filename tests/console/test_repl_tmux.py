@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
@@ -28,7 +27,8 @@ class Terminal:
     """One tmux server running one kdcon."""
 
     def __init__(self, tmp_path, *args: str) -> None:
-        self.socket = f"kdcon-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # A socket of our own under the test's directory: nothing left in /tmp/tmux-*.
+        self.socket = str(tmp_path / "tmux.sock")
         state = tmp_path / "state"
         command = " ".join(shlex.quote(part) for part in
                            (sys.executable, "-m", "kdcon.cli", "--loopback", *args))
@@ -37,7 +37,7 @@ class Terminal:
                   f"{command}; echo kdcon-exited-$?; sleep 30")
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
+        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True,
                               text=True, timeout=10)
 
     def screen(self, history: int = 0) -> str:
