@@ -40,10 +40,15 @@ def target_state_text(session: Any, *, busy: bool = False, healer: Any = None) -
         text = f"halted cpu{stop.processor if stop is not None else 0}"
         return text + ", busy" if busy else text
     if state is TargetState.LOST:
+        reason = getattr(session, "lost_reason", None) or ""
+        # The healer's reason ends "; reconnecting, try 3 in 0.4 s": the part that
+        # says when, which is what a glance at the toolbar wants.
+        cause, _, retry = reason.rpartition("; ")
+        if cause and retry.startswith("reconnecting"):
+            return f"lost, {retry}"
         attempt = getattr(healer, "attempt", 0)
         if attempt:
             return f"lost, reconnecting (attempt {attempt})"
-        reason = getattr(session, "lost_reason", None)
         return f"lost ({reason})" if reason else "lost"
     return state.value
 

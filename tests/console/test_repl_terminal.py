@@ -91,3 +91,19 @@ def _plain(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+@pytest.mark.parametrize("reason, attempt, shown", [
+    ("the peer closed the link; reconnecting, try 3 in 0.4 s", 2, "lost, reconnecting, try 3 in 0.4 s"),
+    ("the peer closed the link", 1, "lost, reconnecting (attempt 1)"),
+    ("the peer closed the link", 0, "lost (the peer closed the link)"),
+    (None, 0, "lost"),
+])
+def test_the_toolbar_says_when_a_lost_link_is_tried_again(reason, attempt, shown):
+    from types import SimpleNamespace
+
+    from kdcon.session import TargetState
+    from kdcon.toolbar import target_state_text
+
+    session = SimpleNamespace(state=TargetState.LOST, lost_reason=reason, stop=None)
+    assert target_state_text(session, healer=SimpleNamespace(attempt=attempt)) == shown
