@@ -101,17 +101,6 @@ class Args:
             found.add(name)
         return found
 
-    def keyword(self, *names: str) -> str | None:
-        """Consume one of ``names`` as a whole word (case-insensitive)."""
-        self._skip()
-        for name in names:
-            end = self.pos + len(name)
-            if self.text[self.pos:end].lower() == name.lower() and (
-                    end >= len(self.text) or self.text[end].isspace()):
-                self.pos = end
-                return name
-        return None
-
     def quoted(self) -> str | None:
         """A double-quoted command string, unescaped; None if none comes next."""
         self._skip()

@@ -52,9 +52,6 @@ class Breakpoint:
     def hardware(self) -> bool:
         return self.kind == "ba"
 
-    def reset_passes(self) -> None:
-        self.passes = self.initial_passes
-
 
 class BreakpointTable:
     """Breakpoints by id."""

@@ -40,7 +40,7 @@ from .errors import KdconError
 from .memory import MemoryCache
 from .output import Output, printable
 from .registers import Registers
-from .stops import Stop, StopKind
+from .stops import Stop
 from .wire import CountingPort
 
 __all__ = ["Session", "TargetState", "TargetLost", "NotHalted", "ModuleInfo"]
@@ -480,6 +480,3 @@ class Session:
         """Counters since the session started."""
         return WireCounter(self.host.round_trips, self.port.bytes_written, self.port.bytes_read)
 
-
-def stop_is_load(stop: Stop) -> bool:
-    return stop.kind in (StopKind.LOAD, StopKind.UNLOAD)
