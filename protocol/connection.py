@@ -42,7 +42,8 @@ bytes stop arriving for ``byte_timeout`` is truncated: RESEND (§2.3).
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
+from collections import deque
+from typing import Any
 
 from . import messages
 from .buffer import BadFrame, BreakInFrame, ControlFrame, DataFrame, FrameBuffer, GarbageFrame
@@ -97,6 +98,17 @@ _ACK, _RESEND, _RESET = (P.PACKET_TYPE_KD_ACKNOWLEDGE, P.PACKET_TYPE_KD_RESEND,
                          P.PACKET_TYPE_KD_RESET)
 
 
+def _in_state(name: str, *, settable: bool = True) -> property:
+    """A connection attribute that is its ``state``'s."""
+    def get(self: KdConnection) -> Any:
+        return getattr(self.state, name)
+
+    def put(self: KdConnection, value: Any) -> None:
+        setattr(self.state, name, value)
+
+    return property(get, put if settable else None, doc=f"``state.{name}``")
+
+
 class KdConnection:
     """One side of a KD link. See the module docstring and state.py's rules."""
 
@@ -115,37 +127,13 @@ class KdConnection:
 
     # -- the state, as callers read it ---------------------------------------------------
 
-    @property
-    def phase(self) -> Phase:
-        return self.state.phase
-
-    @phase.setter
-    def phase(self, value: Phase) -> None:
-        self.state.phase = value
-
-    @property
-    def current_id(self) -> int:
-        return self.state.current_id
-
-    @property
-    def remote_id(self) -> int | None:
-        return self.state.remote_id
-
-    @property
-    def stats(self) -> Counter[str]:
-        return self.state.stats
-
-    @property
-    def debugger_present(self) -> bool:
-        return self.state.debugger_present
-
-    @property
-    def awaiting_reset_answer(self) -> bool:
-        return self.state.awaiting_reset_answer
-
-    @awaiting_reset_answer.setter
-    def awaiting_reset_answer(self, value: bool) -> None:
-        self.state.awaiting_reset_answer = value
+    phase = _in_state("phase")
+    current_id = _in_state("current_id", settable=False)
+    remote_id = _in_state("remote_id", settable=False)
+    stats = _in_state("stats", settable=False)
+    debugger_present = _in_state("debugger_present", settable=False)
+    # KdLink.sync clears it when it gives up waiting for the answer (Rule 11).
+    awaiting_reset_answer = _in_state("awaiting_reset_answer")
 
     @property
     def awaiting_ack(self) -> bool:

@@ -137,24 +137,22 @@ class ControlRequest(_Message):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Ack(Event):
+class _Control(Event):
+    """A control packet from the peer, with the id it carried."""
+
+    packet_id: int
+
+
+class Ack(_Control):
     """Our pending data packet was acknowledged."""
 
-    packet_id: int
 
-
-@dataclass(frozen=True, kw_only=True)
-class Resend(Event):
+class Resend(_Control):
     """The peer asked for a retransmission."""
 
-    packet_id: int
 
-
-@dataclass(frozen=True, kw_only=True)
-class Reset(Event):
+class Reset(_Control):
     """The peer sent RESET: both packet ids are back at INITIAL_PACKET_ID."""
-
-    packet_id: int
 
 
 @dataclass(frozen=True, kw_only=True)

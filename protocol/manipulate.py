@@ -24,7 +24,6 @@ import struct
 from typing import Any, Mapping
 
 from construct import (
-    Bytes,
     Container,
     Default,
     FormatField,
@@ -36,12 +35,11 @@ from construct import (
     Padding,
     Renamed,
     Struct,
-    Switch,
     Union,
-    this,
 )
 
 from .constants import ManipulateApi as A
+from .windbgkd import tagged_union
 
 __all__ = [
     "DBGKD_READ_MEMORY64",
@@ -287,7 +285,7 @@ DBGKD_MANIPULATE_STATE64 = Struct(
     "ReturnStatus" / Int32ul,
     # Alignment only; kept because targets echo the request's junk here (§10.1).
     "Pad" / Default(Int32ul, 0),
-    "u" / Padded(40, Switch(this.ApiNumber, _UNION64, default=Struct("Raw" / Bytes(40)))),
+    "u" / tagged_union("ApiNumber", _UNION64, 40),
 )
 
 DBGKD_MANIPULATE_STATE32 = Struct(
@@ -295,7 +293,7 @@ DBGKD_MANIPULATE_STATE32 = Struct(
     "ProcessorLevel" / Int16ul,
     "Processor" / Int16ul,
     "ReturnStatus" / Int32ul,
-    "u" / Padded(40, Switch(this.ApiNumber, _UNION32, default=Struct("Raw" / Bytes(40)))),
+    "u" / tagged_union("ApiNumber", _UNION32, 40),
 )
 
 # §5.1: the target resumes (or reboots, or bugchecks) instead of replying.

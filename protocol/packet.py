@@ -44,29 +44,17 @@ __all__ = [
     "BREAKIN_BYTES",
 ]
 
-KD_PACKET = Struct(
-    "PacketLeader" / Int32ul,
-    "PacketType" / Int16ul,
-    "ByteCount" / Int16ul,
-    "PacketId" / Int32ul,
-    "Checksum" / Int32ul,
-)
+def _kd_packet(leader, byte_count=Int16ul, checksum=Int32ul) -> Struct:
+    return Struct("PacketLeader" / leader, "PacketType" / Int16ul, "ByteCount" / byte_count,
+                  "PacketId" / Int32ul, "Checksum" / checksum)
 
-# The two concrete forms, for building with the leader filled in.
-KD_PACKET_DATA_HEADER = Struct(
-    "PacketLeader" / Const(PACKET_LEADER, Int32ul),
-    "PacketType" / Int16ul,
-    "ByteCount" / Int16ul,
-    "PacketId" / Int32ul,
-    "Checksum" / Int32ul,
-)
-KD_PACKET_CONTROL = Struct(
-    "PacketLeader" / Const(CONTROL_PACKET_LEADER, Int32ul),
-    "PacketType" / Int16ul,
-    "ByteCount" / Const(0, Int16ul),
-    "PacketId" / Int32ul,
-    "Checksum" / Const(0, Int32ul),
-)
+
+KD_PACKET = _kd_packet(Int32ul)
+# The two concrete forms, for building with the leader filled in; a control packet
+# carries no payload and no checksum.
+KD_PACKET_DATA_HEADER = _kd_packet(Const(PACKET_LEADER, Int32ul))
+KD_PACKET_CONTROL = _kd_packet(Const(CONTROL_PACKET_LEADER, Int32ul), Const(0, Int16ul),
+                               Const(0, Int32ul))
 
 # Header framing is on the hot path of every packet; the benchmark
 # (tools/bench/protocol.py) shows construct's per-call cost dominates there, so the

@@ -21,6 +21,8 @@ DBGKD_ANY_WAIT_STATE_CHANGE (240 bytes, the body of PACKET_TYPE_KD_STATE_CHANGE6
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from construct import (
     Array,
     Bytes,
@@ -43,7 +45,9 @@ from .constants import (
     StateChange,
 )
 
+
 __all__ = [
+    "tagged_union",
     "EXCEPTION_RECORD64",
     "EXCEPTION_RECORD32",
     "DBGKM_EXCEPTION64",
@@ -74,6 +78,16 @@ __all__ = [
     "CONTROL_REQUEST_SIZE",
     "FILE_IO_SIZE",
 ]
+
+
+def tagged_union(tag: str, members: Mapping[int, Any], size: int, *, pad: bool = True) -> Any:
+    """The union a message's ``tag`` field (ApiNumber, NewState) selects: the member it
+    names, or ``Raw`` bytes for a value this side does not know, which decodes and
+    rebuilds as it came (STYLE.md 4: unknown input is not a crash). Padded to the
+    union's ``size`` unless ``pad`` is false."""
+    union = Switch(this[tag], dict(members), default=Struct("Raw" / Bytes(size)))
+    return Padded(size, union) if pad else union
+
 
 # -- §4.3 exception records ---------------------------------------------------------
 
@@ -176,18 +190,11 @@ DBGKD_ANY_CONTROL_REPORT = Padded(
     ),
 )
 
-_WAIT_STATE_CHANGE64_UNION = Padded(
-    0xA0,
-    Switch(
-        this.NewState,
-        {
-            StateChange.DbgKdExceptionStateChange: "Exception" / DBGKM_EXCEPTION64,
-            StateChange.DbgKdLoadSymbolsStateChange: "LoadSymbols" / DBGKD_LOAD_SYMBOLS64,
-            StateChange.DbgKdCommandStringStateChange: "CommandString" / DBGKD_COMMAND_STRING,
-        },
-        default=Struct("Raw" / Bytes(0xA0)),
-    ),
-)
+_WAIT_STATE_CHANGE64_UNION = tagged_union("NewState", {
+    StateChange.DbgKdExceptionStateChange: "Exception" / DBGKM_EXCEPTION64,
+    StateChange.DbgKdLoadSymbolsStateChange: "LoadSymbols" / DBGKD_LOAD_SYMBOLS64,
+    StateChange.DbgKdCommandStringStateChange: "CommandString" / DBGKD_COMMAND_STRING,
+}, 0xA0)
 
 DBGKD_WAIT_STATE_CHANGE64 = Struct(
     "NewState" / Int32ul,
@@ -221,19 +228,11 @@ DBGKD_WAIT_STATE_CHANGE32 = Struct(
     "NumberProcessors" / Int32ul,
     "Thread" / Int32ul,
     "ProgramCounter" / Int32ul,
-    "u" / Padded(
-        0x54,
-        Switch(
-            this.NewState,
-            {
-                StateChange.DbgKdExceptionStateChange: "Exception" / DBGKM_EXCEPTION32,
-                StateChange.DbgKdLoadSymbolsStateChange: "LoadSymbols" / DBGKD_LOAD_SYMBOLS32,
-                StateChange.DbgKdCommandStringStateChange: "CommandString"
-                / DBGKD_COMMAND_STRING,
-            },
-            default=Struct("Raw" / Bytes(0x54)),
-        ),
-    ),
+    "u" / tagged_union("NewState", {
+        StateChange.DbgKdExceptionStateChange: "Exception" / DBGKM_EXCEPTION32,
+        StateChange.DbgKdLoadSymbolsStateChange: "LoadSymbols" / DBGKD_LOAD_SYMBOLS32,
+        StateChange.DbgKdCommandStringStateChange: "CommandString" / DBGKD_COMMAND_STRING,
+    }, 0x54),
 )
 STATE_CHANGE32_SIZE = 0x68
 
@@ -255,14 +254,10 @@ DBGKD_DEBUG_IO = Struct(
     "ApiNumber" / Int32ul,
     "ProcessorLevel" / Int16ul,
     "Processor" / Int16ul,
-    "u" / Switch(
-        this.ApiNumber,
-        {
-            DebugIoApi.DbgKdPrintStringApi: DBGKD_PRINT_STRING,
-            DebugIoApi.DbgKdGetStringApi: DBGKD_GET_STRING,
-        },
-        default=Struct("Raw" / Bytes(8)),
-    ),
+    "u" / tagged_union("ApiNumber", {
+        DebugIoApi.DbgKdPrintStringApi: DBGKD_PRINT_STRING,
+        DebugIoApi.DbgKdGetStringApi: DBGKD_GET_STRING,
+    }, 8, pad=False),
 )
 DEBUG_IO_SIZE = 16
 
@@ -285,16 +280,12 @@ TRACE_IO_SIZE = 64
 
 DBGKD_CONTROL_REQUEST = Struct(
     "ApiNumber" / Int32ul,
-    "u" / Switch(
-        this.ApiNumber,
-        {
-            ControlRequestApi.DbgKdRequestHardwareBp: "RequestBreakpoint"
-            / Struct("HardwareBreakPointNumber" / Int32ul, "Available" / Int32ul),
-            ControlRequestApi.DbgKdReleaseHardwareBp: "ReleaseBreakpoint"
-            / Struct("HardwareBreakPointNumber" / Int32ul, "Released" / Int32ul),
-        },
-        default=Struct("Raw" / Bytes(8)),
-    ),
+    "u" / tagged_union("ApiNumber", {
+        ControlRequestApi.DbgKdRequestHardwareBp: "RequestBreakpoint"
+        / Struct("HardwareBreakPointNumber" / Int32ul, "Available" / Int32ul),
+        ControlRequestApi.DbgKdReleaseHardwareBp: "ReleaseBreakpoint"
+        / Struct("HardwareBreakPointNumber" / Int32ul, "Released" / Int32ul),
+    }, 8, pad=False),
 )
 CONTROL_REQUEST_SIZE = 12
 
@@ -318,18 +309,11 @@ DBGKD_CLOSE_FILE = Struct("Handle" / Int64ul)
 DBGKD_FILE_IO = Struct(
     "ApiNumber" / Int32ul,
     "Status" / Int32ul,
-    "u" / Padded(
-        56,
-        Switch(
-            this.ApiNumber,
-            {
-                FileIoApi.DbgKdCreateFileApi: DBGKD_CREATE_FILE,
-                FileIoApi.DbgKdReadFileApi: DBGKD_READ_FILE,
-                FileIoApi.DbgKdWriteFileApi: DBGKD_WRITE_FILE,
-                FileIoApi.DbgKdCloseFileApi: DBGKD_CLOSE_FILE,
-            },
-            default=Struct("Raw" / Bytes(56)),
-        ),
-    ),
+    "u" / tagged_union("ApiNumber", {
+        FileIoApi.DbgKdCreateFileApi: DBGKD_CREATE_FILE,
+        FileIoApi.DbgKdReadFileApi: DBGKD_READ_FILE,
+        FileIoApi.DbgKdWriteFileApi: DBGKD_WRITE_FILE,
+        FileIoApi.DbgKdCloseFileApi: DBGKD_CLOSE_FILE,
+    }, 56),
 )
 FILE_IO_SIZE = 64
