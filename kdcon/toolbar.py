@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kdcon.symbols.module import SymbolState
 
+from .progress import format_progress
 from .session import TargetState
 
 if TYPE_CHECKING:
@@ -103,4 +104,7 @@ def toolbar_text(app: App, *, busy: bool = False, cache: dict[Any, str] | None =
     if where:
         parts.append(where)
     parts.append(wire_text(app.console, session))
+    job = app.console.state.values.get("progress")
+    if job is not None:
+        parts.append(format_progress(job))
     return " " + _SEPARATOR.join(parts)

@@ -17,6 +17,7 @@ from ..argtypes import Args
 from ..console import CommandContext
 from ..errors import CommandError
 from ..output import printable
+from ..progress import Progress
 from ..registry import Category, command
 from ..render.symbols import render_lm_row, render_ln, render_x
 
@@ -136,8 +137,10 @@ def reload(ctx: CommandContext, args: Args) -> None:
     if target and modules[0] is None:
         raise CommandError(f"Unable to find module '{target}'")
     if "f" in options or "i" in options:
-        for module in modules:
-            module.load(force="i" in options)
+        with Progress(ctx.console, ".reload", len(modules)) as progress:
+            for done, module in enumerate(modules):
+                progress.update(done)
+                module.load(force="i" in options)
 
 
 @command(".sympath", category=_S, usage=".sympath[+] [path]", needs_halt=False,

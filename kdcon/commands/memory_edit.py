@@ -26,6 +26,7 @@ from pathlib import Path
 from ..argtypes import MAX_RANGE, Args
 from ..console import CommandContext
 from ..errors import CommandError
+from ..progress import Progress
 from ..registry import Category, command
 from ..render.memory import compare_line
 from .memory import Reader, gather, hex_lines, not_this_command
@@ -272,13 +273,15 @@ _HIT_LINES = {"b": (1, 16, True), "a": (1, 16, True), "u": (1, 16, True),
 _SEARCH_UNITS = {"b": 1, "w": 2, "d": 4, "q": 8}
 
 
-def search(read: Reader, start: int, length: int, pattern: bytes, align: int = 1
-           ) -> Iterator[int]:
+def search(read: Reader, start: int, length: int, pattern: bytes, align: int = 1,
+           progress: Progress | None = None) -> Iterator[int]:
     """Every address in [start, start+length) where ``pattern`` lies wholly inside the
     range and in readable memory, overlapping matches included, in order."""
     tail, tail_at = b"", start
     keep = len(pattern) - 1
     for at, size in _blocks(start, length, _WINDOW):
+        if progress is not None:
+            progress.update(at - start)
         data, mask = gather(read, at, size)
         position = 0
         while position < len(data):
@@ -331,12 +334,13 @@ def search_memory(ctx: CommandContext, args: Args) -> None:
         raise CommandError(f"Numeric expression missing from '{ctx.text}'")
     read = ctx.session.read_virtual
     size, columns, characters = _HIT_LINES[kind]
-    for hit in search(read, start, length, pattern, _SEARCH_UNITS.get(kind, 1)):
-        if addresses_only:
-            ctx.out.line(ctx.console.format_address(hit))
-            ctx.out.row(address=hit)
-        else:
-            hex_lines(ctx, read, hit, size * columns, size, columns, characters=characters)
+    with Progress(ctx.console, "s", length) as progress:
+        for hit in search(read, start, length, pattern, _SEARCH_UNITS.get(kind, 1), progress):
+            if addresses_only:
+                ctx.out.line(ctx.console.format_address(hit))
+                ctx.out.row(address=hit)
+            else:
+                hex_lines(ctx, read, hit, size * columns, size, columns, characters=characters)
 
 
 # -- .readmem and .writemem ---------------------------------------------------------------------
@@ -367,9 +371,10 @@ def writemem(ctx: CommandContext, args: Args) -> None:
     except OSError as exc:
         raise CommandError(f"Unable to create '{path}': {exc.strerror}") from None
     try:
-        with handle:
+        with handle, Progress(ctx.console, ".writemem", length) as progress:
             for at, size in _blocks(start, length):
                 handle.write(_read_all(ctx, ctx.session.read_virtual, at, size))
+                progress.update(at + size - start)
         os.replace(handle.name, path)
     except OSError as exc:
         os.unlink(handle.name)
@@ -399,7 +404,9 @@ def readmem(ctx: CommandContext, args: Args) -> None:
             data = handle.read(length)
     except OSError as exc:
         raise CommandError(f"Unable to read '{path}': {exc.strerror}") from None
-    for at, size in _blocks(start, len(data)):
-        _write(ctx, at, data[at - start: at - start + size])
+    with Progress(ctx.console, ".readmem", len(data)) as progress:
+        for at, size in _blocks(start, len(data)):
+            _write(ctx, at, data[at - start: at - start + size])
+            progress.update(at + size - start)
     ctx.out.line(f"Reading {len(data):x} bytes{_dots(len(data))}")
     ctx.out.row(file=str(path), address=start, size=len(data))
