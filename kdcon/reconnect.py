@@ -157,6 +157,8 @@ class Healer:
         self._retry.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
+            if thread.is_alive() and self.attempt:
+                self.session.link.cancel()      # a resynchronisation in progress ends now
             thread.join(timeout)
 
     def retry_now(self) -> None:
@@ -246,7 +248,8 @@ class Healer:
             try:
                 first = session.reattach(port, self.sync_timeout)
             except TargetLost as exc:
-                self._say(f"No answer on the reopened link: {exc}")
+                if not self._stopping.is_set():
+                    self._say(f"No answer on the reopened link: {exc}")
                 session.link.close()
                 session.state = TargetState.LOST
                 return False
@@ -270,6 +273,8 @@ class Healer:
 
     def _failed_restoring(self, step: str, exc: BaseException) -> bool:
         """One line; False (try again) when the link closed meanwhile."""
+        if self._stopping.is_set():
+            return False                        # the console is closing: nothing to say
         if self.session.link.closed:
             self._say(f"The link closed again while {step}: {exc}")
             self.session.state = TargetState.LOST
