@@ -5,11 +5,11 @@ Uses clang-cl-14, lld-link and llvm-dlltool with the reproducible flags of
 simulated-target.md §3.3-§3.4: the same sources give byte-identical images and PDBs
 wherever the build runs, because every tool runs inside a scratch copy of ``src/``
 with relative paths only.  Import libraries come from the ``.def`` files next to the
-sources (``ntoskrnl.lib`` is what drivers link against).
+sources (``ntoskrnl.lib`` and ``hal.lib`` are what drivers link against).
 
 Outputs (under ``--out``, default the package's ``images/``)::
 
-    ntoskrnl.exe/.pdb  hal.dll/.pdb  kdcom.dll/.pdb  ntoskrnl.lib
+    ntoskrnl.exe/.pdb  hal.dll/.pdb  kdcom.dll/.pdb  ntoskrnl.lib  hal.lib
     test/testdrv.sys/.pdb           a small driver for machine tests
     test/missingimports.sys/.pdb    imports routines ntoskrnl does not export
     checked/trackdemo.sys/.pdb      /Od -DDBG=1  (when src/trackdemo/ exists)
@@ -139,7 +139,7 @@ def build_all(out_dir: Path) -> list[Path]:
             _run([DLLTOOL, "-m", "i386:x86-64", "-d", f"{module}/{module}.def",
                   "-l", f"lib/{module}.lib"], work)
         _run([DLLTOOL, "-m", "i386:x86-64", "-d", "testdrv/missing.def", "-l", "lib/missing.lib"], work)
-        products = [work / "lib" / "ntoskrnl.lib"]
+        products = [work / "lib" / "ntoskrnl.lib", work / "lib" / "hal.lib"]
         for image in _images(work):
             products += _build_image(work, image)
         for product in products:

@@ -2,6 +2,7 @@
 
     kdcon-sim --listen URL [--driver FILE.sys ...] [--no-trackdemo] [--break-on-connect]
               [--seed N] [--pace BAUD] [--faults SPEC] [--allow-remote]
+    kdcon-sim build-driver SRCDIR -o DRIVER.sys     (drvbuild.py: a WDM driver's sources)
 
 URL is ``unix:///path``, ``tcp://127.0.0.1:PORT`` (loopback only unless --allow-remote)
 or ``pty`` (a new pseudo-terminal; its slave path is what a debugger opens). Prints one
@@ -115,6 +116,10 @@ def _check_drivers(paths: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run kdcon-sim; ``argv`` None means the program's own arguments (sys.argv)."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["build-driver"]:
+        from .drvbuild import main as build_driver_main
+        return build_driver_main(args_in[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

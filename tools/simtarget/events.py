@@ -110,7 +110,9 @@ class BreakInStop(StopEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ExceptionEvent(StopEvent):
-    """A CPU exception, first chance; running on hands it to the kernel (which bug checks)."""
+    """An exception, first chance: a CPU fault, or one RtlRaiseException raised.  Running
+    on hands it to the kernel's dispatcher (the code's __try handlers; a bug check when
+    none takes it)."""
 
     code: int
     address: int

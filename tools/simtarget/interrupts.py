@@ -6,7 +6,10 @@ IDT): an interrupt pushes only the interrupted RIP and the kernel's handler, whi
 what it touches, returns to it with ``ret``; a fault handler or a routine is called like
 a function, arguments in rcx, rdx, r8, r9, on a fresh 16-byte aligned frame whose return
 address is the interrupted PC, so stack walks show where it happened.  The handler for
-a vector comes from the 16-byte gate in the IDT at KPCR.IdtBase (``ki.h``).
+a vector comes from the 16-byte gate in the IDT at KPCR.IdtBase (``ki.h``).  A fault
+handler also gets the CPU's CONTEXT at the fault (1232 bytes, 16-byte aligned, below
+the interrupted RSP) as its fourth argument, so the kernel can dispatch the exception
+to the code's handlers and resume it, as KiDispatchException does with the trap frame.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from unicorn import x86_const as X
 from . import layout
 from .memory import GuestMemory
 
-__all__ = ["current_irql", "can_interrupt", "idt_handler", "interrupt", "call_routine"]
+__all__ = ["current_irql", "can_interrupt", "idt_handler", "interrupt", "call_routine", "call_with_context"]
 
 _ARGUMENT_REGISTERS = (X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_R8, X.UC_X86_REG_R9)
 
@@ -68,3 +71,14 @@ def call_routine(uc: Uc, memory: GuestMemory, routine: int, args: tuple[int, ...
     for register, value in zip(_ARGUMENT_REGISTERS, args):
         uc.reg_write(register, value & 0xFFFFFFFFFFFFFFFF)
     uc.reg_write(X.UC_X86_REG_RIP, routine)
+
+
+def call_with_context(uc: Uc, memory: GuestMemory, routine: int, args: tuple[int, int, int], context: bytes,
+                      return_pc: int) -> int:
+    """Like ``call_routine``, with ``context`` stored on the stack and its address as
+    the fourth argument; returns that address."""
+    frame = (uc.reg_read(X.UC_X86_REG_RSP) - 0x80 - len(context)) & ~0xF
+    memory.write_virtual(frame, context)
+    uc.reg_write(X.UC_X86_REG_RSP, frame)
+    call_routine(uc, memory, routine, (*args, frame), return_pc)
+    return frame

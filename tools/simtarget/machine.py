@@ -45,9 +45,10 @@ debugger breakpoint (restore, one instruction, re-arm); an ``int 3`` in the code
 (DbgBreakPoint, RtlpBreakWithStatusInstruction) runs again unless whoever resumes the
 machine moved RIP past it first, as a debugger does (``skip_break_instruction``; over KD,
 the host's SetContext).  CPU exceptions are reported first chance and, when run on, handed to the
-kernel's handler, which bug checks; page faults at DISPATCH_LEVEL and above go to the
-kernel directly (bug check 0xA / 0xD1), as on Windows.  NT_ASSERT (int 2Ch) is a
-continuable STATUS_ASSERTION_FAILURE; __fastfail (int 29h) bug checks 0x139.
+kernel's handler with the CONTEXT at the fault: the kernel dispatches them to the code's
+exception handlers (__try/__except) and bug checks when none takes them; page faults at
+DISPATCH_LEVEL and above go to the kernel directly (bug check 0xA / 0xD1), as on Windows.
+NT_ASSERT (int 2Ch) is a continuable STATUS_ASSERTION_FAILURE; __fastfail (int 29h) bug checks 0x139.
 """
 
 from __future__ import annotations
@@ -386,7 +387,8 @@ class Machine:
         if resumable:
             interrupts.interrupt(self._uc, self.memory, handler, return_pc)
         else:
-            interrupts.call_routine(self._uc, self.memory, handler, args, return_pc)
+            interrupts.call_with_context(self._uc, self.memory, handler, args, self.get_context().to_bytes(),
+                                         return_pc)
 
     def cause_bugcheck(self) -> None:
         """Make the CPU call KeBugCheckEx(MANUALLY_INITIATED_CRASH, 0, 0, 0, 0) when run on."""

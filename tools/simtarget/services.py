@@ -4,7 +4,9 @@
 Debug services (service number in eax, kd-protocol.md §6): 1 DbgPrint (rcx text,
 rdx length, r8 component, r9 level), 2 DbgPrompt (rcx prompt, rdx length, r8 response
 buffer, r9 its size; eax returns the response length), 3/4 load/unload symbols (rcx
-PSTRING path, rdx KD_SYMBOLS_INFO).  Each becomes a stop event.
+PSTRING path, rdx KD_SYMBOLS_INFO), and the simulator's own 0x4B01 (rcx EXCEPTION_RECORD:
+an exception raised by RtlRaiseException, reported first chance before any handler
+runs, as KiDispatchException reports it).  Each becomes a stop event.
 
 Ports (``layout``): the COM1 UART that kdcom polls for the break-in byte, the
 instruction-based clock, and the control port (unmap image, halt, booted, reboot).
@@ -21,7 +23,8 @@ from unicorn import Uc
 from unicorn import x86_const as X
 
 from . import layout
-from .events import DebugPrintStop, DebugPromptStop, ImageInfo, LoadSymbols, StopEvent, UnloadSymbols
+from .events import (DebugPrintStop, DebugPromptStop, ExceptionEvent, ImageInfo, LoadSymbols, StopEvent,
+                     UnloadSymbols)
 from .memory import GuestMemory
 
 __all__ = ["PendingPrompt", "decode_debug_service", "PortDevice"]
@@ -32,6 +35,7 @@ BREAKPOINT_PRINT = 1
 BREAKPOINT_PROMPT = 2
 BREAKPOINT_LOAD_SYMBOLS = 3
 BREAKPOINT_UNLOAD_SYMBOLS = 4
+KSIM_SERVICE_EXCEPTION = 0x4B01
 MAX_TEXT = 4096
 
 
@@ -62,6 +66,15 @@ def _image_info(memory: GuestMemory, name_string: int, symbols_info: int) -> Ima
                      timestamp=timestamp, process_id=process_id)
 
 
+def _raised_exception(memory: GuestMemory, record: int) -> ExceptionEvent | None:
+    data = memory.read_virtual(record, 0x98)
+    if len(data) < 0x98:
+        return None
+    code, _flags, _nested, address, count = struct.unpack_from("<IIQQI", data)
+    params = struct.unpack_from(f"<{min(count, 15)}Q", data, 0x20)
+    return ExceptionEvent(code=code, address=address, params=params, first_chance=True)
+
+
 def decode_debug_service(uc: Uc, memory: GuestMemory) -> tuple[StopEvent | None, PendingPrompt | None]:
     """The event for the service the CPU asked for at its ``int 2Dh``."""
     service = uc.reg_read(X.UC_X86_REG_EAX) & 0xFFFFFFFF
@@ -77,6 +90,8 @@ def decode_debug_service(uc: Uc, memory: GuestMemory) -> tuple[StopEvent | None,
         return LoadSymbols(image=_image_info(memory, rcx, rdx)), None
     if service == BREAKPOINT_UNLOAD_SYMBOLS:
         return UnloadSymbols(image=_image_info(memory, rcx, rdx)), None
+    if service == KSIM_SERVICE_EXCEPTION:
+        return _raised_exception(memory, rcx), None
     log.debug("debug service %d ignored", service)
     return None, None
 

@@ -7,8 +7,10 @@
  * the host's wall clock.  Faults: a page fault at DISPATCH_LEVEL or above bug checks
  * with IRQL_NOT_LESS_OR_EQUAL (0xA) in kernel code and DRIVER_IRQL_NOT_LESS_OR_EQUAL
  * (0xD1) in driver code (arguments: address, IRQL, 0 read / 1 write / 8 execute,
- * faulting instruction); below it, PAGE_FAULT_IN_NONPAGED_AREA (0x50); other CPU
- * exceptions end in KMODE_EXCEPTION_NOT_HANDLED (0x1E).
+ * faulting instruction); below it, a bad system address is PAGE_FAULT_IN_NONPAGED_AREA
+ * (0x50), while a bad user-space address and every other CPU exception go to the
+ * exception dispatcher (except.c, with the context the machine saved at the fault)
+ * and end in KMODE_EXCEPTION_NOT_HANDLED (0x1E) only when no handler takes them.
  */
 #include "ki.h"
 
@@ -198,10 +200,13 @@ typedef struct { USHORT Limit; ULONG64 Base; } KDESCRIPTOR;
 #pragma pack(pop)
 
 VOID KiClockInterrupt(VOID);
-DECLSPEC_NORETURN VOID KiDivideErrorFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc);
-DECLSPEC_NORETURN VOID KiInvalidOpcodeFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc);
-DECLSPEC_NORETURN VOID KiGeneralProtectionFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc);
-DECLSPEC_NORETURN VOID KiPageFault(ULONG64 Va, ULONG64 Access, ULONG64 Pc);
+DECLSPEC_NORETURN VOID KiDivideErrorFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc, PVOID Context);
+DECLSPEC_NORETURN VOID KiInvalidOpcodeFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc, PVOID Context);
+DECLSPEC_NORETURN VOID KiGeneralProtectionFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc, PVOID Context);
+DECLSPEC_NORETURN VOID KiPageFault(ULONG64 Va, ULONG64 Access, ULONG64 Pc, PVOID Context);
+/* except.c: returns only when no exception handler took the fault. */
+VOID KiDispatchFault(NTSTATUS Code, ULONG Count, ULONG64 P0, ULONG64 P1, PVOID Context);
+extern ULONG64 MmUserProbeAddress;
 DECLSPEC_NORETURN VOID KiUnexpectedInterrupt(ULONG64 Vector, ULONG64 Arg1, ULONG64 Pc);
 VOID KiClockInterruptHandler(VOID);
 
@@ -284,30 +289,39 @@ static BOOLEAN KiAddressInDriver(ULONG64 Pc)
     return FALSE;
 }
 
-DECLSPEC_NORETURN VOID KiPageFault(ULONG64 Va, ULONG64 Access, ULONG64 Pc)
+DECLSPEC_NORETURN VOID KiPageFault(ULONG64 Va, ULONG64 Access, ULONG64 Pc, PVOID Context)
 {
     KIRQL irql = KiPcr.Irql;
     if (irql >= DISPATCH_LEVEL)
         KeBugCheckEx(KiAddressInDriver(Pc) ? DRIVER_IRQL_NOT_LESS_OR_EQUAL : IRQL_NOT_LESS_OR_EQUAL,
                      Va, irql, Access, Pc);
+    /* A bad user-space address (NULL included) is an access violation the code's
+     * exception handlers may take; a bad system address is not, as on Windows. */
+    if (Va < MmUserProbeAddress) {
+        KiDispatchFault(STATUS_ACCESS_VIOLATION, 2, Access, Va, Context);
+        KeBugCheckEx(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)STATUS_ACCESS_VIOLATION, Pc, Access, Va);
+    }
     KeBugCheckEx(PAGE_FAULT_IN_NONPAGED_AREA, Va, Access == 8 ? 10 : Access, Pc, 0);
 }
 
-DECLSPEC_NORETURN VOID KiDivideErrorFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc)
+DECLSPEC_NORETURN VOID KiDivideErrorFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc, PVOID Context)
 {
     (void)Arg0; (void)Arg1;
+    KiDispatchFault(STATUS_INTEGER_DIVIDE_BY_ZERO, 0, 0, 0, Context);
     KeBugCheckEx(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)STATUS_INTEGER_DIVIDE_BY_ZERO, Pc, 0, 0);
 }
 
-DECLSPEC_NORETURN VOID KiInvalidOpcodeFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc)
+DECLSPEC_NORETURN VOID KiInvalidOpcodeFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc, PVOID Context)
 {
     (void)Arg0; (void)Arg1;
+    KiDispatchFault(STATUS_ILLEGAL_INSTRUCTION, 0, 0, 0, Context);
     KeBugCheckEx(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)STATUS_ILLEGAL_INSTRUCTION, Pc, 0, 0);
 }
 
-DECLSPEC_NORETURN VOID KiGeneralProtectionFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc)
+DECLSPEC_NORETURN VOID KiGeneralProtectionFault(ULONG64 Arg0, ULONG64 Arg1, ULONG64 Pc, PVOID Context)
 {
     (void)Arg1;
+    KiDispatchFault(STATUS_ACCESS_VIOLATION, 2, 0, ~0ULL, Context);
     KeBugCheckEx(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)STATUS_ACCESS_VIOLATION, Pc, 0, Arg0);
 }
 
