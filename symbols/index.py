@@ -17,12 +17,9 @@ name. ``lookup`` gives the group's first record, its displacement and the
 first record of the next group; ``past_end`` tells when the address lies past a
 known length.
 
-Name -> records (§6.10): exact names go through one sorted array of
-``hash << 32 | row`` over the case-folded raw and undecorated forms (leading ``_``/``@`` and trailing ``@N`` of x86 C names removed; C++
-``?`` names kept), built on the first name query; wildcards (``*``, ``?``,
-case-insensitive) run one compiled regular expression over all names joined
-into one string, one line a row. Neither keeps a string per symbol, and names
-are decoded a slice of rows at a time while they are built.
+Name -> records (§6.10): the name indexes of ``names`` (raw and undecorated
+forms, case-insensitive, wildcards), built on the first name query from every
+table; the records they point at go through the same folding.
 """
 
 from __future__ import annotations
@@ -30,14 +27,14 @@ from __future__ import annotations
 import bisect
 import heapq
 import logging
-import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate, compress, count, islice, repeat
-from operator import and_, eq, itemgetter, lshift, or_
+from itertools import accumulate
+from operator import itemgetter
 from typing import Protocol
 
 from .model import SymbolKind, SymbolRecord
+from .names import NameHashes, NameLines, has_wildcard, name_forms, undecorate, wildcard_regex
 
 __all__ = [
     "AddressHit", "SymbolIndex", "SymbolTable", "SymbolSource", "RecordTable",
@@ -48,53 +45,18 @@ log = logging.getLogger(__name__)
 
 _bisect_left = bisect.bisect_left
 _bisect_right = bisect.bisect_right
-_DECORATION = re.compile(r"^[_@]?(?P<core>[^@]+?)(?:@\d+)?$")
 _RANK = {SymbolKind.FUNCTION: 0, SymbolKind.DATA: 1, SymbolKind.LABEL: 2, SymbolKind.PUBLIC: 3,
          SymbolKind.COFF: 4, SymbolKind.EXPORT: 5}
 _TOP = 0xFFFFFFFFFFFFFFFF
 _GROUP_CACHE = 4096
 _NAME_SLICE = 8192
 _MAX_TABLES = 8
+_LOSES, _WINS, _BOTH = 1, 2, 3         # verdicts on a two-row group (0: not judged yet)
 
 
 def kind_rank(kind: SymbolKind) -> int:
     """Which of two records for one symbol is kept: the lower rank (function first)."""
     return _RANK.get(kind, 9)
-
-
-def undecorate(name: str) -> str:
-    """x86 C decoration removed: ``_KeBugCheck@4`` -> ``KeBugCheck``; C++ names as-is."""
-    if not name or name[0] == "?" or (name[0] not in "_@" and "@" not in name):
-        return name
-    found = _DECORATION.match(name)
-    return found.group("core") if found else name
-
-
-def has_wildcard(pattern: str) -> bool:
-    return "*" in pattern or "?" in pattern
-
-
-def wildcard_regex(pattern: str) -> str:
-    """Regular-expression text for an ``x``-style pattern over one name per line."""
-    out = []
-    for char in pattern:
-        if char == "*":
-            out.append("[^\n]*")
-        elif char == "?":
-            out.append("[^\n]")
-        else:
-            out.append(re.escape(char))
-    return "".join(out)
-
-
-def _forms(name: str) -> tuple[str, str | None]:
-    """The case-folded name and, when it differs, its case-folded undecorated form."""
-    raw = name.casefold()
-    if name[:1] in ("_", "@") or "@" in name:
-        plain = undecorate(name).casefold()
-        if plain != raw:
-            return raw, plain
-    return raw, None
 
 
 class SymbolTable(Protocol):
@@ -194,8 +156,7 @@ class SymbolIndex:
     address range or a name query needs them.
     """
 
-    __slots__ = ("_tables", "_source", "_groups", "_hidden", "_starts", "_hashes", "_text",
-                 "_plain_text", "_plain_owners", "_count")
+    __slots__ = ("_tables", "_source", "_groups", "_verdicts", "_starts", "_hashes", "_lines", "_count")
 
     def __init__(self, records: Iterable[SymbolRecord] = (), *,
                  tables: Sequence[SymbolTable] | None = None,
@@ -203,12 +164,11 @@ class SymbolIndex:
         self._tables: list[SymbolTable] = list(tables) if tables is not None else [RecordTable(records)]
         self._source = source
         self._groups: dict[int, list[tuple[SymbolRecord, int, int]]] = {}
-        self._hidden: bytearray | None = None
+        # Single table: per row, how its two-row group folds (see _survivor).
+        self._verdicts: bytearray | None = None
         self._starts: list[int] = []
-        self._hashes: array | None = None
-        self._text: str | None = None
-        self._plain_text = ""
-        self._plain_owners = array("I")
+        self._hashes: NameHashes | None = None
+        self._lines: NameLines | None = None
         self._count: int | None = None
         if source is None or source.complete:
             self._finish()
@@ -231,6 +191,7 @@ class SymbolIndex:
         if source is not None and len(tables) > 1:
             tables = source.merge(tables)
         self._tables = tables or self._tables[:1]
+        self._verdicts = bytearray(len(self._tables[0])) if len(self._tables) == 1 else None
         self._groups.clear()
         self._starts = list(accumulate((len(t) for t in self._tables), initial=0))
 
@@ -289,12 +250,12 @@ class SymbolIndex:
         if cached is not None:
             return cached
         found = []
-        hidden = self._hidden
+        verdicts = self._verdicts
         for t in self._tables:
             rvas = t.rvas
             low = _bisect_left(rvas, rva)
             for row in range(low, _bisect_right(rvas, rva, low)):
-                if hidden is None or not hidden[row]:
+                if verdicts is None or verdicts[row] != _LOSES:
                     found.append((t.origin(row), row, t))
         if len(found) == 1:
             _, row, t = found[0]
@@ -343,15 +304,25 @@ class SymbolIndex:
         return _new_hit(AddressHit, (self._group(below)[0][0], rva - below, following))
 
     def _survivor(self, first: int, second: int, rvas: Sequence[int]) -> int | None:
-        """The one row left of a two-row group whose fold was decided when the
-        table was merged; None when that is not known."""
-        hidden = self._hidden
-        if hidden is None or (first and rvas[first - 1] == rvas[first]) \
+        """The one row left of the two-row group ``first``, ``second`` when the
+        pair rule (``_pair``) decides it, without making the loser's record;
+        None otherwise. The verdict is kept for the next lookup."""
+        verdicts = self._verdicts
+        if verdicts is None or (first and rvas[first - 1] == rvas[first]) \
                 or (second + 1 < len(rvas) and rvas[second + 1] == rvas[second]):
             return None
-        if hidden[first]:
+        if not verdicts[first]:
+            table = self._tables[0]
+            rank_a, rank_b = table.rank(first), table.rank(second)
+            if rank_a == rank_b or table.raw_name(first) != table.raw_name(second):
+                verdicts[first] = verdicts[second] = _BOTH
+            elif rank_a < rank_b:
+                verdicts[first], verdicts[second] = _WINS, _LOSES
+            else:
+                verdicts[first], verdicts[second] = _LOSES, _WINS
+        if verdicts[first] == _LOSES:
             return second
-        if hidden[second]:
+        if verdicts[second] == _LOSES:
             return first
         return None
 
@@ -427,44 +398,18 @@ class SymbolIndex:
 
     # Name -> records ---------------------------------------------------------
 
-    def _hash_index(self) -> array:
-        """Sorted ``tag << 32 | position`` for the raw and undecorated form of every name.
-
-        The same pass over the names settles, for a single table, which row of
-        each two-row group loses its fold (``_pair``), so that later lookups
-        make one record a group."""
-        if self._hashes is None:
-            entries: list[int] = []
-            pairs = _PairSettler(self._tables[0]) if len(self.load_all()._tables) == 1 else None
-            for first, names in self._names():
-                tags = map(and_, map(hash, map(str.casefold, names)), repeat(0xFFFFFFFF))
-                entries += map(or_, map(lshift, tags, repeat(32)), count(first))
-                for position, name in enumerate(names, first):
-                    if name[:1] in ("_", "@") or "@" in name:
-                        plain = _forms(name)[1]
-                        if plain is not None:
-                            entries.append((hash(plain) & 0xFFFFFFFF) << 32 | position)
-                if pairs is not None:
-                    pairs.settle(first, names)
-            entries.sort()
-            self._hashes = array("Q", entries)
-            if pairs is not None:
-                self._hidden = pairs.hidden
-        return self._hashes
-
     def find(self, name: str) -> list[SymbolRecord]:
         """Records named ``name`` (case-insensitive; raw or undecorated form)."""
-        hashes = self._hash_index()
+        if self._hashes is None:
+            hashes = NameHashes()
+            for first, names in self._names():
+                hashes.add(first, names)
+            self._hashes = hashes.finish()
         key = name.casefold()
-        tag = hash(key) & 0xFFFFFFFF
-        end = (tag + 1) << 32
-        at = _bisect_left(hashes, tag << 32)
         made: dict[int, SymbolRecord] = {}
-        while at < len(hashes) and hashes[at] < end:
-            position = hashes[at] & 0xFFFFFFFF
-            at += 1
+        for position in self._hashes.candidates(key):
             record = self._record_at(position)
-            if key in _forms(record.name):
+            if key in name_forms(record.name):
                 made[position] = record
         kept = self._kept(made, made)
         if len(kept) > 1:
@@ -476,85 +421,22 @@ class SymbolIndex:
         index = _bisect_right(self._starts, position) - 1
         return self._tables[index].record(position - self._starts[index])
 
-    def _wildcard_text(self) -> tuple[str, str, array]:
-        if self._text is None:
-            lines: list[str] = []
-            plain: list[str] = []
-            owners = array("I")
-            for first, names in self._names():
-                text = "\n".join(names)
-                if text.count("\n") != len(names) - 1:
-                    text = "\n".join(n.replace("\n", " ") for n in names)
-                lines.append(text.casefold())
-                for position, name in enumerate(names, first):
-                    if name[:1] in ("_", "@") or "@" in name:
-                        form = _forms(name)[1]
-                        if form is not None:
-                            plain.append(form.replace("\n", " "))
-                            owners.append(position)
-            self._text = "\n".join(lines)
-            self._plain_text = "\n".join(plain)
-            self._plain_owners = owners
-        return self._text, self._plain_text, self._plain_owners
-
     def match(self, pattern: str) -> list[SymbolRecord]:
         """Records whose raw or undecorated name matches ``pattern``, by address."""
         if not has_wildcard(pattern):
             return self.find(pattern)
         if pattern.strip("*") == "":
             return self.records
-        text, plain, owners = self._wildcard_text()
-        regex = re.compile(r"(?m)^" + wildcard_regex(pattern.casefold()) + r"$")
-        positions = set(_lines_matching(regex, text))
-        positions.update(owners[line] for line in _lines_matching(regex, plain))
-        return self._kept(positions)
-
-
-def _lines_matching(regex: re.Pattern, text: str) -> Iterator[int]:
-    """Line numbers of the matches of ``regex`` in ``text``, counted as they come."""
-    line = last = 0
-    for found in regex.finditer(text):
-        at = found.start()
-        line += text.count("\n", last, at)
-        last = at
-        yield line
+        if self._lines is None:
+            lines = NameLines()
+            for first, names in self._names():
+                lines.add(first, names)
+            self._lines = lines.finish()
+        return self._kept(self._lines.positions(pattern))
 
 
 def _rva_of(record: SymbolRecord) -> int:
     return record.rva
-
-
-class _PairSettler:
-    """Marks the losing row of every two-row group of one table, given the
-    names a slice of rows at a time (see ``_pair``; decoded names decide, as in
-    ``_fold``)."""
-
-    def __init__(self, table: SymbolTable) -> None:
-        self.table = table
-        self.hidden = bytearray(len(table))
-        rvas = table.rvas
-        self._rvas = rvas
-        self._dups = compress(count(1), map(eq, islice(rvas, 1, None), rvas))
-        self._next = next(self._dups, None)
-        self._last_name = ""
-
-    def settle(self, first: int, names: list[str]) -> None:
-        rvas, table = self._rvas, self.table
-        stop = first + len(names)
-        while self._next is not None and self._next < stop:
-            second = self._next
-            self._next = next(self._dups, None)
-            lead = second - 1
-            if (lead and rvas[lead - 1] == rvas[lead]) or (second + 1 < len(rvas) and rvas[second + 1] == rvas[second]):
-                continue
-            name = names[lead - first] if lead >= first else self._last_name
-            if name != names[second - first]:
-                continue
-            rank_a, rank_b = table.rank(lead), table.rank(second)
-            if rank_a != rank_b:
-                self.hidden[second if rank_a < rank_b else lead] = 1
-        if names:
-            self._last_name = names[-1]
 
 
 def _pair(found: list[tuple[int, int, SymbolTable]]) -> list[tuple[SymbolRecord, int, int]] | None:

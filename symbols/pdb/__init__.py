@@ -12,6 +12,12 @@ Public API (everything else in the package is internal):
   PDB has OMAP, else the image's.
 - ``PdbFile.publics()``, ``.globals()``, ``.procedures()``, ``.labels()``,
   ``.thunks()`` -> ``list[SymbolRecord]`` sorted by RVA (after OMAP).
+- ``PdbFile.public_table()``, ``.global_table()``, ``.module_table(i)`` ->
+  ``PdbTable`` (``symtab``): the same symbols as columns of RVAs and record
+  offsets, records made on demand; ``.contribution_map()`` (``staged``) and
+  ``.module_language(i)`` say which module owns an address and what compiled it.
+- ``staged.PdbSymbols(pdb)``: the publics at once and the rest by address, the
+  source a module's ``SymbolIndex`` reads from.
 - ``PdbFile.has_private_symbols -> bool``.
 - ``PdbFile.rva(segment, offset) -> int | None`` (after OMAP_FROM_SRC) and
   ``PdbFile.symbol_space_rva(image_rva) -> int | None`` (through OMAP_TO_SRC).
@@ -28,7 +34,8 @@ Public API (everything else in the package is internal):
 
 Loading is staged: opening reads only the MSF directory, the info stream and
 the DBI header; ``publics()`` reads the public address map and the symbol
-records; nothing reads types or module streams until asked.
+records; nothing reads types or module streams until asked. Record streams
+on consecutive pages are read in place from the mmap, never copied.
 """
 
 from __future__ import annotations

@@ -4,19 +4,22 @@
 the globals (every S_GDATA32/S_LDATA32 of the symbol-record stream) and each
 module stream's procedures and labels. When the index asks about an RVA range
 it reads only what can hold a symbol there, found through the DBI section
-contributions (symbols.md 2.4): the modules whose contributions overlap the
-range, and the globals when one of those contributions is not code. A first
-``ln`` in a big private PDB so reads the publics and one module stream instead
-of every stream; a name query still takes everything (``rest``).
+contributions (symbols.md 2.4, ``Contributions``): the module streams whose
+contributions overlap the range, and the globals when one of those
+contributions is data, or code from anything but the C or C++ compiler (an
+assembler's data labels lie in code). A first ``ln`` in a big private PDB so
+reads the publics and one module stream instead of every stream; a name query
+takes everything (``rest``).
 
-This gives the answers a full load gives as long as every procedure and label
-lies in a contribution of its own module and every global in a contribution
-that is not code, which is how compilers and linkers lay images out (MSVC,
-clang-cl with lld). Without usable contributions (no DBI, no rows, OMAP
-between the two address spaces) the first
-question reads everything. A module or globals stream that turns
-out corrupt is reported once and left out; the publics are read at
-construction and their failure is the caller's ``SymbolFileError``.
+The answers are a full load's as long as every procedure and label lies in a
+contribution of its own module (its end included: MSVC puts a ``$LN`` label
+on the byte after a function) and every global of a C or C++ module in a data
+contribution: how MSVC and clang-cl with lld lay images out, checked over
+every symbol and contribution edge of the test PDBs. Without usable
+contributions (no DBI, no rows, OMAP between the two address spaces) the
+first question reads everything. A module or globals stream that turns out
+corrupt is reported once and left out; the publics are read at construction
+and their failure is the caller's ``SymbolFileError``.
 """
 
 from __future__ import annotations
@@ -96,14 +99,14 @@ class Contributions:
 
 
 class PdbSymbols:
-    """The ``SymbolSource`` of one PDB: publics first, the rest by address."""
+    """The ``SymbolSource`` (``index``) of one PDB: publics first, the rest by address."""
 
     def __init__(self, pdb) -> None:
         self._pdb = pdb
         self.publics: PdbTable = pdb.public_table()
         self._globals_pending = True
         self._languages: dict[int, bool] = {}
-        self._pending = {i for i, module in enumerate(pdb.dbi.modules)} if pdb.dbi is not None else set()
+        self._pending = set(range(len(pdb.dbi.modules))) if pdb.dbi is not None else set()
         try:
             self._map = pdb.contribution_map()
         except SymbolFileError as exc:

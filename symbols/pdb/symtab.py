@@ -1,9 +1,10 @@
 """A PDB's symbols as columns: publics, globals and each module's procedures and labels.
 
-A ``PdbTable`` keeps three numbers a symbol, its RVA (rows sorted by it), where
-its record starts in the stream buffer and its CodeView kind, and makes the
-``SymbolRecord`` of a row only when asked: a 100,000-symbol PDB costs about a
-megabyte here instead of a Python object a symbol. Records come out equal to
+A ``PdbTable`` keeps a few numbers a symbol in arrays, its RVA (rows sorted
+by it), where its record starts in the stream buffer and its CodeView kind
+(and, once tables are merged, which buffer and which table it came from), and
+makes the ``SymbolRecord`` of a row only when asked: under 30 bytes a symbol
+instead of a Python object and a string each. Records come out equal to
 what the list API (``PdbFile.publics()`` and friends) returns, because that API
 is built from these tables too.
 
@@ -22,7 +23,7 @@ import logging
 import struct
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from itertools import count, repeat
 from operator import add as add_, and_, le, lshift, or_
 from types import MemberDescriptorType
@@ -66,19 +67,33 @@ for _kinds, _kind in ((cv.PUBLIC_KINDS, SymbolKind.PUBLIC), (cv.DATA_KINDS, Symb
         _SYMBOL_KINDS[_k] = _kind
 _NAMES = {kind: name_at(kind) for kind in _SYMBOL_KINDS}
 _RANKS = {kind: kind_rank(symbol_kind) for kind, symbol_kind in _SYMBOL_KINDS.items()}
+# kind -> (name offset from the record start, length-prefixed name, SymbolKind,
+#          unpack of the length or None, unpack of the type index or None (data only))
+_MAKE = {kind: (4 + _NAMES[kind][0], _NAMES[kind][1], symbol_kind, LENGTH_FIELDS[kind],
+                TYPE_FIELDS[kind] if symbol_kind is SymbolKind.DATA else None)
+         for kind, symbol_kind in _SYMBOL_KINDS.items()}
 
 
 class Reader:
     """What the readers need of a PDB: its address mapping and name encoding."""
 
-    __slots__ = ("bases", "omap", "encoding", "type_name")
+    __slots__ = ("bases", "omap", "encoding", "_type_name", "_type_names")
 
     def __init__(self, bases: list[int], omap, small: bool,
                  type_name: Callable[[int], str | None]) -> None:
         self.bases = bases
         self.omap = omap
         self.encoding = "cp1252" if small else "utf-8"
-        self.type_name = type_name
+        self._type_name = type_name
+        self._type_names: dict[int, str | None] = {}
+
+    def type_name(self, type_index: int) -> str | None:
+        """A global's type name, rendered once per type index."""
+        try:
+            return self._type_names[type_index]
+        except KeyError:
+            name = self._type_names[type_index] = self._type_name(type_index)
+            return name
 
     def rva(self, segment: int, offset: int) -> int | None:
         if not 0 < segment <= len(self.bases):
@@ -183,14 +198,25 @@ class Reader:
         return bytes(buf[at:nul if nul >= 0 else end])
 
     def record(self, buf, rec: int, kind: int, rva: int) -> SymbolRecord:
-        name = self.raw_name(buf, rec, kind).decode(self.encoding, "replace")
-        sym_kind = _SYMBOL_KINDS[kind]
-        if sym_kind is SymbolKind.PUBLIC:
-            return _record(name, rva, sym_kind, 0, None)
-        if sym_kind is SymbolKind.DATA:
-            return _record(name, rva, sym_kind, 0, self.type_name(TYPE_FIELDS[kind](buf, rec + 4)[0]))
-        length = LENGTH_FIELDS[kind]
-        return _record(name, rva, sym_kind, length(buf, rec + 4)[0] if length is not None else 0, None)
+        at, prefixed, sym_kind, length, type_index = _MAKE[kind]
+        at += rec
+        if prefixed:
+            raw = buf[at + 1:at + 1 + buf[at]]
+        else:
+            end = rec + 2 + _U16(buf, rec)[0]
+            nul = buf.find(b"\0", at, end)
+            raw = buf[at:nul if nul >= 0 else end]
+        if _RECORD_SLOTS:
+            record = _new(SymbolRecord)
+            _set_name(record, raw.decode(self.encoding, "replace"))
+            _set_rva(record, rva)
+            _set_kind(record, sym_kind)
+            _set_size(record, length(buf, rec + 4)[0] if length is not None else 0)
+            _set_type(record, self.type_name(type_index(buf, rec + 4)[0]) if type_index is not None else None)
+            return record
+        return SymbolRecord(raw.decode(self.encoding, "replace"), rva, sym_kind,
+                            length(buf, rec + 4)[0] if length is not None else 0,
+                            self.type_name(type_index(buf, rec + 4)[0]) if type_index is not None else None)
 
 
 class PdbTable:
@@ -231,20 +257,7 @@ class PdbTable:
 
     def record(self, row: int) -> SymbolRecord:
         buf = self._buffers[self._bufs[row]] if self._bufs is not None else self._buffers[0]
-        rec = self._recs[row]
-        kind = self._kinds[row]
-        if kind != _PUB32 or not _RECORD_SLOTS:
-            return self._reader.record(buf, rec, kind, self.rvas[row])
-        # The lookup path: an S_PUB32, made inline (half the cost of the general one).
-        end = rec + 2 + _U16(buf, rec)[0]
-        nul = buf.find(b"\0", rec + 14, end)
-        record = _new(SymbolRecord)
-        _set_name(record, buf[rec + 14:nul if nul >= 0 else end].decode(self._reader.encoding, "replace"))
-        _set_rva(record, self.rvas[row])
-        _set_kind(record, _PUBLIC)
-        _set_size(record, 0)
-        _set_type(record, None)
-        return record
+        return self._reader.record(buf, self._recs[row], self._kinds[row], self.rvas[row])
 
     def raw_name(self, row: int) -> bytes:
         buf = self._buffers[self._bufs[row]] if self._bufs is not None else self._buffers[0]
@@ -334,24 +347,9 @@ def _plain_slots_record() -> bool:
 
 _RECORD_SLOTS = _plain_slots_record()
 _new = object.__new__
-_PUB32 = cv.S_PUB32
-_PUBLIC = SymbolKind.PUBLIC
 if _RECORD_SLOTS:
     _SET = tuple(getattr(SymbolRecord, f.name).__set__ for f in _RECORD_FIELDS)
     _set_name, _set_rva, _set_kind, _set_size, _set_type = _SET
-
-
-def _record(name: str, rva: int, kind: SymbolKind, size: int, type_name: str | None) -> SymbolRecord:
-    """``SymbolRecord(name, rva, kind, size, type_name)`` at half the frozen constructor's cost."""
-    if not _RECORD_SLOTS:
-        return SymbolRecord(name, rva, kind, size, type_name)
-    record = _new(SymbolRecord)
-    _set_name(record, name)
-    _set_rva(record, rva)
-    _set_kind(record, kind)
-    _set_size(record, size)
-    _set_type(record, type_name)
-    return record
 
 
 def make_records(names: list[str], rvas: list[int], kind: SymbolKind) -> list[SymbolRecord]:

@@ -5,8 +5,9 @@ Seeds are writer-built PDB 7.0 and PDB 2.0 files (VC6 and VC4 layouts, the
 input is a seed with one to three mutations (bit flips, truncation, spliced or
 inserted garbage, absurd counts and sizes at header and stream fields, page
 numbers redirected into cycles) and is exercised: identity, sections,
-publics, globals and type layouts on every input, procedures, labels and lines
-on every fourth. Only SymbolFileError
+publics, globals and type layouts on every input, procedures, labels, lines
+and the staged lookups a module does (address, exact name, wildcard) on every
+fourth. Only SymbolFileError
 may come out; every input must finish within a second; memory is bounded by
 RLIMIT_AS in the worker process. The two formats run in two worker processes
 at once.
@@ -27,8 +28,10 @@ import traceback
 from pathlib import Path
 
 from kdcon.symbols.errors import SymbolFileError
+from kdcon.symbols.index import SymbolIndex
 from kdcon.symbols.pdb import open_pdb
 from kdcon.symbols.pdb.msf import MsfFile
+from kdcon.symbols.pdb.staged import PdbSymbols
 from kdcon.symbols.pdb.structs import TPI_VER_V50
 from kdcon.symbols.pdb.writer import build_pdb
 from tests.symbols.fixtures_pdb import sample_spec
@@ -129,6 +132,7 @@ def _exercise(data: bytes, sections, modules: bool) -> bool:
             pdb.procedures()
             pdb.labels()
             pdb.lines()
+            _lookups(pdb)
         for name in ("_OBJ", "_U", "POBJ"):
             info = pdb.types.find(name)
             if info is not None:
@@ -138,6 +142,17 @@ def _exercise(data: bytes, sections, modules: bool) -> bool:
         if state is not None:
             state.enumerators
     return True
+
+
+def _lookups(pdb) -> None:
+    """The staged path a module takes: publics first, then streams by address, then names."""
+    source = PdbSymbols(pdb)
+    index = SymbolIndex(tables=[source.publics], source=source)
+    for rva in (0x1010, 0x1031, 0x2020, 0x2100, 0xFFFFFFFF):
+        index.lookup(rva)
+        index.at(rva)
+    index.find("DriverEntry")
+    index.match("*Glob*")
 
 
 def worker(fmt: str, count: int, seed: int) -> dict:

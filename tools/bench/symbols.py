@@ -156,6 +156,15 @@ def _list_api(pdb_path: str) -> float:
     return best
 
 
+def _timed(call, arguments: list) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``call`` over ``arguments``; CPU time shows what a
+    machine shared with other work hides in the wall time."""
+    started, cpu = time.perf_counter(), time.process_time()
+    for argument in arguments:
+        call(argument)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
 def _emit(figure: str, value: float, unit: str, baseline: dict, **extra) -> None:
     line = {"bench": "symbols", "figure": figure, "value": round(value, 6), "unit": unit, **extra,
             "baseline": baseline}
@@ -209,18 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     records = index.records
     top = records[-1].rva + 0x100
     probes = [rng.randrange(0x1000, top) for _ in range(200_000)]
-    lookup = index.lookup
-    started = time.perf_counter()
-    for rva in probes:
-        lookup(rva)
-    elapsed = time.perf_counter() - started
-    rvas, bisect_right = index._tables[0].rvas, bisect.bisect_right
-    started = time.perf_counter()
-    for rva in probes:
-        bisect_right(rvas, rva)
-    raw = len(probes) / (time.perf_counter() - started)
+    elapsed, cpu = _timed(index.lookup, probes)
+    rvas = index._tables[0].rvas
+    raw = len(probes) / _timed(lambda rva: bisect.bisect_right(rvas, rva), probes)[0]
     _emit("address_lookups_per_second", len(probes) / elapsed, "1/s", baseline, goal=">= 200000",
-          raw_bisect_per_second=round(raw), ratio_to_raw_bisect=round(len(probes) / elapsed / raw, 3))
+          cpu_per_second=round(len(probes) / cpu), raw_bisect_per_second=round(raw),
+          ratio_to_raw_bisect=round(len(probes) / elapsed / raw, 3))
 
     names = [r.name for r in records]
     del records
@@ -228,13 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     index.find(names[0])
     first = time.perf_counter() - started
     queries = [rng.choice(names) for _ in range(200_000)]
-    find = index.find
-    started = time.perf_counter()
-    for name in queries:
-        find(name)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = _timed(index.find, queries)
     _emit("exact_name_lookups_per_second", len(queries) / elapsed, "1/s", baseline,
-          first_query_builds_map_s=round(first, 4))
+          cpu_per_second=round(len(queries) / cpu), first_query_builds_map_s=round(first, 4))
 
     started = time.perf_counter()
     index.match("Fn3_1*")
@@ -254,31 +253,36 @@ def main(argv: list[str] | None = None) -> int:
     del index, names, queries
     pdb.close()
     publics_load = {"name": "load_publics_ready_for_lookup (this run)", "seconds": round(load_s, 4)}
-    started = time.perf_counter()
-    session, base = _session(directory)
-    answer = session.name_for(base + target)
-    first_ln = time.perf_counter() - started
-    module = session.modules()[0]
-    _emit("first_ln_on_deferred_module", first_ln, "s", publics_load, answer=answer,
+    first_ln = first_cpu = None
+    for attempt in range(3):
+        started, cpu = time.perf_counter(), time.process_time()
+        session, base = _session(directory)
+        answer = session.name_for(base + target)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if first_ln is None or elapsed < first_ln:
+            first_ln, first_cpu = elapsed, cpu
+        module = session.modules()[0]
+        if attempt < 2:
+            session.remove_module(base)
+    _emit("first_ln_on_deferred_module", first_ln, "s", publics_load, answer=answer, cpu_s=round(first_cpu, 4),
           state=module.state.value, whole_module_loaded=module.index.complete,
           ratio_to_baseline=round(first_ln / load_s, 3), ratio_to_llvm_publics=round(first_ln / llvm_s, 3),
-          goal="ratio <= 2", note="finds and matches the PDB, reads the publics and the streams "
-                                  "that address needs (section contributions)")
+          goal="ratio <= 2", note="best of 3 fresh sessions: finds and matches the PDB, reads the "
+                                  "publics and the streams that address needs (section contributions)")
 
     started = time.perf_counter()
-    session.address_of("synth!G3_77")
+    session.address_of("synth!Fn3_77")
     first_x = time.perf_counter() - started
     _emit("first_exact_x_after_ln", first_x, "s", publics_load, ratio_to_baseline=round(first_x / load_s, 3),
           note="reads every remaining stream and builds the name table")
 
     full = module.index
     probes = [rng.randrange(0x1000, module.size) for _ in range(100_000)]
-    started = time.perf_counter()
-    for rva in probes:
-        full.lookup(rva)
-    rate = len(probes) / (time.perf_counter() - started)
-    _emit("address_lookups_per_second_whole_module", rate, "1/s", baseline, goal=">= 200000",
-          note="publics, procedures and globals: two tables")
+    elapsed, cpu = _timed(full.lookup, probes)
+    _emit("address_lookups_per_second_whole_module", len(probes) / elapsed, "1/s", baseline,
+          cpu_per_second=round(len(probes) / cpu), raw_bisect_per_second=round(raw),
+          ratio_to_raw_bisect=round(len(probes) / elapsed / raw, 3),
+          note="publics, procedures and globals in one table, after the first x")
 
     checks = probes[:3000]
     lazy_session, _ = _session(directory)
