@@ -2,6 +2,7 @@
 
     kdcon-sim --listen URL [--driver FILE.sys ...] [--no-trackdemo] [--break-on-connect]
               [--seed N] [--pace BAUD] [--faults SPEC] [--allow-remote]
+    kdcon-sim --run --driver FILE.sys [--ioctl DEVICE,CODE,INPUT[,OUTLEN] ...]   (replay.py)
     kdcon-sim build-driver SRCDIR -o DRIVER.sys     (drvbuild.py: a WDM driver's sources)
 
 URL is ``unix:///path``, ``tcp://127.0.0.1:PORT`` (loopback only unless --allow-remote)
@@ -42,8 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kdcon-sim",
         description="Run the simulated x64 kernel as a KD target a debugger can attach to.")
-    parser.add_argument("--listen", required=True, metavar="URL",
+    parser.add_argument("--listen", metavar="URL",
                         help="unix:///path, tcp://127.0.0.1:PORT or pty")
+    parser.add_argument("--run", action="store_true",
+                        help="no debugger: run the drivers and the --ioctl requests, print what the "
+                             "kernel prints and each reply, unload and exit")
+    parser.add_argument("--ioctl", action="append", default=[], type=_ioctl_spec,
+                        metavar="DEVICE,CODE,INPUT[,OUTLEN]",
+                        help=r"open DEVICE (\\.\Name or \Device\Name), send the device control "
+                             "CODE with INPUT (text, or hex:...), close it; repeatable")
     parser.add_argument("--driver", action="append", default=[], metavar="FILE.sys",
                         help="load this x64 driver too (its PDB beside it); repeatable")
     parser.add_argument("--no-trackdemo", action="store_true",
@@ -61,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let tcp:// listen on a non-loopback address")
     parser.add_argument("--debug", action="store_true", help="log details; tracebacks")
     return parser
+
+
+def _ioctl_spec(text: str):
+    from .userio import parse_ioctl
+    try:
+        return parse_ioctl(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def listen_url(url: str, allow_remote: bool) -> str:
@@ -127,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="kdcon-sim: %(message)s")
+    if args.run == bool(args.listen):
+        print("kdcon-sim: give --listen URL (serve a debugger) or --run (no debugger)", file=sys.stderr)
+        return 2
+    if args.run:
+        return _run_without_debugger(args)
     try:
         url = listen_url(args.listen, args.allow_remote)
         _check_drivers(args.driver)
@@ -146,6 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl+C while booting: nothing is open yet
         return 130
+
+    if args.ioctl:
+        from .userio import ioctl_requests
+        io = sim.machine.machine.io
+        io.on_result = lambda result: print(f"kdcon-sim: {result.describe()}", flush=True)
+        io.post(*ioctl_requests(args.ioctl))
 
     stopping: list[Any] = []
 
@@ -188,6 +215,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler if argv is not None else signal.SIG_IGN)
     return 0
+
+
+def _run_without_debugger(args: argparse.Namespace) -> int:
+    from .errors import SimTargetError
+    from .kernel import trackdemo_image
+    from .machine import Machine
+    from .replay import replay
+    from .userio import ioctl_requests
+    try:
+        _check_drivers(args.driver)
+        drivers = ([] if args.no_trackdemo else [trackdemo_image(args.flavour)]) + list(args.driver)
+        machine = Machine(seed=args.seed, drivers=drivers)
+    except (UsageError, SimTargetError) as exc:
+        print(f"kdcon-sim: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return replay(machine, ioctl_requests(args.ioctl), sys.stdout)
+    except KeyboardInterrupt:
+        return 130
+    except (SimTargetError, RuntimeError) as exc:
+        print(f"kdcon-sim: the machine stopped: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

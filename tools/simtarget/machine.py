@@ -19,6 +19,7 @@ Public API (no protocol here)::
     m.read_msr(msr) -> int | None ; m.write_msr(msr, value) -> bool
     m.query_memory(addr) -> MemoryInfo | None ; m.search_memory(addr, length, pattern)
     m.reboot() ; m.cause_bugcheck() ; m.set_request(KiSimRequest.X)
+    m.io.post(IoRequest...) ; m.io.results   # a user program's I/O to the drivers (userio.py)
     m.modules, m.kernel_symbol(name), m.kern_base, m.ps_loaded_module_list,
     m.kd_debugger_data_block, m.kd_version_block, m.ki_bugcheck_data, m.kpcr, m.kprcb,
     m.current_thread, m.instructions, m.halted
@@ -81,6 +82,7 @@ from .events import (BreakInStop, BreakpointHit, BudgetExhausted, BugCheck, Data
 from .kernel import KernelImages, boot_kernel
 from .memory import GuestMemory, MemoryInfo
 from .services import PendingPrompt, PortDevice, decode_debug_service
+from .userio import UserIo
 
 __all__ = ["Machine", "SLICE", "MAX_BREAKPOINTS"]
 
@@ -127,6 +129,7 @@ class Machine:
         if self.break_on_connect:
             self.ports.breakin.set()
         self._kernel = boot_kernel(uc, self.memory, self._images, self.seed)
+        self.io = UserIo(self)
         self.debug = DebugRegisters(uc)
         self._breakpoints = BreakpointTable(self.memory)
         self._prompt: PendingPrompt | None = None
@@ -247,6 +250,10 @@ class Machine:
             return event or SingleStep(pc=uc.reg_read(X.UC_X86_REG_RIP))
         executed = 0
         while True:
+            if self.io.busy:
+                pc = uc.reg_read(X.UC_X86_REG_RIP)
+                self.io.step(uc, self.ports.booted and pc not in self.memory.breakpoint_bytes
+                             and interrupts.current_irql(self.memory, self.kpcr) == 0)   # PASSIVE_LEVEL
             if self.ports.breakin.is_set() and interrupts.can_interrupt(self.memory, self.kpcr):
                 self._deliver(layout.VECTOR_CLOCK, (0, 0, 0), uc.reg_read(X.UC_X86_REG_RIP), resumable=True)
             count = SLICE if budget is None else min(SLICE, budget - executed)

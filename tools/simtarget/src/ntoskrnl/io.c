@@ -286,13 +286,18 @@ VOID NTAPI IoDeleteDevice(PDEVICE_OBJECT DeviceObject)
     ExFreePoolWithTag(DeviceObject, TAG_DEVICE);
 }
 
-NTSTATUS NTAPI IoCreateSymbolicLink(PUNICODE_STRING Link, PUNICODE_STRING Target)
+/* The device named Name (case-insensitive), for opening it from outside (iomgr2.c). */
+PDEVICE_OBJECT IopFindDevice(PCUNICODE_STRING Name)
 {
-    (void)Link; (void)Target;
-    return STATUS_SUCCESS;
+    ULONG i;
+    for (i = 0; i < IopDriverCount; i++) {
+        PDEVICE_OBJECT d;
+        for (d = IopDrivers[i]->DeviceObject; d; d = d->NextDevice)
+            if (d->KsimName.Buffer && RtlCompareUnicodeString(&d->KsimName, Name, TRUE) == 0)
+                return d;
+    }
+    return NULL;
 }
-
-NTSTATUS NTAPI IoDeleteSymbolicLink(PUNICODE_STRING Link) { (void)Link; return STATUS_SUCCESS; }
 
 /* ---- MDLs ---- */
 

@@ -1,0 +1,255 @@
+"""A user-mode program's I/O, played into the simulated kernel: CreateFile,
+DeviceIoControl, ReadFile, WriteFile and CloseHandle become the IRPs the I/O manager
+would send (``src/ntoskrnl/iomgr2.c`` builds them), so a driver sample's own test
+application can be replayed without Windows.
+
+    io = machine.io                        # one per boot
+    io.post(IoRequest.create(r"\\\\.\\IoctlTest"))
+    ... machine.run() ...                  # the request is carried out at PASSIVE_LEVEL
+    io.results                             # IoResult per finished request, in order
+
+Requests queue; the machine enters the kernel's ``KiSimIoEntry`` between CPU slices
+when the kernel has booted and runs at PASSIVE_LEVEL, one request at a time (like a
+thread of the calling process entering the kernel).  The caller's buffers live in a
+user-space range the machine maps at ``USER_BUFFER_BASE`` (input, then output), so
+ProbeForRead/ProbeForWrite accept them as a real caller's would.  ``parse_ioctl`` reads
+the ``DEVICE,CODE,INPUT[,OUTLEN]`` form of ``kdcon-sim --ioctl``.
+
+Does not run the machine (the caller does) and keeps no handles across a reboot.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["IoRequest", "IoResult", "UserIo", "parse_ioctl", "ioctl_requests", "USER_BUFFER_BASE", "MAX_BUFFER"]
+
+log = logging.getLogger(__name__)
+
+USER_BUFFER_BASE = 0x2000_0000
+MAX_BUFFER = 0x20000
+_USER_PHYSICAL = 0x600_0000        # a physical run no other region uses (layout.py)
+_REQUEST_FORMAT = "<IIIIIIIiQQQ"   # KSIM_IO_REQUEST up to Name (iomgr2.c)
+_NAME_OFFSET = struct.calcsize(_REQUEST_FORMAT)
+_NAME_CHARS = 128
+CREATE, IOCTL, READ, WRITE, CLOSE = 1, 2, 3, 4, 5
+_OPERATION_NAMES = {CREATE: "create", IOCTL: "ioctl", READ: "read", WRITE: "write", CLOSE: "close"}
+STATUS_PENDING = 0x103
+# Re-enter the kernel for a request its driver left pending at most this often (guest
+# instructions).
+_POLL_INSTRUCTIONS = 1_000_000
+
+
+@dataclass(frozen=True)
+class IoRequest:
+    """One call of the user-mode program.  ``file`` names an earlier create: its index
+    in the request list (a create's handle is the result of that request)."""
+
+    operation: int
+    name: str = ""
+    file: int = -1
+    code: int = 0
+    data: bytes = b""
+    output_length: int = 0
+
+    @classmethod
+    def create(cls, name: str) -> IoRequest:
+        return cls(CREATE, name=name)
+
+    @classmethod
+    def ioctl(cls, file: int, code: int, data: bytes = b"", output_length: int = 0) -> IoRequest:
+        return cls(IOCTL, file=file, code=code, data=data, output_length=output_length)
+
+    @classmethod
+    def read(cls, file: int, length: int) -> IoRequest:
+        return cls(READ, file=file, output_length=length)
+
+    @classmethod
+    def write(cls, file: int, data: bytes) -> IoRequest:
+        return cls(WRITE, file=file, data=data)
+
+    @classmethod
+    def close(cls, file: int) -> IoRequest:
+        return cls(CLOSE, file=file)
+
+    def describe(self) -> str:
+        what = _OPERATION_NAMES[self.operation]
+        if self.operation == CREATE:
+            return f"{what} {self.name}"
+        if self.operation == IOCTL:
+            return f"{what} {self.code:#x} in={len(self.data)} out={self.output_length}"
+        return what
+
+
+@dataclass(frozen=True)
+class IoResult:
+    """What the program would get back: the status, Information and output bytes."""
+
+    request: IoRequest
+    status: int
+    information: int
+    output: bytes = b""
+    handle: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 0x8000_0000
+
+    def describe(self) -> str:
+        text = f"{self.request.describe()}: status {self.status:#010x}, information {self.information}"
+        if self.output:
+            text += f", output {self.output!r}"
+        return text
+
+
+@dataclass
+class UserIo:
+    """The request queue of one booted machine (``machine.io``)."""
+
+    machine: object
+    queue: list[IoRequest] = field(default_factory=list)
+    results: list[IoResult] = field(default_factory=list)
+    _handles: dict[int, int] = field(default_factory=dict)     # request index -> kernel file slot
+    _current: IoRequest | None = None
+    _sequence: int = 0
+    _entered_at: int | None = None
+    _mapped: bool = False
+    on_result: Callable[[IoResult], None] | None = None    # called as each request ends
+
+    def post(self, *requests: IoRequest) -> None:
+        """Queue requests; ``file`` counts every request posted since boot, from 0."""
+        posted = len(self.results) + (self._current is not None) + len(self.queue)
+        for request in requests:
+            if len(request.data) > MAX_BUFFER or request.output_length > MAX_BUFFER:
+                raise ValueError(f"{request.describe()}: buffers are limited to {MAX_BUFFER} bytes")
+            if request.operation != CREATE and not 0 <= request.file < posted:
+                raise ValueError(f"{request.describe()}: file {request.file} names no earlier request")
+            posted += 1
+        self.queue.extend(requests)
+
+    @property
+    def busy(self) -> bool:
+        """True while a request is queued or under way."""
+        return bool(self.queue) or self._current is not None
+
+    def step(self, uc, can_enter: bool) -> bool:
+        """Between CPU slices: finish, start or poll a request.  True when the CPU was
+        sent into the kernel (RIP moved)."""
+        if self._current is not None and self._finished():
+            self._collect()
+        if not can_enter:
+            return False
+        if self._current is None:
+            if not self.queue:
+                return False
+            self._start(self.queue.pop(0))
+        elif not self._left_pending() or self.machine.instructions - self._entered_at < _POLL_INSTRUCTIONS:
+            return False
+        self._enter(uc)
+        return True
+
+    # ------------------------------------------------------------ internals
+
+    def _request_address(self) -> int:
+        return self.machine.kernel_symbol("KiSimIoRequest")
+
+    def _start(self, request: IoRequest) -> None:
+        memory = self.machine.memory
+        if not self._mapped:
+            memory.map(USER_BUFFER_BASE, 2 * MAX_BUFFER, _USER_PHYSICAL, "user buffers")
+            self._mapped = True
+        self._sequence += 1
+        index = len(self.results)
+        slot = self._handles.get(request.file, 0) if request.operation != CREATE else 0
+        memory.write_virtual(USER_BUFFER_BASE, request.data)
+        memory.write_virtual(USER_BUFFER_BASE + MAX_BUFFER, bytes(request.output_length))
+        header = struct.pack(_REQUEST_FORMAT, self._sequence, self._sequence - 1, request.operation, slot,
+                             request.code, len(request.data), request.output_length, 0, 0,
+                             USER_BUFFER_BASE, USER_BUFFER_BASE + MAX_BUFFER)
+        name = request.name.encode("utf-16-le")[:2 * (_NAME_CHARS - 1)] + b"\0\0"
+        memory.write_virtual(self._request_address(), header)
+        memory.write_virtual(self._request_address() + _NAME_OFFSET, name)
+        self._current = request
+        self._current_index = index
+        self._entered_at = None
+        log.debug("posted %s", request.describe())
+
+    def _enter(self, uc) -> None:
+        from unicorn import x86_const as X
+
+        from .interrupts import interrupt
+        interrupt(uc, self.machine.memory, self.machine.kernel_symbol("KiSimIoEntry"), uc.reg_read(X.UC_X86_REG_RIP))
+        self._entered_at = self.machine.instructions
+
+    def _fields(self) -> tuple:
+        data = self.machine.memory.read_virtual(self._request_address(), _NAME_OFFSET)
+        return struct.unpack(_REQUEST_FORMAT, data)
+
+    def _left_pending(self) -> bool:
+        """The kernel came back from its entry with the driver's IRP still pending: only
+        then is it entered again (to see whether the IRP has been completed since)."""
+        fields = self._fields()
+        return self._entered_at is not None and fields[1] != self._sequence and fields[7] == STATUS_PENDING
+
+    def _finished(self) -> bool:
+        return self._fields()[1] == self._sequence
+
+    def _collect(self) -> None:
+        fields = self._fields()
+        request = self._current
+        status, information = fields[7] & 0xFFFFFFFF, fields[8]
+        output = b""
+        if request.operation in (IOCTL, READ) and status < 0x8000_0000:
+            length = min(information, request.output_length)
+            output = self.machine.memory.read_virtual(USER_BUFFER_BASE + MAX_BUFFER, length)
+        handle = fields[3] if request.operation == CREATE and status < 0x8000_0000 else 0
+        if handle:
+            self._handles[self._current_index] = handle
+        result = IoResult(request, status, information, output, handle)
+        self.results.append(result)
+        self._current = None
+        self._entered_at = None
+        if self.on_result is not None:
+            self.on_result(result)
+
+
+def _number(text: str) -> int:
+    return int(text, 0)
+
+
+def parse_ioctl(spec: str) -> tuple[str, int, bytes, int]:
+    """``DEVICE,CODE,INPUT[,OUTLEN]`` -> (device, code, input bytes, output length).
+
+    INPUT is text (sent with a terminating NUL, as the samples' test programs send
+    strings), ``hex:0a0b...`` for raw bytes, or empty; OUTLEN defaults to 256."""
+    parts = spec.split(",")
+    if len(parts) not in (3, 4) or not parts[0]:
+        raise ValueError(f"--ioctl {spec}: use DEVICE,CODE,INPUT[,OUTLEN], e.g. \\\\.\\IoctlTest,0x9C402608,hello")
+    device, code_text, data_text = parts[0], parts[1], parts[2]
+    try:
+        code = _number(code_text)
+        out_len = _number(parts[3]) if len(parts) == 4 else 256
+    except ValueError:
+        raise ValueError(f"--ioctl {spec}: CODE and OUTLEN are numbers (0x... for hex)") from None
+    if data_text.startswith("hex:"):
+        try:
+            data = bytes.fromhex(data_text[4:])
+        except ValueError:
+            raise ValueError(f"--ioctl {spec}: hex: takes pairs of hex digits") from None
+    else:
+        data = data_text.encode("latin-1") + b"\0" if data_text else b""
+    if not 0 <= code <= 0xFFFFFFFF or not 0 <= out_len <= MAX_BUFFER or len(data) > MAX_BUFFER:
+        raise ValueError(f"--ioctl {spec}: CODE is 32 bits and buffers at most {MAX_BUFFER} bytes")
+    return device, code, data, out_len
+
+
+def ioctl_requests(specs: list[tuple[str, int, bytes, int]]) -> list[IoRequest]:
+    """The requests a test program makes for each ``--ioctl``: open, control, close."""
+    requests: list[IoRequest] = []
+    for device, code, data, out_len in specs:
+        opened = len(requests)
+        requests += [IoRequest.create(device), IoRequest.ioctl(opened, code, data, out_len), IoRequest.close(opened)]
+    return requests
