@@ -1,0 +1,383 @@
+"""Processes, threads and processor blocks read from target memory, for the kernel
+extensions (!process, !thread, !irql, !pcr, !prcb, !idt, !analyze).
+
+What it does: ``KernelObject`` reads one kernel structure in a single request and gives
+its fields by path (``Pcb.DirectoryTableBase``): through the kernel PDB's type when it
+has one (``nt!_KPCR``, ``nt!_EPROCESS``, ...), otherwise through the layout built in
+here, Windows 7 SP1 x64's (build 7601: the offsets Microsoft's public symbols for that
+build give, as Vergilius Project and Geoff Chappell list them); a 32-bit target whose
+PDB lacks a type gets one line saying so. On top of it: ``read_process`` and
+``read_thread`` decode an EPROCESS or ETHREAD, ``processes`` walks
+``PsActiveProcessHead``, ``threads`` a process's thread list, ``current_thread`` and
+``current_process`` follow ``$thread``, ``read_pcr`` and ``read_prcb`` follow ``$pcr`` and
+``$prcb``, and ``processor_irql`` says at which IRQL the processor stopped.
+What it does not do: print anything, or switch process context (one address space).
+
+Not an extension itself (the leading underscore keeps the loader away); the built-ins
+import it relatively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kdcon.api import ExtensionFailed, Target, TypedArray, TypedView
+
+__all__ = ["KernelObject", "Process", "Thread", "processes", "threads", "read_process",
+           "read_thread", "current_thread", "current_process", "read_pcr", "read_prcb",
+           "processor_irql", "irql_name", "handle_count", "session_id", "layout_note",
+           "process_list_head", "THREAD_STATES", "WAIT_REASONS", "BUILTIN_SOURCE"]
+
+BUILTIN_SOURCE = "Windows 7 SP1 x64 (7601)"
+
+# Windows 7 SP1 x64 (build 7601): (size, {field path: (offset, size)}). A size of 0
+# marks an embedded structure whose address is what is wanted (a LIST_ENTRY head).
+_WINDOWS_7_SP1_X64: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {
+    "_EPROCESS": (0x4D0, {
+        "Pcb.DirectoryTableBase": (0x28, 8), "Pcb.ThreadListHead": (0x30, 0),
+        "Pcb.BasePriority": (0xB4, 1), "Pcb.KernelTime": (0xF8, 4), "Pcb.UserTime": (0xFC, 4),
+        "CreateTime": (0x168, 8), "UniqueProcessId": (0x180, 8),
+        "ActiveProcessLinks": (0x188, 0), "CommitCharge": (0x1B8, 8),
+        "PeakVirtualSize": (0x1D0, 8), "VirtualSize": (0x1D8, 8), "ObjectTable": (0x200, 8),
+        "Token": (0x208, 8), "InheritedFromUniqueProcessId": (0x290, 8),
+        "DeviceMap": (0x2B0, 8), "Session": (0x2D8, 8), "ImageFileName": (0x2E0, 15),
+        "ThreadListHead": (0x308, 0), "ActiveThreads": (0x328, 4), "Peb": (0x338, 8)}),
+    "_ETHREAD": (0x498, {
+        "Tcb.InitialStack": (0x28, 8), "Tcb.StackLimit": (0x30, 8),
+        "Tcb.KernelStack": (0x38, 8), "Tcb.MiscFlags": (0x4C, 4),
+        "Tcb.ApcState.Process": (0x70, 8), "Tcb.Priority": (0x7B, 1), "Tcb.Teb": (0xB8, 8),
+        "Tcb.ContextSwitches": (0x134, 4), "Tcb.State": (0x164, 1),
+        "Tcb.WaitIrql": (0x166, 1), "Tcb.WaitMode": (0x167, 1), "Tcb.WaitTime": (0x194, 4),
+        "Tcb.CallbackStack": (0x1E8, 8), "Tcb.BasePriority": (0x1F1, 1),
+        "Tcb.PriorityDecrement": (0x1F2, 1), "Tcb.Process": (0x210, 8),
+        "Tcb.IdealProcessor": (0x228, 4), "Tcb.WaitReason": (0x26B, 1),
+        "Tcb.Win32Thread": (0x270, 8), "Tcb.StackBase": (0x278, 8),
+        "Tcb.KernelTime": (0x284, 4), "Tcb.UserTime": (0x2D4, 4),
+        "Tcb.ThreadListEntry": (0x2F8, 0), "StartAddress": (0x388, 8),
+        "Cid.UniqueProcess": (0x3B0, 8), "Cid.UniqueThread": (0x3B8, 8),
+        "Win32StartAddress": (0x410, 8), "ThreadListEntry": (0x420, 0)}),
+    "_HANDLE_TABLE": (0x68, {"HandleCount": (0x58, 4)}),
+    "_MM_SESSION_SPACE": (0x1F80, {"SessionId": (0x8, 4)}),
+    "_KPCR": (0x4E80, {
+        "GdtBase": (0x0, 8), "TssBase": (0x8, 8), "Self": (0x18, 8), "CurrentPrcb": (0x20, 8),
+        "IdtBase": (0x38, 8), "Irql": (0x50, 1), "MajorVersion": (0x60, 2),
+        "MinorVersion": (0x62, 2), "KdVersionBlock": (0x108, 8)}),
+    "_KPRCB": (0x4D00, {
+        "CurrentThread": (0x8, 8), "NextThread": (0x10, 8), "IdleThread": (0x18, 8),
+        "Number": (0x24, 4), "ProcessorState.SpecialRegisters.Cr0": (0x40, 8),
+        "ProcessorState.SpecialRegisters.Cr2": (0x48, 8),
+        "ProcessorState.SpecialRegisters.Cr3": (0x50, 8),
+        "ProcessorState.SpecialRegisters.Cr4": (0x58, 8),
+        "ProcessorState.SpecialRegisters.GdtrLimit": (0x96, 2),
+        "ProcessorState.SpecialRegisters.GdtrBase": (0x98, 8),
+        "ProcessorState.SpecialRegisters.IdtrLimit": (0xA6, 2),
+        "ProcessorState.SpecialRegisters.IdtrBase": (0xA8, 8),
+        "ProcessorState.SpecialRegisters.Tr": (0xB0, 2),
+        "CpuType": (0x5F0, 1), "MHz": (0x5F4, 4), "InterruptCount": (0x4700, 4),
+        "KernelTime": (0x4704, 4), "UserTime": (0x4708, 4), "DpcTime": (0x470C, 4),
+        "InterruptTime": (0x4710, 4), "DebuggerSavedIRQL": (0x4718, 1),
+        "VendorString": (0x4BB8, 13)}),
+}
+
+# KTHREAD_STATE (Windows Internals): the word !thread prints for each.
+THREAD_STATES = ("INITIALIZED", "READY", "RUNNING", "STANDBY", "TERMINATED", "WAIT",
+                 "TRANSITION", "DEFERREDREADY", "GATEWAIT")
+# KWAIT_REASON (wdm.h), in order.
+WAIT_REASONS = (
+    "Executive", "FreePage", "PageIn", "PoolAllocation", "DelayExecution", "Suspended",
+    "UserRequest", "WrExecutive", "WrFreePage", "WrPageIn", "WrPoolAllocation",
+    "WrDelayExecution", "WrSuspended", "WrUserRequest", "WrEventPair", "WrQueue",
+    "WrLpcReceive", "WrLpcReply", "WrVirtualMemory", "WrPageOut", "WrRendezvous",
+    "WrKeyedEvent", "WrTerminated", "WrProcessInSwap", "WrCpuRateControl",
+    "WrCalloutStack", "WrKernel", "WrResource", "WrPushLock", "WrMutex", "WrQuantumEnd",
+    "WrDispatchInt", "WrPreempted", "WrYieldExecution", "WrFastMutex", "WrGuardedMutex",
+    "WrRundown")
+
+# x64 IRQLs by kd's names (wdm.h; PASSIVE_LEVEL shares LOW_LEVEL's 0).
+_IRQL_NAMES = {0: "LOW_LEVEL", 1: "APC_LEVEL", 2: "DISPATCH_LEVEL", 12: "SYNCH_LEVEL",
+               13: "CLOCK_LEVEL", 14: "IPI_LEVEL", 15: "HIGH_LEVEL"}
+
+
+def irql_name(irql: int) -> str:
+    """kd's name of an x64 IRQL: DISPATCH_LEVEL, a device level, HIGH_LEVEL, ..."""
+    if irql in _IRQL_NAMES:
+        return _IRQL_NAMES[irql]
+    return "DEVICE_LEVEL" if 3 <= irql <= 11 else "INVALID_LEVEL"
+
+
+class KernelObject:
+    """One kernel structure at an address, read once; fields by ``A.B`` path.
+
+    ``source`` says where the layout came from: ``"PDB"`` or ``BUILTIN_SOURCE``.
+    """
+
+    def __init__(self, target: Target, address: int, name: str) -> None:
+        self.target = target
+        self.address = address
+        self.name = name
+        self._view: TypedView | None = None
+        self._fields: dict[str, tuple[int, int]] = {}
+        info = target.find_type(f"nt!{name}")
+        if info is not None and getattr(info, "size", 0):
+            self._view = target.typed(address, f"nt!{name}")
+            self.size = self._view.size
+            self.source = "PDB"
+        else:
+            builtin = _WINDOWS_7_SP1_X64.get(name)
+            if builtin is None or target.pointer_size != 8:
+                raise ExtensionFailed(f"Type nt!{name} not found: are the kernel's symbols "
+                                      f"loaded (.reload /f nt)?")
+            self.size, self._fields = builtin
+            self.source = BUILTIN_SOURCE
+        self._data = target.read(address, self.size)
+        if len(self._data) < self.size:
+            raise ExtensionFailed(f"Cannot read the {name.lstrip('_')} at "
+                                  f"{target.format_address(address)}")
+
+    def offset(self, path: str) -> int | None:
+        if self._view is not None:
+            try:
+                return self._view.offset_of(path)
+            except AttributeError:
+                return None
+        spec = self._fields.get(path)
+        return None if spec is None else spec[0]
+
+    def has(self, path: str) -> bool:
+        return self.offset(path) is not None
+
+    def address_of(self, path: str) -> int | None:
+        offset = self.offset(path)
+        return None if offset is None else self.address + offset
+
+    def get(self, path: str) -> int | None:
+        """The field's integer value; None when this layout has no such field."""
+        if self._view is not None:
+            try:
+                value = self._view[path]
+            except AttributeError:
+                return None
+            return int(value) if isinstance(value, int) else None
+        spec = self._fields.get(path)
+        if spec is None or not spec[1]:
+            return None
+        offset, size = spec
+        return int.from_bytes(self._data[offset: offset + size], "little")
+
+    def text(self, path: str) -> str:
+        """A character-array field up to its NUL."""
+        if self._view is not None:
+            try:
+                value = self._view[path]
+            except AttributeError:
+                return ""
+            return value.string() if isinstance(value, TypedArray) else ""
+        spec = self._fields.get(path)
+        if spec is None:
+            return ""
+        offset, size = spec
+        return self._data[offset: offset + size].split(b"\0", 1)[0].decode("latin-1")
+
+
+def _first(obj: KernelObject, *paths: str) -> int | None:
+    """The first of ``paths`` the layout has (the same field under two names)."""
+    for path in paths:
+        value = obj.get(path)
+        if value is not None:
+            return value
+    return None
+
+
+@dataclass
+class Process:
+    """One EPROCESS, decoded."""
+
+    address: int
+    pid: int
+    parent_pid: int
+    peb: int
+    dirbase: int
+    object_table: int
+    session: int
+    image: str
+    thread_list: int | None     # the list head the threads hang on
+    thread_link: str            # the ETHREAD field that list links
+    obj: KernelObject
+
+    def get(self, path: str) -> int | None:
+        return self.obj.get(path)
+
+
+@dataclass
+class Thread:
+    """One ETHREAD (its KTHREAD first), decoded."""
+
+    address: int
+    pid: int
+    tid: int
+    process: int
+    state: int
+    teb: int
+    obj: KernelObject
+
+    def get(self, path: str) -> int | None:
+        return self.obj.get(path)
+
+    @property
+    def state_name(self) -> str:
+        return THREAD_STATES[self.state] if self.state < len(THREAD_STATES) else \
+            f"STATE {self.state}"
+
+
+def read_process(target: Target, address: int) -> Process:
+    obj = KernelObject(target, address, "_EPROCESS")
+    # Both lists hold every thread; the KPROCESS one links KTHREADs (the start of an
+    # ETHREAD), so it also serves a thread layout that only knows the KTHREAD.
+    if obj.has("Pcb.ThreadListHead"):
+        head, link = obj.address_of("Pcb.ThreadListHead"), "Tcb.ThreadListEntry"
+    else:
+        head, link = obj.address_of("ThreadListHead"), "ThreadListEntry"
+    return Process(
+        address=address, pid=obj.get("UniqueProcessId") or 0,
+        parent_pid=obj.get("InheritedFromUniqueProcessId") or 0, peb=obj.get("Peb") or 0,
+        dirbase=obj.get("Pcb.DirectoryTableBase") or 0,
+        object_table=obj.get("ObjectTable") or 0, session=obj.get("Session") or 0,
+        image=obj.text("ImageFileName"), thread_list=head, thread_link=link, obj=obj)
+
+
+def read_thread(target: Target, address: int) -> Thread:
+    obj = KernelObject(target, address, "_ETHREAD")
+    return Thread(address=address, pid=obj.get("Cid.UniqueProcess") or 0,
+                  tid=obj.get("Cid.UniqueThread") or 0,
+                  process=_first(obj, "Tcb.Process", "Tcb.ApcState.Process") or 0,
+                  state=obj.get("Tcb.State") or 0, teb=obj.get("Tcb.Teb") or 0, obj=obj)
+
+
+def process_list_head(target: Target) -> int:
+    head = target.symbol("nt!PsActiveProcessHead")
+    if head is None:
+        raise ExtensionFailed("nt!PsActiveProcessHead is not known: are the kernel's "
+                              "symbols loaded (.reload /f nt)?")
+    return head
+
+
+def _link_offset(target: Target, name: str, field: str) -> int:
+    """Where the LIST_ENTRY ``field`` lies in ``name``, without reading an object."""
+    info = target.find_type(f"nt!{name}")
+    if info is not None and getattr(info, "size", 0):
+        offset = target.field_offset(f"nt!{name}", field)
+    else:
+        builtin = _WINDOWS_7_SP1_X64.get(name)
+        offset = builtin[1].get(field, (None, 0))[0] if builtin is not None else None
+    if offset is None:
+        raise ExtensionFailed(f"nt!{name} has no field {field}: not a layout these "
+                              f"extensions know")
+    return offset
+
+
+def processes(target: Target) -> list[Process]:
+    """Every process on PsActiveProcessHead, in list order."""
+    link = _link_offset(target, "_EPROCESS", "ActiveProcessLinks")
+    found = []
+    for entry in target.list_entries(process_list_head(target), limit=65536):
+        target.check_cancelled()
+        found.append(read_process(target, entry - link))
+    return found
+
+
+def threads(target: Target, process: Process) -> list[Thread]:
+    """The threads on ``process``'s thread list."""
+    if process.thread_list is None:
+        return []
+    link = _link_offset(target, "_ETHREAD", process.thread_link)
+    found = []
+    for entry in target.list_entries(process.thread_list, limit=65536):
+        target.check_cancelled()
+        found.append(read_thread(target, entry - link))
+    return found
+
+
+def _pseudo(target: Target, name: str) -> int:
+    try:
+        value = target.evaluate(f"@${name}")
+    except Exception as exc:  # noqa: BLE001 - the evaluator's error is the line to give
+        raise ExtensionFailed(f"${name} is not known: {exc}") from None
+    if not value:
+        raise ExtensionFailed(f"${name} is not known on this target")
+    return value
+
+
+def current_thread(target: Target) -> int:
+    """``$thread``: the thread the target stopped in."""
+    return _pseudo(target, "thread")
+
+
+def current_process(target: Target) -> int:
+    """The process the current thread runs in (KTHREAD.ApcState.Process)."""
+    thread = read_thread(target, current_thread(target))
+    address = _first(thread.obj, "Tcb.ApcState.Process") or thread.process
+    if not address:
+        raise ExtensionFailed("The current thread names no process")
+    return address
+
+
+def read_pcr(target: Target) -> KernelObject:
+    """The KPCR of the processor the target stopped on (``$pcr``)."""
+    return KernelObject(target, _pseudo(target, "pcr"), "_KPCR")
+
+
+def read_prcb(target: Target) -> KernelObject:
+    """The KPRCB of the processor the target stopped on (``$prcb``)."""
+    return KernelObject(target, _pseudo(target, "prcb"), "_KPRCB")
+
+
+def special_register(prcb: KernelObject, name: str) -> int | None:
+    """A KSPECIAL_REGISTERS field the kernel saved in the PRCB when it stopped."""
+    return _first(prcb, f"ProcessorState.SpecialRegisters.{name}",
+                  f"SpecialRegisters.{name}")
+
+
+def processor_irql(target: Target) -> tuple[int, str]:
+    """The IRQL the processor was at when the target stopped, and where it was read.
+
+    Windows x64 keeps the IRQL in CR8 and its debugger entry saves it in
+    KPRCB.DebuggerSavedIRQL; a kernel without that field keeps it in KPCR.Irql.
+    """
+    prcb = read_prcb(target)
+    saved = prcb.get("DebuggerSavedIRQL")
+    if saved is not None:
+        return saved, "KPRCB.DebuggerSavedIRQL"
+    irql = read_pcr(target).get("Irql")
+    if irql is None:
+        raise ExtensionFailed("Neither KPRCB.DebuggerSavedIRQL nor KPCR.Irql is in the "
+                              "kernel's layout")
+    return irql, "KPCR.Irql"
+
+
+def handle_count(target: Target, object_table: int) -> int | None:
+    """HANDLE_TABLE.HandleCount of a process's object table; 0 when it has none."""
+    if not object_table:
+        return 0
+    try:
+        return KernelObject(target, object_table, "_HANDLE_TABLE").get("HandleCount")
+    except ExtensionFailed:
+        return None
+
+
+def session_id(target: Target, session: int) -> int | None:
+    """MM_SESSION_SPACE.SessionId of a process's session; None for none."""
+    if not session:
+        return None
+    try:
+        return KernelObject(target, session, "_MM_SESSION_SPACE").get("SessionId")
+    except ExtensionFailed:
+        return None
+
+
+def layout_note(*objects: KernelObject) -> str | None:
+    """The warning to give when the kernel's PDB lacks a type and the built-in is used."""
+    names = sorted({f"nt!{o.name}" for o in objects if o.source == BUILTIN_SOURCE})
+    if not names:
+        return None
+    return (f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} not in the "
+            f"kernel's symbols: using the {BUILTIN_SOURCE} layout")
