@@ -285,6 +285,10 @@ class Healer:
             self._changed.notify_all()
         return True
 
+    def run_restart_script(self) -> None:
+        """The ``-cfr`` script after a target rebooted (``.reboot``)."""
+        run_restart_script(self.app, self._say)
+
     # -- .restart -----------------------------------------------------------------------------
 
     def restart(self) -> None:
@@ -321,14 +325,21 @@ def restore(app: App, first: Stop, say: Callable[[str], None]) -> None:
         line = f"Breakpoints: {kept} kept, written into the target when it runs"
         say(line + (f"; {waiting} wait for their module to load" if waiting else ""))
     _show_first_stop(app, first, say)
+    run_restart_script(app, say)
+
+
+def run_restart_script(app: App, say: Callable[[str], None]) -> None:
+    """The ``-cfr`` script, again, on a halted target (kd: "every time the target is
+    restarted")."""
     commands = list(app.restart_commands)
-    if commands and session.halted:
-        say(f"Running the -cfr script again ({len(commands)} "
-            f"command{'s' if len(commands) != 1 else ''})")
-        for line in commands:
-            app.run_line(line)
-            if console.quit_requested:
-                break
+    if not commands or not app.session.halted:
+        return
+    say(f"Running the -cfr script again ({len(commands)} "
+        f"command{'s' if len(commands) != 1 else ''})")
+    for line in commands:
+        app.run_line(line)
+        if app.console.quit_requested:
+            break
 
 
 def _take_breakpoints_back(console: Any) -> tuple[int, int]:

@@ -280,8 +280,9 @@ def gu(ctx: CommandContext, args: Args) -> None:
 def reboot(ctx: CommandContext, args: Args) -> None:
     """Reboot the target; breakpoints stay in the table and resolve again as modules load."""
     session, executor = ctx.session, ctx.console.executor
+    # A rebooted target holds none of them, nor the debug registers ba armed.
+    executor.forget_written()
     for bp in session.breakpoints:
-        bp.handle = bp.stale_handle = None
         if bp.kind != "ba" and bp.module is not None:
             bp.address = None if bp.kind == "bu" else bp.address
     session.host.reboot()
@@ -297,6 +298,8 @@ def reboot(ctx: CommandContext, args: Args) -> None:
     session.after_reboot()
     outcome = executor.judge(stop) or executor.run()
     executor.show(outcome)
+    if ctx.console.healer is not None:
+        ctx.console.healer.run_restart_script()      # -cfr: every time the target restarts
 
 
 @command(".crash", category=_E, usage=".crash", resumes=True)

@@ -246,3 +246,16 @@ def test_which_links_heal_and_what_is_opened_again(spec, healed):
 def test_backoff_doubles_up_to_its_cap():
     delays = Backoff(first=0.1, factor=2.0, cap=1.0).delays()
     assert [round(next(delays), 3) for _ in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+
+
+def test_a_reboot_keeps_a_data_breakpoint_armed_and_runs_cfr_again(tmp_path):
+    script = tmp_path / "restart.txt"
+    script.write_text(".echo cfr line\n", encoding="utf-8")
+    text, status = run_kdcon(["--loopback", "--batch", "--timeout", "60", "-cfr", str(script),
+                              "-c", "ba w4 trackdemo!TrackDemoTickCount", "-c", ".reboot",
+                              "-c", "g", "-c", "g"])
+    assert status == 0, text
+    rebooted = text.split("kd> .reboot\n", 1)[1]
+    assert "Running the -cfr script again (1 command)\n0: kd> .echo cfr line\ncfr line\n" \
+        in rebooted
+    assert "Breakpoint 0 hit\ntrackdemo!TrackDemoTick+" in rebooted
