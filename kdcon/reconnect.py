@@ -227,7 +227,8 @@ class Healer:
                     if self._reattach(port):
                         return
                 delay = next(delays)
-                session.lost_reason = f"{reason}; reconnecting, try {self.attempt + 1} in {delay:.1f} s"
+                session.lost_reason = (f"{reason}; reconnecting, try {self.attempt + 1} "
+                                       f"in {delay:.1f} s")
                 self._retry.wait(delay)
                 self._retry.clear()
         finally:

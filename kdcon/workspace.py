@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 _HEADER = (f"# kdcon workspace, written by kdcon {__version__}. Edit it freely: kdcon keeps\n"
            "# the keys it does not know when it saves the file again.\n")
+# Far above any real workspace: a larger file is not one (and is not read into memory).
+MAX_SIZE = 4 << 20
 # Tables kdcon writes key by key; the other keys of these tables are kept on save.
 _OWNED_KEYS = {
     "connection": ("link", "baud", "loopback"),
@@ -78,13 +80,29 @@ def read(path: str | Path) -> dict[str, Any] | None:
     cannot be read or is not TOML."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: a FIFO with no writer must not hold the connection up in open().
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise WorkspaceError(f"Workspace {path} is a directory, not a file") from None
     except OSError as exc:
         raise WorkspaceError(f"Workspace {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise WorkspaceError(f"Workspace {path} is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise WorkspaceError(f"Workspace {path} is not a regular file")
+        if info.st_size > MAX_SIZE:
+            raise WorkspaceError(f"Workspace {path} is {info.st_size} bytes: more than a "
+                                 f"workspace holds ({MAX_SIZE})")
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            raw = handle.read(MAX_SIZE + 1)
+    except OSError as exc:
+        raise WorkspaceError(f"Workspace {path} cannot be read: {exc.strerror or exc}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -47,7 +47,8 @@ def test_a_saved_workspace_restores_breakpoints_sx_and_aliases_in_a_new_session(
         "-c", 'bu trackdemo!TrackDemoTick 2 ".echo tick seen; g"',
         "-c", "bu /1 trackdemo!TrackDemoDispatch", "-c", "bd 1",
         "-c", "ba w4 trackdemo!TrackDemoTickCount", "-c", "bd 2",
-        "-c", "sxe ld:trackdemo", "-c", "sxi av", "-c", "as Ticks dd trackdemo!TrackDemoTickCount L1",
+        "-c", "sxe ld:trackdemo", "-c", "sxi av",
+        "-c", "as Ticks dd trackdemo!TrackDemoTickCount L1",
         "-c", "n 10", "-c", "bp nt!KeBugCheck", "-c", ".wsave"])
     assert status == 0, text
     assert "Workspace saved to " in text
@@ -172,3 +173,18 @@ def test_each_link_has_its_own_default_workspace_under_the_state_directory(tmp_p
     assert first.parent == second.parent
     assert str(first).startswith(str(tmp_path)) and first.suffix == ".toml"
     assert first.name.startswith("unix_tmp_vm1.sock-")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_workspace_that_is_no_file_is_one_line_and_never_holds_the_connection(tmp_path, kind):
+    workspace = tmp_path / "ws.toml"
+    if kind == "fifo":
+        os.mkfifo(workspace)          # nobody writes it: opening it to read would wait
+    else:
+        workspace.mkdir()
+    text, status = run_kdcon(["--loopback", "--batch", "--workspace", str(workspace),
+                              "-c", "? 1+1"])
+    assert status == 0, text
+    expected = "is not a regular file" if kind == "fifo" else "is a directory, not a file"
+    assert f"Workspace {workspace} {expected}; starting with defaults" in text
+    assert "Evaluate expression: 2 = 00000000`00000002" in text
