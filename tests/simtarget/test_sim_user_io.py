@@ -132,3 +132,31 @@ def test_kdcon_sim_run_replays_ioctls_without_a_debugger(ioctltest, capsys):
 def test_kdcon_sim_wants_a_debugger_link_or_run(capsys):
     assert cli.main(["--no-trackdemo"]) == 2
     assert "give --listen URL" in capsys.readouterr().err
+
+
+def test_a_breakpoint_in_the_dispatch_routine_hits_under_a_replayed_request(ioctltest, machine):
+    import pefile
+
+    from kdcon.tools.simtarget.events import BreakpointHit
+    from tests.oracles import require_tool
+    from tests.simtarget.simhelpers import pdb_publics
+
+    pdbutil = require_tool("llvm-pdbutil", "llvm-pdbutil-14")
+    module = next(m for m in machine.modules if m.name == "ioctltest.sys")
+    sections = [s.VirtualAddress for s in pefile.PE(str(ioctltest), fast_load=True).sections]
+    dispatch = pdb_publics(pdbutil, ioctltest.with_suffix(".pdb"), module.base, sections)["TestDeviceControl"]
+    handle = machine.write_breakpoint(dispatch)
+    machine.io.post(IoRequest.create(r"\\.\IoctlTestKsim"), IoRequest.ioctl(0, ctl_code(0x902, 0), b"hi\0", 8),
+                    IoRequest.close(0))
+    event = machine.run(until=lambda: not machine.io.busy)
+    while not isinstance(event, BreakpointHit):
+        event = machine.run(until=lambda: not machine.io.busy)
+    assert (event.pc, event.handle) == (dispatch, handle)
+    # The caller is the kernel's I/O path: the return address lies in ntoskrnl.exe.
+    kernel = machine.modules[0]
+    ret = struct.unpack("<Q", machine.read_virtual(machine.get_context().Rsp, 8))[0]
+    assert kernel.base <= ret < kernel.base + kernel.size
+    machine.restore_breakpoint(handle)
+    run_quiet(machine)
+    assert [r.status for r in machine.io.results[-3:]] == [0, 0, 0]
+    assert machine.io.results[-2].output == b"reply fr"
