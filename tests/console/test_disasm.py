@@ -152,6 +152,19 @@ def _line(loaded: Loaded, address: int) -> str:
     return lines[-1]
 
 
+def _nt_code(pattern: str) -> int:
+    """Where the one instruction with these bytes lies in the kernel (which is rebuilt
+    as the simulated kernel grows, so its addresses move)."""
+    pe = pefile.PE(str(IMAGES_DIR / "ntoskrnl.exe"), fast_load=True)
+    for section in pe.sections:
+        found = section.get_data().find(bytes.fromhex(pattern))
+        if found >= 0 and section.Characteristics & 0x20000000:
+            return NT_BASE + section.VirtualAddress + found
+    raise AssertionError(f"no {pattern} in the kernel's code")
+
+
+_MOVAPS, _INT2D = _nt_code("440f2955f0"), _nt_code("cd2d")
+
 REAL_LINES = [
     # rip-relative memory through the import table, symbolised
     (TRACKDEMO_BASE + 0x19AF, "fffff800`010719af ff152b300000    call    qword ptr "
@@ -174,10 +187,10 @@ REAL_LINES = [
     (TRACKDEMO_BASE + 0x1991, "fffff800`01071991 448bbc2490000000 mov     r15d,dword ptr [rsp+90h]"),
     # negative displacements
     (TRACKDEMO_BASE + 0x1E86, "fffff800`01071e86 8841ff          mov     byte ptr [rcx-1],al"),
-    (NT_BASE + 0x1A20, "fffff800`01001a20 440f2955f0      movaps  xmmword ptr [rbp-10h],xmm10"),
+    (_MOVAPS, f"{format_address(_MOVAPS)} 440f2955f0      movaps  xmmword ptr [rbp-10h],xmm10"),
     # int 3 padding, int 2Dh, ret
     (TRACKDEMO_BASE + 0x14A2, "fffff800`010714a2 cc              int     3"),
-    (NT_BASE + 0x1010, "fffff800`01001010 cd2d            int     2Dh"),
+    (_INT2D, f"{format_address(_INT2D)} cd2d            int     2Dh"),
     (TRACKDEMO_BASE + 0x19DF, "fffff800`010719df c3              ret"),
 ]
 
@@ -384,5 +397,6 @@ def test_whole_functions_match_llvm_objdump(loaded, name):
             assert instruction.length == size, hex(instruction.address)
             assert _same_mnemonic(mnemonic, instruction.mnemonic), (hex(instruction.address), mnemonic)
             compared += 1
-    assert skipped <= 2
+    # Jump tables sit inside a few functions' ranges (switches); never most of them.
+    assert skipped <= sum(1 for _ in table.functions()) // 10
     assert compared > 1000

@@ -345,11 +345,11 @@ def test_tables_are_columns_in_text_and_rows_in_json(tmp_path):
     assert status == 0
     lines = text.split("kd> !modules\n", 1)[1].splitlines()
     assert lines[0] == "name       Base                Size"
-    assert lines[1] == "nt         fffff800`01000000  17000"
+    assert lines[1] == f"nt         fffff800`01000000  {_kernel_size():x}"
     text, status = run_kdcon(["--loopback", "--batch", "--json", "--ext-path", str(tmp_path),
                               "-c", "!modules"])
     result = next(json.loads(line) for line in text.splitlines() if '"!modules"' in line)
-    assert result["rows"][0] == {"name": "nt", "base": 0xFFFFF80001000000, "size": 0x17000}
+    assert result["rows"][0] == {"name": "nt", "base": 0xFFFFF80001000000, "size": _kernel_size()}
 
 
 def test_built_in_extensions_import_nothing_from_kdcon_but_the_api():
@@ -465,3 +465,12 @@ def test_golden_loading_session(tmp_path):
                               "-c", ".help !boom", "-c", "!reload.reload /f trackdemo"])
     assert status == 1
     check_golden("extension_loading", text.replace(str(tmp_path), "<ext>"))
+
+
+def _kernel_size() -> int:
+    """SizeOfImage of the simulated kernel, which grows as the kernel does."""
+    import pefile
+
+    from kdcon.tools.simtarget.kernel import IMAGES_DIR
+
+    return pefile.PE(str(IMAGES_DIR / "ntoskrnl.exe"), fast_load=True).OPTIONAL_HEADER.SizeOfImage

@@ -65,12 +65,13 @@ def test_a_hostile_string_in_target_memory_puts_no_control_character_on_the_term
 
 def test_a_second_display_of_the_same_bytes_in_one_stop_costs_no_round_trip():
     text, status = run_kdcon(["--loopback", "--batch", "--json", "--timeout", "60",
-                              "-c", "db nt!KiSimRequest L80", "-c", "db nt!KiSimRequest L80"])
+                              "-c", "db nt!KiSimRequest L80", "-c", "db nt!KiSimRequest L80",
+                              "-c", "? nt!KiSimRequest"])
     results = [obj for obj in map(json.loads, text.splitlines()) if obj["type"] == "result"]
-    first, second = results[0], results[1]
+    first, second, where = results[0], results[1], results[2]
     assert first["text"] == second["text"] and first["wire"]["round_trips"] >= 1
     assert second["wire"]["round_trips"] == 0 and second["wire"]["bytes"] == 0
-    assert first["rows"][0]["address"] == 0xFFFFF800010078F0
+    assert first["rows"][0]["address"] == where["rows"][0]["value"]
 
 
 def test_writemem_then_readmem_round_trip_the_bytes(tmp_path):
