@@ -37,6 +37,7 @@ from kdcon.symbols.session import SymbolSession
 
 from .breakpoints import BreakpointTable
 from .errors import KdconError
+from .layouts import missing_message, table_for
 from .memory import MemoryCache
 from .output import Output, printable
 from .registers import Registers
@@ -458,9 +459,42 @@ class Session:
         """A rebooted target stopped again: read who it is and what it loaded."""
         self._identify()
 
+    def find_type(self, name: str) -> Any:
+        """``mod!Type`` from the loaded symbol files; a kernel type while ``nt`` has no
+        PDB types comes from the built-in layout of the kernel's build (layouts/)."""
+        info = self.symbols.find_type(name)
+        if info is None and self._kernel_type_name(name):
+            table = self.builtin_types()
+            if table is not None:
+                info = table.find(name.rpartition("!")[2])
+        return info
+
+    def builtin_types(self) -> Any:
+        """The built-in layout table standing in for the kernel's PDB, None while the
+        kernel has PDB types (they always win) or its build has no table."""
+        if self.version is None or self._kernel_has_types():
+            return None
+        return table_for(self.version.MinorVersion, self.pointer_size, self.debugger_data)
+
+    def missing_type_message(self, name: str) -> str:
+        """The one line for a type no symbol file and no built-in layout gives."""
+        if self.version is None or not self._kernel_type_name(name) \
+                or self._kernel_has_types():
+            return f"Type {name} not found: are the module's symbols loaded?"
+        return missing_message(name, self.version.MinorVersion, self.pointer_size)
+
+    def _kernel_has_types(self) -> bool:
+        kernel = self.symbols.module("nt")
+        return kernel is not None and kernel.types is not None
+
+    @staticmethod
+    def _kernel_type_name(name: str) -> bool:
+        return name.rpartition("!")[0].casefold() in ("", "nt")
+
     def field_offset(self, type_name: str, path: str) -> int | None:
-        """Offset of ``path`` (``ApcState.Process``) in ``type_name`` from the PDBs."""
-        info = self.symbols.find_type(type_name)
+        """Offset of ``path`` (``ApcState.Process``) in ``type_name`` from the PDBs, or
+        from the built-in layout where the kernel has none (``find_type``)."""
+        info = self.find_type(type_name)
         offset = 0
         for part in path.split("."):
             if info is None:

@@ -2,9 +2,10 @@
 
 What it does: memory (virtual and physical, raw and typed: ``u8``..``u64``,
 pointers of the target's size, ANSI/Unicode/UNICODE_STRING strings), registers,
-MASM evaluation, symbols both ways, types and field offsets from the PDBs, the
-module list, output, cancellation, and running another command. Reads go through
-the session's per-stop cache, so a page is never fetched twice while halted;
+MASM evaluation, symbols both ways, types and field offsets from the PDBs (for a
+kernel without its PDB, from the built-in layout of its Windows build), the module
+list, output, cancellation, and running another command. Reads go through the
+session's per-stop cache, so a page is never fetched twice while halted;
 breakpoint bytes never show (the target hides them, and a debugger's own table is
 the truth).
 What it does not do: reach the link, the connection or the session's internals:
@@ -144,7 +145,20 @@ class Target:
         return self._console.format_address(address)
 
     def find_type(self, name: str) -> Any:
-        return self._session.symbols.find_type(name)
+        """``mod!Type`` from the PDBs; the kernel's types come from a built-in layout
+        while ``nt`` has no PDB (``builtin_layout`` names it)."""
+        return self._session.find_type(name)
+
+    @property
+    def builtin_layout(self) -> str | None:
+        """The built-in layout standing in for the kernel's PDB ("Windows 7 SP1 x64"),
+        None while the kernel has its PDB types or no layout fits its build."""
+        table = self._session.builtin_types()
+        return table.name if table is not None else None
+
+    def missing_type_message(self, name: str) -> str:
+        """The one line that says why ``name`` has no type and what to do."""
+        return self._session.missing_type_message(name)
 
     def field_offset(self, type_name: str, field_path: str) -> int | None:
         return self._session.field_offset(type_name, field_path)

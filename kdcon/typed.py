@@ -8,7 +8,8 @@ structures and unions as views, arrays as ``TypedArray`` (indexable; a ``char`` 
 ``walk_list`` follows a LIST_ENTRY chain to the structures that hold it, stopping at
 the head, a null link, a link seen before or a limit.
 What it does not do: write memory, or know a layout: every offset, size and name
-comes from the type table of the module the type was found in (``symbols.pdb``).
+comes from the type table of the module the type was found in (``symbols.pdb``), or for
+a kernel without its PDB from the built-in layout standing in for it (``layouts``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def resolve_type(target: Target, type_name: str) -> tuple[Any, str]:
     """The TypeInfo of ``mod!Type`` (or a bare name) and the module it came from."""
     info = target.find_type(type_name)
     if info is None:
-        raise TypeNotFound(f"Type {type_name} not found: are the module's symbols loaded?")
+        raise TypeNotFound(target.missing_type_message(type_name))
     module = type_name.rpartition("!")[0]
     return info, module
 
