@@ -186,10 +186,10 @@ def _pool_cause(target: Target, code_number: int, code: BugCode, params: tuple[i
     block = params[which - 1] if which else 0
     if block:
         shown = target.run(f"!pool 0x{block:x}")
-        marked = next((line.strip() for line in shown.splitlines()
+        marked = next((line.rstrip() for line in shown.splitlines()
                        if line.startswith("*")), None) if shown.ok else None
         if marked:
-            sentences.append(f"The block, as !pool shows it: {' '.join(marked.split())}.")
+            sentences += ["The block, as !pool shows it (marked *):", f"  {marked}"]
         else:
             sentences.append(f"The block is at {target.format_address(block)} "
                              f"(!pool does not show it).")

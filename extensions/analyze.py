@@ -203,9 +203,11 @@ def _bugcheck_report(target: Target, code_number: int, params: tuple[int, int, i
 
 
 def _paragraph(sentences: list[str]) -> list[str]:
+    """Sentences wrapped at 79 columns; one that starts indented (another command's
+    line, quoted) stays as it is."""
     lines: list[str] = []
     for sentence in sentences:
-        lines += _wrap(sentence)
+        lines += [sentence] if sentence.startswith("  ") else _wrap(sentence)
     return lines + [""]
 
 

@@ -144,6 +144,28 @@ def test_analyze_after_crash_says_it_was_made_on_purpose():
     check_golden("analyze_crash", text)
 
 
+def test_analyze_names_the_pool_block_of_a_bad_pool_caller_bug_check():
+    # Stop in the first ExFreePoolWithTag from trackdemo and mark the block free
+    # already: POOL_HEADER.PoolType (ki.h: bits 24-31 of its first ULONG, 0 = free) is
+    # byte 3 of the 16-byte header in front of the block, so the free is a double free.
+    text, status = batch("bp nt!ExFreePoolWithTag", "g", "g", "bc *", "? @rcx",
+                         "eb @rcx-10+3 0", "g", ".bugcheck", "!analyze -v",
+                         extra=["--prompt-answer", "i"])
+    assert status == 0, text[-1500:]
+    block = evaluated(text, "@rcx")
+    arguments = output_of(text, ".bugcheck").splitlines()
+    assert arguments[0] == "Bugcheck code 000000C2"
+    verbose = output_of(text, "!analyze -v")
+    assert "\nBAD_POOL_CALLER (c2)\n" in verbose
+    assert f"\nArg4: {block:016x}, address of the block being freed\n" in verbose
+    assert "(type 7: a block that was already free was freed again)" in verbose
+    analysis = verbose.split("ANALYSIS:\n", 1)[1].split("\n\n", 1)[0]
+    assert f"\n  *{block - 0x10:x} size:" in analysis and "(Free)" in analysis
+    assert "The pool call came from trackdemo!" in analysis
+    assert "\nMODULE_NAME: trackdemo\n" in verbose
+    check_golden("analyze_pool_double_free", text)
+
+
 def test_json_rows_of_process_and_analyze():
     text, status = run_kdcon(["--loopback", "--batch", "--json", "--timeout", "60",
                               "-c", "!process 0 0", "-c", "!analyze", "-c", "!process 0 0 nothere"])
