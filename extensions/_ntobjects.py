@@ -20,8 +20,9 @@ import it relatively.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from kdcon.api import ExtensionFailed, Target, TypedArray, TypedView
+from kdcon.api import ExtensionFailed, Target
 
 __all__ = ["KernelObject", "Process", "Thread", "processes", "threads", "read_process",
            "read_thread", "current_thread", "current_process", "read_pcr", "read_prcb",
@@ -106,77 +107,143 @@ def irql_name(irql: int) -> str:
 
 
 class KernelObject:
-    """One kernel structure at an address, read once; fields by ``A.B`` path.
+    """One kernel structure at an address; fields by ``A.B`` path.
 
-    ``source`` says where the layout came from: ``"PDB"`` or ``BUILTIN_SOURCE``.
+    The fields these extensions use are read when the object is made, the ones close
+    together in one request (a KPRCB is 19 KB on Windows 7, of which a few dozen
+    bytes are wanted); any other field is read when asked for. ``source`` says where
+    the layout came from: ``"PDB"`` or ``BUILTIN_SOURCE``.
     """
 
     def __init__(self, target: Target, address: int, name: str) -> None:
         self.target = target
         self.address = address
         self.name = name
-        self._view: TypedView | None = None
-        self._fields: dict[str, tuple[int, int]] = {}
+        self._info: Any = None
+        self._specs: dict[str, tuple[int, int, int | None, int | None] | None] = {}
+        self._runs: list[tuple[int, bytes]] = []
         info = target.find_type(f"nt!{name}")
+        builtin = _WINDOWS_7_SP1_X64.get(name)
         if info is not None and getattr(info, "size", 0):
-            self._view = target.typed(address, f"nt!{name}")
-            self.size = self._view.size
+            self._info = info
+            self.size = info.size
             self.source = "PDB"
-        else:
-            builtin = _WINDOWS_7_SP1_X64.get(name)
-            if builtin is None or target.pointer_size != 8:
-                raise ExtensionFailed(f"Type nt!{name} not found: are the kernel's symbols "
-                                      f"loaded (.reload /f nt)?")
-            self.size, self._fields = builtin
+        elif builtin is not None and target.pointer_size == 8:
+            self.size = builtin[0]
             self.source = BUILTIN_SOURCE
-        self._data = target.read(address, self.size)
-        if len(self._data) < self.size:
-            raise ExtensionFailed(f"Cannot read the {name.lstrip('_')} at "
-                                  f"{target.format_address(address)}")
+        else:
+            raise ExtensionFailed(f"Type nt!{name} not found: are the kernel's symbols "
+                                  f"loaded (.reload /f nt)?")
+        wanted = [spec for path in (builtin[1] if builtin else ())
+                  if (spec := self._spec(path)) is not None and spec[1]]
+        self._read_runs(sorted((offset, size) for offset, size, _, _ in wanted))
+
+    def _read_runs(self, spans: list[tuple[int, int]]) -> None:
+        """Read ``(offset, size)`` spans, neighbours (gaps under 128 bytes) together."""
+        merged: list[list[int]] = []
+        for offset, size in spans:
+            if merged and offset - merged[-1][1] < 0x80:
+                merged[-1][1] = max(merged[-1][1], offset + size)
+            else:
+                merged.append([offset, offset + size])
+        for begin, end in merged:
+            data = self.target.read(self.address + begin, end - begin)
+            if len(data) < end - begin:
+                raise ExtensionFailed(f"Cannot read the {self.name.lstrip('_')} at "
+                                      f"{self.target.format_address(self.address)}")
+            self._runs.append((begin, data))
+
+    def _spec(self, path: str) -> tuple[int, int, int | None, int | None] | None:
+        """(offset, size, bit position, bit width) of a field; size 0 for an embedded
+        structure; None if this layout has no such field."""
+        if path not in self._specs:
+            if self._info is not None:
+                self._specs[path] = _pdb_spec(self.target, self._info, path)
+            else:
+                known = _WINDOWS_7_SP1_X64[self.name][1].get(path)
+                self._specs[path] = None if known is None else (*known, None, None)
+        return self._specs[path]
+
+    def _bytes(self, offset: int, size: int) -> bytes:
+        for begin, data in self._runs:
+            if begin <= offset and offset + size <= begin + len(data):
+                return data[offset - begin: offset - begin + size]
+        data = self.target.read(self.address + offset, size)
+        self._runs.append((offset, data))
+        return data
 
     def offset(self, path: str) -> int | None:
-        if self._view is not None:
-            try:
-                return self._view.offset_of(path)
-            except AttributeError:
-                return None
-        spec = self._fields.get(path)
+        spec = self._spec(path)
         return None if spec is None else spec[0]
 
     def has(self, path: str) -> bool:
-        return self.offset(path) is not None
+        return self._spec(path) is not None
 
     def address_of(self, path: str) -> int | None:
         offset = self.offset(path)
         return None if offset is None else self.address + offset
 
     def get(self, path: str) -> int | None:
-        """The field's integer value; None when this layout has no such field."""
-        if self._view is not None:
-            try:
-                value = self._view[path]
-            except AttributeError:
-                return None
-            return int(value) if isinstance(value, int) else None
-        spec = self._fields.get(path)
+        """The field's integer value; None when this layout has no such field (or it
+        cannot be read)."""
+        spec = self._spec(path)
         if spec is None or not spec[1]:
             return None
-        offset, size = spec
-        return int.from_bytes(self._data[offset: offset + size], "little")
+        offset, size, bit, width = spec
+        data = self._bytes(offset, size)
+        if len(data) < size:
+            return None
+        value = int.from_bytes(data, "little")
+        if bit is not None and width is not None:
+            value = (value >> bit) & ((1 << width) - 1)
+        return value
 
     def text(self, path: str) -> str:
         """A character-array field up to its NUL."""
-        if self._view is not None:
-            try:
-                value = self._view[path]
-            except AttributeError:
-                return ""
-            return value.string() if isinstance(value, TypedArray) else ""
-        spec = self._fields.get(path)
-        if spec is None:
+        spec = self._spec(path)
+        if spec is None or not spec[1]:
             return ""
-        offset, size = spec
-        return self._data[offset: offset + size].split(b"\0", 1)[0].decode("latin-1")
+        return self._bytes(spec[0], spec[1]).split(b"\0", 1)[0].decode("latin-1")
+
+
+def _strip(info: Any) -> Any:
+    """The type under modifiers (const, volatile) and typedefs."""
+    for _ in range(16):
+        if info is None or info.kind not in ("modifier", "typedef") or info.type is None:
+            break
+        info = info.type
+    return info
+
+
+def _pdb_spec(target: Target, info: Any, path: str) -> tuple[int, int, int | None, int | None] | None:
+    """Where ``path`` lies in the PDB type ``info``: the offsets of each step summed,
+    the size of the last (0 for a structure), and a bitfield's position and width."""
+    offset = 0
+    current = _strip(info)
+    spec = None
+    for part in path.split("."):
+        if current is None or current.kind not in ("struct", "union", "class"):
+            return None
+        if current.forward and current.name:
+            current = _strip(target.find_type(f"nt!{current.name}")) or current
+        field = next((f for f in current.fields if f.name == part), None)
+        if field is None:
+            return None
+        offset += field.offset
+        current = _strip(field.type)
+        kind = current.kind if current is not None else ""
+        if field.bit_width is not None or kind == "bitfield":
+            base = _strip(current.type) if current is not None else None
+            bit = field.bit_position if field.bit_position is not None else current.bit_position
+            width = field.bit_width if field.bit_width is not None else current.bit_width
+            spec = (offset, base.size if base is not None and base.size else 4, bit, width)
+        elif kind in ("struct", "union", "class"):
+            spec = (offset, 0, None, None)
+        elif kind == "pointer":
+            spec = (offset, current.pointer_size or target.pointer_size, None, None)
+        else:
+            spec = (offset, current.size if current is not None else 0, None, None)
+    return spec
 
 
 def _first(obj: KernelObject, *paths: str) -> int | None:
@@ -337,14 +404,13 @@ def special_register(prcb: KernelObject, name: str) -> int | None:
                   f"SpecialRegisters.{name}")
 
 
-def processor_irql(target: Target) -> tuple[int, str]:
+def processor_irql(target: Target, prcb: KernelObject | None = None) -> tuple[int, str]:
     """The IRQL the processor was at when the target stopped, and where it was read.
 
     Windows x64 keeps the IRQL in CR8 and its debugger entry saves it in
     KPRCB.DebuggerSavedIRQL; a kernel without that field keeps it in KPCR.Irql.
     """
-    prcb = read_prcb(target)
-    saved = prcb.get("DebuggerSavedIRQL")
+    saved = (prcb or read_prcb(target)).get("DebuggerSavedIRQL")
     if saved is not None:
         return saved, "KPRCB.DebuggerSavedIRQL"
     irql = read_pcr(target).get("Irql")

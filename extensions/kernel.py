@@ -37,8 +37,9 @@ _GATE_PRESENT = 0x8000          # attribute word: P is bit 15, IST bits 0-2
 _TSS_IST1 = 0x24                # x64 TSS: IST1..IST7, 8 bytes each
 
 
-def _processor(target: Target, args: str, name: str) -> int:
-    """The processor number argument; only the one the target stopped on is readable."""
+def _processor(target: Target, args: str, name: str) -> tuple[int, KernelObject]:
+    """The processor number argument, and that processor's KPRCB: only the one the
+    target stopped on is readable."""
     prcb = read_prcb(target)
     current = prcb.get("Number") or 0
     text = args.strip()
@@ -50,7 +51,7 @@ def _processor(target: Target, args: str, name: str) -> int:
         if wanted != current:
             raise ExtensionFailed(f"!{name}: only processor {current} (the one the target "
                                   f"stopped on) can be shown")
-    return current
+    return current, prcb
 
 
 def _warn(target: Target, *objects: KernelObject) -> None:
@@ -62,8 +63,8 @@ def _warn(target: Target, *objects: KernelObject) -> None:
 @bang("irql", usage="!irql [Processor]")
 def irql(target: Target, args: str) -> None:
     """Show the IRQL the processor was at when the target stopped."""
-    number = _processor(target, args, "irql")
-    level, source = processor_irql(target)
+    number, block = _processor(target, args, "irql")
+    level, source = processor_irql(target, block)
     target.row(processor=number, irql=level, name=irql_name(level), source=source)
     target.out(f"Debugger saved IRQL for processor 0x{number:x} -- {level:x} "
                f"({irql_name(level)})")
@@ -76,9 +77,8 @@ def _label_lines(pairs: list[tuple[str, int | None]]) -> list[str]:
 @bang("pcr", usage="!pcr [Processor]")
 def pcr(target: Target, args: str) -> None:
     """Show the processor control region (KPCR): its self pointer, PRCB, IRQL, IDT, GDT, TSS."""
-    number = _processor(target, args, "pcr")
+    number, prcb = _processor(target, args, "pcr")
     kpcr = read_pcr(target)
-    prcb = read_prcb(target)
     _warn(target, kpcr, prcb)
     fields = {"Self": kpcr.get("Self"), "Prcb": kpcr.get("CurrentPrcb"),
               "Irql": kpcr.get("Irql"), "IDT": kpcr.get("IdtBase"),
@@ -100,10 +100,9 @@ def pcr(target: Target, args: str) -> None:
 @bang("prcb", usage="!prcb [Processor]")
 def prcb(target: Target, args: str) -> None:
     """Show the processor control block (KPRCB): IRQL, threads, number, counts and CPU."""
-    number = _processor(target, args, "prcb")
-    block = read_prcb(target)
+    number, block = _processor(target, args, "prcb")
     _warn(target, block)
-    level, _ = processor_irql(target)
+    level, _ = processor_irql(target, block)
     current, following, idle = (block.get("CurrentThread") or 0, block.get("NextThread") or 0,
                                 block.get("IdleThread") or 0)
     lines = [f"PRCB for Processor {number} at {block.address:x}:",
