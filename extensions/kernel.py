@@ -179,6 +179,8 @@ def idt(target: Target, args: str) -> None:
             raise ExtensionFailed(f"!idt: bad vector {words[0]!r} (hex, 0 to ff)") from None
         if not 0 <= only < _IDT_VECTORS:
             raise ExtensionFailed(f"!idt: bad vector {words[0]!r} (hex, 0 to ff)")
+    if target.pointer_size != 8:
+        raise ExtensionFailed("!idt decodes x64 interrupt gates only (this target is 32-bit)")
     base, count = _idt_base(target)
     table = target.read(base, count * _IDT_ENTRY_SIZE)
     if len(table) < _IDT_ENTRY_SIZE:

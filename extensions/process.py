@@ -117,13 +117,13 @@ def _show_process(target: Target, process: Process, flags: int,
             target.out()
 
 
-def _parse_process_args(words: list[str]) -> tuple[int | None, list[str]]:
+def _parse_process_args(target: Target, words: list[str]) -> tuple[int | None, list[str]]:
     """(session filter or None, the remaining words) of ``!process`` arguments."""
     session = None
     if words and words[0].lower() in ("/s", "-s"):
         if len(words) < 2:
             raise ExtensionFailed("Usage: !process /s Session [Process [Flags]]")
-        session = int(words[1], 0) if words[1].isdigit() else int(words[1], 16)
+        session = _value(target, words[1])
         words = words[2:]
     if words and words[0].lower() in ("/m", "-m"):
         raise ExtensionFailed("!process /m: user-mode module lists are not read by this "
@@ -134,7 +134,7 @@ def _parse_process_args(words: list[str]) -> tuple[int | None, list[str]]:
 @bang("process", usage="!process [/s Session] [Process [Flags]] | !process 0 Flags [ImageName]")
 def process(target: Target, args: str) -> None:
     """Show a process, or every process, from the kernel's process list (EPROCESS)."""
-    session, words = _parse_process_args(_words(args))
+    session, words = _parse_process_args(target, _words(args))
     if len(words) > 3:
         raise ExtensionFailed("Usage: !process [Process [Flags]] | !process 0 Flags [ImageName]")
     which = _value(target, words[0]) if words else None
