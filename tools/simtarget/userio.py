@@ -25,6 +25,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kdcon.protocol.constants import NtStatus
+
 __all__ = ["IoRequest", "IoResult", "UserIo", "parse_ioctl", "ioctl_requests", "USER_BUFFER_BASE", "MAX_BUFFER"]
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,6 @@ _NAME_OFFSET = struct.calcsize(_REQUEST_FORMAT)
 _NAME_CHARS = 128
 CREATE, IOCTL, READ, WRITE, CLOSE = 1, 2, 3, 4, 5
 _OPERATION_NAMES = {CREATE: "create", IOCTL: "ioctl", READ: "read", WRITE: "write", CLOSE: "close"}
-STATUS_PENDING = 0x103
 # Re-enter the kernel for a request its driver left pending at most this often (guest
 # instructions).
 _POLL_INSTRUCTIONS = 1_000_000
@@ -192,7 +193,7 @@ class UserIo:
         """The kernel came back from its entry with the driver's IRP still pending: only
         then is it entered again (to see whether the IRP has been completed since)."""
         fields = self._fields()
-        return self._entered_at is not None and fields[1] != self._sequence and fields[7] == STATUS_PENDING
+        return self._entered_at is not None and fields[1] != self._sequence and fields[7] == NtStatus.STATUS_PENDING
 
     def _finished(self) -> bool:
         return self._fields()[1] == self._sequence
