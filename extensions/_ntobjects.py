@@ -112,7 +112,9 @@ class KernelObject:
     The fields these extensions use are read when the object is made, the ones close
     together in one request (a KPRCB is 19 KB on Windows 7, of which a few dozen
     bytes are wanted); any other field is read when asked for. ``source`` says where
-    the layout came from: ``"PDB"`` or ``BUILTIN_SOURCE``.
+    the layout came from: ``"PDB"``, the console's built-in layout standing in for a
+    kernel without PDB types (``target.builtin_layout``), or ``BUILTIN_SOURCE`` for a
+    type the kernel's PDB lacks.
     """
 
     def __init__(self, target: Target, address: int, name: str) -> None:
@@ -127,7 +129,7 @@ class KernelObject:
         if info is not None and getattr(info, "size", 0):
             self._info = info
             self.size = info.size
-            self.source = "PDB"
+            self.source = getattr(target, "builtin_layout", None) or "PDB"
         elif builtin is not None and target.pointer_size == 8:
             self.size = builtin[0]
             self.source = BUILTIN_SOURCE
@@ -442,8 +444,9 @@ def session_id(target: Target, session: int) -> int | None:
 
 def layout_note(*objects: KernelObject) -> str | None:
     """The warning to give when the kernel's PDB lacks a type and the built-in is used."""
-    names = sorted({f"nt!{o.name}" for o in objects if o.source == BUILTIN_SOURCE})
-    if not names:
+    built_in = [o for o in objects if o.source != "PDB"]
+    if not built_in:
         return None
+    names = sorted({f"nt!{o.name}" for o in built_in})
     return (f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} not in the "
-            f"kernel's symbols: using the {BUILTIN_SOURCE} layout")
+            f"kernel's symbols: using the {built_in[0].source} layout")

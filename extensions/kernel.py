@@ -13,8 +13,10 @@ enters the debugger) and KPCR.Irql otherwise. The IDT is where the IDTR the kern
 saved in the PRCB's special registers points (KPCR.IdtBase when none was saved); its
 16-byte gates are decoded as the Intel SDM (vol. 3A, 6.14.1) defines them, and an
 interrupt-stack (IST) gate shows its stack from the TSS (IST1 at offset 0x24).
-Without -a, !idt leaves out gates that are not present and those that go to an
-``*UnexpectedInterrupt*`` routine, and says how many it left out.
+Without -a, !idt leaves out gates that are not present, those that go to an
+``*UnexpectedInterrupt*`` routine and those that go to the one handler more than half
+the vectors share (the same routine when the kernel has no symbols), and says how many
+it left out.
 
 Only the processor the target stopped on can be shown: kdcon does not switch
 processors, so another processor number is refused in one line.
@@ -154,6 +156,19 @@ def _gate(raw: bytes) -> tuple[int, int, bool]:
     return low | middle << 16 | high << 32, attributes & 0x7, bool(attributes & _GATE_PRESENT)
 
 
+def _default_handler(gates: list[tuple[int, int, bool]]) -> int | None:
+    """The handler most vectors share, when it serves over half of them: the kernel's
+    routine for vectors nobody claimed (named or not in the symbols)."""
+    counts: dict[int, int] = {}
+    for handler, _, present in gates:
+        if present:
+            counts[handler] = counts.get(handler, 0) + 1
+    if not counts:
+        return None
+    handler, count = max(counts.items(), key=lambda item: item[1])
+    return handler if count * 2 > len(gates) else None
+
+
 def _ist_stack(target: Target, index: int) -> int | None:
     tss = read_pcr(target).get("TssBase")
     if not tss:
@@ -185,16 +200,17 @@ def idt(target: Target, args: str) -> None:
     table = target.read(base, count * _IDT_ENTRY_SIZE)
     if len(table) < _IDT_ENTRY_SIZE:
         raise ExtensionFailed(f"Cannot read the IDT at {target.format_address(base)}")
+    gates = [_gate(table[at: at + _IDT_ENTRY_SIZE])
+             for at in range(0, len(table) - _IDT_ENTRY_SIZE + 1, _IDT_ENTRY_SIZE)]
+    default = _default_handler(gates)
     lines = ["", f"Dumping IDT: {base:x}", ""]
     left_out: dict[str, int] = {}
-    for vector in range(len(table) // _IDT_ENTRY_SIZE):
+    for vector, (handler, ist, present) in enumerate(gates):
         if only is not None and vector != only:
             continue
-        handler, ist, present = _gate(table[vector * _IDT_ENTRY_SIZE:
-                                            (vector + 1) * _IDT_ENTRY_SIZE])
         name = target.name_for(handler) if present else None
         if not show_all and only is None and (
-                not present or (name and "UnexpectedInterrupt" in name)):
+                not present or handler == default or (name and "UnexpectedInterrupt" in name)):
             key = name or "not present"
             left_out[key] = left_out.get(key, 0) + 1
             continue

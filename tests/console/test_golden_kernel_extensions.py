@@ -1,6 +1,7 @@
 """The kernel extensions end to end on the simulated target: !analyze after the IRQL bug
 check from driver code (KiSimRequest 8) and after .crash, !process, !thread, and !irql,
-!pcr, !prcb, !idt at the initial break.
+!pcr, !prcb, !idt at the initial break; and without the kernel's PDB, through the
+console's built-in Windows 7 SP1 layout.
 
 What the output must say is checked against what the console's own commands read
 (``? @$pcr``, ``dt``, ``k``, ``.bugcheck``) and against the simulated kernel's header,
@@ -9,11 +10,18 @@ where the vectors and the bad address are defined; the golden transcripts keep t
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+
+from kdcon.app import App
+from kdcon.output import Output
+from kdcon.tools.simtarget.kernel import IMAGES_DIR
+from kdcon.tools.simtarget.loopback import SimTarget
 
 from .transcripts import batch, check_golden, run_kdcon
 
@@ -164,6 +172,35 @@ def test_analyze_names_the_pool_block_of_a_bad_pool_caller_bug_check():
     assert "The pool call came from trackdemo!" in analysis
     assert "\nMODULE_NAME: trackdemo\n" in verbose
     check_golden("analyze_pool_double_free", text)
+
+
+def test_without_the_kernel_pdb_the_extensions_read_the_console_s_built_in_layout(tmp_path):
+    # Only the driver's PDB on the symbol path: nt has exports, no types.
+    shutil.copy(IMAGES_DIR / "checked" / "trackdemo.pdb", tmp_path)
+    sim = SimTarget(seed=0, break_on_connect=True)
+    stream = io.StringIO()
+    app = App(sim.connect(), link_name="kdsim", output=Output(stream=stream),
+              symbol_path=str(tmp_path), timeout=60)
+    try:
+        app.connect()
+        layout = app.console.target.builtin_layout
+        for command in ("? poi(nt!PsInitialSystemProcess)", "!process 0 0", "!idt", "!irql"):
+            assert app.console.execute(command), stream.getvalue()[-800:]
+    finally:
+        app.close()
+        sim.close()
+    text = stream.getvalue()
+    assert layout == "Windows 7 SP1 x64"
+    system = int(text.split("Evaluate expression: ", 1)[1].split("= ", 1)[1].split()[0]
+                 .replace("`", ""), 16)
+    assert f"WARNING: nt!_EPROCESS is not in the kernel's symbols: using the {layout} " \
+           f"layout\n" in text
+    assert f"PROCESS {system:x}\n    SessionId: none  Cid: 0004 " in text
+    # No symbol names the routine for unclaimed vectors; it is still the one left out.
+    page_fault = ki_constant("KSIM_VECTOR_PAGE_FAULT")
+    assert re.search(rf"^{page_fault:02x}:\t[0-9a-f]{{16}} nt!", text, re.M)
+    assert re.search(r"^\(251 vectors go to nt!\S+: !idt -a lists them\)$", text, re.M)
+    assert "Debugger saved IRQL for processor 0x0 -- f (HIGH_LEVEL)" in text
 
 
 def test_json_rows_of_process_and_analyze():
