@@ -37,10 +37,6 @@ _ALERTABLE = 1 << 5        # KTHREAD.MiscFlags: Alertable (bit 5)
 _MODES = ("KernelMode", "UserMode")
 
 
-def _words(args: str) -> list[str]:
-    return args.split()
-
-
 def _value(target: Target, text: str) -> int:
     try:
         return target.evaluate(text)
@@ -134,7 +130,7 @@ def _parse_process_args(target: Target, words: list[str]) -> tuple[int | None, l
 @bang("process", usage="!process [/s Session] [Process [Flags]] | !process 0 Flags [ImageName]")
 def process(target: Target, args: str) -> None:
     """Show a process, or every process, from the kernel's process list (EPROCESS)."""
-    session, words = _parse_process_args(target, _words(args))
+    session, words = _parse_process_args(target, args.split())
     if len(words) > 3:
         raise ExtensionFailed("Usage: !process [Process [Flags]] | !process 0 Flags [ImageName]")
     which = _value(target, words[0]) if words else None
@@ -272,7 +268,7 @@ def _show_thread(target: Target, thread: Thread, level: str, images: dict[int, s
 @bang("thread", usage="!thread [-p] [-t] [Thread [Flags]]")
 def thread(target: Target, args: str) -> None:
     """Show the current thread, or one given: state, IRQL, stack pointers, and its stack."""
-    words = _words(args)
+    words = args.split()
     with_process = by_id = False
     while words and words[0].lower() in ("-p", "-t", "/p", "/t"):
         with_process |= words[0][1:].lower() == "p"
