@@ -2,11 +2,12 @@
 extensions (!process, !thread, !irql, !pcr, !prcb, !idt, !analyze).
 
 What it does: ``KernelObject`` reads one kernel structure in a single request and gives
-its fields by path (``Pcb.DirectoryTableBase``): through the kernel PDB's type when it
-has one (``nt!_KPCR``, ``nt!_EPROCESS``, ...), otherwise through the layout built in
-here, Windows 7 SP1 x64's (build 7601: the offsets Microsoft's public symbols for that
-build give, as Vergilius Project and Geoff Chappell list them); a 32-bit target whose
-PDB lacks a type gets one line saying so. On top of it: ``read_process`` and
+its fields by path (``Pcb.DirectoryTableBase``): through the type ``target.find_type``
+gives (the kernel PDB's, or for a kernel without PDB types the console's built-in
+layout of its build), otherwise, for a type the kernel's PDB lacks, through the layout
+built in here: Windows 7 SP1 x64's (build 7601: the offsets Microsoft's public symbols
+for that build give, as Vergilius Project and Geoff Chappell list them); a 32-bit target
+whose PDB lacks a type gets one line saying so. On top of it: ``read_process`` and
 ``read_thread`` decode an EPROCESS or ETHREAD, ``processes`` walks
 ``PsActiveProcessHead``, ``threads`` a process's thread list, ``current_thread`` and
 ``current_process`` follow ``$thread``, ``read_pcr`` and ``read_prcb`` follow ``$pcr`` and

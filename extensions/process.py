@@ -13,10 +13,12 @@
 Flags (kd's bits): 0x1 time and priority statistics; 0x2 the threads with their wait
 states; 0x4 the threads, one line each, or with their stacks when 0x2 is set too.
 
-Layouts: the kernel PDB's ``nt!_EPROCESS`` and ``nt!_ETHREAD`` when it has them;
-otherwise Windows 7 SP1 x64's (build 7601), built in and named in a warning line. The
-thread list walked is KPROCESS.ThreadListHead through KTHREAD.ThreadListEntry. Each
-process and thread is read in one request.
+Layouts: the kernel PDB's ``nt!_EPROCESS`` and ``nt!_ETHREAD``; for a kernel without
+PDB types, the console's built-in layout of its Windows build; for a PDB that lacks just
+these types (the simulated kernel's), Windows 7 SP1 x64's (build 7601), built into these
+extensions. A warning line names any built-in layout used. The thread list walked is
+KPROCESS.ThreadListHead through KTHREAD.ThreadListEntry. The fields of a process or
+thread that lie together are read in one request.
 
 Not done: the stack of a thread other than the one the target stopped in (kdcon unwinds
 the current context only; such a thread shows its saved stack pointers instead), the
