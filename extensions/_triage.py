@@ -37,7 +37,7 @@ _MACHINERY = ("DbgBreakPoint", "DbgBreakPointWithStatus", "RtlpBreakWithStatusIn
               "KiInvalidOpcodeFault", "KiUnexpectedInterrupt", "KiDoubleFaultAbort",
               "KiDispatchException", "KiDispatchFault", "KiExceptionDispatch",
               "KiRaiseException", "RtlRaiseException", "RtlRaiseStatus", "ExRaiseStatus",
-              "KiBreakpointTrap")
+              "KiBreakpointTrap", "RtlAssert")
 _BREAKIN_ROUTINES = ("nt!DbgBreakPointWithStatus", "nt!RtlpBreakWithStatusInstruction")
 _HARDCODED_BREAKS = ("nt!DbgBreakPoint",)
 _VERBS = {"READ": "read", "WRITE": "wrote", "EXECUTE": "executed"}
@@ -275,6 +275,10 @@ def stop_cause(target: Target, stop: dict[str, Any] | None, pc: int,
     if code == _BREAKPOINT and where in _HARDCODED_BREAKS:
         caller = next((f for f in frames if not is_machinery(f.name)), None)
         who = caller.name if caller is not None else "code the stack does not show"
+        if any(_routine(f.name) == "nt!RtlAssert" for f in frames):
+            return ([f"An assertion failed in {who} and its prompt was answered b "
+                     f"(break): the expression and the source line are in the target's "
+                     f"output above. g goes on as if it had been ignored."], code, True)
         return ([f"A hard-coded breakpoint: {who} called {where}, which stops in the "
                  f"debugger whenever one is attached. g resumes after it."], code, True)
     if code == _BREAKPOINT:

@@ -107,3 +107,12 @@ def test_a_first_chance_exception_stop_says_what_g_and_gn_do():
 def test_a_stop_from_before_the_extension_loaded_is_said_to_be_unknown():
     sentences, code, blame = _triage.stop_cause(FakeTarget(), None, NT, STACK)
     assert code is None and not blame and "not known" in sentences[0]
+
+
+def test_a_break_from_an_assertion_names_the_code_that_asserted():
+    frames = _frames((NT + 0x10, "nt!DbgBreakPoint"), (NT + 0x30, "nt!RtlAssert+0xc0"),
+                     (DRIVER + 0x40, "mydrv!Routine+0x40"))
+    stop = {"reason": "exception", "code": 0x80000003, "symbol": "nt!DbgBreakPoint"}
+    sentences, code, blame = _triage.stop_cause(FakeTarget(), stop, NT + 0x10, frames)
+    assert blame and sentences[0].startswith(
+        "An assertion failed in mydrv!Routine+0x40 and its prompt was answered b (break)")
