@@ -3,8 +3,9 @@
 ``KernelImages`` parses ntoskrnl.exe, hal.dll, kdcom.dll and the drivers once and
 checks every import up front.  ``boot_kernel`` maps them into a fresh machine
 (``layout`` gives the addresses; the seed slides the image area in 2 MB steps),
-builds the LDR entries and PsLoadedModuleList, writes the KSIM_LOADER_BLOCK of
-``ki.h`` and leaves the CPU at KiSystemStartup(LoaderBlock).
+builds the LDR entries and PsLoadedModuleList, maps and fills the PFN database
+(``pfn.py``), writes the KSIM_LOADER_BLOCK of ``ki.h`` and leaves the CPU at
+KiSystemStartup(LoaderBlock).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .imagecheck import check_driver
 from .loader import (LDRP_KSIM_DRIVER, LDRP_KSIM_SYSTEM_IMAGE, LdrWriter, Module, PeImage, check_imports,
                      link_entries, map_image, parse_image)
 from .memory import GuestMemory
+from .pfn import build_pfn_database
 
 __all__ = ["IMAGES_DIR", "SYSTEM_IMAGES", "KernelImages", "BootedKernel", "boot_kernel", "trackdemo_image"]
 
@@ -117,12 +119,16 @@ def boot_kernel(uc: Uc, memory: GuestMemory, images: KernelImages, seed: int) ->
                for m in kernel.modules]
     link_entries(memory, kernel.export("PsLoadedModuleList"), entries)
 
+    pfn_database, runs = build_pfn_database(memory)
+
     drivers = [m.ldr_entry for m in kernel.modules if not m.system]
     block = struct.pack(LOADER_BLOCK_FORMAT, layout.LOADER_MAGIC, 1, seed & 0xFFFFFFFFFFFFFFFF,
                         layout.POOL_BASE, layout.POOL_SIZE, layout.STACK_TOP,
                         layout.STACK_TOP - layout.STACK_SIZE, layout.SYSTEM_TIME_AT_BOOT,
                         layout.CR3_VALUE, layout.PHYS_POOL, len(drivers), 0)
     block += struct.pack(f"<{layout.MAX_DRIVERS}Q", *(drivers + [0] * (layout.MAX_DRIVERS - len(drivers))))
+    block += struct.pack("<QII", pfn_database, len(runs), 0)
+    block += b"".join(struct.pack("<QQ", base, count) for base, count in runs)
     memory.write_virtual(layout.LOADER_BASE, block)
 
     # KiSystemStartup(LoaderBlock): RSP is 16n+8 at entry, a zero return address.

@@ -9,24 +9,28 @@ Virtual layout (x64 kernel space)::
     0xfffff800'01000000  ntoskrnl.exe, then hal.dll, kdcom.dll and drivers, each on a
                          64 KB boundary (the whole group slides by the seed, 2 MB steps)
     0xfffff880'000f0000  system thread stack (64 KB, top at 0xfffff880'00100000)
+    0xfffffa00'00000000  PFN database: MMPFN[pfn] at + pfn * 0x30, backed only where
+                         it describes RAM (pfn.py)
     0xfffffa80'00000000  nonpaged pool (16 MB)
 
 Physical layout: each mapped region is one linear physical run, in the order above
 (loader block at 0x10000, images from 0x1000000 in load order, stack at 0x3000000,
-pool at 0x10000000), and the x64 page tables take 1 MB from CR3 (0x187000: the PML4,
-then the tables below it).  ``read_physical(pa)`` reads the same RAM the virtual page
-that run maps reads (paging.py, physical.py).
+the PFN database's pages from 0x4000000, pool at 0x10000000), and the x64 page tables
+take 1 MB from CR3 (0x187000: the PML4, then the tables below it).  ``read_physical(pa)``
+reads the same RAM the virtual page that run maps reads (paging.py, physical.py).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "PAGE_SIZE", "LOADER_BASE", "LOADER_SIZE", "IMAGE_BASE", "IMAGE_ALIGN", "SEED_SLIDE",
-    "STACK_TOP", "STACK_SIZE", "POOL_BASE", "POOL_SIZE", "PHYS_LOADER", "PHYS_IMAGES",
-    "PHYS_STACK", "PHYS_POOL", "CR3_VALUE", "COM_PORT", "PORT_TIME_LOW", "PORT_TIME_HIGH",
+    "STACK_TOP", "STACK_SIZE", "POOL_BASE", "POOL_SIZE", "PFN_DATABASE", "PHYS_LOADER",
+    "PHYS_IMAGES", "PHYS_STACK", "PHYS_POOL", "PHYS_PFN", "CR3_VALUE", "COM_PORT",
+    "PORT_TIME_LOW", "PORT_TIME_HIGH",
     "PORT_CONTROL", "CONTROL_UNMAP_IMAGE", "CONTROL_HALT", "CONTROL_BOOTED", "CONTROL_REBOOT",
     "VECTOR_DIVIDE", "VECTOR_INVALID_OP", "VECTOR_GP", "VECTOR_PAGE_FAULT", "VECTOR_CLOCK",
-    "KiSimRequest", "IOCTL", "BAD_ADDRESS", "LOADER_MAGIC", "MAX_DRIVERS", "CLOCK_LEVEL",
+    "KiSimRequest", "IOCTL", "BAD_ADDRESS", "LOADER_MAGIC", "MAX_DRIVERS", "MAX_MEMORY_RUNS",
+    "CLOCK_LEVEL",
     "DISPATCH_LEVEL", "KPCR_IRQL", "KPCR_IDT_BASE", "KPCR_PRCB", "KPRCB_CURRENT_THREAD",
     "KPRCB_SPECIAL_REGISTERS", "PROCESSOR_STATE_SIZE",
     "SYSTEM_TIME_AT_BOOT",
@@ -44,11 +48,13 @@ STACK_TOP = 0xFFFFF880_00100000
 STACK_SIZE = 0x10000
 POOL_BASE = 0xFFFFFA80_00000000
 POOL_SIZE = 0x1000000
+PFN_DATABASE = 0xFFFFFA00_00000000
 
 PHYS_LOADER = 0x10000
 PHYS_IMAGES = 0x1000000
 PHYS_STACK = 0x3000000
 PHYS_POOL = 0x10000000
+PHYS_PFN = 0x4000000
 CR3_VALUE = 0x187000
 
 # 2026-01-01T00:00:00Z as a FILETIME: the guest's clock starts there at boot.
@@ -71,6 +77,7 @@ VECTOR_CLOCK = 0xD1
 
 LOADER_MAGIC = 0x4B53494C
 MAX_DRIVERS = 32
+MAX_MEMORY_RUNS = 16
 DISPATCH_LEVEL = 2
 CLOCK_LEVEL = 13
 
@@ -100,6 +107,7 @@ class KiSimRequest(enum.IntEnum):
     UNLOAD = 6        # DriverUnload, unlink, UnloadSymbols, free the image: every driver
     BUGCHECK = 7      # KeBugCheckEx(MANUALLY_INITIATED_CRASH 0xE2, 0, 0, 0, 0)
     BAD_ACCESS = 8    # driver code reads BAD_ADDRESS at DISPATCH_LEVEL -> bug check 0xD1
+    BIG_POOL = 9      # allocate 0x1800 bytes of pool tagged 'Ksim' (big pages); again: free it
 
 
 class IOCTL(enum.IntEnum):

@@ -110,13 +110,14 @@ class GuestMemory:
         self.page_tables.protect(address, size, prot)
 
     def unmap(self, base: int) -> Region | None:
+        """Unmap the region at ``base``; its RAM stays (free pages, as the kernel's PFN
+        database says), reachable by physical address only."""
         region = self.region_at(base)
         if region is None or region.base != base:
             return None
         self._uc.mem_unmap(region.base, region.size)
         self._uc.ctl_remove_cache(region.base, region.end)
         self.page_tables.unmap(region.base, region.size)
-        self.physical.remove(region.physical)
         i = self._regions.index(region)
         del self._regions[i], self._bases[i]
         j = self._phys.index(region)

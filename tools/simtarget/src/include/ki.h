@@ -25,6 +25,9 @@
 #define KSIM_REQUEST_BUGCHECK  7   /* KeBugCheckEx(MANUALLY_INITIATED_CRASH, 0, 0, 0, 0) */
 #define KSIM_REQUEST_BAD_ACCESS 8  /* driver code reads KSIM_BAD_ADDRESS at DISPATCH_LEVEL:
                                       DRIVER_IRQL_NOT_LESS_OR_EQUAL (0xD1) */
+#define KSIM_REQUEST_BIG_POOL  9   /* allocate KSIM_BIG_POOL_SIZE bytes of pool tagged 'Ksim'
+                                      (a big-page allocation) and keep it; sent again, free it */
+#define KSIM_BIG_POOL_SIZE     0x1800
 
 #define IOCTL_TRACKDEMO_TICK      0x222000
 #define IOCTL_TRACKDEMO_LEAK      0x222004
@@ -69,6 +72,7 @@
 /* ---- Loader block written by the machine before KiSystemStartup runs ---- */
 #define KSIM_LOADER_MAGIC 0x4B53494CUL   /* 'LISK' */
 #define KSIM_MAX_DRIVERS 32
+#define KSIM_MAX_MEMORY_RUNS 16
 typedef struct _KSIM_LOADER_BLOCK {
     ULONG Magic;
     ULONG Version;
@@ -83,6 +87,10 @@ typedef struct _KSIM_LOADER_BLOCK {
     ULONG DriverCount;
     ULONG Pad0;
     PKLDR_DATA_TABLE_ENTRY Drivers[KSIM_MAX_DRIVERS];
+    ULONG64 PfnDatabase;             /* virtual address of MMPFN[0]; the loader filled it */
+    ULONG NumberOfRuns;              /* physical RAM: runs sorted by BasePage, merged */
+    ULONG Pad1;
+    struct { ULONG64 BasePage, PageCount; } Runs[KSIM_MAX_MEMORY_RUNS];
 } KSIM_LOADER_BLOCK, *PKSIM_LOADER_BLOCK;
 
 /* ---- Processor control region and block (x64, 7601) ---- */
@@ -220,6 +228,102 @@ typedef struct _POOL_TRACKER_TABLE {
 } POOL_TRACKER_TABLE;
 STATIC_ASSERT(sizeof(POOL_TRACKER_TABLE) == 0x28);
 
+/* ---- Memory manager: the PFN database (Windows 7 SP1 x64 layouts, 0x30-byte MMPFN) ---- */
+typedef ULONG64 PFN_NUMBER;
+
+typedef struct _MMPTE_HARDWARE {
+    ULONG64 Valid : 1;
+    ULONG64 Dirty1 : 1;
+    ULONG64 Owner : 1;
+    ULONG64 WriteThrough : 1;
+    ULONG64 CacheDisable : 1;
+    ULONG64 Accessed : 1;
+    ULONG64 Dirty : 1;
+    ULONG64 LargePage : 1;
+    ULONG64 Global : 1;
+    ULONG64 CopyOnWrite : 1;
+    ULONG64 Unused : 1;
+    ULONG64 Write : 1;
+    ULONG64 PageFrameNumber : 36;
+    ULONG64 reserved1 : 4;
+    ULONG64 SoftwareWsIndex : 11;
+    ULONG64 NoExecute : 1;
+} MMPTE_HARDWARE;
+
+typedef struct _MMPTE {
+    union { ULONG64 Long; MMPTE_HARDWARE Hard; } u;
+} MMPTE, *PMMPTE;
+
+typedef struct _MMPFNENTRY {
+    UCHAR PageLocation : 3;          /* an MMLISTS value */
+    UCHAR WriteInProgress : 1;
+    UCHAR Modified : 1;
+    UCHAR ReadInProgress : 1;
+    UCHAR CacheAttribute : 2;
+    UCHAR Priority : 3;
+    UCHAR Rom : 1;
+    UCHAR InPageError : 1;
+    UCHAR KernelStack : 1;
+    UCHAR RemovalRequested : 1;
+    UCHAR ParityError : 1;
+} MMPFNENTRY;
+
+typedef struct _MMPFN {
+    union { PFN_NUMBER Flink; ULONG WsIndex; PVOID Next; } u1;          /* 0x00 */
+    union { PFN_NUMBER Blink; PMMPTE ImageProtoPte; ULONG64 ShareCount; } u2;  /* 0x08 */
+    union { PMMPTE PteAddress; ULONG64 PteLong; };                       /* 0x10 */
+    union {
+        struct { USHORT ReferenceCount; MMPFNENTRY e1; };
+        struct { USHORT ReferenceCount; USHORT ShortFlags; } e2;
+    } u3;                                                                /* 0x18 */
+    USHORT UsedPageTableEntries;                                         /* 0x1c */
+    UCHAR VaType;
+    UCHAR ViewCount;
+    union { MMPTE OriginalPte; LONG AweReferenceCount; };                /* 0x20 */
+    union {
+        struct {
+            ULONG64 PteFrame : 52;   /* the page of the table that holds this page's PTE */
+            ULONG64 Unused : 3;
+            ULONG64 PfnImageVerified : 1;
+            ULONG64 AweAllocation : 1;
+            ULONG64 PrototypePte : 1;
+            ULONG64 PageColor : 6;
+        };
+        ULONG64 EntireFrame;
+    } u4;                                                                /* 0x28 */
+} MMPFN, *PMMPFN;
+STATIC_ASSERT(sizeof(MMPFN) == 0x30);
+STATIC_ASSERT(FIELD_OFFSET(MMPFN, PteAddress) == 0x10);
+STATIC_ASSERT(FIELD_OFFSET(MMPFN, u3) == 0x18);
+STATIC_ASSERT(FIELD_OFFSET(MMPFN, UsedPageTableEntries) == 0x1c);
+STATIC_ASSERT(FIELD_OFFSET(MMPFN, u4) == 0x28);
+
+typedef enum _MMLISTS {
+    ZeroedPageList = 0, FreePageList = 1, StandbyPageList = 2, ModifiedPageList = 3,
+    ModifiedNoWritePageList = 4, BadPageList = 5, ActiveAndValid = 6, TransitionPage = 7
+} MMLISTS;
+
+typedef struct _MMPFNLIST {
+    ULONG64 Total;
+    MMLISTS ListName;
+    PFN_NUMBER Flink;                /* PFN of the first page, MM_EMPTY_LIST if none */
+    PFN_NUMBER Blink;
+    ULONG64 Lock;
+} MMPFNLIST, *PMMPFNLIST;
+STATIC_ASSERT(sizeof(MMPFNLIST) == 0x28);
+#define MM_EMPTY_LIST ((PFN_NUMBER)-1)
+
+typedef struct _PHYSICAL_MEMORY_RUN { PFN_NUMBER BasePage, PageCount; } PHYSICAL_MEMORY_RUN;
+typedef struct _PHYSICAL_MEMORY_DESCRIPTOR {
+    ULONG NumberOfRuns;
+    PFN_NUMBER NumberOfPages;
+    PHYSICAL_MEMORY_RUN Run[1];
+} PHYSICAL_MEMORY_DESCRIPTOR, *PPHYSICAL_MEMORY_DESCRIPTOR;
+
+/* Windows 7 x64's self-map: where a PTE of ``va`` would be seen (MiGetPteAddress). */
+#define MM_PTE_BASE 0xFFFFF68000000000ULL
+#define MiGetPteAddress(va) ((PMMPTE)((((ULONG64)(va) >> 9) & 0x7FFFFFFFF8ULL) + MM_PTE_BASE))
+
 /* ---- Debugger data (KDDEBUGGER_DATA64, kd-protocol.md 7.2) ---- */
 #define KDDEBUGGER_DATA_SIZE 0x380
 #define KDBG_TAG 0x4742444BUL
@@ -260,6 +364,8 @@ VOID NTAPI RtlInitAnsiString(PANSI_STRING Dest, PCSTR Source);
 LONG NTAPI RtlCompareUnicodeString(PCUNICODE_STRING S1, PCUNICODE_STRING S2, BOOLEAN CaseInsensitive);
 
 VOID KiInitializePool(ULONG64 Start, ULONG64 Size);
+VOID MiInitializePfnDatabase(PKSIM_LOADER_BLOCK LoaderBlock);
+VOID MiFreeImagePages(PVOID Base, SIZE_T Size);
 PVOID MiAllocatePages(SIZE_T Pages);
 SIZE_T MiFreePages(PVOID Va);
 VOID KiInitializeObjects(VOID);

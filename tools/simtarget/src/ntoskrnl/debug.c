@@ -1,7 +1,8 @@
 /*
  * debug.c - how the kernel reaches the debugger: breakpoints (int 3), the debug
  * service interrupt (int 2Dh, service number in eax, followed by int 3 as Windows
- * does), DbgPrint/DbgPrompt, RtlAssert, symbol load reports and bug checks.
+ * does), DbgPrint/DbgPrompt and the DbgPrint buffer, RtlAssert, symbol load reports and
+ * bug checks.
  *
  * Service arguments follow the x64 kernel: print (1) rcx = text, rdx = length,
  * r8 = component, r9 = level; prompt (2) rcx = prompt, rdx = prompt length,
@@ -34,6 +35,37 @@ __asm__(".text\n"
 
 #define DPFLTR_MASK 0x80000000UL
 #define DBG_PRINT_MAX 512
+/* A free build's DbgPrint buffer holds 4 KB (the debugger documentation, "The DbgPrint
+ * Buffer"). */
+#define KDPRINT_BUFFER_SIZE 0x1000
+
+/* The DbgPrint buffer, as kd64 keeps it: every message that passes the filter is
+ * copied in before it is sent, the write pointer wraps to the start and the rollover
+ * count says how often.  KdPrintCircularBufferPtr and KdPrintBufferSize name the
+ * buffer in use (a resized one; here always the default). */
+CHAR KdPrintCircularBuffer[KDPRINT_BUFFER_SIZE];
+PCHAR KdPrintCircularBufferPtr = KdPrintCircularBuffer;
+ULONG KdPrintBufferSize = KDPRINT_BUFFER_SIZE;
+PCHAR KdPrintWritePointer = KdPrintCircularBuffer;
+ULONG KdPrintRolloverCount;
+
+static VOID KdLogDbgPrint(PCSTR Text, SIZE_T Length)
+{
+    PCHAR end = KdPrintCircularBufferPtr + KdPrintBufferSize;
+
+    while (Length) {
+        SIZE_T room = (SIZE_T)(end - KdPrintWritePointer);
+        SIZE_T n = Length < room ? Length : room;
+        memcpy(KdPrintWritePointer, Text, n);
+        KdPrintWritePointer += n;
+        Text += n;
+        Length -= n;
+        if (KdPrintWritePointer >= end) {
+            KdPrintWritePointer = KdPrintCircularBufferPtr;
+            KdPrintRolloverCount++;
+        }
+    }
+}
 
 /* Component filter: every level prints unless cleared here (Kd_DEFAULT_Mask). */
 ULONG Kd_DEFAULT_Mask = 0xFFFFFFFFUL;
@@ -62,6 +94,7 @@ ULONG NTAPI vDbgPrintExWithPrefix(PCSTR Prefix, ULONG ComponentId, ULONG Level,
     n = _vsnprintf(buffer + used, sizeof(buffer) - used, Format, Args);
     /* A string cut to the buffer still goes out, as its first 512 characters. */
     used = (n < 0 || (SIZE_T)n >= sizeof(buffer) - used) ? sizeof(buffer) : used + (SIZE_T)n;
+    KdLogDbgPrint(buffer, used);
     DebugService(BREAKPOINT_PRINT, buffer, used, (PVOID)(ULONG_PTR)ComponentId, Level);
     return STATUS_SUCCESS;
 }

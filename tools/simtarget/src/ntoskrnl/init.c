@@ -4,10 +4,11 @@
  * The machine (the Python loader) maps ntoskrnl, hal, kdcom and the drivers, links
  * their KLDR_DATA_TABLE_ENTRY records into PsLoadedModuleList and enters
  * KiSystemStartup with a KSIM_LOADER_BLOCK.  The kernel then initialises the
- * processor block, pool, the System process, the debugger data (KdVersionBlock,
- * KdDebuggerDataBlock: kd-protocol.md 5.4 and 7.2), reports the system images to the
- * debugger, starts every driver and runs the system loop, which services KiSimRequest
- * and sends IOCTL_TRACKDEMO_TICK to every device object each tick.
+ * processor block, pool, the page lists of the PFN database, the System process, the
+ * debugger data (KdVersionBlock, KdDebuggerDataBlock: kd-protocol.md 5.4 and 7.2),
+ * reports the system images to the debugger, starts every driver and runs the system
+ * loop, which services KiSimRequest and sends IOCTL_TRACKDEMO_TICK to every device
+ * object each tick.
  */
 #include "ki.h"
 
@@ -35,6 +36,15 @@ ULONG KeTimeIncrement = 156250;
 
 extern PVOID PoolBigPageTable;
 extern PVOID PoolTrackTable;
+extern PMMPFN MmPfnDatabase;
+extern PFN_NUMBER MmLowestPhysicalPage, MmHighestPhysicalPage, MmNumberOfPhysicalPages;
+extern PFN_NUMBER MmAvailablePages, MmResidentAvailablePages;
+extern PPHYSICAL_MEMORY_DESCRIPTOR MmPhysicalMemoryBlock;
+extern MMPFNLIST MmZeroedPageListHead, MmFreePageListHead, MmStandbyPageListHead,
+    MmModifiedPageListHead, MmModifiedNoWritePageListHead;
+extern CHAR KdPrintCircularBuffer[];
+extern PCHAR KdPrintCircularBufferPtr, KdPrintWritePointer;
+extern ULONG KdPrintBufferSize, KdPrintRolloverCount;
 extern UCHAR RtlpBreakWithStatusInstruction[];
 
 /* DBGKD_GET_VERSION64 (kd-protocol.md 5.4). */
@@ -53,6 +63,9 @@ LIST_ENTRY KdpDebuggerDataListHead;
 __declspec(align(16)) UCHAR KdDebuggerDataBlock[KDDEBUGGER_DATA_SIZE];
 
 static void *KiLoopJumpBuffer[5];
+/* 'Ksim' in memory: the kernel's own scenario allocations. */
+#define KSIM_POOL_TAG 0x6D69734BUL
+PVOID KiSimBigPoolBlock;
 static DECLSPEC_NORETURN VOID KiSystemLoop(VOID);
 
 #define KDBG_Q(off, v) (*(ULONG64 *)&KdDebuggerDataBlock[(off)] = (ULONG64)(v))
@@ -73,18 +86,34 @@ static VOID KdpFillDebuggerData(PVOID KernBase)
     KDBG_Q(0x50, &PsActiveProcessHead);
     KDBG_Q(0x78, &KeTimeIncrement);
     KDBG_Q(0x88, KiBugCheckData);
+    KDBG_Q(0xC0, &MmPfnDatabase);
+    KDBG_Q(0xE8, &MmLowestPhysicalPage);
+    KDBG_Q(0xF0, &MmHighestPhysicalPage);
+    KDBG_Q(0xF8, &MmNumberOfPhysicalPages);
     KDBG_Q(0x110, &MmNonPagedPoolStart);
     KDBG_Q(0x118, &MmNonPagedPoolEnd);
     KDBG_Q(0x120, &MmNonPagedPoolStart);           /* one pool serves paged requests too */
     KDBG_Q(0x128, &MmNonPagedPoolEnd);
     KDBG_Q(0x138, PAGE_SIZE);
+    KDBG_Q(0x180, &MmZeroedPageListHead);
+    KDBG_Q(0x188, &MmFreePageListHead);
+    KDBG_Q(0x190, &MmStandbyPageListHead);
+    KDBG_Q(0x198, &MmModifiedPageListHead);
+    KDBG_Q(0x1A0, &MmModifiedNoWritePageListHead);
+    KDBG_Q(0x1A8, &MmAvailablePages);
+    KDBG_Q(0x1B0, &MmResidentAvailablePages);
     KDBG_Q(0x1B8, &PoolTrackTable);
     KDBG_Q(0x1C8, &MmHighestUserAddress);
     KDBG_Q(0x1D0, &MmSystemRangeStart);
     KDBG_Q(0x1D8, &MmUserProbeAddress);
+    KDBG_Q(0x1E0, KdPrintCircularBuffer);
+    KDBG_Q(0x1E8, KdPrintCircularBuffer + KdPrintBufferSize);   /* KdPrintCircularBufferEnd */
+    KDBG_Q(0x1F0, &KdPrintWritePointer);
+    KDBG_Q(0x1F8, &KdPrintRolloverCount);
     KDBG_Q(0x208, NtBuildLab);
     KDBG_Q(0x218, KiProcessorBlock);
     KDBG_Q(0x268, &CmNtCSDVersion);
+    KDBG_Q(0x270, &MmPhysicalMemoryBlock);
     KDBG_W(0x29A, ET_TEB);
     KDBG_W(0x29C, ET_KERNEL_STACK);
     KDBG_W(0x29E, ET_INITIAL_STACK);
@@ -101,6 +130,8 @@ static VOID KdpFillDebuggerData(PVOID KernBase)
     KDBG_W(0x2BC, FIELD_OFFSET(KPRCB, ContextFrame));
     KDBG_W(0x2BE, FIELD_OFFSET(KPRCB, Number));
     KDBG_W(0x2C0, ETHREAD_SIZE);
+    KDBG_Q(0x2C8, &KdPrintCircularBufferPtr);
+    KDBG_Q(0x2D0, &KdPrintBufferSize);
     KDBG_Q(0x2D8, &KeLoaderBlock);
     KDBG_W(0x2E0, sizeof(KPCR));
     KDBG_W(0x2E2, FIELD_OFFSET(KPCR, Self));
@@ -242,6 +273,14 @@ static VOID KiServiceRequest(VOID)
     case KSIM_REQUEST_BAD_ACCESS:
         IopBadAccessAtDispatch();
         break;
+    case KSIM_REQUEST_BIG_POOL:
+        if (KiSimBigPoolBlock) {
+            ExFreePoolWithTag(KiSimBigPoolBlock, KSIM_POOL_TAG);
+            KiSimBigPoolBlock = NULL;
+        } else {
+            KiSimBigPoolBlock = ExAllocatePoolWithTag(NonPagedPool, KSIM_BIG_POOL_SIZE, KSIM_POOL_TAG);
+        }
+        break;
     default:
         DbgPrint("KSIM: unknown KiSimRequest %lu ignored\n", request);
         break;
@@ -289,6 +328,7 @@ DECLSPEC_NORETURN VOID NTAPI KiSystemStartup(PKSIM_LOADER_BLOCK LoaderBlock)
     KiInitializePool(LoaderBlock->PoolStart, LoaderBlock->PoolSize);
     MmNonPagedPoolStart = LoaderBlock->PoolStart;
     MmNonPagedPoolEnd = LoaderBlock->PoolStart + LoaderBlock->PoolSize;
+    MiInitializePfnDatabase(LoaderBlock);
     KiInitializeSystemProcess();
 
     kernel = CONTAINING_RECORD(PsLoadedModuleList.Flink, KLDR_DATA_TABLE_ENTRY, InLoadOrderLinks);

@@ -63,13 +63,14 @@ static VOID IopFreeName(PUNICODE_STRING Name)
     Name->Buffer = NULL;
 }
 
-/* Unlinks a driver image from PsLoadedModuleList, reports the unload and has the
- * loader free the image. */
+/* Unlinks a driver image from PsLoadedModuleList, reports the unload, gives its pages
+ * to the free list and has the loader unmap the image. */
 static VOID IopUnloadImage(PKLDR_DATA_TABLE_ENTRY Entry)
 {
     KdpReportModule(Entry, TRUE);
     Entry->InLoadOrderLinks.Blink->Flink = Entry->InLoadOrderLinks.Flink;
     Entry->InLoadOrderLinks.Flink->Blink = Entry->InLoadOrderLinks.Blink;
+    MiFreeImagePages(Entry->DllBase, Entry->SizeOfImage);
     HalSimControl(KSIM_CONTROL_UNMAP_IMAGE, (ULONG64)Entry->DllBase, Entry->SizeOfImage);
 }
 
