@@ -168,17 +168,24 @@ class Args:
             self.pos += 1
         return self.expression(), forced
 
+    def checked_length(self, unit: int = 1) -> int | None:
+        """An ``L count`` that comes next, refused above 256 MB unless written ``L?``."""
+        found = self.length()
+        if found is None:
+            return None
+        count, forced = found
+        if count * unit > MAX_RANGE and not forced:
+            raise CommandError(f"Range error: {count:#x} units is over 256 MB; "
+                               "use L? to allow it")
+        return count
+
     def range(self, default_count: int, unit: int = 1) -> tuple[int | None, int]:
         """``[start] [L count | end]``: (start or None, count in units)."""
         if self.empty():
             return None, default_count
         start = self.expression()
-        found = self.length()
-        if found is not None:
-            count, forced = found
-            if count * unit > MAX_RANGE and not forced:
-                raise CommandError(f"Range error: {count:#x} units is over 256 MB; "
-                                   "use L? to allow it")
+        count = self.checked_length(unit)
+        if count is not None:
             return start, count
         if self.empty() or self.peek() == '"':
             return start, default_count

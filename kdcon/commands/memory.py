@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..argtypes import MAX_RANGE, Args
+from ..argtypes import Args
 from ..console import CommandContext
 from ..errors import CommandError
 from ..memory import PAGE_SIZE
@@ -112,12 +112,8 @@ _LEADING_LENGTH = re.compile(r"[lL](\?|\s|[0-9])")
 def display_range(args: Args, default: int, size: int) -> tuple[int | None, int]:
     """``[address] [L count | end]``; a length alone (``dd L4``) continues the last display."""
     if _LEADING_LENGTH.match(args.remaining().lstrip()):
-        found = args.length()
-        if found is not None:
-            count, forced = found
-            if count * size > MAX_RANGE and not forced:
-                raise CommandError(f"Range error: {count:#x} units is over 256 MB; "
-                                   "use L? to allow it")
+        count = args.checked_length(size)
+        if count is not None:
             return None, count
     return args.range(default, size)
 
