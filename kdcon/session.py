@@ -49,8 +49,9 @@ __all__ = ["Session", "TargetState", "TargetLost", "NotHalted", "ModuleInfo"]
 log = logging.getLogger(__name__)
 
 # KLDR_DATA_TABLE_ENTRY (x64): the fields the module walk reads (kd-protocol.md §7.3).
-_LDR_SIZE = 0x88
 _LDR_DLLBASE, _LDR_SIZEOFIMAGE, _LDR_BASEDLLNAME = 0x30, 0x40, 0x58
+# TimeDateStamp moved: 0x80 up to Windows 8.1 (and in the simulated kernel), 0x9C from
+# Windows 10 on; the built-in layout of the kernel's build says where (layouts/).
 _LDR_CHECKSUM, _LDR_TIMESTAMP = 0x78, 0x80
 _MAX_MODULES = 4096
 # Windows x64 supports at most this many logical processors in one kernel.
@@ -387,15 +388,17 @@ class Session:
         """Walk PsLoadedModuleList and register every module with deferred symbols."""
         head = self.version.PsLoadedModuleList if self.version is not None else 0
         modules: list[ModuleInfo] = []
+        stamp_at = self._ldr_timestamp_offset()
+        entry_size = max(_LDR_CHECKSUM, stamp_at) + 4
         if head:
             entry = self.read_pointer(head)
             seen = {head}
             while entry not in seen and len(modules) < _MAX_MODULES:
                 seen.add(entry)
-                raw = self.read_virtual(entry, _LDR_SIZE)
-                if len(raw) < _LDR_SIZE:
+                raw = self.read_virtual(entry, entry_size)
+                if len(raw) < entry_size:
                     break
-                modules.append(self._module_from_entry(raw))
+                modules.append(self._module_from_entry(raw, stamp_at))
                 entry = struct.unpack_from("<Q", raw, 0)[0]
         known = {(m.base, m.name.lower()) for m in self.modules}
         for module in self.modules:
@@ -407,12 +410,22 @@ class Session:
                 self._register_symbols(module)
         return modules
 
-    def _module_from_entry(self, raw: bytes) -> ModuleInfo:
+    def _ldr_timestamp_offset(self) -> int:
+        """Where this kernel's loader entries keep the image's TimeDateStamp."""
+        if self.version is None:
+            return _LDR_TIMESTAMP
+        table = table_for(self.version.MinorVersion, self.pointer_size, self.debugger_data)
+        info = table.find("_KLDR_DATA_TABLE_ENTRY") if table is not None else None
+        field = next((f for f in info.fields if f.name == "TimeDateStamp"), None) \
+            if info is not None else None
+        return field.offset if field is not None else _LDR_TIMESTAMP
+
+    def _module_from_entry(self, raw: bytes, stamp_at: int = _LDR_TIMESTAMP) -> ModuleInfo:
         base, = struct.unpack_from("<Q", raw, _LDR_DLLBASE)
         size, = struct.unpack_from("<I", raw, _LDR_SIZEOFIMAGE)
         length, _, buffer = struct.unpack_from("<HHxxxxQ", raw, _LDR_BASEDLLNAME)
         checksum, = struct.unpack_from("<I", raw, _LDR_CHECKSUM)
-        timestamp, = struct.unpack_from("<I", raw, _LDR_TIMESTAMP)
+        timestamp, = struct.unpack_from("<I", raw, stamp_at)
         name_bytes = self.read_virtual(buffer, min(length, 512)) if buffer and length else b""
         name = name_bytes.decode("utf-16-le", "replace") or f"image{base:x}"
         return ModuleInfo(name=name, base=base, size=size, checksum=checksum,
