@@ -154,6 +154,11 @@ def _find_type(ctx: CommandContext, name: str) -> _Named | None:
             canonical = shown.name if shown is not None and shown.kind in (*AGGREGATES, "enum") \
                 and shown.name else type_name
             return _Named(info, None if module_part else f"{module.name}!{canonical}")
+    # A kernel type while nt has no PDB types: the built-in layout of its build.
+    builtin = ctx.session.builtin_types() if module_part.casefold() in ("", "nt") else None
+    info = builtin.find(type_name) if builtin is not None else None
+    if info is not None:
+        return _Named(info, None if module_part else f"nt!{type_name}")
     return None
 
 

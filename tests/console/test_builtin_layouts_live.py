@@ -160,3 +160,11 @@ def test_with_the_kernel_pdb_its_types_are_the_only_ones(with_pdb):
     if symbols.find_type("nt!_EPROCESS") is None:
         with pytest.raises(TypeNotFound, match="are the module's symbols loaded"):
             target.typed(0, "nt!_EPROCESS")
+
+
+
+def test_dt_shows_a_kernel_type_from_the_builtin_layout_without_the_pdb(without_pdb):
+    stream = without_pdb.app.output._stream
+    without_pdb.app.run_line("dt nt!_KLDR_DATA_TABLE_ENTRY")
+    text = stream.getvalue().rsplit("kd> dt nt!_KLDR_DATA_TABLE_ENTRY", 1)[1]
+    assert "   +0x030 DllBase" in text and "   +0x058 BaseDllName" in text
