@@ -42,7 +42,8 @@ _MI_CACHED = 1                     # MMPFNENTRY.CacheAttribute (bits 6-7 of its 
 
 # MMPFN fields (ki.h): u2.ShareCount, PteAddress, u3.ReferenceCount, u3.e1 (first byte),
 # UsedPageTableEntries, u4 (PteFrame in bits 0-51).
-_SHARE_COUNT, _PTE_ADDRESS, _REFERENCE_COUNT, _E1, _USED_ENTRIES, _U4 = 0x08, 0x10, 0x18, 0x1A, 0x1C, 0x28
+_SHARE_COUNT, _PTE_ADDRESS, _REFERENCE_COUNT = 0x08, 0x10, 0x18
+_E1, _USED_ENTRIES, _U4 = 0x1A, 0x1C, 0x28
 
 # Windows 7 x64's self-map: PML4 entry 0x1ED points at the PML4 itself.
 _SELF_MAP_INDEX = 0x1ED
