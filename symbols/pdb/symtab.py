@@ -252,9 +252,6 @@ class PdbTable:
     def __len__(self) -> int:
         return len(self.rvas)
 
-    def _buffer(self, row: int):
-        return self._buffers[self._bufs[row]] if self._bufs is not None else self._buffers[0]
-
     def record(self, row: int) -> SymbolRecord:
         buf = self._buffers[self._bufs[row]] if self._bufs is not None else self._buffers[0]
         return self._reader.record(buf, self._recs[row], self._kinds[row], self.rvas[row])
