@@ -84,6 +84,7 @@ from .state import (
     Outgoing,
     Phase,
     Role,
+    ack_id,
     droppable,
     next_id,
     same_id,
@@ -467,8 +468,7 @@ class KdConnection:
         situation, event = classify(state, frame)
         verdict = DATA_RULES[(self.role, state.pending is not None, situation)]
         if verdict.answer == _ACK:
-            self._out += build_control_packet(
-                _ACK, pid & ~SYNC_PACKET_ID if self.role is Role.HOST else pid)
+            self._out += build_control_packet(_ACK, ack_id(self.role, pid))
         elif verdict.answer == _RESEND:
             self._send_resend()
         if verdict.counter is not None:

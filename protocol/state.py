@@ -102,6 +102,7 @@ __all__ = [
     "Outgoing",
     "ConnectionState",
     "SENDERS",
+    "EXCHANGES",
     "EXPECTED_TYPES",
     "PHASE_AFTER_SEND",
     "PHASE_AFTER_RECEIVE",
