@@ -85,7 +85,8 @@ def _contents(target: Target, block: Block, unit: int) -> list[str]:
     lines = []
     for row in range(0, len(words), 4):
         at = block.address + unit + row * 4
-        lines.append(f" {at:016x}  " + " ".join(f"{w:08x}" for w in words[row:row + 4]))
+        indent = " " if not row else "    "      # WinDbg indents all but the first line
+        lines.append(f"{indent}{at:016x}  " + " ".join(f"{w:08x}" for w in words[row:row + 4]))
     return lines
 
 
@@ -158,7 +159,12 @@ def pool(target: Target, args: str) -> None:
     if region == "Unknown":
         raise ExtensionFailed(f"{address:016x} is not in the pool: nonpaged pool is "
                               f"{heap.nonpaged[0]:016x} - {heap.nonpaged[1]:016x}")
-    big = heap.big_allocation_at(address)
+    data = target.read(page, PAGE)
+    small = heap.looks_like_small_page(data) if len(data) == PAGE else False
+    blocks, problem = heap.walk_page(page, data) if small else ([], None)
+    # A page that is one whole chain of headers is small pool; anything else may be part
+    # of a big-page allocation, which the big-page table says (read only then: 12 KB).
+    big = heap.big_allocation_at(address) if not small or problem is not None else None
     if big is not None:
         target.out(f"*{big.address:016x} : large page allocation, tag is {tag_text(big.tag)}, "
                    f"size is {big.size:#x} bytes")
@@ -168,16 +174,14 @@ def pool(target: Target, args: str) -> None:
         target.row(address=big.address, size=big.size, allocated=True, tag=tag_text(big.tag),
                    large=True, holds=True)
         return
-    data = target.read(page, PAGE)
     if len(data) < PAGE:
         raise ExtensionFailed(f"Pool page {page:016x} could not be read: it may be freed "
                               f"or not present")
-    if not heap.looks_like_small_page(data):
+    if not small:
         target.out(f"{address:016x} is not a valid small pool allocation: page {page:016x} "
                    f"holds no pool headers")
         raise ExtensionFailed(f"{address:016x} is not valid pool (a free pool page, or memory "
                               f"the pool does not manage)")
-    blocks, problem = heap.walk_page(page, data)
     for block in blocks:
         marked = block.holds(address)
         target.row(address=block.address, size=block.size, previous=block.previous,

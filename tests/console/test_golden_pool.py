@@ -57,6 +57,7 @@ def _value(dt_output: str) -> int:
 def test_pool_on_a_track_allocation_marks_the_block_and_poolfind_finds_it():
     text, status = batch(*RUN_TO_FIRST_TICK, f"dt trackdemo!_TRACK_RECORD {WORK_RECORD}",
                          f"!pool poi({WORK_RECORD}+10)", f"!pool poi({WORK_RECORD}+10) 2",
+                         f"!pool poi({WORK_RECORD}+10) 3",
                          f"!poolfind {TAG}", "!poolfind D?m* 1", "!poolused", "!poolused 2",
                          f"!poolused 1 {TAG}")
     assert status == 0, text[-2000:]
@@ -74,6 +75,9 @@ def test_pool_on_a_track_allocation_marks_the_block_and_poolfind_finds_it():
         assert before[1] + before[2] == after[1] and after[3] == before[2]
     only = _blocks(output_of(text, f"!pool poi({WORK_RECORD}+10) 2"))
     assert only == marked
+    # Flags 1: the block's first bytes after its header; Track's guard (0xFD) comes first.
+    contents = output_of(text, f"!pool poi({WORK_RECORD}+10) 3").splitlines()
+    assert contents[2] == f" {header + 0x10:016x}  fdfdfdfd fdfdfdfd fdfdfdfd fdfdfdfd"
     found = _blocks(output_of(text, f"!poolfind {TAG}"))
     assert (header, size) in [(b[1], b[2]) for b in found]
     assert all(b[5] == TAG for b in found)
@@ -176,7 +180,8 @@ def test_dbgprint_shows_the_boot_messages_oldest_first():
 
 
 def test_bad_arguments_are_one_line_each():
-    text, status = batch("!pool", "!pool nosuchsymbol", "!pool nt", "!poolfind Dem",
+    text, status = batch("!pool", "!pool nosuchsymbol", "!pool nt", "!pool fffffa80`00fff010",
+                         "!poolfind Dem",
                          "!poolfind Demo 2", "!poolfind 0xZZ", "!poolused 6", "!poolused 8",
                          "!memusage 3", "!dbgprint now", "!pooltag Demo")
     assert status == 1
@@ -191,3 +196,7 @@ def test_bad_arguments_are_one_line_each():
     assert output_of(text, "!pool nt").endswith("is not in the pool: nonpaged pool is "
                                                "fffffa8000000000 - fffffa8001000000")
     assert output_of(text, "!pool nosuchsymbol").startswith("Bad address 'nosuchsymbol'")
+    assert output_of(text, "!pool fffffa80`00fff010").splitlines()[1:] == [
+        "fffffa8000fff010 is not a valid small pool allocation: page fffffa8000fff000 holds "
+        "no pool headers", "fffffa8000fff010 is not valid pool (a free pool page, or memory "
+        "the pool does not manage)"]
