@@ -25,6 +25,7 @@ from .loader import (LDRP_KSIM_DRIVER, LDRP_KSIM_SYSTEM_IMAGE, LdrWriter, Module
                      link_entries, map_image, parse_image)
 from .memory import GuestMemory
 from .pfn import build_pfn_database
+from .unresolved import check_unresolved_calls
 
 __all__ = ["IMAGES_DIR", "SYSTEM_IMAGES", "KernelImages", "BootedKernel", "boot_kernel", "trackdemo_image"]
 
@@ -53,6 +54,7 @@ class KernelImages:
         self.drivers = [parse_image(path) for path in drivers]
         for image in self.drivers:
             check_driver(image.name, image.pe)
+            check_unresolved_calls(image)
         providers = {image.name.lower(): image for image in self.system}
         for image in self.system + self.drivers:
             check_imports(image, providers)
