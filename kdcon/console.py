@@ -190,6 +190,9 @@ class Console(_ConsoleHelpers):
         self.registry = registry or REGISTRY
         self.debug = debug
         self.json_sink = json_sink
+        # Commands an extension runs through Target.run are its own business: they
+        # are neither results of their own in --json nor failures of the batch.
+        self.inner_runs = 0
         self.settings = Settings()
         self.state = ConsoleState()
         self.user_registers = UserRegisters()
@@ -290,10 +293,10 @@ class Console(_ConsoleHelpers):
         after = session.wire()
         result.round_trips = after.round_trips - before.round_trips
         result.wire_bytes = after.total - before.total
-        if not result.ok and signal is None:
+        if not result.ok and signal is None and not self.inner_runs:
             self.failures += 1
         self.results.append(result)
-        if self.json_sink is not None:
+        if self.json_sink is not None and not self.inner_runs:
             self.json_sink(result.to_json())
         if signal is not None:
             raise signal

@@ -208,9 +208,11 @@ class Target:
         if outer_rows is None:
             output.rows = []          # the nested commands keep their rows
         output.begin_capture()
+        console.inner_runs += 1
         try:
             ok = console.execute(command, nested=True)
         finally:
+            console.inner_runs -= 1
             text = output.end_capture()
             output.rows = outer_rows
         rows = [row for result in console.results[first:] for row in (result.rows or ())]

@@ -38,3 +38,23 @@ def test_json_lines_carry_results_events_and_wire_costs():
     assert stops and stops[-1]["code"] == 0x80000003
     assert "Evaluate expression" not in "".join(
         line for line in text.splitlines() if not line.startswith("{"))
+
+
+def test_commands_an_extension_runs_are_not_results_of_their_own(tmp_path):
+    (tmp_path / "inner.py").write_text('''"""!inner: runs two commands of its own, one failing."""
+from kdcon.api import bang
+
+
+@bang("inner")
+def inner(target, args):
+    """Run r rip and a bad command; report what came back."""
+    good = target.run("r rip")
+    bad = target.run("nonsense")
+    return f"{good.ok} {bad.ok}"
+''', encoding="utf-8")
+    text, status = run_kdcon(["--loopback", "--batch", "--json", "--ext-path", str(tmp_path),
+                              "-c", "!inner"])
+    results = [json.loads(line) for line in text.splitlines()
+               if json.loads(line)["type"] == "result"]
+    assert [r["command"] for r in results] == ["!inner"]
+    assert results[0]["ok"] and status == 0
