@@ -185,6 +185,7 @@ class Pool:
 
 # -- pooltag.txt ----------------------------------------------------------------------------
 
+_read: list = []                   # [(path, mtime, size), TagFile]: the last file read
 _TAG_LINE = re.compile(r"^(?P<tag>.{1,4}?)\s*-\s*(?P<binary>[^-]*?)\s*-\s*(?P<text>.*?)\s*$")
 
 
@@ -212,10 +213,20 @@ class TagFile:
 
     @classmethod
     def current(cls) -> TagFile | None:
-        """The file ``!pooltag -f`` chose, else the one ``KDCON_POOLTAG`` names, else None."""
+        """The file ``!pooltag -f`` chose, else the one ``KDCON_POOLTAG`` names, else None;
+        read again only when it changed (WinDbg's is half a megabyte)."""
         path = cls.chosen or (Path(os.environ[POOLTAG_VARIABLE]).expanduser()
                               if os.environ.get(POOLTAG_VARIABLE) else None)
-        return cls(path) if path is not None else None
+        if path is None:
+            return None
+        try:
+            info = path.stat()
+            stamp = (str(path), info.st_mtime_ns, info.st_size)
+        except OSError:
+            stamp = None
+        if stamp is None or not _read or _read[0] != stamp:
+            _read[:] = [stamp, cls(path)]
+        return _read[1]
 
     def describe(self, tag: int) -> tuple[str, str] | None:
         """(binary, description) of a tag, None if the file does not know it."""
