@@ -1,13 +1,13 @@
 """The kernel pool as the pool extensions read it: headers, pages, the big-page table,
 pool tags and their descriptions.
 
-What it does: ``Pool.open`` finds the pool's ranges and layouts (``nt!_POOL_HEADER``,
-``_POOL_TRACKER_BIG_PAGES`` from the PDB, else Windows 7 x64's); ``walk_page`` splits
+What it does: ``Pool(target)`` finds the pool's ranges and layouts (``nt!_POOL_HEADER``,
+``_POOL_TRACKER_BIG_PAGES``, through ``_kdata.Layout``); ``walk_page`` splits
 one small-pool page into its blocks, checking each header against its neighbour as
 the allocator keeps them (the first block's previous size is 0, each previous size is
 the block before it's size, the blocks end exactly at the page's end) and stopping at
 the first header that breaks the chain; ``big_allocations`` reads the big-page table
-once. ``TagFile`` reads a ``pooltag.txt`` (lines ``Tag - binary - description``,
+once per command. ``TagFile`` reads a ``pooltag.txt`` (lines ``Tag - binary - description``,
 ``rem`` and ``//`` lines are comments) named by ``KDCON_POOLTAG`` or ``!pooltag -f``.
 ``tag_pattern`` turns ``!poolfind``'s and ``!poolused``'s tag argument (``*`` and ``?``
 wildcards, or ``0x`` and the tag's value) into a matcher.
