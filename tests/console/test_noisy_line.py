@@ -18,8 +18,11 @@ SCRIPT = ("bu trackdemo!TrackDemoTick", "g", "g", "k", "r", "db trackdemo!TrackD
 @pytest.mark.slow
 def test_a_noisy_paced_line_changes_nothing_in_the_transcript():
     clean, clean_status = batch(*SCRIPT)
+    # A bad cable's rates. At ten times these, a dropped and a duplicated byte of the
+    # same value slip past KD's byte-sum checksum often enough to change a read now and
+    # then (bench/soak.py measures both; docs/console.md has the figures).
     noisy, noisy_status = batch(*SCRIPT, extra=[
-        "--pace", "115200", "--faults", "flip=1e-4,drop=1e-3,dup=1e-3,garbage=1e-4,seed=7"])
+        "--pace", "115200", "--faults", "flip=1e-5,drop=1e-4,dup=1e-4,garbage=1e-5,seed=7"])
     assert clean_status == noisy_status == 0
     assert clean.count("Breakpoint 0 hit") == 2
     assert "KDTARGET: Refreshing KD connection\n" in clean
