@@ -17,7 +17,6 @@
 #define IRQL_NOT_GREATER_OR_EQUAL 0x00000009
 #define SPIN_LOCK_ALREADY_OWNED   0x0000000F
 #define UNEXPECTED_KERNEL_MODE_TRAP 0x0000007F
-#define STATUS_TIMEOUT ((NTSTATUS)0x00000102L)
 #define STATUS_INTEGER_DIVIDE_BY_ZERO ((NTSTATUS)0xC0000094L)
 #define STATUS_ILLEGAL_INSTRUCTION ((NTSTATUS)0xC000001DL)
 
@@ -39,8 +38,16 @@ KIRQL NTAPI KfRaiseIrql(KIRQL NewIrql)
 VOID NTAPI KeRaiseIrql(KIRQL NewIrql, PKIRQL OldIrql) { *OldIrql = KfRaiseIrql(NewIrql); }
 KIRQL NTAPI KeRaiseIrqlToDpcLevel(VOID) { return KfRaiseIrql(DISPATCH_LEVEL); }
 KIRQL NTAPI KeRaiseIrqlToSynchLevel(VOID) { return KfRaiseIrql(12); }
-VOID NTAPI KeLowerIrql(KIRQL NewIrql) { KiPcr.Irql = NewIrql; }
-VOID NTAPI KfLowerIrql(KIRQL NewIrql) { KiPcr.Irql = NewIrql; }
+/* Lowering below DISPATCH_LEVEL runs the DPCs queued meanwhile (sched.c). */
+VOID KiDispatchPendingDpcs(VOID);
+extern BOOLEAN volatile KiDpcPending;
+VOID NTAPI KeLowerIrql(KIRQL NewIrql)
+{
+    KiPcr.Irql = NewIrql;
+    if (KiDpcPending && NewIrql < DISPATCH_LEVEL)
+        KiDispatchPendingDpcs();
+}
+VOID NTAPI KfLowerIrql(KIRQL NewIrql) { KeLowerIrql(NewIrql); }
 
 /* ---- Spin locks: one processor, so acquiring is raising IRQL and marking the lock;
  * a lock that is already held would spin forever and is reported instead. ---- */
@@ -111,20 +118,7 @@ VOID NTAPI KeQueryTickCount(PLARGE_INTEGER TickCount)
     TickCount->QuadPart = (LONGLONG)(KiQueryInterruptTime() / KeTimeIncrement);
 }
 
-NTSTATUS NTAPI KeDelayExecutionThread(KPROCESSOR_MODE WaitMode, BOOLEAN Alertable, PLARGE_INTEGER Interval)
-{
-    ULONG64 until;
-    (void)WaitMode; (void)Alertable;
-    if (Interval->QuadPart >= 0)
-        return STATUS_SUCCESS;           /* absolute times are in the past of a fresh boot */
-    until = KiQueryInterruptTime() + (ULONG64)(-Interval->QuadPart);
-    while (KiQueryInterruptTime() < until)
-        ;
-    return STATUS_SUCCESS;
-}
-
-/* ---- Events and waits: one thread, so a wait on an unsignalled object with no
- * timeout can never end (as on a real machine where nothing will set it). ---- */
+/* ---- Events (waits are in sync.c) ---- */
 
 VOID NTAPI KeInitializeEvent(PKEVENT Event, EVENT_TYPE Type, BOOLEAN State)
 {
@@ -151,23 +145,6 @@ LONG NTAPI KeResetEvent(PKEVENT Event)
 
 VOID NTAPI KeClearEvent(PKEVENT Event) { Event->Header.SignalState = 0; }
 LONG NTAPI KeReadStateEvent(PKEVENT Event) { return Event->Header.SignalState; }
-
-NTSTATUS NTAPI KeWaitForSingleObject(PVOID Object, ULONG WaitReason, KPROCESSOR_MODE WaitMode,
-                                     BOOLEAN Alertable, PLARGE_INTEGER Timeout)
-{
-    PKEVENT event = Object;
-    (void)WaitReason; (void)WaitMode; (void)Alertable;
-    while (!event->Header.SignalState) {
-        if (Timeout) {
-            KeDelayExecutionThread(KernelMode, FALSE, Timeout);
-            if (!event->Header.SignalState)
-                return STATUS_TIMEOUT;
-        }
-    }
-    if (event->Header.Type == SynchronizationEvent)
-        event->Header.SignalState = 0;
-    return STATUS_SUCCESS;
-}
 
 /* ---- Current thread and process ---- */
 

@@ -16,6 +16,7 @@
 #undef KeRaiseIrqlToSynchLevel
 #undef KeQuerySystemTime
 #undef KeQueryTickCount
+#undef KeQueryInterruptTime
 NTKERNELAPI KIRQL NTAPI KeGetCurrentIrql(VOID);
 NTKERNELAPI VOID NTAPI KeLowerIrql(KIRQL NewIrql);
 NTKERNELAPI KIRQL NTAPI KfRaiseIrql(KIRQL NewIrql);
@@ -23,6 +24,7 @@ NTKERNELAPI KIRQL NTAPI KeRaiseIrqlToDpcLevel(VOID);
 NTKERNELAPI KIRQL NTAPI KeRaiseIrqlToSynchLevel(VOID);
 NTKERNELAPI VOID NTAPI KeQuerySystemTime(PLARGE_INTEGER CurrentTime);
 NTKERNELAPI VOID NTAPI KeQueryTickCount(PLARGE_INTEGER TickCount);
+NTKERNELAPI ULONGLONG NTAPI KeQueryInterruptTime(VOID);
 #define KeRaiseIrql(a, b) (*(b) = KfRaiseIrql(a))
 
 #ifndef MdlMappingNoExecute
