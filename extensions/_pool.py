@@ -28,7 +28,7 @@ from kdcon.api import ExtensionFailed, Target
 
 from ._kdata import Layout, global_value, kernel_global
 
-__all__ = ["Block", "Problem", "BigAllocation", "Pool", "TagFile", "tag_text", "tag_pattern",
+__all__ = ["Block", "Problem", "BigAllocation", "Pool", "TagFile", "tag_text", "tag_pattern", "exact_tag",
            "POOLTAG_VARIABLE"]
 
 PAGE = 0x1000
@@ -56,6 +56,15 @@ def tag_pattern(text: str) -> tuple[str, Callable[[int], bool]]:
         raise ExtensionFailed(f"A tag is four characters (or a pattern with *): '{text}'")
     pattern = text.replace("[", "[[]")
     return text, lambda tag: fnmatch.fnmatchcase(struct.pack("<I", tag).decode("latin-1"), pattern)
+
+
+def exact_tag(text: str) -> int | None:
+    """The tag's value when ``text`` names exactly one (no wildcard), else None."""
+    if text.startswith("0x"):
+        return tag_pattern(text) and int(text, 16)
+    if "*" in text or "?" in text or len(text) != 4:
+        return None
+    return struct.unpack("<I", text.encode("latin-1", "replace"))[0]
 
 
 @dataclass(frozen=True)

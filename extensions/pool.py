@@ -32,12 +32,13 @@ SP1 x64's when the PDB has none.
 from __future__ import annotations
 
 import shlex
+import struct
 from pathlib import Path
 
 from kdcon.api import Cancelled, ExtensionFailed, Target, bang, require
 
 from ._kdata import Layout, cost_line, global_value, kernel_global, note_builtin
-from ._pool import PAGE, Block, Pool, Problem, TagFile, tag_pattern, tag_text
+from ._pool import PAGE, Block, Pool, Problem, TagFile, exact_tag, tag_pattern, tag_text
 
 require("1.0")
 
@@ -213,6 +214,25 @@ def pool(target: Target, args: str) -> None:
 # -- !poolfind --------------------------------------------------------------------------------
 
 
+def _report_page(target: Target, heap: Pool, page: int, data: bytes, matches,
+                 want_paged: bool | None) -> int:
+    """Print the blocks of one small-pool page whose tag matches; how many."""
+    if not heap.looks_like_small_page(data):
+        return 0
+    found = 0
+    blocks, _ = heap.walk_page(page, data)
+    for block in blocks:
+        if not matches(block.tag) or (block.allocated and want_paged is not None
+                                      and block.paged != want_paged):
+            continue
+        found += 1
+        target.out(f"{block.address:016x} size: {block.size:4x} previous size: "
+                   f"{block.previous:4x}  {_state(block):<11} {tag_text(block.tag)}")
+        target.row(address=block.address, size=block.size, previous=block.previous,
+                   allocated=block.allocated, tag=tag_text(block.tag))
+    return found
+
+
 def _scan(target: Target, heap: Pool, start: int, end: int, matches, want_paged: bool | None
           ) -> int:
     """Walk every readable small-pool page of [start, end); the number of blocks found."""
@@ -226,22 +246,43 @@ def _scan(target: Target, heap: Pool, start: int, end: int, matches, want_paged:
             data = target.read(at, want)
             usable = len(data) // PAGE * PAGE
             for offset in range(0, usable, PAGE):
-                page = data[offset: offset + PAGE]
-                if not heap.looks_like_small_page(page):
-                    continue
-                blocks, _ = heap.walk_page(at + offset, page)
-                for block in blocks:
-                    if not matches(block.tag) or (block.allocated and want_paged is not None
-                                                  and block.paged != want_paged):
-                        continue
-                    found += 1
-                    target.out(f"{block.address:016x} size: {block.size:4x} previous size: "
-                               f"{block.previous:4x}  {_state(block):<11} {tag_text(block.tag)}")
-                    target.row(address=block.address, size=block.size, previous=block.previous,
-                               allocated=block.allocated, tag=tag_text(block.tag))
+                found += _report_page(target, heap, at + offset, data[offset: offset + PAGE],
+                                      matches, want_paged)
             # A short read stops at an unreadable page: go on after it.
             at += want if len(data) == want else usable + PAGE
         target.progress(total, total, "pool")
+    except Cancelled:
+        target.out("")
+        target.out(f"...terminating - searched pool to {at:016x}")
+        raise
+    return found
+
+
+def _search(target: Target, heap: Pool, start: int, end: int, tag: int, matches,
+            want_paged: bool | None) -> int:
+    """An exact tag: the target finds its bytes (DbgKdSearchMemoryApi) and only the pages
+    holding them are read and walked. Every header sits on a header-sized boundary with
+    its tag at PoolTag's offset, so a hit anywhere else is data, not a header."""
+    pattern = struct.pack("<I", tag)
+    tag_at = heap.header["PoolTag"].offset
+    found = 0
+    at = start
+    try:
+        while at < end:
+            target.progress(at - start, end - start, "pool")
+            hit = target.search(at, end - at, pattern)
+            if hit is None or hit >= end:
+                break
+            header = hit - tag_at
+            page = header & ~(PAGE - 1)
+            if header % heap.unit == 0:
+                data = target.read(page, PAGE)
+                if len(data) == PAGE:
+                    found += _report_page(target, heap, page, data, matches, want_paged)
+                at = page + PAGE
+            else:
+                at = hit + 1
+        target.progress(end - start, end - start, "pool")
     except Cancelled:
         target.out("")
         target.out(f"...terminating - searched pool to {at:016x}")
@@ -278,12 +319,18 @@ def poolfind(target: Target, args: str) -> None:
     if large:
         target.out("")
     name, (start, end) = ("NonPaged", heap.nonpaged) if kind == 0 else ("Paged", heap.paged)
-    target.out(cost_line(f"Searching {name} pool", end - start))
+    exact = exact_tag(words[0])
+    if exact is None:
+        target.out(cost_line(f"Searching {name} pool", end - start))
     target.out(f"Searching {name} pool ({start:016x} : {end:016x}) for Tag: {shown}")
     target.out("")
     # Where one range serves both kinds (as on the simulated kernel), the headers say which.
     shared = heap.nonpaged == heap.paged
-    small = _scan(target, heap, start, end, matches, (kind == 1) if shared else None)
+    want_paged = (kind == 1) if shared else None
+    if exact is not None:
+        small = _search(target, heap, start, end, exact, matches, want_paged)
+    else:
+        small = _scan(target, heap, start, end, matches, want_paged)
     if small:
         target.out("")
     found = large + small

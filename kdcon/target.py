@@ -80,6 +80,16 @@ class Target:
     def write_physical(self, address: int, data: bytes) -> int:
         return self._session.write_physical(address, data)
 
+    def search(self, start: int, length: int, pattern: bytes) -> int | None:
+        """The first address in [start, start+length) where ``pattern`` begins, found by
+        the target itself (DbgKdSearchMemoryApi): only the answer crosses the wire, so
+        a search of megabytes costs one round trip, not the megabytes."""
+        session = self._session
+        session.require_halted()
+        if not pattern or length <= 0:
+            return None
+        return session.host.search_memory(start, length, pattern)
+
     def u8(self, address: int) -> int:
         return self.read_exact(address, 1)[0]
 

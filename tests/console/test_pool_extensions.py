@@ -124,16 +124,29 @@ def test_poolfind_reads_each_page_once_and_a_second_search_reads_nothing(console
         return real(address, size)
 
     monkeypatch.setattr(host, "read_virtual", counted)
-    first = console.run(f"!poolfind {TAG}")
+    first = console.run(f"!poolfind {TAG[:3]}?")        # a pattern: the whole pool is read
     pool = [(a, s) for a, s in reads if 0xFFFFFA80_00000000 <= a < 0xFFFFFA80_01000000]
     covered = sorted(pool)
     assert sum(s for _, s in covered) == 0x1000000
     for (address, size), (following, _) in zip(covered, covered[1:]):
         assert address + size <= following
     reads.clear()
-    second = console.run(f"!poolfind {TAG}")
+    second = console.run(f"!poolfind {TAG[:3]}?")
     assert not [r for r in reads if 0xFFFFFA80_00000000 <= r[0] < 0xFFFFFA80_01000000]
     assert second.split("\n", 1)[1] == first.split("\n", 1)[1]
+
+
+def test_poolfind_of_an_exact_tag_lets_the_target_search_and_reads_only_hit_pages(console):
+    console.run(*RUN_TO_FIRST_TICK)
+    session = console.app.session
+    scanned = console.run(f"!poolfind {TAG[:3]}?")
+    before = session.wire()
+    searched = console.run(f"!poolfind {TAG}")
+    cost = session.wire().total - before.total
+    blocks = [line for line in searched.splitlines() if " size: " in line]
+    assert blocks and blocks == [line for line in scanned.splitlines() if " size: " in line]
+    assert "bytes to read" not in searched        # no 25-minute warning: nothing to read
+    assert cost < 32 * 1024                        # against 17.5 MB for the scan
 
 
 def test_a_cancelled_poolfind_says_how_far_it_got_and_the_console_goes_on(console):
@@ -148,7 +161,7 @@ def test_a_cancelled_poolfind_says_how_far_it_got_and_the_console_goes_on(consol
 
     subscription = console.app.console.events.subscribe("progress", cancel_after_a_megabyte)
     try:
-        out = console.run(f"!poolfind {TAG}")
+        out = console.run(f"!poolfind {TAG[:3]}?")
     finally:
         subscription.remove()
         target.cancel_event.clear()
