@@ -14,10 +14,12 @@ driver keeps Track records (the Track extensions), each block's guard bytes are 
 too, so an overrun that stays inside the pool block is named as well. Either fails the
 command.
 
-``!poolfind`` reads the whole pool range (PoolType 0 nonpaged, the default; 1 paged):
-on a serial cable that is slow (16 MB is about 25 minutes at 115200 baud), so it says
-what it will cost first, reports progress, and stops when cancelled (Ctrl+C), saying how
-far it got. No page is read twice while the target stays halted.
+``!poolfind`` of an exact tag lets the target search the pool range (PoolType 0
+nonpaged, the default; 1 paged) for the tag's bytes and reads only the pages it finds
+them in. A pattern with * or ? must read the whole range: on a serial cable that is
+slow (16 MB is about 25 minutes at 115200 baud), so it says what it will cost first,
+reports progress, and stops when cancelled (Ctrl+C), saying how far it got. No page is
+read twice while the target stays halted.
 
 ``!poolused`` reads the kernel's pool tracker table (``nt!PoolTrackTable``): Flags 1 adds
 frees and differences, 2 sorts by nonpaged bytes, 4 by paged bytes; a Tag limits it.
@@ -292,7 +294,7 @@ def _search(target: Target, heap: Pool, start: int, end: int, tag: int, matches,
 
 @bang("poolfind", usage="!poolfind Tag [PoolType]")
 def poolfind(target: Target, args: str) -> None:
-    """Find every pool block with a tag (* and ? wildcards, or 0xValue) by reading the pool."""
+    """Find every pool block with a tag (* and ? wildcards, or 0xValue); the target searches an exact tag."""
     words = _words(args)
     if not 1 <= len(words) <= 2:
         raise ExtensionFailed("Usage: !poolfind Tag [PoolType]  (0 nonpaged, 1 paged)")
