@@ -294,13 +294,13 @@ DECLSPEC_NORETURN VOID KiAbandonRequest(VOID)
     __builtin_longjmp(KiLoopJumpBuffer, 1);
 }
 
-VOID KiDeliverClock(VOID);
+VOID KiSchedule(VOID);
 
 static DECLSPEC_NORETURN VOID KiSystemLoop(VOID)
 {
     __builtin_setjmp(KiLoopJumpBuffer);
     for (;;) {
-        KiDeliverClock();
+        KiSchedule();
         KiServiceRequest();
         IopTickDrivers(IOCTL_TRACKDEMO_TICK);
         KiSystemLoopCount++;

@@ -153,7 +153,10 @@ PVOID NTAPI PsGetCurrentThread(VOID) { return KiPcr.Prcb.CurrentThread; }
 PVOID NTAPI PsGetCurrentProcess(VOID) { return PsInitialSystemProcess; }
 PVOID NTAPI IoGetCurrentProcess(VOID) { return PsInitialSystemProcess; }
 HANDLE NTAPI PsGetCurrentProcessId(VOID) { return (HANDLE)(ULONG_PTR)4; }
-HANDLE NTAPI PsGetCurrentThreadId(VOID) { return (HANDLE)(ULONG_PTR)8; }
+HANDLE NTAPI PsGetCurrentThreadId(VOID)
+{
+    return *(HANDLE *)((PUCHAR)KiPcr.Prcb.CurrentThread + ET_CID + 8);
+}
 ULONG NTAPI KeGetCurrentProcessorNumberEx(PVOID ProcNumber) { (void)ProcNumber; return 0; }
 
 /* ---- Descriptor tables ---- */

@@ -14,7 +14,7 @@
 #define FILE_CREATED 2
 #define FILE_OPENED 1
 
-typedef enum { ObTypeEvent = 1, ObTypeFile, ObTypeKey, ObTypeSection, ObTypeDirectory } OB_TYPE;
+typedef enum { ObTypeEvent = 1, ObTypeFile, ObTypeKey, ObTypeSection, ObTypeDirectory, ObTypeThread } OB_TYPE;
 
 /* Header in front of every object body, from the pool with the type's tag. */
 typedef struct _KSIM_OBJECT_HEADER {
@@ -31,8 +31,8 @@ STATIC_ASSERT(sizeof(KSIM_OBJECT_HEADER) % 16 == 0);
 static PKSIM_OBJECT_HEADER ObpHandleTable[HANDLE_TABLE_SIZE];
 static PKSIM_OBJECT_HEADER ObpNamedObjects;
 
-static const ULONG ObpTypeTags[] = { 0, 'nevE', 'eliF', ' yeK', 'tceS', 'eriD' };
-static const ULONG ObpBodySizes[] = { 0, sizeof(KEVENT), 0x40, 0x20, 0x20, 0x20 };
+static const ULONG ObpTypeTags[] = { 0, 'nevE', 'eliF', ' yeK', 'tceS', 'eriD', 'erhT' };
+static const ULONG ObpBodySizes[] = { 0, sizeof(KEVENT), 0x40, 0x20, 0x20, 0x20, ETHREAD_SIZE };
 
 VOID KiInitializeObjects(VOID)
 {
@@ -137,6 +137,24 @@ static NTSTATUS ObpOpen(ULONG Type, POBJECT_ATTRIBUTES Attributes, BOOLEAN Creat
     if (!NT_SUCCESS(status))
         ObpDereference(h);
     return status;
+}
+
+/* A zeroed thread object (thread.c), with a handle to it when Handle is not NULL; its
+ * creation reference belongs to the thread until it has terminated. */
+PVOID ObpCreateThreadObject(PHANDLE Handle)
+{
+    PKSIM_OBJECT_HEADER h = ObpCreate(ObTypeThread, NULL);
+    if (!h)
+        return NULL;
+    if (Handle) {
+        h->PointerCount++;
+        if (!NT_SUCCESS(ObpInsertHandle(h, Handle))) {
+            ObpDereference(h);
+            ObpDereference(h);
+            return NULL;
+        }
+    }
+    return h + 1;
 }
 
 NTSTATUS NTAPI ZwClose(HANDLE Handle)

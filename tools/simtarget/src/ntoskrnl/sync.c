@@ -2,10 +2,10 @@
  * sync.c - dispatcher objects and waits: semaphores, mutexes, waits on one or several
  * objects (events, semaphores, mutexes, timers) with timeouts, and delays.
  *
- * One processor and one thread: a wait that is not satisfied at once leaves the
- * processor to the clock (sched.c's KiDeliverClock: due timers and DPCs at
- * DISPATCH_LEVEL) until an object is signalled or the timeout passes on the simulated
- * clock.  A wait nothing can satisfy lasts forever, as on Windows; the debugger can
+ * One processor: a wait that is not satisfied at once leaves the processor to the
+ * clock and the other threads (thread.c's KiSchedule: due timers and DPCs at
+ * DISPATCH_LEVEL, then the next thread) until an object is signalled or the timeout
+ * passes on the simulated clock.  A wait nothing can satisfy lasts forever, as on Windows; the debugger can
  * still break in.  Events are initialised, set and reset in ke.c.
  *
  * Rules from the WDK documentation: a wait returns STATUS_SUCCESS (STATUS_WAIT_0 + the
@@ -27,7 +27,7 @@
 #define THREAD_WAIT_OBJECTS 3
 #define MAXIMUM_WAIT_OBJECTS 64
 
-VOID KiDeliverClock(VOID);
+VOID KiSchedule(VOID);
 ULONG64 KiDueInterruptTime(LONGLONG DueTime);
 PVOID NTAPI KeGetCurrentThread(VOID);
 
@@ -139,7 +139,7 @@ static NTSTATUS KiWait(ULONG Count, PVOID Object[], WAIT_TYPE WaitType, PLARGE_I
         }
         if (Timeout && (Timeout->QuadPart == 0 || KiQueryInterruptTime() >= until))
             return STATUS_TIMEOUT;
-        KiDeliverClock();
+        KiSchedule();
     }
 }
 
@@ -165,6 +165,6 @@ NTSTATUS NTAPI KeDelayExecutionThread(KPROCESSOR_MODE WaitMode, BOOLEAN Alertabl
     ULONG64 until = KiDueInterruptTime(Interval->QuadPart);
     (void)WaitMode; (void)Alertable;
     while (KiQueryInterruptTime() < until)
-        KiDeliverClock();
+        KiSchedule();
     return STATUS_SUCCESS;
 }
