@@ -9,7 +9,8 @@
  * (sync.c) and every pass of the system loop calls KiSchedule, which runs the clock's
  * due timers and DPCs and then switches to the next thread of the process that has not
  * terminated.  Priorities are kept (KeSetPriorityThread) but do not change the order.
- * A switch happens below DISPATCH_LEVEL only, saving the nonvolatile registers of the
+ * A switch happens below DISPATCH_LEVEL only (IRQL is kept per thread: one holding a
+ * fast mutex at APC_LEVEL does not lend it to the next), saving the nonvolatile registers of the
  * x64 calling convention (rbx, rbp, rdi, rsi, r12-r15, xmm6-xmm15) on the thread's own
  * stack; KTHREAD.KernelStack holds the saved stack pointer, as on Windows.
  *
@@ -32,6 +33,7 @@
 #define ET_EXIT_STATUS 0x380            /* ETHREAD.ExitStatus (7601) */
 #define ET_PRIORITY 0x07B               /* KTHREAD.Priority (7601) */
 #define ET_KSIM_START_CONTEXT 0x490     /* the start routine's argument; read by nobody else */
+#define ET_KSIM_IRQL 0x488              /* the IRQL a switched-out thread resumes at */
 #define FIELD(p, off, type) (*(type *)((PUCHAR)(p) + (off)))
 #ifndef STATUS_INVALID_PARAMETER
 #define STATUS_INVALID_PARAMETER ((NTSTATUS)0xC000000DL)
@@ -112,8 +114,10 @@ static VOID KiSwitchTo(PUCHAR Next)
     if (FIELD(current, ET_STATE, UCHAR) == THREAD_STATE_RUNNING)
         FIELD(current, ET_STATE, UCHAR) = THREAD_STATE_READY;
     FIELD(Next, ET_STATE, UCHAR) = THREAD_STATE_RUNNING;
+    FIELD(current, ET_KSIM_IRQL, KIRQL) = KiPcr.Irql;
     KiPcr.Prcb.CurrentThread = (PKTHREAD)Next;
     KiSwapContext(&FIELD(current, ET_KERNEL_STACK, ULONG64), FIELD(Next, ET_KERNEL_STACK, ULONG64));
+    KiPcr.Irql = FIELD(current, ET_KSIM_IRQL, KIRQL);
     KiReap();
 }
 
