@@ -22,7 +22,7 @@ def stopped_in_work_item(tmp_path_factory) -> str:
 
 def test_k_walks_the_worker_threads_stack_to_its_start(stopped_in_work_item):
     stack = stopped_in_work_item.split("kd> k\n", 1)[1].split("kd> ", 1)[0]
-    frames = [line.split()[-1] for line in stack.splitlines()[1:] if line.strip()]
+    frames = [line.split()[-1] for line in stack.splitlines()[1:] if "`" in line]
     assert [f.split("+")[0] for f in frames] == ["kelocks!Work", "nt!IopWorkerThread", "nt!KiThreadStartup"]
 
 
