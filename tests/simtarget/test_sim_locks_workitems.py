@@ -18,6 +18,7 @@ from tests.simtarget.wdkbuild import build, printed, run_quiet
 EXPECTED = {
     "regions": "before=0 critical=1 guarded=1 after=0",
     "fast mutex": "inside=1 after=0 tried=1 busy=1 order=hwra contention=1",
+    "guarded mutex": "guarded=1 irql=0 busy_try=0 after=0 tried=1",
     "remove lock": "first=00000000 waited_for_holder=1 late=c0000056",
     "work item": "wait=00000000 irql=0 other_thread=1 device=1 context=77",
     "swprintf_s": "n=19 text=wide=-12 narrow ff% too_small=-1 emptied=1 zero_size=-1",

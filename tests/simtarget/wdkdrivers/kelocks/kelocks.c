@@ -1,10 +1,10 @@
 /*
- * kelocks.sys - critical and guarded regions, fast mutexes, remove locks, work items
- * and swprintf_s used as the WDK documents them: a fast mutex held across a delay
- * while a second thread waits for it, a remove lock held by a thread while
- * IoReleaseRemoveLockAndWait waits for it, a work item queued from a DPC running at
- * PASSIVE_LEVEL in another thread, and wide formatting with its size rules.  Each case
- * prints one "locks:" line.
+ * kelocks.sys - critical and guarded regions, fast and guarded mutexes, remove locks,
+ * work items and swprintf_s used as the WDK documents them: a fast mutex held across a
+ * delay while a second thread waits for it, a guarded mutex in a guarded region, a
+ * remove lock held by a thread while IoReleaseRemoveLockAndWait waits for it, a work
+ * item queued from a DPC running at PASSIVE_LEVEL in another thread, and wide
+ * formatting with its size rules.  Each case prints one "locks:" line.
  */
 #include <ntddk.h>
 
@@ -114,6 +114,25 @@ static VOID FastMutexes(VOID)
              (unsigned)after, tried, busy, order, Mutex.Contention);
 }
 
+static VOID GuardedMutexes(VOID)
+{
+    KGUARDED_MUTEX guarded;
+    BOOLEAN guarded_inside, other_try, after, tried;
+    KIRQL irql;
+
+    KeInitializeGuardedMutex(&guarded);
+    KeAcquireGuardedMutex(&guarded);
+    guarded_inside = KeAreAllApcsDisabled();
+    irql = KeGetCurrentIrql();
+    other_try = KeTryToAcquireGuardedMutex(&guarded) == FALSE ? 0 : 1;
+    KeReleaseGuardedMutex(&guarded);
+    after = KeAreAllApcsDisabled();
+    tried = KeTryToAcquireGuardedMutex(&guarded);
+    KeReleaseGuardedMutex(&guarded);
+    DbgPrint("locks: guarded mutex guarded=%u irql=%u busy_try=%u after=%u tried=%u\n", guarded_inside,
+             (unsigned)irql, other_try, after, tried);
+}
+
 VOID LockHolder(PVOID Context)
 {
     UNREFERENCED_PARAMETER(Context);
@@ -210,6 +229,7 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
     DriverObject->DriverUnload = LocksUnload;
     Regions();
     FastMutexes();
+    GuardedMutexes();
     RemoveLocks();
     WorkItems(device);
     Formatting();

@@ -16,6 +16,10 @@
  * (the caller is in a critical region or at APC_LEVEL).  A thread acquiring a fast
  * mutex it already owns would wait forever on Windows; here it is reported at once as
  * the deadlock it is, with bug check MUTEX_ALREADY_OWNED (0xBF): (mutex, thread, 0).
+ *
+ * Guarded mutexes (KGUARDED_MUTEX: the same Count, Owner and Contention, then a gate)
+ * work the same way, but acquiring one enters a guarded region instead of raising
+ * IRQL, and releasing it leaves the region; callers are at IRQL <= APC_LEVEL.
  */
 #include "ksimrt.h"
 
@@ -35,6 +39,16 @@ typedef struct _FAST_MUTEX {
     ULONG OldIrql;
 } FAST_MUTEX, *PFAST_MUTEX;
 STATIC_ASSERT(sizeof(FAST_MUTEX) == 0x38);
+
+typedef struct _KGUARDED_MUTEX {
+    LONG volatile Count;
+    PVOID Owner;
+    ULONG Contention;
+    DISPATCHER_HEADER Gate;
+    ULONG CombinedApcDisable;
+} KGUARDED_MUTEX, *PKGUARDED_MUTEX;
+STATIC_ASSERT(sizeof(KGUARDED_MUTEX) == 0x38);
+STATIC_ASSERT(FIELD_OFFSET(KGUARDED_MUTEX, Contention) == FIELD_OFFSET(FAST_MUTEX, Contention));
 
 VOID KiSchedule(VOID);
 PVOID NTAPI KeGetCurrentThread(VOID);
@@ -113,6 +127,51 @@ BOOLEAN ExTryToAcquireFastMutex(PFAST_MUTEX Mutex)
 VOID ExAcquireFastMutexUnsafe(PFAST_MUTEX Mutex) { ExpTakeFastMutex(Mutex); }
 
 VOID ExReleaseFastMutexUnsafe(PFAST_MUTEX Mutex)
+{
+    Mutex->Owner = NULL;
+    Mutex->Count |= FM_LOCK_BIT;
+}
+
+/* ---- Guarded mutexes ---- */
+
+VOID NTAPI KeInitializeGuardedMutex(PKGUARDED_MUTEX Mutex)
+{
+    Mutex->Count = FM_LOCK_BIT;
+    Mutex->Owner = NULL;
+    Mutex->Contention = 0;
+    Mutex->Gate.Type = 7;               /* GateObject */
+    Mutex->Gate.Absolute = Mutex->Gate.Inserted = 0;
+    Mutex->Gate.Size = sizeof(DISPATCHER_HEADER) / sizeof(LONG);
+    Mutex->Gate.SignalState = 0;
+    Mutex->Gate.WaitListHead.Flink = Mutex->Gate.WaitListHead.Blink = &Mutex->Gate.WaitListHead;
+    Mutex->CombinedApcDisable = 0;
+}
+
+VOID NTAPI KeAcquireGuardedMutex(PKGUARDED_MUTEX Mutex)
+{
+    KeEnterGuardedRegion();
+    ExpTakeFastMutex((PFAST_MUTEX)Mutex);
+}
+
+VOID NTAPI KeReleaseGuardedMutex(PKGUARDED_MUTEX Mutex)
+{
+    Mutex->Owner = NULL;
+    Mutex->Count |= FM_LOCK_BIT;
+    KeLeaveGuardedRegion();
+}
+
+BOOLEAN NTAPI KeTryToAcquireGuardedMutex(PKGUARDED_MUTEX Mutex)
+{
+    if (!(Mutex->Count & FM_LOCK_BIT))
+        return FALSE;
+    KeEnterGuardedRegion();
+    ExpTakeFastMutex((PFAST_MUTEX)Mutex);
+    return TRUE;
+}
+
+VOID NTAPI KeAcquireGuardedMutexUnsafe(PKGUARDED_MUTEX Mutex) { ExpTakeFastMutex((PFAST_MUTEX)Mutex); }
+
+VOID NTAPI KeReleaseGuardedMutexUnsafe(PKGUARDED_MUTEX Mutex)
 {
     Mutex->Owner = NULL;
     Mutex->Count |= FM_LOCK_BIT;
