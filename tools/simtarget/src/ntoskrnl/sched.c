@@ -11,8 +11,8 @@
  * KeInsertQueueDpc returns, as the DISPATCH_LEVEL software interrupt it requests would.
  * A DPC queued at or above DISPATCH_LEVEL runs when IRQL drops below it
  * (KiDispatchPendingDpcs, called by KeLowerIrql).  DPC routines always run at
- * DISPATCH_LEVEL and must return there; one that does not is reported with
- * IRQL_NOT_LESS_OR_EQUAL's sibling for DPCs, IRQL_UNEXPECTED_VALUE (0xC8).
+ * DISPATCH_LEVEL and must return there; one that does not is bug check
+ * IRQL_UNEXPECTED_VALUE (0xC8): (IRQL << 16 | 2 << 8, routine, DPC, 0).
  *
  * Rules from the WDK documentation: KeInsertQueueDpc returns FALSE for a DPC already
  * queued (its arguments are not changed); KeRemoveQueueDpc TRUE only for one it
