@@ -1,11 +1,7 @@
 """Built-in layouts on the simulated kernel (build 7601): without ntoskrnl.pdb on the
 symbol path, typed views walk the module, process and thread lists from the Windows 7
-SP1 table, for the members where the simulated kernel keeps Windows 7 SP1's offsets;
-with the PDB, the PDB's types are the only ones.
-
-The simulated ETHREAD keeps Cid and ThreadListEntry 8 bytes from where Windows 7 SP1
-has them, so those are read through a test-only table carrying the simulated offsets:
-the selection and fallback work the same with any table."""
+SP1 table (the simulated kernel keeps Windows 7 SP1's offsets for the members it
+defines); with the PDB, the PDB's types are the only ones."""
 
 from __future__ import annotations
 
@@ -16,8 +12,6 @@ import pytest
 
 from kdcon import layouts
 from kdcon.app import App
-from kdcon.layouts import WindowsLayout
-from kdcon.layouts import win7_sp1_x64
 from kdcon.output import Output
 from kdcon.tools.simtarget import layout as sim_layout
 from kdcon.tools.simtarget.kernel import IMAGES_DIR
@@ -128,24 +122,15 @@ def test_a_build_without_a_table_gets_no_fallback_and_one_line(without_pdb, monk
         target.typed(0, "nt!_EPROCESS")
 
 
-def test_a_table_with_the_simulated_thread_offsets_reads_cid_and_thread_list(
-        without_pdb, monkeypatch):
-    text = win7_sp1_x64.LAYOUT.text
-    assert "+0x3b0 Cid" in text and "+0x420 ThreadListEntry" in text
-    simulated = WindowsLayout(
-        "simulated kernel (test)", (7601,), "tools/simtarget/src/include/ki.h ET_CID, "
-        "ET_THREAD_LIST_ENTRY",
-        text.replace("+0x3b0 Cid", "+0x3b8 Cid").replace("+0x420 ThreadListEntry",
-                                                         "+0x428 ThreadListEntry"))
-    monkeypatch.setattr(layouts, "LAYOUTS", [simulated])
+def test_the_windows_7_table_reads_the_threads_cid_and_thread_list(without_pdb):
     target = without_pdb.target
-    assert target.builtin_layout == "simulated kernel (test)"
+    assert target.builtin_layout.startswith("Windows 7 SP1")
     system = _processes(without_pdb)[0]
     threads = list(target.walk_list(system.address_of("ThreadListHead"), "nt!_ETHREAD",
                                     "ThreadListEntry"))
-    assert [(t.Cid.UniqueProcess, t.Cid.UniqueThread) for t in threads] == [(4, 8)]
     assert threads[0].address == target.evaluate("@$thread")
-    assert threads[0].Tcb.Process == system.address
+    assert (threads[0].Cid.UniqueProcess, threads[0].Cid.UniqueThread) == (4, 8)
+    assert all(t.Tcb.Process == system.address for t in threads)
 
 
 def test_with_the_kernel_pdb_its_types_are_the_only_ones(with_pdb):

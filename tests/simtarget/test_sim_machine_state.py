@@ -108,10 +108,10 @@ def test_process_list_holds_the_system_process_and_its_thread(machine):
     assert q(machine, eprocess + 0x180) == 4
     assert machine.read_virtual(eprocess + 0x2E0, 7) == b"System\0"
     thread_entry = q(machine, eprocess + 0x308)
-    ethread = thread_entry - 0x428
+    ethread = thread_entry - 0x420             # ETHREAD.ThreadListEntry, Windows 7 SP1 x64
     assert ethread == machine.current_thread
     assert q(machine, ethread + 0x210) == eprocess
-    assert struct.unpack("<QQ", machine.read_virtual(ethread + 0x3B8, 16)) == (4, 8)
+    assert struct.unpack("<QQ", machine.read_virtual(ethread + 0x3B0, 16)) == (4, 8)  # Cid
 
 
 def test_pool_pages_are_chains_of_x64_pool_headers(machine):

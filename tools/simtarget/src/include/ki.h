@@ -180,8 +180,8 @@ STATIC_ASSERT(FIELD_OFFSET(KPCR, Prcb) == 0x180);
 #define ET_STATE                 0x164
 #define ET_PROCESS               0x210   /* Tcb.Process */
 #define ET_KTHREAD_LIST_ENTRY    0x2F8   /* Tcb.ThreadListEntry */
-#define ET_CID                   0x3B8   /* Cid.UniqueProcess, Cid.UniqueThread */
-#define ET_THREAD_LIST_ENTRY     0x428
+#define ET_CID                   0x3B0   /* Cid.UniqueProcess, Cid.UniqueThread */
+#define ET_THREAD_LIST_ENTRY     0x420
 #define ET_START_ADDRESS         0x388
 
 typedef struct _KTHREAD KTHREAD, *PKTHREAD;   /* opaque: accessed by offset */
