@@ -13,7 +13,7 @@ symbols for those kernels (one kernel: the pages agree on every member named her
 
 from __future__ import annotations
 
-from .common import X64_COMMON
+from .common import X64_COMMON, x64_windows10_tail
 from .table import WindowsLayout
 
 __all__ = ["LAYOUT"]
@@ -157,68 +157,7 @@ _KPRCB (0xbf00)
     +0x814c DpcTime         : Uint4B
     +0x8150 InterruptTime   : Uint4B
     +0x8990 VendorString    : [13] UChar
-
-_KPCR (0xc080)
-    +0x000 GdtBase          : Ptr64 _KGDTENTRY64
-    +0x008 TssBase          : Ptr64 _KTSS64
-    +0x010 UserRsp          : Uint8B
-    +0x018 Self             : Ptr64 _KPCR
-    +0x020 CurrentPrcb      : Ptr64 _KPRCB
-    +0x028 LockArray        : Ptr64 _KSPIN_LOCK_QUEUE
-    +0x030 Used_Self        : Ptr64 Void
-    +0x038 IdtBase          : Ptr64 _KIDTENTRY64
-    +0x050 Irql             : UChar
-    +0x060 MajorVersion     : Uint2B
-    +0x062 MinorVersion     : Uint2B
-    +0x064 StallScaleFactor : Uint4B
-    +0x108 KdVersionBlock   : Ptr64 Void
-    +0x180 Prcb             : _KPRCB
-
-_POOL_HEADER (0x10)
-    +0x000 PreviousSize     : Pos 0, 8 Bits of Uint2B
-    +0x000 PoolIndex        : Pos 8, 8 Bits of Uint2B
-    +0x002 BlockSize        : Pos 0, 8 Bits of Uint2B
-    +0x002 PoolType         : Pos 8, 8 Bits of Uint2B
-    +0x000 Ulong1           : Uint4B
-    +0x004 PoolTag          : Uint4B
-    +0x008 ProcessBilled    : Ptr64 _EPROCESS
-    +0x008 AllocatorBackTraceIndex : Uint2B
-    +0x00a PoolTagHash      : Uint2B
-
-# The PFN entry's unions are unnamed in the symbols; they are named after their member.
-union _MMPFN::u1 (0x8)
-    +0x000 Next             : Ptr64 Void
-    +0x000 Flink            : Pos 0, 40 Bits of Uint8B
-
-_MIPFNBLINK (0x8)
-    +0x000 Blink            : Pos 0, 40 Bits of Uint8B
-    +0x000 ShareCount       : Pos 0, 62 Bits of Uint8B
-    +0x000 EntireField      : Uint8B
-
-_MMPFNENTRY1 (0x1)
-    +0x000 PageLocation     : Pos 0, 3 Bits of UChar
-    +0x000 WriteInProgress  : Pos 3, 1 Bit of UChar
-    +0x000 Modified         : Pos 4, 1 Bit of UChar
-    +0x000 ReadInProgress   : Pos 5, 1 Bit of UChar
-    +0x000 CacheAttribute   : Pos 6, 2 Bits of UChar
-
-union _MMPFN::u3 (0x4)
-    +0x000 ReferenceCount   : Uint2B
-    +0x002 e1               : _MMPFNENTRY1
-
-union _MMPFN::u4 (0x8)
-    +0x000 PteFrame         : Pos 0, 40 Bits of Uint8B
-    +0x000 EntireField      : Uint8B
-
-_MMPFN (0x30)
-    +0x000 ListEntry        : _LIST_ENTRY
-    +0x000 u1               : _MMPFN::u1
-    +0x008 PteAddress       : Ptr64 _MMPTE
-    +0x008 PteLong          : Uint8B
-    +0x018 u2               : _MIPFNBLINK
-    +0x020 u3               : _MMPFN::u3
-    +0x028 u4               : _MMPFN::u4
-"""
+""" + x64_windows10_tail(0xc080, 40)
 
 LAYOUT = WindowsLayout(
     name="Windows 11 22H2/23H2 x64",
