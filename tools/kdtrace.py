@@ -14,6 +14,7 @@ so a manipulate is described as both request and reply would be (API and status)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -79,7 +80,23 @@ def _frames(stream: IO[bytes]) -> Iterator[Frame]:
         frames.receive_data(chunk)
         while (frame := frames.next_frame()) is not None:
             yield frame
-    yield from frames.close()
+    for frame in frames.close():
+        yield frame
+        yield from _inside_cut_packet(frame)
+
+
+def _inside_cut_packet(frame: Frame) -> Iterator[Frame]:
+    """The frames in what a packet cut off at the end of the stream held after its
+    leader: its header may have run into a whole packet that followed it."""
+    if not isinstance(frame, BadFrame) or frame.reason != "truncated" or len(frame.raw) <= 4:
+        return
+    rest = FrameBuffer()
+    rest.receive_data(frame.raw[4:])
+    base = frame.offset + 4
+    for inner in [*iter(rest.next_frame, None), *rest.close()]:
+        moved = dataclasses.replace(inner, offset=inner.offset + base)
+        yield moved
+        yield from _inside_cut_packet(moved)
 
 
 def tile(frames: Iterable[Frame]) -> Iterator[tuple[Frame, int]]:

@@ -144,3 +144,14 @@ def test_the_installed_program_prints_tiling_items():
     rows = [json.loads(line) for line in result.stdout.decode().splitlines()]
     _assert_tiles(rows, len(data))
     assert [r["kind"] for r in rows] == ["garbage", "data", "breakin", "data", "data"]
+
+
+def test_a_good_packet_inside_a_cut_packets_header_is_still_its_own_item():
+    # A packet cut off after 7 bytes at the end of a capture, whose header reads on into
+    # the next (whole) packet: the cut one is reported and the next one found too.
+    good = build_data_packet(2, 0x80800000, b"")
+    data = b"0000\x02\x00\x01" + b"\x01" + b"\xff" + good
+    rows = _rows(data)
+    _assert_tiles(rows, len(data))
+    found = [row for row in rows if row["offset"] == 9]
+    assert found and found[0]["length"] == len(good) and found[0]["checksum_ok"] is not False
