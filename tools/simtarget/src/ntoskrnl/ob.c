@@ -13,8 +13,20 @@
 #define HANDLE_TABLE_SIZE 256
 #define FILE_CREATED 2
 #define FILE_OPENED 1
+#define STATUS_OBJECT_TYPE_MISMATCH ((NTSTATUS)0xC0000024L)
 
-typedef enum { ObTypeEvent = 1, ObTypeFile, ObTypeKey, ObTypeSection, ObTypeDirectory, ObTypeThread } OB_TYPE;
+typedef enum { ObTypeEvent = 1, ObTypeFile, ObTypeKey, ObTypeSection, ObTypeDirectory, ObTypeThread,
+               ObTypeProcess } OB_TYPE;
+
+/* The object types drivers name through the exported POBJECT_TYPE variables; only
+ * their identity matters (ObReferenceObjectByHandle compares it). */
+typedef struct _KSIM_OBJECT_TYPE { ULONG Type; } KSIM_OBJECT_TYPE;
+static KSIM_OBJECT_TYPE ObpEventType = { ObTypeEvent };
+static KSIM_OBJECT_TYPE ObpThreadType = { ObTypeThread };
+static KSIM_OBJECT_TYPE ObpProcessType = { ObTypeProcess };
+KSIM_OBJECT_TYPE *ExEventObjectType = &ObpEventType;
+KSIM_OBJECT_TYPE *PsThreadType = &ObpThreadType;
+KSIM_OBJECT_TYPE *PsProcessType = &ObpProcessType;
 
 /* Header in front of every object body, from the pool with the type's tag. */
 typedef struct _KSIM_OBJECT_HEADER {
@@ -239,9 +251,11 @@ NTSTATUS NTAPI ObReferenceObjectByHandle(HANDLE Handle, ACCESS_MASK DesiredAcces
     KPROCESSOR_MODE AccessMode, PVOID *Object, PVOID HandleInformation)
 {
     LONG i = ObpHandleIndex(Handle);
-    (void)DesiredAccess; (void)ObjectType; (void)AccessMode; (void)HandleInformation;
+    (void)DesiredAccess; (void)AccessMode; (void)HandleInformation;
     if (i < 0)
         return STATUS_INVALID_HANDLE;
+    if (ObjectType && ((KSIM_OBJECT_TYPE *)ObjectType)->Type != ObpHandleTable[i]->Type)
+        return STATUS_OBJECT_TYPE_MISMATCH;
     ObpHandleTable[i]->PointerCount++;
     *Object = ObpHandleTable[i] + 1;
     return STATUS_SUCCESS;

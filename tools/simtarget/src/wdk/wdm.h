@@ -6,7 +6,19 @@
 #ifndef KDCON_WDK_WDM_H
 #define KDCON_WDK_WDM_H
 
+/* The WDK declares the object types without dllimport, so the import library's symbol
+ * is the import slot itself (CONSTANT in ntoskrnl.def) and one dereference gives the
+ * POBJECT_TYPE the kernel's variable holds; mingw's dllimport adds a second one. */
+#define ExEventObjectType KdconMingwExEventObjectType
+#define PsProcessType KdconMingwPsProcessType
+#define PsThreadType KdconMingwPsThreadType
 #include_next <wdm.h>
+#undef ExEventObjectType
+#undef PsProcessType
+#undef PsThreadType
+extern POBJECT_TYPE *ExEventObjectType;
+extern POBJECT_TYPE *PsProcessType;
+extern POBJECT_TYPE *PsThreadType;
 
 #undef KeGetCurrentIrql
 #undef KeLowerIrql
