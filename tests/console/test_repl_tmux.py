@@ -4,7 +4,6 @@ what the screen shows; each test ends its own tmux server."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -14,8 +13,10 @@ import time
 
 import pytest
 
+from ..oracles import IN_CI
+
 if shutil.which("tmux") is None:
-    if os.environ.get("CI") == "true":
+    if IN_CI:
         raise RuntimeError("tmux is missing: .ci/run installs it")
     pytest.skip("tmux is not installed", allow_module_level=True)
 
