@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from iced_x86 import (Decoder, DecoderError, FlowControl, FormatMnemonicOptions, Formatter,
                       FormatterSyntax, MemorySize, MemorySizeOptions, Mnemonic, OpKind, Register)
 
+from .render import format_address
+
 __all__ = [
     "Instruction", "Reader", "Symbolizer", "decode", "format_address", "format_instruction",
     "unassemble", "unassemble_back", "unassemble_function",
@@ -96,14 +98,6 @@ def _formatter(memory_size: int) -> Formatter:
 
 _FORMATTER = _formatter(MemorySizeOptions.ALWAYS)
 _BARE_FORMATTER = _formatter(MemorySizeOptions.NEVER)
-
-
-def format_address(addr: int, pointer_size: int = 8) -> str:
-    """``fffff803`1a2b3c40`` (64-bit) or ``1a2b3c40`` (32-bit)."""
-    if pointer_size == 8:
-        addr &= 0xFFFFFFFFFFFFFFFF
-        return f"{addr >> 32:08x}`{addr & 0xFFFFFFFF:08x}"
-    return f"{addr & 0xFFFFFFFF:08x}"
 
 
 @dataclass(frozen=True)

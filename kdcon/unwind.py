@@ -37,6 +37,7 @@ from iced_x86 import Code, Decoder, OpKind, Register
 from .pdata import (GPRS, MAX_CHAIN, UWOP_ALLOC_LARGE, UWOP_ALLOC_SMALL, UWOP_PUSH_MACHFRAME, UWOP_PUSH_NONVOL,
                     UWOP_SAVE_NONVOL, UWOP_SAVE_NONVOL_FAR, UWOP_SET_FPREG, FunctionTable, Reader,
                     RuntimeFunction, UnwindError, UnwindInfo)
+from .render import format_address
 
 __all__ = [
     "Frame", "FunctionTable", "Reader", "RuntimeFunction", "Symbolizer", "UnwindError",
@@ -341,16 +342,11 @@ def unwind(rip: int, rsp: int, rbp: int, *, read: Reader,
 # -- WinDbg text ---------------------------------------------------------------------------
 
 
-def _address(value: int) -> str:
-    value &= 0xFFFFFFFFFFFFFFFF
-    return f"{value >> 32:08x}`{value & 0xFFFFFFFF:08x}"
-
-
 def _call_site(ip: int, symbolizer: Symbolizer | None) -> str:
     name = symbolizer(ip) if symbolizer is not None else None
     if name:
         return name
-    return f"0x{ip:x}" if ip < 1 << 32 else f"0x{_address(ip)}"
+    return f"0x{ip:x}" if ip < 1 << 32 else f"0x{format_address(ip)}"
 
 
 def format_stack(frames: list[Frame], *, symbolizer: Symbolizer | None, numbered: bool = False,
@@ -362,9 +358,9 @@ def format_stack(frames: list[Frame], *, symbolizer: Symbolizer | None, numbered
         header = f"{'Child-SP':<18}{'RetAddr':<22}Call Site"
     lines = [(" # " + header) if numbered else header]
     for frame in frames:
-        row = f"{_address(frame.child_sp)} {_address(frame.return_address)}     "
+        row = f"{format_address(frame.child_sp)} {format_address(frame.return_address)}     "
         if args:
-            row += ": " + " ".join(_address(v) for v in frame.args) + " : "
+            row += ": " + " ".join(format_address(v) for v in frame.args) + " : "
         row += _call_site(frame.instruction_pointer, symbolizer)
         lines.append(f"{frame.number:02x} {row}" if numbered else row)
     return lines

@@ -24,6 +24,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 
+from . import format_address
+
 __all__ = [
     "ascii_char", "ascii_column", "characters", "compare_line", "hex_line", "physical_line",
     "pointer_line", "string_line", "unicode_char", "unreadable_text", "value_text",
@@ -58,7 +60,7 @@ def unicode_char(value: int) -> str:
 def value_text(value: int, size: int) -> str:
     """A unit in hex; a quadword with WinDbg's backtick."""
     if size == 8:
-        return f"{value >> 32:08x}`{value & 0xFFFFFFFF:08x}"
+        return format_address(value)
     return f"{value:0{size * 2}x}"
 
 

@@ -30,17 +30,11 @@ from collections.abc import Callable, Iterable
 from kdcon.symbols.model import SymbolKind
 from kdcon.symbols.session import DataType, ModuleRow, NearSymbols, SymbolMatch
 
+from . import format_address
+
 __all__ = ["format_address", "describe", "render_ln", "render_x", "render_lm_row", "Reader"]
 
 Reader = Callable[[int, int], "bytes | None"]
-
-
-def format_address(addr: int, pointer_size: int = 8) -> str:
-    """``fffff803`1a2b3c40`` for 64-bit targets, ``8040a2b0`` for 32-bit ones."""
-    if pointer_size == 8:
-        addr &= 0xFFFFFFFFFFFFFFFF
-        return f"{addr >> 32:08x}`{addr & 0xFFFFFFFF:08x}"
-    return f"{addr & 0xFFFFFFFF:08x}"
 
 
 def describe(match: SymbolMatch, pointer_size: int = 8, read: Reader | None = None) -> str:
