@@ -151,7 +151,7 @@ class Executor:
         session.require_halted()
         stop = session.stop
         assert stop is not None
-        pc = session.registers.get("rip") if stop.kind is StopKind.EXCEPTION else stop.pc
+        pc = session.current_pc()
         at_breakpoint = [bp for bp in session.breakpoints.at(pc) if bp.enabled]
         if stop.is_breakpoint and not at_breakpoint and stop.exception_address == pc and \
                 stop.instruction_stream[:1] == bytes([_INT3]):

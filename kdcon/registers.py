@@ -151,6 +151,14 @@ class Registers:
             return raw >> info.shift & ((1 << info.bits) - 1)
         return raw
 
+    def cached(self, name: str) -> int | None:
+        """``name``'s value if its window was already read (or written) at this stop,
+        else None: asks the target nothing."""
+        info = REGISTERS[name.lower()]
+        if self._window_for(info) not in self._windows:
+            return None
+        return self.get(name)
+
     def set(self, name: str, value: int) -> None:
         """Change ``name`` (the bits of a sub-register only) and write it back."""
         info = REGISTERS[name.lower()]

@@ -374,6 +374,25 @@ class Session:
             raise MemoryError(f"Memory access error at {address:#x}")
         return int.from_bytes(data, "little")
 
+    def current_pc(self) -> int:
+        """RIP at this stop. The state change carried it; the CONTEXT is asked only
+        if nothing has it (a register read or set since then is in the cached window)."""
+        cached = self.registers.cached("rip")
+        if cached is not None:
+            return cached
+        if self.stop is not None:
+            return self.stop.pc
+        return self.registers.get("rip")
+
+    def code_at_pc(self, size: int = 16) -> tuple[int, bytes]:
+        """(RIP, the bytes there): the state change's instruction stream when RIP is
+        still where the target stopped, a memory read otherwise."""
+        pc = self.current_pc()
+        stop = self.stop
+        if stop is not None and stop.pc == pc and len(stop.instruction_stream) >= min(size, 15):
+            return pc, stop.instruction_stream[:size]
+        return pc, self.read_virtual(pc, size)
+
     def _context_window(self, offset: int, size: int) -> bytes:
         self.require_halted()
         return self.host.get_context_ex(offset, size)

@@ -118,9 +118,7 @@ def gn(ctx: CommandContext, args: Args) -> None:
 
 
 def _instruction_at_pc(ctx: CommandContext):
-    session = ctx.session
-    pc = session.registers.get("rip")
-    code = session.read_virtual(pc, 16)
+    pc, code = ctx.session.code_at_pc()
     decoded = decode(code, pc) if code else []
     return pc, (decoded[0] if decoded else None)
 
