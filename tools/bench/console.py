@@ -63,8 +63,9 @@ def _emit(figure: str, value: float, unit: str, baseline_name: str, baseline: fl
 def _session(images_path: str) -> tuple[App, SimTarget]:
     sim = SimTarget(seed=0, break_on_connect=True)
     port = sim.connect(pace=BAUD)
+    # A time limit: a benchmark that waits on a stop that never comes says so and ends.
     app = App(port, link_name="bench", symbol_path=images_path,
-              output=Output(stream=io.StringIO()), echo_commands=False)
+              output=Output(stream=io.StringIO()), echo_commands=False, timeout=300)
     return app, sim
 
 
@@ -98,21 +99,6 @@ def bench_wire() -> None:
         _emit("symbols_one_driver_local_image", cost, "bytes", "kd_header_page",
               _kd_request(data_back=4096), round_trips=trips,
               state=module.state.value if module else None)
-        import shutil
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as only_pdb:
-            shutil.copy(images / "checked" / "trackdemo.pdb", only_pdb)
-            saved = str(app.session.symbols.path)
-            app.console.execute(f".sympath {only_pdb}")
-            app.session.memory.invalidate()
-            trips, cost = _run(app, ".reload /f trackdemo.sys")
-            module = app.session.symbols.module("trackdemo")
-            _emit("symbols_one_driver_from_memory", cost, "bytes", "kd_header_page",
-                  _kd_request(data_back=4096), round_trips=trips, goal_bytes=600,
-                  state=module.state.value if module else None)
-            app.console.execute(f".sympath {saved}")
-            app.console.execute(".reload /f trackdemo.sys")
         app.console.execute("bp trackdemo!TrackInsertRecord")
         app.console.execute("g")
         app.console.execute("g")
@@ -131,6 +117,20 @@ def bench_wire() -> None:
         frames = len(stack_frames(app.session))   # answered from the cache: no wire bytes
         _emit("k", cost, "bytes", "kd_stack_page", _kd_request(data_back=4096), round_trips=trips,
               goal_bytes=1536, frames=frames)
+        # Last, as it changes the symbol path: only trackdemo's PDB on it, so the image's
+        # identity must come from target memory.
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as only_pdb:
+            shutil.copy(images / "checked" / "trackdemo.pdb", only_pdb)
+            app.console.execute(f".sympath {only_pdb}")
+            app.session.memory.invalidate()
+            trips, cost = _run(app, ".reload /f trackdemo.sys")
+            module = app.session.symbols.module("trackdemo")
+            _emit("symbols_one_driver_from_memory", cost, "bytes", "kd_header_page",
+                  _kd_request(data_back=4096), round_trips=trips, goal_bytes=600,
+                  state=module.state.value if module else None)
     finally:
         app.close()
         sim.close()
