@@ -40,7 +40,8 @@ class App:
                  output: Output | None = None, json_stream: TextIO | None = None,
                  debug: bool = False, timeout: float | None = None,
                  prompt_answers: Iterable[str] = (), request_timeout: float = 5.0,
-                 echo_commands: bool = True, ext_path: Iterable[str] = ()) -> None:
+                 echo_commands: bool = True, ext_path: Iterable[str] = (),
+                 started: float | None = None) -> None:
         self.output = output or Output()
         self._json_stream = json_stream
         self._json_lock = threading.Lock()
@@ -62,7 +63,8 @@ class App:
         self.console.settings.prompt_answers = list(prompt_answers)
         self.session.prompt_answer = self._prompt_answer
         self.timeout = timeout
-        self.started = time.monotonic()
+        # --timeout counts from here, or from when the CLI began waiting for the link.
+        self.started = time.monotonic() if started is None else started
         self.echo_commands = echo_commands
         self.timed_out = False
         self.read_prompt_line: Callable[[str], str | None] | None = None

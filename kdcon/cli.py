@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ from kdcon import __version__
 from kdcon.protocol.transports.cli import add_link_arguments, link_baud, open_link_from_args
 from kdcon.protocol.transports.errors import LinkError
 
-from .app import EXIT_FAILED, EXIT_USAGE, App
+from .app import EXIT_FAILED, EXIT_TIMEOUT, EXIT_USAGE, App
 from .commands.logs import close_log, open_log
 from .errors import CommandError
+from .linkwait import WaitExpired, open_waiting
 from .output import Output
 from .reconnect import reopen_for
 from .session import TargetLost
@@ -141,9 +143,11 @@ def _script_lines(name: str | None) -> list[str]:
         return [line.rstrip("\r\n") for line in handle if line.strip()]
 
 
-def _open(args: argparse.Namespace, reopen: Callable[[], Any] | None = None):
+def _open(args: argparse.Namespace, reopen: Callable[[], Any] | None = None,
+          deadline: float | None = None):
     """The port and a name for the connect banner; the simulated target when asked;
-    ``reopen`` opens a link that heals (reconnect.reopen_for)."""
+    ``reopen`` opens a link that heals (reconnect.reopen_for), waiting until
+    ``deadline`` for one that is not there yet (linkwait.py)."""
     if args.loopback:
         from kdcon.tools.simtarget.loopback import SimTarget
 
@@ -151,9 +155,16 @@ def _open(args: argparse.Namespace, reopen: Callable[[], Any] | None = None):
                         break_on_connect=True)
         port = sim.connect(pace=args.pace, faults=args.faults)
         return port, "kdsim (simulated target, in-process)", sim
-    port = reopen() if reopen is not None else open_link_from_args(args)
+    if reopen is not None:
+        port = open_waiting(reopen, say=_status, deadline=deadline)
+    else:
+        port = open_link_from_args(args)
     name = args.port or args.kd_string
     return port, f"{name} at {link_baud(args)} baud", None
+
+
+def _status(line: str) -> None:
+    print(f"kdcon: {line}", file=sys.stderr, flush=True)
 
 
 def _interactive(args: argparse.Namespace) -> bool:
@@ -188,17 +199,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     sim = None
     reopen = reopen_for(args)
+    started = time.monotonic()
     try:
-        port, name, sim = _open(args, reopen)
+        port, name, sim = _open(args, reopen,
+                                None if args.timeout is None else started + args.timeout)
     except (LinkError, OSError, ValueError) as exc:
         print(f"kdcon: cannot open the link: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WaitExpired as exc:
+        print(f"kdcon: --timeout expired: {exc}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    except KeyboardInterrupt:
+        print("kdcon: stopped waiting for the link (Ctrl+C)", file=sys.stderr)
         return EXIT_USAGE
     stream = TerminalStream()
     app = App(port, link_name=name, symbol_path=_symbol_path(args), debug=args.debug,
               output=Output(stream),
               json_stream=sys.stdout if args.json else None, timeout=args.timeout,
               prompt_answers=args.prompt_answer, ext_path=_ext_path(args),
-              request_timeout=args.request_timeout)
+              request_timeout=args.request_timeout, started=started)
     # -cfr: run now and again after every reconnect (reconnect.py).
     app.restart_commands = restart_commands
     app.console.workspace = workspace

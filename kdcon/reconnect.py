@@ -393,12 +393,12 @@ def _show_first_stop(app: App, first: Stop, say: Callable[[str], None]) -> None:
 
 def reopen_for(args: Any) -> Reopen | None:
     """How a kdcon run opens its link so that it can heal (see ``heal_spec``), or None
-    when it does not: ``--batch``, ``--loopback``, ``--no-reconnect``, or a link that
-    does not heal by default."""
+    when it does not: ``--loopback``, ``--no-reconnect``, or a link that does not heal
+    by default."""
     from kdcon.protocol.transports.cli import link_baud
 
     spec = args.port or args.kd_string
-    if args.batch or args.loopback or getattr(args, "no_reconnect", False) or not spec:
+    if args.loopback or getattr(args, "no_reconnect", False) or not spec:
         return None
     try:
         healed = heal_spec(spec)
