@@ -139,18 +139,39 @@ class App:
         return self.console.execute(line)
 
     def run_commands(self, lines: Iterable[str]) -> int:
-        """Batch: every line in order; the exit status kdcon --batch documents."""
-        try:
-            for line in lines:
+        """Batch: every line in order; the exit status kdcon --batch documents. When
+        the link heals (reconnect.py), a loss fails the command in flight and the run
+        waits for the session to come back, within ``--timeout``, before the next line."""
+        for line in lines:
+            if not self._wait_healed():
+                return EXIT_TIMEOUT
+            try:
                 self.run_line(line)
-                if self.console.quit_requested or self._time_is_up():
-                    break
-        except TargetLost as exc:
-            self.output.line(str(exc))
-            return EXIT_FAILED
+            except TargetLost as exc:
+                self.output.line(str(exc))
+                self.console.failures += 1
+                if not self.healer.watching:
+                    return EXIT_FAILED
+            if self.console.quit_requested or self._time_is_up():
+                break
         if self.timed_out:
             return EXIT_TIMEOUT
         return EXIT_FAILED if self.console.failures else EXIT_OK
+
+    def _wait_healed(self) -> bool:
+        """Before a batch line: wait while the healer brings the link back; False (and
+        one line) when --timeout expires first."""
+        healer = self.healer
+        if not healer.healing:
+            return True
+        self.output.event_text("The script waits for the target to come back before "
+                               "its next command\n")
+        if healer.wait_healed(self._deadline()):
+            return True
+        self.timed_out = True
+        self.output.event_text("--timeout expired while the link to the target was lost; "
+                               "the rest of the script was not run\n")
+        return False
 
     def _time_is_up(self) -> bool:
         self.timed_out = self.timed_out or bool(self.console.state.values.get("timed_out"))

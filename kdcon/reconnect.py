@@ -20,9 +20,12 @@ the link as it is (or, when it is lost, a new try now).
 port that reconnects by itself hides the loss, and the new peer's first packets meet
 a connection that still expects the old one's.
 
+A ``--batch`` run heals too: the command in flight fails, and ``App.run_commands``
+waits (``wait_healed``, within ``--timeout``) before the next line.
+
 What it does not do: notice a target that stops answering on a link that stays open (a
-request times out, and console.py says so in one line), or run without the App's
-command loop (``--batch`` runs do not heal: a script there fails where the link did).
+request times out, and console.py says so in one line), or wait for a link that is not
+there yet when kdcon starts (linkwait.py).
 Spec: windbg.md §0.7 (Ctrl+R, ``.restart``), §0.8 (``reconnect``, ``-cfr``);
 kd-protocol.md §3.5 (host sync).
 """
@@ -59,6 +62,8 @@ FIRST_STOP_TIMEOUT = 30.0
 # How often the watcher looks at the link when no ``lost`` event woke it.
 _POLL = 1.0
 _HEALING_SCHEMES = ("unix", "tcp", "socket")
+# How often a batch waiting for the session to come back looks at the healer.
+_HEALED_POLL = 0.2
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,22 @@ class Healer:
                 if left <= 0:
                     return False
                 self._changed.wait(left)
+        return True
+
+    @property
+    def healing(self) -> bool:
+        """The link is lost and this healer is bringing it back (or about to)."""
+        return self.watching and (self.attempt > 0 or self.session.link.closed)
+
+    def wait_healed(self, deadline: float | None) -> bool:
+        """Wait while ``healing``; False when ``deadline`` (monotonic) passed first."""
+        with self._changed:
+            while self.healing:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                # The loss itself notifies nobody: look again now and then.
+                self._changed.wait(_HEALED_POLL if left is None else min(left, _HEALED_POLL))
         return True
 
     def _on_event(self, event: Any) -> None:
