@@ -2,7 +2,9 @@
 
 Spec: Microsoft's "x64 exception handling" (RUNTIME_FUNCTION, UNWIND_INFO, UNWIND_CODE
 and its node counts, chained info) and the PE format (the exception directory, entry
-3 of the data directories of a PE32+ optional header).
+3 of the data directories of a PE32+ optional header). UNWIND_INFO is decoded by
+``kdcon.symbols.unwindinfo``, the one decoder the symbols layer's images use too;
+this module turns its errors into ``UnwindError`` and keeps its names for the walker.
 
 A ``FunctionTable`` reads one image's tables through a reader of absolute addresses:
 a whole image given as bytes (a file, or as loaded) is parsed at once; an image in
@@ -17,44 +19,31 @@ import bisect
 import logging
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+
+from kdcon.symbols import unwindinfo
+from kdcon.symbols.unwindinfo import (GPRS, MAX_CHAIN, RUNTIME_FUNCTION_INDIRECT, UNW_FLAG_CHAININFO,
+                                      UNW_FLAG_EHANDLER, UNW_FLAG_UHANDLER, UWOP_ALLOC_LARGE,
+                                      UWOP_ALLOC_SMALL, UWOP_EPILOG, UWOP_PUSH_MACHFRAME,
+                                      UWOP_PUSH_NONVOL, UWOP_SAVE_NONVOL, UWOP_SAVE_NONVOL_FAR,
+                                      UWOP_SAVE_XMM128, UWOP_SAVE_XMM128_FAR, UWOP_SET_FPREG,
+                                      UWOP_SPARE_CODE, RuntimeFunction, UnwindCode, UnwindDataError,
+                                      UnwindInfo, unwind_info_size)
 
 from .errors import KdconError
 
 __all__ = [
-    "FunctionTable", "GPRS", "Reader", "RuntimeFunction", "UnwindCode", "UnwindError", "UnwindInfo",
-    "parse_unwind_info", "unwind_info_size",
+    "FunctionTable", "GPRS", "MAX_CHAIN", "Reader", "RuntimeFunction", "UnwindCode", "UnwindError",
+    "UnwindInfo", "parse_unwind_info", "unwind_info_size",
+    "UNW_FLAG_CHAININFO", "UNW_FLAG_EHANDLER", "UNW_FLAG_UHANDLER", "UWOP_ALLOC_LARGE",
+    "UWOP_ALLOC_SMALL", "UWOP_EPILOG", "UWOP_PUSH_MACHFRAME", "UWOP_PUSH_NONVOL", "UWOP_SAVE_NONVOL",
+    "UWOP_SAVE_NONVOL_FAR", "UWOP_SAVE_XMM128", "UWOP_SAVE_XMM128_FAR", "UWOP_SET_FPREG",
+    "UWOP_SPARE_CODE", "RUNTIME_FUNCTION_INDIRECT",
 ]
 
 log = logging.getLogger(__name__)
 
 Reader = Callable[[int, int], bytes]
 
-UNW_FLAG_EHANDLER = 0x1
-UNW_FLAG_UHANDLER = 0x2
-UNW_FLAG_CHAININFO = 0x4
-
-UWOP_PUSH_NONVOL = 0
-UWOP_ALLOC_LARGE = 1
-UWOP_ALLOC_SMALL = 2
-UWOP_SET_FPREG = 3
-UWOP_SAVE_NONVOL = 4
-UWOP_SAVE_NONVOL_FAR = 5
-UWOP_EPILOG = 6               # version 2 epilog descriptors; the code stream is scanned instead
-UWOP_SPARE_CODE = 7
-UWOP_SAVE_XMM128 = 8
-UWOP_SAVE_XMM128_FAR = 9
-UWOP_PUSH_MACHFRAME = 10
-
-# RtlLookupFunctionEntry's RUNTIME_FUNCTION_INDIRECT: UnwindData names another entry.
-RUNTIME_FUNCTION_INDIRECT = 0x1
-
-GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
-_NODES = {UWOP_PUSH_NONVOL: 1, UWOP_ALLOC_SMALL: 1, UWOP_SET_FPREG: 1, UWOP_SAVE_NONVOL: 2,
-          UWOP_SAVE_NONVOL_FAR: 3, UWOP_EPILOG: 2, UWOP_SPARE_CODE: 3, UWOP_SAVE_XMM128: 2,
-          UWOP_SAVE_XMM128_FAR: 3, UWOP_PUSH_MACHFRAME: 1}
-MAX_CHAIN = 32
 _IMAGE_DIRECTORY_ENTRY_EXCEPTION = 3
 _PE32_PLUS = 0x20B
 
@@ -63,91 +52,13 @@ class UnwindError(KdconError):
     """Unwind data or an image header that cannot be used."""
 
 
-@dataclass(frozen=True)
-class RuntimeFunction:
-    """A RUNTIME_FUNCTION with absolute addresses (``end`` exclusive)."""
-
-    begin: int
-    end: int
-    unwind_info: int
-
-    def __contains__(self, address: int) -> bool:
-        return self.begin <= address < self.end
-
-
-@dataclass(frozen=True)
-class UnwindCode:
-    """One decoded UNWIND_CODE: prolog offset, operation, op info and its operand
-    (the allocation size or the unscaled stack offset, where the operation has one)."""
-
-    offset: int
-    op: int
-    info: int
-    value: int = 0
-
-
-@dataclass(frozen=True)
-class UnwindInfo:
-    version: int
-    flags: int
-    prolog_size: int
-    frame_register: int
-    frame_offset: int
-    codes: tuple[UnwindCode, ...]
-    chained: RuntimeFunction | None
-
-
-def _u16(data: bytes, offset: int) -> int:
-    return data[offset] | data[offset + 1] << 8
-
-
-def unwind_info_size(header: bytes) -> int:
-    """Bytes the UNWIND_INFO whose first four bytes are ``header`` takes, chain included."""
-    count = header[2]
-    size = 4 + 2 * ((count + 1) & ~1)
-    return size + 12 if (header[0] >> 3) & UNW_FLAG_CHAININFO else size
-
-
 def parse_unwind_info(data: bytes, base: int) -> UnwindInfo:
-    """Decode an UNWIND_INFO; ``base`` turns the chained entry's RVAs into addresses."""
-    if len(data) < 4 or len(data) < unwind_info_size(data):
-        raise UnwindError(f"UNWIND_INFO is cut short ({len(data)} bytes)")
-    version, flags = data[0] & 7, data[0] >> 3
-    if version not in (1, 2):
-        raise UnwindError(f"UNWIND_INFO version {version} is not known")
-    count = data[2]
-    codes = []
-    index = 0
-    while index < count:
-        slot = 4 + 2 * index
-        offset, op, info = data[slot], data[slot + 1] & 15, data[slot + 1] >> 4
-        if op == UWOP_ALLOC_LARGE:
-            nodes = 2 if info == 0 else 3
-        elif op in _NODES:
-            nodes = _NODES[op]
-        else:
-            raise UnwindError(f"unknown unwind operation {op}")
-        if index + nodes > count:
-            raise UnwindError(f"unwind operation {op} runs past the code array")
-        value = 0
-        if op == UWOP_ALLOC_LARGE:
-            value = _u16(data, slot + 2) * 8 if info == 0 else _u16(data, slot + 2) | _u16(data, slot + 4) << 16
-        elif op == UWOP_ALLOC_SMALL:
-            value = info * 8 + 8
-        elif op == UWOP_SAVE_NONVOL:
-            value = _u16(data, slot + 2) * 8
-        elif op == UWOP_SAVE_XMM128:
-            value = _u16(data, slot + 2) * 16
-        elif op in (UWOP_SAVE_NONVOL_FAR, UWOP_SAVE_XMM128_FAR):
-            value = _u16(data, slot + 2) | _u16(data, slot + 4) << 16
-        codes.append(UnwindCode(offset, op, info, value))
-        index += nodes
-    chained = None
-    if flags & UNW_FLAG_CHAININFO:
-        at = 4 + 2 * ((count + 1) & ~1)
-        begin, end, info_rva = struct.unpack_from("<3I", data, at)
-        chained = RuntimeFunction(base + begin, base + end, base + info_rva)
-    return UnwindInfo(version, flags, data[1], data[3] & 15, data[3] >> 4, tuple(codes), chained)
+    """Decode an UNWIND_INFO (``kdcon.symbols.unwindinfo`` does); ``base`` turns the
+    chained entry's RVAs into addresses."""
+    try:
+        return unwindinfo.parse_unwind_info(data, base)
+    except UnwindDataError as exc:
+        raise UnwindError(str(exc)) from None
 
 
 class FunctionTable:

@@ -13,8 +13,8 @@ For files, debug blobs are taken by ``PointerToRawData``; in memory by
 
 Gives: ``SymbolId``; section headers; exports as ``SymbolRecord`` (the "export
 symbols" fallback); MISC EXENAME; NB10/RSDS reference; x64 RUNTIME_FUNCTION
-entries and their UNWIND_INFO; x86 FPO_DATA. Does not disassemble, relocate or
-read resources. Every failure is ``SymbolFileError``.
+entries and their UNWIND_INFO (decoded by ``unwindinfo.py``); x86 FPO_DATA. Does
+not disassemble, relocate or read resources. Every failure is ``SymbolFileError``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .debugdir import (IMAGE_DEBUG_TYPE_CODEVIEW, IMAGE_DEBUG_TYPE_FPO, IMAGE_DE
                        parse_debug_directory, parse_fpo, parse_misc_name, read_source)
 from .errors import SymbolFileError
 from .model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
+from .unwindinfo import RuntimeFunction, UnwindInfo, parse_unwind_info, unwind_info_size
 
 __all__ = ["Reader", "RuntimeFunction", "UnwindInfo", "PeImage", "read_image",
            "read_image_from_memory", "IMAGE_FILE_DEBUG_STRIPPED", "IMAGE_FILE_DLL"]
@@ -47,29 +48,6 @@ MAX_RUNTIME_FUNCTIONS = 1 << 20
 MAX_NAME = 512
 MAX_BLOB = 1 << 24
 MAX_SECTIONS = 96
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeFunction:
-    """One x64 .pdata entry: [begin, end) and the RVA of its UNWIND_INFO."""
-
-    begin: int
-    end: int
-    unwind: int
-
-
-@dataclass(frozen=True, slots=True)
-class UnwindInfo:
-    """x64 UNWIND_INFO: header fields, the raw unwind codes, and a chained entry."""
-
-    version: int
-    flags: int
-    prolog_size: int
-    frame_register: int
-    frame_offset: int
-    codes: tuple[tuple[int, int, int], ...]      # (prolog offset, operation, info)
-    chained: RuntimeFunction | None = None
-    handler: int | None = None
 
 
 @dataclass(slots=True)
@@ -133,7 +111,9 @@ class PeImage:
         return None
 
     def unwind_info(self, function: RuntimeFunction) -> UnwindInfo | None:
-        return _unwind(self._read, function.unwind, 0)
+        """The function's UNWIND_INFO (handler RVA included; chained entry as RVAs);
+        None when it is not readable."""
+        return _unwind(self._read, function.unwind_info)
 
     def fpo(self) -> list[FpoData]:
         if self._fpo is None:
@@ -210,26 +190,16 @@ def _runtime_functions(read: Reader, rva: int, size: int) -> list[RuntimeFunctio
     return entries
 
 
-def _unwind(read: Reader, rva: int, depth: int) -> UnwindInfo | None:
-    if depth > 32:
-        raise SymbolFileError("unwind chain too long")
-    head = read(rva & ~1, 4)                  # bit 0 set: an indirect entry (chain)
+def _unwind(read: Reader, rva: int) -> UnwindInfo | None:
+    rva &= ~1                                 # bit 0 of UnwindData: an indirect entry
+    head = read(rva, 4)
     if head is None or len(head) < 4:
         return None
-    version_flags, prolog, count, frame = head
-    codes_raw = read((rva & ~1) + 4, 2 * count + 16) or b""
-    if len(codes_raw) < 2 * count:
+    size = unwind_info_size(head, handler=True)
+    data = read(rva, size) if size > 4 else head
+    if data is None or len(data) < size:
         return None
-    codes = tuple((codes_raw[2 * i], codes_raw[2 * i + 1] & 0xF, codes_raw[2 * i + 1] >> 4)
-                  for i in range(count))
-    flags = version_flags >> 3
-    tail = 2 * (count + (count & 1))
-    chained = handler = None
-    if flags & 4 and len(codes_raw) >= tail + 12:     # UNW_FLAG_CHAININFO
-        chained = RuntimeFunction(*struct.unpack_from("<III", codes_raw, tail))
-    elif flags & 3 and len(codes_raw) >= tail + 4:    # EHANDLER / UHANDLER
-        (handler,) = struct.unpack_from("<I", codes_raw, tail)
-    return UnwindInfo(version_flags & 7, flags, prolog, frame & 0xF, frame >> 4, codes, chained, handler)
+    return parse_unwind_info(data)
 
 
 def _check_headers(data: bytes) -> int:

@@ -46,7 +46,7 @@ def _pe_seeds() -> list[bytes]:
         nt4_pair().image,
         build_image(ImageSpec(exports={"DriverEntry": 0x1100, "DemoExported": 0x1000}, text_size=0x200,
                               debug=[(2, build_rsds("drv.pdb", guid, 1))],
-                              runtime_functions=[(0x1000, 0x1040, 0x180)],
+                              runtime_functions=[(0x1000, 0x1040, 0x1180)],
                               unwind_blobs={0x180: bytes([0x09, 4, 2, 0, 4, 0x32, 1, 0x30, 0x20, 0x10, 0, 0])})),
         build_image(ImageSpec(machine=0x14C, image_base=0x400000, text_size=0x200, exports={"F": 0x1010},
                               debug=[(4, build_misc("x.dbg")), (2, build_nb10("x.pdb", 5, 1)),
