@@ -68,6 +68,11 @@ class App:
         self.echo_commands = echo_commands
         self.timed_out = False
         self.read_prompt_line: Callable[[str], str | None] | None = None
+        # The REPL's redraw while it runs (repl.py): after a reconnect the prompt changes.
+        self.redraw_prompt: Callable[[], None] | None = None
+        # The plain prompt waits for a line; an event line has pushed it up the screen.
+        self._prompt_waiting = False
+        self._prompt_covered = False
         # -cfr: run again after every reconnect (reconnect.py).
         self.restart_commands: list[str] = []
 
@@ -192,12 +197,16 @@ class App:
         self.read_prompt_line = lambda prompt: stdin.readline().rstrip("\n")
         try:
             while not self.console.quit_requested:
-                self.output.write(self.prompt())
+                with self.output.lock:
+                    self.output.write(self.prompt())
+                    self._prompt_waiting, self._prompt_covered = True, False
                 try:
                     line = stdin.readline()
                 except KeyboardInterrupt:
                     self.output.line("")
                     continue
+                finally:
+                    self._prompt_waiting = False
                 if not line:
                     self.output.line("")
                     break
@@ -210,11 +219,37 @@ class App:
                 signal.signal(signal.SIGINT, previous)
         return EXIT_FAILED if self.console.failures else EXIT_OK
 
+    def event_line(self, text: str) -> None:
+        """A line of an event (the reconnecting loop's steps) from any thread; under
+        a plain prompt that waits for input it starts on a line of its own."""
+        with self.output.lock:
+            if self._prompt_waiting and not self._prompt_covered:
+                self.output.event_text("\n")
+                self._prompt_covered = True
+            self.output.event_text(text + "\n")
+
+    def prompt_again(self) -> None:
+        """Show the prompt again after event lines covered it (a reconnect): the
+        plain prompt is written anew, the REPL's is redrawn."""
+        with self.output.lock:
+            if self._prompt_waiting and self._prompt_covered:
+                self.output.write(self.prompt())
+                self._prompt_covered = False
+        redraw = self.redraw_prompt
+        if redraw is not None:
+            redraw()
+
     def run_repl(self, **options: Any) -> int:
         """The interactive prompt on a terminal (repl.py; ``options`` go to ``Repl``)."""
         from .repl import Repl  # prompt_toolkit is loaded only for a terminal
 
-        return Repl(self, **options).run()
+        repl = Repl(self, **options)
+        # prompt_toolkit's invalidate is safe from any thread (the reconnecting loop's).
+        self.redraw_prompt = repl.prompt_session.app.invalidate
+        try:
+            return repl.run()
+        finally:
+            self.redraw_prompt = None
 
     def close(self) -> None:
         # First, or closing the link would look like a loss to it.

@@ -203,7 +203,7 @@ class Healer:
             self._wake.set()
 
     def _say(self, text: str) -> None:
-        self.output.event_text(text + "\n")
+        self.app.event_line(text)
 
     # -- the watcher thread -----------------------------------------------------------------
 
@@ -246,10 +246,12 @@ class Healer:
                 else:
                     last_error = None
                     if self._reattach(port):
+                        self.app.prompt_again()
                         return
                 delay = next(delays)
                 session.lost_reason = (f"{reason}; reconnecting, try {self.attempt + 1} "
                                        f"in {delay:.1f} s")
+                self.app.prompt_again()
                 self._retry.wait(delay)
                 self._retry.clear()
         finally:
