@@ -10,16 +10,23 @@ ids for ``bc``/``bd``/``be``, and file names for ``$<`` and the other script
 commands, ``.logopen``, ``.logappend``, ``.writemem``, ``.readmem`` and ``.kdtrace on``.
 ``get_completions`` is the prompt_toolkit face of the same answers.
 
-Speed on big kernels (< 50 ms with 100,000 symbols, ``tools/bench/repl.py``): the
-first letters typed after ``module!`` ask the module's own name index once
-(``prefix*``); every longer prefix narrows that answer by bisection on a sorted,
-case-folded list, with no new query. Only Tab on an empty ``module!`` lists every
-name (sorted once, kept until the module's symbols change). A bare word never loads a
-module's symbols: it completes module names, and ``module!`` is what asks for
-that module's names. Whether the symbols may be asked at all (which may load a
-deferred module) is the caller's ``may_query``: the REPL allows it only while no
-command runs, so the completer and a command never use the lazily built symbol
-indexes at the same time; otherwise only names completion already holds are offered.
+Speed on big kernels (< 50 ms with 100,000 symbols, ``tools/bench/repl.py``): a
+module's names are kept sorted and case-folded, and every prefix is a bisection that
+returns at most ``limit`` names (an empty prefix after ``module!`` is the first page),
+so no answer walks or copies every name. Making that sorted list takes time on a big
+module (loading its symbols, then sorting): with a ``schedule`` (the REPL's), it is
+made in the background, by a job that ``schedule`` runs in order with the commands,
+as soon as the module's symbols are loaded (``prepare``, when the prompt goes idle) or
+when ``module!`` is first asked for; until it is ready the answer is one
+``loading symbols`` entry that leaves the line alone, and ``on_ready`` says when to
+ask again. Without a ``schedule`` (tests, the bench's baseline) the names are found
+while asking: the first letters typed after ``module!`` ask the module's own name
+index once (``prefix*``) and longer prefixes narrow that answer. A bare word never
+loads a module's symbols: it completes module names, and ``module!`` is what asks for
+that module's names. Whether the symbols may be asked at all while answering is the
+caller's ``may_query`` (the REPL allows it only while its command thread is idle, so
+the completer and a command never use the lazily built symbol indexes at the same
+time); a background job loads a deferred module only when ``can_load`` allows it.
 What it does not do: evaluate anything or send requests of its own.
 """
 
@@ -29,6 +36,7 @@ import bisect
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -40,7 +48,7 @@ from kdcon.symbols.module import SymbolState
 
 from .registers import REGISTERS
 
-__all__ = ["KdCompleter", "PSEUDO_REGISTERS", "SCRIPT_COMMANDS", "PATH_COMMANDS"]
+__all__ = ["KdCompleter", "PSEUDO_REGISTERS", "SCRIPT_COMMANDS", "PATH_COMMANDS", "LOADING"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,8 @@ _WORD_SPLIT = re.compile(r"\s+")
 _OPENERS = frozenset("(+-,=[{~|&^/%<>")
 
 Candidate = tuple[str, str]          # (text, description)
+# The description of the one entry offered while a module's names are being made.
+LOADING = "loading symbols"
 
 
 class _SortedNames:
@@ -99,10 +109,22 @@ class KdCompleter(Completer):
     """Completions from the registry, the session's modules, symbols, types and table."""
 
     def __init__(self, console: Any, *, may_query: Callable[[], bool] = lambda: True,
-                 limit: int = 400) -> None:
+                 limit: int = 400,
+                 schedule: Callable[[Callable[[], None]], None] | None = None,
+                 on_ready: Callable[[], None] = lambda: None,
+                 can_load: Callable[[], bool] = lambda: True) -> None:
         self.console = console
         self.may_query = may_query
         self.limit = limit
+        self.schedule = schedule
+        self.on_ready = on_ready
+        self.can_load = can_load
+        # Background mode: per module, (identity, sorted names or None when the
+        # symbols could not be loaded then); modules with a job queued.
+        self._ready: dict[int, tuple[tuple[Any, ...], _SortedNames | None]] = {}
+        self._pending: set[int] = set()
+        self._ready_lock = threading.Lock()
+        self.last_loading: str | None = None   # the line last answered ``loading symbols``
         self._symbol_names: dict[int, _ModuleNames] = {}
         self._type_names: dict[int, tuple[tuple[Any, ...], _SortedNames]] = {}
         self._commands: tuple[list[str], _SortedNames] | None = None
@@ -118,9 +140,13 @@ class KdCompleter(Completer):
     def get_completions(self, document: Document, complete_event: CompleteEvent
                         ) -> Iterator[Completion]:
         start, candidates = self.complete(document.text_before_cursor)
+        loading = any(meta == LOADING for _, meta in candidates)
+        self.last_loading = document.text_before_cursor if loading else None
         for text, meta in candidates:
             # A menu of one module's names reads better without the module on each.
             shown = text.partition("!")[2] if meta in ("symbol", "type") else text
+            if meta == LOADING:
+                shown = "..."
             yield Completion(text, start_position=start, display=shown or text,
                              display_meta=meta)
 
@@ -186,8 +212,10 @@ class KdCompleter(Completer):
             return self._pseudo_names(token)
         if "!" in token:
             module_name, _, prefix = token.partition("!")
-            return [(f"{module_name}!{name}", "symbol")
-                    for name in self._symbols(module_name, prefix)]
+            names = self._symbols(module_name, prefix)
+            if names is None:
+                return [(token, LOADING)]
+            return [(f"{module_name}!{name}", "symbol") for name in names]
         return [(f"{m}!", "module") for m in self._module_names(token)]
 
     def _register_names(self, token: str) -> list[Candidate]:
@@ -218,13 +246,16 @@ class KdCompleter(Completer):
         return [m.name for m in self.session.symbols.modules()
                 if m.name.casefold().startswith(folded)][: self.limit]
 
-    def _symbols(self, module_name: str, prefix: str) -> list[str]:
-        """Names in ``module_name`` starting with ``prefix``. A prefix asks the module's
-        own index once (``prefix*``) and longer ones narrow that answer; only an empty
+    def _symbols(self, module_name: str, prefix: str) -> list[str] | None:
+        """Names in ``module_name`` starting with ``prefix``; None while they are being
+        made in the background. Without a ``schedule``, a prefix asks the module's own
+        index once (``prefix*``) and longer ones narrow that answer; only an empty
         prefix lists every name (then kept, sorted, for whatever comes next)."""
         module = self.session.symbols.module(module_name)
         if module is None:
             return []
+        if self.schedule is not None:
+            return self._background_symbols(module, prefix)
         entry = self._symbol_names.get(id(module))
         folded = prefix.casefold()
         if entry is not None and entry.identity == _identity(module):
@@ -256,6 +287,61 @@ class KdCompleter(Completer):
             entry.identity = _identity(module)
         assert names is not None
         return names.prefixed(prefix, self.limit)
+
+    def _background_symbols(self, module: Any, prefix: str) -> list[str] | None:
+        if has_wildcard(prefix):
+            return []
+        found = self._ready.get(id(module))
+        if found is not None and found[0] == _identity(module):
+            return found[1].prefixed(prefix, self.limit) if found[1] is not None else []
+        self._request(module)
+        return None
+
+    def names_ready(self, module: Any) -> bool:
+        """Whether ``module``'s sorted names are made (background mode)."""
+        found = self._ready.get(id(module))
+        return found is not None and found[0] == _identity(module)
+
+    def prepare(self) -> None:
+        """Queue the names of every module whose symbols are loaded and not yet
+        sorted (the REPL calls this when the prompt goes idle); forget modules that
+        could not be loaded before, so that they are tried again."""
+        if self.schedule is None:
+            return
+        with self._ready_lock:
+            for key in [k for k, (_, names) in self._ready.items() if names is None]:
+                del self._ready[key]
+        for module in self.session.symbols.modules():
+            if module.state is not SymbolState.DEFERRED and not self.names_ready(module):
+                self._request(module)
+
+    def _request(self, module: Any) -> None:
+        key = id(module)
+        with self._ready_lock:
+            if key in self._pending:
+                return
+            self._pending.add(key)
+        assert self.schedule is not None
+        self.schedule(lambda: self._build(module))
+
+    def _build(self, module: Any) -> None:
+        """The background job: load the module's symbols if allowed, sort its names."""
+        key = id(module)
+        names: _SortedNames | None = None
+        try:
+            if module.state is not SymbolState.DEFERRED or self.can_load():
+                names = _SortedNames(r.name for r in module.match("*"))
+        except Exception as exc:  # corrupt symbols must not break typing
+            log.debug("completion: no names for %s: %s", module.name, exc)
+            names = _SortedNames(())
+        finally:
+            with self._ready_lock:
+                self._pending.discard(key)
+                if len(self._ready) > 256:
+                    self._ready.clear()
+                # Identity after loading: the load itself moves the state on.
+                self._ready[key] = (_identity(module), names)
+        self.on_ready()
 
     def _types_of(self, module: Any) -> _SortedNames | None:
         def listing() -> list[str]:

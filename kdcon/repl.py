@@ -25,6 +25,7 @@ Spec: windbg.md §0 (keys and prompts); STYLE.md 16-17.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import signal
@@ -44,7 +45,7 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output.color_depth import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from .completion import KdCompleter
+from .completion import LOADING, KdCompleter
 from .session import TargetLost, TargetState
 from .terminal import Interrupted, TerminalStream
 from .toolbar import toolbar_text
@@ -88,13 +89,19 @@ def _open_history(path: Path | None) -> tuple[History, str | None]:
 
 
 class CommandThread:
-    """One thread that runs jobs in the order they come; ``busy`` while any is queued
-    or running."""
+    """One thread that runs jobs in the order they come; ``busy`` while any command job
+    is queued or running. Background jobs (``submit_background``) run on the same
+    thread, after every command job queued, and do not make it busy; ``active`` is
+    True while any job runs."""
 
     def __init__(self, on_done: Callable[[], None] = lambda: None) -> None:
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        # (priority, order, job): command jobs and the stop mark before background ones.
+        self._jobs: queue.PriorityQueue[tuple[int, int, Callable[[], None] | None]] = \
+            queue.PriorityQueue()
+        self._order = itertools.count()
         self._lock = threading.Lock()
         self._pending = 0
+        self._running = False
         self._idle = threading.Event()
         self._idle.set()
         self._on_done = on_done
@@ -104,6 +111,10 @@ class CommandThread:
     def busy(self) -> bool:
         return not self._idle.is_set()
 
+    @property
+    def active(self) -> bool:
+        return self.busy or self._running
+
     def start(self) -> None:
         self.thread.start()
 
@@ -111,34 +122,62 @@ class CommandThread:
         with self._lock:
             self._pending += 1
             self._idle.clear()
-        self._jobs.put(job)
+        self._jobs.put((0, next(self._order), job))
+
+    def submit_background(self, job: Callable[[], None]) -> None:
+        self._jobs.put((1, next(self._order), _Background(job)))
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         return self._idle.wait(timeout)
 
     def stop(self, timeout: float = 1.0) -> None:
-        self._jobs.put(None)
+        self._jobs.put((0, next(self._order), None))
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(timeout)
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
+            _, _, job = self._jobs.get()
             if job is None:
                 return
+            background = isinstance(job, _Background)
+            self._running = True
             try:
                 job()
             except Exception:  # a job reports its own failures; this keeps the thread
                 log.exception("command job failed")
             finally:
-                with self._lock:
-                    self._pending -= 1
-                    if not self._pending:
-                        self._idle.set()
+                self._running = False
+                if not background:
+                    with self._lock:
+                        self._pending -= 1
+                        if not self._pending:
+                            self._idle.set()
+            if background:
+                continue
             try:
                 self._on_done()
             except Exception:  # redrawing must never end the thread that runs commands
                 log.exception("after a command job")
+
+
+def _loading(buffer: Buffer) -> bool:
+    """Whether the menu shows only the ``loading symbols`` entry."""
+    state = buffer.complete_state
+    return state is not None and bool(state.completions) and \
+        all(c.display_meta_text == LOADING for c in state.completions)
+
+
+class _Background:
+    """A job of ``submit_background`` (told apart from command jobs)."""
+
+    __slots__ = ("job",)
+
+    def __init__(self, job: Callable[[], None]) -> None:
+        self.job = job
+
+    def __call__(self) -> None:
+        self.job()
 
 
 class Repl:
@@ -163,7 +202,10 @@ class Repl:
         self._toolbar_cache: dict[Any, str] = {}
         path = history_path() if history == "default" else (Path(history) if history else None)
         self.history, self.history_warning = _open_history(path)
-        self.completer = KdCompleter(self.console, may_query=self._may_query_symbols)
+        self.completer = KdCompleter(self.console, may_query=self._may_query_symbols,
+                                     schedule=self.runner.submit_background,
+                                     on_ready=self._names_ready,
+                                     can_load=lambda: self.session.halted)
         self.prompt_session: PromptSession[str] = PromptSession(
             history=self.history,
             auto_suggest=AutoSuggestFromHistory(),
@@ -195,7 +237,25 @@ class Repl:
     def _may_query_symbols(self) -> bool:
         # Loading a module's symbols may read its headers from the target: only
         # while the command thread is idle and the target halted.
-        return not self.runner.busy and self.session.halted
+        return not self.runner.active and self.session.halted
+
+    def _names_ready(self) -> None:
+        """A module's names were sorted in the background (command thread): a menu
+        that says ``loading symbols`` asks again."""
+        with self._lock:
+            loop = self._running_loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._refresh_completions)
+            except RuntimeError:       # that prompt just ended
+                pass
+
+    def _refresh_completions(self) -> None:
+        buffer = self.prompt_session.default_buffer
+        if _loading(buffer) or (buffer.complete_state is None and
+                                self.completer.last_loading == buffer.document.text_before_cursor):
+            buffer.complete_state = None
+            buffer.start_completion(select_first=False)
 
     def _complete_symbols_as_typed(self, buffer: Buffer) -> None:
         """``nt!Ke``: offer the module's symbols while the name is typed."""
@@ -222,6 +282,8 @@ class Repl:
             self.stream.colour = self.colour
             self.stream.gate = self._gate
         self.runner.start()
+        if self.session.halted:
+            self.completer.prepare()
         try:
             with patch_stdout(raw=True):
                 if self.history_warning:
@@ -279,6 +341,10 @@ class Repl:
     def _job_done(self) -> None:
         if self.console.quit_requested:
             self.quit()
+        elif self.session.halted:
+            # The prompt goes idle: sort the names of modules whose symbols the
+            # command loaded, before a Tab asks for them.
+            self.completer.prepare()
         self._invalidate()
 
     def quit(self) -> None:
@@ -440,12 +506,13 @@ class Repl:
             # Synchronous, unlike prompt_toolkit's: a Tab typed right after the last
             # letter (or pasted with it) must complete what is there now.
             buffer = event.current_buffer
-            if buffer.complete_state:
+            if buffer.complete_state and not _loading(buffer):
                 buffer.complete_next()
                 return
+            buffer.complete_state = None
             found = list(self.completer.get_completions(
                 buffer.document, CompleteEvent(completion_requested=True)))
-            if len(found) == 1:
+            if len(found) == 1 and found[0].display_meta_text != LOADING:
                 buffer.apply_completion(found[0])
                 return
             common = get_common_complete_suffix(buffer.document, found) if found else ""

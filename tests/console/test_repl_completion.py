@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdcon.completion import KdCompleter
+from kdcon.completion import LOADING, KdCompleter
 from kdcon.registry import Category, Command
 from kdcon.symbols.module import SymbolState
 from tests.console.repl_driver import CTRL_C, Loopback, ReplDriver, wait_until
@@ -155,3 +155,99 @@ def test_the_real_prompt_completes_a_symbol_with_tab(loop):
 
     driver.run(script)
     assert seen["menu"] == ["trackdemo!TrackDemoTick", "trackdemo!TrackDemoTickCount"]
+
+
+class Jobs:
+    """A ``schedule`` that keeps the jobs until the test runs them."""
+
+    def __init__(self) -> None:
+        self.queued: list = []
+        self.ready = 0
+
+    def __call__(self, job) -> None:
+        self.queued.append(job)
+
+    def run(self) -> None:
+        while self.queued:
+            self.queued.pop(0)()
+
+
+def test_in_the_background_a_module_answers_loading_until_its_names_are_sorted(loop):
+    symbols = loop.app.session.symbols
+    symbols.reload()
+    jobs = Jobs()
+    completer = KdCompleter(loop.app.console, may_query=lambda: False, schedule=jobs,
+                            on_ready=lambda: setattr(jobs, "ready", jobs.ready + 1))
+    assert completer.complete("bp trackdemo!TrackDemoT") == (
+        -len("trackdemo!TrackDemoT"), [("trackdemo!TrackDemoT", LOADING)])
+    assert completer.complete("bp trackdemo!") == (-len("trackdemo!"), [("trackdemo!", LOADING)])
+    assert len(jobs.queued) == 1                       # asked twice, sorted once
+    assert symbols.module("trackdemo").state is SymbolState.DEFERRED
+    jobs.run()
+    assert jobs.ready == 1
+    assert texts(completer.complete("bp trackdemo!TrackDemoT")) == [
+        "trackdemo!TrackDemoTick", "trackdemo!TrackDemoTickCount"]
+    first_page = texts(completer.complete("bp trackdemo!"))
+    expected = sorted({m.qualified for m in symbols.match("trackdemo!*")}, key=str.casefold)
+    assert first_page == expected[:len(first_page)] and first_page
+    assert jobs.queued == []
+
+
+def test_the_first_page_of_an_empty_prefix_is_bounded(loop):
+    jobs = Jobs()
+    completer = KdCompleter(loop.app.console, schedule=jobs, limit=5)
+    completer.complete("bp nt!")
+    jobs.run()
+    page = texts(completer.complete("bp nt!"))
+    assert len(page) == 5
+    assert page == sorted(page, key=str.casefold)
+
+
+def test_a_module_that_may_not_load_offers_nothing_until_the_prompt_is_idle_again(loop):
+    symbols = loop.app.session.symbols
+    symbols.reload()
+    jobs = Jobs()
+    allowed = [False]
+    completer = KdCompleter(loop.app.console, schedule=jobs, can_load=lambda: allowed[0])
+    assert completer.complete("bp hal!HalR")[1] == [("hal!HalR", LOADING)]
+    jobs.run()
+    assert completer.complete("bp hal!HalR")[1] == []
+    assert symbols.module("hal").state is SymbolState.DEFERRED
+    allowed[0] = True
+    completer.prepare()                                # the prompt went idle
+    assert completer.complete("bp hal!HalR")[1] == [("hal!HalR", LOADING)]
+    jobs.run()
+    assert texts(completer.complete("bp hal!HalR"))
+
+
+def test_prepare_sorts_the_names_of_modules_whose_symbols_are_loaded(loop):
+    symbols = loop.app.session.symbols
+    symbols.reload()
+    symbols.match("trackdemo!TrackDemoTick")           # a command loaded trackdemo
+    jobs = Jobs()
+    completer = KdCompleter(loop.app.console, schedule=jobs)
+    completer.prepare()
+    assert len(jobs.queued) == 1
+    jobs.run()
+    assert completer.names_ready(symbols.module("trackdemo"))
+    assert not completer.names_ready(symbols.module("hal"))
+
+
+def test_the_real_prompt_shows_loading_then_the_names(loop):
+    loop.app.session.symbols.reload()
+    driver = ReplDriver(loop)
+    seen: dict[str, object] = {}
+
+    def script(d: ReplDriver) -> None:
+        d.wait_prompt()
+        d.type("bp trackdemo!TrackDemoT\t")
+        wait_until(lambda: d.buffer.complete_state is not None and
+                   len(d.buffer.complete_state.completions) == 2, "the names after loading")
+        seen["menu"] = [c.text for c in d.buffer.complete_state.completions]
+        seen["text"] = d.buffer.text
+        d.type(CTRL_C)
+        wait_until(lambda: d.buffer.text == "", "a clear line")
+
+    driver.run(script)
+    assert seen["menu"] == ["trackdemo!TrackDemoTick", "trackdemo!TrackDemoTickCount"]
+    assert seen["text"] == "bp trackdemo!TrackDemoT"
