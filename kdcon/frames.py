@@ -22,7 +22,7 @@ from kdcon.symbols.errors import SymbolError
 from kdcon.symbols.pdb.locals import Local, ProcedureLocals, procedure_locals
 from kdcon.symbols.pdb.pdbfile import open_pdb
 
-from .stack import stack_frames
+from .trapframes import walk
 from .unwind import Frame
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def select_frame(console: Console, number: int) -> None:
 def frames_to(console: Console, number: int) -> list[Frame]:
     """The walk as far as frame ``number`` and one more (its caller says where its
     return address is)."""
-    return stack_frames(console.session, limit=number + 2)
+    return walk(console.session, console.symbolizer, number + 2)[0]
 
 
 def frame_locals(console: Console, frames: list[Frame], number: int) -> FrameLocals:
@@ -140,7 +140,13 @@ def _place(local: Local, info: Any, frame: Frame, base: int, session: Any) -> Va
     return Variable(local, info, None if value is None else value + local.offset, None)
 
 
+_FULL_REGISTER = {"eax": "rax", "ebx": "rbx", "ecx": "rcx", "edx": "rdx", "esi": "rsi",
+                  "edi": "rdi", "ebp": "rbp", "esp": "rsp"}
+
+
 def _register(frame: Frame, name: str, session: Any) -> int | None:
+    # A 32-bit value in a 64-bit register: the PDB names the low half (esi for rsi).
+    name = _FULL_REGISTER.get(name, name)
     value = frame.registers.get(name) if frame.registers else None
     if value is None and name == "rbp" and frame.frame_pointer is not None:
         value = frame.frame_pointer

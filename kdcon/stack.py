@@ -75,6 +75,8 @@ def stack_frames(session: Session, *, limit: int = 256) -> list[Frame]:
                 session.read_virtual(address, ahead)
         return session.read_virtual(address, size)
 
-    return unwind(regs.get("rip"), rsp, regs.get("rbp"),
+    # Nonvolatile registers keep their values up the stack until a frame saved them.
+    nonvolatile = {name: regs.get(name) for name in ("rbx", "rsi", "rdi", "r12", "r13", "r14", "r15")}
+    return unwind(regs.get("rip"), rsp, regs.get("rbp"), registers=nonvolatile,
                   read=read,
                   function_for=lambda a: function_table_for(session, a), max_frames=limit)

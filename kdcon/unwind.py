@@ -63,7 +63,9 @@ class Frame:
     return address (``kb``'s Args to Child). ``how`` says what found the return
     address: ``unwind`` (unwind data, epilogs included), ``leaf`` or ``frame-pointer``.
     ``registers`` holds the integer registers as far as they are known in this frame
-    (volatile ones only in frame 0)."""
+    (volatile ones only in frame 0). ``machine_frame`` is where the interrupted RIP,
+    CS, RFLAGS, RSP and SS lie when this frame's unwind data pushed a machine frame (an
+    interrupt or trap handler's frame)."""
 
     number: int
     child_sp: int
@@ -73,6 +75,7 @@ class Frame:
     args: tuple[int, int, int, int]
     how: str
     registers: Mapping[str, int | None] = field(default_factory=dict, compare=False, repr=False)
+    machine_frame: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class _Step:
     how: str
     args: tuple[int, int, int, int]
     exact: bool            # the caller's IP is an interrupted IP, not a return address
+    machine_frame: int | None = None
 
 
 class _Stack:
@@ -267,7 +271,8 @@ def _unwind_codes(table: FunctionTable, function: RuntimeFunction, info: UnwindI
         return None
     caller = _caller_registers(caller)
     caller["rsp"] = old_rsp
-    return _Step(ip_value, caller, "unwind", stack.args(machine_frame), exact=True)
+    return _Step(ip_value, caller, "unwind", stack.args(machine_frame), exact=True,
+                 machine_frame=machine_frame)
 
 
 def _step(ip: int, exact: bool, registers: dict, stack: _Stack, read: Reader,
@@ -329,7 +334,8 @@ def unwind(rip: int, rsp: int, rbp: int, *, read: Reader,
         if step is None:
             frames.append(Frame(number, sp, 0, ip, state["rbp"], stack.args(sp + 8), "leaf", dict(state)))
             break
-        frames.append(Frame(number, sp, step.ip, ip, state["rbp"], step.args, step.how, dict(state)))
+        frames.append(Frame(number, sp, step.ip, ip, state["rbp"], step.args, step.how, dict(state),
+                            step.machine_frame))
         caller_sp = step.registers["rsp"]
         moved = caller_sp != sp if step.exact else caller_sp > sp
         lookup = step.ip if step.exact else step.ip - 1

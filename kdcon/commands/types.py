@@ -372,7 +372,7 @@ def dv(ctx: CommandContext, args: Args) -> None:
     width = max([15] + [len(v.local.name) + 1 for v in variables])
     lines = []
     for variable in variables:
-        value = _local_value(ctx, variable)
+        value = local_value(ctx, variable)
         name = f"{variable.local.name:>{width}}"
         if options:
             lines.append(f"{_where(ctx, variable)} {name} = {value}")
@@ -384,7 +384,7 @@ def dv(ctx: CommandContext, args: Args) -> None:
     ctx.out.lines(lines)
 
 
-def _local_value(ctx: CommandContext, variable: Any) -> str:
+def local_value(ctx: CommandContext, variable: Any) -> str:
     session = ctx.session
     if variable.type is None:
         return "<no type information>"
