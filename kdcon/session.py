@@ -458,8 +458,18 @@ class Session:
                 return None
             return self.memory.read(base + rva, size) or None
 
-        self.symbols.add_module(module.name, base, module.size, timestamp=module.timestamp,
-                                checksum=module.checksum, read=read)
+        def search(rva: int, length: int, pattern: bytes) -> int | None:
+            # The target searches (DbgKdSearchMemoryApi): only the address crosses the wire.
+            if self.state is not TargetState.HALTED:
+                return None
+            found = self.host.search_memory(base + rva, length, pattern)
+            if found is None or not base + rva <= found < base + rva + length:
+                return None
+            return found - base
+
+        symbols = self.symbols.add_module(module.name, base, module.size, timestamp=module.timestamp,
+                                          checksum=module.checksum, read=read)
+        symbols.search = search
 
     def module_loaded(self, stop: Stop) -> ModuleInfo:
         """A LoadSymbols stop for a load: add the module (unique by base)."""

@@ -1,11 +1,12 @@
 """One loaded module's symbols: finding, staged loading and the ``lm`` state.
 
 A ``ModuleSymbols`` starts ``deferred`` (symbols.md §3.4, §6.8) and loads on the
-first question: the image identity (from target memory through ``read(rva,
-size)`` when given, else from the facts passed in, else from an image filed in
-a store), then the symbol file, in this order of candidate names (§3.1, §6.7):
-the image's CodeView PDB name, its MISC DBG name, ``<module>.dbg``/``.pdb``,
-then the kernel and HAL aliases. A DBG with an NB10 record leads to its PDB 2.0
+first question: the image identity (an image on the symbol path matched by the
+module list's timestamp and size; else from target memory through ``read(rva,
+size)``, its CodeView record found by ``search(rva, length, pattern)`` when the
+target can search; else from the facts passed in), then the symbol file, in this
+order of candidate names (§3.1, §6.7): the image's CodeView PDB name, its MISC DBG
+name, ``<module>.dbg``/``.pdb``, then the kernel and HAL aliases. A DBG with an NB10 record leads to its PDB 2.0
 (looked for next to the DBG first). Without a matching file the image's exports
 are used. The timestamp/GUID check decides, never the name. A PDB gives its
 publics at once and the rest as questions need it (``pdb.staged``): an address
@@ -30,7 +31,7 @@ from .index import AddressHit, SymbolIndex
 from .locate import Located, SymbolLocator
 from .match import wanted_pdb
 from .model import FileKind, SymbolId, SymbolRecord
-from .pe import PeImage, Reader, read_image, read_image_from_memory
+from .pe import PeImage, Reader, Searcher, identify_from_memory, read_image, read_image_from_memory
 
 __all__ = ["SymbolState", "ModuleSymbols", "candidate_names", "module_name_for"]
 
@@ -84,7 +85,8 @@ class ModuleSymbols:
 
     def __init__(self, name: str, base: int, size: int, *, image_name: str | None = None,
                  timestamp: int = 0, checksum: int = 0, read: Reader | None = None,
-                 locator: SymbolLocator | None = None, image: PeImage | None = None) -> None:
+                 locator: SymbolLocator | None = None, image: PeImage | None = None,
+                 search: Searcher | None = None) -> None:
         self.name = name
         self.base = base
         self.size = size
@@ -92,6 +94,9 @@ class ModuleSymbols:
         self.timestamp = timestamp
         self.checksum = checksum
         self._read = read
+        # Where the target can search its own memory, the CodeView record is found by it
+        # (pe.identify_from_memory): two requests instead of the header walk's three.
+        self.search = search
         self.locator = locator or SymbolLocator()
         self.state = SymbolState.DEFERRED
         self.letter = ""
@@ -137,7 +142,12 @@ class ModuleSymbols:
                     log.warning("%s: %s", found.path, exc)
         if self._read is not None:
             try:
-                self.image = read_image_from_memory(self._guarded_read, self.image_name)
+                if self.search is not None and self.timestamp and self.size:
+                    self.image = identify_from_memory(
+                        self._guarded_read, self._guarded_search, self.image_name,
+                        size_of_image=self.size, timestamp=self.timestamp, checksum=self.checksum)
+                else:
+                    self.image = read_image_from_memory(self._guarded_read, self.image_name)
             except SymbolError as exc:
                 log.info("%s: image headers not usable (%s); using the module list facts", self.name, exc)
 
@@ -148,6 +158,15 @@ class ModuleSymbols:
             return self._read(rva, size)
         except Exception as exc:  # a reader over a live target may time out or lose the link
             log.debug("%s: reading %#x bytes at +%#x failed: %s", self.name, size, rva, exc)
+            return None
+
+    def _guarded_search(self, rva: int, length: int, pattern: bytes) -> int | None:
+        """The caller's search; a failing or refused search finds nothing."""
+        assert self.search is not None
+        try:
+            return self.search(rva, length, pattern)
+        except Exception as exc:  # a live target may refuse the request or lose the link
+            log.debug("%s: searching +%#x for %r failed: %s", self.name, rva, pattern, exc)
             return None
 
     def _ext(self) -> str | None:

@@ -32,12 +32,15 @@ from .errors import SymbolFileError
 from .model import FileKind, SectionHeader, SymbolId, SymbolKind, SymbolRecord
 from .unwindinfo import RuntimeFunction, UnwindInfo, parse_unwind_info, unwind_info_size
 
-__all__ = ["Reader", "RuntimeFunction", "UnwindInfo", "PeImage", "read_image",
-           "read_image_from_memory", "IMAGE_FILE_DEBUG_STRIPPED", "IMAGE_FILE_DLL"]
+__all__ = ["Reader", "Searcher", "RuntimeFunction", "UnwindInfo", "PeImage", "read_image",
+           "read_image_from_memory", "identify_from_memory", "IMAGE_FILE_DEBUG_STRIPPED", "IMAGE_FILE_DLL"]
 
 log = logging.getLogger(__name__)
 
 Reader = Callable[[int, int], "bytes | None"]
+# ``search(rva, length, pattern)``: the RVA in [rva, rva+length) where ``pattern``
+# begins, as the target finds it, or None.
+Searcher = Callable[[int, int, bytes], "int | None"]
 
 IMAGE_FILE_DEBUG_STRIPPED = 0x0200
 IMAGE_FILE_DLL = 0x2000
@@ -67,14 +70,33 @@ class PeImage:
     _runtime: list[RuntimeFunction] | None = field(repr=False, default=None)
     _fpo: list[FpoData] | None = field(repr=False, default=None)
     _blob: Callable[[DebugEntry], bytes | None] | None = field(repr=False, default=None)
+    _headers_from: Callable[[], PeImage] | None = field(repr=False, default=None)
+
+    def read_headers(self) -> None:
+        """Fill in what an image identified by its CodeView record alone lacks (machine,
+        characteristics, debug entries, data directories), reading its headers now.
+        Every method that needs them calls this; nothing is read twice."""
+        if self._headers_from is None:
+            return
+        load, self._headers_from = self._headers_from, None
+        try:
+            full = load()
+        except SymbolFileError as exc:
+            log.info("%s: headers not usable: %s", self.identity.name, exc)
+            return
+        self.machine, self.image_base, self.characteristics = full.machine, full.image_base, full.characteristics
+        self.debug_entries, self.misc_name = full.debug_entries, full.misc_name
+        self._read, self._directories, self._blob = full._read, full._directories, full._blob
 
     @property
     def stripped(self) -> bool:
         """Debug information split into a DBG file (IMAGE_FILE_DEBUG_STRIPPED)."""
+        self.read_headers()
         return bool(self.characteristics & IMAGE_FILE_DEBUG_STRIPPED)
 
     @property
     def is_64bit(self) -> bool:
+        self.read_headers()
         return self.machine in (0x8664, 0xAA64, 0x0200)
 
     def symbol_file_names(self) -> list[str]:
@@ -89,6 +111,7 @@ class PeImage:
 
     def exports(self) -> list[SymbolRecord]:
         """Named exports with their RVAs (forwarders excluded), sorted by RVA."""
+        self.read_headers()
         rva, size = self._directories[_DIR_EXPORT] if self._directories else (0, 0)
         if not rva:
             return []
@@ -96,6 +119,7 @@ class PeImage:
 
     def runtime_functions(self) -> list[RuntimeFunction]:
         if self._runtime is None:
+            self.read_headers()
             self._runtime = []
             if self._directories and self.is_64bit:
                 rva, size = self._directories[_DIR_EXCEPTION]
@@ -117,6 +141,7 @@ class PeImage:
 
     def fpo(self) -> list[FpoData]:
         if self._fpo is None:
+            self.read_headers()
             self._fpo = []
             for entry in self.debug_entries:
                 if entry.type == IMAGE_DEBUG_TYPE_FPO and self._blob is not None:
@@ -399,6 +424,84 @@ def read_image_from_memory(read: Reader, name: str) -> PeImage:
     image = _build(parsed, name, bounded, blob)
     image.sections = _SectionsOnDemand(lambda: _memory_sections(read, sections_at, section_count))
     return image
+
+
+def identify_from_memory(read: Reader, search: Searcher, name: str, *, size_of_image: int,
+                         timestamp: int, checksum: int = 0) -> PeImage:
+    """An image in target memory known by its CodeView record, found by the target.
+
+    The module list already gave the timestamp and size, and a PDB is matched by the
+    RSDS record's GUID and age alone, so the headers are not needed to find symbols:
+    one SearchMemory request for ``RSDS`` over the image (its reply carries only the
+    address) and one read of the record. The record is taken only if it is whole and
+    plausible (a GUID that is not zero, an age, a NUL-terminated printable name ending
+    in ``.pdb``); otherwise, or when the target refuses the search, this is
+    ``read_image_from_memory``. A plausible record of another image (a string in a
+    data section) is caught later by the PDB's GUID and age, which then do not match.
+    Headers are read the first time something needs them (exports, ``.pdata``, the
+    section table: ``PeImage.read_headers``).
+    """
+    record = _codeview_by_search(read, search, size_of_image)
+    if record is None:
+        return read_image_from_memory(read, name)
+    log.debug("%s: CodeView record found by search: %s", name, record.pdb_name)
+    identity = SymbolId(kind=FileKind.PE, name=name, timestamp=timestamp, size_of_image=size_of_image,
+                        checksum=checksum, guid=record.guid, age=record.age, pdb_name=record.pdb_name)
+    full: list[PeImage] = []
+
+    def headers() -> PeImage:
+        if not full:
+            full.append(read_image_from_memory(read, name))
+        return full[0]
+
+    def sections() -> list[SectionHeader]:
+        try:
+            return list(headers().sections)
+        except SymbolFileError as exc:
+            log.info("%s: no section table: %s", name, exc)
+            return []
+
+    return PeImage(identity, 0, 0, 0, _SectionsOnDemand(sections), [], None, record,
+                   lambda rva, size: None, [], _headers_from=headers)
+
+
+# The record (signature, GUID, age) and a PDB path of up to 103 bytes in one read;
+# a longer path costs a second read.
+_RSDS_HEAD = 24
+_RSDS_READ = _RSDS_HEAD + 104
+
+
+def _codeview_by_search(read: Reader, search: Searcher, size_of_image: int) -> CodeViewRef | None:
+    at = search(0, size_of_image, b"RSDS")
+    if at is None or not 0 <= at <= size_of_image - _RSDS_HEAD - 1:
+        return None
+    data = read(at, min(_RSDS_READ, size_of_image - at))
+    if not data or len(data) < _RSDS_HEAD + 1:
+        return None
+    data = bytes(data)
+    if data.find(b"\x00", _RSDS_HEAD) < 0 and len(data) == _RSDS_READ:
+        more = read(at + len(data), min(MAX_NAME, size_of_image - at - len(data)))
+        data += bytes(more or b"")
+    return _plausible_rsds(data)
+
+
+def _plausible_rsds(data: bytes) -> CodeViewRef | None:
+    end = data.find(b"\x00", _RSDS_HEAD)
+    name = data[_RSDS_HEAD:end]
+    if data[:4] != b"RSDS" or end < 0 or not data[4:20].strip(b"\x00"):
+        return None
+    (age,) = struct.unpack_from("<I", data, 20)
+    if age == 0 or len(name) > MAX_NAME or not name.lower().endswith(b".pdb") \
+            or min(name) < 0x20 or b"\x7f" in name:
+        return None
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    try:
+        return parse_codeview_ref(data[:end + 1])
+    except SymbolFileError:
+        return None
 
 
 # From e_lfanew through the debug entry of the data directories (PE32+: 0x18 + 0xA8).
