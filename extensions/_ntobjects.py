@@ -2,17 +2,16 @@
 extensions (!process, !thread, !irql, !pcr, !prcb, !idt, !analyze).
 
 What it does: ``KernelObject`` reads one kernel structure in a single request and gives
-its fields by path (``Pcb.DirectoryTableBase``): through the type ``target.find_type``
-gives (the kernel PDB's, or for a kernel without PDB types the console's built-in
-layout of its build), otherwise, for a type the kernel's PDB lacks, through the layout
-built in here: Windows 7 SP1 x64's (build 7601: the offsets Microsoft's public symbols
-for that build give, as Vergilius Project and Geoff Chappell list them); a 32-bit target
-whose PDB lacks a type gets one line saying so. On top of it: ``read_process`` and
+its fields by path (``Pcb.DirectoryTableBase``), through the type ``target.find_type``
+gives: the kernel PDB's, or for a type the kernel's PDB lacks (or a kernel without PDB
+types) the console's built-in layout of its build (``target.type_layout`` names it); a
+kernel that has neither gets one line saying so. On top of it: ``read_process`` and
 ``read_thread`` decode an EPROCESS or ETHREAD, ``processes`` walks
 ``PsActiveProcessHead``, ``threads`` a process's thread list, ``current_thread`` and
 ``current_process`` follow ``$thread``, ``read_pcr`` and ``read_prcb`` follow ``$pcr`` and
 ``$prcb``, and ``processor_irql`` says at which IRQL the processor stopped.
-What it does not do: print anything, or switch process context (one address space).
+What it does not do: know a layout itself, print anything, or switch process context
+(one address space).
 
 Not an extension itself (the leading underscore keeps the loader away); the built-ins
 import it relatively.
@@ -28,57 +27,36 @@ from kdcon.api import ExtensionFailed, Target
 __all__ = ["KernelObject", "Process", "Thread", "processes", "threads", "read_process",
            "read_thread", "current_thread", "current_process", "read_pcr", "read_prcb",
            "processor_irql", "irql_name", "handle_count", "session_id", "layout_note",
-           "process_list_head", "THREAD_STATES", "WAIT_REASONS", "BUILTIN_SOURCE"]
+           "process_list_head", "THREAD_STATES", "WAIT_REASONS"]
 
-BUILTIN_SOURCE = "Windows 7 SP1 x64 (7601)"
+_SPECIAL = "ProcessorState.SpecialRegisters."
 
-# Windows 7 SP1 x64 (build 7601): (size, {field path: (offset, size)}). A size of 0
-# marks an embedded structure whose address is what is wanted (a LIST_ENTRY head).
-_WINDOWS_7_SP1_X64: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {
-    "_EPROCESS": (0x4D0, {
-        "Pcb.DirectoryTableBase": (0x28, 8), "Pcb.ThreadListHead": (0x30, 0),
-        "Pcb.BasePriority": (0xB4, 1), "Pcb.KernelTime": (0xF8, 4), "Pcb.UserTime": (0xFC, 4),
-        "CreateTime": (0x168, 8), "UniqueProcessId": (0x180, 8),
-        "ActiveProcessLinks": (0x188, 0), "CommitCharge": (0x1B8, 8),
-        "PeakVirtualSize": (0x1D0, 8), "VirtualSize": (0x1D8, 8), "ObjectTable": (0x200, 8),
-        "Token": (0x208, 8), "InheritedFromUniqueProcessId": (0x290, 8),
-        "DeviceMap": (0x2B0, 8), "Session": (0x2D8, 8), "ImageFileName": (0x2E0, 15),
-        "ThreadListHead": (0x308, 0), "ActiveThreads": (0x328, 4), "Peb": (0x338, 8)}),
-    "_ETHREAD": (0x498, {
-        "Tcb.InitialStack": (0x28, 8), "Tcb.StackLimit": (0x30, 8),
-        "Tcb.KernelStack": (0x38, 8), "Tcb.MiscFlags": (0x4C, 4),
-        "Tcb.ApcState.Process": (0x70, 8), "Tcb.Priority": (0x7B, 1), "Tcb.Teb": (0xB8, 8),
-        "Tcb.ContextSwitches": (0x134, 4), "Tcb.State": (0x164, 1),
-        "Tcb.WaitIrql": (0x166, 1), "Tcb.WaitMode": (0x167, 1), "Tcb.WaitTime": (0x194, 4),
-        "Tcb.CallbackStack": (0x1E8, 8), "Tcb.BasePriority": (0x1F1, 1),
-        "Tcb.PriorityDecrement": (0x1F2, 1), "Tcb.Process": (0x210, 8),
-        "Tcb.IdealProcessor": (0x228, 4), "Tcb.WaitReason": (0x26B, 1),
-        "Tcb.Win32Thread": (0x270, 8), "Tcb.StackBase": (0x278, 8),
-        "Tcb.KernelTime": (0x284, 4), "Tcb.UserTime": (0x2D4, 4),
-        "Tcb.ThreadListEntry": (0x2F8, 0), "StartAddress": (0x388, 8),
-        "Cid.UniqueProcess": (0x3B0, 8), "Cid.UniqueThread": (0x3B8, 8),
-        "Win32StartAddress": (0x410, 8), "ThreadListEntry": (0x420, 0)}),
-    "_HANDLE_TABLE": (0x68, {"HandleCount": (0x58, 4)}),
-    "_MM_SESSION_SPACE": (0x1F80, {"SessionId": (0x8, 4)}),
-    "_KPCR": (0x4E80, {
-        "GdtBase": (0x0, 8), "TssBase": (0x8, 8), "Self": (0x18, 8), "CurrentPrcb": (0x20, 8),
-        "IdtBase": (0x38, 8), "Irql": (0x50, 1), "MajorVersion": (0x60, 2),
-        "MinorVersion": (0x62, 2), "KdVersionBlock": (0x108, 8)}),
-    "_KPRCB": (0x4D00, {
-        "CurrentThread": (0x8, 8), "NextThread": (0x10, 8), "IdleThread": (0x18, 8),
-        "Number": (0x24, 4), "ProcessorState.SpecialRegisters.Cr0": (0x40, 8),
-        "ProcessorState.SpecialRegisters.Cr2": (0x48, 8),
-        "ProcessorState.SpecialRegisters.Cr3": (0x50, 8),
-        "ProcessorState.SpecialRegisters.Cr4": (0x58, 8),
-        "ProcessorState.SpecialRegisters.GdtrLimit": (0x96, 2),
-        "ProcessorState.SpecialRegisters.GdtrBase": (0x98, 8),
-        "ProcessorState.SpecialRegisters.IdtrLimit": (0xA6, 2),
-        "ProcessorState.SpecialRegisters.IdtrBase": (0xA8, 8),
-        "ProcessorState.SpecialRegisters.Tr": (0xB0, 2),
-        "CpuType": (0x5F0, 1), "MHz": (0x5F4, 4), "InterruptCount": (0x4700, 4),
-        "KernelTime": (0x4704, 4), "UserTime": (0x4708, 4), "DpcTime": (0x470C, 4),
-        "InterruptTime": (0x4710, 4), "DebuggerSavedIRQL": (0x4718, 1),
-        "VendorString": (0x4BB8, 13)}),
+# The fields these extensions read from each structure: those of them that lie together
+# are read in one request when the object is made, the rest when asked for.
+_READ_AHEAD: dict[str, tuple[str, ...]] = {
+    "_EPROCESS": (
+        "Pcb.DirectoryTableBase", "Pcb.BasePriority", "Pcb.KernelTime", "Pcb.UserTime",
+        "CreateTime.QuadPart", "UniqueProcessId", "CommitCharge", "PeakVirtualSize",
+        "VirtualSize", "ObjectTable", "Token.Value", "InheritedFromUniqueProcessId",
+        "DeviceMap", "Session", "ImageFileName", "ActiveThreads", "Peb"),
+    "_ETHREAD": (
+        "Tcb.InitialStack", "Tcb.StackLimit", "Tcb.KernelStack", "Tcb.MiscFlags",
+        "Tcb.ApcState.Process", "Tcb.Priority", "Tcb.Teb", "Tcb.ContextSwitches", "Tcb.State",
+        "Tcb.WaitIrql", "Tcb.WaitMode", "Tcb.WaitTime", "Tcb.CallbackStack",
+        "Tcb.BasePriority", "Tcb.PriorityDecrement", "Tcb.Process", "Tcb.IdealProcessor",
+        "Tcb.WaitReason", "Tcb.Win32Thread", "Tcb.StackBase", "Tcb.KernelTime",
+        "Tcb.UserTime", "StartAddress", "Cid.UniqueProcess", "Cid.UniqueThread",
+        "Win32StartAddress"),
+    "_HANDLE_TABLE": ("HandleCount",),
+    "_MM_SESSION_SPACE": ("SessionId",),
+    "_KPCR": ("GdtBase", "TssBase", "Self", "CurrentPrcb", "IdtBase", "Irql", "MajorVersion",
+              "MinorVersion", "KdVersionBlock"),
+    "_KPRCB": (
+        "CurrentThread", "NextThread", "IdleThread", "Number", _SPECIAL + "Cr0",
+        _SPECIAL + "Cr2", _SPECIAL + "Cr3", _SPECIAL + "Cr4", _SPECIAL + "Gdtr.Limit",
+        _SPECIAL + "Gdtr.Base", _SPECIAL + "Idtr.Limit", _SPECIAL + "Idtr.Base",
+        _SPECIAL + "Tr", "CpuType", "MHz", "InterruptCount", "KernelTime", "UserTime",
+        "DpcTime", "InterruptTime", "DebuggerSavedIRQL", "VendorString"),
 }
 
 # KTHREAD_STATE (Windows Internals): the word !thread prints for each.
@@ -113,31 +91,20 @@ class KernelObject:
     The fields these extensions use are read when the object is made, the ones close
     together in one request (a KPRCB is 19 KB on Windows 7, of which a few dozen
     bytes are wanted); any other field is read when asked for. ``source`` says where
-    the layout came from: ``"PDB"``, the console's built-in layout standing in for a
-    kernel without PDB types (``target.builtin_layout``), or ``BUILTIN_SOURCE`` for a
-    type the kernel's PDB lacks.
+    the layout came from: ``"PDB"``, or the console's built-in layout standing in for a
+    type the kernel's PDB does not give (``target.type_layout``).
     """
 
     def __init__(self, target: Target, address: int, name: str) -> None:
         self.target = target
         self.address = address
         self.name = name
-        self._info: Any = None
         self._specs: dict[str, tuple[int, int, int | None, int | None] | None] = {}
         self._runs: list[tuple[int, bytes]] = []
-        info = target.find_type(f"nt!{name}")
-        builtin = _WINDOWS_7_SP1_X64.get(name)
-        if info is not None and getattr(info, "size", 0):
-            self._info = info
-            self.size = info.size
-            self.source = getattr(target, "builtin_layout", None) or "PDB"
-        elif builtin is not None and target.pointer_size == 8:
-            self.size = builtin[0]
-            self.source = BUILTIN_SOURCE
-        else:
-            raise ExtensionFailed(f"Type nt!{name} not found: are the kernel's symbols "
-                                  f"loaded (.reload /f nt)?")
-        wanted = [spec for path in (builtin[1] if builtin else ())
+        self._info = _kernel_type(target, name)
+        self.size = self._info.size
+        self.source = target.type_layout(f"nt!{name}") or "PDB"
+        wanted = [spec for path in _READ_AHEAD.get(name, ())
                   if (spec := self._spec(path)) is not None and spec[1]]
         self._read_runs(sorted((offset, size) for offset, size, _, _ in wanted))
 
@@ -160,11 +127,7 @@ class KernelObject:
         """(offset, size, bit position, bit width) of a field; size 0 for an embedded
         structure; None if this layout has no such field."""
         if path not in self._specs:
-            if self._info is not None:
-                self._specs[path] = _pdb_spec(self.target, self._info, path)
-            else:
-                known = _WINDOWS_7_SP1_X64[self.name][1].get(path)
-                self._specs[path] = None if known is None else (*known, None, None)
+            self._specs[path] = _field_spec(self.target, self._info, path)
         return self._specs[path]
 
     def _bytes(self, offset: int, size: int) -> bytes:
@@ -218,8 +181,17 @@ def _strip(info: Any) -> Any:
     return info
 
 
-def _pdb_spec(target: Target, info: Any, path: str) -> tuple[int, int, int | None, int | None] | None:
-    """Where ``path`` lies in the PDB type ``info``: the offsets of each step summed,
+def _kernel_type(target: Target, name: str) -> Any:
+    """The type of ``nt!name`` as the target gives it; one line when it gives none."""
+    info = target.find_type(f"nt!{name}")
+    if info is None or not getattr(info, "size", 0):
+        raise ExtensionFailed(f"Type nt!{name} not found: are the kernel's symbols "
+                              f"loaded (.reload /f nt)?")
+    return info
+
+
+def _field_spec(target: Target, info: Any, path: str) -> tuple[int, int, int | None, int | None] | None:
+    """Where ``path`` lies in the type ``info``: the offsets of each step summed,
     the size of the last (0 for a structure), and a bitfield's position and width."""
     offset = 0
     current = _strip(info)
@@ -333,16 +305,11 @@ def process_list_head(target: Target) -> int:
 
 def _link_offset(target: Target, name: str, field: str) -> int:
     """Where the LIST_ENTRY ``field`` lies in ``name``, without reading an object."""
-    info = target.find_type(f"nt!{name}")
-    if info is not None and getattr(info, "size", 0):
-        offset = target.field_offset(f"nt!{name}", field)
-    else:
-        builtin = _WINDOWS_7_SP1_X64.get(name)
-        offset = builtin[1].get(field, (None, 0))[0] if builtin is not None else None
-    if offset is None:
+    spec = _field_spec(target, _kernel_type(target, name), field)
+    if spec is None:
         raise ExtensionFailed(f"nt!{name} has no field {field}: not a layout these "
                               f"extensions know")
-    return offset
+    return spec[0]
 
 
 def processes(target: Target) -> list[Process]:
@@ -402,9 +369,12 @@ def read_prcb(target: Target) -> KernelObject:
 
 
 def special_register(prcb: KernelObject, name: str) -> int | None:
-    """A KSPECIAL_REGISTERS field the kernel saved in the PRCB when it stopped."""
-    return _first(prcb, f"ProcessorState.SpecialRegisters.{name}",
-                  f"SpecialRegisters.{name}")
+    """A KSPECIAL_REGISTERS field the kernel saved in the PRCB when it stopped; the
+    descriptor registers by their flat names (``IdtrBase``, ``GdtrLimit``)."""
+    paths = [f"{_SPECIAL}{name}", f"SpecialRegisters.{name}"]
+    if name[:4] in ("Gdtr", "Idtr"):
+        paths.insert(0, f"{_SPECIAL}{name[:4]}.{name[4:]}")
+    return _first(prcb, *paths)
 
 
 def processor_irql(target: Target, prcb: KernelObject | None = None) -> tuple[int, str]:

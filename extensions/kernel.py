@@ -7,8 +7,7 @@
 
 The KPCR and KPRCB are found through control space (``$pcr``, ``$prcb``) and read with
 the kernel PDB's ``nt!_KPCR`` and ``nt!_KPRCB``; a kernel without them is read with the
-console's built-in layout of its build, or else Windows 7 SP1 x64's (build 7601), said
-in a warning line. The IRQL is
+console's built-in layout of its build, said in a warning line. The IRQL is
 KPRCB.DebuggerSavedIRQL where the kernel has it (Windows x64 saves CR8 there when it
 enters the debugger) and KPCR.Irql otherwise. The IDT is where the IDTR the kernel
 saved in the PRCB's special registers points (KPCR.IdtBase when none was saved); its

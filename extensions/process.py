@@ -14,9 +14,8 @@ Flags (kd's bits): 0x1 time and priority statistics; 0x2 the threads with their 
 states; 0x4 the threads, one line each, or with their stacks when 0x2 is set too.
 
 Layouts: the kernel PDB's ``nt!_EPROCESS`` and ``nt!_ETHREAD``; for a kernel without
-PDB types, the console's built-in layout of its Windows build; for a PDB that lacks just
-these types (the simulated kernel's), Windows 7 SP1 x64's (build 7601), built into these
-extensions. A warning line names any built-in layout used. The thread list walked is
+PDB types, or a PDB that lacks just these types (the simulated kernel's), the console's
+built-in layout of its Windows build. A warning line names any built-in layout used. The thread list walked is
 KPROCESS.ThreadListHead through KTHREAD.ThreadListEntry. The fields of a process or
 thread that lie together are read in one request.
 
@@ -89,7 +88,7 @@ def _statistics_lines(target: Target, process: Process) -> list[str]:
     tick = _tick_length(target)
     mb = 1024 * 1024
     rows = [("DeviceMap", f"{process.get('DeviceMap') or 0:016x}"),
-            ("Token", f"{(process.get('Token') or 0) & ~0xF:016x}"),
+            ("Token", f"{(process.get('Token.Value') or 0) & ~0xF:016x}"),
             ("UserTime", _duration(process.get("Pcb.UserTime"), tick)),
             ("KernelTime", _duration(process.get("Pcb.KernelTime"), tick)),
             ("VirtualSize", f"{(process.get('VirtualSize') or 0) // mb} Mb"),

@@ -502,14 +502,30 @@ class Session:
         self._identify()
 
     def find_type(self, name: str) -> Any:
-        """``mod!Type`` from the loaded symbol files; a kernel type while ``nt`` has no
-        PDB types comes from the built-in layout of the kernel's build (layouts/)."""
+        """``mod!Type`` from the loaded symbol files; a kernel type they do not give (``nt``
+        has no PDB, or its PDB leaves the type out) comes from the built-in layout of the
+        kernel's build (layouts/)."""
         info = self.symbols.find_type(name)
-        if info is None and self._kernel_type_name(name):
-            table = self.builtin_types()
+        if info is None:
+            table = self._kernel_layout(name)
             if table is not None:
                 info = table.find(name.rpartition("!")[2])
         return info
+
+    def type_layout(self, name: str) -> str | None:
+        """The built-in layout ``find_type`` reads ``name`` from ("Windows 7 SP1 x64
+        (7601)"), None when a symbol file gives the type or nothing does."""
+        if self.symbols.find_type(name) is not None:
+            return None
+        table = self._kernel_layout(name)
+        if table is None or table.find(name.rpartition("!")[2]) is None:
+            return None
+        return f"{table.name} ({self.version.MinorVersion})"
+
+    def _kernel_layout(self, name: str) -> Any:
+        if self.version is None or not self._kernel_type_name(name):
+            return None
+        return table_for(self.version.MinorVersion, self.pointer_size, self.debugger_data)
 
     def builtin_types(self) -> Any:
         """The built-in layout table standing in for the kernel's PDB, None while the

@@ -155,9 +155,14 @@ class Target:
         return self._console.format_address(address)
 
     def find_type(self, name: str) -> Any:
-        """``mod!Type`` from the PDBs; the kernel's types come from a built-in layout
-        while ``nt`` has no PDB (``builtin_layout`` names it)."""
+        """``mod!Type`` from the PDBs; a kernel type they do not give comes from the
+        built-in layout of the kernel's build (``type_layout`` names it)."""
         return self._session.find_type(name)
+
+    def type_layout(self, name: str) -> str | None:
+        """The built-in layout ``find_type`` reads ``name`` from ("Windows 7 SP1 x64
+        (7601)"), None when a PDB gives the type or nothing does."""
+        return self._session.type_layout(name)
 
     @property
     def builtin_layout(self) -> str | None:

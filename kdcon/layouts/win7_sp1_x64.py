@@ -98,6 +98,9 @@ _EPROCESS (0x4d0)
 _MM_SESSION_SPACE (0x1f80)
     +0x008 SessionId        : Uint4B
 
+_HANDLE_TABLE (0x68)
+    +0x058 HandleCount      : Int4B
+
 _KTHREAD (0x360)
     +0x000 Header           : _DISPATCHER_HEADER
     +0x028 InitialStack     : Ptr64 Void
@@ -121,6 +124,7 @@ _KTHREAD (0x360)
     +0x1c6 SpecialApcDisable : Int2B
     +0x1c8 QueueListEntry   : _LIST_ENTRY
     +0x1d8 TrapFrame        : Ptr64 _KTRAP_FRAME
+    +0x1e8 CallbackStack    : Ptr64 Void
     +0x1f1 BasePriority     : Char
     +0x1f2 PriorityDecrement : Char
     +0x1f6 PreviousMode     : Char
@@ -147,6 +151,24 @@ _ETHREAD (0x498)
     +0x420 ThreadListEntry  : _LIST_ENTRY
     +0x448 CrossThreadFlags : Uint4B
 
+_KDESCRIPTOR (0x10)
+    +0x000 Pad              : [3] Uint2B
+    +0x006 Limit            : Uint2B
+    +0x008 Base             : Ptr64 Void
+
+_KSPECIAL_REGISTERS (0xd8)
+    +0x000 Cr0              : Uint8B
+    +0x008 Cr2              : Uint8B
+    +0x010 Cr3              : Uint8B
+    +0x018 Cr4              : Uint8B
+    +0x050 Gdtr             : _KDESCRIPTOR
+    +0x060 Idtr             : _KDESCRIPTOR
+    +0x070 Tr               : Uint2B
+    +0x072 Ldtr             : Uint2B
+
+_KPROCESSOR_STATE (0x5b0)
+    +0x000 SpecialRegisters : _KSPECIAL_REGISTERS
+
 _KPRCB (0x4d00)
     +0x000 MxCsr            : Uint4B
     +0x008 CurrentThread    : Ptr64 _KTHREAD
@@ -156,6 +178,7 @@ _KPRCB (0x4d00)
     +0x024 Number           : Uint4B
     +0x028 RspBase          : Uint8B
     +0x030 PrcbLock         : Uint8B
+    +0x040 ProcessorState   : _KPROCESSOR_STATE
     +0x5f0 CpuType          : Char
     +0x5f1 CpuID            : Char
     +0x5f2 CpuStep          : Uint2B

@@ -1,7 +1,8 @@
 """Built-in layouts on the simulated kernel (build 7601): without ntoskrnl.pdb on the
 symbol path, typed views walk the module, process and thread lists from the Windows 7
 SP1 table (the simulated kernel keeps Windows 7 SP1's offsets for the members it
-defines); with the PDB, the PDB's types are the only ones."""
+defines); with the PDB, the PDB's types win and the table gives only the types the PDB
+lacks."""
 
 from __future__ import annotations
 
@@ -133,19 +134,38 @@ def test_the_windows_7_table_reads_the_threads_cid_and_thread_list(without_pdb):
     assert all(t.Tcb.Process == system.address for t in threads)
 
 
-def test_with_the_kernel_pdb_its_types_are_the_only_ones(with_pdb):
+def test_with_the_kernel_pdb_its_types_win(with_pdb):
     target, symbols = with_pdb.target, with_pdb.session.symbols
     assert symbols.module("nt").types is not None
     assert target.builtin_layout is None
-    for name in ("nt!_KLDR_DATA_TABLE_ENTRY", "nt!_POOL_HEADER", "nt!_EPROCESS", "nt!_KTHREAD"):
+    for name in ("nt!_KLDR_DATA_TABLE_ENTRY", "nt!_POOL_HEADER", "nt!_KPRCB"):
+        assert symbols.find_type(name) is not None
         assert target.find_type(name) is symbols.find_type(name)
+        assert target.type_layout(name) is None
     pdb = symbols.find_type("nt!_KLDR_DATA_TABLE_ENTRY")
     assert [target.field_offset("nt!_KLDR_DATA_TABLE_ENTRY", f.name) for f in pdb.fields] == \
         [f.offset for f in pdb.fields]
-    if symbols.find_type("nt!_EPROCESS") is None:
-        with pytest.raises(TypeNotFound, match="are the module's symbols loaded"):
-            target.typed(0, "nt!_EPROCESS")
 
+
+def test_a_type_the_kernel_pdb_lacks_comes_from_the_builds_layout(with_pdb):
+    # The simulated kernel's PDB has no process or thread structures.
+    target, symbols = with_pdb.target, with_pdb.session.symbols
+    for name in ("nt!_EPROCESS", "nt!_ETHREAD", "nt!_KTHREAD"):
+        assert symbols.find_type(name) is None
+        assert target.find_type(name) is not None
+        assert target.type_layout(name) == "Windows 7 SP1 x64 (7601)"
+    assert target.field_offset("nt!_ETHREAD", "Tcb.ApcState.Process") == 0x70
+    system = _processes(with_pdb)[0]
+    assert (system.UniqueProcessId, system.ImageFileName.string()) == (4, "System")
+    assert target.evaluate("@$proc") == system.address
+
+
+def test_a_type_neither_the_pdb_nor_the_layout_gives_ends_in_one_line(with_pdb):
+    target = with_pdb.target
+    assert target.find_type("trackdemo!_EPROCESS") is None
+    assert target.type_layout("nt!_OBJECT_HEADER") is None
+    with pytest.raises(TypeNotFound, match="are the module's symbols loaded"):
+        target.typed(0, "nt!_OBJECT_HEADER")
 
 
 def test_dt_shows_a_kernel_type_from_the_builtin_layout_without_the_pdb(without_pdb):

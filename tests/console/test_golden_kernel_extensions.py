@@ -194,7 +194,7 @@ def test_without_the_kernel_pdb_the_extensions_read_the_console_s_built_in_layou
     system = int(text.split("Evaluate expression: ", 1)[1].split("= ", 1)[1].split()[0]
                  .replace("`", ""), 16)
     assert f"WARNING: nt!_EPROCESS is not in the kernel's symbols: using the {layout} " \
-           f"layout\n" in text
+           f"(7601) layout\n" in text
     assert f"PROCESS {system:x}\n    SessionId: none  Cid: 0004 " in text
     # No symbol names the routine for unclaimed vectors; it is still the one left out.
     page_fault = ki_constant("KSIM_VECTOR_PAGE_FAULT")

@@ -1,9 +1,10 @@
-"""The kernel extensions' built-in layouts and bug check table, without a target.
+"""The kernel extensions' process and thread walks and bug check table, without a target.
 
-A kernel whose PDB has no ``_EPROCESS``/``_ETHREAD`` is read with Windows 7 SP1 x64's
-offsets: a fake target holds processes and threads laid out by the simulated kernel's
-ki.h (which declares the 7601 offsets of the fields it fills), and the process and
-thread walks must find them. The bug check table must describe every code the
+A kernel whose PDB has no ``_EPROCESS``/``_ETHREAD`` is read with the types the target
+gives from its build's built-in layout: a fake target serves the console's Windows 7
+SP1 x64 table and holds processes and threads laid out by the simulated kernel's ki.h
+(which declares the 7601 offsets of the fields it fills), and the process and thread
+walks must find them. The bug check table must describe every code the
 extension promises, each with four parameter meanings.
 """
 
@@ -13,6 +14,7 @@ import struct
 
 import pytest
 
+from kdcon import layouts
 from kdcon.api import ExtensionFailed
 from kdcon.extensions import _bugcodes, _ntobjects
 
@@ -23,7 +25,8 @@ PROCESSES = 0xFFFFFA80_00010000
 
 
 class FakeTarget:
-    """Memory as a dict of byte runs; no PDB types, 64-bit."""
+    """Memory as a dict of byte runs; 64-bit, its kernel types the built-in Windows 7
+    SP1 x64 layout's (none for a 32-bit target)."""
 
     pointer_size = 8
 
@@ -50,10 +53,11 @@ class FakeTarget:
             entry = self.pointer(entry)
 
     def find_type(self, name: str):
-        return None
+        table = layouts.table_for(7601, self.pointer_size)
+        return table.find(name.rpartition("!")[2]) if table is not None else None
 
-    def field_offset(self, type_name: str, path: str):
-        return None
+    def type_layout(self, name: str):
+        return "Windows 7 SP1 x64 (7601)" if self.find_type(name) is not None else None
 
     def symbol(self, name: str):
         return HEAD if name == "nt!PsActiveProcessHead" else None
@@ -102,12 +106,12 @@ def _machine() -> tuple[FakeTarget, list[int], int]:
     return target, addresses, thread
 
 
-def test_processes_without_pdb_types_use_the_windows_7_layout():
+def test_processes_without_pdb_types_are_read_with_the_layout_the_target_gives():
     target, addresses, _ = _machine()
     found = _ntobjects.processes(target)
     assert [(p.address, p.pid, p.image, p.dirbase) for p in found] == [
         (addresses[0], 4, "System", 0x187000), (addresses[1], 0x10C, "smss.exe", 0x187001)]
-    assert found[0].obj.source == _ntobjects.BUILTIN_SOURCE
+    assert found[0].obj.source == "Windows 7 SP1 x64 (7601)"
     assert _ntobjects.layout_note(found[0].obj) == (
         "nt!_EPROCESS is not in the kernel's symbols: using the Windows 7 SP1 x64 (7601) "
         "layout")
