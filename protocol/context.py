@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from construct import Array, Bytes, Int8ul, Int16ul, Int32ul, Int64ul, Struct
 
 from .constants import CONTEXT_AMD64 as _CONTEXT_AMD64_FLAG
+from .windbgkd import Width, both_widths
 
 __all__ = [
     "M128A",
@@ -164,57 +166,43 @@ CONTEXT_X86 = Struct(
 
 # Limit sits at +6 so that Base is naturally aligned (§7.3: Gdtr Limit @0x56, Base @0x58).
 KDESCRIPTOR_AMD64 = Struct("Pad" / Array(3, Int16ul), "Limit" / Int16ul, "Base" / Int64ul)
-
-KSPECIAL_REGISTERS_AMD64 = Struct(
-    "Cr0" / Int64ul,
-    "Cr2" / Int64ul,
-    "Cr3" / Int64ul,
-    "Cr4" / Int64ul,
-    "KernelDr0" / Int64ul,
-    "KernelDr1" / Int64ul,
-    "KernelDr2" / Int64ul,
-    "KernelDr3" / Int64ul,
-    "KernelDr6" / Int64ul,
-    "KernelDr7" / Int64ul,
-    "Gdtr" / KDESCRIPTOR_AMD64,
-    "Idtr" / KDESCRIPTOR_AMD64,
-    "Tr" / Int16ul,
-    "Ldtr" / Int16ul,
-    "MxCsr" / Int32ul,
-    "DebugControl" / Int64ul,
-    "LastBranchToRip" / Int64ul,
-    "LastBranchFromRip" / Int64ul,
-    "LastExceptionToRip" / Int64ul,
-    "LastExceptionFromRip" / Int64ul,
-    "Cr8" / Int64ul,
-    "MsrGsBase" / Int64ul,
-    "MsrGsSwap" / Int64ul,
-    "MsrStar" / Int64ul,
-    "MsrLStar" / Int64ul,
-    "MsrCStar" / Int64ul,
-    "MsrSyscallMask" / Int64ul,
-    "Xcr0" / Int64ul,
-)
-
 KDESCRIPTOR_X86 = Struct("Pad" / Int16ul, "Limit" / Int16ul, "Base" / Int32ul)
 
-KSPECIAL_REGISTERS_X86 = Struct(
-    "Cr0" / Int32ul,
-    "Cr2" / Int32ul,
-    "Cr3" / Int32ul,
-    "Cr4" / Int32ul,
-    "KernelDr0" / Int32ul,
-    "KernelDr1" / Int32ul,
-    "KernelDr2" / Int32ul,
-    "KernelDr3" / Int32ul,
-    "KernelDr6" / Int32ul,
-    "KernelDr7" / Int32ul,
-    "Gdtr" / KDESCRIPTOR_X86,
-    "Idtr" / KDESCRIPTOR_X86,
-    "Tr" / Int16ul,
-    "Ldtr" / Int16ul,
-    "Reserved" / Array(6, Int32ul),
-)
+_CONTROL_REGISTERS = ("Cr0", "Cr2", "Cr3", "Cr4", "KernelDr0", "KernelDr1", "KernelDr2",
+                      "KernelDr3", "KernelDr6", "KernelDr7")
+
+
+def _special_registers(width: Width) -> Any:
+    """KSPECIAL_REGISTERS: the same head in both architectures, register-sized."""
+    descriptor = width.pick(KDESCRIPTOR_AMD64, KDESCRIPTOR_X86)
+    return Struct(
+        *[name / width.ptr for name in _CONTROL_REGISTERS],
+        "Gdtr" / descriptor,
+        "Idtr" / descriptor,
+        "Tr" / Int16ul,
+        "Ldtr" / Int16ul,
+        *width.pick((
+            "MxCsr" / Int32ul,
+            "DebugControl" / Int64ul,
+            "LastBranchToRip" / Int64ul,
+            "LastBranchFromRip" / Int64ul,
+            "LastExceptionToRip" / Int64ul,
+            "LastExceptionFromRip" / Int64ul,
+            "Cr8" / Int64ul,
+            "MsrGsBase" / Int64ul,
+            "MsrGsSwap" / Int64ul,
+            "MsrStar" / Int64ul,
+            "MsrLStar" / Int64ul,
+            "MsrCStar" / Int64ul,
+            "MsrSyscallMask" / Int64ul,
+            "Xcr0" / Int64ul,
+        ), (
+            "Reserved" / Array(6, Int32ul),
+        )),
+    )
+
+
+KSPECIAL_REGISTERS_AMD64, KSPECIAL_REGISTERS_X86 = both_widths(_special_registers)
 
 
 # winnt.h ContextFlags for AMD64: which parts of a CONTEXT are valid.
@@ -357,5 +345,4 @@ class SpecialRegisters:
         return dataclasses.replace(self, **changes)
 
 
-_SPECIAL_SCALARS = ("Cr0", "Cr2", "Cr3", "Cr4", "KernelDr0", "KernelDr1", "KernelDr2", "KernelDr3", "KernelDr6",
-                    "KernelDr7", "Tr", "Ldtr", "MxCsr", "MsrGsBase")
+_SPECIAL_SCALARS = (*_CONTROL_REGISTERS, "Tr", "Ldtr", "MxCsr", "MsrGsBase")

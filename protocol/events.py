@@ -12,7 +12,7 @@ Spec: packet types of kd-protocol.md §1.5; message bodies of §4-§7.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, dataclass_transform
 
 __all__ = [
     "NEED_DATA",
@@ -57,12 +57,16 @@ class NeedData:
 NEED_DATA = NeedData()
 
 
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(field,))
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    """Base of every event."""
+    """Base of every event: each subclass is a frozen dataclass of keyword fields."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True, kw_only=True)(cls)
 
 
-@dataclass(frozen=True, kw_only=True)
 class _Message(Event):
     packet_id: int
     packet_type: int
@@ -71,7 +75,6 @@ class _Message(Event):
     raw: bytes = field(repr=False)
 
 
-@dataclass(frozen=True, kw_only=True)
 class StateChange(_Message):
     """STATE_CHANGE64 (or the legacy STATE_CHANGE32): the target stopped."""
 
@@ -79,14 +82,12 @@ class StateChange(_Message):
     program_counter: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class ManipulateRequest(_Message):
     """A STATE_MANIPULATE request as the target receives it."""
 
     api: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class ManipulateReply(_Message):
     """A STATE_MANIPULATE reply as the host receives it."""
 
@@ -94,14 +95,12 @@ class ManipulateReply(_Message):
     return_status: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class DebugPrint(_Message):
     """DEBUG_IO PrintString: the DbgPrint text, raw bytes (not NUL-terminated)."""
 
     text: bytes
 
 
-@dataclass(frozen=True, kw_only=True)
 class DebugPrompt(_Message):
     """DEBUG_IO GetString from the target: a prompt awaiting the host's PromptReply."""
 
@@ -109,14 +108,12 @@ class DebugPrompt(_Message):
     max_length: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class PromptReply(_Message):
     """DEBUG_IO GetString from the host: the answer to a DebugPrompt."""
 
     text: bytes
 
 
-@dataclass(frozen=True, kw_only=True)
 class FileIo(_Message):
     """FILE_IO: a request (target to host) or its answer (host to target)."""
 
@@ -124,19 +121,16 @@ class FileIo(_Message):
     status: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class TraceIo(_Message):
     """TRACE_IO: trace data from the target."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class ControlRequest(_Message):
     """CONTROL_REQUEST: a hardware-breakpoint request or its answer."""
 
     api: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class _Control(Event):
     """A control packet from the peer, with the id it carried."""
 
@@ -155,14 +149,12 @@ class Reset(_Control):
     """The peer sent RESET: both packet ids are back at INITIAL_PACKET_ID."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class BreakIn(Event):
     """A lone break-in byte 0x62 (the host asks a running target to stop)."""
 
     offset: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class Garbage(Event):
     """Bytes that belong to no packet (skipped while looking for a leader)."""
 
@@ -174,7 +166,6 @@ class Garbage(Event):
         return len(self.raw)
 
 
-@dataclass(frozen=True, kw_only=True)
 class BadPacket(Event):
     """A damaged data packet; RESEND was sent. reason: byte_count, trailer, checksum,
     truncated, or too_short (ByteCount below the message's fixed struct)."""
@@ -186,7 +177,6 @@ class BadPacket(Event):
     raw: bytes = field(repr=False)
 
 
-@dataclass(frozen=True, kw_only=True)
 class DroppedPacket(Event):
     """A good data packet that was dropped. reason: duplicate, out_of_sequence,
     unexpected_type, implicit_ack (it arrived while we waited for an ACK: it counts as
@@ -201,7 +191,6 @@ class DroppedPacket(Event):
     raw: bytes = field(repr=False)
 
 
-@dataclass(frozen=True, kw_only=True)
 class UnknownPacket(Event):
     """A packet of a type this side does not handle, or a payload that does not parse."""
 
@@ -211,7 +200,6 @@ class UnknownPacket(Event):
     raw: bytes = field(repr=False)
 
 
-@dataclass(frozen=True, kw_only=True)
 class SendAbandoned(Event):
     """A data packet was given up after its retries (§2.5). On a target only DbgPrint,
     LoadSymbols and CreateFile are ever given up, and the debugger is then absent."""
@@ -222,7 +210,6 @@ class SendAbandoned(Event):
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
 class LinkClosed(Event):
     """The port reached end of file or failed (KdLink); no more events will come."""
 

@@ -39,7 +39,7 @@ from construct import (
 )
 
 from .constants import ManipulateApi as A
-from .windbgkd import tagged_union
+from .windbgkd import API_HEADER, Width, both_widths, tagged_union
 
 __all__ = [
     "DBGKD_READ_MEMORY64",
@@ -89,39 +89,30 @@ MANIPULATE_STATE32_SIZE = 52
 
 # -- §5.3 union members --------------------------------------------------------------
 
-DBGKD_READ_MEMORY64 = Struct(
-    "TargetBaseAddress" / Int64ul, "TransferCount" / Int32ul, "ActualBytesRead" / Int32ul
-)
-DBGKD_WRITE_MEMORY64 = Struct(
-    "TargetBaseAddress" / Int64ul, "TransferCount" / Int32ul, "ActualBytesWritten" / Int32ul
-)
-DBGKD_READ_MEMORY32 = Struct(
-    "TargetBaseAddress" / Int32ul, "TransferCount" / Int32ul, "ActualBytesRead" / Int32ul
-)
-DBGKD_WRITE_MEMORY32 = Struct(
-    "TargetBaseAddress" / Int32ul, "TransferCount" / Int32ul, "ActualBytesWritten" / Int32ul
-)
+
+def _transfer(done: str) -> tuple[Any, Any]:
+    """A memory read's or write's union member; ``done`` names the count transferred."""
+    return both_widths(lambda width: Struct(
+        "TargetBaseAddress" / width.ptr, "TransferCount" / Int32ul, done / Int32ul))
+
+
+DBGKD_READ_MEMORY64, DBGKD_READ_MEMORY32 = _transfer("ActualBytesRead")
+DBGKD_WRITE_MEMORY64, DBGKD_WRITE_MEMORY32 = _transfer("ActualBytesWritten")
 DBGKD_GET_CONTEXT = Struct("Unused" / Int32ul)
 DBGKD_SET_CONTEXT = Struct("ContextFlags" / Int32ul)
 DBGKD_CONTEXT_EX = Struct("Offset" / Int32ul, "ByteCount" / Int32ul, "BytesCopied" / Int32ul)
-DBGKD_WRITE_BREAKPOINT64 = Struct("BreakPointAddress" / Int64ul, "BreakPointHandle" / Int32ul)
-DBGKD_WRITE_BREAKPOINT32 = Struct("BreakPointAddress" / Int32ul, "BreakPointHandle" / Int32ul)
+DBGKD_WRITE_BREAKPOINT64, DBGKD_WRITE_BREAKPOINT32 = both_widths(lambda width: Struct(
+    "BreakPointAddress" / width.ptr, "BreakPointHandle" / Int32ul))
 DBGKD_RESTORE_BREAKPOINT = Struct("BreakPointHandle" / Int32ul)
 DBGKD_CONTINUE = Struct("ContinueStatus" / Int32ul)
 
 # Packed to 4 bytes in windbgkd.h, so Dr7 sits at union offset 8 right after TraceFlag.
-AMD64_DBGKD_CONTROL_SET = Struct(
+AMD64_DBGKD_CONTROL_SET, X86_DBGKD_CONTROL_SET = both_widths(lambda width: Struct(
     "TraceFlag" / Int32ul,
-    "Dr7" / Int64ul,
-    "CurrentSymbolStart" / Int64ul,
-    "CurrentSymbolEnd" / Int64ul,
-)
-X86_DBGKD_CONTROL_SET = Struct(
-    "TraceFlag" / Int32ul,
-    "Dr7" / Int32ul,
-    "CurrentSymbolStart" / Int32ul,
-    "CurrentSymbolEnd" / Int32ul,
-)
+    "Dr7" / width.ptr,
+    "CurrentSymbolStart" / width.ptr,
+    "CurrentSymbolEnd" / width.ptr,
+))
 DBGKD_CONTINUE2 = Struct(
     "ContinueStatus" / Int32ul,
     "ControlSet" / Union(0, "Amd64" / AMD64_DBGKD_CONTROL_SET, "X86" / X86_DBGKD_CONTROL_SET),
@@ -129,29 +120,21 @@ DBGKD_CONTINUE2 = Struct(
 
 DBGKD_READ_WRITE_IO64 = Struct("IoAddress" / Int64ul, "DataSize" / Int32ul, "DataValue" / Int32ul)
 DBGKD_READ_WRITE_IO32 = Struct("DataSize" / Int32ul, "IoAddress" / Int32ul, "DataValue" / Int32ul)
-DBGKD_READ_WRITE_IO_EXTENDED64 = Struct(
+DBGKD_READ_WRITE_IO_EXTENDED64, DBGKD_READ_WRITE_IO_EXTENDED32 = both_widths(lambda width: Struct(
     "DataSize" / Int32ul,
     "InterfaceType" / Int32ul,
     "BusNumber" / Int32ul,
     "AddressSpace" / Int32ul,
-    "IoAddress" / Int64ul,
+    "IoAddress" / width.ptr,
     "DataValue" / Int32ul,
-)
-DBGKD_READ_WRITE_IO_EXTENDED32 = Struct(
-    "DataSize" / Int32ul,
-    "InterfaceType" / Int32ul,
-    "BusNumber" / Int32ul,
-    "AddressSpace" / Int32ul,
-    "IoAddress" / Int32ul,
-    "DataValue" / Int32ul,
-)
+))
 DBGKD_READ_WRITE_MSR = Struct("Msr" / Int32ul, "DataValueLow" / Int32ul, "DataValueHigh" / Int32ul)
 DBGKD_QUERY_SPECIAL_CALLS = Struct("NumberOfSpecialCalls" / Int32ul)
 DBGKD_SET_SPECIAL_CALL64 = Struct("SpecialCall" / Int64ul)
 DBGKD_SET_INTERNAL_BREAKPOINT64 = Struct("BreakpointAddress" / Int64ul, "Flags" / Int32ul)
+# The reply extends the request with the breakpoint's counts.
 DBGKD_GET_INTERNAL_BREAKPOINT64 = Struct(
-    "BreakpointAddress" / Int64ul,
-    "Flags" / Int32ul,
+    *DBGKD_SET_INTERNAL_BREAKPOINT64.subcons,
     "Calls" / Int32ul,
     "MaxCallsPerPeriod" / Int32ul,
     "MinInstructions" / Int32ul,
@@ -278,23 +261,18 @@ _UNION32 = {
     A.DbgKdContinueApi2: Struct("ContinueStatus" / Int32ul, "ControlSet" / X86_DBGKD_CONTROL_SET),
 }
 
-DBGKD_MANIPULATE_STATE64 = Struct(
-    "ApiNumber" / Int32ul,
-    "ProcessorLevel" / Int16ul,
-    "Processor" / Int16ul,
-    "ReturnStatus" / Int32ul,
-    # Alignment only; kept because targets echo the request's junk here (§10.1).
-    "Pad" / Default(Int32ul, 0),
-    "u" / tagged_union("ApiNumber", _UNION64, 40),
-)
 
-DBGKD_MANIPULATE_STATE32 = Struct(
-    "ApiNumber" / Int32ul,
-    "ProcessorLevel" / Int16ul,
-    "Processor" / Int16ul,
-    "ReturnStatus" / Int32ul,
-    "u" / tagged_union("ApiNumber", _UNION32, 40),
-)
+def _manipulate_state(width: Width) -> Any:
+    return Struct(
+        *API_HEADER,
+        "ReturnStatus" / Int32ul,
+        # Alignment only; kept because targets echo the request's junk here (§10.1).
+        *width.wide("Pad" / Default(Int32ul, 0)),
+        "u" / tagged_union("ApiNumber", width.pick(_UNION64, _UNION32), 40),
+    )
+
+
+DBGKD_MANIPULATE_STATE64, DBGKD_MANIPULATE_STATE32 = both_widths(_manipulate_state)
 
 # §5.1: the target resumes (or reboots, or bugchecks) instead of replying.
 RESUMING_APIS = frozenset(

@@ -21,7 +21,8 @@ DBGKD_ANY_WAIT_STATE_CHANGE (240 bytes, the body of PACKET_TYPE_KD_STATE_CHANGE6
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, TypeVar
 
 from construct import (
     Array,
@@ -48,6 +49,9 @@ from .constants import (
 
 __all__ = [
     "tagged_union",
+    "API_HEADER",
+    "Width",
+    "both_widths",
     "EXCEPTION_RECORD64",
     "EXCEPTION_RECORD32",
     "DBGKM_EXCEPTION64",
@@ -89,60 +93,67 @@ def tagged_union(tag: str, members: Mapping[int, Any], size: int, *, pad: bool =
     return Padded(size, union) if pad else union
 
 
+# The first fields of every message an ApiNumber selects (debug and trace I/O,
+# manipulate state): the API, then the processor's level and number.
+API_HEADER = ("ApiNumber" / Int32ul, "ProcessorLevel" / Int16ul, "Processor" / Int16ul)
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Width:
+    """The pointer width one form of a windbgkd.h declaration is written for: ``ptr``
+    is its pointer-sized field (ULONG64 in the 64-bit form, ULONG in the 32-bit one)."""
+
+    ptr: Any
+    is64: bool
+
+    def wide(self, *subcons: Any) -> tuple[Any, ...]:
+        """``subcons`` in the 64-bit form only: the alignment its 8-byte members force."""
+        return subcons if self.is64 else ()
+
+    def pick(self, wide: _T, narrow: _T) -> _T:
+        """``wide`` for the 64-bit form, ``narrow`` for the 32-bit one."""
+        return wide if self.is64 else narrow
+
+
+def both_widths(declare: Callable[[Width], _T]) -> tuple[_T, _T]:
+    """The 64-bit and 32-bit forms of one declaration, ``declare(width)`` written once
+    (windbgkd.h declares each pair once, with pointer-sized members)."""
+    return declare(Width(Int64ul, True)), declare(Width(Int32ul, False))
+
+
 # -- §4.3 exception records ---------------------------------------------------------
 
-EXCEPTION_RECORD64 = Struct(
-    "ExceptionCode" / Int32ul,
-    "ExceptionFlags" / Int32ul,
-    "ExceptionRecord" / Int64ul,
-    "ExceptionAddress" / Int64ul,
-    "NumberParameters" / Int32ul,
-    "__unusedAlignment" / Int32ul,
-    "ExceptionInformation" / Array(15, Int64ul),
-)
+def _exception(width: Width) -> tuple[Any, Any]:
+    record = Struct(
+        "ExceptionCode" / Int32ul,
+        "ExceptionFlags" / Int32ul,
+        "ExceptionRecord" / width.ptr,
+        "ExceptionAddress" / width.ptr,
+        "NumberParameters" / Int32ul,
+        *width.wide("__unusedAlignment" / Int32ul),
+        "ExceptionInformation" / Array(15, width.ptr),
+    )
+    return record, Struct("ExceptionRecord" / record, "FirstChance" / Int32ul,
+                          *width.wide(Padding(4)))
 
-DBGKM_EXCEPTION64 = Struct(
-    "ExceptionRecord" / EXCEPTION_RECORD64,
-    "FirstChance" / Int32ul,
-    Padding(4),
-)
 
-EXCEPTION_RECORD32 = Struct(
-    "ExceptionCode" / Int32ul,
-    "ExceptionFlags" / Int32ul,
-    "ExceptionRecord" / Int32ul,
-    "ExceptionAddress" / Int32ul,
-    "NumberParameters" / Int32ul,
-    "ExceptionInformation" / Array(15, Int32ul),
-)
-
-DBGKM_EXCEPTION32 = Struct(
-    "ExceptionRecord" / EXCEPTION_RECORD32,
-    "FirstChance" / Int32ul,
-)
+(EXCEPTION_RECORD64, DBGKM_EXCEPTION64), (EXCEPTION_RECORD32, DBGKM_EXCEPTION32) = \
+    both_widths(_exception)
 
 # -- §4.4 load symbols ---------------------------------------------------------------
 
-DBGKD_LOAD_SYMBOLS64 = Struct(
+DBGKD_LOAD_SYMBOLS64, DBGKD_LOAD_SYMBOLS32 = both_widths(lambda width: Struct(
     "PathNameLength" / Int32ul,
-    Padding(4),
-    "BaseOfDll" / Int64ul,
-    "ProcessId" / Int64ul,
+    *width.wide(Padding(4)),
+    "BaseOfDll" / width.ptr,
+    "ProcessId" / width.ptr,
     "CheckSum" / Int32ul,
     "SizeOfImage" / Int32ul,
     "UnloadSymbols" / Int8ul,
-    Padding(7),
-)
-
-DBGKD_LOAD_SYMBOLS32 = Struct(
-    "PathNameLength" / Int32ul,
-    "BaseOfDll" / Int32ul,
-    "ProcessId" / Int32ul,
-    "CheckSum" / Int32ul,
-    "SizeOfImage" / Int32ul,
-    "UnloadSymbols" / Int8ul,
-    Padding(3),
-)
+    Padding(width.pick(7, 3)),
+))
 
 # -- §4.5 command string -------------------------------------------------------------
 
@@ -154,31 +165,21 @@ DBGKD_COMMAND_STRING = Struct(
 
 # -- §4.6 control reports ------------------------------------------------------------
 
+# What the stop reports of the code it stopped at, the same in both architectures'
+# reports; EFlags stands before it in the AMD64 one and after it in the x86 one.
+_CODE_REPORT = (
+    "InstructionCount" / Int16ul,
+    "ReportFlags" / Int16ul,
+    "InstructionStream" / Bytes(16),
+    "SegCs" / Int16ul,
+    "SegDs" / Int16ul,
+    "SegEs" / Int16ul,
+    "SegFs" / Int16ul,
+)
 AMD64_DBGKD_CONTROL_REPORT = Struct(
-    "Dr6" / Int64ul,
-    "Dr7" / Int64ul,
-    "EFlags" / Int32ul,
-    "InstructionCount" / Int16ul,
-    "ReportFlags" / Int16ul,
-    "InstructionStream" / Bytes(16),
-    "SegCs" / Int16ul,
-    "SegDs" / Int16ul,
-    "SegEs" / Int16ul,
-    "SegFs" / Int16ul,
-)
-
+    "Dr6" / Int64ul, "Dr7" / Int64ul, "EFlags" / Int32ul, *_CODE_REPORT)
 X86_DBGKD_CONTROL_REPORT = Struct(
-    "Dr6" / Int32ul,
-    "Dr7" / Int32ul,
-    "InstructionCount" / Int16ul,
-    "ReportFlags" / Int16ul,
-    "InstructionStream" / Bytes(16),
-    "SegCs" / Int16ul,
-    "SegDs" / Int16ul,
-    "SegEs" / Int16ul,
-    "SegFs" / Int16ul,
-    "EFlags" / Int32ul,
-)
+    "Dr6" / Int32ul, "Dr7" / Int32ul, *_CODE_REPORT, "EFlags" / Int32ul)
 
 # Both readings are offered on parse; building takes whichever key the caller gives.
 DBGKD_ANY_CONTROL_REPORT = Padded(
@@ -190,50 +191,33 @@ DBGKD_ANY_CONTROL_REPORT = Padded(
     ),
 )
 
-_WAIT_STATE_CHANGE64_UNION = tagged_union("NewState", {
-    StateChange.DbgKdExceptionStateChange: "Exception" / DBGKM_EXCEPTION64,
-    StateChange.DbgKdLoadSymbolsStateChange: "LoadSymbols" / DBGKD_LOAD_SYMBOLS64,
-    StateChange.DbgKdCommandStringStateChange: "CommandString" / DBGKD_COMMAND_STRING,
-}, 0xA0)
 
-DBGKD_WAIT_STATE_CHANGE64 = Struct(
-    "NewState" / Int32ul,
-    "ProcessorLevel" / Int16ul,
-    "Processor" / Int16ul,
-    "NumberProcessors" / Int32ul,
-    Padding(4),
-    "Thread" / Int64ul,
-    "ProgramCounter" / Int64ul,
-    "u" / _WAIT_STATE_CHANGE64_UNION,
-)
+def _wait_state_change(width: Width) -> Any:
+    # §4.2: the legacy type-1 message is the 32-bit form, 0x68 bytes.
+    return Struct(
+        "NewState" / Int32ul,
+        "ProcessorLevel" / Int16ul,
+        "Processor" / Int16ul,
+        "NumberProcessors" / Int32ul,
+        *width.wide(Padding(4)),
+        "Thread" / width.ptr,
+        "ProgramCounter" / width.ptr,
+        "u" / tagged_union("NewState", {
+            StateChange.DbgKdExceptionStateChange:
+                "Exception" / width.pick(DBGKM_EXCEPTION64, DBGKM_EXCEPTION32),
+            StateChange.DbgKdLoadSymbolsStateChange:
+                "LoadSymbols" / width.pick(DBGKD_LOAD_SYMBOLS64, DBGKD_LOAD_SYMBOLS32),
+            StateChange.DbgKdCommandStringStateChange: "CommandString" / DBGKD_COMMAND_STRING,
+        }, width.pick(0xA0, 0x54)),
+    )
 
+
+DBGKD_WAIT_STATE_CHANGE64, DBGKD_WAIT_STATE_CHANGE32 = both_widths(_wait_state_change)
 DBGKD_ANY_WAIT_STATE_CHANGE = Struct(
-    "NewState" / Int32ul,
-    "ProcessorLevel" / Int16ul,
-    "Processor" / Int16ul,
-    "NumberProcessors" / Int32ul,
-    Padding(4),
-    "Thread" / Int64ul,
-    "ProgramCounter" / Int64ul,
-    "u" / _WAIT_STATE_CHANGE64_UNION,
+    *DBGKD_WAIT_STATE_CHANGE64.subcons,
     "ControlReport" / DBGKD_ANY_CONTROL_REPORT,
 )
 STATE_CHANGE64_SIZE = 0xF0
-
-# §4.2: the legacy type-1 message, 0x68 bytes.
-DBGKD_WAIT_STATE_CHANGE32 = Struct(
-    "NewState" / Int32ul,
-    "ProcessorLevel" / Int16ul,
-    "Processor" / Int16ul,
-    "NumberProcessors" / Int32ul,
-    "Thread" / Int32ul,
-    "ProgramCounter" / Int32ul,
-    "u" / tagged_union("NewState", {
-        StateChange.DbgKdExceptionStateChange: "Exception" / DBGKM_EXCEPTION32,
-        StateChange.DbgKdLoadSymbolsStateChange: "LoadSymbols" / DBGKD_LOAD_SYMBOLS32,
-        StateChange.DbgKdCommandStringStateChange: "CommandString" / DBGKD_COMMAND_STRING,
-    }, 0x54),
-)
 STATE_CHANGE32_SIZE = 0x68
 
 # -- §6.1 debug I/O ------------------------------------------------------------------
@@ -251,9 +235,7 @@ DBGKD_GET_STRING = Struct(
 )
 
 DBGKD_DEBUG_IO = Struct(
-    "ApiNumber" / Int32ul,
-    "ProcessorLevel" / Int16ul,
-    "Processor" / Int16ul,
+    *API_HEADER,
     "u" / tagged_union("ApiNumber", {
         DebugIoApi.DbgKdPrintStringApi: DBGKD_PRINT_STRING,
         DebugIoApi.DbgKdGetStringApi: DBGKD_GET_STRING,
@@ -264,9 +246,7 @@ DEBUG_IO_SIZE = 16
 # -- §6.4 trace I/O and control requests -------------------------------------------------
 
 DBGKD_TRACE_IO = Struct(
-    "ApiNumber" / Int32ul,
-    "ProcessorLevel" / Int16ul,
-    "Processor" / Int16ul,
+    *API_HEADER,
     "u" / Padded(
         56,
         Union(
