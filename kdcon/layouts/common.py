@@ -2,8 +2,9 @@
 
 What it does: ``X64_COMMON`` is the layout text (``table.parse``) of the small
 structures the version tables build on: list entries, large integers, client IDs, the
-APC state, the dispatcher header and the fast reference. What it does not do: stand
-alone; each version module appends its own structures.
+APC state, the dispatcher header and the fast reference; ``x64_kpcr`` gives the
+processor control region's. What it does not do: stand alone; each version module
+appends its own structures.
 
 Source: Vergilius Project (vergiliusproject.com), kernels/x64, the pages of these
 structures for Windows 7 SP1 (6.1.7601.17514), Windows 10 1809 (10.0.17763.107),
@@ -14,7 +15,7 @@ symbols for those builds and agree on every member named here.
 
 from __future__ import annotations
 
-__all__ = ["X64_COMMON", "x64_windows10_tail"]
+__all__ = ["X64_COMMON", "x64_kpcr"]
 
 X64_COMMON = """
 _LIST_ENTRY (0x10)
@@ -49,14 +50,13 @@ _EX_FAST_REF (0x8)
 """
 
 
-def x64_windows10_tail(kpcr_size: int, pfn_bits: int) -> str:
-    """_KPCR's fields, _POOL_HEADER and the PFN entry: the same from Windows 10 1809 to
-    Windows 11 23H2 (the pages each version's module names) but for _KPCR's size and the
-    width of the PFN entry's frame numbers (36 bits in Windows 10, 40 in Windows 11)."""
-    return f"\n_KPCR ({kpcr_size:#x})\n" + _WINDOWS10_TAIL.replace("{pfn_bits}", str(pfn_bits))
+def x64_kpcr(size: int) -> str:
+    """_KPCR's layout text: its members stand at the same offsets in every version built
+    in here, from Windows 7 SP1 to Windows 11 23H2; only its size differs."""
+    return f"\n_KPCR ({size:#x})\n" + _KPCR_MEMBERS
 
 
-_WINDOWS10_TAIL = """    +0x000 GdtBase          : Ptr64 _KGDTENTRY64
+_KPCR_MEMBERS = """    +0x000 GdtBase          : Ptr64 _KGDTENTRY64
     +0x008 TssBase          : Ptr64 _KTSS64
     +0x010 UserRsp          : Uint8B
     +0x018 Self             : Ptr64 _KPCR
@@ -70,49 +70,4 @@ _WINDOWS10_TAIL = """    +0x000 GdtBase          : Ptr64 _KGDTENTRY64
     +0x064 StallScaleFactor : Uint4B
     +0x108 KdVersionBlock   : Ptr64 Void
     +0x180 Prcb             : _KPRCB
-
-_POOL_HEADER (0x10)
-    +0x000 PreviousSize     : Pos 0, 8 Bits of Uint2B
-    +0x000 PoolIndex        : Pos 8, 8 Bits of Uint2B
-    +0x002 BlockSize        : Pos 0, 8 Bits of Uint2B
-    +0x002 PoolType         : Pos 8, 8 Bits of Uint2B
-    +0x000 Ulong1           : Uint4B
-    +0x004 PoolTag          : Uint4B
-    +0x008 ProcessBilled    : Ptr64 _EPROCESS
-    +0x008 AllocatorBackTraceIndex : Uint2B
-    +0x00a PoolTagHash      : Uint2B
-
-# The PFN entry's unions are unnamed in the symbols; they are named after their member.
-union _MMPFN::u1 (0x8)
-    +0x000 Next             : Ptr64 Void
-    +0x000 Flink            : Pos 0, {pfn_bits} Bits of Uint8B
-
-_MIPFNBLINK (0x8)
-    +0x000 Blink            : Pos 0, {pfn_bits} Bits of Uint8B
-    +0x000 ShareCount       : Pos 0, 62 Bits of Uint8B
-    +0x000 EntireField      : Uint8B
-
-_MMPFNENTRY1 (0x1)
-    +0x000 PageLocation     : Pos 0, 3 Bits of UChar
-    +0x000 WriteInProgress  : Pos 3, 1 Bit of UChar
-    +0x000 Modified         : Pos 4, 1 Bit of UChar
-    +0x000 ReadInProgress   : Pos 5, 1 Bit of UChar
-    +0x000 CacheAttribute   : Pos 6, 2 Bits of UChar
-
-union _MMPFN::u3 (0x4)
-    +0x000 ReferenceCount   : Uint2B
-    +0x002 e1               : _MMPFNENTRY1
-
-union _MMPFN::u4 (0x8)
-    +0x000 PteFrame         : Pos 0, {pfn_bits} Bits of Uint8B
-    +0x000 EntireField      : Uint8B
-
-_MMPFN (0x30)
-    +0x000 ListEntry        : _LIST_ENTRY
-    +0x000 u1               : _MMPFN::u1
-    +0x008 PteAddress       : Ptr64 _MMPTE
-    +0x008 PteLong          : Uint8B
-    +0x018 u2               : _MIPFNBLINK
-    +0x020 u3               : _MMPFN::u3
-    +0x028 u4               : _MMPFN::u4
 """

@@ -17,7 +17,9 @@ bitfield (``dt`` leaves out the storage unit; the table needs it to read the bit
 interface of a PDB type table (``find``, ``names``, ``by_index``, ``members_of``,
 ``enumerators_of``), so what it hands out are the same ``TypeInfo`` records a PDB
 gives, and typed views, field offsets and ``dt``'s renderer read them unchanged.
-``moved`` applies offsets and sizes the target itself reports (``KDDEBUGGER_DATA64``).
+``revised`` puts one version's differences into the table of another, so that a version
+is written as what it changes (``WindowsLayout.base``). ``moved`` applies offsets and
+sizes the target itself reports (``KDDEBUGGER_DATA64``).
 What it does not do: know an offset (the per-version modules do), or describe anything
 the extensions do not read: a built-in structure names only some of its fields.
 """
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from kdcon.symbols.pdb.typeinfo import Field, TypeInfo, builtin_info
 
 __all__ = ["LayoutError", "MemberSpec", "StructSpec", "WindowsLayout", "parse", "LayoutTable",
-           "moved"]
+           "moved", "revised"]
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +77,19 @@ class StructSpec:
 @dataclass(frozen=True)
 class WindowsLayout:
     """One Windows version's table: what it is, the builds it serves, where its offsets
-    come from, and the layout text."""
+    come from, and the layout text; with a ``base``, the text holds only where this
+    version differs from that one (``revised``)."""
 
     name: str
     builds: tuple[int, ...]
     source: str
     text: str
     pointer_size: int = 8
+    base: WindowsLayout | None = None
 
     def specs(self) -> dict[str, StructSpec]:
-        return dict(_parse_cached(self.text))
+        own = dict(_parse_cached(self.text))
+        return own if self.base is None else revised(self.base.specs(), own)
 
 
 @functools.lru_cache(maxsize=16)
@@ -121,6 +126,24 @@ def parse(text: str) -> dict[str, StructSpec]:
         current = StructSpec(name, header.group(1) or "struct", int(header.group(3), 16))
         specs[name] = current
     return specs
+
+
+def revised(base: dict[str, StructSpec], changes: dict[str, StructSpec]) -> dict[str, StructSpec]:
+    """``base`` with ``changes`` put in. A structure of ``changes`` takes its kind and size
+    from there, and each member it names replaces the base's member of that name where
+    that one stands (a member the base lacks follows the base's); a structure the base
+    lacks is added after the base's. Nothing is removed."""
+    result = dict(base)
+    for name, change in changes.items():
+        spec = result.get(name)
+        if spec is None:
+            result[name] = change
+            continue
+        given = {member.name: member for member in change.members}
+        members = tuple(given.pop(member.name, member) for member in spec.members)
+        result[name] = replace(spec, kind=change.kind, size=change.size,
+                               members=members + tuple(given.values()))
+    return result
 
 
 def moved(specs: dict[str, StructSpec], offsets: dict[tuple[str, str], int],

@@ -2,8 +2,9 @@
 the extensions read.
 
 What it does: ``LAYOUT`` is the table (``table.parse`` text) used for a 19041 to 19045
-kernel whose PDB cannot be found. What it does not do: name every member: only those
-the extensions read, at the offsets the public symbols give.
+kernel whose PDB cannot be found; the Windows 10 1809 and Windows 11 tables are written
+as their differences from it. What it does not do: name every member: only those the
+extensions read, at the offsets the public symbols give.
 
 Source: Vergilius Project (vergiliusproject.com), kernels/x64/windows-10/2004, 20h2,
 21h1, 21h2 and 22h2, builds 10.0.19041.264 to 10.0.19045.2965, which list the types of
@@ -14,7 +15,7 @@ those two structures are the 21H1 page's (10.0.19043.928).
 
 from __future__ import annotations
 
-from .common import X64_COMMON, x64_windows10_tail
+from .common import X64_COMMON, x64_kpcr
 from .table import WindowsLayout
 
 __all__ = ["LAYOUT"]
@@ -158,7 +159,52 @@ _KPRCB (0xaf00)
     +0x7e8c DpcTime         : Uint4B
     +0x7e90 InterruptTime   : Uint4B
     +0x8590 VendorString    : [13] UChar
-""" + x64_windows10_tail(0xb080, 36)
+""" + x64_kpcr(0xb080) + """
+_POOL_HEADER (0x10)
+    +0x000 PreviousSize     : Pos 0, 8 Bits of Uint2B
+    +0x000 PoolIndex        : Pos 8, 8 Bits of Uint2B
+    +0x002 BlockSize        : Pos 0, 8 Bits of Uint2B
+    +0x002 PoolType         : Pos 8, 8 Bits of Uint2B
+    +0x000 Ulong1           : Uint4B
+    +0x004 PoolTag          : Uint4B
+    +0x008 ProcessBilled    : Ptr64 _EPROCESS
+    +0x008 AllocatorBackTraceIndex : Uint2B
+    +0x00a PoolTagHash      : Uint2B
+
+# The PFN entry's unions are unnamed in the symbols; they are named after their member.
+union _MMPFN::u1 (0x8)
+    +0x000 Next             : Ptr64 Void
+    +0x000 Flink            : Pos 0, 36 Bits of Uint8B
+
+_MIPFNBLINK (0x8)
+    +0x000 Blink            : Pos 0, 36 Bits of Uint8B
+    +0x000 ShareCount       : Pos 0, 62 Bits of Uint8B
+    +0x000 EntireField      : Uint8B
+
+_MMPFNENTRY1 (0x1)
+    +0x000 PageLocation     : Pos 0, 3 Bits of UChar
+    +0x000 WriteInProgress  : Pos 3, 1 Bit of UChar
+    +0x000 Modified         : Pos 4, 1 Bit of UChar
+    +0x000 ReadInProgress   : Pos 5, 1 Bit of UChar
+    +0x000 CacheAttribute   : Pos 6, 2 Bits of UChar
+
+union _MMPFN::u3 (0x4)
+    +0x000 ReferenceCount   : Uint2B
+    +0x002 e1               : _MMPFNENTRY1
+
+union _MMPFN::u4 (0x8)
+    +0x000 PteFrame         : Pos 0, 36 Bits of Uint8B
+    +0x000 EntireField      : Uint8B
+
+_MMPFN (0x30)
+    +0x000 ListEntry        : _LIST_ENTRY
+    +0x000 u1               : _MMPFN::u1
+    +0x008 PteAddress       : Ptr64 _MMPTE
+    +0x008 PteLong          : Uint8B
+    +0x018 u2               : _MIPFNBLINK
+    +0x020 u3               : _MMPFN::u3
+    +0x028 u4               : _MMPFN::u4
+"""
 
 LAYOUT = WindowsLayout(
     name="Windows 10 2004-22H2 x64",

@@ -1,9 +1,11 @@
 """Windows 11 versions 22H2 and 23H2 x64 (builds 22621 and 22631): the kernel structures
 the extensions read.
 
-What it does: ``LAYOUT`` is the table (``table.parse`` text) used for a 22621 or 22631
-kernel whose PDB cannot be found. What it does not do: name every member: only those
-the extensions read, at the offsets the public symbols give.
+What it does: ``LAYOUT`` is the table used for a 22621 or 22631 kernel whose PDB cannot
+be found, written as where it differs from Windows 10 2004's (``win10_19041_x64``):
+larger threads and processor blocks, DeviceMap a fast reference, and 40-bit page frame
+numbers in the PFN entry. What it does not do: name every member: only those the
+extensions read, at the offsets the public symbols give.
 
 Source: Vergilius Project (vergiliusproject.com), kernels/x64/windows-11/22h2 and 23h2,
 builds 10.0.22621.382 and 10.0.22631.2428, which list the types of Microsoft's public
@@ -13,119 +15,20 @@ symbols for those kernels (one kernel: the pages agree on every member named her
 
 from __future__ import annotations
 
-from .common import X64_COMMON, x64_windows10_tail
+from . import win10_19041_x64
 from .table import WindowsLayout
 
 __all__ = ["LAYOUT"]
 
-_TEXT = X64_COMMON + """
-_UNICODE_STRING (0x10)
-    +0x000 Length           : Uint2B
-    +0x002 MaximumLength    : Uint2B
-    +0x008 Buffer           : Ptr64 Wchar
-
-_KLDR_DATA_TABLE_ENTRY (0xa0)
-    +0x000 InLoadOrderLinks : _LIST_ENTRY
-    +0x010 ExceptionTable   : Ptr64 Void
-    +0x018 ExceptionTableSize : Uint4B
-    +0x020 GpValue          : Ptr64 Void
-    +0x028 NonPagedDebugInfo : Ptr64 _NON_PAGED_DEBUG_INFO
-    +0x030 DllBase          : Ptr64 Void
-    +0x038 EntryPoint       : Ptr64 Void
-    +0x040 SizeOfImage      : Uint4B
-    +0x048 FullDllName      : _UNICODE_STRING
-    +0x058 BaseDllName      : _UNICODE_STRING
-    +0x068 Flags            : Uint4B
-    +0x06c LoadCount        : Uint2B
-    +0x070 SectionPointer   : Ptr64 Void
-    +0x078 CheckSum         : Uint4B
-    +0x07c CoverageSectionSize : Uint4B
-    +0x080 CoverageSection  : Ptr64 Void
-    +0x088 LoadedImports    : Ptr64 Void
-    +0x098 SizeOfImageNotRounded : Uint4B
-    +0x09c TimeDateStamp    : Uint4B
-
-_KPROCESS (0x438)
-    +0x000 Header           : _DISPATCHER_HEADER
-    +0x018 ProfileListHead  : _LIST_ENTRY
-    +0x028 DirectoryTableBase : Uint8B
-    +0x030 ThreadListHead   : _LIST_ENTRY
-    +0x280 BasePriority     : Char
-    +0x350 ProcessListEntry : _LIST_ENTRY
-    +0x37c KernelTime       : Uint4B
-    +0x380 UserTime         : Uint4B
-    +0x388 UserDirectoryTableBase : Uint8B
-
+_CHANGES = """
 _EPROCESS (0xb80)
-    +0x000 Pcb              : _KPROCESS
-    +0x440 UniqueProcessId  : Ptr64 Void
-    +0x448 ActiveProcessLinks : _LIST_ENTRY
-    +0x460 Flags2           : Uint4B
-    +0x464 Flags            : Uint4B
-    +0x468 CreateTime       : _LARGE_INTEGER
-    +0x490 PeakVirtualSize  : Uint8B
-    +0x498 VirtualSize      : Uint8B
-    +0x4a0 SessionProcessLinks : _LIST_ENTRY
-    +0x4b8 Token            : _EX_FAST_REF
-    +0x510 Job              : Ptr64 _EJOB
-    +0x520 SectionBaseAddress : Ptr64 Void
-    +0x540 InheritedFromUniqueProcessId : Ptr64 Void
-    +0x550 Peb              : Ptr64 _PEB
-    +0x558 Session          : Ptr64 _MM_SESSION_SPACE
-    +0x570 ObjectTable      : Ptr64 _HANDLE_TABLE
-    +0x578 DebugPort        : Ptr64 Void
-    +0x580 WoW64Process     : Ptr64 _EWOW64PROCESS
     +0x588 DeviceMap        : _EX_FAST_REF
-    +0x5a8 ImageFileName    : [15] UChar
-    +0x5b7 PriorityClass    : UChar
-    +0x5e0 ThreadListHead   : _LIST_ENTRY
-    +0x5f0 ActiveThreads    : Uint4B
-    +0x5f4 ImagePathHash    : Uint4B
-    +0x648 CommitCharge     : Uint8B
-    +0x840 ExitTime         : _LARGE_INTEGER
-    +0x7d4 ExitStatus       : Int4B
 
 _MM_SESSION_SPACE (0x340)
-    +0x008 SessionId        : Uint4B
 
 _KTHREAD (0x480)
-    +0x000 Header           : _DISPATCHER_HEADER
-    +0x028 InitialStack     : Ptr64 Void
-    +0x030 StackLimit       : Ptr64 Void
-    +0x038 StackBase        : Ptr64 Void
-    +0x058 KernelStack      : Ptr64 Void
-    +0x071 Running          : UChar
-    +0x074 MiscFlags        : Int4B
-    +0x090 TrapFrame        : Ptr64 _KTRAP_FRAME
-    +0x098 ApcState         : _KAPC_STATE
-    +0x0c3 Priority         : Char
-    +0x0c8 WaitStatus       : Int8B
-    +0x0d0 WaitBlockList    : Ptr64 _KWAIT_BLOCK
-    +0x0e8 Queue            : Ptr64 _DISPATCHER_HEADER
-    +0x0f0 Teb              : Ptr64 Void
-    +0x154 ContextSwitches  : Uint4B
-    +0x184 State            : UChar
-    +0x186 WaitIrql         : UChar
-    +0x187 WaitMode         : Char
-    +0x1b4 WaitTime         : Uint4B
-    +0x1c8 Win32Thread      : Ptr64 Void
-    +0x1e4 KernelApcDisable : Int2B
-    +0x1e6 SpecialApcDisable : Int2B
-    +0x208 QueueListEntry   : _LIST_ENTRY
-    +0x218 NextProcessor    : Uint4B
-    +0x220 Process          : Ptr64 _KPROCESS
-    +0x232 PreviousMode     : Char
-    +0x233 BasePriority     : Char
-    +0x234 PriorityDecrement : Char
-    +0x24c IdealProcessor   : Uint4B
-    +0x283 WaitReason       : UChar
-    +0x284 SuspendCount     : Char
-    +0x28c KernelTime       : Uint4B
-    +0x2dc UserTime         : Uint4B
-    +0x2f8 ThreadListEntry  : _LIST_ENTRY
 
 _ETHREAD (0x900)
-    +0x000 Tcb              : _KTHREAD
     +0x480 CreateTime       : _LARGE_INTEGER
     +0x488 ExitTime         : _LARGE_INTEGER
     +0x4a0 StartAddress     : Ptr64 Void
@@ -138,18 +41,6 @@ _ETHREAD (0x900)
     +0x598 ExitStatus       : Int4B
 
 _KPRCB (0xbf00)
-    +0x000 MxCsr            : Uint4B
-    +0x008 CurrentThread    : Ptr64 _KTHREAD
-    +0x010 NextThread       : Ptr64 _KTHREAD
-    +0x018 IdleThread       : Ptr64 _KTHREAD
-    +0x020 NestingLevel     : UChar
-    +0x024 Number           : Uint4B
-    +0x028 RspBase          : Uint8B
-    +0x030 PrcbLock         : Uint8B
-    +0x040 CpuType          : Char
-    +0x041 CpuID            : Char
-    +0x042 CpuStep          : Uint2B
-    +0x044 MHz              : Uint4B
     +0x33ba DpcRoutineActive : UChar
     +0x8140 InterruptCount  : Uint4B
     +0x8144 KernelTime      : Uint4B
@@ -157,11 +48,23 @@ _KPRCB (0xbf00)
     +0x814c DpcTime         : Uint4B
     +0x8150 InterruptTime   : Uint4B
     +0x8990 VendorString    : [13] UChar
-""" + x64_windows10_tail(0xc080, 40)
+
+_KPCR (0xc080)
+
+union _MMPFN::u1 (0x8)
+    +0x000 Flink            : Pos 0, 40 Bits of Uint8B
+
+_MIPFNBLINK (0x8)
+    +0x000 Blink            : Pos 0, 40 Bits of Uint8B
+
+union _MMPFN::u4 (0x8)
+    +0x000 PteFrame         : Pos 0, 40 Bits of Uint8B
+"""
 
 LAYOUT = WindowsLayout(
     name="Windows 11 22H2/23H2 x64",
     builds=(22621, 22631),
     source="Vergilius Project, kernels/x64/windows-11/22h2 and 23h2 (10.0.22621, 10.0.22631)",
-    text=_TEXT,
+    text=_CHANGES,
+    base=win10_19041_x64.LAYOUT,
 )

@@ -12,7 +12,7 @@ the _EPROCESS and _ETHREAD offsets agree with the ntdiff/headers transcription
 
 from __future__ import annotations
 
-from .common import X64_COMMON
+from .common import X64_COMMON, x64_kpcr
 from .table import WindowsLayout
 
 __all__ = ["LAYOUT"]
@@ -190,23 +190,7 @@ _KPRCB (0x4d00)
     +0x470c DpcTime         : Uint4B
     +0x4710 InterruptTime   : Uint4B
     +0x4bb8 VendorString    : [13] UChar
-
-_KPCR (0x4e80)
-    +0x000 GdtBase          : Ptr64 _KGDTENTRY64
-    +0x008 TssBase          : Ptr64 _KTSS64
-    +0x010 UserRsp          : Uint8B
-    +0x018 Self             : Ptr64 _KPCR
-    +0x020 CurrentPrcb      : Ptr64 _KPRCB
-    +0x028 LockArray        : Ptr64 _KSPIN_LOCK_QUEUE
-    +0x030 Used_Self        : Ptr64 Void
-    +0x038 IdtBase          : Ptr64 _KIDTENTRY64
-    +0x050 Irql             : UChar
-    +0x060 MajorVersion     : Uint2B
-    +0x062 MinorVersion     : Uint2B
-    +0x064 StallScaleFactor : Uint4B
-    +0x108 KdVersionBlock   : Ptr64 Void
-    +0x180 Prcb             : _KPRCB
-
+""" + x64_kpcr(0x4e80) + """
 _POOL_HEADER (0x10)
     +0x000 PreviousSize     : Pos 0, 8 Bits of Uint4B
     +0x000 PoolIndex        : Pos 8, 8 Bits of Uint4B
