@@ -8,8 +8,8 @@ build number GetVersion reports (``MinorVersion``) and the pointer size, puts in
 offsets and sizes the kernel itself reports in ``KDDEBUGGER_DATA64`` where it reports
 them, and returns a ``LayoutTable`` whose types read like a PDB's. ``missing_message``
 is the one line for a type nobody can give.
-What it does not do: decide when a table is used (the session does: only while ``nt``
-has no PDB types, which always win), or cover 32-bit kernels.
+What it does not do: decide when a table is used (the session does: for a kernel type
+no PDB gives; ``nt``'s PDB types always win), or cover 32-bit kernels.
 
 Supported (x64): Windows 7 SP1 (7601), Windows 10 1809 (17763), Windows 10 2004 to
 22H2 (19041 to 19045), Windows 11 22H2 and 23H2 (22621, 22631).
