@@ -7,7 +7,8 @@ Reads and writes larger than one packet carries are split into MAX_TRANSFER_SIZE
 pieces; a short read means the memory from there on is not readable. Every request
 counts one round trip in ``round_trips``. A request the target refuses raises
 ``TargetError`` with its NTSTATUS, except reads (short data) and ``restore_breakpoint``
-(a bool), whose failure is an ordinary answer.
+(a bool), whose failure is an ordinary answer. On a line that damaged packets lately, a
+large memory or context reply is asked for again until two agree (``CONFIRM_BYTES``).
 What it does not do: cache memory, know what a stop or a module is, or read the
 clock: timeouts and retries are the link's.
 Spec: kd-protocol.md §5 (manipulate APIs), §5.3 (continue), §5.5 (context and
@@ -57,6 +58,20 @@ DR7_DEFAULT = 0x400
 
 _QUERY_FLAGS = struct.Struct("<II")
 
+# The KD checksum is a byte sum: a duplicated and a dropped byte of the same value pass
+# it and shift the bytes between them (docs/protocol.md). The echoed fields
+# (messages.reply_matches) catch a shift that reaches them; one inside the data no
+# field can show. So on a line that damaged a packet in its last NOISY_TRIPS round
+# trips, a reply carrying at least CONFIRM_BYTES of memory or context is asked for
+# again, and taken once two agree. A clean line never pays for it.
+CONFIRM_BYTES = 256
+NOISY_TRIPS = 64
+_CONFIRM_TRIES = 4
+_CONFIRMED_APIS = frozenset({A.DbgKdReadVirtualMemoryApi, A.DbgKdReadPhysicalMemoryApi,
+                             A.DbgKdReadControlSpaceApi, A.DbgKdGetContextApi,
+                             A.DbgKdGetContextExApi})
+_DAMAGE_STATS = ("bad_packets", "resends_received", "garbage_bytes")
+
 
 class TargetError(ProtocolError):
     """The target answered a request with a failure status."""
@@ -77,6 +92,10 @@ class KdHost:
         self.retries = retries
         self.processor = 0
         self.round_trips = 0
+        self.confirmations = 0      # replies asked for again on a noisy line
+        self.disagreements = 0      # of those, answers that differed: damage caught
+        self._damage = 0
+        self._damage_trip: int | None = None
 
     # -- the one request path ------------------------------------------------------------
 
@@ -85,8 +104,46 @@ class KdHost:
         """Send one manipulate request and return its reply (None for APIs with none)."""
         self.round_trips += 1
         cpu = self.processor if processor is None else processor
-        return self.link.request(api, u, data, timeout=self.timeout, retries=self.retries,
-                                 processor=cpu)
+        reply = self.link.request(api, u, data, timeout=self.timeout, retries=self.retries,
+                                  processor=cpu)
+        noisy = self._line_noisy()          # every trip: damage is dated when it happens
+        if (noisy and api in _CONFIRMED_APIS and reply is not None
+                and len(reply.data) >= CONFIRM_BYTES):
+            reply = self._confirm(api, u, cpu, reply)
+        return reply
+
+    def _line_noisy(self) -> bool:
+        """Whether the link saw a damaged packet or noise in the last NOISY_TRIPS trips."""
+        connection = getattr(self.link, "connection", None)
+        stats = getattr(getattr(connection, "state", None), "stats", None)
+        if stats is None:
+            return False
+        damage = sum(stats[name] for name in _DAMAGE_STATS)
+        if damage > self._damage:
+            self._damage_trip = self.round_trips
+        self._damage = damage              # fewer: a new link (a reconnect) counts anew
+        return self._damage_trip is not None and \
+            self.round_trips - self._damage_trip <= NOISY_TRIPS
+
+    def _confirm(self, api: int, u: dict[str, Any] | None, cpu: int,
+                 first: ManipulateReply) -> ManipulateReply:
+        """The same request again until two replies carry the same data (a halted
+        target's memory does not change between them); the last one when none agree."""
+        seen = [first]
+        for _ in range(_CONFIRM_TRIES):
+            self.round_trips += 1
+            self.confirmations += 1
+            again = self.link.request(api, u, timeout=self.timeout, retries=self.retries,
+                                      processor=cpu)
+            assert again is not None
+            for earlier in seen:
+                if earlier.data == again.data and earlier.return_status == again.return_status:
+                    return again
+            self.disagreements += 1
+            log.info("%s: a reply differed from the last (damage the checksum passed)",
+                     api_name(api))
+            seen.append(again)
+        return seen[-1]
 
     def _checked(self, api: int, u: dict[str, Any] | None = None, data: bytes = b"", *,
                  what: str = "", processor: int | None = None) -> ManipulateReply:
