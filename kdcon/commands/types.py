@@ -1,21 +1,29 @@
 """Types: dt (display type), dv (locals) and .frame (the frame dv looks at).
 
-``dt [-b] [-r[N]] [-v] [-y] [-n] [-o] [-i] [module!]Name [Field...] [Address]``
-takes its words in either order WinDbg does (``dt nt!_T addr``, ``dt addr nt!_T``,
+``dt [-a[N]] [-b] [-c] [-p] [-r[N]] [-v] [-y] [-n] [-o] [-i] [module!]Name [Field...]
+[Address] [-l ListField]`` takes its words in either order WinDbg does (``dt nt!_T addr``, ``dt addr nt!_T``,
 options anywhere): a word of hex digits is an address unless ``-n`` says it is a
 name; a name is a type, else a global variable (shown at its address), else an
 expression; after the name, a word that names a field (``Flags``, ``ApcState.Process``,
-``Ldr.``, ``Pre*``) selects fields and anything else is the address. ``Name*`` lists
-the globals and types that match, ``.`` repeats the last name. A type given without
-its module gets WinDbg's ``module!Type`` line first. Text comes from
+``Ldr.``, ``Pre*``, ``Array[3]``) selects fields and anything else is the address.
+``Name*`` lists the globals and types that match, ``.`` repeats the last name. A type
+given without its module gets WinDbg's ``module!Type`` line first. ``-a[N]`` shows
+array fields an element a line, and N instances of a type that is not an array
+(``[0] @ address``, a rule of dashes, the instance, a blank line; with ``-c``
+``[0] value`` a line); ``-p`` reads the structure at a physical address (pointers in
+it stay virtual); ``-l ListField`` shows the structure at the address, then each one
+its ``ListField`` (``ListEntry``, ``ListEntry.Flink``, or a pointer to the same type)
+leads to, ``ListField at 0x...`` and a rule of dashes above each, until the list comes
+back to the first, reaches NULL or unreadable memory. Text comes from
 ``kdcon.render.types``.
 
 ``dv [/V] [pattern]`` shows the parameters and locals the PDB records for the frame
 ``.frame [/r] [n]`` selected (frame 0 until then, and again once the target runs or the
 registers change), right-aligned as WinDbg does; ``/V`` adds each one's address and
 register-relative place. The variables and their places come from ``kdcon.frames``.
-What it does not do: ``dt -a``, ``-c``, ``-l`` list walking, ``-p`` physical addresses,
-array subscripts in field names (``Field[3]``); ``dv /i /t``; ``.frame /c``.
+What it does not do: ``-a`` before one field only (it applies to the whole display),
+type names with subscripts (``CHAR[8]``), ``-s``, ``-e``, ``-t``, ``-d``; ``dv /i /t``;
+``.frame /c``.
 Spec: windbg.md §0.5; the dt, dv and .frame pages of the debugger documentation.
 """
 
@@ -24,7 +32,6 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from kdcon.symbols.errors import SymbolError
@@ -39,7 +46,12 @@ from ..frames import (FrameRegisters, NoLocals, frame_locals, frames_to, select_
                       selected_frame)
 from ..registers import format_registers
 from ..registry import Category, command
-from ..render.types import AGGREGATES, DisplayOptions, Selection, TypeDisplay, derived_type, unwrap
+from .typeviews import Named as _Named
+from .typeviews import display as _display
+from .typeviews import display_instances as _display_instances
+from .typeviews import display_list as _display_list
+from .typeviews import has_instances as _instances
+from ..render.types import AGGREGATES, DisplayOptions, Selection, TypeDisplay, derived_type, subscript, unwrap
 from ..unwind import format_stack
 
 log = logging.getLogger(__name__)
@@ -47,19 +59,10 @@ log = logging.getLogger(__name__)
 _S = Category.SYMBOLS
 _HEX_WORD = re.compile(r"^(0x)?[0-9a-fA-F]+(`[0-9a-fA-F]+)?$")
 _NAME_WORD = re.compile(r"^([\w.$-]+!)?[A-Za-z_?*][\w:<>*?\-]*$")
-_FIELD_WORD = re.compile(r"^[A-Za-z_*][\w.*]*$")
-_OPTIONS = "rbvynoih"
-_USAGE = "dt [-b] [-r[N]] [-v] [-y] [-n] [-o] [-i] [module!]Type [Field[.Sub]...] [Address]"
-
-
-@dataclass
-class _Named:
-    """What a name on the command line turned out to be."""
-
-    info: Any
-    header: str | None          # ``module!Type`` when the module was not given
-    address: int | None = None  # a global variable's address
-    is_global: bool = False
+_FIELD_WORD = re.compile(r"^[A-Za-z_*][\w.*]*(\[\d+\][\w.*]*)*$")
+_OPTIONS = "rbvynoihacpl"
+_USAGE = ("dt [-a[N]] [-b] [-c] [-p] [-r[N]] [-v] [-y] [-n] [-o] [-i] [module!]Type "
+          "[Field[.Sub]...] [Address] [-l ListField]")
 
 
 def _words(text: str) -> list[str]:
@@ -85,11 +88,14 @@ def _words(text: str) -> list[str]:
     return words
 
 
-def _parse_options(words: list[str]) -> tuple[DisplayOptions, set[str], list[str]]:
+def _parse_options(words: list[str]) -> tuple[DisplayOptions, set[str], list[str], str | None]:
     options = DisplayOptions()
     flags: set[str] = set()
     rest: list[str] = []
-    for word in words:
+    list_field: str | None = None
+    words = list(words)
+    while words:
+        word = words.pop(0)
         if len(word) < 2 or word[0] != "-" or not word[1].isalpha():
             rest.append(word)
             continue
@@ -99,12 +105,26 @@ def _parse_options(words: list[str]) -> tuple[DisplayOptions, set[str], list[str
             index += 1
             if letter not in _OPTIONS:
                 raise CommandError(f"dt: option -{letter} is not supported; usage: {_USAGE}")
-            if letter == "r":
+            if letter in "ra":
                 digits = ""
                 while index < len(word) and word[index].isdigit():
                     digits += word[index]
                     index += 1
-                options.depth = int(digits) if digits else 9
+                if letter == "r":
+                    options.depth = int(digits) if digits else 9
+                else:
+                    options.arrays = True
+                    options.array_count = int(digits) if digits else None
+                    if not rest:
+                        flags.add("A")      # before the name: the name's instances
+            elif letter == "l":
+                list_field = word[index:] or (words.pop(0) if words else "")
+                if not list_field or not _FIELD_WORD.match(list_field):
+                    raise CommandError(f"dt: -l needs the name of the field that links the list; "
+                                       f"usage: {_USAGE}")
+                break
+            elif letter == "c":
+                options.compact = True
             elif letter == "b":
                 options.blocks = True
             elif letter == "v":
@@ -115,7 +135,7 @@ def _parse_options(words: list[str]) -> tuple[DisplayOptions, set[str], list[str
                 options.indent = False
             else:
                 flags.add(letter)
-    return options, flags, rest
+    return options, flags, rest, list_field
 
 
 # -- names ---------------------------------------------------------------------------------
@@ -215,7 +235,9 @@ def _is_field(word: str, info: Any) -> bool:
     if top is None or top.kind not in AGGREGATES:
         return False
     first, dot, _ = word.partition(".")
-    return any(Selection.matches(first, member.name, bool(dot)) for member in top.fields)
+    return any(Selection.matches(first, member.name, bool(dot)) and
+               (subscript(first)[1] is None or unwrap(member.type).kind == "array")
+               for member in top.fields)
 
 
 # -- dt --------------------------------------------------------------------------------------
@@ -223,7 +245,7 @@ def _is_field(word: str, info: Any) -> bool:
 @command("dt", category=_S, usage=_USAGE, needs_halt=False)
 def dt(ctx: CommandContext, args: Args) -> None:
     """Display a type's fields, or a structure or global at an address with its values."""
-    options, flags, words = _parse_options(_words(args.rest()))
+    options, flags, words, list_field = _parse_options(_words(args.rest()))
     if "h" in flags:
         ctx.out.line(f"Usage: {_USAGE}")
         return
@@ -290,29 +312,15 @@ def dt(ctx: CommandContext, args: Args) -> None:
         raise CommandError(f"Syntax error at '{word}'")
     if address is not None:
         ctx.session.require_halted()
-    _display(ctx, named, address, fields, options)
-
-
-def _display(ctx: CommandContext, named: _Named, address: int | None, fields: list[str],
-             options: DisplayOptions) -> None:
-    session = ctx.session
-    display = TypeDisplay(session.read_virtual, session.pointer_size,
-                          symbolizer=ctx.console.symbolizer, options=options)
-    selection = Selection(fields) if fields else None
-    top = unwrap(named.info)
-    if selection is not None and top is not None and top.kind == "pointer" and \
-            address is not None:
-        # Fields asked of a pointer-typed global are those of the structure it points to.
-        target = display.pointer_at(address, top.pointer_size or top.size)
-        top, address = unwrap(top.type), target
-    display.show(top, address, selection, header=named.header)
-    ctx.out.lines(display.lines)
-    for row in display.rows:
-        ctx.out.row(**row)
-    if selection is not None and not display.matched:
-        raise CommandError("Cannot find specified field members.")
-    if display.failed_at is not None:
-        raise CommandError(f"Memory read error {ctx.console.format_address(display.failed_at)}")
+    elif list_field is not None or "p" in flags:
+        raise CommandError(f"dt: -{'l' if list_field is not None else 'p'} needs an address")
+    if list_field is not None:
+        _display_list(ctx, named, address, fields, options, list_field, physical="p" in flags)
+        return
+    if "A" in flags and not fields and address is not None and _instances(unwrap(named.info)):
+        _display_instances(ctx, named, address, options, physical="p" in flags)
+        return
+    _display(ctx, named, address, fields, options, physical="p" in flags)
 
 
 def _list_matches(ctx: CommandContext, pattern: str, *, types_only: bool = False) -> str:

@@ -13,14 +13,20 @@ value line when it has one (``[ Flink - Blink ]``, a string). ``-r[N]`` expands
 embedded structures and the structures pointers point to, N levels deep; ``-b``
 expands embedded structures and arrays at any depth, never pointers; a field
 selection (``Field``, ``Field.``, ``A.B``, ``Pre*``) shows only those fields, a parent
-on a path without its type name. Values come from ``render/values.py``;
+on a path without its type name, and ``Field[3]`` one element of an array field
+(shown as ``Field[3]`` at that element's offset; ``Field[3].Sub`` goes on into it).
+``-a[N]`` shows each array element on a line of its own (the first N), ``-c`` puts a
+structure's fields on one line (``+0x000 Flink 0x... +0x008 Blink 0x...``), an
+array element's with its index. Values come from ``render/values.py``;
 ``derived_type`` makes a type from the name the symbols layer gives a global.
-What it does not do: find types or parse the command line (commands/types.py).
+What it does not do: find types, read memory, or parse the command line
+(commands/types.py: ``-l`` lists, ``-p`` and instance arrays are shown from there).
 Spec: windbg.md §0.5; the dt page of the debugger documentation.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +36,19 @@ from kdcon.symbols.pdb.typeinfo import builtin_info
 from .values import AGGREGATES, Reader, Symbolizer, ValueFormatter, format_pointer, unwrap
 
 __all__ = ["TypeDisplay", "DisplayOptions", "Selection", "derived_type", "unwrap",
-           "format_pointer", "AGGREGATES"]
+           "format_pointer", "AGGREGATES", "subscript"]
 
 _NAME_WIDTH = 16
 _INDENT = "   "
 _MAX_BLOCK_ELEMENTS = 0x1000
+_SUBSCRIPT = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+def subscript(part: str) -> tuple[str, int | None]:
+    """``Field[3]`` as (``Field``, 3); a part without a subscript as (part, None). The
+    subscript is decimal whatever the radix, as the dt page says."""
+    found = _SUBSCRIPT.match(part)
+    return (found.group(1), int(found.group(2))) if found else (part, None)
 
 # -- types made from a name (a global's type as the symbols layer renders it) ---------------
 
@@ -98,6 +112,9 @@ class DisplayOptions:
     verbose: bool = False     # -v: sizes and element counts
     offsets: bool = True      # -o turns them off
     indent: bool = True       # -i turns it off
+    arrays: bool = False      # -a[N]: each array element on its own line
+    array_count: int | None = None   # -aN: the first N elements (None: all)
+    compact: bool = False     # -c: a structure's fields on one line
 
 
 class Selection:
@@ -109,6 +126,7 @@ class Selection:
 
     @staticmethod
     def matches(part: str, name: str, more: bool) -> bool:
+        part = subscript(part)[0]
         if part == "":
             return True
         if part.endswith("*"):
@@ -142,6 +160,16 @@ class TypeDisplay(ValueFormatter):
         self.lines: list[str] = []
         self.rows: list[dict[str, Any]] = []
         self.matched = 0
+        self._pieces: list[str] = []      # -c: the fields of the line being built
+
+    def _append(self, line: str) -> None:
+        self._flush()
+        self.lines.append(line)
+
+    def _flush(self) -> None:
+        if self._pieces:
+            self.lines.append(_INDENT + " ".join(self._pieces))
+            self._pieces = []
 
     # -- the whole display -----------------------------------------------------------------
 
@@ -152,35 +180,62 @@ class TypeDisplay(ValueFormatter):
         if top is None:
             return
         if self.options.verbose and top.kind in AGGREGATES:
-            self.lines.append(self._verbose_name(top))
+            self._append(self._verbose_name(top))
         elif header:
-            self.lines.append(header)
+            self._append(header)
         if top.kind in AGGREGATES:
             if address is not None and selection is None:
                 special = self._special(top, address)
                 if special:
-                    self.lines.append(special)
+                    self._append(special)
             self._members(top, address, 0, selection.paths if selection else None,
                           selection.width if selection else _NAME_WIDTH)
+            self._flush()
             return
         if top.kind == "enum" and address is None:
             for name, value in top.enumerators:
-                self.lines.append(f"{_INDENT}{name} = 0n{value}")
+                self._append(f"{_INDENT}{name} = 0n{value}")
             return
-        self.lines.append(top.type_name if address is None else self._value(top, address))
+        self._append(top.type_name if address is None else self._value(top, address))
 
     def _members(self, agg: Any, base: int | None, level: int, paths: list[list[str]] | None,
                  width: int) -> None:
         for member in agg.fields:
             subpaths = None
             if paths is not None:
+                for path in paths:
+                    index = subscript(path[0])[1]
+                    if index is not None and Selection.matches(path[0], member.name, len(path) > 1):
+                        self._element_field(member, index, base, level, path[1:], width)
                 subpaths = [path[1:] for path in paths
-                            if Selection.matches(path[0], member.name, len(path) > 1)
+                            if subscript(path[0])[1] is None
+                            and Selection.matches(path[0], member.name, len(path) > 1)
                             and _reachable(member.type, path[1:])]
                 if not subpaths:
                     continue
                 self.matched += 1
             self._member(member, base, level, subpaths, width)
+
+    def _element_field(self, member: Any, index: int, base: int | None, level: int,
+                       rest: list[str], width: int) -> None:
+        """``Field[3]``: one element of an array field, at its own offset."""
+        array = unwrap(member.type)
+        if array is None or array.kind != "array" or index >= array.count:
+            return
+        element = unwrap(array.type)
+        if element is None or not _reachable(element, rest):
+            return
+        self.matched += 1
+        offset = member.offset + index * element.size
+        address = None if base is None else base + offset
+        wanted = [part for part in [rest] if any(rest)] or None
+        if address is None:
+            text = element.type_name
+        else:
+            text = self._value(element, address, named=not wanted)
+        self._emit(level, offset, f"{member.name}[{index}]", text, width)
+        if wanted and element.kind in AGGREGATES:
+            self._members(element, address, level + 1, wanted, width)
 
     def _member(self, member: Any, base: int | None, level: int,
                 subpaths: list[list[str]] | None, width: int) -> None:
@@ -189,8 +244,9 @@ class TypeDisplay(ValueFormatter):
         wanted = [p for p in subpaths if p] if subpaths is not None else None
         by_selection = bool(wanted)
         expand_to, child_base = self._expansion(info, address, level, by_selection)
-        if self.options.blocks and info is not None and info.kind == "array" and \
-                address is not None and not self._is_text(unwrap(info.type)):
+        if info is not None and info.kind == "array" and address is not None and \
+                (self.options.arrays or
+                 (self.options.blocks and not self._is_text(unwrap(info.type)))):
             self._emit(level, member.offset, member.name, "", width)
             self._elements(info, address, level, width)
             return
@@ -235,19 +291,31 @@ class TypeDisplay(ValueFormatter):
         element = unwrap(array.type)
         size = element.size if element is not None else 0
         pad = (_INDENT * (level + 1) + " ") if self.options.indent else " "
-        for index in range(min(array.count, _MAX_BLOCK_ELEMENTS)):
+        count = array.count
+        if self.options.arrays and self.options.array_count is not None:
+            count = min(count, self.options.array_count)
+        self._flush()
+        for index in range(min(count, _MAX_BLOCK_ELEMENTS)):
             at = address + index * size
             if element is not None and element.kind in AGGREGATES:
-                self.lines.append(f"{pad}[{index:02d}]")
+                if self.options.compact:
+                    self._pieces.append(f"{pad[len(_INDENT):]}[{index:02d}]")
+                    self._members(element, at, level + 1, None, width)
+                    self._flush()
+                    continue
+                self._append(f"{pad}[{index:02d}]")
                 self._members(element, at, level + 1, None, width)
             else:
-                self.lines.append(f"{pad}[{index:02d}] {self._value(element, at)}")
+                self._append(f"{pad}[{index:02d}] {self._value(element, at)}")
 
     def _emit(self, level: int, offset: int, name: str, text: str, width: int) -> None:
         indent = _INDENT * (level + 1) if self.options.indent else _INDENT
         where = f"+0x{offset:03x} " if self.options.offsets else ""
-        self.lines.append(f"{indent}{where}{name:<{width}} : {text}")
         self.rows.append({"level": level, "offset": offset, "name": name, "value": text})
+        if self.options.compact:
+            self._pieces.append(f"{where}{name} {text.strip()}".rstrip())
+            return
+        self.lines.append(f"{indent}{where}{name:<{width}} : {text}")
 
     # -- -v ------------------------------------------------------------------------------------
 
