@@ -1,8 +1,8 @@
 """Types: dt (display type), dv (locals) and .frame (the frame dv looks at).
 
 ``dt [-a[N]] [-b] [-c] [-p] [-r[N]] [-v] [-y] [-n] [-o] [-i] [module!]Name [Field...]
-[Address] [-l ListField]`` takes its words in either order WinDbg does (``dt nt!_T addr``, ``dt addr nt!_T``,
-options anywhere): a word of hex digits is an address unless ``-n`` says it is a
+[Address] [-l ListField]`` takes its words in either order WinDbg does (``dt nt!_T
+addr``, ``dt addr nt!_T``, options anywhere): a word of hex digits is an address unless ``-n`` says it is a
 name; a name is a type, else a global variable (shown at its address), else an
 expression; after the name, a word that names a field (``Flags``, ``ApcState.Process``,
 ``Ldr.``, ``Pre*``, ``Array[3]``) selects fields and anything else is the address.
