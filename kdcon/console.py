@@ -280,11 +280,15 @@ class Console(_ConsoleHelpers):
             result.ok = not exc.failed
         except Exception as exc:  # every failure is one line; tracebacks only with --debug
             result.ok = False
-            result.error = self._describe(exc)
-            if result.error:
-                self.output.line(result.error)
-            if self.debug:
-                self.output.write(traceback.format_exc())
+            if self.scripts.cancelled():
+                # Ctrl+C: whatever the command raised on its way out, the line ends.
+                signal = self.scripts.cancellation(result, exc)
+            else:
+                result.error = self._describe(exc)
+                if result.error:
+                    self.output.line(result.error)
+                if self.debug:
+                    self.output.write(traceback.format_exc())
         finally:
             if capture:
                 result.text = self.output.end_capture()

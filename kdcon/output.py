@@ -58,6 +58,9 @@ class Output:
         self._tees: list[TextSink] = []
         self.quiet = False          # JSON mode: text goes to the result, not the terminal
         self.rows: list[dict[str, Any]] | None = None
+        # Asked before every write, captured or not; it may raise to stop the writer
+        # (the interpreter's Ctrl+C check: a command stops at its next line).
+        self.check: Callable[[], None] | None = None
 
     # -- sinks -------------------------------------------------------------------------
 
@@ -88,6 +91,9 @@ class Output:
         hostile kernel."""
         if not text:
             return
+        check = self.check
+        if check is not None:
+            check()
         text = printable(text)
         with self.lock:
             if self._captures:

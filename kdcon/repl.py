@@ -11,7 +11,9 @@ Ctrl+S, and suggested as you type. Completion comes from completion.py.
 
 Keys (``terminal.KEYS``, printed by ``.help keys``): Ctrl+C breaks into a running
 target (the command thread's wait sends the break-in), cancels a command running on a
-halted target (``Target.cancel_event``; its output stops at the next line), and
+halted target (``Target.cancel_event``: the line ends at its next statement, loop
+round, line of output or checked chunk, scripting.py Rule 6; an extension still
+computing on its own half a second later gets a KeyboardInterrupt raised in it), and
 clears the line when nothing runs. Ctrl+D at an empty prompt quits and leaves the
 target as it is; Ctrl+B quits leaving it running (``qd``); Ctrl+R resynchronises
 (``Session.resync``, or ``.restart`` when the link is lost); Ctrl+K cycles
@@ -25,11 +27,15 @@ Spec: windbg.md §0 (keys and prompts); STYLE.md 16-17.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
+import os
 import queue
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +71,7 @@ BREAK_ON_REBOOT = {
     "first-load": "break in at the first module load after a reboot (-d)",
 }
 _QUIT_WAIT = 5.0             # how long quitting waits for a command on a halted target
+_FORCE_AFTER = 0.5           # how long Ctrl+C waits for a natural stop before forcing one
 
 
 def history_path() -> Path:
@@ -144,7 +151,7 @@ class CommandThread:
             self._running = True
             try:
                 job()
-            except Exception:  # a job reports its own failures; this keeps the thread
+            except (Exception, KeyboardInterrupt):  # a job reports its own failures
                 log.exception("command job failed")
             finally:
                 self._running = False
@@ -159,6 +166,49 @@ class CommandThread:
                 self._on_done()
             except Exception:  # redrawing must never end the thread that runs commands
                 log.exception("after a command job")
+
+
+def _unsafe_places() -> tuple[str, ...]:
+    """Where an exception raised by force could leave state half changed: the link
+    and the protocol, the session and its caches, the symbol indexes, the output and
+    the log, and the locks of the standard library."""
+    import kdcon.protocol
+    import kdcon.symbols
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    folders = (os.path.dirname(os.path.abspath(kdcon.protocol.__file__)) + os.sep,
+               os.path.dirname(os.path.abspath(kdcon.symbols.__file__)) + os.sep)
+    files = tuple(os.path.join(here, name) for name in (
+        "session.py", "memory.py", "wire.py", "output.py", "logfile.py", "terminal.py"))
+    return folders + files + (os.path.abspath(threading.__file__), os.path.abspath(queue.__file__))
+
+
+def _in_extension_code(console: Any, thread: threading.Thread) -> bool:
+    """Whether ``thread`` runs an extension's function now, nowhere unsafe to stop."""
+    extensions = getattr(console, "extensions", None)
+    if getattr(getattr(extensions, "target", None), "owner", None) is None or thread.ident is None:
+        return False
+    frame = sys._current_frames().get(thread.ident)
+    unsafe = _unsafe_places()
+    loader = os.path.join(os.path.dirname(os.path.abspath(__file__)), "extload.py")
+    # From the innermost frame out to the loader's call of the extension.
+    while frame is not None:
+        where = os.path.abspath(frame.f_code.co_filename)
+        if where == loader:
+            return True
+        if where.startswith(unsafe):
+            return False
+        frame = frame.f_back
+    return False
+
+
+def _raise_in(thread: threading.Thread, exception: type[BaseException] | None) -> None:
+    """Raise ``exception`` in ``thread`` at its next bytecode (None: take back one not
+    raised yet)."""
+    if thread.ident is None:
+        return
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(exception) if exception else None)
 
 
 def _loading(buffer: Buffer) -> bool:
@@ -195,7 +245,10 @@ class Repl:
         self._lock = threading.Lock()
         self._quit = False
         self._closing = False
-        self._cancel_armed = False
+        self._force_lock = threading.Lock()
+        self._line_number = 0
+        self._line_running = False
+        self._cancel_for = -1
         self._running_loop: Any = None
         self._answer: queue.Queue[str] | None = None
         self._trace_on = False
@@ -384,31 +437,51 @@ class Repl:
         self._arm_cancel()
         try:
             self.console.execute(line)
-        except Interrupted as exc:
+        except (Interrupted, TargetLost) as exc:
             self.app.output.line(str(exc))
-        except TargetLost as exc:
-            self.app.output.line(str(exc))
+        except KeyboardInterrupt:
+            # Stopped by force (see _stop_by_force) outside the extension it was meant for.
+            self.console.scripts.cancellation()
         finally:
-            self._cancel_armed = False
+            with self._force_lock:
+                self._line_running = False
+                _raise_in(self.runner.thread, None)        # one not delivered yet goes
 
     def _arm_cancel(self) -> None:
         target = self.console.target
-        if target is not None:
-            target.cancel_event.clear()
-        self._cancel_armed = True
+        with self._force_lock:
+            self._line_number += 1
+            self._line_running = True
+            # A Ctrl+C pressed after Enter but before the line began is for this line.
+            if target is not None and self._cancel_for != self._line_number:
+                target.cancel_event.clear()
 
     def _gate(self) -> bool:
-        """Asked before every write: Ctrl+C on a halted target stops a command's
-        output (once: the line saying so must get through)."""
-        if threading.current_thread() is not self.runner.thread:
-            return True
-        if self._closing:
-            return False
-        target = self.console.target
-        if self._cancel_armed and target is not None and target.cancel_event.is_set():
-            self._cancel_armed = False
-            raise Interrupted("The command was cancelled (Ctrl+C).")
-        return True
+        """Asked before every write to the terminal: after quitting, a command still
+        running says nothing. (Ctrl+C stops a command at its next line of output
+        through the interpreter's ``Output.check``, captured or not.)"""
+        return not (self._closing and threading.current_thread() is self.runner.thread)
+
+    def _stop_by_force(self, number: int) -> None:
+        """Ctrl+C on a halted target, on a thread of its own: line ``number``, if it has
+        not stopped at a natural point ``_FORCE_AFTER`` after it began and is running an
+        extension's own code (computing, neither reading the target nor printing),
+        gets a KeyboardInterrupt raised in it, which the extension loader reports as
+        cancelled. Never while the thread is inside the session, the protocol or the
+        symbols, where an exception could leave a request or an index half done."""
+        deadline = time.monotonic() + _FORCE_AFTER
+        while not self._closing and self.runner.busy:
+            with self._force_lock:
+                if self._line_number > number or (self._line_number == number and
+                                                  not self._line_running):
+                    return                         # that line ended
+                if self._line_number < number:
+                    deadline = time.monotonic() + _FORCE_AFTER     # not begun yet
+                elif time.monotonic() >= deadline and \
+                        _in_extension_code(self.console, self.runner.thread):
+                    _raise_in(self.runner.thread, KeyboardInterrupt)
+                    return
+            time.sleep(0.05)
 
     def _gate_closed(self) -> bool:
         """After quitting, a command still waiting on a running target says nothing."""
@@ -443,7 +516,12 @@ class Repl:
         if state is TargetState.RUNNING:
             self.session.break_requested.set()
         elif state is TargetState.HALTED and self.console.target is not None:
+            with self._force_lock:
+                number = self._line_number + (0 if self._line_running else 1)
+                self._cancel_for = number
             self.console.target.cancel_event.set()
+            threading.Thread(target=self._stop_by_force, args=(number,),
+                             name="kdcon-ctrl-c", daemon=True).start()
         return True
 
     def _key_bindings(self) -> KeyBindings:

@@ -23,6 +23,13 @@ Rule 4: in a nested list (a breakpoint's command string), a command that resumes
         target ends the list, however deep in blocks it ran.
 Rule 5: script files nest up to ``MAX_SCRIPT_DEPTH`` and blocks up to
         ``MAX_BLOCK_DEPTH``; beyond, one clear error line.
+Rule 6: Ctrl+C (the target's cancel event, set by the REPL while the target is
+        halted) ends the whole line at the next natural point: before each statement,
+        at each entry into a block (each round of a loop), at each line of output the
+        command thread writes (``Output.check``), and wherever a command or an
+        extension checks it itself (``Progress.update``, each memory chunk of ``s``).
+        Whatever the command raises on its way out, the line ends with the one line
+        ``CANCELLED``; nothing else the line prints reaches the screen after it.
 
 What it does not do: parse each token's own arguments or print anything but the
 echo of script lines (commands/scripts.py), or evaluate expressions (expr.py).
@@ -34,10 +41,13 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError
+from .target import Cancelled
 
 if TYPE_CHECKING:
     from .console import Console
@@ -45,12 +55,14 @@ if TYPE_CHECKING:
 __all__ = ["split_program", "group_end", "take_group", "skip_gap", "split_top",
            "Aliases", "replace_variable", "script_arguments", "Interpreter", "prompt_for",
            "ControlFlow", "LoopBreak", "LoopContinue", "BlockLeave", "ProgramAbort",
-           "ProgramEnd", "MAX_SCRIPT_DEPTH", "MAX_BLOCK_DEPTH"]
+           "ProgramEnd", "ProgramCancelled", "CANCELLED", "MAX_SCRIPT_DEPTH",
+           "MAX_BLOCK_DEPTH"]
 
 log = logging.getLogger(__name__)
 
 MAX_SCRIPT_DEPTH = 32
 MAX_BLOCK_DEPTH = 64
+CANCELLED = "The command was cancelled (Ctrl+C)."
 
 # What follows each control token: O options, P a (parenthesised part), B a {block}.
 _SHAPES = {".if": "PB", ".elsif": "PB", ".else": "B", ".for": "PB", ".while": "PB",
@@ -88,6 +100,12 @@ class ProgramAbort(ControlFlow):
 
 class ProgramEnd(ControlFlow):
     """The program ends without an error: ``q``, or a resume in a breakpoint's list."""
+
+
+class ProgramCancelled(ControlFlow):
+    """Ctrl+C: the whole line ends (Rule 6); its one line is already printed."""
+
+    failed = True
 
 
 # -- reading statements ---------------------------------------------------------------------
@@ -372,6 +390,60 @@ class Interpreter:
         self.blocks = 0
         self.scripts = 0
         self.last_error: str | None = None
+        self.depth = 0                # programs open (a nested one passes Ctrl+C on)
+        self.cancel_reported = False  # this line already said it was cancelled
+        self._line_thread: threading.Thread | None = None
+        self._saying = False
+        console.output.check = self._check_output
+
+    # -- Ctrl+C (Rule 6) ------------------------------------------------------------------------
+
+    def cancelled(self) -> bool:
+        target = self.console.target
+        return target is not None and bool(target.cancelled())
+
+    def check_cancelled(self) -> None:
+        """A natural stopping point between commands: after Ctrl+C the line ends here."""
+        if self.cancelled():
+            raise self.cancellation()
+
+    def _stop_command(self) -> None:
+        """A natural stopping point inside a command: it fails, and the console's
+        ``run_one`` (seeing the cancel event) turns the failure into the line's end."""
+        if self.cancelled():
+            self.cancellation()
+            raise CommandError(CANCELLED)
+
+    def cancellation(self, result: Any = None, exc: BaseException | None = None
+                     ) -> ProgramCancelled:
+        """Say once a line that it was cancelled (outside any capture, so the screen
+        and the log see it); the signal that ends the line. ``result``: the command
+        that was running, which failed; ``exc``: what it raised, whose words are the
+        line when it is the ``Cancelled`` of a job that checked for itself."""
+        text = CANCELLED
+        if isinstance(exc, Cancelled) and str(exc):
+            text = str(exc)
+        if result is not None:
+            result.ok = False
+            result.error = text
+        if not self.cancel_reported:
+            self.cancel_reported = True
+            self.console.failures += 1
+            self._saying = True
+            try:
+                self.console.output.event_text(text + "\n")
+            finally:
+                self._saying = False
+        return ProgramCancelled()
+
+    def _check_output(self) -> None:
+        """Asked before every write: the thread running a line stops at its next
+        line of output once Ctrl+C was pressed (output of other threads goes on)."""
+        if self._saying or self._line_thread is not threading.current_thread():
+            return
+        if isinstance(sys.exc_info()[1], (Cancelled, KeyboardInterrupt)):
+            return          # the command handles its cancellation: it may say how far it got
+        self._stop_command()
 
     def execute(self, line: str, *, nested: bool) -> bool:
         """A line typed, given with ``-c`` or run by a command; False if a command failed."""
@@ -382,16 +454,27 @@ class Interpreter:
             console.log.note_input(prompt_for(console.session), typed)
         saved = self.resume_ends
         self.resume_ends = nested
+        outermost = self._line_thread is None
+        if outermost:
+            self._line_thread = threading.current_thread()
+            self.cancel_reported = False
         try:
             return self.program(line, strict=nested)
         finally:
             self.resume_ends = saved
+            if outermost:
+                self._line_thread = None
+                target = console.target
+                if self.cancel_reported and target is not None and \
+                        hasattr(target, "cancel_event"):
+                    target.cancel_event.clear()      # that Ctrl+C is spent
 
     def program(self, text: str, *, strict: bool = False) -> bool:
         """One command program with its own loops and ``.catch`` blocks (Rule 3);
         ``strict``: its first error ends it (Rule 2)."""
         saved = self.loops, self.catches
         self.loops = self.catches = 0
+        self.depth += 1
         try:
             if not strict:
                 return self._statements(text, top=True)
@@ -399,15 +482,21 @@ class Interpreter:
             return True
         except ProgramEnd:
             return True
+        except ProgramCancelled:
+            if self.depth > 1:
+                raise                  # the whole line ends, not only this program
+            return False
         except ControlFlow:
             return False
         finally:
+            self.depth -= 1
             self.loops, self.catches = saved
 
     def run_block(self, body: str) -> None:
         """The commands of a ``{ }`` block; raises the signals of Rules 2-4."""
         if self.blocks >= MAX_BLOCK_DEPTH:
             raise CommandError(f"Blocks nest too deep (more than {MAX_BLOCK_DEPTH} levels)")
+        self._stop_command()            # each round of a loop, even an empty one
         self.blocks += 1
         try:
             self._statements(body, top=False)
@@ -420,6 +509,7 @@ class Interpreter:
         for statement in split_program(self.aliases.expand(text)):
             if statement.startswith("*"):
                 continue
+            self.check_cancelled()
             try:
                 result = console.run_one(statement)
             except ProgramEnd:

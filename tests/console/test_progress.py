@@ -31,15 +31,18 @@ def test_a_cancelled_search_ends_in_one_line_and_the_console_goes_on():
     app = App(sim.connect(), link_name="loopback", output=Output(stream=stream))
     try:
         app.connect()
-        app.console.target.cancel_event.set()
-        app.run_line("s -a nt L0x10000 \"no such text anywhere\"")
-        app.console.target.cancel_event.clear()
+        # Ctrl+C as the search begins: at its first progress report.
+        subscription = app.console.events.subscribe(
+            "progress", lambda event: app.console.target.cancel_event.set())
+        app.run_line("s -a nt L0x30000 \"no such text anywhere\"; .echo never")
+        subscription.remove()
         app.run_line("? 1")
     finally:
         app.close()
         sim.close()
     after = stream.getvalue().split('no such text anywhere"', 1)[1].splitlines()
     assert after[1] == "Cancelled"
+    assert "never" not in after
     assert "Evaluate expression: 1 = 00000000`00000001" in after
     assert "progress" not in app.console.state.values
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -122,9 +123,25 @@ def test_a_loop_stops_at_the_deadline_of_the_run(bench):
     assert bench.console.state.values["timed_out"]
 
 
-def test_a_silent_loop_stops_on_ctrl_c(bench):
-    bench.console.target = SimpleNamespace(cancelled=lambda: True)
-    assert bench.run(".for (;;) { }; .echo after") == "The loop was cancelled (Ctrl+C).\nafter\n"
+def test_a_silent_loop_stops_on_ctrl_c_and_so_does_the_rest_of_the_line(bench):
+    pressed = threading.Event()
+    bench.console.target = SimpleNamespace(cancelled=pressed.is_set)
+    rounds = iter(range(10**6))
+
+    @command("tick", category=Category.META, needs_halt=False, registry=bench.console.registry)
+    def tick(ctx, args):
+        """Count, and press Ctrl+C at the 1000th round."""
+        if next(rounds) == 999:
+            pressed.set()
+
+    failures = bench.console.failures
+    out = bench.run(".for (;;) { tick }; .echo after")
+    assert out == "The command was cancelled (Ctrl+C).\n"
+    assert next(rounds) == 1000                     # stopped at the next round
+    assert bench.console.failures == failures + 1
+    for line in (".for (;;) { }", ".while (1) { .block { } }", ".foreach /s (w \"a b c\") { }",
+                 ".echo a; .echo b"):
+        assert bench.run(line) == "The command was cancelled (Ctrl+C).\n", line
 
 
 def test_blocks_nest_to_a_bound(bench):
