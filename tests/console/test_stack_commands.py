@@ -168,3 +168,69 @@ def test_kP_lists_one_parameter_a_line_and_stops_at_the_count(bugcheck):
 def test_stack_commands_transcript(bugcheck):
     start = bugcheck.index("0: kd> .bugcheck")
     check_golden("stack_trap_frames", bugcheck[start:])
+
+
+# -- the walk's trap frames, on a fake session ---------------------------------------------------
+
+
+class _Session:
+    """Stack memory for ``trapframes.walk``: reads are recorded."""
+
+    def __init__(self, memory: dict[int, bytes]) -> None:
+        self.memory = memory
+        self.reads: list[tuple[int, int]] = []
+
+    def read_virtual(self, address: int, size: int) -> bytes:
+        self.reads.append((address, size))
+        for start, data in self.memory.items():
+            if start <= address < start + len(data):
+                return data[address - start: address - start + size]
+        return b""
+
+
+def _frame(number, child_sp, ret, ip, machine_frame=None):
+    from kdcon.unwind import Frame
+
+    return Frame(number, child_sp, ret, ip, None, (0, 0, 0, 0), "unwind", {}, machine_frame)
+
+
+def test_a_machine_frame_marks_its_frame_and_needs_no_read(monkeypatch):
+    from kdcon import trapframes
+
+    frames = [_frame(0, 0x1000, 0x5010, 0x4000, machine_frame=0x1200), _frame(1, 0x1300, 0, 0x5010)]
+    monkeypatch.setattr(trapframes, "stack_frames", lambda session, limit: frames[:limit])
+    session = _Session({})
+    walked, traps = trapframes.walk(session, lambda a: "nt!KiSomething+0x10", 10)
+    assert [f.number for f in walked] == [0, 1] and traps == {0: 0x1200 - 0x168}
+    assert session.reads == []
+
+
+def test_a_fault_handler_without_a_matching_context_is_no_trap_frame(monkeypatch):
+    from kdcon import trapframes
+
+    frames = [_frame(0, 0x1000, 0x5010, 0x4000), _frame(1, 0x1040, 0, 0x5010)]
+    monkeypatch.setattr(trapframes, "stack_frames", lambda session, limit: frames[:limit])
+    # A CONTEXT-looking record above the return slot, but its Rip is not the return address.
+    session = _Session({0x1040: bytes(0x40) + _context(0x9999)})
+    walked, traps = trapframes.walk(session, lambda a: "nt!KiPageFault+0x80" if a == 0x4000 else "x!y", 10)
+    assert traps == {} and len(walked) == 2
+
+
+def test_a_fault_handler_s_context_starts_the_walk_again_from_its_registers(monkeypatch):
+    from kdcon import trapframes
+
+    frames = [_frame(0, 0x1000, 0x5010, 0x4000), _frame(1, 0x1040, 0, 0x5010)]
+    monkeypatch.setattr(trapframes, "stack_frames", lambda session, limit: frames[:limit])
+    resumed = []
+
+    def fake_unwind(rip, rsp, rbp, *, registers, read, function_for, max_frames):
+        resumed.append((rip, rsp, rbp, max_frames))
+        return [_frame(0, rsp, 0, rip)]
+
+    monkeypatch.setattr(trapframes, "unwind", fake_unwind)
+    session = _Session({0x1040: bytes(0x40) + _context(0x5010)})
+    walked, traps = trapframes.walk(session, lambda a: "nt!KiPageFault+0x80" if a == 0x4000 else "x!y", 10)
+    assert traps == {0: 0x1080}
+    # _context puts 0x100 + n in the nth register: rsp is the fifth, rbp the sixth.
+    assert resumed == [(0x5010, 0x104, 0x105, 9)]
+    assert [(f.number, f.child_sp) for f in walked] == [(0, 0x1000), (1, 0x104)]
