@@ -8,8 +8,9 @@ no FPO records, so that is all kv adds there); ``kp`` puts each function's
 parameters, from its module's PDB, between its name and its offset:
 ``trackdemo!TrackDemoDispatch(struct _DEVICE_OBJECT * DeviceObject = 0x..., ...)+0x66``;
 ``kP`` puts one parameter on a line. A parameter held in a register the callee may
-have changed (any frame but the first) reads ``<Value unavailable error>``, and a
-function without private symbols shows no list. ``n`` numbers the frames.
+have changed (any frame but the first), or one no location record covers at the
+frame's address (before the prolog stores it), reads ``<Value unavailable error>``;
+a function without private symbols shows no list. ``n`` numbers the frames.
 What it does not do: ``kc``, ``kd``, ``kf``, ``kL``, ``kM`` (the letters are taken and
 ignored), ``= StackPtr`` starts, inline frames, source lines.
 Spec: windbg.md §0.6; the k page of the debugger documentation.
@@ -135,7 +136,9 @@ def _c_type(info: Any, depth: int) -> str:
 def _value(ctx: CommandContext, variable: Any) -> str:
     from .types import local_value
 
-    if variable.type is None:
+    # Not live: no location record covers the frame's address (a parameter the prolog
+    # has yet to store, say), so the place the PDB names holds something else.
+    if variable.type is None or not variable.local.live:
         return _UNAVAILABLE
     if variable.address is None and variable.register_value is None:
         return _UNAVAILABLE

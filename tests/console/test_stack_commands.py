@@ -234,3 +234,16 @@ def test_a_fault_handler_s_context_starts_the_walk_again_from_its_registers(monk
     # _context puts 0x100 + n in the nth register: rsp is the fifth, rbp the sixth.
     assert resumed == [(0x5010, 0x104, 0x105, 9)]
     assert [(f.number, f.child_sp) for f in walked] == [(0, 0x1000), (1, 0x104)]
+
+
+def test_kp_at_a_function_s_first_instruction_has_no_parameter_values_yet():
+    # The checked trackdemo stores its parameters to the stack after its prolog; the PDB's
+    # ranges start there, so at the breakpoint the slots hold something else.
+    text, status = batch("bp trackdemo!TrackDemoDispatch", "g", "g", "kp 2", "p", "p", "p", "kp 1", "r rdx")
+    assert status == 0, text[-1500:]
+    first = output_of(text, "kp 2").splitlines()[1]
+    assert first.endswith("trackdemo!TrackDemoDispatch(struct _DEVICE_OBJECT * DeviceObject = <Value "
+                          "unavailable error>, struct _IRP * Irp = <Value unavailable error>)")
+    later = output_of(text, "kp 1").splitlines()[1]
+    rdx = output_of(text, "r rdx").split("=")[1].strip()
+    assert f"struct _IRP * Irp = 0x{rdx[:8]}`{rdx[8:]})+0x" in later
