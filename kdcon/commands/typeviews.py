@@ -152,11 +152,13 @@ def display_list(ctx: CommandContext, named: Named, address: int, fields: list[s
         seen.add(at)
         ctx.out.lines([f"{list_field} at {format_pointer(at, ctx.session.pointer_size)}", _RULE])
         ctx.out.row(address=at)
-        shown = display(ctx, single, at, fields, options, physical=physical, report=False)
+        # With -p only the first structure is at a physical address: links are virtual.
+        here = physical and at == address
+        shown = display(ctx, single, at, fields, options, physical=here, report=False)
         ctx.out.line("")
         if shown.failed_at is not None:
             raise CommandError(f"Memory read error {ctx.console.format_address(shown.failed_at)}")
-        data = _reader(ctx, at, top.size, physical)(at + offset, size)
+        data = _reader(ctx, at, top.size, here)(at + offset, size)
         if len(data) < size:
             raise CommandError(f"Memory read error {ctx.console.format_address(at + offset)}")
         link = int.from_bytes(data, "little")
