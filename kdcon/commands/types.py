@@ -236,7 +236,7 @@ def _is_field(word: str, info: Any) -> bool:
         return False
     first, dot, _ = word.partition(".")
     return any(Selection.matches(first, member.name, bool(dot)) and
-               (subscript(first)[1] is None or unwrap(member.type).kind == "array")
+               (subscript(first)[1] is None or getattr(unwrap(member.type), "kind", "") == "array")
                for member in top.fields)
 
 

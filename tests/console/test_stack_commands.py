@@ -153,7 +153,8 @@ def test_kp_shows_the_bug_check_arguments_and_what_dv_reads(bugcheck):
     assert f"nt!KiPageFault(unsigned int64 Va = 0x{arguments[0][:8]}`{arguments[0][8:]}, " in kp
     # Context came in r9: a volatile register, lost once KiPageFault called on.
     assert "void * Context = <Value unavailable error>)+0x80" in kp
-    dv = {line.split(" = ")[0].strip(): line.split(" = ")[1] for line in output_of(bugcheck, "dv").splitlines()}
+    dv = {line.split(" = ")[0].strip(): line.split(" = ")[1]
+          for line in output_of(bugcheck, "dv").splitlines()}
     assert (f"trackdemo!TrackDemoDispatch(struct _DEVICE_OBJECT * DeviceObject = {dv['DeviceObject']}, "
             f"struct _IRP * Irp = {dv['Irp']})+0x66") in kp
 
