@@ -80,6 +80,7 @@ class Settings:
     # After a reboot (Ctrl+K cycles it, kd's post-reboot break state): "none",
     # "initial" (break in as soon as the target can, -b) or "first-load" (-d).
     break_on_reboot: str = "none"
+    more: bool = False                     # ``.more``: the REPL pauses long output
 
 
 class CommandContext:

@@ -8,7 +8,12 @@ arriving from the session's pump thread never splits a command's line.
 character (C0 but newline and tab, DEL, C1) and every bidirectional override becomes
 a visible ``\\xNN`` / ``\\uNNNN`` escape, so a hostile kernel's DbgPrint, string or
 module name cannot move the cursor, retitle the window or hide text.
-What it does not do: colour, paging or prompts (the REPL's).
+``Pager`` is kd's ``-- more --``: given to ``Output.pager`` by the interactive
+console when ``.more`` is on, it cuts the text the command thread writes into
+terminal pages and asks between them (space: a page, Enter: a line, q: stop);
+captured text, quiet (JSON) output and other threads' text (DbgPrint) are never
+paged, and logs see every line as it is written.
+What it does not do: colour or prompts, or decide when to page (the REPL's).
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from __future__ import annotations
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-__all__ = ["Output", "printable", "TextSink"]
+__all__ = ["Output", "Pager", "printable", "TextSink"]
 
 # C0 controls except tab and newline, DEL, C1 controls, and the Unicode format
 # characters that reorder or hide text (bidi embeddings, overrides and isolates).
@@ -61,6 +66,8 @@ class Output:
         # Asked before every write, captured or not; it may raise to stop the writer
         # (the interpreter's Ctrl+C check: a command stops at its next line).
         self.check: Callable[[], None] | None = None
+        self.pager: Pager | None = None
+        self._events = threading.local()   # .unpaged: this thread writes an event's text
 
     # -- sinks -------------------------------------------------------------------------
 
@@ -95,6 +102,21 @@ class Output:
         if check is not None:
             check()
         text = printable(text)
+        pager = self.pager
+        if pager is not None and not getattr(self._events, "unpaged", False) and pager.active():
+            with self.lock:
+                shown = not self._captures and not self.quiet
+            if shown:
+                # Each page is written under the lock; the pause between them is not,
+                # so DbgPrint and other threads' text go on while the user reads.
+                for piece in pager.pieces(text):
+                    self._put(piece)
+                if pager.stopped and check is not None:
+                    check()           # q: the command is cancelled (the REPL set it)
+                return
+        self._put(text)
+
+    def _put(self, text: str) -> None:
         with self.lock:
             if self._captures:
                 self._captures[-1].append(text)
@@ -118,16 +140,65 @@ class Output:
 
     def event_text(self, text: str) -> None:
         """Text of an event (a stop banner, a DbgPrint): never captured into the
-        result of the command that happens to be running."""
+        result of the command that happens to be running, never paged."""
         with self.lock:
             captures, self._captures = self._captures, []
+            self._events.unpaged = True
             try:
                 self.write(text)
             finally:
                 self._captures = captures
+                self._events.unpaged = False
 
     def row(self, **fields: Any) -> None:
         """One structured row of the current command's result (JSON mode keeps them)."""
         with self.lock:
             if self.rows is not None:
                 self.rows.append(fields)
+
+
+class Pager:
+    """Pages of one command's output: ``pieces(text)`` yields ``text`` a page at a
+    time, calling ``ask()`` between pages for the key that goes on: ``" "`` (a page),
+    ``"\\n"`` (a line) or ``"q"`` (stop: ``stopped`` is True and the rest is dropped).
+    ``rows()`` is the terminal's height; a page leaves two rows for the prompt and
+    its toolbar. ``active()`` says whether this write is paged at all."""
+
+    def __init__(self, rows: Callable[[], int], ask: Callable[[], str],
+                 active: Callable[[], bool]) -> None:
+        self.rows = rows
+        self.ask = ask
+        self.active = active
+        self.left: int | None = None        # lines before the next pause
+        self.stopped = False
+
+    def reset(self) -> None:
+        """A new command line: a whole page before the first pause."""
+        self.left = None
+        self.stopped = False
+
+    def _page(self) -> int:
+        return max(1, self.rows() - 2)
+
+    def pieces(self, text: str) -> Iterator[str]:
+        while text and not self.stopped:
+            if self.left is None:
+                self.left = self._page()
+            if self.left <= 0:
+                answer = self.ask()
+                if answer == "q":
+                    self.stopped = True
+                    return
+                self.left = self._page() if answer == " " else 1
+            end = -1
+            for _ in range(self.left):
+                end = text.find("\n", end + 1)
+                if end < 0:
+                    break
+            if end < 0:
+                self.left -= text.count("\n")
+                yield text
+                return
+            yield text[:end + 1]
+            text = text[end + 1:]
+            self.left = 0

@@ -20,8 +20,12 @@ target as it is; Ctrl+B quits leaving it running (``qd``); Ctrl+R resynchronises
 ``Settings.break_on_reboot``; F2 turns the packet trace on and off through
 ``.kdtrace`` when the console has it. A DbgPrompt from the
 target (an ASSERT's ``(bipt)?``) takes the next line typed as its answer.
-What it does not do: parse or run commands (console.py), page output, or decide
-what colour means (terminal.py).
+With ``.more on`` (off by default) a command's output longer than the terminal
+pauses at ``-- more --`` on the prompt line (output.py ``Pager``): space shows the
+next page, Enter one more line, q or Ctrl+C stops the output and cancels the
+command; only on a terminal, never for other threads' text (DbgPrint) or in logs.
+What it does not do: parse or run commands (console.py), or decide what colour
+means (terminal.py).
 Spec: windbg.md §0 (keys and prompts); STYLE.md 16-17.
 """
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -48,6 +53,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from .commandthread import CommandThread, in_extension_code, raise_in
 from .completion import LOADING, KdCompleter
+from .output import Pager
 from .session import TargetLost, TargetState
 from .terminal import Interrupted, TerminalStream
 from .toolbar import toolbar_text
@@ -66,6 +72,7 @@ BREAK_ON_REBOOT = {
     "initial": "break in as soon as the rebooted target can (-b)",
     "first-load": "break in at the first module load after a reboot (-d)",
 }
+MORE = "-- more --"
 _QUIT_WAIT = 5.0             # how long quitting waits for a command on a halted target
 _FORCE_AFTER = 0.5           # how long Ctrl+C waits for a natural stop before forcing one
 
@@ -102,8 +109,8 @@ class Repl:
     """The interactive loop over one connected ``App``."""
 
     def __init__(self, app: App, *, stream: TerminalStream | None = None, colour: bool = False,
-                 history: Path | None | str = "default", input: Any = None, output: Any = None
-                 ) -> None:
+                 history: Path | None | str = "default", input: Any = None, output: Any = None,
+                 paging: bool | None = None) -> None:
         self.app = app
         self.console = app.console
         self.session = app.session
@@ -117,6 +124,14 @@ class Repl:
         self._line_number = 0
         self._line_running = False
         self._cancel_for = -1
+        # Paging (.more): only on a terminal (or when a test asks for it).
+        self._more: queue.Queue[str] | None = None
+        if paging is None:
+            target = stream.target if stream is not None else sys.stdout
+            isatty = getattr(target, "isatty", None)
+            paging = bool(isatty and isatty())
+        self._pageable = paging
+        self.pager = Pager(self._rows, self._ask_more, self._paged)
         self._running_loop: Any = None
         self._answer: queue.Queue[str] | None = None
         self._trace_on = False
@@ -145,11 +160,15 @@ class Repl:
     # -- what the prompt shows ---------------------------------------------------------------
 
     def message(self) -> str:
+        if self._more is not None:
+            return MORE
         if self._answer is not None:
             return ""
         return self.app.prompt()
 
     def toolbar(self) -> str:
+        if self._more is not None:
+            return " space: the next page, Enter: one more line, q or Ctrl+C: stop"
         if self._answer is not None:
             return " The target asks: type the answer and Enter"
         return toolbar_text(self.app, busy=self.runner.busy and self.session.halted,
@@ -202,6 +221,8 @@ class Repl:
         if self.stream is not None:
             self.stream.colour = self.colour
             self.stream.gate = self._gate
+        if self._pageable:
+            app.output.pager = self.pager
         self.runner.start()
         if self.session.halted:
             self.completer.prepare()
@@ -213,6 +234,8 @@ class Repl:
                 self._finish()
         finally:
             self._closing = True
+            if app.output.pager is self.pager:
+                app.output.pager = None
             if self.stream is not None:
                 self.stream.colour = False
                 self.stream.gate = self._gate_closed
@@ -323,6 +346,7 @@ class Repl:
             # A Ctrl+C pressed after Enter but before the line began is for this line.
             if target is not None and self._cancel_for != self._line_number:
                 target.cancel_event.clear()
+        self.pager.reset()
 
     def _gate(self) -> bool:
         """Asked before every write to the terminal: after quitting, a command still
@@ -350,6 +374,48 @@ class Repl:
                     raise_in(self.runner.thread, KeyboardInterrupt)
                     return
             time.sleep(0.05)
+
+    def _paged(self) -> bool:
+        return bool(self.console.settings.more) and \
+            threading.current_thread() is self.runner.thread and not self._closing
+
+    def _rows(self) -> int:
+        try:
+            return self.prompt_session.output.get_size().rows
+        except Exception:  # a terminal that cannot say: kd's classic 25 rows
+            return 25
+
+    def _ask_more(self) -> str:
+        """``-- more --`` on the prompt line until space, Enter, q or Ctrl+C (called on
+        the command thread); q and Ctrl+C cancel the command."""
+        slot: queue.Queue[str] = queue.Queue(maxsize=1)
+        target = self.console.target
+        self._more = slot
+        self._invalidate()
+        answer = "q"
+        try:
+            while not self._quit and not self._closing:
+                if target is not None and target.cancel_event.is_set():
+                    break
+                try:
+                    answer = slot.get(timeout=0.1)
+                    break
+                except queue.Empty:
+                    continue
+        finally:
+            self._more = None
+            self._invalidate()
+        if answer == "q" and target is not None:
+            target.cancel_event.set()
+        return answer
+
+    def _answer_more(self, key: str) -> None:
+        slot = self._more
+        if slot is not None:
+            try:
+                slot.put_nowait(key)
+            except queue.Full:
+                pass
 
     def _gate_closed(self) -> bool:
         """After quitting, a command still waiting on a running target says nothing."""
@@ -471,6 +537,28 @@ class Repl:
         def _ctrl_s(event: KeyPressEvent) -> None:
             # Ctrl+R is kd's resync here, so the backward history search moves to Ctrl+S.
             start_search(direction=SearchDirection.BACKWARD)
+
+        # While -- more -- waits, its keys answer it and nothing reaches the line
+        # (added last: the last binding of a key wins).
+        paused = Condition(lambda: self._more is not None)
+
+        @keys.add("<any>", filter=paused)
+        def _more_other(event: KeyPressEvent) -> None:
+            pass
+
+        @keys.add(" ", filter=paused, eager=True)
+        def _more_page(event: KeyPressEvent) -> None:
+            self._answer_more(" ")
+
+        @keys.add("enter", filter=paused, eager=True)
+        @keys.add("c-j", filter=paused, eager=True)
+        def _more_line(event: KeyPressEvent) -> None:
+            self._answer_more("\n")
+
+        @keys.add("q", filter=paused, eager=True)
+        @keys.add("c-c", filter=paused, eager=True)
+        def _more_stop(event: KeyPressEvent) -> None:
+            self._answer_more("q")
 
         return keys
 

@@ -3,7 +3,7 @@
 What it does: a workspace holds the connection, the symbol and extension paths, the
 ``bu`` and ``ba`` breakpoints (expression, command string, passes, enabled, one-shot,
 access and size), the ``sx`` settings, the aliases, the log and the output options
-(radix, the register dump of ``p``/``t``, the break-on-reboot state). ``capture``
+(radix, the register dump of ``p``/``t``, the break-on-reboot state, ``.more``). ``capture``
 makes one from a live session and ``apply`` puts one into a session; ``read`` parses
 a file (tomllib) and ``write`` replaces one atomically (a temporary file in the same
 directory, fsync, rename), keeping the keys and tables this version does not know.
@@ -56,7 +56,7 @@ _OWNED_KEYS = {
     "symbols": ("path",),
     "extensions": ("path",),
     "log": ("file", "unicode"),
-    "output": ("radix", "step_registers", "break_on_reboot"),
+    "output": ("radix", "step_registers", "break_on_reboot", "more"),
 }
 
 

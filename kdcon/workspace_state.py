@@ -43,7 +43,7 @@ def capture(console: Any, connection: dict[str, Any] | None = None,
     if console.extensions is not None and console.extensions.path:
         data["extensions"] = {"path": [str(p) for p in console.extensions.path]}
     data["output"] = {"radix": settings.radix, "step_registers": settings.step_registers,
-                      "break_on_reboot": settings.break_on_reboot}
+                      "break_on_reboot": settings.break_on_reboot, "more": settings.more}
     if console.log is not None and not console.log.closed:
         data["log"] = {"file": str(console.log.path), "unicode": bool(console.log.unicode)}
     events: dict[str, Any] = dict(sorted(settings.exceptions.items()))
@@ -136,6 +136,11 @@ def _apply_output(settings: Any, table: dict[str, Any], problems: list[str]) -> 
     else:
         problems.append(f"output.break_on_reboot = {reboot!r}: use "
                         f"{', '.join(_BREAK_ON_REBOOT)}")
+    more = table.get("more", settings.more)
+    if isinstance(more, bool):
+        settings.more = more
+    else:
+        problems.append(f"output.more = {more!r}: use true or false")
 
 
 def _apply_events(settings: Any, table: dict[str, Any], problems: list[str]) -> None:

@@ -7,7 +7,8 @@ from importlib import import_module
 __all__ = ["FAMILIES"]
 
 FAMILIES = ("meta", "execution", "breakpoints", "memory", "memory_edit", "registers", "stack",
-            "disasm", "lookup", "types", "extensions", "scripts", "aliases", "logs", "workspace")
+            "disasm", "lookup", "types", "extensions", "scripts", "aliases", "logs", "workspace",
+            "paging")
 
 for _family in FAMILIES:
     try:

@@ -68,14 +68,14 @@ def wait_until(predicate: Callable[[], object], what: str, timeout: float = 10.0
 class ReplDriver:
     """One ``Repl`` over a loopback App, typed into from a script thread."""
 
-    def __init__(self, loop: Loopback, *, history: Path | None = None, colour: bool = False
-                 ) -> None:
+    def __init__(self, loop: Loopback, *, history: Path | None = None, colour: bool = False,
+                 paging: bool | None = None) -> None:
         self.loop = loop
         self.app = loop.app
         self._input_context = create_pipe_input()
         self.input = self._input_context.__enter__()
         self.repl = Repl(loop.app, stream=loop.stream, colour=colour, history=history,
-                         input=self.input, output=DummyOutput())
+                         input=self.input, output=DummyOutput(), paging=paging)
         self.status: int | None = None
 
     @property
