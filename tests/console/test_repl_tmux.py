@@ -98,3 +98,36 @@ def test_g_then_ctrl_c_breaks_in_with_the_banner(terminal):
     terminal.send("C-c")
     screen = terminal.wait_for(r"(?s)TrackDemo: ready.*" + BANNER + r".*0: kd>", history=200)
     assert screen.count(BANNER) == 2
+
+
+def test_ctrl_c_stops_a_silent_loop_with_one_line_and_the_prompt_works(terminal):
+    terminal.wait_for(PROMPT)
+    terminal.send(".for (r $t0 = 0; @$t0 < 0n100000000; r $t0 = @$t0 + 1) { }; .echo never",
+                  "Enter")
+    terminal.wait_for(r"halted cpu0, busy")
+    terminal.send("C-c")
+    screen = terminal.wait_for(r"(?m)^The command was cancelled \(Ctrl\+C\)\.\n0: kd>\s*$")
+    assert screen.count("The command was cancelled") == 1
+    terminal.send("? 7", "Enter")
+    terminal.wait_for(r"Evaluate expression: 7 = ")
+    assert not re.search(r"(?m)^never$", terminal.screen(history=100))
+
+
+def test_more_pauses_long_output_space_goes_on_and_q_stops(terminal):
+    terminal.wait_for(PROMPT)
+    terminal.send(".more on", "Enter")
+    terminal.wait_for(r"Paging is on")
+    terminal.send("db nt L1000", "Enter")
+    # The page is on screen when the line right above -- more -- is one of its lines.
+    terminal.wait_for(r"(?m)^fffff800`0100[0-9a-f]{4} .*\n-- more --")
+    screen = terminal.screen(history=300)
+    first = re.findall(r"(?m)^fffff800`0100[0-9a-f]{4}(?=  )", screen)
+    assert len(first) == 45 - 2                       # a page: the pane less prompt and toolbar
+    assert "fffff800`01000ff0" not in screen
+    terminal.send("Space")
+    terminal.wait_for(r"(?m)^fffff800`0100" + f"{len(first) * 16 + 0x10:04x}", history=300)
+    terminal.send("q")
+    terminal.wait_for(r"(?m)^The command was cancelled \(Ctrl\+C\)\.\n0: kd>\s*$")
+    assert "fffff800`01000ff0" not in terminal.screen(history=400)
+    terminal.send(".more off", "Enter")
+    terminal.wait_for(r"Paging is off")
