@@ -59,9 +59,13 @@ def _local_table(module) -> FunctionTable | None:
         return None
 
 
-# A walk reads the stack upwards in small pieces: fetch ahead to this much (within
-# the page) so that one request serves several frames.
+# A walk reads the stack upwards in small pieces: fetch ahead to this much (to the
+# page's end) so that one request serves several frames. A frame near the page's end
+# also has its return address and four home slots read (40 bytes), so the fetch goes
+# that far past the end: a walk to the top of a stack then costs no request of its own
+# (a hole there is a short read, remembered as one).
 _STACK_READ_AHEAD = 0x400
+_FRAME_TAIL = 40
 
 
 def stack_frames(session: Session, *, limit: int = 256) -> list[Frame]:
@@ -70,7 +74,7 @@ def stack_frames(session: Session, *, limit: int = 256) -> list[Frame]:
 
     def read(address: int, size: int) -> bytes:
         if rsp <= address < rsp + 0x10000:
-            ahead = min(_STACK_READ_AHEAD, 0x1000 - (address & 0xFFF))
+            ahead = min(_STACK_READ_AHEAD, 0x1000 - (address & 0xFFF) + _FRAME_TAIL)
             if ahead > size:
                 session.read_virtual(address, ahead)
         return session.read_virtual(address, size)

@@ -284,7 +284,10 @@ def _step(ip: int, exact: bool, registers: dict, stack: _Stack, read: Reader,
     if function is not None:
         info = table.unwind_info(function.unwind_info)
         if info is not None:
-            if exact:
+            # At a function's first byte (a breakpoint on it) no epilog can be running
+            # and no unwind code applies: the return address is at rsp either way, so
+            # the code need not be read. A chained fragment may begin with an epilog.
+            if exact and not (ip == function.begin and info.chained is None):
                 found = _epilog(read, table, function, info, ip, registers, stack)
                 if found is not None:
                     return found

@@ -12,8 +12,14 @@ every data packet is answered by a 16-byte ACK). Figures:
 - ``stop``: a breakpoint hit, from the state change to the prompt: requests made after
   the stop arrived (goal: none), against kd's GetContext plus its special registers.
 - ``r``: one register dump (goal <= 400 bytes), against kd's whole-CONTEXT read.
-- ``k``: one stack walk (goal <= 1.5 KB for 8+ frames), against kd reading the
-  stack page and each image's headers and unwind data (at least the stack bytes).
+- ``k``: one stack walk at trackdemo's breakpoint (six frames), against kd reading
+  the stack page and each image's headers and unwind data (at least the stack bytes).
+- ``k_deep`` / ``k_deep_image_from_memory``: one stack walk of 8+ frames (goal <= 1.5
+  KB), same baseline: the benchmark builds its own driver (``deepstack.c`` beside this
+  file, with ``kdcon-sim build-driver``: a system thread calling a chain of ten
+  routines), breaks on the deepest and walks the stack, first with the driver's image
+  on the symbol path, then with only its PDB there (``.pdata`` and unwind data then
+  come from target memory). Skipped, with the reason, without clang-cl-14/lld-link.
 - ``symbols_one_driver_local_image`` / ``_from_memory``: symbols for one driver when
   its image is on the symbol path, and when only its PDB is (the identity then comes
   from target memory; goal <= 600 bytes), against kd's 4 KB header page.
@@ -136,6 +142,55 @@ def bench_wire() -> None:
         sim.close()
 
 
+DEEP_DRIVER = "deepstack"
+DEEP_FUNCTION = "Depth10"
+
+
+def bench_deep_stack() -> None:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from kdcon.stack import stack_frames
+    from kdcon.tools.simtarget import drvbuild
+
+    images = Path(__file__).resolve().parents[1] / "simtarget" / "images"
+    with tempfile.TemporaryDirectory(prefix="kdcon-bench-") as work:
+        built = Path(work) / "image"
+        pdb_only = Path(work) / "pdb"
+        pdb_only.mkdir()
+        try:
+            image = drvbuild.build_driver([Path(__file__).with_name(f"{DEEP_DRIVER}.c")],
+                                          built / f"{DEEP_DRIVER}.sys").image
+        except drvbuild.DriverBuildError as exc:
+            for figure in ("k_deep", "k_deep_image_from_memory"):
+                print(json.dumps({"figure": figure, "skipped": str(exc)}), flush=True)
+            return
+        shutil.copy(built / f"{DEEP_DRIVER}.pdb", pdb_only)
+        for figure, directory in (("k_deep", built), ("k_deep_image_from_memory", pdb_only)):
+            sim = SimTarget(seed=0, drivers=[image], break_on_connect=True, include_trackdemo=False)
+            stream = io.StringIO()
+            app = App(sim.connect(pace=BAUD), link_name="bench", symbol_path=f"{directory};{images}",
+                      output=Output(stream=stream), echo_commands=False, timeout=300)
+            try:
+                app.connect()
+                app.console.execute(f"bp {DEEP_DRIVER}!{DEEP_FUNCTION}")
+                # The first stops may be the kernel's own breaks; go on to the breakpoint.
+                for _ in range(5):
+                    app.console.execute("g")
+                    if stream.getvalue().rsplit("Breakpoint", 1)[-1].find(f"{DEEP_DRIVER}!{DEEP_FUNCTION}:") >= 0:
+                        break
+                else:
+                    raise RuntimeError(f"{DEEP_DRIVER}!{DEEP_FUNCTION} was never reached")
+                trips, cost = _run(app, "k")
+                frames = len(stack_frames(app.session))   # from the cache: no wire bytes
+                _emit(figure, cost, "bytes", "kd_stack_page", _kd_request(data_back=4096),
+                      round_trips=trips, goal_bytes=1536, frames=frames)
+            finally:
+                app.close()
+                sim.close()
+
+
 def bench_startup(runs: int) -> None:
     def timed(argv: list[str]) -> float:
         started = time.perf_counter()
@@ -186,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-x", action="store_true", help="skip the 100,000-symbol x figure")
     args = parser.parse_args(argv)
     bench_wire()
+    bench_deep_stack()
     bench_startup(args.runs)
     if not args.skip_x:
         bench_x()
