@@ -41,7 +41,7 @@ from .layouts import missing_message, table_for
 from .memory import MemoryCache
 from .output import Output, printable
 from .registers import Registers
-from .stops import Stop
+from .stops import Stop, StopKind
 from .wire import CountingPort
 
 __all__ = ["Session", "TargetState", "TargetLost", "NotHalted", "ModuleInfo"]
@@ -270,8 +270,25 @@ class Session:
                         stop.processor, stop.processor_count, last[0])
             stop = dataclasses.replace(stop, processor=last[0], processor_count=last[1])
         self.stop_processor = (stop.processor, stop.processor_count)
-        self.stop = stop
         self.host.processor = stop.processor
+        if stop.kind is StopKind.EXCEPTION and stop.pc != stop.exception_address:
+            stop = self._pc_from_context(stop)
+        self.stop = stop
+        return stop
+
+    def _pc_from_context(self, stop: Stop) -> Stop:
+        """A target reports an exception with ProgramCounter equal to the record's
+        ExceptionAddress (both are the context's RIP). When they differ the checksum's
+        blind spot may have shifted one of them: take RIP from the context itself."""
+        try:
+            rip = self.registers.get("rip")
+        except (ProtocolError, KdconError) as exc:
+            log.debug("could not check the stop's RIP: %s", exc)
+            return stop
+        if rip != stop.pc:
+            log.warning("a state change said RIP %#x, the context %#x: using the context",
+                        stop.pc, rip)
+            stop = dataclasses.replace(stop, pc=rip)
         return stop
 
     def resume(self, *, trace: bool = False, dr7: int = DR7_DEFAULT,
