@@ -369,10 +369,16 @@ class Repl:
                     return                         # that line ended
                 if self._line_number < number:
                     deadline = time.monotonic() + _FORCE_AFTER     # not begun yet
-                elif time.monotonic() >= deadline and \
-                        in_extension_code(self.console, self.runner.thread):
-                    raise_in(self.runner.thread, KeyboardInterrupt)
-                    return
+                else:
+                    # The extension loader clears the event as each bang starts: the
+                    # Ctrl+C stays pressed for the rest of its line.
+                    target = self.console.target
+                    if target is not None and not target.cancel_event.is_set():
+                        target.cancel_event.set()
+                    if time.monotonic() >= deadline and \
+                            in_extension_code(self.console, self.runner.thread):
+                        raise_in(self.runner.thread, KeyboardInterrupt)
+                        return
             time.sleep(0.05)
 
     def _paged(self) -> bool:

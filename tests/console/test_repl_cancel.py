@@ -97,3 +97,30 @@ def test_an_extension_that_computes_is_stopped(loop, tmp_path):
     assert shown.count(CANCELLED) == 1
     assert "never" not in shown.replace(".echo never", "")
     assert "Evaluate expression: 5 =" in shown
+
+
+def test_a_loop_over_a_quick_extension_stops(loop, tmp_path):
+    source = tmp_path / "quick.py"
+    source.write_text(textwrap.dedent('''
+        """Returns at once (and clears the cancel event as every bang does)."""
+        from kdcon.api import bang
+
+
+        @bang
+        def quick(target, args):
+            """Nothing."""
+    ''').lstrip())
+    driver = ReplDriver(loop)
+    before = len(loop.text)
+
+    def script(d: ReplDriver) -> None:
+        d.run_command(f".load {source}")
+        interrupt(d, ".for (r $t2 = 0; @$t2 < 0n1000000; r $t2 = @$t2 + 1) { !quick }",
+                  after=50)
+        d.run_command("? @$t2")
+
+    driver.run(script)
+    shown = loop.text[before:]
+    assert shown.count(CANCELLED) == 1
+    counted = int(re.search(r"Evaluate expression: (\d+) =", shown).group(1))
+    assert 0 < counted < 1000000
