@@ -149,12 +149,14 @@ def _open(args: argparse.Namespace, reopen: Callable[[], Any] | None = None,
     ``reopen`` opens a link that heals (reconnect.reopen_for), waiting until
     ``deadline`` for one that is not there yet (linkwait.py)."""
     if args.loopback:
-        from kdcon.tools.simtarget.loopback import SimTarget
+        from kdcon.tools.simtarget.loopback import open_loopback
 
-        sim = SimTarget(seed=args.seed, drivers=args.driver, flavour=args.flavour,
-                        break_on_connect=True)
-        port = sim.connect(pace=args.pace, faults=args.faults)
-        return port, "kdsim (simulated target, in-process)", sim
+        # The target in a child process: no interpreter lock shared with the console,
+        # so a round trip is half the in-process one and a DbgPrint flood leaves the
+        # prompt responsive (bench/simtarget.py). Closing the port ends the child.
+        port = open_loopback(seed=args.seed, drivers=args.driver, flavour=args.flavour,
+                             break_on_connect=True, pace=args.pace, faults=args.faults)
+        return port, "kdsim (simulated target, in-process)", port
     if reopen is not None:
         port = open_waiting(reopen, say=_status, deadline=deadline)
     else:

@@ -17,13 +17,17 @@ What it does not do: open URLs (cli.py) or speak the host role.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from os import PathLike
 from typing import Any
@@ -38,6 +42,12 @@ from .kd import KdTargetSession
 __all__ = ["SimTarget", "open_loopback", "start_child", "reap", "share_one_cpu"]
 
 log = logging.getLogger(__name__)
+
+# What open_loopback's child says once its machine is made, and how long that may take
+# (parsing the images and drivers on a busy machine).
+READY = "ready"
+READY_TIMEOUT = 60.0
+_PR_SET_PDEATHSIG = 1
 
 
 class SimTarget:
@@ -142,12 +152,15 @@ def share_one_cpu() -> set[int] | None:
 def open_loopback(*, seed: int = 0, drivers: Sequence[str | PathLike[str]] | None = None,
                   break_on_connect: bool = False, include_trackdemo: bool = True,
                   flavour: str = "checked", pace: int | None = None,
-                  faults: FaultModel | None = None, timeout: float | None = 1.0) -> Any:
+                  faults: FaultModel | None = None, timeout: float | None = 1.0,
+                  ready_timeout: float = READY_TIMEOUT) -> Any:
     """The host end of a socket pair whose other end a child process serves with a
     ``SimTarget`` of these options (as ``SimTarget(...).connect(...)`` does in a
-    thread). The child boots while the caller goes on; it leaves Ctrl+C to the
-    caller (a process group of its own) and ends when the port closes. LinkError when a
-    driver file is missing or the child cannot start."""
+    thread). Returns once the child has made its machine (the boot to the first
+    stop goes on while the caller does); it leaves Ctrl+C to the caller (a process
+    group of its own) and ends when the port closes or the caller's process dies.
+    LinkError, one line, when a driver file is missing or is no driver, or the child
+    cannot start."""
     missing = [str(path) for path in drivers or () if not os.path.isfile(path)]
     if missing:
         raise LinkError(f"no such driver file: {', '.join(missing)}")
@@ -159,31 +172,77 @@ def open_loopback(*, seed: int = 0, drivers: Sequence[str | PathLike[str]] | Non
                        duplicate=faults.duplicate, garbage=faults.garbage,
                        garbage_len=list(faults.garbage_len)))
     host, child = socket.socketpair()
+    verdict_r, verdict_w = os.pipe()
     try:
-        process = start_child(child, options)
+        process = start_child(child, options, verdict=verdict_w)
     except LinkError:
         host.close()
+        os.close(verdict_r)
         raise
+    try:
+        _await_ready(verdict_r, process, ready_timeout)
+    except BaseException:
+        # Not ready, or the caller gave up (Ctrl+C): its machine is of no use.
+        host.close()
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        os.close(verdict_r)
     return wrap_link(_ChildPort(host, process, timeout), pace=pace)
 
 
-def start_child(sock: socket.socket, options: dict[str, Any]) -> subprocess.Popen:
+def _await_ready(fd: int, process: subprocess.Popen, timeout: float) -> None:
+    """Wait for the child's one line on its verdict pipe: READY, or why it could not
+    make the machine (LinkError with that line)."""
+    text = b""
+    deadline = time.monotonic() + timeout
+    while not text.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            process.kill()
+            raise LinkError(f"the simulated target did not start within {timeout:g} s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        text += chunk
+    line = text.decode("utf-8", "replace").strip()
+    if line == READY:
+        return
+    if not line:
+        status = process.wait(timeout=10)
+        line = f"its process ended before it was ready (exit status {status})"
+    raise LinkError(f"the simulated target could not start: {line}")
+
+
+def start_child(sock: socket.socket, options: dict[str, Any], *,
+                verdict: int | None = None) -> subprocess.Popen:
     """A child process serving ``SimTarget(**options)`` (plus ``pace`` and ``faults``
     as a dict of FaultModel's fields) on ``sock``, the target's end of a socket pair,
-    which is closed here. LinkError when the child cannot start."""
+    which is closed here. With ``verdict`` (a pipe's write end, closed here) the child
+    writes READY or why it could not make the machine there, one line, instead of
+    saying so on its standard error. LinkError when the child cannot start."""
+    fds = (sock.fileno(),) if verdict is None else (sock.fileno(), verdict)
+    # The kernel's watch on the parent is a watch on the thread that starts the
+    # child: one started from a thread that ends sooner must not die with it.
+    watch = threading.current_thread() is threading.main_thread()
     try:
         return subprocess.Popen(
             [sys.executable, "-c", "import sys; from kdcon.tools.simtarget.loopback import "
              "serve_inherited; sys.exit(serve_inherited())",
-             str(sock.fileno()), json.dumps(options)],
+             str(sock.fileno()), json.dumps(options),
+             *(() if verdict is None else (str(verdict),)),
+             *((str(os.getpid()),) if verdict is not None and watch else ())],
             # A process group of its own keeps the terminal's Ctrl+C from it; a
             # session of its own would also put it in another scheduling group,
             # whose wake-ups cost ten times the round trip under load.
-            pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL, process_group=0)
+            pass_fds=fds, stdin=subprocess.DEVNULL, process_group=0)
     except OSError as exc:
         raise LinkError(f"cannot start the simulated target: {exc}") from exc
     finally:
         sock.close()
+        if verdict is not None:
+            os.close(verdict)
 
 
 class _ChildPort(SocketPort):
@@ -211,21 +270,27 @@ def reap(process: subprocess.Popen) -> None:
 
 
 def serve_inherited(argv: Sequence[str] | None = None) -> int:
-    """The child of ``open_loopback``: argv is the inherited socket's descriptor and
-    the options as JSON. Serves until the socket closes; errors are one line."""
-    fd_text, options_text = (sys.argv[1:] if argv is None else argv)[:2]
+    """The child of ``start_child``: argv is the inherited socket's descriptor, the
+    options as JSON and, from ``open_loopback``, the verdict pipe's descriptor and the
+    parent's process id. Serves until the socket closes or the parent dies; errors
+    are one line (on the verdict pipe when there is one)."""
+    fd_text, options_text, *rest = (sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.ERROR, format="kdcon-sim: %(message)s")
     from .errors import SimTargetError
 
+    verdict = int(rest[0]) if rest else None
+    if len(rest) > 1:
+        _end_with_parent(int(rest[1]))
     options = json.loads(options_text)
     pace, faults = options.pop("pace"), options.pop("faults")
     sock = socket.socket(fileno=int(fd_text))
     try:
         sim = SimTarget(**options)
     except SimTargetError as exc:
-        sys.stderr.write(f"kdcon-sim: {exc}\n")
+        _say(verdict, str(exc))
         sock.close()
         return 2
+    _say(verdict, READY)
     model = None if faults is None else FaultModel(**dict(
         faults, garbage_len=tuple(faults["garbage_len"])))
     port = wrap_link(SocketPort(sock, "kdsim:target", timeout=0.05), pace=pace, faults=model)
@@ -235,3 +300,30 @@ def serve_inherited(argv: Sequence[str] | None = None) -> int:
         sim.close()
         port.close()
     return 0
+
+
+def _say(verdict: int | None, line: str) -> None:
+    if verdict is None:
+        if line != READY:
+            sys.stderr.write(f"kdcon-sim: {line}\n")
+        return
+    try:
+        with os.fdopen(verdict, "w", encoding="utf-8") as pipe:
+            pipe.write(" ".join(line.split()) + "\n")
+    except OSError:
+        pass  # the parent gave up waiting: the socket's end of file ends this process
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel end this process when the one that started it dies (Linux), so
+    that nothing is left running even when end of file cannot come (the parent's
+    socket end inherited by some process of its own). Elsewhere the end of file is
+    all there is."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(0)  # the parent died before the kernel was told to watch it
