@@ -8,8 +8,9 @@ this module turns its errors into ``UnwindError`` and keeps its names for the wa
 
 A ``FunctionTable`` reads one image's tables through a reader of absolute addresses:
 a whole image given as bytes (a file, or as loaded) is parsed at once; an image in
-target memory is read lazily, two small reads for the headers, one 12-byte entry per
-binary-search probe, each UNWIND_INFO once. Nothing here walks a stack (unwind.py
+target memory is read lazily: two small reads for the headers, then at the first
+lookup the whole table and the span of its UNWIND_INFO when each fits one request,
+else one 12-byte entry per binary-search probe and each UNWIND_INFO once. Nothing here walks a stack (unwind.py
 does) or prints anything.
 """
 
@@ -46,6 +47,14 @@ Reader = Callable[[int, int], bytes]
 
 _IMAGE_DIRECTORY_ENTRY_EXCEPTION = 3
 _PE32_PLUS = 0x20B
+# From target memory, at 178 bytes of packet overhead a request, a table is read
+# whole at the first lookup when that one request costs less than the binary search's
+# probes for two lookups (a walk seldom has fewer frames in a module), and fits one
+# transfer (3,944 bytes). Its UNWIND_INFO then lie in a span of known bounds, read at
+# once too when it is no longer than _UNWIND_SPAN (about three frames' own reads).
+_REQUEST = 178
+_MAX_TRANSFER = 3944
+_UNWIND_SPAN = 0x180
 
 
 class UnwindError(KdconError):
@@ -74,6 +83,8 @@ class FunctionTable:
         self.count = directory_size // 12
         self._entries: dict[int, tuple[int, int, int]] = dict(enumerate(entries)) if entries else {}
         self._infos: dict[int, UnwindInfo | None] = {}
+        self._whole = bool(entries)              # every entry is known
+        self._span: tuple[int, bytes] | None = None
         self._found: list[RuntimeFunction] = []
         self._found_begins: list[int] = []
 
@@ -115,7 +126,31 @@ class FunctionTable:
     def contains(self, address: int) -> bool:
         return self.base <= address < self.base + self.size
 
+    def _read_whole(self) -> None:
+        """Every entry in one request, with the span of their UNWIND_INFO after it."""
+        self._whole = True
+        size = self.count * 12
+        probes = 2 * self.count.bit_length() * (_REQUEST + 12)
+        if not self.count or size > _MAX_TRANSFER or size + _REQUEST > probes:
+            return
+        raw = self._read(self.base + self._directory_rva, size)
+        for index in range(len(raw) // 12):
+            self._entries.setdefault(index, struct.unpack_from("<3I", raw, 12 * index))
+        infos = [entry[2] for entry in self._entries.values() if not entry[2] & RUNTIME_FUNCTION_INDIRECT]
+        if len(raw) == size and infos and max(infos) + 32 - min(infos) <= _UNWIND_SPAN:
+            start = self.base + min(infos)
+            self._span = (start, bytes(self._read(start, max(infos) + 32 - min(infos))))
+
+    def _read_unwind(self, address: int, size: int) -> bytes:
+        if self._span is not None:
+            start, data = self._span
+            if start <= address and address + size <= start + len(data):
+                return data[address - start:address - start + size]
+        return self._read(address, size)
+
     def _entry(self, index: int) -> tuple[int, int, int] | None:
+        if not self._whole:
+            self._read_whole()
         entry = self._entries.get(index)
         if entry is None:
             data = self._read(self.base + self._directory_rva + 12 * index, 12)
@@ -169,11 +204,11 @@ class FunctionTable:
         if address in self._infos:
             return self._infos[address]
         info = None
-        data = self._read(address, 32)
+        data = self._read_unwind(address, 32)
         if len(data) >= 4:
             size = unwind_info_size(data)
             if len(data) < size:
-                data += self._read(address + len(data), size - len(data))
+                data += self._read_unwind(address + len(data), size - len(data))
             try:
                 info = parse_unwind_info(data[:size], self.base)
             except UnwindError as exc:

@@ -338,7 +338,9 @@ def test_stack_of_a_track_allocation_matches_the_machines_shadow_call_stack():
     assert frames[0].instruction_pointer == insert
     assert [f.return_address for f in frames[:len(truth)]] == truth
     assert [f.how for f in frames] == ["unwind"] * len(frames) and frames[-1].return_address == 0
-    assert sum(reads) < 2000
+    # On the wire every read also costs 178 bytes of packets: small tables are read
+    # whole (one request) rather than probed entry by entry (a request each).
+    assert sum(reads) + 178 * len(reads) < 8000 and len(reads) < 25
 
     # The same walk with the tables taken from the image files instead of target memory.
     files = {m.base: FunctionTable.from_image((IMAGES_DIR / m.name).read_bytes() if m is not trackdemo

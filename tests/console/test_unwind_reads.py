@@ -67,3 +67,35 @@ def test_a_chained_fragments_first_byte_is_still_checked_for_an_epilog(image):
     unwind(cpu.rip, cpu.rsp, 0, read=counting, registers=cpu.registers(),
            function_for=lambda a: table if BASE <= a < BASE + IMAGE_SIZE else None, max_frames=2)
     assert (cpu.rip, 32) in reads
+
+
+def _memory_table(image, base=BASE):
+    reads: list[tuple[int, int]] = []
+
+    def read(address: int, size: int) -> bytes:
+        reads.append((address, size))
+        offset = address - base
+        return image[offset:offset + size] if 0 <= offset < len(image) else b""
+
+    return FunctionTable.from_memory(read, base), reads
+
+
+def test_a_small_table_in_memory_is_read_whole_at_the_first_lookup(image):
+    table, reads = _memory_table(image)
+    reads.clear()
+    whole = FunctionTable.from_image(image, BASE, mapped=True)
+    names = list(FUNCTIONS)
+    assert table.lookup(BASE + FUNCTIONS[names[0]].rva) == whole.lookup(BASE + FUNCTIONS[names[0]].rva)
+    assert len(reads) == 1 and reads[0][1] == 12 * table.count
+    reads.clear()
+    for name in names:
+        assert table.lookup(BASE + FUNCTIONS[name].rva) == whole.lookup(BASE + FUNCTIONS[name].rva)
+    assert reads == []
+
+
+def test_a_large_table_in_memory_is_probed(image):
+    table, reads = _memory_table(image)
+    table.count = 400          # as a table too large for one transfer would be
+    reads.clear()
+    table.lookup(BASE + FUNCTIONS["push_alloc"].rva)
+    assert reads and all(size == 12 for _, size in reads)
