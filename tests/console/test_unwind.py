@@ -254,7 +254,8 @@ def _run_to(machine, handle):
 
 
 class ShadowStack:
-    """Calls seen by a unicorn code hook over one image: (slot, return address) pairs."""
+    """Calls seen by a unicorn code hook over one image: (slot, return address) pairs of
+    the calls not yet returned from, outermost first."""
 
     def __init__(self, machine, begin: int, end: int) -> None:
         from iced_x86 import Decoder, FlowControl
@@ -266,12 +267,16 @@ class ShadowStack:
         calls = (FlowControl.CALL, FlowControl.INDIRECT_CALL)
 
         def on_code(uc, address, size, _user):
+            # Code running above a recorded slot has consumed that return address.
+            rsp = uc.reg_read(X.UC_X86_REG_RSP)
+            while self.calls and self.calls[-1][0] < rsp:
+                self.calls.pop()
             is_call = kinds.get(address)
             if is_call is None:
                 instruction = Decoder(64, bytes(uc.mem_read(address, size)), ip=address).decode()
                 is_call = kinds[address] = instruction.flow_control in calls
             if is_call:
-                self.calls.append((uc.reg_read(X.UC_X86_REG_RSP) - 8, address + size))
+                self.calls.append((rsp - 8, address + size))
 
         # Added before the image's code first runs: code translated earlier would run
         # without the hook.
@@ -281,10 +286,11 @@ class ShadowStack:
     def close(self) -> None:
         self._uc.hook_del(self._hook)
 
-    def live(self, machine, rsp: int) -> list[int]:
-        """Return addresses of the calls still on the stack, innermost first."""
+    def live(self, machine, rsp: int, top: int) -> list[int]:
+        """Return addresses of the calls still on the stack between rsp and top (an older
+        frame's stack pointer: slots above it may hold stale copies), innermost first."""
         live = [(slot, ret) for slot, ret in self.calls
-                if slot >= rsp and struct.unpack("<Q", machine.read_virtual(slot, 8))[0] == ret]
+                if rsp <= slot < top and struct.unpack("<Q", machine.read_virtual(slot, 8))[0] == ret]
         return [ret for _, ret in sorted(live)]
 
 
@@ -309,13 +315,14 @@ def test_stack_of_a_track_allocation_matches_the_machines_shadow_call_stack():
         handle = machine.write_breakpoint(dispatch)
         _run_to(machine, handle)
         machine.restore_breakpoint(handle)
-        dispatch_return = struct.unpack("<Q", machine.read_virtual(machine.get_context().Rsp, 8))[0]
+        dispatch_rsp = machine.get_context().Rsp
+        dispatch_return = struct.unpack("<Q", machine.read_virtual(dispatch_rsp, 8))[0]
         handle = machine.write_breakpoint(insert)
         _run_to(machine, handle)
     finally:
         shadow.close()
     context = machine.get_context()
-    truth = shadow.live(machine, context.Rsp) + [dispatch_return]
+    truth = shadow.live(machine, context.Rsp, dispatch_rsp) + [dispatch_return]
     assert len(truth) >= 4
 
     reads = []

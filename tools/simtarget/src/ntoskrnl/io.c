@@ -4,8 +4,7 @@
  *
  * Layouts: DRIVER_OBJECT, DEVICE_OBJECT, IRP and IO_STACK_LOCATION as in ntbase.h
  * (real x64).  Memory is mapped flat, so MmMapLockedPages returns the buffer's own
- * address.  There are no completion routines and no pending I/O: every dispatch
- * routine runs to completion on the system thread.
+ * address.  Completion, device stacks and StartIo are in iocomp.c and iostart.c.
  */
 #include "ki.h"
 
@@ -23,6 +22,9 @@ VOID KdpReportModule(PKLDR_DATA_TABLE_ENTRY Entry, BOOLEAN Unload);
 static PDRIVER_OBJECT IopDrivers[KSIM_MAX_DRIVERS];
 static ULONG IopDriverCount;
 static UCHAR IopIoctlBuffer[IOCTL_BUFFER_SIZE];
+static PDRIVER_OBJECT IopStarting;
+
+VOID NTAPI KeInitializeDeviceQueue(PVOID DeviceQueue);
 
 static NTSTATUS NTAPI IopInvalidDeviceRequest(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 {
@@ -102,7 +104,9 @@ NTSTATUS IopStartDriver(PKLDR_DATA_TABLE_ENTRY Entry)
     IopMakeName(&registryPath, "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\",
                 &Entry->BaseDllName, TRUE);
 
+    IopStarting = driver;
     status = driver->DriverInit(driver, &registryPath);
+    IopStarting = NULL;
     IopFreeName(&registryPath);
     if (!NT_SUCCESS(status)) {
         DbgPrint("KSIM: DriverEntry of %wZ failed with 0x%08lx\n", &Entry->BaseDllName, status);
@@ -148,17 +152,6 @@ NTSTATUS NTAPI IoCallDriver(PDEVICE_OBJECT DeviceObject, PIRP Irp)
     return IofCallDriver(DeviceObject, Irp);
 }
 
-VOID NTAPI IofCompleteRequest(PIRP Irp, CCHAR PriorityBoost)
-{
-    (void)PriorityBoost;
-    if (Irp->UserIosb)
-        *Irp->UserIosb = Irp->IoStatus;
-    if (Irp->UserEvent)
-        Irp->UserEvent->Header.SignalState = 1;
-}
-
-VOID NTAPI IoCompleteRequest(PIRP Irp, CCHAR PriorityBoost) { IofCompleteRequest(Irp, PriorityBoost); }
-
 static NTSTATUS IopSendIoctl(PDEVICE_OBJECT Device, ULONG Code)
 {
     PIRP irp = IoAllocateIrp(Device->StackSize > 0 ? Device->StackSize : 1, FALSE);
@@ -180,11 +173,28 @@ static NTSTATUS IopSendIoctl(PDEVICE_OBJECT Device, ULONG Code)
     return status;
 }
 
+/* The system loop's IOCTLs (IOCTL_TRACKDEMO_*) mean something only to the drivers
+ * written for it; any other driver may give 0x222000 a meaning of its own. */
+static BOOLEAN IopSpeaksTrackDemo(PDRIVER_OBJECT Driver)
+{
+    static const PCWSTR names[] = { (PCWSTR)u"\\Driver\\trackdemo", (PCWSTR)u"\\Driver\\testdrv" };
+    UNICODE_STRING name;
+    ULONG i;
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        RtlInitUnicodeString(&name, names[i]);
+        if (Driver->DriverName.Buffer && RtlCompareUnicodeString(&Driver->DriverName, &name, TRUE) == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
 VOID IopTickDrivers(ULONG IoControlCode)
 {
     ULONG i;
     for (i = 0; i < IopDriverCount; i++) {
         PDEVICE_OBJECT device = IopDrivers[i]->DeviceObject, next;
+        if (!IopSpeaksTrackDemo(IopDrivers[i]))
+            continue;
         for (; device; device = next) {
             next = device->NextDevice;
             IopSendIoctl(device, IoControlCode);
@@ -266,6 +276,7 @@ NTSTATUS NTAPI IoCreateDevice(PDRIVER_OBJECT DriverObject, ULONG DeviceExtension
     device->Characteristics = DeviceCharacteristics;
     device->StackSize = 1;
     device->Flags = DO_DEVICE_INITIALIZING;
+    KeInitializeDeviceQueue((PVOID)((PUCHAR)device + 0xA0));
     if (DeviceName && !NT_SUCCESS(IopMakeName(&device->KsimName, "", DeviceName, FALSE))) {
         ExFreePoolWithTag(device, TAG_DEVICE);
         return STATUS_INSUFFICIENT_RESOURCES;
@@ -285,6 +296,20 @@ VOID NTAPI IoDeleteDevice(PDEVICE_OBJECT DeviceObject)
         *link = DeviceObject->NextDevice;
     IopFreeName(&DeviceObject->KsimName);
     ExFreePoolWithTag(DeviceObject, TAG_DEVICE);
+}
+
+/* Whether Object is a device object of a loaded driver, or of the one starting. */
+BOOLEAN IopIsDevice(PVOID Object)
+{
+    ULONG i;
+    for (i = 0; i <= IopDriverCount; i++) {
+        PDRIVER_OBJECT driver = i < IopDriverCount ? IopDrivers[i] : IopStarting;
+        PDEVICE_OBJECT d;
+        for (d = driver ? driver->DeviceObject : NULL; d; d = d->NextDevice)
+            if (d == Object)
+                return TRUE;
+    }
+    return FALSE;
 }
 
 /* The device named Name (case-insensitive), for opening it from outside (iomgr2.c). */

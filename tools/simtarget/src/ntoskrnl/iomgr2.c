@@ -15,6 +15,7 @@
  * - METHOD_IN_DIRECT / METHOD_OUT_DIRECT: input through SystemBuffer, the output buffer
  *   described by a locked MDL (Irp->MdlAddress); direct read/write likewise.
  * - METHOD_NEITHER: Type3InputBuffer and Irp->UserBuffer are the caller's addresses.
+ * Requests go to the top of the named device's stack (the last device attached to it).
  * An IRP the driver leaves pending is finished when it is completed; the request then
  * reports STATUS_PENDING and its final status later (KiSimIoRequest.Done).
  */
@@ -75,6 +76,7 @@ static PVOID IopFiles[KSIM_IO_MAX_FILES];
 static KSIM_PENDING_IO IopPending;
 
 PDEVICE_OBJECT IopFindDevice(PCUNICODE_STRING Name);
+PDEVICE_OBJECT NTAPI IoGetAttachedDevice(PDEVICE_OBJECT DeviceObject);
 VOID NTAPI KeInitializeEvent(PKEVENT Event, EVENT_TYPE Type, BOOLEAN State);
 PIRP NTAPI IoAllocateIrp(CCHAR StackSize, BOOLEAN ChargeQuota);
 VOID NTAPI IoFreeIrp(PIRP Irp);
@@ -173,7 +175,7 @@ static PDEVICE_OBJECT IopOpenName(PWSTR Name)
 
 static PIRP IopBuildIrp(PVOID File, UCHAR Major)
 {
-    PDEVICE_OBJECT device = FO_DEVICE(File);
+    PDEVICE_OBJECT device = IoGetAttachedDevice(FO_DEVICE(File));
     PIRP irp = IoAllocateIrp(device->StackSize, FALSE);
     PIO_STACK_LOCATION sp;
     if (!irp)
@@ -231,7 +233,7 @@ static NTSTATUS IopCall(PVOID File, PIRP Irp, ULONG Method, ULONG64 Output, ULON
     KeInitializeEvent(&io->Event, NotificationEvent, FALSE);
     Irp->UserIosb = &io->Iosb;
     Irp->UserEvent = &io->Event;
-    status = IofCallDriver(FO_DEVICE(File), Irp);
+    status = IofCallDriver(IoGetAttachedDevice(FO_DEVICE(File)), Irp);
     if (status == STATUS_PENDING && !io->Event.Header.SignalState) {
         KiSimIoRequest.Status = STATUS_PENDING;
         return STATUS_PENDING;     /* finished by IopCheckPending once completed */

@@ -261,16 +261,26 @@ NTSTATUS NTAPI ObReferenceObjectByHandle(HANDLE Handle, ACCESS_MASK DesiredAcces
     return STATUS_SUCCESS;
 }
 
+/* Device objects carry no header here: iocomp.c counts their references. */
+BOOLEAN IopReferenceDevice(PVOID Object, LONG Change, LONG_PTR *Count);
+
 LONG_PTR NTAPI ObfReferenceObject(PVOID Object)
 {
     PKSIM_OBJECT_HEADER h = (PKSIM_OBJECT_HEADER)Object - 1;
+    LONG_PTR count;
+    if (IopReferenceDevice(Object, 1, &count))
+        return count;
     return ++h->PointerCount;
 }
 
 LONG_PTR NTAPI ObfDereferenceObject(PVOID Object)
 {
     PKSIM_OBJECT_HEADER h = (PKSIM_OBJECT_HEADER)Object - 1;
-    LONG left = h->PointerCount - 1;
+    LONG_PTR count;
+    LONG left;
+    if (IopReferenceDevice(Object, -1, &count))
+        return count;
+    left = h->PointerCount - 1;
     ObpDereference(h);
     return left;
 }

@@ -69,6 +69,9 @@ NTKERNELAPI PVOID NTAPI ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, 
 #ifndef NonPagedPoolNx
 #define NonPagedPoolNx ((POOL_TYPE)512)
 #endif
+#ifndef POOL_NX_ALLOCATION
+#define POOL_NX_ALLOCATION 512
+#endif
 
 /* The WDK's inline helpers of Windows 10 (wdm.h), written from their documented
  * behaviour: zeroed pool from ExAllocatePool2 and the pool type it maps to. */

@@ -1,0 +1,325 @@
+/*
+ * iocomp.c - IRP completion and device stacks: IofCompleteRequest walking the stack
+ * locations upward through completion routines, IoSetCompletionRoutineEx, attaching
+ * and detaching devices (IoAttachDeviceToDeviceStack, IoDetachDevice,
+ * IoGetAttachedDevice, IoGetAttachedDeviceReference), and the IRPs the I/O manager
+ * builds for a driver (IoBuildDeviceIoControlRequest, IoBuildSynchronousFsdRequest).
+ *
+ * Completion, as the WDK documents it: each stack location from the current one up
+ * is taken off in turn; its completion routine (set by the driver above with
+ * IoSetCompletionRoutine, in the lower driver's location) is called when the status
+ * matches InvokeOnSuccess / InvokeOnError, or Irp->Cancel matches InvokeOnCancel,
+ * with the device of the driver that set it (NULL for the top one) and
+ * Irp->PendingReturned set from the location's SL_PENDING_RETURNED; a routine
+ * returning STATUS_MORE_PROCESSING_REQUIRED ends the walk and the IRP stays with its
+ * driver.  A location without a routine passes a pending mark up by itself.  Past the
+ * top location the I/O manager's part runs: the status goes to Irp->UserIosb and
+ * Irp->UserEvent is set; an IRP built here also has its buffered output copied back,
+ * its system buffer and MDLs freed, and is freed itself, as the documentation says
+ * the I/O manager does with them.  Completion happens on the spot (no APC).
+ *
+ * The simulated kernel has no object headers on device objects: referencing one
+ * (IoGetAttachedDeviceReference, ObReferenceObject) counts in its ReferenceCount.
+ *
+ * Sources (facts only): the WDK documentation of IoCompleteRequest,
+ * IoSetCompletionRoutine(Ex), IoMarkIrpPending, IoCallDriver, the routines above and
+ * "Constraints on Completion Routines"; IO_STACK_LOCATION's Control bits in wdm.h.
+ */
+#include "iop.h"
+
+#define MULTIPLE_IRP_COMPLETE_REQUESTS 0x00000044
+#define KSIM_IRP_BUILT 0x80          /* AllocationFlags: the I/O manager frees it at completion */
+#define TAG_COMPLETION 'pmCI'
+#define TAG_BUILT_BUFFER 'fBoI'
+#define IoReadAccess 0
+#define IoWriteAccess 1
+
+PMDL NTAPI IoAllocateMdl(PVOID VirtualAddress, ULONG Length, BOOLEAN SecondaryBuffer, BOOLEAN ChargeQuota,
+                         PIRP Irp);
+VOID NTAPI IoFreeMdl(PMDL Mdl);
+VOID NTAPI MmProbeAndLockPages(PMDL Mdl, KPROCESSOR_MODE AccessMode, ULONG Operation);
+VOID NTAPI MmUnlockPages(PMDL Mdl);
+PVOID NTAPI KeGetCurrentThread(VOID);
+
+/* ---- Completion ---- */
+
+/* The I/O manager's part, once no driver holds the IRP any more. */
+static VOID IopCompleteFinal(PIRP Irp)
+{
+    if (Irp->AllocationFlags & KSIM_IRP_BUILT) {
+        PMDL mdl, next;
+        if (Irp->Flags & IRP_BUFFERED_IO) {
+            if ((Irp->Flags & IRP_INPUT_OPERATION) && NT_SUCCESS(Irp->IoStatus.Status) && Irp->UserBuffer)
+                memcpy(Irp->UserBuffer, Irp->AssociatedIrp.SystemBuffer, Irp->IoStatus.Information);
+            if (Irp->Flags & IRP_DEALLOCATE_BUFFER)
+                ExFreePoolWithTag(Irp->AssociatedIrp.SystemBuffer, TAG_BUILT_BUFFER);
+        }
+        for (mdl = Irp->MdlAddress; mdl; mdl = next) {
+            next = mdl->Next;
+            MmUnlockPages(mdl);
+            IoFreeMdl(mdl);
+        }
+        Irp->MdlAddress = NULL;
+    }
+    if (Irp->UserIosb)
+        *Irp->UserIosb = Irp->IoStatus;
+    if (Irp->UserEvent)
+        KeSetEvent(Irp->UserEvent, 0, FALSE);
+    if (Irp->AllocationFlags & KSIM_IRP_BUILT)
+        IoFreeIrp(Irp);
+}
+
+VOID NTAPI IofCompleteRequest(PIRP Irp, CCHAR PriorityBoost)
+{
+    (void)PriorityBoost;
+    if (Irp->Type != IO_TYPE_IRP || Irp->CurrentLocation > Irp->StackCount + 1)
+        KeBugCheckEx(MULTIPLE_IRP_COMPLETE_REQUESTS, (ULONG_PTR)Irp, 0, 0, 0);
+    while (Irp->CurrentLocation <= Irp->StackCount) {
+        PIO_STACK_LOCATION sp = Irp->CurrentStackLocation;
+        PIO_COMPLETION_ROUTINE routine = (PIO_COMPLETION_ROUTINE)sp->CompletionRoutine;
+        PVOID context = sp->Context;
+        UCHAR control = sp->Control;
+        NTSTATUS status = Irp->IoStatus.Status;
+        BOOLEAN invoke;
+
+        Irp->PendingReturned = (control & SL_PENDING_RETURNED) != 0;
+        sp->Control = 0;
+        sp->CompletionRoutine = NULL;
+        sp->Context = NULL;
+        Irp->CurrentLocation++;
+        Irp->CurrentStackLocation++;
+        invoke = routine && ((NT_SUCCESS(status) && (control & SL_INVOKE_ON_SUCCESS))
+                             || (!NT_SUCCESS(status) && (control & SL_INVOKE_ON_ERROR))
+                             || (Irp->Cancel && (control & SL_INVOKE_ON_CANCEL)));
+        if (invoke) {
+            PDEVICE_OBJECT device = Irp->CurrentLocation <= Irp->StackCount
+                                    ? Irp->CurrentStackLocation->DeviceObject : NULL;
+            if (routine(device, Irp, context) == STATUS_MORE_PROCESSING_REQUIRED)
+                return;
+        } else if (Irp->PendingReturned && Irp->CurrentLocation <= Irp->StackCount) {
+            Irp->CurrentStackLocation->Control |= SL_PENDING_RETURNED;
+        }
+    }
+    IopCompleteFinal(Irp);
+}
+
+VOID NTAPI IoCompleteRequest(PIRP Irp, CCHAR PriorityBoost) { IofCompleteRequest(Irp, PriorityBoost); }
+
+/* IoSetCompletionRoutineEx: the routine is wrapped so that the wrapper always runs and
+ * frees its context, and calls the driver's routine under the driver's conditions. */
+typedef struct _IOP_COMPLETION_EX {
+    PIO_COMPLETION_ROUTINE Routine;
+    PVOID Context;
+    UCHAR Control;
+} IOP_COMPLETION_EX;
+
+static NTSTATUS NTAPI IopCompletionEx(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
+{
+    IOP_COMPLETION_EX ex = *(IOP_COMPLETION_EX *)Context;
+    NTSTATUS status = Irp->IoStatus.Status;
+    ExFreePoolWithTag(Context, TAG_COMPLETION);
+    if ((NT_SUCCESS(status) && (ex.Control & SL_INVOKE_ON_SUCCESS))
+        || (!NT_SUCCESS(status) && (ex.Control & SL_INVOKE_ON_ERROR))
+        || (Irp->Cancel && (ex.Control & SL_INVOKE_ON_CANCEL)))
+        return ex.Routine(DeviceObject, Irp, ex.Context);
+    if (Irp->PendingReturned && Irp->CurrentLocation <= Irp->StackCount)
+        Irp->CurrentStackLocation->Control |= SL_PENDING_RETURNED;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS NTAPI IoSetCompletionRoutineEx(PDEVICE_OBJECT DeviceObject, PIRP Irp, PIO_COMPLETION_ROUTINE CompletionRoutine,
+    PVOID Context, BOOLEAN InvokeOnSuccess, BOOLEAN InvokeOnError, BOOLEAN InvokeOnCancel)
+{
+    IOP_COMPLETION_EX *ex = ExAllocatePoolWithTag(NonPagedPool, sizeof(*ex), TAG_COMPLETION);
+    PIO_STACK_LOCATION next = Irp->CurrentStackLocation - 1;
+    (void)DeviceObject;
+    if (!ex)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    ex->Routine = CompletionRoutine;
+    ex->Context = Context;
+    ex->Control = (UCHAR)((InvokeOnSuccess ? SL_INVOKE_ON_SUCCESS : 0) | (InvokeOnError ? SL_INVOKE_ON_ERROR : 0)
+                          | (InvokeOnCancel ? SL_INVOKE_ON_CANCEL : 0));
+    next->CompletionRoutine = (PVOID)IopCompletionEx;
+    next->Context = ex;
+    next->Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+    return STATUS_SUCCESS;
+}
+
+/* ---- Device stacks ---- */
+
+PDEVICE_OBJECT NTAPI IoGetAttachedDevice(PDEVICE_OBJECT DeviceObject)
+{
+    while (DeviceObject->AttachedDevice)
+        DeviceObject = DeviceObject->AttachedDevice;
+    return DeviceObject;
+}
+
+/* One CPU: the count changes atomically with the IRQL above every interrupt. */
+static LONG IopChangeReferences(PDEVICE_OBJECT Device, LONG Change)
+{
+    KIRQL old = KfRaiseIrql(HIGH_LEVEL);
+    LONG count = Device->ReferenceCount += Change;
+    KeLowerIrql(old);
+    return count;
+}
+
+PDEVICE_OBJECT NTAPI IoGetAttachedDeviceReference(PDEVICE_OBJECT DeviceObject)
+{
+    PDEVICE_OBJECT top = IoGetAttachedDevice(DeviceObject);
+    IopChangeReferences(top, 1);
+    return top;
+}
+
+/* Attaches to the top of the target's stack: the source's stack size is one more than
+ * that device's, and its alignment and sector size are taken over. */
+PDEVICE_OBJECT NTAPI IoAttachDeviceToDeviceStack(PDEVICE_OBJECT SourceDevice, PDEVICE_OBJECT TargetDevice)
+{
+    PDEVICE_OBJECT top = IoGetAttachedDevice(TargetDevice);
+    if (top == SourceDevice)
+        return NULL;
+    top->AttachedDevice = SourceDevice;
+    SourceDevice->StackSize = (CCHAR)(top->StackSize + 1);
+    IopAlignmentRequirement(SourceDevice) = IopAlignmentRequirement(top);
+    IopSectorSize(SourceDevice) = IopSectorSize(top);
+    IopAttachedTo(SourceDevice) = top;
+    return top;
+}
+
+VOID NTAPI IoDetachDevice(PDEVICE_OBJECT TargetDevice)
+{
+    PDEVICE_OBJECT attached = TargetDevice->AttachedDevice;
+    if (!attached)
+        return;
+    IopAttachedTo(attached) = NULL;
+    TargetDevice->AttachedDevice = NULL;
+}
+
+/* ObReferenceObject / ObDereferenceObject on a device object (ob.c asks). */
+BOOLEAN IopReferenceDevice(PVOID Object, LONG Change, LONG_PTR *Count)
+{
+    if (!IopIsDevice(Object))
+        return FALSE;
+    *Count = IopChangeReferences(Object, Change);
+    return TRUE;
+}
+
+/* ---- IRPs built for drivers ---- */
+
+static PIRP IopBuildIrp(PDEVICE_OBJECT DeviceObject, UCHAR Major, PKEVENT Event, PIO_STATUS_BLOCK IoStatusBlock)
+{
+    PIRP irp = IoAllocateIrp(DeviceObject->StackSize, FALSE);
+    PIO_STACK_LOCATION sp;
+    if (!irp)
+        return NULL;
+    irp->AllocationFlags |= KSIM_IRP_BUILT;
+    irp->RequestorMode = KernelMode;
+    irp->UserIosb = IoStatusBlock;
+    irp->UserEvent = Event;
+    IopIrpThread(irp) = KeGetCurrentThread();
+    sp = irp->CurrentStackLocation - 1;
+    sp->MajorFunction = Major;
+    return irp;
+}
+
+static BOOLEAN IopBuffer(PIRP Irp, PVOID Source, ULONG Size, ULONG CopyLength)
+{
+    Irp->AssociatedIrp.SystemBuffer = ExAllocatePoolWithTag(NonPagedPool, Size, TAG_BUILT_BUFFER);
+    if (!Irp->AssociatedIrp.SystemBuffer)
+        return FALSE;
+    if (CopyLength)
+        memcpy(Irp->AssociatedIrp.SystemBuffer, Source, CopyLength);
+    Irp->Flags |= IRP_BUFFERED_IO | IRP_DEALLOCATE_BUFFER;
+    return TRUE;
+}
+
+static BOOLEAN IopLockBuffer(PIRP Irp, PVOID Buffer, ULONG Length, ULONG Operation)
+{
+    PMDL mdl = IoAllocateMdl(Buffer, Length, FALSE, FALSE, Irp);
+    if (!mdl)
+        return FALSE;
+    MmProbeAndLockPages(mdl, KernelMode, Operation);
+    return TRUE;
+}
+
+static PIRP IopBuildFailed(PIRP Irp)
+{
+    if (Irp->Flags & IRP_DEALLOCATE_BUFFER)
+        ExFreePoolWithTag(Irp->AssociatedIrp.SystemBuffer, TAG_BUILT_BUFFER);
+    if (Irp->MdlAddress)
+        IoFreeMdl(Irp->MdlAddress);
+    IoFreeIrp(Irp);
+    return NULL;
+}
+
+/* The buffers as the transfer type in the code's low two bits says: METHOD_BUFFERED
+ * through one system buffer sized for the larger side, the direct methods with the
+ * input buffered and the output locked in an MDL, METHOD_NEITHER with the caller's
+ * addresses. */
+PIRP NTAPI IoBuildDeviceIoControlRequest(ULONG IoControlCode, PDEVICE_OBJECT DeviceObject, PVOID InputBuffer,
+    ULONG InputBufferLength, PVOID OutputBuffer, ULONG OutputBufferLength, BOOLEAN InternalDeviceIoControl,
+    PKEVENT Event, PIO_STATUS_BLOCK IoStatusBlock)
+{
+    PIRP irp = IopBuildIrp(DeviceObject, InternalDeviceIoControl ? IRP_MJ_INTERNAL_DEVICE_CONTROL
+                                                                 : IRP_MJ_DEVICE_CONTROL, Event, IoStatusBlock);
+    PIO_STACK_LOCATION sp;
+    ULONG size = InputBufferLength > OutputBufferLength ? InputBufferLength : OutputBufferLength;
+    if (!irp)
+        return NULL;
+    sp = irp->CurrentStackLocation - 1;
+    sp->Parameters.DeviceIoControl.IoControlCode = IoControlCode;
+    sp->Parameters.DeviceIoControl.InputBufferLength = InputBufferLength;
+    sp->Parameters.DeviceIoControl.OutputBufferLength = OutputBufferLength;
+    switch (IoControlCode & 3) {
+    case 0:
+        if (size && !IopBuffer(irp, InputBuffer, size, InputBuffer ? InputBufferLength : 0))
+            return IopBuildFailed(irp);
+        if (OutputBufferLength)
+            irp->Flags |= IRP_INPUT_OPERATION;
+        irp->UserBuffer = OutputBuffer;
+        break;
+    case 1: case 2:
+        if (InputBufferLength && !IopBuffer(irp, InputBuffer, InputBufferLength, InputBufferLength))
+            return IopBuildFailed(irp);
+        if (OutputBufferLength && !IopLockBuffer(irp, OutputBuffer, OutputBufferLength,
+                                                 (IoControlCode & 3) == 1 ? IoReadAccess : IoWriteAccess))
+            return IopBuildFailed(irp);
+        break;
+    default:
+        sp->Parameters.DeviceIoControl.Type3InputBuffer = InputBuffer;
+        irp->UserBuffer = OutputBuffer;
+        break;
+    }
+    return irp;
+}
+
+/* Read, write, flush or shutdown; the buffer goes the way the device's flags ask. */
+PIRP NTAPI IoBuildSynchronousFsdRequest(ULONG MajorFunction, PDEVICE_OBJECT DeviceObject, PVOID Buffer,
+    ULONG Length, PLARGE_INTEGER StartingOffset, PKEVENT Event, PIO_STATUS_BLOCK IoStatusBlock)
+{
+    PIRP irp;
+    PIO_STACK_LOCATION sp;
+    if (MajorFunction != IRP_MJ_READ && MajorFunction != IRP_MJ_WRITE && MajorFunction != IRP_MJ_FLUSH_BUFFERS
+        && MajorFunction != IRP_MJ_SHUTDOWN)
+        return NULL;
+    irp = IopBuildIrp(DeviceObject, (UCHAR)MajorFunction, Event, IoStatusBlock);
+    if (!irp)
+        return NULL;
+    if (MajorFunction != IRP_MJ_READ && MajorFunction != IRP_MJ_WRITE)
+        return irp;
+    sp = irp->CurrentStackLocation - 1;
+    sp->Parameters.Others.Argument1 = (PVOID)(ULONG_PTR)Length;                 /* Read.Length */
+    sp->Parameters.Others.Argument3 = (PVOID)(StartingOffset ? StartingOffset->QuadPart : 0); /* ByteOffset */
+    if (DeviceObject->Flags & DO_BUFFERED_IO) {
+        if (Length && !IopBuffer(irp, Buffer, Length, MajorFunction == IRP_MJ_WRITE ? Length : 0))
+            return IopBuildFailed(irp);
+        if (MajorFunction == IRP_MJ_READ)
+            irp->Flags |= IRP_INPUT_OPERATION;
+        irp->UserBuffer = Buffer;
+    } else if (DeviceObject->Flags & DO_DIRECT_IO) {
+        if (Length && !IopLockBuffer(irp, Buffer, Length, MajorFunction == IRP_MJ_READ ? IoWriteAccess : IoReadAccess))
+            return IopBuildFailed(irp);
+    } else {
+        irp->UserBuffer = Buffer;
+    }
+    return irp;
+}
