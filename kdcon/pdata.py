@@ -10,8 +10,8 @@ A ``FunctionTable`` reads one image's tables through a reader of absolute addres
 a whole image given as bytes (a file, or as loaded) is parsed at once; an image in
 target memory is read lazily: two small reads for the headers, then at the first
 lookup the whole table and the span of its UNWIND_INFO when each fits one request,
-else one 12-byte entry per binary-search probe and each UNWIND_INFO once. Nothing here walks a stack (unwind.py
-does) or prints anything.
+else one 12-byte entry per binary-search probe and each UNWIND_INFO once. Nothing
+here walks a stack (unwind.py does) or prints anything.
 """
 
 from __future__ import annotations

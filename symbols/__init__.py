@@ -12,7 +12,8 @@ Where to start:
 * ``module.ModuleSymbols``: one module, lazily loaded, with its ``lm`` state.
 * ``path.SymbolPath``, ``locate.SymbolLocator``, ``store`` (layouts), ``match``
   (keys and verdicts), ``safepath`` (names that cannot leave a root).
-* ``pe.read_image`` / ``pe.read_image_from_memory``, ``dbg.read_dbg``,
-  ``pdb.open_pdb``; ``pewriter`` and ``dbgwriter`` build fixtures.
+* ``pe.read_image`` / ``pe.read_image_from_memory`` / ``pe.identify_from_memory``,
+  ``dbg.read_dbg``, ``pdb.open_pdb``; ``pewriter`` and ``dbgwriter`` build fixtures.
+* ``unwindinfo``: x64 RUNTIME_FUNCTION and UNWIND_INFO, the one decoder.
 * ``index.SymbolIndex``: address and name indexes over ``model.SymbolRecord``.
 """

@@ -6,12 +6,13 @@ module list's timestamp and size; else from target memory through ``read(rva,
 size)``, its CodeView record found by ``search(rva, length, pattern)`` when the
 target can search; else from the facts passed in), then the symbol file, in this
 order of candidate names (§3.1, §6.7): the image's CodeView PDB name, its MISC DBG
-name, ``<module>.dbg``/``.pdb``, then the kernel and HAL aliases. A DBG with an NB10 record leads to its PDB 2.0
-(looked for next to the DBG first). Without a matching file the image's exports
-are used. The timestamp/GUID check decides, never the name. A PDB gives its
-publics at once and the rest as questions need it (``pdb.staged``): an address
-reads only the module streams whose section contributions hold it, a name query
-reads everything; the answers are those of a full load.
+name, ``<module>.dbg``/``.pdb``, then the kernel and HAL aliases. A DBG with an NB10
+record leads to its PDB 2.0 (looked for next to the DBG first). Without a matching
+file the image's exports are used. The timestamp/GUID check decides, never the
+name. A PDB gives its publics at once and the rest as questions need it
+(``pdb.staged``): an address reads only the module streams whose section
+contributions hold it, a name query reads everything; the answers are those of a
+full load.
 
 States: deferred, pdb symbols, private pdb symbols, codeview symbols, coff
 symbols, export symbols, no symbols; ``letter`` holds the mismatch letter.

@@ -84,7 +84,8 @@ class PeImage:
         except SymbolFileError as exc:
             log.info("%s: headers not usable: %s", self.identity.name, exc)
             return
-        self.machine, self.image_base, self.characteristics = full.machine, full.image_base, full.characteristics
+        self.machine, self.image_base = full.machine, full.image_base
+        self.characteristics = full.characteristics
         self.debug_entries, self.misc_name = full.debug_entries, full.misc_name
         self._read, self._directories, self._blob = full._read, full._directories, full._blob
 

@@ -178,7 +178,7 @@ def bench_deep_stack() -> None:
                 # The first stops may be the kernel's own breaks; go on to the breakpoint.
                 for _ in range(5):
                     app.console.execute("g")
-                    if stream.getvalue().rsplit("Breakpoint", 1)[-1].find(f"{DEEP_DRIVER}!{DEEP_FUNCTION}:") >= 0:
+                    if f"{DEEP_DRIVER}!{DEEP_FUNCTION}:" in stream.getvalue().rsplit("Breakpoint", 1)[-1]:
                         break
                 else:
                     raise RuntimeError(f"{DEEP_DRIVER}!{DEEP_FUNCTION} was never reached")
