@@ -4,9 +4,7 @@ and what reading memory costs on a serial line.
 What it does: ``Layout.load`` gives the offsets, sizes and bit positions of the fields
 an extension names, from the target's PDB (``nt!_POOL_HEADER``, ...) or, while the
 kernel has no PDB, from the built-in layout of its build (``kdcon.layouts`` through
-``Target.find_type``); the few types the Windows 7 SP1 x64 table lacks (the pool tracker
-tables, the physical memory descriptor) are built in here, in that version's layout, and
-anything else missing fails in one line that says what to do. ``kernel_global`` finds a
+``Target.find_type``); a type neither gives fails in one line that says what to do. ``kernel_global`` finds a
 kernel variable by its symbol, or else through the debugger data block
 (``KDDEBUGGER_DATA64``, whose field offsets are wdbgexts.h's and the same for every
 version that has the field). ``wire_cost`` says what reading a number
@@ -87,27 +85,6 @@ class FieldSpec:
         return value
 
 
-# Windows 7 SP1 x64 (build 7601; Vergilius Project's listing of its public symbols), for
-# the types the built-in Windows 7 layout (kdcon.layouts) does not carry:
-# (size, {field path: (offset, size, bit, width)}).
-_WINDOWS_7 = "Windows 7 SP1 x64"
-_WINDOWS_7_X64: dict[str, tuple[int, dict[str, tuple[int, int, int | None, int | None]]]] = {
-    "_POOL_TRACKER_BIG_PAGES": (0x18, {
-        "Va": (0, 8, None, None), "Key": (8, 4, None, None), "PoolType": (0xC, 4, None, None),
-        "NumberOfBytes": (0x10, 8, None, None)}),
-    "_POOL_TRACKER_TABLE": (0x28, {
-        "Key": (0, 4, None, None), "NonPagedAllocs": (4, 4, None, None),
-        "NonPagedFrees": (8, 4, None, None), "NonPagedBytes": (0x10, 8, None, None),
-        "PagedAllocs": (0x18, 4, None, None), "PagedFrees": (0x1C, 4, None, None),
-        "PagedBytes": (0x20, 8, None, None)}),
-    "_PHYSICAL_MEMORY_DESCRIPTOR": (0x20, {
-        "NumberOfRuns": (0, 4, None, None), "NumberOfPages": (8, 8, None, None),
-        "Run": (0x10, 0x10, None, None)}),
-    "_PHYSICAL_MEMORY_RUN": (0x10, {
-        "BasePage": (0, 8, None, None), "PageCount": (8, 8, None, None)}),
-}
-
-
 def _strip(info: Any) -> Any:
     for _ in range(16):
         if info is None or info.kind not in ("modifier", "typedef") or info.type is None:
@@ -144,11 +121,7 @@ class Layout:
             except KeyError as exc:
                 raise ExtensionFailed(f"{module}!{name} ({source}) has no field "
                                       f"{exc.args[0]}: not a layout this extension knows") from None
-        builtin = _WINDOWS_7_X64.get(name)
-        if builtin is None or target.builtin_layout != _WINDOWS_7:
-            raise ExtensionFailed(target.missing_type_message(f"{module}!{name}"))
-        size, known = builtin
-        return cls(name, size, {p: FieldSpec(*known[p]) for p in paths}, _WINDOWS_7)
+        raise ExtensionFailed(target.missing_type_message(f"{module}!{name}"))
 
 
 def note_builtin(target: Target) -> None:

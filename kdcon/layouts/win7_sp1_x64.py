@@ -245,6 +245,30 @@ _MMPFN (0x30)
     +0x01e VaType           : UChar
     +0x01f ViewCount        : UChar
     +0x028 u4               : _MMPFN::u4
+
+_POOL_TRACKER_TABLE (0x28)
+    +0x000 Key              : Int4B
+    +0x004 NonPagedAllocs   : Int4B
+    +0x008 NonPagedFrees    : Int4B
+    +0x010 NonPagedBytes    : Uint8B
+    +0x018 PagedAllocs      : Uint4B
+    +0x01c PagedFrees       : Uint4B
+    +0x020 PagedBytes       : Uint8B
+
+_POOL_TRACKER_BIG_PAGES (0x18)
+    +0x000 Va               : Ptr64 Void
+    +0x008 Key              : Uint4B
+    +0x00c PoolType         : Uint4B
+    +0x010 NumberOfBytes    : Uint8B
+
+_PHYSICAL_MEMORY_RUN (0x10)
+    +0x000 BasePage         : Uint8B
+    +0x008 PageCount        : Uint8B
+
+_PHYSICAL_MEMORY_DESCRIPTOR (0x20)
+    +0x000 NumberOfRuns     : Uint4B
+    +0x008 NumberOfPages    : Uint8B
+    +0x010 Run              : [1] _PHYSICAL_MEMORY_RUN
 """
 
 LAYOUT = WindowsLayout(
