@@ -336,12 +336,16 @@ class KdLink:
             raise LocalProtocolError("only a host sends manipulate requests")
         payload = messages.build_manipulate(api, u, data, processor=processor)
         with self._cancellable() as call:
-            # Our turn: a cancel while we wait for it counts too.
+            # Our turn: a cancel while we wait for it counts too. The API's name is
+            # made only for a cancel: one request's CPU is a few tens of µs.
             while not self._exchange.acquire(timeout=self._poll_interval):
-                call.check(api_name(api))
+                if call.cancelled:
+                    call.check(api_name(api))
             try:
-                call.check(api_name(api))
-                self._settle_cancelled(call, api_name(api))
+                if call.cancelled:
+                    call.check(api_name(api))
+                if self._replies.owed:
+                    self._settle_cancelled(call, api_name(api))
                 if api in NO_REPLY_APIS:
                     self.call("send_manipulate_payload", payload)
                     self._wait_acked(timeout * (retries + 1), call)
