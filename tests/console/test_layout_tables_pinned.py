@@ -2,7 +2,7 @@
 
 A version table is written as its differences from the tables it shares with other
 versions; this pins what each resolves to, member by member, so that a change to a shared
-part cannot move another version's offsets unseen. ``KDCON_UPDATE_GOLDEN=1`` rewrites the
+part cannot move another version's offsets unseen. ``KDCON_UPDATE_LAYOUTS=1`` rewrites the
 pinned files after a deliberate change (review the diff).
 """
 
@@ -38,7 +38,7 @@ def _file(layout: layouts.WindowsLayout) -> Path:
 @pytest.mark.parametrize("layout", layouts.LAYOUTS, ids=lambda layout: layout.name)
 def test_each_layout_resolves_to_its_pinned_structures(layout):
     now = render(layout)
-    if os.environ.get("KDCON_UPDATE_GOLDEN"):
+    if os.environ.get("KDCON_UPDATE_LAYOUTS"):
         _file(layout).write_text(now)
     assert now == _file(layout).read_text()
 
