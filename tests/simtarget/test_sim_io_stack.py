@@ -9,7 +9,8 @@ filter, which completes it again; IoSetCompletionRoutineEx frees its context whe
 not the routine runs; IRPs built with IoBuildDeviceIoControlRequest and
 IoBuildSynchronousFsdRequest return their output, status block and event and are freed
 by the I/O manager; IoGetAttachedDeviceReference counts a reference that
-ObDereferenceObject gives back."""
+ObDereferenceObject gives back; a filter driver of its own (wdkdrivers/iofilter)
+attaches by name with IoAttachDevice and its routine runs last."""
 
 from __future__ import annotations
 
@@ -105,3 +106,18 @@ def test_irps_the_filter_builds_come_back_completed_and_freed(driver):
     for tag in (b"Irp ", b"IoBf", b"Mdl ", b"File"):
         allocs, frees, _ = tag_counts(machine, tag)
         assert allocs == frees, tag
+
+
+def test_a_filter_driver_of_its_own_attached_by_name_completes_last(driver, tmp_path):
+    machine = Machine(drivers=[driver, build("iofilter", tmp_path)])
+    machine.boot()
+    assert printed(run_quiet(machine), "iofilter:") == ["iofilter: attached missing=c0000034 none=1 stack=3"]
+    machine.io.post(IoRequest.create(r"\\.\IoStackKsim"), IoRequest.ioctl(0, ctl(0x902), b"", 32),
+                    IoRequest.close(0))
+    lines = printed(run_quiet(machine))
+    assert lines[-3:] == ["iostack: function completes the pending IRP at irql 2",
+                          "iostack: filter completion 0x902 status=00000000 pending=1 device=1 irql=2",
+                          "iofilter: completion status=00000000 pending=1 device=1 location=3 of 3"]
+    assert (machine.io.results[1].status, machine.io.results[1].output) == (0, OK_OUT)
+    machine.set_request(KiSimRequest.UNLOAD)
+    assert printed(run_quiet(machine)) == ["iofilter: unload", "iostack: unload detached=1"]

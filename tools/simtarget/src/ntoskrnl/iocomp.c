@@ -1,7 +1,7 @@
 /*
  * iocomp.c - IRP completion and device stacks: IofCompleteRequest walking the stack
  * locations upward through completion routines, IoSetCompletionRoutineEx, attaching
- * and detaching devices (IoAttachDeviceToDeviceStack, IoDetachDevice,
+ * and detaching devices (IoAttachDeviceToDeviceStack, IoAttachDevice, IoDetachDevice,
  * IoGetAttachedDevice, IoGetAttachedDeviceReference), and the IRPs the I/O manager
  * builds for a driver (IoBuildDeviceIoControlRequest, IoBuildSynchronousFsdRequest).
  *
@@ -183,6 +183,20 @@ PDEVICE_OBJECT NTAPI IoAttachDeviceToDeviceStack(PDEVICE_OBJECT SourceDevice, PD
     IopSectorSize(SourceDevice) = IopSectorSize(top);
     IopAttachedTo(SourceDevice) = top;
     return top;
+}
+
+PDEVICE_OBJECT IopFindDevice(PCUNICODE_STRING Name);
+
+/* The legacy form: the target named by its device name (\Device\...). */
+NTSTATUS NTAPI IoAttachDevice(PDEVICE_OBJECT SourceDevice, PUNICODE_STRING TargetDevice,
+                              PDEVICE_OBJECT *AttachedDevice)
+{
+    PDEVICE_OBJECT target = TargetDevice ? IopFindDevice(TargetDevice) : NULL;
+    *AttachedDevice = NULL;
+    if (!target)
+        return STATUS_OBJECT_NAME_NOT_FOUND;
+    *AttachedDevice = IoAttachDeviceToDeviceStack(SourceDevice, target);
+    return *AttachedDevice ? STATUS_SUCCESS : STATUS_NO_SUCH_DEVICE;
 }
 
 VOID NTAPI IoDetachDevice(PDEVICE_OBJECT TargetDevice)
