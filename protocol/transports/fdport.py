@@ -48,6 +48,14 @@ __all__ = ["FdPort", "Channel"]
 
 _yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
 
+# A yield that comes back this much later ran some other process for its time slice:
+# every CPU is busy, and there a poller that yields waits out others' slices where
+# a sleeper would be woken first (a socket-pair round trip went from 0.1 ms to 2 ms,
+# bench/simtarget.py). The peer's own turn takes tens of µs.
+_BUSY_YIELD = 0.0002
+# How long a port that saw one gives up polling before it tries again.
+_BUSY_PAUSE = 1.0
+
 log = logging.getLogger(__name__)
 
 # errno values that mean "the other end is gone" rather than "try again".
@@ -123,6 +131,7 @@ class FdPort(SerialBase):
         self._cancel_r: int | None = None
         self._cancel_w: int | None = None
         self.reconnects = 0
+        self._busy_until = 0.0  # read_available polls no more until then
         super().__init__(*args, **kwargs)
 
     # -- what subclasses provide -------------------------------------------------
@@ -265,11 +274,14 @@ class FdPort(SerialBase):
         the interpreter lock, and KdLink's reader makes them for every packet
         (bench/simtarget.py). With ``spin``, polls that long before sleeping in
         select: an answer due within microseconds is taken without the cost of a
-        wake-up, which on a virtual machine is most of a round trip. EOF and
-        reconnects are ``read``'s business."""
+        wake-up, which on a virtual machine is most of a round trip; a yield that
+        ran another process instead says every CPU is busy, and the port sleeps in
+        select for the next ``_BUSY_PAUSE`` seconds. EOF and reconnects are
+        ``read``'s business."""
         self._check_open()
         timeout: Timeout | None = None  # made when first needed: most calls find data
-        spin_until = time.perf_counter() + spin if spin > 0 else 0.0
+        now = time.perf_counter()
+        spin_until = now + spin if spin > 0 and now >= self._busy_until else 0.0
         while (chan := self._chan) is not None:
             try:
                 chunk = chan.recv(limit)
@@ -280,10 +292,13 @@ class FdPort(SerialBase):
                 if not chunk:
                     break
                 return chunk
-            if spin_until and time.perf_counter() < spin_until:
+            if spin_until and (now := time.perf_counter()) < spin_until:
                 # Give the CPU to anything else that can run on it, the peer included:
                 # polling pays only while a CPU is free.
                 _yield_cpu()
+                if time.perf_counter() - now > _BUSY_YIELD:
+                    spin_until = 0.0
+                    self._busy_until = time.perf_counter() + _BUSY_PAUSE
                 continue
             if timeout is None:
                 timeout = Timeout(self._timeout)
