@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kdcon {__version__}")
     add_link_arguments(parser)
     parser.add_argument("--loopback", action="store_true",
-                        help="debug the built-in simulated target over an in-process link")
+                        help="debug the built-in simulated target (run in a child process)")
     sim = parser.add_argument_group("simulated target (--loopback)")
     sim.add_argument("--driver", action="append", default=[], metavar="FILE.sys",
                      help="load this x64 driver as well (repeatable)")

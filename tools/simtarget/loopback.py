@@ -1,18 +1,22 @@
-"""The simulated target in-process: for the console's --loopback mode and for tests.
+"""The simulated target for the console's --loopback mode and for tests.
 
-What it does: ``SimTarget`` owns one machine and one kd session and serves it over
-links: ``connect()`` makes a socket pair, serves the target end in a thread and returns
-the host end (a pyserial-like port for the console or a KD host); ``serve(port)`` runs
-the session in the calling thread (kdcon-sim does this for each debugger that
-attaches). ``close()`` ends the session and joins the thread; nothing is left running.
-``open_loopback(...)`` runs the same target in a child process instead (kdcon-sim's
-serve loop over a socket pair): host and target then share no interpreter lock, which
-halves a round trip (bench/simtarget.py); closing the port ends the child.
+What it does: ``open_loopback(...)``, what ``kdcon --loopback`` uses, runs the target in
+a child process (kdcon-sim's serve loop over a socket pair) and returns the host end:
+host and target share no interpreter lock, which halves a round trip against the
+target in a thread (bench/simtarget.py) and keeps the console responsive while the
+machine runs. The child says on a pipe that its machine is made, or why not (one
+line: a bad driver); it ends when the port closes, and with the process that started
+it (end of file, and on Linux the kernel's parent-death signal). ``SimTarget`` owns
+one machine and one kd session in this process and serves it over links:
+``connect()`` makes a socket pair, serves the target end in a thread and returns the
+host end (a pyserial-like port for a KD host); ``serve(port)`` runs the session in
+the calling thread (kdcon-sim does this for each debugger that attaches). ``close()``
+ends the session and joins the thread; nothing is left running.
 What it does not do: open URLs (cli.py) or speak the host role.
 
+    port = open_loopback(seed=0, break_on_connect=True)   # the target in a child
     with SimTarget(seed=0, break_on_connect=True) as sim:
         port = sim.connect()        # host end; the target runs in a thread
-    port = open_loopback(seed=0, break_on_connect=True)   # the target in a child
 """
 
 from __future__ import annotations
