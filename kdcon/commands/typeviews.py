@@ -97,19 +97,19 @@ def display_instances(ctx: CommandContext, named: Named, address: int, options: 
     for index in range(count):
         at = address + index * element.size
         ctx.out.row(index=index, address=at)
-        if options.compact and element.kind not in AGGREGATES:
+        if options.compact:
+            # -c with -a: each instance on one line, its value line and fields joined.
             value = TypeDisplay(_reader(ctx, at, element.size, physical), ctx.session.pointer_size,
                                 symbolizer=ctx.console.symbolizer, options=options)
             value.show(element, at)
-            ctx.out.line(f"[{index}] {value.lines[-1] if value.lines else '??'}")
+            text = " ".join(line.strip() for line in value.lines) or "??"
+            ctx.out.line(f"[{index}] {text}")
+            if value.failed_at is not None:
+                raise CommandError(f"Memory read error {ctx.console.format_address(value.failed_at)}")
             continue
-        if options.compact:
-            ctx.out.line(f"[{index}]")
-        else:
-            ctx.out.lines([f"[{index}] @ {ctx.console.format_address(at)} ", _RULE])
+        ctx.out.lines([f"[{index}] @ {ctx.console.format_address(at)} ", _RULE])
         display(ctx, single, at, [], options, physical=physical)
-        if not options.compact:
-            ctx.out.line("")
+        ctx.out.line("")
 
 
 def _list_step(top: Any, path: str) -> tuple[int, int, bool]:

@@ -98,6 +98,7 @@ def tick() -> str:
                          f"dt {RECORD_TYPE} -l ListEntry {FIRST} Allocator Line",
                          f"dt {RECORD_TYPE} -l ListEntry.Flink -c {FIRST} Value Size",
                          f"dt -c {RECORD_TYPE} {FIRST}",
+                         f"dt -ca1 {RECORD_TYPE} {FIRST}",
                          "dt -ca4 trackdemo!TrackFunctionNames",
                          "dt -ca3 trackdemo!ULONG trackdemo!TrackMemoryStats",
                          "dt -a2 trackdemo!ULONG trackdemo!TrackMemoryStats",
@@ -162,6 +163,11 @@ def test_a_before_a_type_shows_that_many_instances(tick):
     names = [line.split('"')[1]
              for line in output_of(tick, "dt -ca4 trackdemo!TrackFunctionNames").splitlines()]
     assert names[0] == "ExAllocatePool" and len(names) == 4
+
+
+def test_compact_instances_take_a_line_each(tick):
+    plain = output_of(tick, f"dt -c {RECORD_TYPE} {FIRST}").strip()
+    assert output_of(tick, f"dt -ca1 {RECORD_TYPE} {FIRST}").splitlines() == [f"[0] {plain}"]
 
 
 def test_errors_are_one_line():
