@@ -97,7 +97,8 @@ def _context_record(session: Session, frame: Frame, caller_sp: int) -> tuple[int
 def walk(session: Session, symbolizer: Symbolizer, limit: int) -> tuple[list[Frame], dict[int, int]]:
     """The frames (numbered from 0, at most ``limit``) and, by frame number, the
     address of the trap frame each one holds."""
-    frames = stack_frames(session, limit=limit)
+    # One frame more than shown: a fault handler's CONTEXT is found from its caller's Child-SP.
+    frames = stack_frames(session, limit=limit + 1)
     out: list[Frame] = []
     traps: dict[int, int] = {}
     while frames and len(out) < limit:
@@ -123,5 +124,5 @@ def walk(session: Session, symbolizer: Symbolizer, limit: int) -> tuple[list[Fra
         log.debug("walk resumes from the CONTEXT at %#x", traps[out[-1].number])
         frames = unwind(resumed["rip"], resumed["rsp"], resumed["rbp"], registers=resumed,
                         read=session.read_virtual, function_for=lambda a: function_table_for(session, a),
-                        max_frames=limit - len(out))
+                        max_frames=limit - len(out) + 1)
     return out, traps

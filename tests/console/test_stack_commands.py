@@ -248,3 +248,20 @@ def test_kp_at_a_function_s_first_instruction_has_no_parameter_values_yet():
     later = output_of(text, "kp 1").splitlines()[1]
     rdx = output_of(text, "r rdx").split("=")[1].strip()
     assert f"struct _IRP * Irp = 0x{rdx[:8]}`{rdx[8:]})+0x" in later
+
+
+def test_a_count_that_ends_at_the_fault_handler_still_marks_its_trap_frame(monkeypatch):
+    from kdcon import trapframes
+
+    frames = [_frame(0, 0x1000, 0x5010, 0x4000), _frame(1, 0x1040, 0, 0x5010)]
+    asked = []
+
+    def stack_frames(session, limit):
+        asked.append(limit)
+        return frames[:limit]
+
+    monkeypatch.setattr(trapframes, "stack_frames", stack_frames)
+    monkeypatch.setattr(trapframes, "unwind", lambda *a, **k: [_frame(0, 0x104, 0, 0x5010)])
+    session = _Session({0x1040: bytes(0x40) + _context(0x5010)})
+    walked, traps = trapframes.walk(session, lambda a: "nt!KiPageFault+0x80" if a == 0x4000 else "x!y", 1)
+    assert asked == [2] and len(walked) == 1 and traps == {0: 0x1080}
