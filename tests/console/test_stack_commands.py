@@ -233,7 +233,7 @@ def test_a_fault_handler_s_context_starts_the_walk_again_from_its_registers(monk
     walked, traps = trapframes.walk(session, lambda a: "nt!KiPageFault+0x80" if a == 0x4000 else "x!y", 10)
     assert traps == {0: 0x1080}
     # _context puts 0x100 + n in the nth register: rsp is the fifth, rbp the sixth.
-    assert resumed == [(0x5010, 0x104, 0x105, 9)]
+    assert resumed == [(0x5010, 0x104, 0x105, 10)]
     assert [(f.number, f.child_sp) for f in walked] == [(0, 0x1000), (1, 0x104)]
 
 
