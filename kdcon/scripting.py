@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError
-from .target import Cancelled
+from .target import CANCELLED, Cancelled
 
 if TYPE_CHECKING:
     from .console import Console
@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 
 MAX_SCRIPT_DEPTH = 32
 MAX_BLOCK_DEPTH = 64
-CANCELLED = "The command was cancelled (Ctrl+C)."
 
 # What follows each control token: O options, P a (parenthesised part), B a {block}.
 _SHAPES = {".if": "PB", ".elsif": "PB", ".else": "B", ".for": "PB", ".while": "PB",

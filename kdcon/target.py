@@ -25,7 +25,11 @@ from .typed import TypedView, containing_record, typed, walk_list
 if TYPE_CHECKING:
     from .console import Console
 
-__all__ = ["Target", "MemoryReadError", "Cancelled", "CommandOutput"]
+__all__ = ["Target", "MemoryReadError", "Cancelled", "CANCELLED", "CommandOutput"]
+
+
+# The one line that ends a command Ctrl+C stopped while the target was halted.
+CANCELLED = "The command was cancelled (Ctrl+C)."
 
 
 class Cancelled(KdconError):
@@ -212,7 +216,7 @@ class Target:
 
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():
-            raise Cancelled("Cancelled")
+            raise Cancelled(CANCELLED)
 
     def run(self, command: str) -> CommandOutput:
         """Run a console command: what it printed, with ``.ok`` and its ``.rows``."""

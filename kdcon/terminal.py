@@ -9,7 +9,7 @@ lines of ``bl``); the text itself never changes. ``gate`` is asked before each
 write, so Ctrl+C can stop a command in the middle of long output. ``colour_wanted``
 applies the rules that turn colour off: ``--no-color``, a non-empty ``NO_COLOR``
 (no-color.org), ``TERM=dumb``, or output that is not a terminal. ``KEYS`` is the list
-``.help keys`` prints.
+``.help keys`` prints, the ``-- more --`` pager's keys included.
 What it does not do: read keys or draw the prompt (repl.py). Colour never reaches
 ``--batch`` text, JSON or logs: logs are tees of ``Output`` that see the text before
 it gets here, and only the REPL turns colour on.
@@ -44,6 +44,10 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Up, Down", "earlier and later commands starting with what is typed"),
     ("Ctrl+S", "search the history as you type"),
     ("Right, Ctrl+E", "take the greyed suggestion from the history"),
+    # The pager's own keys (.more on): they answer -- more -- and reach no command line.
+    ("Space", "at -- more --: show the next page"),
+    ("Enter", "at -- more --: show one more line"),
+    ("q, Ctrl+C", "at -- more --: stop the output and cancel the command"),
 )
 
 _RESET = "\x1b[0m"

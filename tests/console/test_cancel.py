@@ -122,7 +122,7 @@ def test_a_long_search_stops_at_its_next_chunk(bench):
     bench.session.read_virtual = read
     assert fetch is bench.session.memory
     out = bench.run("s -b 10000 L?4000000 12 34 56 78; .echo never")
-    assert out == "Cancelled\n"                    # the search's own word, once
+    assert out == "The command was cancelled (Ctrl+C).\n"   # once
     assert len(reads) < 3 + 0x10000 // 0x1000     # no further than the chunk it was in
 
 
@@ -136,8 +136,8 @@ def test_progress_stops_a_job_with_the_one_line(bench):
                     bench.press()
                 progress.update(done)
 
-    assert bench.run("job; .echo never") == "Cancelled\n"
-    assert bench.console.results[-1].error == "Cancelled"
+    assert bench.run("job; .echo never") == "The command was cancelled (Ctrl+C).\n"
+    assert bench.console.results[-1].error == "The command was cancelled (Ctrl+C)."
 
 
 def test_a_command_run_by_a_command_passes_ctrl_c_up(bench):

@@ -411,7 +411,7 @@ def test_progress_is_an_event_and_a_cancelled_job_ends_in_one_line(tmp_path, liv
             return repr(reports)
     ''')
     live = live_factory(ext_path=[tmp_path])
-    assert live.fails("!scan") == "0: kd> !scan\nCancelled\n"
+    assert live.fails("!scan") == "0: kd> !scan\nThe command was cancelled (Ctrl+C).\n"
     assert live.ok("!reports_seen").endswith("[(0, 10), (1, 10), (2, 10), (3, 10)]\n")
     assert live.fails("!interrupted") == "0: kd> !interrupted\n!interrupted: cancelled\n"
     assert "Evaluate expression: 2 =" in live.ok("? 2")

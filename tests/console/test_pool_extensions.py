@@ -168,5 +168,5 @@ def test_a_cancelled_poolfind_says_how_far_it_got_and_the_console_goes_on(consol
     assert "fffffa8000000ea0 size:  130" in out
     stop = re.search(r"\.\.\.terminating - searched pool to ([0-9a-f]{16})\n", out)
     assert stop and int(stop.group(1), 16) == 0xFFFFFA80_00000000 + seen[-1]
-    assert out.endswith("Cancelled\n")
+    assert out.endswith("The command was cancelled (Ctrl+C).\n")
     assert "Evaluate expression: 3 =" in console.run("? 3")

@@ -41,7 +41,7 @@ def test_a_cancelled_search_ends_in_one_line_and_the_console_goes_on():
         app.close()
         sim.close()
     after = stream.getvalue().split('no such text anywhere"', 1)[1].splitlines()
-    assert after[1] == "Cancelled"
+    assert after[1] == "The command was cancelled (Ctrl+C)."
     assert "never" not in after
     assert "Evaluate expression: 1 = 00000000`00000001" in after
     assert "progress" not in app.console.state.values
