@@ -4,9 +4,12 @@ DISPATCH_LEVEL with the packet as CurrentIrp when the device is idle and queues 
 otherwise; IoStartNextPacket starts queued packets in order and IoStartNextPacketByKey
 by sort key; a cancel routine given to IoStartPacket is called for a queued packet, for
 the current one and for one cancelled before it was queued; KeInsertDeviceQueue and
-KeRemoveDeviceQueue report and clear the busy state as documented."""
+KeRemoveDeviceQueue report and clear the busy state as documented; an IRP completed
+with its cancel routine still set is bug check 0x48."""
 
 from __future__ import annotations
+
+import struct
 
 import pytest
 
@@ -66,3 +69,16 @@ def test_no_bug_check_and_no_irp_left_after_the_unload(played):
     assert printed(run_quiet(machine), "startio:") == ["startio: unload"]
     allocs, frees, _ = tag_counts(machine, b"Irp ")
     assert allocs == frees and allocs > 0
+
+
+def test_completing_an_irp_with_its_cancel_routine_set_is_bug_check_0x48(tmp_path):
+    machine = Machine(drivers=[build("startio", tmp_path)])
+    machine.boot()
+    run_quiet(machine)
+    machine.io.post(IoRequest.create(r"\\.\StartIoKsim"), IoRequest.ioctl(0, 40001 << 16 | 0x902 << 2))
+    bug_checks = [e for e in run_quiet(machine) if isinstance(e, BugCheck)]
+    assert len(bug_checks) == 1 and bug_checks[0].code == 0x48
+    irp, routine = bug_checks[0].params[:2]
+    assert struct.unpack("<H", machine.read_virtual(irp, 2))[0] == 6          # IO_TYPE_IRP
+    image = next(m for m in machine.modules if m.name.lower() == "startio.sys")
+    assert image.base <= routine < image.base + image.size

@@ -5,12 +5,14 @@
  * device and started in order or by key, cancel routines given to IoStartPacket for
  * queued and current packets, and a device queue of the driver's own.  A user program
  * sends IOCTL_STARTIO_ONE (one packet through StartIo, its reply in the output buffer)
- * and IOCTL_STARTIO_CASES (each case runs and prints one "startio: <case> ..." line).
+ * and IOCTL_STARTIO_CASES (each case runs and prints one "startio: <case> ..." line);
+ * IOCTL_STARTIO_MISUSE completes its IRP with a cancel routine still set.
  */
 #include <ntddk.h>
 
 #define IOCTL_STARTIO_ONE   CTL_CODE(40001, 0x900, METHOD_BUFFERED, FILE_ANY_ACCESS)
 #define IOCTL_STARTIO_CASES CTL_CODE(40001, 0x901, METHOD_BUFFERED, FILE_ANY_ACCESS)
+#define IOCTL_STARTIO_MISUSE CTL_CODE(40001, 0x902, METHOD_BUFFERED, FILE_ANY_ACCESS)
 #define STARTIO_HOLD 1      /* a packet StartIo leaves current until the test releases it */
 #define STARTIO_DONE 2      /* a packet StartIo completes at once */
 
@@ -257,6 +259,10 @@ NTSTATUS StartIoDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp)
         IoMarkIrpPending(Irp);
         IoStartPacket(DeviceObject, Irp, NULL, StartIoCancel);
         return STATUS_PENDING;
+    case IOCTL_STARTIO_MISUSE:
+        /* Completed with its cancel routine still set: the documented bug check 0x48. */
+        IoSetCancelRoutine(Irp, StartIoCancel);
+        return Complete(Irp, STATUS_SUCCESS, 0);
     case IOCTL_STARTIO_CASES:
         CaseInOrder(DeviceObject);
         CaseByKey(DeviceObject);

@@ -16,7 +16,10 @@
  * top location the I/O manager's part runs: the status goes to Irp->UserIosb and
  * Irp->UserEvent is set; an IRP built here also has its buffered output copied back,
  * its system buffer and MDLs freed, and is freed itself, as the documentation says
- * the I/O manager does with them.  Completion happens on the spot (no APC).
+ * the I/O manager does with them.  Completion happens on the spot (no APC).  An IRP
+ * completed with its cancel routine still set is bug check 0x48
+ * (CANCEL_STATE_IN_COMPLETED_IRP: the IRP, the routine); one completed past its top
+ * location, or that is no IRP, 0x44 (MULTIPLE_IRP_COMPLETE_REQUESTS).
  *
  * The simulated kernel has no object headers on device objects: referencing one
  * (IoGetAttachedDeviceReference, ObReferenceObject) counts in its ReferenceCount.
@@ -28,6 +31,7 @@
 #include "iop.h"
 
 #define MULTIPLE_IRP_COMPLETE_REQUESTS 0x00000044
+#define CANCEL_STATE_IN_COMPLETED_IRP  0x00000048
 #define KSIM_IRP_BUILT 0x80          /* AllocationFlags: the I/O manager frees it at completion */
 #define TAG_COMPLETION 'pmCI'
 #define TAG_BUILT_BUFFER 'fBoI'
@@ -74,6 +78,9 @@ VOID NTAPI IofCompleteRequest(PIRP Irp, CCHAR PriorityBoost)
     (void)PriorityBoost;
     if (Irp->Type != IO_TYPE_IRP || Irp->CurrentLocation > Irp->StackCount + 1)
         KeBugCheckEx(MULTIPLE_IRP_COMPLETE_REQUESTS, (ULONG_PTR)Irp, 0, 0, 0);
+    /* A cancel routine left set: the IRP could be cancelled while it is being completed. */
+    if (Irp->CancelRoutine)
+        KeBugCheckEx(CANCEL_STATE_IN_COMPLETED_IRP, (ULONG_PTR)Irp, (ULONG_PTR)Irp->CancelRoutine, 0, 0);
     while (Irp->CurrentLocation <= Irp->StackCount) {
         PIO_STACK_LOCATION sp = Irp->CurrentStackLocation;
         PIO_COMPLETION_ROUTINE routine = (PIO_COMPLETION_ROUTINE)sp->CompletionRoutine;
