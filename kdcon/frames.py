@@ -8,7 +8,9 @@ and works out where each one is in that frame: RSP-relative variables against th
 frame's stack pointer after its prolog (its caller's Child-SP, less the return
 address, the callee-saved pushes and the fixed allocation the PDB records, so a
 frame stopped inside its prolog still finds them), others against the register's
-value in that frame.
+value in that frame. A variable whose PDB location ranges do not cover the frame's
+address (``Local.live``) has no place at all: its value is unavailable there, for
+``dv`` as for ``kp``.
 What it does not do: format values (commands/types.py with kdcon.render.types).
 """
 
@@ -128,11 +130,12 @@ def _stack_base(frames: list[Frame], number: int, procedure: ProcedureLocals) ->
 
 def _place(local: Local, info: Any, frame: Frame, base: int, session: Any) -> Variable:
     register = local.register
-    if register is None:
+    # No location record covers the frame's address (a parameter its prolog has yet
+    # to store, say): the place the PDB names holds something else, so dv and kp
+    # both say the value is unavailable rather than show it.
+    if register is None or not local.live:
         return Variable(local, info, None, None)
     if local.offset is None:
-        if not local.live:
-            return Variable(local, info, None, None)
         return Variable(local, info, None, _register(frame, register, session))
     if register in ("rsp", "esp"):
         return Variable(local, info, base + local.offset, None)

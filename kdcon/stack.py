@@ -68,9 +68,10 @@ _STACK_READ_AHEAD = 0x400
 _FRAME_TAIL = 40
 
 
-def stack_frames(session: Session, *, limit: int = 256) -> list[Frame]:
+def stack_frames(session: Session, *, limit: int = 256, start: tuple[int, int] | None = None) -> list[Frame]:
+    """The current thread's frames, or those from ``start`` (RIP, RSP: ``k = ...``)."""
     regs = session.registers
-    rsp = regs.get("rsp")
+    rip, rsp = start if start is not None else (regs.get("rip"), regs.get("rsp"))
 
     def read(address: int, size: int) -> bytes:
         if rsp <= address < rsp + 0x10000:
@@ -81,6 +82,6 @@ def stack_frames(session: Session, *, limit: int = 256) -> list[Frame]:
 
     # Nonvolatile registers keep their values up the stack until a frame saved them.
     nonvolatile = {name: regs.get(name) for name in ("rbx", "rsi", "rdi", "r12", "r13", "r14", "r15")}
-    return unwind(regs.get("rip"), rsp, regs.get("rbp"), registers=nonvolatile,
+    return unwind(rip, rsp, regs.get("rbp"), registers=nonvolatile,
                   read=read,
                   function_for=lambda a: function_table_for(session, a), max_frames=limit)

@@ -94,11 +94,16 @@ def _context_record(session: Session, frame: Frame, caller_sp: int) -> tuple[int
     return None
 
 
-def walk(session: Session, symbolizer: Symbolizer, limit: int) -> tuple[list[Frame], dict[int, int]]:
+def walk(session: Session, symbolizer: Symbolizer, limit: int, *,
+         start: tuple[int, int] | None = None) -> tuple[list[Frame], dict[int, int]]:
     """The frames (numbered from 0, at most ``limit``) and, by frame number, the
-    address of the trap frame each one holds."""
+    address of the trap frame each one holds; ``start`` (RIP, RSP) walks from there
+    instead of the registers."""
     # One frame more than shown: a fault handler's CONTEXT is found from its caller's Child-SP.
-    frames = stack_frames(session, limit=limit + 1)
+    if start is None:
+        frames = stack_frames(session, limit=limit + 1)
+    else:
+        frames = stack_frames(session, limit=limit + 1, start=start)
     out: list[Frame] = []
     traps: dict[int, int] = {}
     while frames and len(out) < limit:
