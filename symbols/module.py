@@ -314,6 +314,13 @@ class ModuleSymbols:
         return self.base + record.rva
 
     @property
+    def pdb(self):
+        """The PDB the symbols came from (None without one): its types and module streams."""
+        if self._index is None:
+            self.load()
+        return self._pdb
+
+    @property
     def types(self):
         """The PDB's type table (``dt``), or None without a PDB that has types."""
         if self._index is None:

@@ -6,8 +6,8 @@ bisection (symbols.md §6.9), answers ``module!name`` and bare names,
 ``ln``'s nearest-symbol question. Changing the path forgets loaded symbols
 (they load again on the next question, §3.4).
 
-Answers are data (``NearSymbols``, ``SymbolMatch`` with its ``DataType``,
-``ModuleRow``) with absolute addresses; the console renders them as WinDbg
+Answers are data (``NearSymbols``, ``SymbolMatch`` with its ``DataType`` or a
+function's argument types, ``ModuleRow``) with absolute addresses; the console renders them as WinDbg
 text (``kdcon.render.symbols``). Nothing here raises for a missing or corrupt
 symbol file.
 """
@@ -25,6 +25,8 @@ from .locate import SymbolLocator
 from .model import SymbolKind, SymbolRecord
 from .module import ModuleSymbols, SymbolState, module_name_for
 from .path import SymbolPath
+from .pdb.prototypes import Prototypes
+from .pdb.typeinfo import TypeInfo
 from .pe import PeImage, Reader
 
 __all__ = ["DataType", "ModuleRow", "NearSymbols", "SymbolMatch", "SymbolSession", "data_type_for"]
@@ -61,12 +63,15 @@ class DataType:
 
 @dataclass(frozen=True, slots=True)
 class SymbolMatch:
-    """One symbol found, at its absolute address; ``data_type`` for typed globals."""
+    """One symbol found, at its absolute address; ``data_type`` for typed globals,
+    ``arguments`` for a function whose PDB gives its type: the ``TypeInfo`` of each
+    argument in order (empty for ``(void)``; a last one of index 0 is C's ``...``)."""
 
     module: ModuleSymbols
     record: SymbolRecord
     address: int
     data_type: DataType | None = None
+    arguments: tuple[TypeInfo, ...] | None = None
 
     @property
     def qualified(self) -> str:
@@ -106,6 +111,7 @@ class SymbolSession:
         self._modules: list[ModuleSymbols] = []
         self._bases: list[int] = []
         self._data_types: dict[tuple[str, str | None, str], DataType] = {}
+        self._prototypes: dict[str, Prototypes] = {}
 
     # -- module list ---------------------------------------------------------------------
 
@@ -234,7 +240,21 @@ class SymbolSession:
             data_type = self._data_types.get(key)
             if data_type is None:
                 data_type = self._data_types[key] = data_type_for(record.type_name, module.types)
-        return SymbolMatch(module, record, address, data_type)
+        return SymbolMatch(module, record, address, data_type, self._arguments(module, record))
+
+    def _arguments(self, module: ModuleSymbols, record: SymbolRecord) -> tuple[TypeInfo, ...] | None:
+        if record.kind is not SymbolKind.FUNCTION or module.state is not SymbolState.PRIVATE_PDB:
+            return None
+        pdb = module.pdb
+        prototypes = self._prototypes.get(module.name)
+        if prototypes is None or prototypes.pdb is not pdb:
+            prototypes = self._prototypes[module.name] = Prototypes(pdb)
+        try:
+            found = prototypes.arguments(record.rva)
+        except SymbolError as exc:
+            log.warning("%s: procedure types unreadable: %s", module.name, exc)
+            return None
+        return tuple(found) if found is not None else None
 
     def address_of(self, name: str) -> int | None:
         """The address of ``mod!name`` or of a bare name (first module that has it)."""

@@ -6,9 +6,10 @@ where WinDbg's form is known (windbg.md §0.5, symbols.md §3.4)::
 
     (fffff800`fc901270)   nt!NtCreateFile   |  (fffff800`fc9012f4)   nt!NtOpenKey
     Exact matches:
-        nt!NtCreateFile (<no parameter info>)
+        nt!KeSetEvent (struct _KEVENT *, long, unsigned char)
 
     fffff800`030821cc nt!ViCreateProcessCallbackInternal (<no parameter info>)
+    fffff800`01005eed nt!KeGetCurrentIrql (void)
     fffff800`02cece00 nt!PspCreateProcessNotifyRoutine = <no type information>
     9110b000 HelloWorldDriver!KeTickCount = struct _KSYSTEM_TIME
     9110c000 HelloWorldDriver!__security_cookie = 0x911005a1
@@ -18,33 +19,76 @@ where WinDbg's form is known (windbg.md §0.5, symbols.md §3.4)::
 
 A typed global shows its value when a reader is given (``read(address,
 size) -> bytes | None``) and ``<Memory access error>`` when it cannot be read;
-aggregates show their type. Function parameter lists are not known to the
-symbols layer, so functions always show ``(<no parameter info>)``.
+aggregates show their type. A function shows its argument types when its PDB
+gives the procedure's type (``SymbolMatch.arguments``), ``(void)`` for none, and
+``(<no parameter info>)`` for publics, exports and functions without type
+information. ``c_type`` spells a type as these lists and the stack's ``kp`` do.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from kdcon.symbols.model import SymbolKind
 from kdcon.symbols.session import DataType, ModuleRow, NearSymbols, SymbolMatch
 
 from . import format_address
+from .values import unwrap
 
-__all__ = ["format_address", "describe", "render_ln", "render_x", "render_lm_row", "Reader"]
+__all__ = ["format_address", "describe", "render_ln", "render_x", "render_lm_row", "Reader",
+           "c_type"]
 
 Reader = Callable[[int, int], "bytes | None"]
+
+# dt's names for 64-bit integers are C's; prototypes and the stack spell them as DbgEng does.
+_C_NAMES = {"__int64": "int64", "unsigned __int64": "unsigned int64"}
 
 
 def describe(match: SymbolMatch, pointer_size: int = 8, read: Reader | None = None) -> str:
     """What follows the name in ``x`` and ``Exact matches:``: parameters, type or value."""
     record = match.record
     if record.kind is not SymbolKind.DATA:
-        return "(<no parameter info>)"
+        return _prototype(match.arguments)
     if match.data_type is None:
         return "= <no type information>"
     return f"= {_value(match.data_type, match.address, pointer_size, read)}"
+
+
+def _prototype(arguments: tuple[Any, ...] | None) -> str:
+    if arguments is None:
+        return "(<no parameter info>)"
+    if not arguments:
+        return "(void)"
+    # A T_NOTYPE (index 0) last argument is how CodeView records C's "...".
+    return "(" + ", ".join("..." if info.index == 0 and info.kind == "base" else c_type(info)
+                           for info in arguments) + ")"
+
+
+def c_type(info: Any, name: str = "") -> str:
+    """A declaration as prototypes and the stack show it: ``struct _IRP * Irp``,
+    ``unsigned long Code``; just the type without a name."""
+    text = _c_type(unwrap(info), 0)
+    return f"{text} {name}" if name else text
+
+
+def _c_type(info: Any, depth: int) -> str:
+    if info is None or depth > 16:
+        return "<unknown>"
+    kind = info.kind
+    if kind == "pointer":
+        target = unwrap(info.type)
+        inner = _c_type(target, depth + 1) if target is not None else "void"
+        return f"{inner}*" if target is not None and target.kind == "pointer" else f"{inner} *"
+    if kind in ("struct", "union", "class", "enum"):
+        return f"{kind} {info.name}"
+    if kind == "array":
+        return f"{_c_type(unwrap(info.type), depth + 1)} [{info.count}]"
+    if kind == "procedure":
+        return "<function>"
+    c_name = getattr(info, "c_name", "") or info.type_name
+    return _C_NAMES.get(c_name, c_name)
 
 
 def _value(data_type: DataType, address: int, pointer_size: int, read: Reader | None) -> str:

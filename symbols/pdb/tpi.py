@@ -45,6 +45,9 @@ _MAX_DEPTH = 64                # nested decoding (arrays of arrays, pointer chai
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
+# lfProc: return type, calling convention, attributes, parameter count, argument list.
+_PROC = struct.Struct("<IBBHI")
+_PROC_16t = struct.Struct("<HBBHH")
 
 _STRUCT_LEAVES = {
     cv.LF_STRUCTURE: "struct", cv.LF_STRUCTURE_ST: "struct", cv.LF_STRUCTURE_16t: "struct",
@@ -168,6 +171,35 @@ class TypeTable:
                 self._depth -= 1
         self._memo[ti] = info
         return info
+
+    @guarded
+    def arguments(self, ti: int) -> list[TypeInfo] | None:
+        """The argument types of procedure type ``ti`` in order (its LF_ARGLIST), None
+        when ``ti`` is no LF_PROCEDURE. A T_NOTYPE last argument is a C ``...``."""
+        if not self.ti_begin <= ti < self.ti_end:
+            return None
+        leaf, at, end = self._record(ti)
+        if leaf not in (cv.LF_PROCEDURE, cv.LF_PROCEDURE_16t):
+            return None
+        small = leaf == cv.LF_PROCEDURE_16t
+        layout = _PROC_16t if small else _PROC
+        if at + layout.size > end:
+            raise SymbolFileError(f"procedure type 0x{ti:x} is truncated")
+        count, arglist = layout.unpack_from(self._data, at)[3:5]
+        if not count:
+            return []
+        if not self.ti_begin <= arglist < self.ti_end:
+            return None
+        leaf, at, end = self._record(arglist)
+        if leaf not in (cv.LF_ARGLIST, cv.LF_ARGLIST_16t):
+            return None
+        item = _U16 if leaf == cv.LF_ARGLIST_16t else _U32
+        listed = item.unpack_from(self._data, at)[0]
+        if at + item.size * (listed + 1) > end:
+            raise SymbolFileError(f"argument list 0x{arglist:x} overruns its record")
+        found = (self.by_index(item.unpack_from(self._data, at + item.size * (n + 1))[0])
+                 for n in range(listed))
+        return [info if info is not None else TypeInfo(0, "unknown") for info in found]
 
     # -- record decoding -------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def test_add_symsrv_and_tree_then_lookup_and_check(tmp_path, driver, capsys):
     assert capsys.readouterr().out == \
         "(00000001`40001000)   drv!DemoExported+0x5   |  (00000001`40001020)   drv!DemoCallback\n"
     assert main(["lookup", "-y", tree, sys_path, "Driver*"]) == 0
-    assert capsys.readouterr().out == "00000001`40001030 drv!DriverEntry (<no parameter info>)\n"
+    assert capsys.readouterr().out == "00000001`40001030 drv!DriverEntry (void *, void *)\n"
     assert main(["check", "-y", f"{tree};srv*{store};srv*https://sym.invalid", sys_path]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{sys_path}: PASSED ") and "unreachable" in out
