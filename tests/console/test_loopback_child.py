@@ -1,7 +1,7 @@
 """``kdcon --loopback`` runs the simulated target in a child process: its life cycle.
 
 The child ends with the console however the console ends (``q``, end of input,
-SIGTERM, SIGKILL), keeps out of the console's Ctrl+C (the console breaks in over the
+SIGTERM, SIGKILL, Ctrl+C ending a batch), keeps out of the console's Ctrl+C (the console breaks in over the
 link instead), and a driver it cannot load is one line and status 2 with no child
 left. Linux only: the child is found through /proc and awaited with a pidfd.
 """
@@ -152,6 +152,22 @@ def test_ctrl_c_breaks_in_over_the_link_and_spares_the_child(console) -> None:
     assert console.target_child() == child
     console.send("r rip")
     assert b"rip=" in console.read_until(PROMPT)
+
+
+def test_ctrl_c_ends_a_batch_whose_target_runs_and_its_child() -> None:
+    batch = Console("--batch", "-c", "g", "-c", "g", "-c", "r rip")
+    try:
+        batch.read_until(b"TrackDemo: ready\n")
+        pidfd = os.pidfd_open(batch.target_child())
+        try:
+            os.killpg(batch.proc.pid, signal.SIGINT)
+            assert batch.proc.wait(timeout=30) == 1
+            assert _ends_within(pidfd, 30)
+        finally:
+            os.close(pidfd)
+        assert b"Traceback" not in batch.proc.stderr.read()
+    finally:
+        batch.close()
 
 
 def test_driver_that_is_no_image_is_one_line_and_leaves_no_child(tmp_path) -> None:
