@@ -33,7 +33,7 @@ from ..errors import CommandError
 from ..frames import NoLocals, frame_locals
 from ..registry import Category, command
 from ..render import format_address
-from ..render.types import unwrap
+from ..render.symbols import c_type
 from ..trapframes import walk
 from ..unwind import Frame, format_stack
 
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 _DEFAULT_FRAMES = 20
 _UNAVAILABLE = "<Value unavailable error>"
 _PARAMETER_INDENT = "\t\t\t"
-# dt's names for 64-bit integers are C's; the stack and dv /t spell them as DbgEng does.
-_C_NAMES = {"__int64": "int64", "unsigned __int64": "unsigned int64"}
 _MAX_FRAMES = 0xFFFF
 # A kernel stack is a few pages: a gap wider than this between two frames is a walk
 # that went on from a trap frame on another stack, not a frame's size.
@@ -219,30 +217,6 @@ def _parameters(ctx: CommandContext, frames: list[Frame], number: int) -> list[s
         return None
     return [f"{c_type(v.type, v.local.name)} = {_value(ctx, v)}"
             for v in found.variables if v.local.is_param]
-
-
-def c_type(info: Any, name: str = "") -> str:
-    """A declaration as the stack shows it: ``struct _IRP * Irp``, ``unsigned long Code``."""
-    text = _c_type(unwrap(info), 0)
-    return f"{text} {name}" if name else text
-
-
-def _c_type(info: Any, depth: int) -> str:
-    if info is None or depth > 16:
-        return "<unknown>"
-    kind = info.kind
-    if kind == "pointer":
-        target = unwrap(info.type)
-        inner = _c_type(target, depth + 1) if target is not None else "void"
-        return f"{inner}*" if target is not None and target.kind == "pointer" else f"{inner} *"
-    if kind in ("struct", "union", "class", "enum"):
-        return f"{kind} {info.name}"
-    if kind == "array":
-        return f"{_c_type(unwrap(info.type), depth + 1)} [{info.count}]"
-    if kind == "procedure":
-        return "<function>"
-    c_name = getattr(info, "c_name", "") or info.type_name
-    return _C_NAMES.get(c_name, c_name)
 
 
 def _value(ctx: CommandContext, variable: Any) -> str:
