@@ -48,8 +48,6 @@ _MAX_FRAMES = 0xFFFF
 # A kernel stack is a few pages: a gap wider than this between two frames is a walk
 # that went on from a trap frame on another stack, not a frame's size.
 _SAME_STACK = 0x10000
-
-
 _LETTERS = set("bvpPcnfLM")
 
 
