@@ -106,10 +106,12 @@ def _decode(packet_type: int, packet_id: int, payload: bytes, from_host: bool) -
     data = payload[size:]
     if packet_type == P.PACKET_TYPE_KD_STATE_MANIPULATE:
         msg = parse_manipulate_state64(payload)
+        # By item: a Container's attribute is a Python __getattr__, a microsecond
+        # each, and every request and reply passes here.
         if from_host:
-            return ManipulateRequest(message=msg, data=data, api=msg.ApiNumber, **common)
-        return ManipulateReply(message=msg, data=data, api=msg.ApiNumber,
-                               return_status=msg.ReturnStatus, **common)
+            return ManipulateRequest(message=msg, data=data, api=msg["ApiNumber"], **common)
+        return ManipulateReply(message=msg, data=data, api=msg["ApiNumber"],
+                               return_status=msg["ReturnStatus"], **common)
     if packet_type == P.PACKET_TYPE_KD_STATE_CHANGE64:
         msg = DBGKD_ANY_WAIT_STATE_CHANGE.parse(payload)
         return StateChangeEvent(message=msg, data=data, new_state=msg.NewState,
