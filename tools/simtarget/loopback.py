@@ -213,8 +213,11 @@ def _await_ready(fd: int, process: subprocess.Popen, timeout: float) -> None:
     line = text.decode("utf-8", "replace").strip()
     if line == READY:
         return
+    try:
+        status = process.wait(10)  # it ends right after saying why
+    except subprocess.TimeoutExpired:
+        status = None
     if not line:
-        status = process.wait(timeout=10)
         line = f"its process ended before it was ready (exit status {status})"
     raise LinkError(f"the simulated target could not start: {line}")
 
