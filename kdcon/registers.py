@@ -5,8 +5,11 @@ What it does: maps every register name kd accepts (``rax``, ``eax``, ``ax``, ``a
 ``dr0``-``dr7``, ``mxcsr``, ``xmm0``-``xmm15``) to its place in the x64 CONTEXT, and
 reads only the window a question needs: the 200 bytes from SegCs to Rip for the
 general registers (what ``r`` shows: 378 bytes on the wire against 1,338 for the
-whole CONTEXT), the XMM block only when asked. Windows are kept until the target
-resumes; a write goes back with SetContextEx for just the bytes changed.
+whole CONTEXT), the XMM block only when asked. A caller that knows which registers
+it needs reads just their span first (``prefetch``: a stack walk's ``UNWIND_REGISTERS``
+are the 112 bytes from Rbx to Rip); a later question outside that span reads only
+the rest of its window. Windows are kept until the target resumes; a write goes back
+with SetContextEx for just the bytes changed.
 ``format_registers`` prints kd's register block.
 What it does not do: talk to the link (it gets ``fetch``/``store`` callables), or
 know x86 (a 32-bit target would need its own table).
@@ -29,12 +32,16 @@ __all__ = [
     "format_flags",
     "is_register",
     "INTEGER_WINDOW",
+    "UNWIND_REGISTERS",
 ]
 
 # (offset, size) of the CONTEXT windows a command may need.
 INTEGER_WINDOW = (0x38, 0xC8)     # SegCs .. Rip (end 0x100)
 XMM_WINDOW = (0x1A0, 0x100)       # FltSave.XmmRegisters[16]
 MXCSR_WINDOW = (0x34, 4)
+# What the unwinder starts from: RIP, RSP, RBP and the nonvolatile registers it
+# carries up the stack (Rbx .. Rip in the CONTEXT).
+UNWIND_REGISTERS = ("rip", "rsp", "rbp", "rbx", "rsi", "rdi", "r12", "r13", "r14", "r15")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,20 +138,62 @@ class Registers:
                 return window
         raise KeyError(info.name)
 
+    def _read(self, offset: int, size: int) -> bytes:
+        got = self._fetch(offset, size)
+        if len(got) < size:
+            raise OSError(f"the target sent {len(got)} of {size} context bytes")
+        return got[:size]
+
+    def _held(self, info: RegisterInfo) -> tuple[tuple[int, int], bytearray] | None:
+        """A window read at this stop that holds all of ``info``'s bytes."""
+        for window, data in self._windows.items():
+            if window[0] <= info.offset and info.offset + info.size <= window[0] + window[1]:
+                return window, data
+        return None
+
     def _bytes(self, window: tuple[int, int]) -> bytearray:
+        """``window``'s bytes: read now but for the parts spans already read hold."""
         data = self._windows.get(window)
-        if data is None:
-            got = self._fetch(*window)
-            if len(got) < window[1]:
-                raise OSError(f"the target sent {len(got)} of {window[1]} context bytes")
-            data = self._windows[window] = bytearray(got)
+        if data is not None:
+            return data
+        start, size = window
+        inside = sorted((w, d) for w, d in self._windows.items()
+                        if start <= w[0] and w[0] + w[1] <= start + size)
+        data = bytearray(size)
+        at = start
+        for (offset, length), part in inside:
+            if offset > at:
+                data[at - start: offset - start] = self._read(at, offset - at)
+            data[offset - start: offset - start + length] = part
+            at = max(at, offset + length)
+        if at < start + size:
+            data[at - start:] = self._read(at, start + size - at)
+        for part_window, _ in inside:
+            del self._windows[part_window]
+        self._windows[window] = data
         return data
+
+    def _located(self, info: RegisterInfo) -> tuple[tuple[int, int], bytearray]:
+        held = self._held(info)
+        if held is not None:
+            return held
+        window = self._window_for(info)
+        return window, self._bytes(window)
+
+    def prefetch(self, *names: str) -> None:
+        """Read the one CONTEXT span that holds ``names`` unless each is held already
+        (KeyError for a name that is no register)."""
+        infos = [REGISTERS[name.lower()] for name in names]
+        if not infos or all(self._held(info) is not None for info in infos):
+            return
+        start = min(info.offset for info in infos)
+        end = max(info.offset + info.size for info in infos)
+        self._windows[(start, end - start)] = bytearray(self._read(start, end - start))
 
     def get(self, name: str) -> int:
         """The value of register ``name`` (KeyError for a name that is no register)."""
         info = REGISTERS[name.lower()]
-        window = self._window_for(info)
-        data = self._bytes(window)
+        window, data = self._located(info)
         raw = int.from_bytes(data[info.offset - window[0]: info.offset - window[0] + info.size],
                              "little")
         if info.bits:
@@ -155,15 +204,14 @@ class Registers:
         """``name``'s value if its window was already read (or written) at this stop,
         else None: asks the target nothing."""
         info = REGISTERS[name.lower()]
-        if self._window_for(info) not in self._windows:
+        if self._held(info) is None:
             return None
         return self.get(name)
 
     def set(self, name: str, value: int) -> None:
         """Change ``name`` (the bits of a sub-register only) and write it back."""
         info = REGISTERS[name.lower()]
-        window = self._window_for(info)
-        data = self._bytes(window)
+        window, data = self._located(info)
         at = info.offset - window[0]
         if info.bits:
             raw = int.from_bytes(data[at: at + info.size], "little")
@@ -173,7 +221,9 @@ class Registers:
             raw = value & ((1 << (8 * info.size)) - 1)
         encoded = raw.to_bytes(info.size, "little")
         self._store(info.offset, encoded)
-        data[at: at + info.size] = encoded
+        for (start, size), held in self._windows.items():
+            if start <= info.offset and info.offset + info.size <= start + size:
+                held[info.offset - start: info.offset - start + info.size] = encoded
 
     @property
     def pc(self) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from kdcon.symbols.errors import SymbolError
 
 from .pdata import FunctionTable, UnwindError
+from .registers import UNWIND_REGISTERS
 from .unwind import Frame, unwind
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ _FRAME_TAIL = 40
 def stack_frames(session: Session, *, limit: int = 256, start: tuple[int, int] | None = None) -> list[Frame]:
     """The current thread's frames, or those from ``start`` (RIP, RSP: ``k = ...``)."""
     regs = session.registers
+    regs.prefetch(*UNWIND_REGISTERS)      # one read of just the span the walk needs
     rip, rsp = start if start is not None else (regs.get("rip"), regs.get("rsp"))
 
     def read(address: int, size: int) -> bytes:
