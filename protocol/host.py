@@ -7,8 +7,9 @@ Reads and writes larger than one packet carries are split into MAX_TRANSFER_SIZE
 pieces; a short read means the memory from there on is not readable. Every request
 counts one round trip in ``round_trips``. A request the target refuses raises
 ``TargetError`` with its NTSTATUS, except reads (short data) and ``restore_breakpoint``
-(a bool), whose failure is an ordinary answer. On a line that damaged packets lately, a
-large memory or context reply is asked for again until two agree (``CONFIRM_BYTES``).
+(a bool), whose failure is an ordinary answer. On a line whose recent faults make an
+undetected shift in a large memory or context reply likely, the reply is asked for
+again until two agree (``CONFIRM_CHANCE``).
 What it does not do: cache memory, know what a stop or a module is, or read the
 clock: timeouts and retries are the link's.
 Spec: kd-protocol.md §5 (manipulate APIs), §5.3 (continue), §5.5 (context and
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections import deque
 from typing import Any
 
 from .constants import (
@@ -61,11 +63,23 @@ _QUERY_FLAGS = struct.Struct("<II")
 # The KD checksum is a byte sum: a duplicated and a dropped byte of the same value pass
 # it and shift the bytes between them (docs/protocol.md). The echoed fields
 # (messages.reply_matches) catch a shift that reaches them; one inside the data no
-# field can show. So on a line that damaged a packet in its last NOISY_TRIPS round
-# trips, a reply carrying at least CONFIRM_BYTES of memory or context is asked for
-# again, and taken once two agree. A clean line never pays for it.
+# field can show. So a reply carrying at least CONFIRM_BYTES of memory or context is
+# asked for again, and taken once two agree, when the line's recent damage makes such
+# a shift likely enough: faults per byte over the last NOISY_TRIPS round trips give
+# the expected duplicates and drops in a packet of that size, and both must land in
+# it with the same value. A clean line never pays for it, a bad cable's rarely.
 CONFIRM_BYTES = 256
+CONFIRM_CHANCE = 0.01
 NOISY_TRIPS = 64
+# How often a dropped byte has the value of a duplicated one, and the bytes between
+# them are not all that value too (a shift of zeros among zeros changes nothing): the
+# sum of squared byte frequencies at a breakpoint of the simulated kernel is 0.79 for
+# a 1 KB stack read, 0.87 for the context and 0.45 for the module list; half of it
+# is taken for the second condition.
+_SAME_VALUE = 0.5
+# A trip's bytes besides its data: two data packets (header, trailer, manipulate
+# header) and their ACKs.
+_TRIP_OVERHEAD = 2 * (16 + 1 + 56) + 2 * 16
 _CONFIRM_TRIES = 4
 _CONFIRMED_APIS = frozenset({A.DbgKdReadVirtualMemoryApi, A.DbgKdReadPhysicalMemoryApi,
                              A.DbgKdReadControlSpaceApi, A.DbgKdGetContextApi,
@@ -95,7 +109,7 @@ class KdHost:
         self.confirmations = 0      # replies asked for again on a noisy line
         self.disagreements = 0      # of those, answers that differed: damage caught
         self._damage = 0
-        self._damage_trip: int | None = None
+        self._trips: deque[tuple[int, int]] = deque(maxlen=NOISY_TRIPS)  # (bytes, faults)
 
     # -- the one request path ------------------------------------------------------------
 
@@ -106,24 +120,35 @@ class KdHost:
         cpu = self.processor if processor is None else processor
         reply = self.link.request(api, u, data, timeout=self.timeout, retries=self.retries,
                                   processor=cpu)
-        noisy = self._line_noisy()          # every trip: damage is dated when it happens
-        if (noisy and api in _CONFIRMED_APIS and reply is not None
-                and len(reply.data) >= CONFIRM_BYTES):
+        self._note_trip(len(data) + (len(reply.data) if reply is not None else 0))
+        if (api in _CONFIRMED_APIS and reply is not None
+                and len(reply.data) >= CONFIRM_BYTES
+                and self.shift_chance(len(reply.data)) >= CONFIRM_CHANCE):
             reply = self._confirm(api, u, cpu, reply)
         return reply
 
-    def _line_noisy(self) -> bool:
-        """Whether the link saw a damaged packet or noise in the last NOISY_TRIPS trips."""
+    def _note_trip(self, size: int) -> None:
+        """Count this trip's bytes and the faults the link saw during it."""
         connection = getattr(self.link, "connection", None)
         stats = getattr(getattr(connection, "state", None), "stats", None)
         if stats is None:
-            return False
+            return
         damage = sum(stats[name] for name in _DAMAGE_STATS)
-        if damage > self._damage:
-            self._damage_trip = self.round_trips
-        self._damage = damage              # fewer: a new link (a reconnect) counts anew
-        return self._damage_trip is not None and \
-            self.round_trips - self._damage_trip <= NOISY_TRIPS
+        # Fewer than before: a new link (a reconnect) counts from zero.
+        faults = max(0, damage - self._damage)
+        self._damage = damage
+        self._trips.append((size + _TRIP_OVERHEAD, faults))
+
+    def shift_chance(self, size: int) -> float:
+        """The chance that a reply of ``size`` data bytes on this line carries a
+        duplicate and a drop of the same value, from the faults of the recent trips."""
+        carried = sum(count for count, _ in self._trips)
+        faults = sum(fault for _, fault in self._trips)
+        if not faults or not carried:
+            return 0.0
+        # Half the faults are taken for duplicates and half for drops.
+        expected = (size + _TRIP_OVERHEAD / 2) * faults / carried / 2
+        return expected * expected * _SAME_VALUE
 
     def _confirm(self, api: int, u: dict[str, Any] | None, cpu: int,
                  first: ManipulateReply) -> ManipulateReply:
@@ -136,6 +161,7 @@ class KdHost:
             again = self.link.request(api, u, timeout=self.timeout, retries=self.retries,
                                       processor=cpu)
             assert again is not None
+            self._note_trip(len(again.data))
             for earlier in seen:
                 if earlier.data == again.data and earlier.return_status == again.return_status:
                     return again

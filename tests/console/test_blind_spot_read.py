@@ -4,7 +4,7 @@ clean line shows.
 
 The damage is made on the received bytes of the in-process simulated target's link:
 once armed, the next data packet large enough arrives with one stretch of its memory
-shifted by a byte and two bytes of line noise before it (which make the line noisy).
+shifted by a byte and a burst of line noise before it (which makes the line noisy).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from ..linecheck import checksum_blind_spot
 HEADER = 16                 # leader, type, byte count, id, checksum
 MANIPULATE = 56             # DBGKD_MANIPULATE_STATE64 before the memory
 COMMAND = "db nt L200"
+# Line noise before the damaged packet: the framing counts it, and the host's estimate
+# of the line's faults per byte rises to where a shift in a large reply is likely.
+NOISE = b"\x11\x22" * 32
 
 
 class BlindSpot:
@@ -53,7 +56,7 @@ class BlindSpot:
             del self._held[:size]
             if count >= self.smallest:
                 packet = self._shift(packet)
-                out += b"\x11\x22"                      # noise the framing counts
+                out += NOISE                            # what makes the line noisy
                 self.armed = False
             out += packet
         if not self.armed:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from types import SimpleNamespace
 
+import pytest
+
 from kdcon.protocol.constants import ManipulateApi as A
 from kdcon.protocol.host import CONFIRM_BYTES, NOISY_TRIPS, KdHost
 
@@ -101,3 +103,32 @@ def test_a_new_link_with_fewer_counted_faults_is_not_taken_for_a_noisy_one():
     host.read_virtual(0x1000, 8)
     assert host.read_virtual(0x1000, len(STACK)) == STACK
     assert link.asked == 2
+
+
+class FaultyScriptedLink(ScriptedLink):
+    """Every request sees faults at ``rate`` per byte carried (a fractional count kept)."""
+
+    def __init__(self, answers: list[bytes], rate: float) -> None:
+        super().__init__(answers)
+        self.rate = rate
+        self._owed = 0.0
+
+    def request(self, api, u=None, data=b"", *, timeout, retries, processor):
+        reply = super().request(api, u, data, timeout=timeout, retries=retries,
+                                processor=processor)
+        self._owed += (len(reply.data) + 200) * self.rate
+        whole = int(self._owed)
+        self._owed -= whole
+        self.connection.state.stats["bad_packets"] += whole
+        return reply
+
+
+@pytest.mark.parametrize("rate, asked_again", [(1e-4, False), (1e-3, True)])
+def test_a_bad_cables_rate_reads_once_and_ten_times_it_reads_twice(rate, asked_again):
+    page = STACK[:1024]
+    link = FaultyScriptedLink([page[:200]] * NOISY_TRIPS + [page, page], rate)
+    host = KdHost(link)
+    for _ in range(NOISY_TRIPS):
+        host.read_virtual(0x1000, 200)
+    assert host.read_virtual(0x2000, len(page)) == page
+    assert (host.confirmations == 1) is asked_again
