@@ -5,6 +5,8 @@ session, prints kd's connect lines and the first stop, then runs commands from a
 list (``-c``, ``-cf``, ``--batch``) or reads them from a line prompt. Breakpoint
 command strings run when a hit comes from ``g``; a time limit breaks in and ends the
 run with status 3. In JSON mode every result and event is one JSON object per line.
+A batch waits while a lost link heals (reconnect.py) and goes on with its next command;
+the reconnecting loop's lines start below a waiting prompt, which is shown again after.
 What it does not do: parse the command line (cli.py), parse commands (console.py).
 """
 
