@@ -190,8 +190,9 @@ class SymbolSession:
 
     # -- lookups -------------------------------------------------------------------------
 
-    def near(self, address: int) -> NearSymbols | None:
-        """``ln``: the symbol before ``address``, the next one, and exact matches."""
+    def near(self, address: int, *, typed: bool = True) -> NearSymbols | None:
+        """``ln``: the symbol before ``address``, the next one, and exact matches (with
+        their types and prototypes unless ``typed`` is False)."""
         module = self.module_for(address)
         if module is None:
             return None
@@ -204,12 +205,14 @@ class SymbolSession:
         after = SymbolMatch(module, hit.next, module.address(hit.next)) if hit.next else None
         exact: tuple[SymbolMatch, ...] = ()
         if hit.displacement == 0:
-            exact = tuple(self._typed(module, r, address) for r in module.index.at(address - module.base))
+            records = module.index.at(address - module.base)
+            exact = tuple(self._typed(module, r, address) if typed else SymbolMatch(module, r, address)
+                          for r in records)
         return NearSymbols(address, before, hit.displacement, hit.past_end, after, exact)
 
     def name_for(self, address: int) -> str | None:
         """``module!name+0xdisp`` (or ``module+0xoffset`` without a symbol)."""
-        found = self.near(address)
+        found = self.near(address, typed=False)
         if found is None:
             return None
         if found.before is None:
@@ -220,8 +223,9 @@ class SymbolSession:
         text = found.before.qualified
         return f"{text}+{found.displacement:#x}" if found.displacement else text
 
-    def match(self, pattern: str) -> list[SymbolMatch]:
-        """``x``: ``mod!pat``, ``*!pat``, ``mo?!name`` or a bare pattern over every module."""
+    def match(self, pattern: str, *, typed: bool = True) -> list[SymbolMatch]:
+        """``x``: ``mod!pat``, ``*!pat``, ``mo?!name`` or a bare pattern over every module
+        (with types and prototypes unless ``typed`` is False)."""
         module_part, _, name_part = pattern.rpartition("!")
         if "!" not in pattern:
             module_part = "*"
@@ -230,7 +234,9 @@ class SymbolSession:
         results: list[SymbolMatch] = []
         for module in modules:
             for record in module.match(name_part):
-                results.append(self._typed(module, record, module.address(record)))
+                address = module.address(record)
+                results.append(self._typed(module, record, address) if typed
+                               else SymbolMatch(module, record, address))
         return results
 
     def _typed(self, module: ModuleSymbols, record: SymbolRecord, address: int) -> SymbolMatch:
@@ -260,7 +266,7 @@ class SymbolSession:
         """The address of ``mod!name`` or of a bare name (first module that has it)."""
         if has_wildcard(name):
             return None
-        found = self.match(name)
+        found = self.match(name, typed=False)
         return found[0].address if found else None
 
     def find_type(self, name: str):

@@ -1,26 +1,25 @@
 """A function's argument types from its PDB, for ``x`` and ``ln`` to print its prototype.
 
 What it does: ``Prototypes(pdb).arguments(rva)`` finds the S_GPROC32/S_LPROC32
-record that starts at ``rva`` in the module streams whose section contributions
-hold that address (every module stream when the PDB has no usable
-contributions) and returns the ``TypeInfo`` of each argument of its
-LF_PROCEDURE type, in order (an empty list for ``(void)``). What it does not
-do: name the arguments (that is ``locals.py``, from the S_LOCAL records),
-render C text (the console does), or follow the ``_ID`` forms' IPI function ids
-(a linker turns them into S_*PROC32 with a TPI type), so those, publics and
-procedures whose type is no LF_PROCEDURE get None. Spec: symbols.md 2.4
-(section contributions); cvinfo.h ``PROCSYM32``, ``lfProc``, ``lfArgList``.
+record that starts at ``rva`` in the module tables whose section contributions hold
+that address (every module's when the PDB has no usable contributions) and returns
+the ``TypeInfo`` of each argument of its LF_PROCEDURE type, in order (an empty list
+for ``(void)``). What it does not do: name the arguments (that is ``locals.py``,
+from the S_LOCAL records), render C text (the console does), or follow the ``_ID``
+forms' IPI function ids (a linker turns them into S_*PROC32 with a TPI type), so
+those, publics and procedures whose type is no LF_PROCEDURE get None. Spec:
+symbols.md 2.4 (section contributions); cvinfo.h ``PROCSYM32``, ``lfProc``,
+``lfArgList``.
 """
 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 
 from kdcon.symbols import codeview as cv
 from kdcon.symbols.errors import SymbolFileError
 from kdcon.symbols.pdb.guard import guarded
-from kdcon.symbols.pdb.records import decode_located, iter_records
-from kdcon.symbols.pdb.streams import NO_STREAM
 from kdcon.symbols.pdb.typeinfo import TypeInfo
 
 __all__ = ["Prototypes", "procedure_arguments"]
@@ -32,12 +31,12 @@ _TYPED_PROCS = cv.PROC_KINDS - {cv.S_GPROC32_ID, cv.S_LPROC32_ID}
 
 
 class Prototypes:
-    """Argument types by procedure address for one open PDB; each module stream is
-    scanned once, on the first question about an address it holds."""
+    """Argument types by procedure address for one open PDB, from the module tables
+    the symbol index reads anyway (``PdbFile.module_table``: a row's record gives its
+    type index without a scan)."""
 
     def __init__(self, pdb) -> None:
         self.pdb = pdb
-        self._types: dict[int, dict[int, int]] = {}     # module index -> rva -> type index
 
     def arguments(self, rva: int) -> list[TypeInfo] | None:
         """Argument types of the procedure starting at ``rva`` (``[]`` for ``(void)``);
@@ -50,13 +49,17 @@ class Prototypes:
     @guarded
     def type_index(self, rva: int) -> int | None:
         """The TPI type index of the S_GPROC32/S_LPROC32 record starting at ``rva``."""
-        modules = self.pdb.dbi.modules if self.pdb.dbi is not None else []
-        for index in _candidates(self.pdb, rva, len(modules)):
-            found = self._types.get(index)
-            if found is None:
-                found = self._types[index] = _scan(self.pdb, modules[index])
-            if rva in found:
-                return found[rva]
+        count = len(self.pdb.dbi.modules) if self.pdb.dbi is not None else 0
+        for index in _candidates(self.pdb, rva, count):
+            table = self.pdb.module_table(index)
+            if table is None:
+                continue
+            row = bisect_left(table.rvas, rva)
+            while row < len(table) and table.rvas[row] == rva:
+                found = table.type_index(row, _TYPED_PROCS)
+                if found is not None:
+                    return found
+                row += 1
         return None
 
 
@@ -74,18 +77,3 @@ def _candidates(pdb, rva: int, count: int) -> list[int]:
     if contributions is None or not len(contributions):
         return list(range(count))
     return sorted(m for m in contributions.between(rva, rva)[0] if 0 <= m < count)
-
-
-def _scan(pdb, module) -> dict[int, int]:
-    found: dict[int, int] = {}
-    if module.stream == NO_STREAM or not pdb.msf.has_stream(module.stream):
-        return found
-    buf, start, stop = pdb.msf.stream_span(module.stream)
-    end = start + min(module.sym_bytes, stop - start)
-    for kind, at, record_end in iter_records(buf, start + 4, end):
-        if kind in _TYPED_PROCS:
-            located = decode_located(buf, kind, at, record_end)
-            rva = pdb.rva(located.segment, located.offset)
-            if rva is not None:
-                found.setdefault(rva, located.type_index)
-    return found

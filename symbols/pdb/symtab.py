@@ -263,6 +263,16 @@ class PdbTable:
     def rank(self, row: int) -> int:
         return _RANKS[self._kinds[row]]
 
+    def type_index(self, row: int, kinds: frozenset[int]) -> int | None:
+        """The type index row ``row``'s record carries when its kind is one of ``kinds``
+        (data and procedure kinds have one), else None."""
+        kind = self._kinds[row]
+        unpack = TYPE_FIELDS.get(kind) if kind in kinds else None
+        if unpack is None:
+            return None
+        buf = self._buffers[self._bufs[row]] if self._bufs is not None else self._buffers[0]
+        return unpack(buf, self._recs[row] + 4)[0]
+
     def origin(self, row: int) -> int:
         return self._origins[row] if self._origins is not None else self.order
 

@@ -91,3 +91,22 @@ def test_an_argument_list_longer_than_its_record_is_a_damaged_file(kernel):
     struct.pack_into("<I", tpi, list_at, 0x100)
     with pytest.raises(SymbolFileError):
         TypeTable(bytes(tpi), small=False).arguments(ti)
+
+
+def test_the_session_gives_x_and_ln_the_arguments_and_plain_lookups_none():
+    from kdcon.symbols.pe import read_image
+    from kdcon.symbols.session import SymbolSession
+
+    image = read_image(str(IMAGES / "ntoskrnl.exe"), "ntoskrnl.exe")
+    session = SymbolSession(str(IMAGES))
+    session.add_module("ntoskrnl.exe", 0xFFFFF80001000000, image.identity.size_of_image, image=image)
+    found = session.match("nt!KeSetEvent")
+    assert [a.index for a in found[0].arguments] == \
+        [a.index for a in Prototypes(session.module("nt").pdb).arguments(found[0].record.rva)]
+    assert len(found[0].arguments) == 3
+    address = found[0].address
+    assert session.near(address).exact[0].arguments == found[0].arguments
+    assert session.near(address, typed=False).exact[0].arguments is None
+    assert session.match("nt!KeSetEvent", typed=False)[0].arguments is None
+    assert session.address_of("nt!KeSetEvent") == address
+    assert session.name_for(address + 1) == "nt!KeSetEvent+0x1"
