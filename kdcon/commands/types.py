@@ -416,11 +416,12 @@ def local_value(ctx: CommandContext, variable: Any) -> str:
 def _where(ctx: CommandContext, variable: Any) -> str:
     """``dv /V``'s columns: the address and the register-relative location."""
     local = variable.local
+    place = f"@{local.register or '?'}"
+    if local.offset is not None:
+        place += f"{'-' if local.offset < 0 else '+'}0x{abs(local.offset):02x}"
     if variable.address is None:
-        return f"{'':>{len(ctx.console.format_address(0))}} @{local.register or '?'}"
-    sign = "-" if local.offset < 0 else "+"
-    return (f"{ctx.console.format_address(variable.address)} "
-            f"@{local.register}{sign}0x{abs(local.offset):02x}")
+        return f"{'':>{len(ctx.console.format_address(0))}} {place}"
+    return f"{ctx.console.format_address(variable.address)} {place}"
 
 
 @command(".frame", category=Category.REGISTERS, usage=".frame [/r] [FrameNumber]")

@@ -158,6 +158,9 @@ def test_dv_and_kp_agree_on_a_parameter_its_prolog_has_yet_to_store():
     before = output_of(text, "kp 1").splitlines()[1]
     assert before.endswith("Extension = <Value unavailable error>)")
     assert output_of(text, "dv Extension").strip() == "Extension = <value unavailable>"
+    # dv /V still says where the PDB puts it, without an address that holds something else.
+    where = output_of(text, "dv /V Extension").split()
+    assert where[0].startswith("@rsp+0x") and where[1:] == ["Extension", "=", "<value", "unavailable>"]
     # Once the prolog stored it, both read the slot: the value rcx brought.
     rcx = output_of(text, "r rcx").split("=")[1].strip()
     later_kp = text.split("kd> kp 1\n")[2].splitlines()[1]
