@@ -9,8 +9,9 @@ filter, which completes it again; IoSetCompletionRoutineEx frees its context whe
 not the routine runs; IRPs built with IoBuildDeviceIoControlRequest and
 IoBuildSynchronousFsdRequest return their output, status block and event and are freed
 by the I/O manager; IoGetAttachedDeviceReference counts a reference that
-ObDereferenceObject gives back; a filter driver of its own (wdkdrivers/iofilter)
-attaches by name with IoAttachDevice and its routine runs last."""
+ObDereferenceObject gives back; a filter driver of its own (wdkdrivers/iofilter) opens
+the device with IoGetDeviceObjectPointer, asks it a device control, releases the file
+object, attaches by name with IoAttachDevice, and its routine runs last."""
 
 from __future__ import annotations
 
@@ -108,10 +109,13 @@ def test_irps_the_filter_builds_come_back_completed_and_freed(driver):
         assert allocs == frees, tag
 
 
-def test_a_filter_driver_of_its_own_attached_by_name_completes_last(driver, tmp_path):
+def test_a_driver_of_its_own_opens_the_device_by_name_then_attaches_and_completes_last(driver, tmp_path):
     machine = Machine(drivers=[driver, build("iofilter", tmp_path)])
     machine.boot()
-    assert printed(run_quiet(machine), "iofilter:") == ["iofilter: attached missing=c0000034 none=1 stack=3"]
+    assert printed(run_quiet(machine), "iofilter:") == [
+        "iofilter: opened missing=c0000034 type=5 top_is_stack_top=1 refs=1 asked=00000000,function",
+        "iofilter: released refs=0",
+        "iofilter: attached missing=c0000034 none=1 stack=3"]
     machine.io.post(IoRequest.create(r"\\.\IoStackKsim"), IoRequest.ioctl(0, ctl(0x902), b"", 32),
                     IoRequest.close(0))
     lines = printed(run_quiet(machine))
@@ -121,3 +125,7 @@ def test_a_filter_driver_of_its_own_attached_by_name_completes_last(driver, tmp_
     assert (machine.io.results[1].status, machine.io.results[1].output) == (0, OK_OUT)
     machine.set_request(KiSimRequest.UNLOAD)
     assert printed(run_quiet(machine)) == ["iofilter: unload", "iostack: unload detached=1"]
+    # IoGetDeviceObjectPointer's file object went with its last reference.
+    for tag in (b"File", b"Irp ", b"IoBf"):
+        allocs, frees, _ = tag_counts(machine, tag)
+        assert allocs == frees, tag

@@ -1,8 +1,9 @@
 /*
  * iofilter.sys - a legacy filter driver of its own image, written for the tests: it
- * attaches by name (IoAttachDevice) over iostack.sys's \Device\IoStackKsim, loaded
- * before it, and passes every IRP down, device controls with a completion routine that
- * prints one "iofilter: ..." line; its unload detaches.
+ * first opens iostack.sys's \Device\IoStackKsim (loaded before it) with
+ * IoGetDeviceObjectPointer and sends it one device control, then attaches over it by
+ * name (IoAttachDevice) and passes every IRP down, device controls with a completion
+ * routine that prints one "iofilter: ..." line; its unload detaches.
  */
 #include <ntddk.h>
 
@@ -45,6 +46,38 @@ VOID FilterUnload(PDRIVER_OBJECT DriverObject)
     DbgPrint("iofilter: unload\n");
 }
 
+/* Talks to the device before attaching, as a client driver would: opened by name, one
+ * device control built for it, then the file object released. */
+static VOID AskTheDevice(VOID)
+{
+    PFILE_OBJECT file = NULL, none;
+    PDEVICE_OBJECT top = NULL, nowhere;
+    NTSTATUS status, missing;
+    KEVENT event;
+    IO_STATUS_BLOCK iosb;
+    CHAR out[16];
+    PIRP irp;
+    LONG refs;
+
+    missing = IoGetDeviceObjectPointer(&MissingName, FILE_READ_DATA, &none, &nowhere);
+    status = IoGetDeviceObjectPointer(&TargetName, FILE_READ_DATA, &file, &top);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("iofilter: open failed %08lx\n", status);
+        return;
+    }
+    refs = file->DeviceObject->ReferenceCount;
+    KeInitializeEvent(&event, NotificationEvent, FALSE);
+    RtlZeroMemory(out, sizeof(out));
+    irp = IoBuildDeviceIoControlRequest(CTL_CODE(40003, 0x900, METHOD_BUFFERED, FILE_ANY_ACCESS), top, NULL, 0,
+                                        out, sizeof(out), FALSE, &event, &iosb);
+    status = irp ? IoCallDriver(top, irp) : STATUS_INSUFFICIENT_RESOURCES;
+    DbgPrint("iofilter: opened missing=%08lx type=%d top_is_stack_top=%d refs=%ld asked=%08lx,%s\n", missing,
+             file->Type, top->AttachedDevice == NULL && top != file->DeviceObject, refs, status, out);
+    top = file->DeviceObject;
+    ObDereferenceObject(file);
+    DbgPrint("iofilter: released refs=%ld\n", top->ReferenceCount);
+}
+
 NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
     PDEVICE_OBJECT none;
@@ -52,6 +85,7 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
     ULONG i;
     UNREFERENCED_PARAMETER(RegistryPath);
 
+    AskTheDevice();
     status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_UNKNOWN, 0, FALSE, &FilterDevice);
     if (!NT_SUCCESS(status))
         return status;

@@ -3,7 +3,8 @@
  * locations upward through completion routines, IoSetCompletionRoutineEx, attaching
  * and detaching devices (IoAttachDeviceToDeviceStack, IoAttachDevice, IoDetachDevice,
  * IoGetAttachedDevice, IoGetAttachedDeviceReference), and the IRPs the I/O manager
- * builds for a driver (IoBuildDeviceIoControlRequest, IoBuildSynchronousFsdRequest).
+ * builds for a driver (IoBuildDeviceIoControlRequest, IoBuildSynchronousFsdRequest), and
+ * IoGetDeviceObjectPointer.
  *
  * Completion, as the WDK documents it: each stack location from the current one up
  * is taken off in turn; its completion routine (set by the driver above with
@@ -343,4 +344,84 @@ PIRP NTAPI IoBuildSynchronousFsdRequest(ULONG MajorFunction, PDEVICE_OBJECT Devi
         irp->UserBuffer = Buffer;
     }
     return irp;
+}
+
+/* ---- IoGetDeviceObjectPointer ---- */
+
+#define IRP_MJ_CLEANUP 0x12
+#define FILE_OBJECT_SIZE 0xD8
+#define FO_DEVICE(f) (*(PDEVICE_OBJECT *)((PUCHAR)(f) + 0x08))
+
+PVOID ObpCreateDeviceFileObject(VOID);
+LONG_PTR NTAPI ObfDereferenceObject(PVOID Object);
+NTSTATUS NTAPI IofCallDriver(PDEVICE_OBJECT DeviceObject, PIRP Irp);
+NTSTATUS NTAPI KeWaitForSingleObject(PVOID Object, ULONG WaitReason, KPROCESSOR_MODE WaitMode, BOOLEAN Alertable,
+                                     PLARGE_INTEGER Timeout);
+VOID NTAPI KeInitializeEvent(PKEVENT Event, EVENT_TYPE Type, BOOLEAN State);
+
+/* One IRP on the file object to the top of its device's stack, waited for. */
+static NTSTATUS IopFileRequest(PVOID File, UCHAR Major)
+{
+    PDEVICE_OBJECT top = IoGetAttachedDevice(FO_DEVICE(File));
+    KEVENT event;
+    IO_STATUS_BLOCK iosb;
+    PIRP irp;
+    NTSTATUS status;
+
+    KeInitializeEvent(&event, NotificationEvent, FALSE);
+    irp = IopBuildIrp(top, Major, &event, &iosb);
+    if (!irp)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    irp->OriginalFileObject = File;
+    (irp->CurrentStackLocation - 1)->FileObject = File;
+    status = IofCallDriver(top, irp);
+    if (status == STATUS_PENDING) {
+        KeWaitForSingleObject(&event, 0, KernelMode, FALSE, NULL);
+        status = iosb.Status;
+    }
+    return status;
+}
+
+/* Opens the device named ObjectName (\Device\...) as a kernel-mode caller: a file
+ * object (which holds a reference to the device) after an IRP_MJ_CREATE the stack
+ * accepted, and the top device of its stack.  Releasing the file object's last
+ * reference sends cleanup and close. */
+NTSTATUS NTAPI IoGetDeviceObjectPointer(PUNICODE_STRING ObjectName, ACCESS_MASK DesiredAccess,
+                                        PVOID *FileObject, PDEVICE_OBJECT *DeviceObject)
+{
+    PDEVICE_OBJECT device = ObjectName ? IopFindDevice(ObjectName) : NULL;
+    PVOID file;
+    NTSTATUS status;
+    (void)DesiredAccess;
+
+    if (!device)
+        return STATUS_OBJECT_NAME_NOT_FOUND;
+    file = ObpCreateDeviceFileObject();
+    if (!file)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    *(CSHORT *)file = 5;                                   /* IO_TYPE_FILE */
+    *((CSHORT *)file + 1) = FILE_OBJECT_SIZE;
+    FO_DEVICE(file) = device;
+    IopChangeReferences(device, 1);
+    status = IopFileRequest(file, IRP_MJ_CREATE);
+    if (!NT_SUCCESS(status)) {
+        /* Never opened: no cleanup or close for it. */
+        FO_DEVICE(file) = NULL;
+        IopChangeReferences(device, -1);
+        ObfDereferenceObject(file);
+        return status;
+    }
+    *FileObject = file;
+    *DeviceObject = IoGetAttachedDevice(device);
+    return STATUS_SUCCESS;
+}
+
+VOID IopCloseDeviceFile(PVOID FileObject)
+{
+    PDEVICE_OBJECT device = FO_DEVICE(FileObject);
+    if (!device)
+        return;
+    IopFileRequest(FileObject, IRP_MJ_CLEANUP);
+    IopFileRequest(FileObject, IRP_MJ_CLOSE);
+    IopChangeReferences(device, -1);
 }

@@ -16,7 +16,7 @@
 #define STATUS_OBJECT_TYPE_MISMATCH ((NTSTATUS)0xC0000024L)
 
 typedef enum { ObTypeEvent = 1, ObTypeFile, ObTypeKey, ObTypeSection, ObTypeDirectory, ObTypeThread,
-               ObTypeProcess } OB_TYPE;
+               ObTypeProcess, ObTypeDeviceFile } OB_TYPE;
 
 /* The object types drivers name through the exported POBJECT_TYPE variables; only
  * their identity matters (ObReferenceObjectByHandle compares it). */
@@ -43,8 +43,10 @@ STATIC_ASSERT(sizeof(KSIM_OBJECT_HEADER) % 16 == 0);
 static PKSIM_OBJECT_HEADER ObpHandleTable[HANDLE_TABLE_SIZE];
 static PKSIM_OBJECT_HEADER ObpNamedObjects;
 
-static const ULONG ObpTypeTags[] = { 0, 'nevE', 'eliF', ' yeK', 'tceS', 'eriD', 'erhT' };
-static const ULONG ObpBodySizes[] = { 0, sizeof(KEVENT), 0x40, 0x20, 0x20, 0x20, ETHREAD_SIZE };
+static const ULONG ObpTypeTags[] = { 0, 'nevE', 'eliF', ' yeK', 'tceS', 'eriD', 'erhT', 0, 'eliF' };
+static const ULONG ObpBodySizes[] = { 0, sizeof(KEVENT), 0x40, 0x20, 0x20, 0x20, ETHREAD_SIZE, 0, 0xD8 };
+
+VOID IopCloseDeviceFile(PVOID FileObject);
 
 VOID KiInitializeObjects(VOID)
 {
@@ -94,6 +96,9 @@ static VOID ObpDereference(PKSIM_OBJECT_HEADER h)
     PKSIM_OBJECT_HEADER *link;
     if (--h->PointerCount > 0)
         return;
+    /* A file object on a device: the device sees cleanup and close first (iocomp.c). */
+    if (h->Type == ObTypeDeviceFile)
+        IopCloseDeviceFile(h + 1);
     for (link = &ObpNamedObjects; *link; link = &(*link)->NextNamed)
         if (*link == h) {
             *link = h->NextNamed;
@@ -167,6 +172,13 @@ PVOID ObpCreateThreadObject(PHANDLE Handle)
         }
     }
     return h + 1;
+}
+
+/* A zeroed FILE_OBJECT (0xD8 bytes) for IoGetDeviceObjectPointer, with one reference. */
+PVOID ObpCreateDeviceFileObject(VOID)
+{
+    PKSIM_OBJECT_HEADER h = ObpCreate(ObTypeDeviceFile, NULL);
+    return h ? h + 1 : NULL;
 }
 
 NTSTATUS NTAPI ZwClose(HANDLE Handle)
