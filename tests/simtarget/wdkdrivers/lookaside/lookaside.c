@@ -58,12 +58,13 @@ static VOID NTAPI OwnFree(PVOID Buffer)
 }
 
 /* Six out (all misses), six back (the list keeps its depth, the rest is freed), three
- * out again (hits) and back, then delete. */
+ * out again at DISPATCH_LEVEL (hits) and back, then delete. */
 static VOID CaseNPaged(VOID)
 {
     PVOID block[6];
     ULONG i, aligned = 1, distinct;
     USHORT held;
+    KIRQL irql;
 
     ExInitializeNPagedLookasideList(&NPaged, NULL, NULL, POOL_NX_ALLOCATION, 40, TAG_NPAGED, 0);
     for (i = 0; i < 6; i++) {
@@ -74,8 +75,11 @@ static VOID CaseNPaged(VOID)
     for (i = 0; i < 6; i++)
         ExFreeToNPagedLookasideList(&NPaged, block[i]);
     held = ExQueryDepthSList(&NPaged.L.ListHead);
+    /* A nonpaged list may be used up to DISPATCH_LEVEL. */
+    KeRaiseIrql(DISPATCH_LEVEL, &irql);
     for (i = 0; i < 3; i++)
         block[i] = ExAllocateFromNPagedLookasideList(&NPaged);
+    KeLowerIrql(irql);
     /* Last in, first out: the first block taken is the last one kept. */
     DbgPrint("lookaside: npaged depth=%u held=%u allocs=%lu misses=%lu frees=%lu free_misses=%lu "
              "aligned=%lu distinct=%lu size=%lu tag=%d\n", NPaged.L.Depth, held, NPaged.L.TotalAllocates,
