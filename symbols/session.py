@@ -18,6 +18,7 @@ import bisect
 import fnmatch
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import SymbolError
 from .index import has_wildcard
@@ -25,9 +26,11 @@ from .locate import SymbolLocator
 from .model import SymbolKind, SymbolRecord
 from .module import ModuleSymbols, SymbolState, module_name_for
 from .path import SymbolPath
-from .pdb.prototypes import Prototypes
-from .pdb.typeinfo import TypeInfo
 from .pe import PeImage, Reader
+
+if TYPE_CHECKING:
+    from .pdb.prototypes import Prototypes
+    from .pdb.typeinfo import TypeInfo
 
 __all__ = ["DataType", "ModuleRow", "NearSymbols", "SymbolMatch", "SymbolSession", "data_type_for"]
 
@@ -251,6 +254,8 @@ class SymbolSession:
     def _arguments(self, module: ModuleSymbols, record: SymbolRecord) -> tuple[TypeInfo, ...] | None:
         if record.kind is not SymbolKind.FUNCTION or module.state is not SymbolState.PRIVATE_PDB:
             return None
+        from .pdb.prototypes import Prototypes      # the PDB reader loads with the first PDB
+
         pdb = module.pdb
         prototypes = self._prototypes.get(module.name)
         if prototypes is None or prototypes.pdb is not pdb:
