@@ -82,15 +82,16 @@ def lm(ctx: CommandContext, args: Args) -> None:
                     ctx.out.line(f"    CheckSum:         {module.checksum:08X}")
 
 
-@command("x", category=_S, usage="x [module!]pattern")
+@command("x", category=_S, usage="x [/v] [/t] [module!]pattern")
 def x(ctx: CommandContext, args: Args) -> None:
     """Show the symbols that match a pattern (wildcards * and ?)."""
-    args.options("v", "t", "0", "1", "2", "D", "a", "n", "z")
+    options = args.options("v", "t", "0", "1", "2", "D", "a", "n", "z")
     pattern = args.rest()
     if not pattern:
         raise CommandError("Syntax error: x takes module!pattern")
     matches = ctx.session.symbols.match(pattern)
-    ctx.out.write(render_x(matches, ctx.session.pointer_size, _reader(ctx)))
+    ctx.out.write(render_x(matches, ctx.session.pointer_size, _reader(ctx),
+                           verbose="v" in options, types="t" in options))
     for match in matches:
         ctx.out.row(address=match.address, name=match.qualified)
 

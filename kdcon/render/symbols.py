@@ -11,6 +11,7 @@ where WinDbg's form is known (windbg.md §0.5, symbols.md §3.4)::
     fffff800`030821cc nt!ViCreateProcessCallbackInternal (<no parameter info>)
     fffff800`01005eed nt!KeGetCurrentIrql (void)
     fffff800`02cece00 nt!PspCreateProcessNotifyRoutine = <no type information>
+    prv func   fffff800`0100623b    b nt!KeSetEvent (struct _KEVENT *, long, unsigned char)
     9110b000 HelloWorldDriver!KeTickCount = struct _KSYSTEM_TIME
     9110c000 HelloWorldDriver!__security_cookie = 0x911005a1
 
@@ -134,10 +135,42 @@ def render_ln(near: NearSymbols | None, pointer_size: int = 8, read: Reader | No
     return "\n".join(lines) + "\n"
 
 
-def render_x(matches: Iterable[SymbolMatch], pointer_size: int = 8, read: Reader | None = None) -> str:
-    """The lines ``x pattern`` prints, one per match."""
-    return "".join(f"{format_address(m.address, pointer_size)} {m.qualified} "
-                   f"{describe(m, pointer_size, read)}\n" for m in matches)
+def render_x(matches: Iterable[SymbolMatch], pointer_size: int = 8, read: Reader | None = None,
+             *, verbose: bool = False, types: bool = False) -> str:
+    """The lines ``x pattern`` prints, one per match; ``verbose`` (``/v``) puts the
+    symbol's source and kind before the address and its size (hex) after it, ``types``
+    (``/t``) a global's data type before its name."""
+    lines = []
+    for m in matches:
+        parts = [f"{_source(m)} {_category(m):<6}"] if verbose else []
+        parts.append(format_address(m.address, pointer_size))
+        if verbose:
+            parts.append(f"{_size(m):4x}")
+        if types and m.record.kind is SymbolKind.DATA:
+            parts.append(m.data_type.c_name if m.data_type is not None else "<NoType>")
+        parts += [m.qualified, describe(m, pointer_size, read)]
+        lines.append(" ".join(parts) + "\n")
+    return "".join(lines)
+
+
+# x /v: "prv" for the PDB's own records (procedures, globals, labels), "pub" for
+# publics, exports and COFF symbols; "global" for data, "func" for code.
+_PRIVATE = (SymbolKind.FUNCTION, SymbolKind.DATA, SymbolKind.LABEL)
+
+
+def _source(match: SymbolMatch) -> str:
+    return "prv" if match.record.kind in _PRIVATE else "pub"
+
+
+def _category(match: SymbolMatch) -> str:
+    return "global" if match.record.kind is SymbolKind.DATA else "func"
+
+
+def _size(match: SymbolMatch) -> int:
+    """A function's length; a global's type size (its record's size without one)."""
+    if match.record.kind is SymbolKind.DATA and match.data_type is not None and match.data_type.size:
+        return match.data_type.size
+    return match.record.size
 
 
 def render_lm_row(row: ModuleRow, pointer_size: int = 8) -> str:
