@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from kdcon import __version__
+from kdcon.protocol.errors import ProtocolError
 
 from .console import Console
 from .execution import Executor
@@ -123,10 +124,15 @@ class App:
         self.console.emit_event("connected", link=self.link_name, build=build,
                                 kernel_base=version.KernBase, processors=cpus,
                                 modules=[m.name for m in session.modules])
-        outcome = self.executor.judge(first)
-        if outcome is None:
-            outcome = self.executor.run()
-        self.executor.show(outcome)
+        try:
+            outcome = self.executor.judge(first)
+            if outcome is None:
+                outcome = self.executor.run()
+            self.executor.show(outcome)
+        except (ProtocolError, MemoryError) as exc:
+            # Attached, but the target stopped answering while its first stop was shown:
+            # one line, and the prompt (each command asks the target afresh).
+            out.line(f"The first stop could not be shown: {exc}")
 
     def _deadline(self) -> float | None:
         return None if self.timeout is None else self.started + self.timeout

@@ -31,7 +31,7 @@ from kdcon.protocol.debugger_data import parse_debugger_data
 from kdcon.protocol.errors import ProtocolError, TargetTimeout, TransportError
 from kdcon.protocol.events import DebugPrint, DebugPrompt, StateChange
 from kdcon.protocol.constants import ContinueStatus
-from kdcon.protocol.host import DR7_DEFAULT, KdHost
+from kdcon.protocol.host import DR7_DEFAULT, KdHost, TargetError
 from kdcon.protocol.link import KdLink, LinkClosed
 from kdcon.symbols.session import SymbolSession
 
@@ -177,7 +177,13 @@ class Session:
         self._pump = threading.Thread(target=self._run_pump, name="kdcon-pump", daemon=True)
         self._pump.start()
         stop = self._halted(first)
-        self._identify()
+        try:
+            self._identify()
+        except ProtocolError as exc:
+            # A target that will not say what it is or what it loaded cannot be debugged:
+            # one line for the CLI, not a traceback.
+            self.state = TargetState.LOST
+            raise TargetLost(str(exc)) from exc
         return stop
 
     def reattach(self, port: Any, timeout: float = 10.0) -> Stop:
@@ -205,15 +211,23 @@ class Session:
         self.version = self.host.get_version()
         # Only an x86 kernel (IMAGE_FILE_MACHINE_I386) has 4-byte pointers.
         self.pointer_size = 4 if self.version.MachineType == 0x14C else 8
-        if self.version.DebuggerDataList:
-            head = self.read_pointer(self.version.DebuggerDataList)
-            if head:
-                header = self.read_virtual(head, 0x18)
-                if len(header) == 0x18:
-                    size = struct.unpack_from("<I", header, 0x14)[0]
-                    block = self.read_virtual(head, min(size, 0x400))
-                    self.debugger_data = parse_debugger_data(block)
-        self.reload_module_list()
+        # A target's pointers are untrusted: an unreadable list is a warning, and the
+        # console attaches with what it could read.
+        try:
+            if self.version.DebuggerDataList:
+                head = self.read_pointer(self.version.DebuggerDataList)
+                if head:
+                    header = self.read_virtual(head, 0x18)
+                    if len(header) == 0x18:
+                        size = struct.unpack_from("<I", header, 0x14)[0]
+                        block = self.read_virtual(head, min(size, 0x400))
+                        self.debugger_data = parse_debugger_data(block)
+        except (MemoryError, TargetError) as exc:
+            self.output.line(f"WARNING: the debugger data block is unreadable ({exc})")
+        try:
+            self.reload_module_list()
+        except (MemoryError, TargetError) as exc:
+            self.output.line(f"WARNING: the loaded module list is unreadable ({exc})")
 
     # -- the pump thread ------------------------------------------------------------------
 
@@ -436,6 +450,9 @@ class Session:
                     break
                 modules.append(self._module_from_entry(raw, stamp_at))
                 entry = struct.unpack_from("<Q", raw, 0)[0]
+            if len(modules) >= _MAX_MODULES and entry not in seen:
+                self.output.line(f"WARNING: the module list goes on past {_MAX_MODULES} "
+                                 "entries; the rest are ignored")
         known = {(m.base, m.name.lower()) for m in self.modules}
         for module in self.modules:
             if (module.base, module.name.lower()) not in {(m.base, m.name.lower()) for m in modules}:

@@ -1,0 +1,286 @@
+"""A hostile target's well-formed packets never hang, crash or drive the console.
+
+The target (tools/simtarget/hostile.py) is the simulated kernel behind a kd that
+tampers with every reply (wrong ApiNumber, ActualBytesRead past the request or the
+data, an error status on every request, seeded random damage, silence mid-session),
+overlays hostile module lists (cycles, self links, entries past the cap, 64 KiB and
+escape-laden names, absurd image sizes), fakes GetVersion fields, and sends raw state
+changes and debug I/O. Each case drives a real console through attach and the
+commands below and checks: no traceback or internal error, every failure one line,
+no character that could act on a terminal, and a later ``? 1+1`` still answered.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import kdcon.session
+from kdcon.app import App
+from kdcon.output import Output
+from kdcon.protocol.constants import ManipulateApi as A, NtStatus
+from kdcon.session import TargetLost
+from kdcon.tools.simtarget.hostile import (
+    OVERLAY_BASE,
+    HostileTarget,
+    Tamper,
+    module_chain,
+    raw_debug_io,
+    raw_exception,
+    raw_load_symbols,
+)
+
+ACTING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+COMMANDS = ["lm", "!lmi nt", ".reload /f", "k", "kv", "r", "u", "dt nt!_EPROCESS @$proc",
+            "!process 0 0", "db @rsp", "da @rip", "du @rip", "dps @rsp", "x *!*",
+            "!pool @rsp", "!analyze -v"]
+HEAD = OVERLAY_BASE
+PC = 0xFFFFF80001001B7A
+EVIL = "\x1b[2J\x1b]0;pwned\x07\x9b31m\u202egnp.exe\r\x08"
+# A silent target costs a command (REQUEST_RETRIES + 1) * REQUEST_TIMEOUT; the target
+# answers in milliseconds, so this is only the time a lie or a silence takes.
+REQUEST_TIMEOUT, REQUEST_RETRIES = 0.15, 1
+
+
+class Run:
+    """One console attached to one hostile target; ``close()`` ends both."""
+
+    def __init__(self, target: HostileTarget, *, answers: tuple[str, ...] = ("y", "zz")) -> None:
+        self.target = target
+        self.stream = io.StringIO()
+        self.thread_errors: list[str] = []
+        self.app = App(target.connect(), link_name="hostile", output=Output(stream=self.stream),
+                       request_timeout=REQUEST_TIMEOUT, prompt_answers=answers)
+        self.app.session.host.retries = REQUEST_RETRIES
+
+    def __enter__(self) -> Run:
+        self._hook, threading.excepthook = threading.excepthook, self._on_thread_error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        threading.excepthook = self._hook
+        self.app.close()
+        self.target.close()
+
+    def _on_thread_error(self, args: threading.ExceptHookArgs) -> None:
+        self.thread_errors.append(f"{args.exc_type.__name__}: {args.exc_value}")
+
+    def commands(self, lines: list[str]) -> None:
+        for line in lines:
+            self.app.run_line(line)
+            result = self.app.console.results[-1]
+            assert result.error is None or "\n" not in result.error.strip(), result.error
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def check(self) -> None:
+        """The console's promise, then a command that still works."""
+        self.app.run_line("? 1+1")
+        text = self.text
+        assert "Traceback" not in text
+        assert "Internal error" not in text, _near(text, "Internal error")
+        found = ACTING.search(text)
+        assert found is None, _near(text, found.group())
+        assert text.rstrip().endswith("00000002"), text[-500:]
+        assert not self.thread_errors
+
+
+def _near(text: str, what: str) -> str:
+    at = text.find(what)
+    return text[max(0, at - 300): at + 300]
+
+
+def _attached(target: HostileTarget, lines: list[str] = COMMANDS) -> Run:
+    run = Run(target)
+    with run:
+        run.app.connect(timeout=10)
+        run.commands(lines)
+        run.check()
+    return run
+
+
+def _listed(text: str) -> list[str]:
+    """The overlay's modules in the last ``lm``."""
+    return re.findall(r"^\S+ \S+ +(m\d+) ", text.split("0: kd> lm\n")[-1], re.M)
+
+
+def _chain(count: int, **kwargs) -> HostileTarget:
+    return HostileTarget(overlays=[module_chain(HEAD, count, **kwargs)],
+                         version=dict(PsLoadedModuleList=HEAD))
+
+
+# -- replies ----------------------------------------------------------------------------
+
+
+def test_an_error_status_on_every_reply_fails_each_command_in_one_line():
+    run = _attached(HostileTarget(tamper=Tamper(status=NtStatus.STATUS_ACCESS_VIOLATION)))
+    assert "WARNING: the debugger data block is unreadable" in run.text
+
+
+def test_replies_with_the_wrong_api_number_are_not_taken_and_time_out():
+    tamper = Tamper(wrong_api=True, apis=frozenset({A.DbgKdGetContextApi,
+                                                     A.DbgKdGetContextExApi}))
+    run = _attached(HostileTarget(tamper=tamper), ["r", "k"])
+    assert "did not answer" in run.text
+
+
+@pytest.mark.parametrize("tamper", [Tamper(actual_extra=64), Tamper(actual_past_data=64)],
+                         ids=["past-the-request", "past-the-data"])
+def test_actual_bytes_read_that_lies_fails_the_attach_in_one_line(tamper):
+    with Run(HostileTarget(tamper=tamper)) as run:
+        with pytest.raises(TargetLost) as caught:
+            run.app.connect(timeout=10)
+    assert "\n" not in str(caught.value) and "ReadVirtualMemory" in str(caught.value)
+
+
+def test_a_target_that_stops_answering_after_attach_leaves_a_working_console():
+    tamper = Tamper()
+    with Run(HostileTarget(tamper=tamper)) as run:
+        run.app.connect(timeout=10)
+        tamper.silent_after = tamper.answered
+        run.commands(["k", "db @rsp L100", "!process 0 0"])
+        run.check()
+    assert run.text.count("did not answer") >= 3
+
+
+def test_a_target_that_falls_silent_while_its_first_stop_is_shown_still_attaches():
+    with Run(HostileTarget(tamper=Tamper(silent_after=20))) as run:
+        run.app.connect(timeout=10)
+        run.commands(["r rip"])
+        run.check()
+    assert "The first stop could not be shown" in run.text
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_seeded_random_damage_to_replies_never_breaks_the_console(seed):
+    tamper = Tamper(chance=0.3, seed=seed)
+    _attached(HostileTarget(tamper=tamper))
+    assert tamper.log, "the damage happened"
+
+
+# -- GetVersion ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [
+    dict(KernBase=0, PsLoadedModuleList=0),
+    dict(KernBase=0xFFFFF80001000003, PsLoadedModuleList=0xFFFFF80001000005),
+    dict(KernBase=0x0000900000000000, PsLoadedModuleList=0x8000000000000000,
+         DebuggerDataList=0x1234),
+], ids=["zero", "unaligned", "non-canonical"])
+def test_absurd_getversion_fields_attach_with_a_warning_at_most(version):
+    _attached(HostileTarget(version=version), ["lm", "k", "!analyze -v", "!process 0 0"])
+
+
+# -- the module list ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count, loop_to", [(5, 2), (3, 2), (0, None)],
+                         ids=["cycle", "entry-to-itself", "head-to-itself"])
+def test_a_module_list_that_loops_ends_the_walk(count, loop_to):
+    run = _attached(_chain(count, loop_to=loop_to), ["lm", ".reload /f", "lm"])
+    assert _listed(run.text) == [f"m{i}" for i in range(count)]
+
+
+def test_a_module_list_past_the_cap_is_cut_with_a_warning(monkeypatch):
+    monkeypatch.setattr(kdcon.session, "_MAX_MODULES", 40)
+    run = _attached(_chain(2_000_000), ["lm"])
+    assert "goes on past 40 entries" in run.text
+    assert len(_listed(run.text)) == 40
+
+
+@pytest.mark.parametrize("name", [
+    b"A\0" * 32767,
+    EVIL.encode("utf-16-le") + b"\x00\xd8A\x00",
+], ids=["64KiB", "escapes-and-lone-surrogate"])
+def test_hostile_module_names_are_cut_and_escaped(name):
+    run = _attached(_chain(3, name=lambda i: name), ["lm", "!lmi m0", "x *!*", "k"])
+    assert max(len(line) for line in run.text.splitlines()) < 2000
+
+
+@pytest.mark.parametrize("size, base", [
+    (0, lambda i: 0xFFFFF80001000000),
+    (2**32 - 1, lambda i: 0xFFFFF80001000000 + i * 0x1000),
+    (2**32 - 1, lambda i: 0xFFFFFFFFFFFFF000),
+], ids=["size-0-on-nt", "4GiB-overlapping", "4GiB-past-the-top"])
+def test_absurd_and_overlapping_image_sizes(size, base):
+    _attached(_chain(3, size=lambda i: size, base=base), ["lm", "k", "u", "x *!*", "ln @rip"])
+
+
+# -- state changes and debug I/O --------------------------------------------------------------
+
+
+def test_hostile_state_changes_and_debug_io_are_shown_harmlessly():
+    evil = EVIL.encode("utf-8")
+    stops = [
+        raw_exception(0x80000003, PC, processor=5, processors=2),
+        raw_exception(0x80000003, PC, processor=0, processors=0),
+        raw_exception(0xC0000005, PC, parameters=[1, 2], count=0xFFFFFFFF),
+        raw_exception(0xC0000005, PC, parameters=[], count=2),
+        raw_load_symbols(b"\\SystemRoot\\x.sys\0", length=0xFFFF, base=0xFFFFF80005000000,
+                         size=0x1000),
+        raw_load_symbols(evil + b"\0", length=len(evil) + 1, base=0xFFFFF80006000000,
+                         size=2**32 - 1),
+        raw_load_symbols(b"A" * 3000, length=3000, base=0, size=0),
+        raw_load_symbols(b"x.sys\0", length=6, base=0x1234, size=0, unload=True),
+        raw_debug_io(evil + b"\n"),
+        raw_debug_io(b"short", length=4000),
+        raw_debug_io(b"\0" * 100 + b"\n"),
+        raw_debug_io(evil, prompt_max=4),
+        raw_debug_io(b"x", length=3000, prompt_max=0xFFFFFFFF),
+    ] + [raw_exception(0x80000003, PC) for _ in range(8)]
+    target = HostileTarget(stops=stops)
+    with Run(target) as run:
+        run.app.connect(timeout=10)
+        run.app.console.settings.exceptions["ld"] = "sxn"
+        for _ in range(6):
+            run.commands(["g", "r rip", "k", "lm", "!analyze -v"])
+        run.check()
+    text = run.text
+    assert "pwned" in text and "\\x1b[2J" in text
+    assert [answer.strip() for answer in target.machine.answers] == ["y", "zz"]
+
+
+# -- end to end --------------------------------------------------------------------------------
+
+
+def _kdcon(path: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kdcon.cli", "--port", f"unix://{path}",
+                           "--request-timeout", "0.3", "--no-workspace", "--no-reconnect",
+                           "--batch", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_kdcon_that_cannot_read_the_module_list_says_so_in_one_line(tmp_path):
+    path = str(tmp_path / "kd.sock")
+    target = HostileTarget(tamper=Tamper(actual_extra=16))
+    target.listen_unix(path)
+    try:
+        run = _kdcon(path, "-c", "lm")
+    finally:
+        target.close()
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert [line for line in run.stderr.splitlines() if "could not connect" in line] \
+        == run.stderr.strip().splitlines()[-1:]
+
+
+def test_kdcon_against_hostile_names_and_prints_writes_no_control_byte(tmp_path):
+    path = str(tmp_path / "kd.sock")
+    target = HostileTarget(overlays=[module_chain(HEAD, 3, name=lambda i: EVIL.encode("utf-16-le"))],
+                           version=dict(PsLoadedModuleList=HEAD),
+                           stops=[raw_debug_io(EVIL.encode("utf-8") + b"\n"),
+                                  raw_exception(0x80000003, PC)])
+    target.listen_unix(path)
+    try:
+        run = _kdcon(path, "-c", "lm;g;k;? 1+1")
+    finally:
+        target.close()
+    assert "Traceback" not in run.stdout + run.stderr
+    assert ACTING.search(run.stdout) is None and ACTING.search(run.stderr) is None
+    assert "pwned" in run.stdout and run.stdout.rstrip().endswith("00000002")
