@@ -22,8 +22,11 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kdcon.protocol.errors import ProtocolError
+
 __all__ = [
     "Registers",
+    "ShortContext",
     "RegisterInfo",
     "REGISTERS",
     "FLAG_BITS",
@@ -42,6 +45,10 @@ MXCSR_WINDOW = (0x34, 4)
 # What the unwinder starts from: RIP, RSP, RBP and the nonvolatile registers it
 # carries up the stack (Rbx .. Rip in the CONTEXT).
 UNWIND_REGISTERS = ("rip", "rsp", "rbp", "rbx", "rsi", "rdi", "r12", "r13", "r14", "r15")
+
+
+class ShortContext(ProtocolError, OSError):
+    """The target answered a CONTEXT read with fewer bytes than asked: one line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +148,7 @@ class Registers:
     def _read(self, offset: int, size: int) -> bytes:
         got = self._fetch(offset, size)
         if len(got) < size:
-            raise OSError(f"the target sent {len(got)} of {size} context bytes")
+            raise ShortContext(f"the target sent {len(got)} of {size} context bytes")
         return got[:size]
 
     def _held(self, info: RegisterInfo) -> tuple[tuple[int, int], bytearray] | None:

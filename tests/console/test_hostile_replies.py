@@ -158,6 +158,12 @@ def test_a_target_that_falls_silent_while_its_first_stop_is_shown_still_attaches
     assert "The first stop could not be shown" in run.text
 
 
+def test_a_context_reply_shorter_than_asked_is_one_protocol_error():
+    tamper = Tamper(data_limit=6, apis=frozenset({A.DbgKdGetContextExApi}))
+    run = _attached(HostileTarget(tamper=tamper), ["r", "k"])
+    assert "Protocol error: the target sent 6 of" in run.text
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_seeded_random_damage_to_replies_never_breaks_the_console(seed):
     tamper = Tamper(chance=0.3, seed=seed)

@@ -73,7 +73,8 @@ class Tamper:
     ``wrong_api``: ApiNumber + 1. ``status``: this ReturnStatus on every reply.
     ``actual_extra``: ActualBytesRead this much past the request (data padded to
     match), ``actual_past_data``: ActualBytesRead this much past the data sent.
-    ``silent_after``: no reply at all once this many requests were answered.
+    ``data_limit``: the reply's data cut to this many bytes, its count fields left as
+    they were. ``silent_after``: no reply at all once this many requests were answered.
     ``chance``: the share of replies a seeded random damage hits (its kinds: data
     bytes flipped, union fields randomised, data cut, a random status).
     ``apis``: only these ApiNumbers are tampered (empty: all but GetVersion, whose
@@ -84,6 +85,7 @@ class Tamper:
     status: int | None = None
     actual_extra: int = 0
     actual_past_data: int = 0
+    data_limit: int | None = None
     silent_after: int | None = None
     chance: float = 0.0
     seed: int = 0
@@ -116,6 +118,8 @@ class Tamper:
             else:
                 data = len(out) - MANIPULATE_HEADER_SIZE
                 struct.pack_into("<I", out, _U + 12, data + self.actual_past_data)
+        if self.data_limit is not None:
+            del out[MANIPULATE_HEADER_SIZE + self.data_limit:]
         if self.chance and self.rng.random() < self.chance:
             self._damage(out)
         return bytes(out[:PACKET_MAX_SIZE])
