@@ -198,12 +198,14 @@ class Target:
         return walk_list(self, head, type_name, field, limit=limit)
 
     def list_entries(self, head: int, *, limit: int = 100000) -> Iterator[int]:
-        """The addresses of the LIST_ENTRYs chained from ``head`` (excluding it)."""
+        """The addresses of the LIST_ENTRYs chained from ``head`` (excluding it), each
+        once: a list that loops back to an entry other than ``head`` (a corrupt or
+        hostile target's) ends where it would go round again."""
         entry = self.pointer(head)
-        seen = 0
-        while entry != head and entry and seen < limit:
+        seen: set[int] = set()
+        while entry != head and entry and entry not in seen and len(seen) < limit:
             yield entry
-            seen += 1
+            seen.add(entry)
             entry = self.pointer(entry)
 
     # -- output and control ---------------------------------------------------------------------

@@ -33,6 +33,7 @@ from kdcon.tools.simtarget.hostile import (
     raw_debug_io,
     raw_exception,
     raw_load_symbols,
+    self_linked,
 )
 
 ACTING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -199,6 +200,18 @@ def test_a_module_list_past_the_cap_is_cut_with_a_warning(monkeypatch):
     run = _attached(_chain(2_000_000), ["lm"])
     assert "goes on past 40 entries" in run.text
     assert len(_listed(run.text)) == 40
+
+
+def test_a_process_list_that_loops_on_one_entry_shows_it_once():
+    target = HostileTarget()
+    with Run(target) as run:
+        run.app.connect(timeout=10)
+        head = run.app.console.try_resolve("nt!PsActiveProcessHead")
+        target.machine.overlays.append(self_linked(head))
+        run.app.session.memory.invalidate()
+        run.commands(["!process 0 0"])
+        run.check()
+    assert len(re.findall("^PROCESS ", run.text, re.M)) == 1
 
 
 @pytest.mark.parametrize("name", [

@@ -55,6 +55,7 @@ __all__ = [
     "raw_load_symbols",
     "raw_debug_io",
     "module_chain",
+    "self_linked",
     "OVERLAY_BASE",
 ]
 
@@ -188,6 +189,24 @@ def module_chain(head: int, count: int, *, name: Callable[[int], bytes] | None =
             i, offset = divmod(address - names, name_room)
             text = name(i) if name else f"m{i}.sys".encode("utf-16-le")
             return text[offset: offset + want] or None
+        return None
+
+    return read
+
+
+def self_linked(head: int, entry: int = OVERLAY_BASE + 0x1000, span: int = 0x800) -> Overlay:
+    """An overlay that sends the list at ``head`` to ``entry``, whose Flink and Blink
+    point at itself (a cycle that never comes back to the head); the ``span`` bytes
+    around ``entry`` read as zeros."""
+
+    def read(address: int, want: int) -> bytes | None:
+        if head <= address < head + 16:
+            return struct.pack("<QQ", entry, entry)[address - head: address - head + want]
+        if entry - span <= address < entry + span:
+            room = bytearray(2 * span)
+            struct.pack_into("<QQ", room, span, entry, entry)
+            at = address - (entry - span)
+            return bytes(room[at: at + want])
         return None
 
     return read
