@@ -16,6 +16,9 @@ line per figure, beside a baseline measured in the same run:
 - ``reconnect_worst``: the slowest run, against the same baseline.
 - ``restore_after_open``: from the reopened link to the session restored (the part
   that is not waiting for the simulator to listen), against the baseline.
+- ``first_open_after_listen``: a console started before the simulator (waiting for
+  its socket, linkwait.py) from ``listening on`` to its first stop shown, median,
+  against the same baseline: what the wait's backoff adds.
 
 Not part of the test suite.
 """
@@ -30,10 +33,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from kdcon.app import App
+from kdcon.linkwait import open_waiting
 from kdcon.output import Output
 from kdcon.reconnect import Reopen
 from kdcon.tools.bench.args import BenchParser, positive_int
@@ -96,6 +101,34 @@ def _attach_after_listen(sim: _Sim) -> float:
         app.close()
 
 
+def _first_open_after_listen(sim: _Sim) -> float:
+    """Start waiting for the socket, then start the simulator; seconds from its
+    ``listening on`` to the console's first stop."""
+    sim.kill()
+    waiting = threading.Event()
+    opened: list[object] = []
+
+    def wait_for_link() -> None:
+        opened.append(open_waiting(Reopen(sim.url), say=lambda line: waiting.set(),
+                                   deadline=time.monotonic() + START_TIMEOUT))
+
+    thread = threading.Thread(target=wait_for_link)
+    thread.start()
+    if not waiting.wait(START_TIMEOUT):
+        raise SystemExit("the console did not wait for the missing socket")
+    listening = sim.start()
+    thread.join(START_TIMEOUT)
+    if not opened:
+        raise SystemExit("the socket did not open once the simulator listened")
+    app = App(opened[0], link_name=sim.url, output=Output(io.StringIO()),
+              symbol_path=f"{IMAGES};{IMAGES / 'checked'}", timeout=60)
+    try:
+        app.connect()
+        return time.monotonic() - listening
+    finally:
+        app.close()
+
+
 def _reconnects(sim: _Sim, runs: int) -> tuple[list[float], list[float]]:
     sim.kill()
     sim.start()
@@ -136,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         attach = statistics.median(_attach_after_listen(sim) for _ in range(max(1, args.runs // 2)))
         back, restore = _reconnects(sim, args.runs)
+        first = statistics.median(_first_open_after_listen(sim) for _ in range(args.runs))
     finally:
         sim.stop()
         try:
@@ -146,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
           goal="< 2 s", runs=args.runs)
     _emit("reconnect_worst", max(back), "attach_after_listen", attach, goal="< 2 s")
     _emit("restore_after_open", statistics.median(restore), "attach_after_listen", attach)
+    _emit("first_open_after_listen", first, "attach_after_listen", attach, runs=args.runs)
     return 0
 
 
