@@ -1,9 +1,10 @@
 """``kdcon --loopback`` runs the simulated target in a child process: its life cycle.
 
 The child ends with the console however the console ends (``q``, end of input,
-SIGTERM, SIGKILL, Ctrl+C ending a batch), keeps out of the console's Ctrl+C (the console breaks in over the
-link instead), and a driver it cannot load is one line and status 2 with no child
-left. Linux only: the child is found through /proc and awaited with a pidfd.
+SIGTERM, SIGKILL, Ctrl+C ending a batch), keeps out of the console's Ctrl+C (the
+console breaks in over the link instead), and a driver it cannot load is one line and
+status 2 with no child left. Linux only: the child is found through /proc and awaited
+with a pidfd.
 """
 
 from __future__ import annotations
