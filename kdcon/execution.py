@@ -265,7 +265,9 @@ class Executor:
     def _bugcheck(self, stop: Stop) -> tuple[int, tuple[int, int, int, int]] | None:
         name = self.session.symbols.name_for(stop.pc) or ""
         data = self.session.debugger_data
-        if not name.startswith("nt!DbgBreakPointWithStatus") or data is None:
+        # A block cut short (a damaged or hostile reply) leaves the field None.
+        if not name.startswith("nt!DbgBreakPointWithStatus") or data is None \
+                or not data.KiBugcheckData:
             return None
         raw = self.session.read_virtual(data.KiBugcheckData, 40)
         if len(raw) < 40:

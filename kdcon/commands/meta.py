@@ -127,7 +127,7 @@ def vertarget(ctx: CommandContext, args: Args) -> None:
 def bugcheck(ctx: CommandContext, args: Args) -> None:
     """Show the bug check code and its four parameters."""
     data = ctx.session.debugger_data
-    if data is None:
+    if data is None or not data.KiBugcheckData:
         raise CommandError("The debugger data block is not available: no bug check data")
     raw = ctx.session.read_virtual(data.KiBugcheckData, 40)
     if len(raw) < 40:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import subprocess
 import sys
 import threading
@@ -183,6 +184,23 @@ def test_seeded_random_damage_to_replies_never_breaks_the_console(seed):
 ], ids=["zero", "unaligned", "non-canonical"])
 def test_absurd_getversion_fields_attach_with_a_warning_at_most(version):
     _attached(HostileTarget(version=version), ["lm", "k", "!analyze -v", "!process 0 0"])
+
+
+def test_a_debugger_data_block_cut_short_leaves_no_field_to_trip_on():
+    target = HostileTarget()
+    inner = target.machine.inner
+
+    def cut(address: int, size: int) -> bytes | None:
+        listed = struct.unpack_from("<Q", inner.version_block(), 0x20)[0]
+        head = struct.unpack("<Q", inner.read_virtual(listed, 8).ljust(8, b"\0"))[0]
+        end = head + 0x40              # the header and a few pointers; KiBugcheckData is past it
+        if head and address < end < address + size:
+            return inner.read_virtual(address, end - address)
+        return None
+
+    target.machine.overlays.append(cut)
+    run = _attached(target, [".bugcheck", "!analyze -v", "k"])
+    assert "The debugger data block is not available" in run.text
 
 
 # -- the module list ------------------------------------------------------------------------
