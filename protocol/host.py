@@ -69,7 +69,7 @@ _QUERY_FLAGS = struct.Struct("<II")
 # the expected duplicates and drops in a packet of that size, and both must land in
 # it with the same value. A clean line never pays for it, a bad cable's rarely.
 CONFIRM_BYTES = 256
-CONFIRM_CHANCE = 0.01
+CONFIRM_CHANCE = 0.002                 # one shifted reply in 500
 NOISY_TRIPS = 64
 # How often a dropped byte has the value of a duplicated one, and the bytes between
 # them are not all that value too (a shift of zeros among zeros changes nothing): the
