@@ -77,7 +77,8 @@ class Tamper:
     ``data_limit``: the reply's data cut to this many bytes, its count fields left as
     they were. ``silent_after``: no reply at all once this many requests were answered.
     ``chance``: the share of replies a seeded random damage hits (its kinds: data
-    bytes flipped, union fields randomised, data cut, a random status).
+    bytes flipped, union fields randomised, data cut, a random status, data all
+    garbage; ``kinds`` picks among them).
     ``apis``: only these ApiNumbers are tampered (empty: all but GetVersion, whose
     reply GetVersion overrides fake, and Continue).
     """
@@ -90,6 +91,7 @@ class Tamper:
     silent_after: int | None = None
     chance: float = 0.0
     seed: int = 0
+    kinds: tuple[str, ...] = ("flip", "union", "cut", "status", "garbage")
     apis: frozenset[int] = frozenset()
     answered: int = 0
     log: list[str] = field(default_factory=list)
@@ -127,7 +129,7 @@ class Tamper:
 
     def _damage(self, out: bytearray) -> None:
         rng = self.rng
-        kind = rng.choice(("flip", "union", "cut", "status", "garbage"))
+        kind = rng.choice(self.kinds)
         self.log.append(kind)
         data = len(out) - MANIPULATE_HEADER_SIZE
         if kind == "flip" and data:
