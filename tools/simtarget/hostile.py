@@ -41,7 +41,6 @@ from kdcon.protocol.windbgkd import DBGKD_DEBUG_IO
 
 from .kd import KdTargetSession, StopReport
 from .kd.layouts import PROCESSOR_LEVEL
-from .kd.session import _Wire
 from .kd.stub import Action, KdStub, NoReply
 from .loopback import SimTarget
 
@@ -291,7 +290,7 @@ class _HostileSession(KdTargetSession):
         super().__init__(machine)
         self.stub = _HostileStub(machine, tamper)
 
-    def _report(self, pump: _Wire, stop: Any) -> None:
+    def _report(self, pump: Any, stop: Any) -> None:
         report = self.machine.describe(stop)
         if report.kind == "raw":
             self.stats.exceptions_reported += 1
