@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kdcon.symbols.module import SymbolState
 
+from .output import printable
 from .progress import format_progress
 from .session import TargetState
 
@@ -107,4 +108,5 @@ def toolbar_text(app: App, *, busy: bool = False, cache: dict[Any, str] | None =
     job = app.console.state.values.get("progress")
     if job is not None:
         parts.append(format_progress(job))
-    return " " + _SEPARATOR.join(parts)
+    # Module and symbol names come from the target: escaped like every other output.
+    return " " + printable(_SEPARATOR.join(parts), newlines=False)

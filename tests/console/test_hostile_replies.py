@@ -26,6 +26,7 @@ from kdcon.app import App
 from kdcon.output import Output
 from kdcon.protocol.constants import ManipulateApi as A, NtStatus
 from kdcon.session import TargetLost
+from kdcon.toolbar import toolbar_text
 from kdcon.tools.simtarget.hostile import (
     OVERLAY_BASE,
     HostileTarget,
@@ -239,6 +240,18 @@ def test_a_process_list_that_loops_on_one_entry_shows_it_once():
 def test_hostile_module_names_are_cut_and_escaped(name):
     run = _attached(_chain(3, name=lambda i: name), ["lm", "!lmi m0", "x *!*", "k"])
     assert max(len(line) for line in run.text.splitlines()) < 2000
+
+
+def test_the_toolbar_escapes_a_hostile_module_name_at_the_stop():
+    base = 0xFFFFF80100000000
+    target = _chain(1, name=lambda i: EVIL.encode("utf-16-le"), base=lambda i: base)
+    target.machine.stops = [raw_exception(0x80000003, base + 0x10)]
+    with Run(target) as run:
+        run.app.connect(timeout=10)
+        run.commands(["g"])
+        shown = toolbar_text(run.app)
+        run.check()
+    assert "pwned" in shown and ACTING.search(shown) is None, repr(shown)
 
 
 @pytest.mark.parametrize("size, base", [

@@ -215,7 +215,7 @@ def self_linked(head: int, entry: int = OVERLAY_BASE + 0x1000, span: int = 0x800
 
 class HostileMachine:
     """A machine seen through hostile eyes: overlays on its virtual memory, fake
-    GetVersion fields, and queued hostile stops ahead of its own (after its first)."""
+    GetVersion fields, and queued hostile stops ahead of its own (after its first break)."""
 
     def __init__(self, inner: Any, *, overlays: list[Overlay] | None = None,
                  version: dict[str, int] | None = None) -> None:
@@ -251,13 +251,14 @@ class HostileMachine:
         return bytes(block)
 
     def run(self, until: Any = None) -> Any:
-        # The machine's own first stop comes first: until it booted, its version block
-        # and memory are not there to be tampered with.
+        # The machine's own first break comes first (its boot's prints and loads before
+        # it): until then its version block and memory are not there to tamper with.
         self._ours = bool(self.stops and self._booted)
         if self._ours:
             return self.stops.pop(0)
-        self._booted = True
-        return self.inner.run(until=until)
+        report = self.inner.describe(self.inner.run(until=until))
+        self._booted = self._booted or report.kind == "exception"
+        return report
 
     def answer_prompt(self, text: str) -> None:
         if self._ours:
