@@ -46,6 +46,7 @@ from prompt_toolkit.document import Document
 from kdcon.symbols.index import has_wildcard
 from kdcon.symbols.module import SymbolState
 
+from .output import printable
 from .registers import REGISTERS
 
 __all__ = ["KdCompleter", "PSEUDO_REGISTERS", "SCRIPT_COMMANDS", "PATH_COMMANDS", "LOADING"]
@@ -147,8 +148,10 @@ class KdCompleter(Completer):
             shown = text.partition("!")[2] if meta in ("symbol", "type") else text
             if meta == LOADING:
                 shown = "..."
-            yield Completion(text, start_position=start, display=shown or text,
-                             display_meta=meta)
+            # Module and symbol names come from the target: the menu shows them escaped.
+            yield Completion(text, start_position=start,
+                             display=printable(shown or text, newlines=False),
+                             display_meta=printable(meta, newlines=False))
 
     # -- the answers -------------------------------------------------------------------------
 

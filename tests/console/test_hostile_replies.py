@@ -20,9 +20,12 @@ import sys
 import threading
 
 import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
 
 import kdcon.session
 from kdcon.app import App
+from kdcon.completion import KdCompleter
 from kdcon.output import Output
 from kdcon.protocol.constants import ManipulateApi as A, NtStatus
 from kdcon.session import TargetLost
@@ -252,6 +255,17 @@ def test_the_toolbar_escapes_a_hostile_module_name_at_the_stop():
         shown = toolbar_text(run.app)
         run.check()
     assert "pwned" in shown and ACTING.search(shown) is None, repr(shown)
+
+
+def test_the_completion_menu_escapes_hostile_module_names():
+    with Run(_chain(2, name=lambda i: EVIL.encode("utf-16-le"))) as run:
+        run.app.connect(timeout=10)
+        completions = list(KdCompleter(run.app.console).get_completions(
+            Document("lm m "), CompleteEvent()))
+        run.check()
+    shown = [c.display_text for c in completions] + [c.display_meta_text for c in completions]
+    assert any("pwned" in text for text in shown)
+    assert not any(ACTING.search(text) for text in shown), shown
 
 
 @pytest.mark.parametrize("size, base", [
