@@ -13,6 +13,7 @@ no character that could act on a terminal, and a later ``? 1+1`` still answered.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import struct
 import subprocess
@@ -53,6 +54,15 @@ EVIL = "\x1b[2J\x1b]0;pwned\x07\x9b31m\u202egnp.exe\r\x08"
 REQUEST_TIMEOUT, REQUEST_RETRIES = 0.15, 1
 
 
+class _Collect(logging.Handler):
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 class Run:
     """One console attached to one hostile target; ``close()`` ends both."""
 
@@ -60,16 +70,20 @@ class Run:
         self.target = target
         self.stream = io.StringIO()
         self.thread_errors: list[str] = []
+        # What kdcon's CLI would print on stderr (it logs at ERROR): a traceback there too.
+        self._errors = _Collect(level=logging.ERROR)
         self.app = App(target.connect(), link_name="hostile", output=Output(stream=self.stream),
                        request_timeout=REQUEST_TIMEOUT, prompt_answers=answers)
         self.app.session.host.retries = REQUEST_RETRIES
 
     def __enter__(self) -> Run:
         self._hook, threading.excepthook = threading.excepthook, self._on_thread_error
+        logging.getLogger().addHandler(self._errors)
         return self
 
     def __exit__(self, *exc: object) -> None:
         threading.excepthook = self._hook
+        logging.getLogger().removeHandler(self._errors)
         self.app.close()
         self.target.close()
 
@@ -96,6 +110,7 @@ class Run:
         assert found is None, _near(text, found.group())
         assert text.rstrip().endswith("00000002"), text[-500:]
         assert not self.thread_errors
+        assert not self._errors.records, [r.getMessage() for r in self._errors.records]
 
 
 def _near(text: str, what: str) -> str:

@@ -10,7 +10,8 @@ processor numbers or NumberParameters, LoadSymbols whose path runs past the pack
 DbgPrint/DbgPrompt with escape sequences). It runs the commands of
 tests/console/test_hostile_replies.py with ``g`` between them and then ``? 1+1``.
 A run has a problem when its output holds a traceback or an internal error, a
-character that could act on a terminal, a failure of more than one line, or when
+character that could act on a terminal, a failure of more than one line, something
+logged at ERROR (the CLI's stderr), a thread that died, or when
 ``? 1+1`` is not answered at the end. The baseline is the same commands against the
 untampered target, run first.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import random
 import re
 import threading
@@ -51,6 +53,17 @@ ACTING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 EVIL = "\x1b[2J\x1b]0;pwned\x07\x9b31m\u202egnp.exe\r\x08"
 PC = 0xFFFFF80001001B7A
 REQUEST_TIMEOUT = 0.15
+
+
+class _Logged(logging.Handler):
+    """What kdcon's CLI would print on stderr (it logs at ERROR and above)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage()[:300])
 
 
 def _target(seed: int, chance: float, kinds: tuple[str, ...] = ()) -> HostileTarget:
@@ -100,6 +113,8 @@ def one_run(seed: int, chance: float, kinds: tuple[str, ...] = ()) -> dict[str, 
     problems: list[str] = []
     hook, threading.excepthook = threading.excepthook, lambda args: errors.append(
         f"thread: {args.exc_type.__name__}: {args.exc_value}")
+    logged = _Logged()
+    logging.getLogger().addHandler(logged)
     try:
         try:
             app.connect(timeout=10)
@@ -117,6 +132,7 @@ def one_run(seed: int, chance: float, kinds: tuple[str, ...] = ()) -> dict[str, 
                 problems.append("? 1+1 was not answered at the end")
     finally:
         threading.excepthook = hook
+        logging.getLogger().removeHandler(logged)
         app.close()
         target.close()
     seconds = time.monotonic() - started
@@ -127,7 +143,7 @@ def one_run(seed: int, chance: float, kinds: tuple[str, ...] = ()) -> dict[str, 
     found = ACTING.search(text)
     if found:
         problems.append(f"acting character {found.group()!r}")
-    problems += errors
+    problems += errors + [f"logged: {message}" for message in logged.messages]
     return {"figure": "hostile_run", "seed": seed, "value": round(seconds, 3), "unit": "s",
             "problems": len(problems), "first_problem": problems[0] if problems else None}
 
