@@ -61,8 +61,8 @@ __all__ = [
 _U = 0x10                       # the union in a manipulate payload
 _READS = (A.DbgKdReadVirtualMemoryApi, A.DbgKdReadPhysicalMemoryApi,
           A.DbgKdReadControlSpaceApi)
-_PAGE = 0x1000
-# An overlay address range no simulated image or pool uses (non-canonical bits clear).
+# Where overlays put their structures: a canonical kernel address that no simulated
+# image, stack or pool uses.
 OVERLAY_BASE = 0xFFFFF7A000000000
 
 
@@ -79,7 +79,7 @@ class Tamper:
     bytes flipped, union fields randomised, data cut, a random status, data all
     garbage; ``kinds`` picks among them).
     ``apis``: only these ApiNumbers are tampered (empty: all but GetVersion, whose
-    reply GetVersion overrides fake, and Continue).
+    fields ``HostileTarget(version=...)`` fakes instead).
     """
 
     wrong_api: bool = False
