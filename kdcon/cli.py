@@ -10,8 +10,10 @@ Without ``--batch`` the interactive console (repl.py) reads commands when standa
 input and output are a terminal, and a plain line prompt (``0: kd> ``) reads them from
 a pipe or a dumb terminal. ``--no-color`` (or ``NO_COLOR``, or ``TERM=dumb``) keeps
 the terminal plain. ``--workspace FILE`` opens a workspace (workspace.py), saved when
-an interactive session ends; a link that can heal is reopened when it is lost, unless
-``--no-reconnect`` (reconnect.py).
+an interactive session ends; a link that can heal is reopened when it is lost, in
+``--batch`` too, and waited for when kdcon starts before it exists (kd's ``Waiting to
+reconnect...``; Ctrl+C gives up with status 2), unless ``--no-reconnect``
+(reconnect.py, linkwait.py).
 """
 
 from __future__ import annotations
@@ -90,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-workspace", action="store_true",
                         help="neither open nor save a workspace")
     parser.add_argument("--no-reconnect", action="store_true",
-                        help="do not reopen the link when it is lost (unix://, tcp:// and "
-                             "devices reconnect by default; kd pipe strings with reconnect)")
+                        help="do not reopen the link when it is lost, nor wait for it to "
+                             "appear at start (unix://, tcp:// and devices reconnect by "
+                             "default; kd pipe strings with reconnect)")
     parser.add_argument("--request-timeout", type=_seconds, default=5.0, metavar="S",
                         help="how long each of a request's 3 tries waits for the target "
                              "(default 5)")

@@ -158,3 +158,14 @@ def test_ctrl_c_while_waiting_for_the_link_is_one_line_and_status_2(tmp_path):
     assert proc.returncode == 2
     assert err.splitlines() == ["kdcon: stopped waiting for the link (Ctrl+C)"]
     assert out == ""
+
+
+@pytest.mark.parametrize("link", [["--port", "unix://{dir}/kd.sock", "--no-reconnect"],
+                                  ["-k", "com:pipe,port={dir}/kd.sock"]])
+def test_a_link_that_does_not_heal_is_not_waited_for(tmp_path, capsys, link):
+    args = [part.format(dir=tmp_path) for part in link]
+    status = main(args + ["--batch", "--timeout", "30"])
+    err = capsys.readouterr().err.splitlines()
+    assert status == 2
+    assert err == [f"kdcon: cannot open the link: cannot connect to {tmp_path}/kd.sock: "
+                   "no such socket: is the VM or simulator running and listening on that path?"]
