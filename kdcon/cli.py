@@ -155,8 +155,9 @@ def _open(args: argparse.Namespace, reopen: Callable[[], Any] | None = None,
         from kdcon.tools.simtarget.loopback import open_loopback
 
         # The target in a child process: no interpreter lock shared with the console,
-        # so a round trip is half the in-process one and a DbgPrint flood leaves the
-        # prompt responsive (bench/simtarget.py). Closing the port ends the child.
+        # so a round trip on an idle machine is half the in-thread one, and the
+        # machine's emulation runs beside the console's threads rather than taking
+        # their lock (bench/simtarget.py). Closing the port ends the child.
         port = open_loopback(seed=args.seed, drivers=args.driver, flavour=args.flavour,
                              break_on_connect=True, pace=args.pace, faults=args.faults)
         return port, "kdsim (simulated target, in-process)", port
