@@ -252,8 +252,24 @@ class Session:
                 return
 
     def begin_command(self) -> None:
-        """A command line starts: the target is asked again, however the last one went."""
+        """A command line starts: the target is asked again, however the last one went,
+        and a DbgPrompt that came while it was broken in (a hostile or broken target:
+        the last command's request got no reply) is answered first, since until it is
+        the link can carry no request."""
         self.host.silent = None
+        if self.state is TargetState.HALTED and not self._events.empty():
+            others = []
+            while True:
+                try:
+                    event = self._events.get_nowait()
+                except queue.Empty:
+                    break
+                if event.kind == "prompt":
+                    self._answer_prompt(event.payload)
+                else:
+                    others.append(event)
+            for event in others:
+                self._events.put(event)
 
     # -- state -----------------------------------------------------------------------------
 

@@ -326,6 +326,27 @@ def test_hostile_state_changes_and_debug_io_are_shown_harmlessly():
     assert [answer.strip() for answer in target.machine.answers] == ["y", "zz"]
 
 
+@pytest.mark.parametrize("report, then_reply", [
+    (raw_exception(0xC0000005, PC), False),
+    (raw_debug_io(EVIL.encode("utf-8") + b"\n"), True),
+    (raw_debug_io(EVIL.encode("utf-8"), prompt_max=8), True),
+    (raw_debug_io(EVIL.encode("utf-8"), prompt_max=8), False),
+], ids=["state-change-for-a-reply", "print-before-a-reply", "prompt-before-a-reply",
+        "prompt-for-a-reply"])
+def test_a_stop_print_or_prompt_in_the_middle_of_a_request_leaves_a_working_console(
+        report, then_reply):
+    target = HostileTarget()
+    with Run(target) as run:
+        run.app.connect(timeout=10)
+        target.interject(report, then_reply=then_reply)
+        run.commands(["k", "r rip", "k"])
+        run.check()
+    # The last k walks the stack: a prompt that came mid-request is answered first.
+    assert run.text.split("kd> k\n")[-1].count("nt!") >= 2, run.text[-800:]
+    if report.max_length:
+        assert [answer.strip() for answer in target.machine.answers] == ["y"]
+
+
 # -- end to end --------------------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ from kdcon.protocol.constants import (
     PACKET_MAX_SIZE,
     StateChange,
 )
-from kdcon.protocol.events import ManipulateRequest
+from kdcon.protocol.events import ManipulateRequest, PromptReply
 from kdcon.protocol.messages import build_state_change
 from kdcon.protocol.state import Message
 from kdcon.protocol.transports.socketport import SocketPort
@@ -270,16 +270,28 @@ class HostileMachine:
         return stop if isinstance(stop, StopReport) else self.inner.describe(stop)
 
 
+@dataclass(frozen=True, slots=True)
+class _Interject:
+    """A raw stop sent in the middle of a request, before its reply (None: none)."""
+
+    report: StopReport
+    reply: bytes | None
+
+
 class _HostileStub(KdStub):
     def __init__(self, machine: Any, tamper: Tamper) -> None:
         super().__init__(machine)
         self.tamper = tamper
+        self.interjections: list[tuple[StopReport, bool]] = []
 
     def handle(self, request: ManipulateRequest) -> bytes | Action:
         result = super().handle(request)
         if not isinstance(result, bytes):
             return result
         reply = self.tamper(request, result)
+        if self.interjections:
+            report, answered = self.interjections.pop(0)
+            return _Interject(report, reply if answered else None)  # type: ignore[return-value]
         return NoReply() if reply is None else reply
 
 
@@ -306,6 +318,31 @@ class _HostileSession(KdTargetSession):
         else:
             super()._report(pump, stop)
 
+    def _act(self, pump: Any, result: Any) -> bool:
+        if not isinstance(result, _Interject):
+            return super()._act(pump, result)
+        report = result.report
+        if report.kind == "raw":
+            pump.send("send_state_change", report.text)
+        elif report.max_length:
+            pump.send("send", Message.DEBUG_PROMPT, report.text)
+            # The answer is not a request; requests that come first wait their turn.
+            pump.requests_only = False
+            early = []
+            try:
+                while not isinstance(answer := pump.wait(), PromptReply):
+                    early.append(answer)
+            finally:
+                pump.requests_only = True
+                for event in early:
+                    pump._events.put(event)     # the session's own queue, in order
+            self.machine.answers.append(answer.text.decode("latin-1"))
+        else:
+            pump.send("send", Message.DEBUG_PRINT, report.text)
+        if result.reply is not None:
+            pump.send("send_manipulate_payload", result.reply)
+        return False
+
 
 class HostileTarget(SimTarget):
     """``SimTarget`` whose kd answers through a ``Tamper`` and whose machine is a
@@ -325,6 +362,10 @@ class HostileTarget(SimTarget):
         self.tamper = tamper or Tamper()
         self.session = _HostileSession(machine, self.tamper)
 
+    def interject(self, report: StopReport, *, then_reply: bool = True) -> None:
+        """Send ``report`` (a raw state change, print or prompt) in the middle of the
+        next request, before its reply, or instead of it (``then_reply=False``)."""
+        self.session.stub.interjections.append((report, then_reply))
 
     def listen_unix(self, path: str) -> None:
         """Serve the first debugger that connects to a unix socket at ``path`` (for
