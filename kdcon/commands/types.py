@@ -3,8 +3,9 @@
 ``dt [-a[N]] [-b] [-c] [-p] [-r[N]] [-v] [-y] [-n] [-o] [-i] [module!]Name [Field...]
 [Address] [-l ListField]`` takes its words in either order WinDbg does (``dt nt!_T
 addr``, ``dt addr nt!_T``, options anywhere): a word of hex digits is an address unless ``-n`` says it is a
-name; a name is a type, else a global variable (shown at its address), else an
-expression; after the name, a word that names a field (``Flags``, ``ApcState.Process``,
+name; a name is a local of the selected frame (``Local var @ address Type T``, a pointer
+followed to its structure), else a type, else a global variable (shown at its address),
+else an expression; after the name, a word that names a field (``Flags``, ``ApcState.Process``,
 ``Ldr.``, ``Pre*``, ``Array[3]``) selects fields and anything else is the address.
 ``Name*`` lists the globals and types that match, ``.`` repeats the last name. A type
 given without its module gets WinDbg's ``module!Type`` line first. ``-a[N]`` shows
@@ -32,6 +33,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from kdcon.symbols.errors import SymbolError
@@ -46,6 +48,7 @@ from ..frames import (FrameRegisters, NoLocals, frame_locals, frames_to, select_
                       selected_frame)
 from ..registers import format_registers
 from ..registry import Category, command
+from ..render.symbols import c_type
 from .typeviews import Named as _Named
 from .typeviews import display as _display
 from .typeviews import display_instances as _display_instances
@@ -200,10 +203,48 @@ def _find_global(ctx: CommandContext, name: str) -> _Named | None:
     return None
 
 
+def _find_local(ctx: CommandContext, name: str) -> _Named | None:
+    """A parameter or local of the frame dv shows: WinDbg's ``Local var @ address Type T``
+    line, and for a pointer to a structure, the pointer and the structure it points to."""
+    if "!" in name or not ctx.session.halted:
+        return None
+    number = selected_frame(ctx.console)
+    try:
+        frames = frames_to(ctx.console, number)
+        found = frame_locals(ctx.console, frames, number) if number < len(frames) else None
+    except (NoLocals, SymbolError, MemoryError) as exc:
+        log.debug("dt %s: no locals: %s", name, exc)
+        return None
+    variable = next((v for v in found.variables if v.local.name == name), None) if found else None
+    if variable is None or variable.type is None:
+        return None
+    if variable.address is None and variable.register_value is None:
+        raise CommandError(f"dt: {name} is not live at this address (dv shows it unavailable)")
+    if variable.address is None:
+        raise CommandError(f"dt: {name} is held in register {variable.local.register or '?'}; "
+                           f"dv {name} shows its value")
+    type_text = c_type(variable.type).replace("struct ", "").replace("union ", "").replace(" *", "*")
+    lines = [f"Local var @ 0x{ctx.console.format_address(variable.address)} "
+             f"Type {type_text}"]
+    top = unwrap(variable.type)
+    pointee = unwrap(top.type) if top is not None and top.kind == "pointer" else None
+    if pointee is not None and pointee.kind in AGGREGATES:
+        size = top.pointer_size or top.size or ctx.session.pointer_size
+        value = int.from_bytes(ctx.session.read_virtual(variable.address, size), "little")
+        lines.append("0x" + ctx.console.format_address(value))
+        return _Local(pointee, None, value, is_global=True, lines=lines)
+    return _Local(variable.type, None, variable.address, is_global=True, lines=lines)
+
+
+@dataclass
+class _Local(_Named):
+    lines: list[str] = field(default_factory=list)
+
+
 def _resolve(ctx: CommandContext, word: str) -> _Named | None:
     if not _NAME_WORD.match(word) or has_wildcard(word):
         return None
-    return _find_type(ctx, word) or _find_global(ctx, word)
+    return _find_local(ctx, word) or _find_type(ctx, word) or _find_global(ctx, word)
 
 
 def _global_at(ctx: CommandContext, address: int) -> _Named | None:
@@ -290,6 +331,8 @@ def dt(ctx: CommandContext, args: Args) -> None:
             raise CommandError(f"Symbol {second} not found.")
         first = second
     ctx.state.values["dt_last"] = first
+    if isinstance(named, _Local):
+        ctx.out.lines(named.lines)
     if named.is_global:
         if address is not None:
             raise CommandError(f"dt: {first} is a global variable; give a type to show "
