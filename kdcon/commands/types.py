@@ -18,12 +18,13 @@ leads to, ``ListField at 0x...`` and a rule of dashes above each, until the list
 back to the first, reaches NULL or unreadable memory. Text comes from
 ``kdcon.render.types``.
 
-``dv [/V] [pattern]`` shows the parameters and locals the PDB records for the frame
+``dv [/i] [/t] [/V] [pattern]`` shows the parameters and locals the PDB records for the frame
 ``.frame [/r] [n]`` selected (frame 0 until then, and again once the target runs or the
 registers change), right-aligned as WinDbg does; ``/V`` adds each one's address and
 register-relative place. The variables and their places come from ``kdcon.frames``.
 What it does not do: ``-a`` before one field only (it applies to the whole display),
-type names with subscripts (``CHAR[8]``), ``-s``, ``-e``, ``-t``, ``-d``; ``dv /i /t``;
+type names with subscripts (``CHAR[8]``), ``-s``, ``-e``, ``-t``, ``-d``; dv's sorting
+and ``/f``;
 ``.frame /c``.
 Spec: windbg.md §0.5; the dt, dv and .frame pages of the debugger documentation.
 """
@@ -400,14 +401,15 @@ def _list_matches(ctx: CommandContext, pattern: str, *, types_only: bool = False
 _REGISTER_VALUE = 0xFFFFFFFFFFFFF000    # where dv puts a register's bytes for the display
 
 
-@command("dv", category=_S, usage="dv [/V] [pattern]")
+@command("dv", category=_S, usage="dv [/i] [/t] [/V] [pattern]")
 def dv(ctx: CommandContext, args: Args) -> None:
-    """Show the parameters and locals of the current frame (.frame selects another)."""
+    """Show the parameters and locals of the current frame (.frame selects another);
+    /i adds each one's kind (prv param, prv local), /t its type, /V its address."""
     options = args.options("V", "v", "i", "t", "a", "n", "z", "s", "f", "r", "m")
-    unsupported = options - {"V", "v"}
+    unsupported = options - {"V", "v", "i", "t"}
     if unsupported:
         raise CommandError(f"dv: /{sorted(unsupported)[0]} is not supported; "
-                           "usage: dv [/V] [pattern]")
+                           "usage: dv [/i] [/t] [/V] [pattern]")
     pattern = args.rest()
     number = selected_frame(ctx.console)
     frames = frames_to(ctx.console, number)
@@ -425,10 +427,15 @@ def dv(ctx: CommandContext, args: Args) -> None:
     for variable in variables:
         value = local_value(ctx, variable)
         name = f"{variable.local.name:>{width}}"
-        if options:
-            lines.append(f"{_where(ctx, variable)} {name} = {value}")
-        else:
-            lines.append(f"{name} = {value}")
+        if "t" in options:
+            # WinDbg drops the alignment once a type stands before the name.
+            name = c_type(variable.type, variable.local.name) if variable.type is not None \
+                else variable.local.name
+        if options & {"V", "v"}:
+            name = f"{_where(ctx, variable)} {name}"
+        if "i" in options:
+            name = f"prv {'param' if variable.local.is_param else 'local'}  {name}"
+        lines.append(f"{name} = {value}")
         ctx.out.row(name=variable.local.name, parameter=variable.local.is_param,
                     address=variable.address, register=variable.local.register,
                     offset=variable.local.offset, value=value)

@@ -1,4 +1,5 @@
-"""``dt`` on a parameter or local of the selected frame, as WinDbg takes ``dt Name``.
+"""``dt Name`` on a parameter or local of the selected frame, as WinDbg takes it, and
+``dv /i /t`` (each one's kind and type).
 
 The simulated kernel's TrackDemoTick, three steps in, has its locals stored on the stack;
 ``.frame 1`` selects TrackDemoDispatch, whose ``Irp`` is also the name of a kernel type.
@@ -15,7 +16,8 @@ from .transcripts import batch
 @pytest.fixture(scope="module")
 def in_tick() -> str:
     text, _ = batch("bp trackdemo!TrackDemoTick", "g", "g", "dt tick", "p 3", "dv /V",
-                    "dt attributes", "dt Extension", "dt tick", ".frame 1", "dv /V Irp", "dt Irp")
+                    "dt attributes", "dt Extension", "dt tick", "dv /t", "dv /i /t /V tick",
+                    ".frame 1", "dv /V Irp", "dt Irp")
     return text
 
 
@@ -52,3 +54,17 @@ def test_a_local_named_like_a_kernel_type_is_the_local(in_tick):
     shown = output_of(in_tick, "dt Irp").splitlines()
     assert shown[0] == f"Local var @ 0x{where} Type _IRP*"
     assert shown[2].startswith("   +0x000 Type ")
+
+
+def test_dv_t_puts_each_type_before_its_name(in_tick):
+    lines = output_of(in_tick, "dv /t").splitlines()
+    assert "struct _TRACKDEMO_EXTENSION * Extension = " in lines[0]
+    assert lines[0].startswith("struct ")
+    assert any(line.startswith("unsigned long tick = ") for line in lines)
+
+
+def test_dv_i_says_param_or_local_before_the_address(in_tick):
+    where = next(line for line in output_of(in_tick, "dv /V").splitlines() if " tick = " in line)
+    line = output_of(in_tick, "dv /i /t /V tick").strip()
+    assert line == f"prv local  {' '.join(where.split()[:2])} unsigned long tick = " \
+        f"{where.rsplit('= ', 1)[1]}"
