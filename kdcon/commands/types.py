@@ -403,7 +403,8 @@ _REGISTER_VALUE = 0xFFFFFFFFFFFFF000    # where dv puts a register's bytes for t
 
 @command("dv", category=_S, usage="dv [/i] [/t] [/V] [pattern]")
 def dv(ctx: CommandContext, args: Args) -> None:
-    """Show the parameters and locals of the current frame (.frame selects another);
+    """Show the parameters and locals of the current frame (.frame selects another).
+
     /i adds each one's kind (prv param, prv local), /t its type, /V its address."""
     options = args.options("V", "v", "i", "t", "a", "n", "z", "s", "f", "r", "m")
     unsupported = options - {"V", "v", "i", "t"}
