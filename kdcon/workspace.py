@@ -207,8 +207,9 @@ class WorkspaceFile:
             lines.append(f"Workspace {self.path} is not saved over when the session ends "
                          "(fix it, or .wsave /f replaces it)")
         count = sum(1 for bp in console.session.breakpoints if bp.kind in ("bu", "ba"))
-        lines.append(f"Workspace {self.path} opened: {count} breakpoints, "
-                     f"{len(console.scripts.aliases.values)} aliases")
+        aliases = len(console.scripts.aliases.values)
+        lines.append(f"Workspace {self.path} opened: {count} breakpoint{'' if count == 1 else 's'}, "
+                     f"{aliases} alias{'' if aliases == 1 else 'es'}")
         return lines
 
     def save(self, console: Any, *, path: str | Path | None = None, force: bool = False) -> Path:

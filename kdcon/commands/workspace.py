@@ -122,5 +122,6 @@ def wsave(ctx: CommandContext, args: Args) -> None:
     except WorkspaceError as exc:
         raise CommandError(str(exc)) from None
     count = sum(1 for bp in ctx.session.breakpoints if bp.kind in ("bu", "ba"))
-    ctx.out.line(f"Workspace saved to {path}: {count} breakpoints, "
-                 f"{len(console.scripts.aliases.values)} aliases")
+    aliases = len(console.scripts.aliases.values)
+    ctx.out.line(f"Workspace saved to {path}: {count} breakpoint{'' if count == 1 else 's'}, "
+                 f"{aliases} alias{'' if aliases == 1 else 'es'}")

@@ -60,7 +60,7 @@ def test_a_saved_workspace_restores_breakpoints_sx_and_aliases_in_a_new_session(
     text, status = run_kdcon(["--batch", "--timeout", "60", "--workspace", str(workspace),
                               "-c", "bl", "-c", "al", "-c", "sxe", "-c", "n", "-c", "g", "-c", "g"])
     assert status == 0, text
-    assert f"Workspace {workspace} opened: 3 breakpoints, 1 aliases" in text
+    assert f"Workspace {workspace} opened: 3 breakpoints, 1 alias" in text
     listing = text.split("kd> bl\n", 1)[1].split("0: kd> al", 1)[0].splitlines()
     assert listing == [
         ' 0 e  fffff800`01074520     0002 (0002) trackdemo!TrackDemoTick ".echo tick seen; g"',
@@ -188,3 +188,13 @@ def test_a_workspace_that_is_no_file_is_one_line_and_never_holds_the_connection(
     expected = "is not a regular file" if kind == "fifo" else "is a directory, not a file"
     assert f"Workspace {workspace} {expected}; starting with defaults" in text
     assert "Evaluate expression: 2 = 00000000`00000002" in text
+
+
+def test_one_breakpoint_and_one_alias_are_counted_in_the_singular(tmp_path):
+    workspace = tmp_path / "one.toml"
+    text, status = run_kdcon(["--loopback", "--batch", "--workspace", str(workspace),
+                              "-c", "bu trackdemo!TrackDemoTick", "-c", "as One .echo 1",
+                              "-c", ".wsave", "-c", f".wopen {workspace}"])
+    assert status == 0, text
+    assert f"Workspace saved to {workspace}: 1 breakpoint, 1 alias\n" in text
+    assert f"Workspace {workspace} opened: 1 breakpoint, 1 alias\n" in text
