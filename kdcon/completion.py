@@ -85,6 +85,12 @@ class _SortedNames:
 
     def prefixed(self, prefix: str, limit: int) -> list[str]:
         folded = prefix.casefold()
+        if not folded:
+            # Decorated names (``??_C@...`` string literals) sort first but are what a
+            # reader wants last: ``module!`` lists the plain names before them.
+            plain = bisect.bisect_left(self.folded, "@")
+            first = self.names[plain:plain + limit]
+            return first + self.names[:min(plain, limit - len(first))]
         start = bisect.bisect_left(self.folded, folded)
         found = []
         for position in range(start, min(len(self.names), start + limit)):

@@ -188,7 +188,8 @@ def test_in_the_background_a_module_answers_loading_until_its_names_are_sorted(l
     assert texts(completer.complete("bp trackdemo!TrackDemoT")) == [
         "trackdemo!TrackDemoTick", "trackdemo!TrackDemoTickCount"]
     first_page = texts(completer.complete("bp trackdemo!"))
-    expected = sorted({m.qualified for m in symbols.match("trackdemo!*")}, key=str.casefold)
+    expected = sorted({m.qualified for m in symbols.match("trackdemo!*")},
+                      key=lambda name: (name.startswith("trackdemo!?"), name.casefold()))
     assert first_page == expected[:len(first_page)] and first_page
     assert jobs.queued == []
 
@@ -251,3 +252,11 @@ def test_the_real_prompt_shows_loading_then_the_names(loop):
     driver.run(script)
     assert seen["menu"] == ["trackdemo!TrackDemoTick", "trackdemo!TrackDemoTickCount"]
     assert seen["text"] == "bp trackdemo!TrackDemoT"
+
+
+def test_module_bang_lists_plain_names_before_decorated_string_literals(completer):
+    page = texts(completer.complete("bp trackdemo!"))
+    assert page and not page[0].startswith("trackdemo!?")
+    assert "trackdemo!DriverEntry" in page
+    decorated = texts(completer.complete("bp trackdemo!?"))
+    assert decorated and all(name.startswith("trackdemo!??_C@") for name in decorated)
