@@ -5,9 +5,11 @@ tampers with every reply (wrong ApiNumber, ActualBytesRead past the request or t
 data, an error status on every request, seeded random damage, silence mid-session),
 overlays hostile module lists (cycles, self links, entries past the cap, 64 KiB and
 escape-laden names, absurd image sizes), fakes GetVersion fields, and sends raw state
-changes and debug I/O. Each case drives a real console through attach and the
-commands below and checks: no traceback or internal error, every failure one line,
-no character that could act on a terminal, and a later ``? 1+1`` still answered.
+changes and debug I/O, between requests or in the middle of one. Each case drives a
+real console (and a few the ``kdcon`` process) through attach and the commands below
+and checks: no traceback, internal error or error log, every failure one line, no
+character that could act on a terminal (output, toolbar, completion menu), and a
+later ``? 1+1`` still answered.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ itself, runs for millions of entries, names of 64 KiB or full of escape sequence
 invalid UTF-16, absurd image sizes), GetVersion can carry absurd fields, and stops can
 be raw payloads (state changes with processor numbers past the count, exception
 records with NumberParameters > 15, LoadSymbols whose path length runs past the packet,
-DebugIo with hostile text). Tests and the soak bench drive a real console against it.
+DebugIo with hostile text), sent between requests or in the middle of one
+(``interject``). ``connect()`` gives a socket pair's host end, ``listen_unix(path)``
+serves a ``kdcon --port unix://path`` process. Tests and the soak bench
+(tools/bench/hostile.py) drive a real console against it.
 What it does not do: break the framing (transports/faults.py does that) or run code.
 Spec: kd-protocol.md §4 (state change), §5 (manipulate), §6 (debug I/O).
 
