@@ -191,14 +191,24 @@ DECLSPEC_NORETURN VOID KiUnexpectedInterrupt(ULONG64 Vector, ULONG64 Arg1, ULONG
 VOID KiClockInterruptHandler(VOID);
 
 /* The clock interrupt: the machine pushed the interrupted RIP; everything the C
- * handler may change is saved here, so the interrupted code resumes untouched. */
+ * handler may change is saved here, so the interrupted code resumes untouched.
+ * The unwind codes let a stack walk (a debugger's `k`, the exception dispatcher) go
+ * on from here into the interrupted code. */
 __asm__(".text\n"
         ".globl KiClockInterrupt\n"
+        ".seh_proc KiClockInterrupt\n"
         "KiClockInterrupt:\n"
-        "    pushfq\n"
-        "    pushq %rax\n    pushq %rcx\n    pushq %rdx\n    pushq %r8\n"
-        "    pushq %r9\n    pushq %r10\n    pushq %r11\n    pushq %rbp\n"
-        "    movq %rsp, %rbp\n"
+        "    pushfq\n                .seh_stackalloc 8\n"
+        "    pushq %rax\n            .seh_pushreg %rax\n"
+        "    pushq %rcx\n            .seh_pushreg %rcx\n"
+        "    pushq %rdx\n            .seh_pushreg %rdx\n"
+        "    pushq %r8\n             .seh_pushreg %r8\n"
+        "    pushq %r9\n             .seh_pushreg %r9\n"
+        "    pushq %r10\n            .seh_pushreg %r10\n"
+        "    pushq %r11\n            .seh_pushreg %r11\n"
+        "    pushq %rbp\n            .seh_pushreg %rbp\n"
+        "    movq %rsp, %rbp\n       .seh_setframe %rbp, 0\n"
+        "    .seh_endprologue\n"
         "    andq $-16, %rsp\n"
         "    subq $0x80, %rsp\n"
         "    movdqa %xmm0, 0x20(%rsp)\n    movdqa %xmm1, 0x30(%rsp)\n"
@@ -212,7 +222,8 @@ __asm__(".text\n"
         "    popq %rbp\n    popq %r11\n    popq %r10\n    popq %r9\n"
         "    popq %r8\n    popq %rdx\n    popq %rcx\n    popq %rax\n"
         "    popfq\n"
-        "    ret\n");
+        "    ret\n"
+        ".seh_endproc\n");
 
 static VOID KiSetGate(ULONG Vector, PVOID Handler)
 {
