@@ -160,7 +160,7 @@ def _open(args: argparse.Namespace, reopen: Callable[[], Any] | None = None,
         # their lock (bench/simtarget.py). Closing the port ends the child.
         port = open_loopback(seed=args.seed, drivers=args.driver, flavour=args.flavour,
                              break_on_connect=True, pace=args.pace, faults=args.faults)
-        return port, "kdsim (simulated target, in-process)", port
+        return port, "kdsim (simulated target, child process)", port
     if reopen is not None:
         port = open_waiting(reopen, say=_status, deadline=deadline)
     else:

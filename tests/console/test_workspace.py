@@ -115,7 +115,7 @@ def test_a_workspace_gives_the_connection_when_the_command_line_has_none(tmp_pat
     workspace.write_text("version = 1\n[connection]\nloopback = true\n", encoding="utf-8")
     text, status = run_kdcon(["--batch", "--workspace", str(workspace), "-c", "? 2"])
     assert status == 0, text
-    assert "Opened kdsim (simulated target, in-process)" in text
+    assert "Opened kdsim (simulated target, child process)" in text
 
 
 def test_entries_that_cannot_be_used_are_one_line_each_and_breakpoints_are_written_back(tmp_path):
