@@ -54,6 +54,8 @@ EVIL = "\x1b[2J\x1b]0;pwned\x07\x9b31m\u202egnp.exe\r\x08"
 # A silent target costs a command (REQUEST_RETRIES + 1) * REQUEST_TIMEOUT; the target
 # answers in milliseconds, so this is only the time a lie or a silence takes.
 REQUEST_TIMEOUT, REQUEST_RETRIES = 0.15, 1
+# Far past what any command here takes even when every request times out.
+HANG_BOUND = 60.0
 
 
 class _Collect(logging.Handler):
@@ -92,9 +94,12 @@ class Run:
     def _on_thread_error(self, args: threading.ExceptHookArgs) -> None:
         self.thread_errors.append(f"{args.exc_type.__name__}: {args.exc_value}")
 
+    def connect(self) -> None:
+        _bounded(self.app.connect, 10)
+
     def commands(self, lines: list[str]) -> None:
         for line in lines:
-            self.app.run_line(line)
+            _bounded(self.app.run_line, line)
             result = self.app.console.results[-1]
             assert result.error is None or "\n" not in result.error.strip(), result.error
 
@@ -104,7 +109,7 @@ class Run:
 
     def check(self) -> None:
         """The console's promise, then a command that still works."""
-        self.app.run_line("? 1+1")
+        _bounded(self.app.run_line, "? 1+1")
         text = self.text
         assert "Traceback" not in text
         assert "Internal error" not in text, _near(text, "Internal error")
@@ -115,6 +120,25 @@ class Run:
         assert not self._errors.records, [r.getMessage() for r in self._errors.records]
 
 
+def _bounded(call, *args) -> None:
+    """``call(*args)`` on a thread: a hang is a failure here, not a stuck suite (every
+    request has a time bound, so a command that passes HANG_BOUND never ends)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="hostile-command", daemon=True)
+    worker.start()
+    worker.join(HANG_BOUND)
+    assert not worker.is_alive(), f"{args} did not end within {HANG_BOUND} s"
+    if failure:
+        raise failure[0]
+
+
 def _near(text: str, what: str) -> str:
     at = text.find(what)
     return text[max(0, at - 300): at + 300]
@@ -123,7 +147,7 @@ def _near(text: str, what: str) -> str:
 def _attached(target: HostileTarget, lines: list[str] = COMMANDS) -> Run:
     run = Run(target)
     with run:
-        run.app.connect(timeout=10)
+        run.connect()
         run.commands(lines)
         run.check()
     return run
@@ -159,14 +183,14 @@ def test_replies_with_the_wrong_api_number_are_not_taken_and_time_out():
 def test_actual_bytes_read_that_lies_fails_the_attach_in_one_line(tamper):
     with Run(HostileTarget(tamper=tamper)) as run:
         with pytest.raises(TargetLost) as caught:
-            run.app.connect(timeout=10)
+            run.connect()
     assert "\n" not in str(caught.value) and "ReadVirtualMemory" in str(caught.value)
 
 
 def test_a_target_that_stops_answering_after_attach_leaves_a_working_console():
     tamper = Tamper()
     with Run(HostileTarget(tamper=tamper)) as run:
-        run.app.connect(timeout=10)
+        run.connect()
         tamper.silent_after = tamper.answered + 2     # in the middle of the walk
         run.commands(["!process 0 0", "k", "db @rsp L100"])
         run.check()
@@ -175,7 +199,7 @@ def test_a_target_that_stops_answering_after_attach_leaves_a_working_console():
 
 def test_a_target_that_falls_silent_while_its_first_stop_is_shown_still_attaches():
     with Run(HostileTarget(tamper=Tamper(silent_after=20))) as run:
-        run.app.connect(timeout=10)
+        run.connect()
         run.commands(["r rip"])
         run.check()
     assert "The first stop could not be shown" in run.text
@@ -244,7 +268,7 @@ def test_a_module_list_past_the_cap_is_cut_with_a_warning(monkeypatch):
 def test_a_process_list_that_loops_on_one_entry_shows_it_once():
     target = HostileTarget()
     with Run(target) as run:
-        run.app.connect(timeout=10)
+        run.connect()
         head = run.app.console.try_resolve("nt!PsActiveProcessHead")
         target.machine.overlays.append(self_linked(head))
         run.app.session.memory.invalidate()
@@ -267,7 +291,7 @@ def test_the_toolbar_escapes_a_hostile_module_name_at_the_stop():
     target = _chain(1, name=lambda i: EVIL.encode("utf-16-le"), base=lambda i: base)
     target.machine.stops = [raw_exception(0x80000003, base + 0x10)]
     with Run(target) as run:
-        run.app.connect(timeout=10)
+        run.connect()
         run.commands(["g"])
         shown = toolbar_text(run.app)
         run.check()
@@ -276,7 +300,7 @@ def test_the_toolbar_escapes_a_hostile_module_name_at_the_stop():
 
 def test_the_completion_menu_escapes_hostile_module_names():
     with Run(_chain(2, name=lambda i: EVIL.encode("utf-16-le"))) as run:
-        run.app.connect(timeout=10)
+        run.connect()
         completions = list(KdCompleter(run.app.console).get_completions(
             Document("lm m "), CompleteEvent()))
         run.check()
@@ -318,7 +342,7 @@ def test_hostile_state_changes_and_debug_io_are_shown_harmlessly():
     ] + [raw_exception(0x80000003, PC) for _ in range(8)]
     target = HostileTarget(stops=stops)
     with Run(target) as run:
-        run.app.connect(timeout=10)
+        run.connect()
         run.app.console.settings.exceptions["ld"] = "sxn"
         for _ in range(6):
             run.commands(["g", "r rip", "k", "lm", "!analyze -v"])
@@ -339,7 +363,7 @@ def test_a_stop_print_or_prompt_in_the_middle_of_a_request_leaves_a_working_cons
         report, then_reply):
     target = HostileTarget()
     with Run(target) as run:
-        run.app.connect(timeout=10)
+        run.connect()
         target.interject(report, then_reply=then_reply)
         run.commands(["k", "r rip", "k"])
         run.check()
