@@ -385,8 +385,12 @@ class KdLink:
                 self._callers += 1
                 try:
                     self._write(self.connection.send_manipulate_payload(payload))
-                except TransportError:
+                except (TransportError, LocalProtocolError):
+                    # Not sent (the link closed, or the phase forbids it: a target that
+                    # prompted in the middle of a request): nothing to wait for, and the
+                    # reader thread, which steps aside for callers, must read again.
                     self._callers -= 1
+                    self._replies.waiting.remove(waiter)
                     raise
             call.sleeps_on(waiter)
             try:
