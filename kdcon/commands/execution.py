@@ -362,3 +362,12 @@ for _mode, _summary in (("sxe", "Break on the event (ld[:module], ud, av, bpe, .
 
     _handler.__doc__ = _summary
     command(_mode, category=_E, usage=f"{_mode} [event[:module]]", needs_halt=False)(_handler)
+
+
+@command("sx", category=_E, usage="sx", needs_halt=False)
+def sx(ctx: CommandContext, args: Args) -> None:
+    """List what each event does (sxe, sxd, sxn and sxi change it)."""
+    if not args.empty():
+        raise CommandError(f"Syntax error at '{args.rest()}': sx only lists; "
+                           "sxe, sxd, sxn or sxi sets an event")
+    _sx(ctx, args, "")
