@@ -24,6 +24,9 @@ def evaluate_expression(ctx: CommandContext, args: Args) -> None:
     text = args.rest()
     if not text:
         raise CommandError("Numeric expression missing from '<EOL>'")
+    if text.startswith("?"):
+        raise CommandError("?? (C++ expressions) is not supported: ? evaluates MASM "
+                           "(poi(addr), @reg, mod!sym), dt and dv show typed values")
     value = ctx.evaluate(text)
     ctx.console.user_registers.last_value = value
     ctx.out.line(format_evaluation(value, pointer_size=ctx.session.pointer_size))
