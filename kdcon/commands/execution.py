@@ -294,10 +294,27 @@ def reboot(ctx: CommandContext, args: Args) -> None:
         _time_is_up(ctx)
         return
     session.after_reboot()
+    _say_connected(ctx, stop.processor_count or 1)
     outcome = executor.judge(stop) or executor.run()
     executor.show(outcome)
     if ctx.console.healer is not None:
         ctx.console.healer.run_restart_script()      # -cfr: every time the target restarts
+
+
+def _say_connected(ctx: CommandContext, cpus: int) -> None:
+    """The lines kd prints when a rebooted target attaches again, as at the first attach."""
+    session = ctx.session
+    version = session.version
+    build = version.MinorVersion
+    flavour = "Free" if version.MajorVersion == 0xF else "Checked"
+    fmt = ctx.console.format_address
+    ctx.out.lines([
+        f"Connected to Windows {build} x64 target, ptr64 TRUE",
+        "Kernel Debugger connection established.",
+        f"Windows Kernel Version {build} {'MP' if cpus > 1 else 'UP'} ({cpus} procs) "
+        f"{flavour} x64",
+        f"Kernel base = 0x{fmt(version.KernBase)} PsLoadedModuleList = "
+        f"0x{fmt(version.PsLoadedModuleList)}"])
 
 
 @command(".crash", category=_E, usage=".crash", resumes=True)
