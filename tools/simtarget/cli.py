@@ -42,7 +42,9 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kdcon-sim",
-        description="Run the simulated x64 kernel as a KD target a debugger can attach to.")
+        description="Run the simulated x64 kernel as a KD target a debugger can attach to.",
+        epilog="kdcon-sim build-driver SRCDIR -o DRIVER.sys builds a WDM driver's sources "
+               "for --driver (kdcon-sim build-driver -h).")
     parser.add_argument("--listen", metavar="URL",
                         help="unix:///path, tcp://127.0.0.1:PORT or pty")
     parser.add_argument("--run", action="store_true",
