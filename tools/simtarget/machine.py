@@ -50,6 +50,10 @@ kernel's handler with the CONTEXT at the fault: the kernel dispatches them to th
 exception handlers (__try/__except) and bug checks when none takes them; page faults at
 DISPATCH_LEVEL and above go to the kernel directly (bug check 0xA / 0xD1), as on Windows.
 NT_ASSERT (int 2Ch) is a continuable STATUS_ASSERTION_FAILURE; __fastfail (int 29h) bug checks 0x139.
+An exception raised in software (RtlRaiseException, debug service 0x4B01) stops at the raise
+site: the CPU holds the CONTEXT the kernel captured for the caller while stopped, and gets its
+own registers back when run on, the debugger's changes copied into that CONTEXT first
+(docs/simulated-target.md §5, "Where a raised exception stops").
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ from unicorn import (UC_ARCH_X86, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_E
 from unicorn import x86_const as X
 
 from kdcon.protocol.constants import NtStatus
-from kdcon.protocol.context import Context, SpecialRegisters
+from kdcon.protocol.context import CONTEXT_AMD64_SIZE, Context, SpecialRegisters
 
 from . import interrupts, layout
 from .breakpoints import BREAKPOINT_TABLE_SIZE, BreakpointTable
@@ -100,8 +104,14 @@ DBG_STATUS_BUGCHECK_SECOND = 4
 MANUALLY_INITIATED_CRASH = 0xE2
 KERNEL_SECURITY_CHECK_FAILURE = 0x139
 _MASK64 = 0xFFFFFFFFFFFFFFFF
+# Fields of a CONTEXT the debugger does not change here: they stay as captured.
+_CAPTURE_ONLY = ("ContextFlags", "SegCs", "SegDs", "SegEs", "SegFs", "SegGs", "SegSs")
 _UNMAPPED_ERRORS = {UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED,
                     UC_ERR_READ_PROT, UC_ERR_WRITE_PROT, UC_ERR_FETCH_PROT}
+
+
+def _debug_registers(ctx: Context) -> dict[str, int]:
+    return {name: getattr(ctx, name) for name in ("Dr0", "Dr1", "Dr2", "Dr3", "Dr6", "Dr7")}
 
 
 class Machine:
@@ -134,6 +144,7 @@ class Machine:
         self._breakpoints = BreakpointTable(self.memory)
         self._prompt: PendingPrompt | None = None
         self._deliver_pending: tuple[int, tuple[int, int, int], int] | None = None
+        self._raise_site: tuple[int, Context] | None = None
         self._trap: tuple[int, int] | None = None
         self._fault: tuple[int, int] | None = None
         self.instructions = 0
@@ -239,6 +250,7 @@ class Machine:
         uc = self._require()
         if self._prompt is not None:
             raise MachineStateError("a DbgPrompt is waiting: call answer_prompt() first")
+        self._leave_raise_site()
         self.debug.sync()
         if self._deliver_pending is not None:
             vector, args, pc = self._deliver_pending
@@ -318,6 +330,8 @@ class Machine:
             event, prompt = decode_debug_service(uc, self.memory)
             uc.reg_write(X.UC_X86_REG_RIP, rip + 1)        # past the int 3 that follows
             self._prompt = prompt
+            if isinstance(event, ExceptionEvent):
+                self._enter_raise_site(uc.reg_read(X.UC_X86_REG_RDX))
             return event
         if intno == 1:
             uc.reg_write(X.UC_X86_REG_EFLAGS, uc.reg_read(X.UC_X86_REG_EFLAGS) & ~0x100)
@@ -335,6 +349,30 @@ class Machine:
         if intno == 13:
             return self._exception(NtStatus.STATUS_ACCESS_VIOLATION, rip, (0, _MASK64), layout.VECTOR_GP, (0, 0))
         return self._exception(NtStatus.STATUS_ILLEGAL_INSTRUCTION, rip, (intno,), intno, (intno, 0))
+
+    def _enter_raise_site(self, address: int) -> None:
+        """Stop at the raise site: the CPU takes the CONTEXT RtlRaiseException captured
+        (the kernel passes it with the service), as KiDispatchException hands KdTrap that
+        context and not its own registers.  The CPU's own state waits for the next run."""
+        data = self.memory.read_virtual(address, CONTEXT_AMD64_SIZE) if address else b""
+        if len(data) < CONTEXT_AMD64_SIZE:
+            return
+        own = self.get_context()
+        self.set_context(Context.from_bytes(data).replace(**_debug_registers(own)))
+        self._raise_site = (address, own)
+
+    def _leave_raise_site(self) -> None:
+        """The registers as the debugger left them go back into the raise's CONTEXT (the
+        dispatch runs with them, as KdpReport copies them back); the CPU gets its own state."""
+        if self._raise_site is None:
+            return
+        address, own = self._raise_site
+        self._raise_site = None
+        shown = self.get_context()
+        captured = Context.from_bytes(self.memory.read_virtual(address, CONTEXT_AMD64_SIZE))
+        kept = {name: getattr(captured, name) for name in _CAPTURE_ONLY}
+        self.memory.write_virtual(address, shown.replace(**kept, **_debug_registers(captured)).to_bytes())
+        self.set_context(own.replace(**_debug_registers(shown)))
 
     def _exception(self, code: int, address: int, params: tuple[int, ...], vector: int,
                    args: tuple[int, int]) -> StopEvent:
@@ -404,6 +442,7 @@ class Machine:
 
     def _call_bugcheck(self, code: int, param1: int) -> None:
         """Redirect the CPU into KeBugCheckEx(code, param1, 0, 0, 0), called from RIP."""
+        self._leave_raise_site()
         interrupts.call_routine(self._uc, self.memory, self.kernel_symbol("KeBugCheckEx"), (code, param1, 0, 0),
                                 self._uc.reg_read(X.UC_X86_REG_RIP))
         self._deliver_pending = None

@@ -4,9 +4,10 @@
 Debug services (service number in eax, kd-protocol.md §6): 1 DbgPrint (rcx text,
 rdx length, r8 component, r9 level), 2 DbgPrompt (rcx prompt, rdx length, r8 response
 buffer, r9 its size; eax returns the response length), 3/4 load/unload symbols (rcx
-PSTRING path, rdx KD_SYMBOLS_INFO), and the simulator's own 0x4B01 (rcx EXCEPTION_RECORD:
-an exception raised by RtlRaiseException, reported first chance before any handler
-runs, as KiDispatchException reports it).  Each becomes a stop event.
+PSTRING path, rdx KD_SYMBOLS_INFO), and the simulator's own 0x4B01 (rcx EXCEPTION_RECORD,
+rdx the CONTEXT RtlRaiseException captured for its caller: an exception raised in
+software, reported first chance before any handler runs, as KiDispatchException reports
+it; the machine shows that context at the stop).  Each becomes a stop event.
 
 Ports (``layout``): the COM1 UART that kdcom polls for the break-in byte, the
 instruction-based clock, and the control port (unmap image, halt, booted, reboot).

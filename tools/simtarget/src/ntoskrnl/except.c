@@ -452,14 +452,15 @@ EXCEPTION_DISPOSITION __cdecl __C_specific_handler(PEXCEPTION_RECORD ExceptionRe
 /* ---- Raising ---- */
 
 /* A raised exception goes to the debugger first, as KiDispatchException reports it
- * (first chance) before any handler runs.  The machine turns this debug service into
- * an Exception state change. */
+ * (first chance) before any handler runs, with the context of the raise site: the
+ * machine turns this debug service into an Exception state change whose registers are
+ * that CONTEXT, and copies the debugger's changes back into it when it runs on. */
 #define KSIM_SERVICE_EXCEPTION 0x4B01
 
-static VOID KiReportException(PEXCEPTION_RECORD ExceptionRecord)
+static VOID KiReportException(PEXCEPTION_RECORD ExceptionRecord, PCONTEXT Context)
 {
     if (KdDebuggerEnabled)
-        DebugService(KSIM_SERVICE_EXCEPTION, ExceptionRecord, 0, NULL, 0);
+        DebugService(KSIM_SERVICE_EXCEPTION, ExceptionRecord, (ULONG_PTR)Context, NULL, 0);
 }
 
 VOID NTAPI RtlRaiseException(PEXCEPTION_RECORD ExceptionRecord)
@@ -471,7 +472,7 @@ VOID NTAPI RtlRaiseException(PEXCEPTION_RECORD ExceptionRecord)
     /* The exception happened where RtlRaiseException was called from. */
     RtlpUnwindFrame(UNW_FLAG_NHANDLER, &context, &dc);
     ExceptionRecord->ExceptionAddress = (PVOID)context.Rip;
-    KiReportException(ExceptionRecord);
+    KiReportException(ExceptionRecord, &context);
     if (RtlDispatchException(ExceptionRecord, &context))
         RtlRestoreContext(&context, ExceptionRecord);
     KeBugCheckEx(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)ExceptionRecord->ExceptionCode,
