@@ -390,7 +390,8 @@ class KdLink:
                     # prompted in the middle of a request): nothing to wait for, and the
                     # reader thread, which steps aside for callers, must read again.
                     self._callers -= 1
-                    self._replies.waiting.remove(waiter)
+                    if waiter in self._replies.waiting:   # a closing link empties it
+                        self._replies.waiting.remove(waiter)
                     raise
             call.sleeps_on(waiter)
             try:
