@@ -241,7 +241,7 @@ class Executor:
                 if bp is not None:
                     return self._hit(stop, bp, stepping)
             return StopOutcome(stop)
-        name = _SX_BY_CODE.get(stop.code, "*")
+        name = _SX_BY_CODE.get(stop.code, f"{stop.code:x}")
         mode = settings.exceptions.get(name, settings.exceptions.get("*", "sxd"))
         if mode == "sxe" or not stop.first_chance:
             return StopOutcome(stop)

@@ -360,14 +360,17 @@ def _sx(ctx: CommandContext, args: Args, mode: str) -> None:
     name = name.lower()
     if name not in settings.exceptions and name not in SX_CODES:
         try:
-            int(name, 16)
+            code = int(name, 16)
         except ValueError:
             raise CommandError(f"Syntax error at '{event}'") from None
+        # A code kd also knows by name sets that filter: sxe c0000005 is sxe av.
+        name = _SX_NAME_BY_CODE.get(code, f"{code:x}")
     settings.exceptions[name] = mode
     if name == "ld":
         settings.load_filter = module or None
 
 
+_SX_NAME_BY_CODE = {code: name for name, code in SX_CODES.items()}
 _SX_TEXT = {"sxe": "break", "sxd": "second-chance break", "sxn": "output", "sxi": "ignore"}
 
 for _mode, _summary in (("sxe", "Break on the event (ld[:module], ud, av, bpe, ...)."),

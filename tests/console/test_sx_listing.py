@@ -15,3 +15,11 @@ def test_sx_lists_each_event_and_what_it_does_after_a_change():
     assert output_of(text, "sx ld").strip() == \
         "Syntax error at 'ld': sx only lists; sxe, sxd, sxn or sxi sets an event"
     assert status == 1
+
+
+def test_an_exception_code_sets_its_named_filter_or_one_of_its_own():
+    text, status = batch("sxi c0000005", "sxn 0x20000001", "sx")
+    listing = output_of(text, "sx").splitlines()
+    assert "      av - ignore" in listing
+    assert "20000001 - output" in listing
+    assert status == 0
