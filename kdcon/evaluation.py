@@ -62,6 +62,14 @@ class SessionEvalContext:
                 return module.base
         return address
 
+    def source_line(self, spec: str) -> int | None:
+        """The address of a source-line expression (without its grave accents)."""
+        try:
+            pc = self.register("$ip")
+        except Exception:  # no registers (running target): a file must then be named
+            pc = None
+        return self.session.symbols.address_of_line(spec, pc)
+
     def register(self, name: str) -> int | None:
         name = name.lower()
         if name.startswith("$"):

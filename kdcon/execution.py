@@ -328,7 +328,14 @@ class Executor:
             from .registers import format_registers
 
             lines += format_registers(self.session.registers)
-        lines += self.console.location_lines(stop.pc, stop.instruction_stream)
+        location = self.console.location_lines(stop.pc, stop.instruction_stream)
+        if len(location) > 1:
+            from .commands.source import source_suffix
+
+            suffix = source_suffix(self.console, stop.pc)
+            if suffix:
+                location[0] = location[0][:-1] + suffix + ":"
+        lines += location
         self.output.event_text("\n".join(lines) + "\n")
         self.console.emit_event("stop", **self.describe(outcome))
 

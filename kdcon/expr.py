@@ -6,8 +6,9 @@ longest expression at the start of a command's arguments and says where it
 stopped, so ``dd rsp+8 L4`` can go on to read ``L4``. ``format_evaluation`` is the
 ``?`` command's output line. Symbols, registers and memory come from an
 ``EvalContext``; this module does no I/O and keeps no state. It does not do the
-C++ evaluator (``@@c++( )``, ``??``), source-line expressions (`` `file:line` ``),
-``$fnsucc`` or aliases.
+C++ evaluator (``@@c++( )``, ``??``), ``$fnsucc`` or aliases. A source-line
+expression (`` `[[Module!]Filename][:LineNumber]` ``, a grave accent that does not
+follow a digit or a name) is a name the context's ``source_line`` answers.
 
 Rules, from wdd:debuggercmds/masm-numbers-and-operators.md, sign-extension.md,
 register-syntax.md and pseudo-register-syntax.md (summarised in windbg.md §0.4):
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Callable, Protocol
 
 from kdcon.errors import CommandError
@@ -82,6 +84,8 @@ _READS = {"poi": (0, False), "by": (1, False), "wo": (2, False), "dwo": (4, Fals
           "$pdwo": (4, True), "$pqwo": (8, True)}
 _BUILTINS = frozenset(("$scmp", "$sicmp", "$spat", "$vvalid", "$iment"))
 _BP_NUMBER = re.compile(r"^\$bp0*(\d+)$")
+# A grave accent after a digit or a name is inside a number (fffff800`01000000).
+_SOURCE_LINE = re.compile(r"(?<![0-9A-Za-z_$@`])`([^`]*)`")
 
 
 class EvalContext(Protocol):
@@ -158,11 +162,32 @@ class _Parser:
         self._text = text
         self._ctx = ctx
         self._radix = radix
-        self._tokens = tokenize(text)
+        self._sources: dict[str, tuple[str, int]] = {}
+        self._tokens = [replace(t, end=t.start + len(self._sources[t.value][0]) + 2)
+                        if t.value in self._sources else t
+                        for t in tokenize(self._hide_source_lines(text))]
         self._i = 0
         self._depth = 0
         # Where a failed read of the operand just parsed is reported (see rule 6).
         self._operand_end = 0
+
+    def _hide_source_lines(self, text: str) -> str:
+        """``text`` with each source-line expression replaced, in place and padded to
+        its length so positions stay true, by a ``$`` name standing for it."""
+        def hide(match: re.Match[str]) -> str:
+            name = f"$sl{len(self._sources)}"
+            if len(match.group()) < len(name):
+                return match.group()
+            self._sources[name] = (match.group(1), match.start())
+            return name.ljust(len(match.group()))
+        return _SOURCE_LINE.sub(hide, text)
+
+    def _source_line(self, spec: str, position: int) -> int:
+        resolve = getattr(self._ctx, "source_line", None)
+        address = resolve(spec) if resolve is not None else None
+        if address is None:
+            raise self._error("Couldn't resolve", position)
+        return address & MASK
 
     # -- tokens and errors ------------------------------------------------------
 
@@ -319,6 +344,8 @@ class _Parser:
             if value is None:
                 raise self._error("Bad register", token.start)
             return value
+        if token.value in self._sources:
+            return self._source_line(*self._sources[token.value])
         # A bare $name: a pseudo-register first, then a symbol of that name.
         value = self._register(token.value)
         return value if value is not None else self._symbol(token.text, token.start)

@@ -115,6 +115,8 @@ class SymbolSession:
         self._bases: list[int] = []
         self._data_types: dict[tuple[str, str | None, str], DataType] = {}
         self._prototypes: dict[str, Prototypes] = {}
+        # SYMOPT_LOAD_LINES: off in KD and CDB until ``.lines`` turns it on.
+        self.load_lines = False
 
     # -- module list ---------------------------------------------------------------------
 
@@ -293,11 +295,87 @@ class SymbolSession:
                 return found
         return None
 
+    # -- source lines (answered only while ``load_lines`` is set) --------------------------
+
+    def line_for(self, address: int) -> tuple[str, int] | None:
+        """(file as the PDB records it, line) of the code at ``address``, or None."""
+        module = self.module_for(address) if self.load_lines else None
+        pdb = module.pdb if module is not None else None
+        if pdb is None:
+            return None
+        try:
+            return pdb.line_for(address - module.base)
+        except SymbolError as exc:
+            log.warning("%s: line table unreadable: %s", module.name, exc)
+            return None
+
+    def address_of_line(self, spec: str, pc: int | None = None) -> int | None:
+        """The address of ``[[Module!]Filename][:LineNumber]`` (a source-line expression
+        without its grave accents), or None.
+
+        The file matches the recorded path whole or by its last components; without a
+        file, the file of the code at ``pc``. A line without code resolves to the next
+        line of that file that has some; without a line, the file's first code."""
+        if not self.load_lines:
+            return None
+        module_part, bang, rest = spec.rpartition("!")
+        if not bang:
+            rest = spec
+        name, colon, number = rest.rpartition(":")
+        if not colon or (len(name) == 1 and name.isalpha() and not number.strip().isdigit()
+                         and not number.lower().startswith("0x")):
+            name, number = rest, ""      # "c:\\src\\a.c" is a file, not file:line
+        number = number.strip()
+        try:
+            line = int(number, 16) if number.lower().startswith("0x") else \
+                int(number, 10) if number else None
+        except ValueError:
+            return None
+        if not name:
+            here = self.line_for(pc) if pc is not None else None
+            if here is None:
+                return None
+            name = here[0]
+        modules = [self.module(module_part)] if module_part else self._modules
+        for module in modules:
+            found = self._line_in(module, name, line) if module is not None else None
+            if found is not None:
+                return found
+        return None
+
+    def _line_in(self, module: ModuleSymbols, name: str, line: int | None) -> int | None:
+        pdb = module.pdb
+        if pdb is None:
+            return None
+        try:
+            entries = pdb.lines()
+        except SymbolError as exc:
+            log.warning("%s: line table unreadable: %s", module.name, exc)
+            return None
+        wanted = name.replace("/", "\\").casefold()
+        files = [f for f in dict.fromkeys(e.file for e in entries)
+                 if _same_file(f.replace("/", "\\").casefold(), wanted)]
+        if not files:
+            return None
+        chosen = [e for e in entries if e.file == files[0]]
+        if line is not None:
+            chosen = [e for e in chosen if e.line >= line]
+            if not chosen:
+                return None
+            best = min(e.line for e in chosen)
+            chosen = [e for e in chosen if e.line == best]
+        return module.base + min(e.rva for e in chosen)
+
     def lm_rows(self) -> list[ModuleRow]:
         """``lm``'s rows in address order."""
         return [ModuleRow(m.base, m.end, m.name, m.letter, m.state.value,
                           m.symbol_file if m.state is not SymbolState.DEFERRED else None)
                 for m in self._modules]
+
+
+def _same_file(recorded: str, wanted: str) -> bool:
+    """The recorded path is the wanted one, or ends with it at a directory boundary."""
+    return recorded == wanted or recorded.endswith("\\" + wanted.lstrip("\\"))
 
 
 def data_type_for(type_name: str, types) -> DataType:

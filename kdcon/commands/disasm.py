@@ -1,7 +1,8 @@
 """Disassembly: u, ub, uf (with /c) in WinDbg's MASM syntax, symbolised operands.
 
 ``u`` with no address continues where the last listing ended (and at the current
-instruction after a stop); reads go through the per-stop cache.
+instruction after a stop); reads go through the per-stop cache. With ``.lines`` on,
+``u`` labels each change of source line as kd does: ``name+0x12 [file @ line]:``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from ..argtypes import Args
 from ..console import CommandContext
 from ..errors import CommandError
 from ..registry import Category, command
+from .source import source_suffix
 
 _D = Category.DISASSEMBLY
 
@@ -32,7 +34,35 @@ def u(ctx: CommandContext, args: Args) -> None:
     lines, next_address = disasm.unassemble(_read(ctx), start, count,
                                             symbolizer=ctx.console.symbolizer)
     state.next_unassemble = next_address
-    ctx.out.lines(lines)
+    ctx.out.lines(_with_source(ctx, lines))
+
+
+def _with_source(ctx: CommandContext, lines: list[str]) -> list[str]:
+    """The listing with a ``name [file @ line]:`` label where the source line changes."""
+    if not ctx.session.symbols.load_lines:
+        return lines
+    out: list[str] = []
+    previous = ""
+    for line in lines:
+        if line.endswith(":"):
+            out.append(line)
+            continue
+        try:
+            address = int(line.split(" ", 1)[0].replace("`", ""), 16)
+        except ValueError:
+            out.append(line)
+            continue
+        suffix = source_suffix(ctx.console, address)
+        if suffix and suffix != previous:
+            if out and out[-1].endswith(":"):
+                out[-1] = out[-1][:-1] + suffix + ":"
+            else:
+                name = ctx.console.symbolizer(address)
+                if name:
+                    out.append(f"{name}{suffix}:")
+        previous = suffix
+        out.append(line)
+    return out
 
 
 @command("ub", category=_D, usage="ub [address] [L count]")

@@ -2,7 +2,8 @@
 
 Loading is lazy as in WinDbg: ``.reload`` rebuilds the module list and forgets
 loaded symbols, ``.reload /f`` loads them now, ``.reload module=address,size`` adds
-a module the list does not name. Text is rendered by ``kdcon.render.symbols``.
+a module the list does not name. Text is rendered by ``kdcon.render.symbols``; with
+``.lines`` on, ``ln`` starts with the address's ``[file @ line]``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..output import printable
 from ..progress import Progress
 from ..registry import Category, command
 from ..render.symbols import render_lm_row, render_ln, render_x
+from .source import source_suffix
 
 _S = Category.SYMBOLS
 
@@ -102,7 +104,10 @@ def ln(ctx: CommandContext, args: Args) -> None:
     address = args.expression() if not args.empty() else ctx.session.registers.get("rip")
     args.expect_end()
     near = ctx.session.symbols.near(address)
-    ctx.out.write(render_ln(near, ctx.session.pointer_size, _reader(ctx)))
+    text = render_ln(near, ctx.session.pointer_size, _reader(ctx))
+    # With line support on, kd puts the address's [file @ line] before the first pair.
+    suffix = source_suffix(ctx.console, address) if text else ""
+    ctx.out.write(f"{suffix[1:]} {text}" if suffix else text)
 
 
 @command(".reload", category=_S, usage=".reload [/f] [/i] [/u] [/unl] [module[=address,size]]")

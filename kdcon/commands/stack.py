@@ -16,7 +16,8 @@ shows only ``module!function`` a line (``Call Site``, numbered with ``n``); ``f`
 adds the ``Memory`` column, the bytes between a frame's Child-SP and the previous
 one's. ``kd [WordCount]`` is ``dps`` at RSP. On x64 ``= StackPtr`` starts the walk
 there (at RIP unless an InstructionPtr follows), as the k page's x64 forms say.
-What it does not do: source lines (``L``, which hides them, changes nothing) or DML
+While ``.lines`` is on each frame ends with ``[file @ line]`` (a caller's from the
+byte before its return address); ``L`` hides them. What it does not do: DML
 (``M`` is accepted and plain text printed), inline frames, ``~Thread`` or
 ``Processor`` prefixes, ``.kframes``.
 Spec: windbg.md §0.6; the k page of the debugger documentation.
@@ -36,6 +37,7 @@ from ..render import format_address
 from ..render.symbols import c_type
 from ..trapframes import walk
 from ..unwind import Frame, format_stack
+from .source import frame_source_suffix
 
 __all__ = ["k", "kd", "c_type"]
 
@@ -70,12 +72,14 @@ def k(ctx: CommandContext, args: Args) -> None:
                          args=bool(set(letters) & set("bv")))
     parameters: dict[int, list[str] | None] = {}
     for frame, index in zip(frames, range(1, len(lines))):
-        if "v" in letters and frame.number in traps:
-            lines[index] += f" (TrapFrame @ {format_address(traps[frame.number])})"
         if set(letters) & set("pP"):
             parameters[frame.number] = _parameters(ctx, frames, frame.number)
             lines[index] = _with_parameters(lines[index], symbolizer(frame.instruction_pointer),
                                             parameters[frame.number], one_per_line="P" in letters)
+        if "L" not in letters:
+            lines[index] += frame_source_suffix(ctx.console, frames, index - 1)
+        if "v" in letters and frame.number in traps:
+            lines[index] += f" (TrapFrame @ {format_address(traps[frame.number])})"
     distances = _distances(frames)
     if "f" in letters:
         lines = _with_memory(lines, distances, numbered="n" in letters)
