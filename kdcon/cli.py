@@ -2,7 +2,9 @@
 
 ``kdcon -k CONNECTION | --port URL | --loopback`` attaches to a target; ``-c``,
 ``-cf`` and ``-cfr`` (kept on the App as ``restart_commands`` to run again after a
-reconnect) give commands to run first; ``-logo``/``-loga`` log the session from its
+reconnect) give commands to run first; with ``--loopback``, ``--ioctl`` has the
+simulated target's user program send a loaded driver requests as ``kdcon-sim --ioctl``
+does, each result a ``user_io`` event; ``-logo``/``-loga`` log the session from its
 first line; ``--batch`` runs the commands and exits (0 when every
 command succeeded, 1 when one failed, 2 for usage or connection errors, 3 when
 ``--timeout`` expired); ``--json`` writes one JSON object per result and event.
@@ -59,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--flavour", choices=("checked", "free"), default="checked",
                      help="which trackdemo build the simulated kernel loads (default checked)")
     sim.add_argument("--seed", type=int, default=0, help="simulated machine seed (default 0)")
+    sim.add_argument("--ioctl", action="append", default=[],
+                     metavar="DEVICE,CODE,INPUT[,OUTLEN]",
+                     help=r"once the target runs, open DEVICE (\\.\Name or \Device\Name), "
+                          "send the device control CODE with INPUT (text, or hex:...), close "
+                          "it, and show each result as kdcon-sim does; repeatable")
     parser.add_argument("-y", dest="symbol_path", metavar="SYMPATH", help="symbol path")
     parser.add_argument("-c", dest="commands", action="append", default=[], metavar="CMDS",
                         help="commands to run after connecting (';' separates them)")
@@ -100,6 +107,26 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default 5)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
+
+
+def _ioctl_specs(texts: list[str]) -> list[tuple[str, int, bytes, int]]:
+    """kdcon-sim's --ioctl specs; ValueError, one line, for a bad one."""
+    from kdcon.tools.simtarget.userio import parse_ioctl
+
+    return [parse_ioctl(text) for text in texts]
+
+
+class _UserIoResults:
+    """The simulated user program's results (--ioctl), shown as events of the App's
+    console once there is one (none can come before it attaches)."""
+
+    def __init__(self) -> None:
+        self.app: App | None = None
+
+    def __call__(self, text: str, fields: dict[str, Any]) -> None:
+        if self.app is not None:
+            self.app.console.emit_event("user_io", text=text, **fields)
+            self.app.output.event_text(text + "\n")
 
 
 def _seconds(text: str) -> float:
@@ -147,10 +174,12 @@ def _script_lines(name: str | None) -> list[str]:
 
 
 def _open(args: argparse.Namespace, reopen: Callable[[], Any] | None = None,
-          deadline: float | None = None):
-    """The port and a name for the connect banner; the simulated target when asked;
-    ``reopen`` opens a link that heals (reconnect.reopen_for), waiting until
-    ``deadline`` for one that is not there yet (linkwait.py)."""
+          deadline: float | None = None,
+          on_io_result: Callable[[str, dict[str, Any]], None] | None = None):
+    """The port and a name for the connect banner; the simulated target when asked
+    (``on_io_result`` gets its user program's results); ``reopen`` opens a link that
+    heals (reconnect.reopen_for), waiting until ``deadline`` for one that is not there
+    yet (linkwait.py)."""
     if args.loopback:
         from kdcon.tools.simtarget.loopback import open_loopback
 
@@ -159,7 +188,8 @@ def _open(args: argparse.Namespace, reopen: Callable[[], Any] | None = None,
         # machine's emulation runs beside the console's threads rather than taking
         # their lock (bench/simtarget.py). Closing the port ends the child.
         port = open_loopback(seed=args.seed, drivers=args.driver, flavour=args.flavour,
-                             break_on_connect=True, pace=args.pace, faults=args.faults)
+                             break_on_connect=True, pace=args.pace, faults=args.faults,
+                             ioctls=args.ioctl, on_io_result=on_io_result)
         return port, "kdsim (simulated target, child process)", port
     if reopen is not None:
         port = open_waiting(reopen, say=_status, deadline=deadline)
@@ -194,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("kdcon: give a target: --loopback, --port URL or -k CONNECTION", file=sys.stderr)
         return EXIT_USAGE
+    if args.ioctl and not args.loopback:
+        print("kdcon: --ioctl needs --loopback (kdcon-sim --ioctl sends them to a target "
+              "kdcon-sim serves)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        args.ioctl = _ioctl_specs(args.ioctl)
+    except ValueError as exc:
+        print(f"kdcon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
                         format="%(name)s: %(message)s")
     try:
@@ -206,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     sim = None
     reopen = reopen_for(args)
     started = time.monotonic()
+    user_io = _UserIoResults()
     try:
         port, name, sim = _open(args, reopen,
-                                None if args.timeout is None else started + args.timeout)
+                                None if args.timeout is None else started + args.timeout,
+                                on_io_result=user_io)
     except (LinkError, OSError, ValueError) as exc:
         print(f"kdcon: cannot open the link: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -224,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
               json_stream=sys.stdout if args.json else None, timeout=args.timeout,
               prompt_answers=args.prompt_answer, ext_path=_ext_path(args),
               request_timeout=args.request_timeout, started=started)
+    user_io.app = app
     # -cfr: run now and again after every reconnect (reconnect.py).
     app.restart_commands = restart_commands
     app.console.workspace = workspace

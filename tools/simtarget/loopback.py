@@ -6,7 +6,11 @@ host and target share no interpreter lock, which halves a round trip against the
 target in a thread (bench/simtarget.py) and keeps the console responsive while the
 machine runs. The child says on a pipe that its machine is made, or why not (one
 line: a bad driver); it ends when the port closes, and with the process that started
-it (end of file, and on Linux the kernel's parent-death signal). ``SimTarget`` owns
+it (end of file, and on Linux the kernel's parent-death signal). With ``ioctls``
+(``userio.parse_ioctl``'s tuples) the child posts a test program's requests as
+``kdcon-sim --ioctl`` does and says each result on a pipe of its own, which the host
+end reads whenever the link is read: ``on_io_result`` gets kdcon-sim's line and the
+result's fields before the packets the target sent after it. ``SimTarget`` owns
 one machine and one kd session in this process and serves it over links:
 ``connect()`` makes a socket pair, serves the target end in a thread and returns the
 host end (a pyserial-like port for a KD host); ``serve(port)`` runs the session in
@@ -15,6 +19,7 @@ ends the session and joins the thread; nothing is left running.
 What it does not do: open URLs (cli.py) or speak the host role.
 
     port = open_loopback(seed=0, break_on_connect=True)   # the target in a child
+    port = open_loopback(drivers=["my.sys"], ioctls=[parse_ioctl(spec)], on_io_result=show)
     with SimTarget(seed=0, break_on_connect=True) as sim:
         port = sim.connect()        # host end; the target runs in a thread
 """
@@ -32,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from os import PathLike
 from typing import Any
 
@@ -157,7 +162,9 @@ def open_loopback(*, seed: int = 0, drivers: Sequence[str | PathLike[str]] | Non
                   break_on_connect: bool = False, include_trackdemo: bool = True,
                   flavour: str = "checked", pace: int | None = None,
                   faults: FaultModel | None = None, timeout: float | None = 1.0,
-                  ready_timeout: float = READY_TIMEOUT) -> Any:
+                  ready_timeout: float = READY_TIMEOUT,
+                  ioctls: Sequence[tuple[str, int, bytes, int]] = (),
+                  on_io_result: Callable[[str, dict[str, Any]], None] | None = None) -> Any:
     """The host end of a socket pair whose other end a child process serves with a
     ``SimTarget`` of these options (as ``SimTarget(...).connect(...)`` does in a
     thread). Returns once the child has made its machine (the boot to the first
@@ -175,14 +182,27 @@ def open_loopback(*, seed: int = 0, drivers: Sequence[str | PathLike[str]] | Non
                        seed=faults.seed, bit_flip=faults.bit_flip, drop=faults.drop,
                        duplicate=faults.duplicate, garbage=faults.garbage,
                        garbage_len=list(faults.garbage_len)))
+    results_r = results_w = None
+    if ioctls:
+        results_r, results_w = os.pipe()
+        os.set_blocking(results_r, False)
+        options.update(ioctls=[[device, code, data.hex(), out_len]
+                               for device, code, data, out_len in ioctls],
+                       results=results_w)
     host, child = socket.socketpair()
     verdict_r, verdict_w = os.pipe()
     try:
-        process = start_child(child, options, verdict=verdict_w)
+        process = start_child(child, options, verdict=verdict_w,
+                              also_pass=() if results_w is None else (results_w,))
     except LinkError:
         host.close()
         os.close(verdict_r)
+        if results_r is not None:
+            os.close(results_r)
         raise
+    finally:
+        if results_w is not None:
+            os.close(results_w)
     try:
         _await_ready(verdict_r, process, ready_timeout)
     except BaseException:
@@ -190,10 +210,13 @@ def open_loopback(*, seed: int = 0, drivers: Sequence[str | PathLike[str]] | Non
         host.close()
         process.kill()
         process.wait()
+        if results_r is not None:
+            os.close(results_r)
         raise
     finally:
         os.close(verdict_r)
-    return wrap_link(_ChildPort(host, process, timeout), pace=pace)
+    return wrap_link(_ChildPort(host, process, timeout, results=results_r,
+                                on_io_result=on_io_result), pace=pace)
 
 
 def _await_ready(fd: int, process: subprocess.Popen, timeout: float) -> None:
@@ -223,13 +246,15 @@ def _await_ready(fd: int, process: subprocess.Popen, timeout: float) -> None:
 
 
 def start_child(sock: socket.socket, options: dict[str, Any], *,
-                verdict: int | None = None) -> subprocess.Popen:
+                verdict: int | None = None, also_pass: Sequence[int] = ()) -> subprocess.Popen:
     """A child process serving ``SimTarget(**options)`` (plus ``pace`` and ``faults``
-    as a dict of FaultModel's fields) on ``sock``, the target's end of a socket pair,
+    as a dict of FaultModel's fields, and optionally ``ioctls`` with the descriptor
+    ``results`` their results go to) on ``sock``, the target's end of a socket pair,
     which is closed here. With ``verdict`` (a pipe's write end, closed here) the child
     writes READY or why it could not make the machine there, one line, instead of
-    saying so on its standard error. LinkError when the child cannot start."""
-    fds = (sock.fileno(),) if verdict is None else (sock.fileno(), verdict)
+    saying so on its standard error. ``also_pass``: more descriptors the child
+    inherits (the caller closes them). LinkError when the child cannot start."""
+    fds = ((sock.fileno(),) if verdict is None else (sock.fileno(), verdict)) + tuple(also_pass)
     # The kernel's watch on the parent is a watch on the thread that starts the
     # child: one started from a thread that ends sooner must not die with it.
     watch = threading.current_thread() is threading.main_thread()
@@ -253,16 +278,52 @@ def start_child(sock: socket.socket, options: dict[str, Any], *,
 
 
 class _ChildPort(SocketPort):
-    """The host end of ``open_loopback``: closing it ends and reaps the child."""
+    """The host end of ``open_loopback``: closing it ends and reaps the child. The
+    user program's results are read after each read of the link: the child wrote a
+    result to its pipe before it sent any later packet, so every result that came
+    before the bytes read is passed on before those bytes are returned."""
 
     def __init__(self, sock: socket.socket, proc: subprocess.Popen,
-                 timeout: float | None) -> None:
+                 timeout: float | None, *, results: int | None = None,
+                 on_io_result: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.process = proc
+        self._results = results
+        self._partial = b""
+        self.on_io_result = on_io_result
         super().__init__(sock, "kdsim:loopback", timeout=timeout)
+
+    def read(self, size: int = 1) -> bytes:
+        data = super().read(size)
+        self._pass_results()
+        return data
+
+    def read_available(self, limit: int = 1 << 16, spin: float = 0.0) -> bytes:
+        data = super().read_available(limit, spin)
+        self._pass_results()
+        return data
+
+    def _pass_results(self) -> None:
+        if self._results is None:
+            return
+        try:
+            while chunk := os.read(self._results, 1 << 16):
+                self._partial += chunk
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return
+        *lines, self._partial = self._partial.split(b"\n")
+        for line in lines:
+            result = json.loads(line)
+            if self.on_io_result is not None:
+                self.on_io_result(result.pop("text"), result)
 
     def close(self) -> None:
         super().close()
         reap(self.process)
+        if self._results is not None:
+            os.close(self._results)
+            self._results = None
 
 
 def reap(process: subprocess.Popen) -> None:
@@ -290,6 +351,7 @@ def serve_inherited(argv: Sequence[str] | None = None) -> int:
         _end_with_parent(int(rest[1]))
     options = json.loads(options_text)
     pace, faults = options.pop("pace"), options.pop("faults")
+    ioctls, results = options.pop("ioctls", []), options.pop("results", None)
     sock = socket.socket(fileno=int(fd_text))
     try:
         sim = SimTarget(**options)
@@ -297,6 +359,8 @@ def serve_inherited(argv: Sequence[str] | None = None) -> int:
         _say(verdict, str(exc))
         sock.close()
         return 2
+    if ioctls:
+        _post_ioctls(sim, ioctls, results)
     _say(verdict, READY)
     model = None if faults is None else FaultModel(**dict(
         faults, garbage_len=tuple(faults["garbage_len"])))
@@ -307,6 +371,26 @@ def serve_inherited(argv: Sequence[str] | None = None) -> int:
         sim.close()
         port.close()
     return 0
+
+
+def _post_ioctls(sim: SimTarget, ioctls: list[list[Any]], results: int) -> None:
+    """Queue a test program's requests, as ``kdcon-sim --ioctl`` does; each result
+    goes to ``results`` as one JSON line: kdcon-sim's text and the result's fields."""
+    from .userio import ioctl_requests
+
+    def report(result: Any) -> None:
+        line = json.dumps(dict(text=f"kdcon-sim: {result.describe()}",
+                               request=result.request.describe(), status=result.status,
+                               information=result.information, output=result.output.hex()))
+        try:
+            os.write(results, line.encode() + b"\n")
+        except OSError:
+            pass  # the console is gone; the socket's end of file ends this process
+
+    io = sim.machine.machine.io
+    io.on_result = report
+    io.post(*ioctl_requests([(device, code, bytes.fromhex(data), out_len)
+                             for device, code, data, out_len in ioctls]))
 
 
 def _say(verdict: int | None, line: str) -> None:
