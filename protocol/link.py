@@ -131,6 +131,9 @@ class KdLink:
         # aside after the last (a caller's next request usually follows at once).
         self._callers = 0
         self._aside_until = 0.0
+        # Set to bring the reader back before its time aside is up: after a Continue
+        # the next thing on the line is the target's stop, and nobody else reads it.
+        self._reader_back = threading.Event()
         # ACKs held back to share a write (``_write`` sends them first): a target's
         # while its event callback on the reader thread answers the request, a host's
         # for a reply until the caller's next request or the next pump (at most
@@ -251,16 +254,25 @@ class KdLink:
         self._wait_acked(timeout, None)
 
     def _wait_acked(self, timeout: float, call: Cancellable | None) -> None:
+        """Wait for the ACK of what we sent. A caller (``call``) reads the port itself
+        when nobody else is reading, as a request reads its own reply: the reader
+        thread stands aside for a poll interval after each exchange, and a Continue
+        sent just after a request would otherwise wait that out (20 ms a step)."""
         deadline = time.monotonic() + timeout
-        with self._acked:
-            while self.connection.awaiting_ack:
+        while True:
+            with self._acked:
+                if not self.connection.awaiting_ack:
+                    return
                 self._check_open()
                 if call is not None:
                     call.check("waiting for the target's ACK")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TargetTimeout(f"the target did not acknowledge within {timeout:.1f} s")
-                self._acked.wait(min(left, self._poll_interval))
+                if call is None or self._io.locked():
+                    self._acked.wait(min(left, self._poll_interval))
+                    continue
+            self._read_in_turn(blocking=False)
 
     def sync(self, timeout: float = 10.0, reset_interval: float = 1.0, *,
              breakin: bool = True) -> StateChange:
@@ -349,6 +361,8 @@ class KdLink:
                 if api in NO_REPLY_APIS:
                     self.call("send_manipulate_payload", payload)
                     self._wait_acked(timeout * (retries + 1), call)
+                    self._aside_until = 0.0
+                    self._reader_back.set()
                     return None
                 return self._exchange_reply(api, payload, timeout, retries, call)
             finally:
@@ -483,7 +497,8 @@ class KdLink:
     def _run(self) -> None:
         while not self._closed.is_set():
             if self._callers or time.monotonic() < self._aside_until:
-                self._closed.wait(self._poll_interval)
+                self._reader_back.wait(self._poll_interval)
+                self._reader_back.clear()
                 continue
             if not self._read_in_turn(blocking=True):
                 break
@@ -595,6 +610,7 @@ class KdLink:
                 return
             self.closed_reason = reason
             self._closed.set()
+            self._reader_back.set()
             for waiter in self._replies.waiting:
                 waiter.set()
             self._replies.waiting.clear()
