@@ -210,7 +210,7 @@ class Repl:
 
     def run(self) -> int:
         """Read and run lines until Ctrl+D, Ctrl+B, ``q`` or ``qd``."""
-        from .app import EXIT_FAILED, EXIT_OK
+        from .app import EXIT_OK
 
         app = self.app
         app.read_prompt_line = self._read_answer
@@ -244,7 +244,9 @@ class Repl:
             # A command still waiting on a running target ends when the link closes.
             self.runner.stop(timeout=0.0 if self.runner.busy else 1.0)
             app.read_prompt_line = None
-        return EXIT_FAILED if self.console.failures else EXIT_OK
+        # A user who typed a wrong command and then quit has not failed, as with kd;
+        # --batch and a piped prompt report failures in their status.
+        return EXIT_OK
 
     def _loop(self) -> None:
         while not self._quit:

@@ -281,3 +281,17 @@ def test_a_dbgprompt_takes_the_next_line_typed_as_its_answer(loop):
     # The terminal ends the question's line before the prompt; the session echoes the answer.
     assert shown.startswith("\nb\nBreak instruction exception - code 80000003 (first chance)\n")
     assert loop.app.session.halted and loop.app.console.results[-1].command == "g"
+
+
+def test_quitting_after_a_failed_command_exits_zero_as_kd_does(loop):
+    driver = ReplDriver(loop)
+
+    def script(d: ReplDriver) -> None:
+        d.run_command("nosuchcommand")
+        d.wait_prompt()
+        d.type(CTRL_D)
+        wait_until(lambda: not d.repl.prompt_session.app.is_running, "Ctrl+D to quit")
+
+    driver.run(script)
+    assert not loop.app.console.results[-1].ok
+    assert driver.status == 0
