@@ -82,6 +82,10 @@ def uf(ctx: CommandContext, args: Args) -> None:
         raise CommandError(f"Numeric expression missing from '{ctx.text}'")
     start = args.expression()
     args.expect_end()
-    lines = disasm.unassemble_function(_read(ctx), start, symbolizer=ctx.console.symbolizer,
+    read = _read(ctx)
+    if not read(start, 1):
+        # kd's answer when the start is not readable code, not a ??-line listing.
+        raise CommandError("No code found, aborting")
+    lines = disasm.unassemble_function(read, start, symbolizer=ctx.console.symbolizer,
                                        calls_only="c" in options)
     ctx.out.lines(lines)

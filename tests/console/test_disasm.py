@@ -400,3 +400,13 @@ def test_whole_functions_match_llvm_objdump(loaded, name):
     # Jump tables sit inside a few functions' ranges (switches); never most of them.
     assert skipped <= sum(1 for _ in table.functions()) // 10
     assert compared > 1000
+
+
+def test_uf_at_unreadable_memory_says_no_code_found_as_kd_does():
+    from .test_golden_kernel_extensions import output_of
+    from .transcripts import batch
+
+    text, status = batch("uf 0", "u 0 L1")
+    assert output_of(text, "uf 0").strip() == "No code found, aborting"
+    assert output_of(text, "u 0 L1").strip() == "00000000`00000000 ??              ???"
+    assert status == 1
