@@ -56,6 +56,9 @@ _LDR_CHECKSUM, _LDR_TIMESTAMP = 0x78, 0x80
 _MAX_MODULES = 4096
 # Windows x64 supports at most this many logical processors in one kernel.
 _MAX_PROCESSORS = 2048
+# DBGKD_CONTROL_REPORT.InstructionStream: the bytes at the PC a state change carries.
+_STREAM_SIZE = 16
+_INT3 = 0xCC
 
 
 class TargetState(enum.Enum):
@@ -303,8 +306,44 @@ class Session:
         self.host.processor = stop.processor
         if stop.kind is StopKind.EXCEPTION and stop.pc != stop.exception_address:
             stop = self._pc_from_context(stop)
+        if stop.instruction_stream and self.host.line_damaged():
+            stop = self._stream_from_memory(stop)
         self.stop = stop
         return stop
+
+    def _stream_from_memory(self, stop: Stop) -> Stop:
+        """On a line that damaged packets lately, the instruction bytes a state change
+        carried (the stop line disassembles them) are checked against one read of the
+        same memory, which also seeds this stop's cache for ``u``. When they differ a
+        second read decides which of the two is right."""
+        stream = stop.instruction_stream
+        try:
+            read = self.memory.read(stop.pc, _STREAM_SIZE)[:len(stream)]
+            if len(read) < len(stream) or self._same_code(stop.pc, stream, read):
+                return stop
+            log.warning("a state change's instruction bytes at %#x differ from memory "
+                        "(damage the checksum passed); reading them again", stop.pc)
+            self.memory.invalidate()
+            again = self.memory.read(stop.pc, _STREAM_SIZE)[:len(stream)]
+        except (ProtocolError, KdconError, MemoryError) as exc:
+            log.debug("could not check the stop's instruction bytes: %s", exc)
+            return stop
+        if self._same_code(stop.pc, stream, again):
+            return stop
+        return dataclasses.replace(stop, instruction_stream=again)
+
+    def _same_code(self, pc: int, stream: bytes, read: bytes) -> bool:
+        """The stream and a read of it agree, but where one of our breakpoints sits: a
+        target reports there either the original byte or the int 3 (kd64 deletes the
+        breakpoints inside the stream it reports; the memory may still hold them)."""
+        if stream == read:
+            return True
+        if len(stream) != len(read):
+            return False
+        ours = {bp.address - pc for bp in self.breakpoints if not bp.hardware
+                and bp.address is not None and 0 <= bp.address - pc < len(stream)}
+        return all(a == b or (i in ours and _INT3 in (a, b))
+                   for i, (a, b) in enumerate(zip(stream, read)))
 
     def _pc_from_context(self, stop: Stop) -> Stop:
         """A target reports an exception with ProgramCounter equal to the record's

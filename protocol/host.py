@@ -139,6 +139,16 @@ class KdHost:
         self._damage = damage
         self._trips.append((size + _TRIP_OVERHEAD, faults))
 
+    def line_damaged(self) -> bool:
+        """Whether the link saw damage in the last NOISY_TRIPS round trips or since the
+        last one (a packet that came unasked, such as a state change). A caller checks a
+        small or unasked packet another way when it is; a clean line never is."""
+        if any(faults for _, faults in self._trips):
+            return True
+        stats = getattr(getattr(getattr(self.link, "connection", None), "state", None),
+                        "stats", None)
+        return stats is not None and sum(stats[name] for name in _DAMAGE_STATS) > self._damage
+
     def shift_chance(self, size: int) -> float:
         """The chance that a reply of ``size`` data bytes on this line carries a
         duplicate and a drop of the same value, from the faults of the recent trips."""
