@@ -59,6 +59,8 @@ _MAX_PROCESSORS = 2048
 # DBGKD_CONTROL_REPORT.InstructionStream: the bytes at the PC a state change carries.
 _STREAM_SIZE = 16
 _INT3 = 0xCC
+# Reads past the first before a small reply on a noisy line is taken unconfirmed.
+_CONFIRM_TRIES = 3
 
 
 class TargetState(enum.Enum):
@@ -496,11 +498,14 @@ class Session:
         stamp_at = self._ldr_timestamp_offset()
         entry_size = max(_LDR_CHECKSUM, stamp_at) + 4
         if head:
-            entry = self.read_pointer(head)
+            first = self._confirmed_read(head, 8)
+            if len(first) < 8:
+                raise MemoryError(f"Memory access error at {head:#x}")
+            entry = int.from_bytes(first, "little")
             seen = {head}
             while entry not in seen and len(modules) < _MAX_MODULES:
                 seen.add(entry)
-                raw = self.read_virtual(entry, entry_size)
+                raw = self._confirmed_read(entry, entry_size)
                 if len(raw) < entry_size:
                     break
                 modules.append(self._module_from_entry(raw, stamp_at))
@@ -534,10 +539,30 @@ class Session:
         length, _, buffer = struct.unpack_from("<HHxxxxQ", raw, _LDR_BASEDLLNAME)
         checksum, = struct.unpack_from("<I", raw, _LDR_CHECKSUM)
         timestamp, = struct.unpack_from("<I", raw, stamp_at)
-        name_bytes = self.read_virtual(buffer, min(length, 512)) if buffer and length else b""
+        name_bytes = self._confirmed_read(buffer, min(length, 512)) if buffer and length else b""
         name = name_bytes.decode("utf-16-le", "replace") or f"image{base:x}"
         return ModuleInfo(name=name, base=base, size=size, checksum=checksum,
                           timestamp=timestamp)
+
+    def _confirmed_read(self, address: int, size: int) -> bytes:
+        """A read whose wrong value would last (a loader entry, its name): on a line that
+        damaged packets lately it is read again, past the cache, until two agree, since
+        a reply this small is below KdHost's own re-read and a shift in it would leave a
+        module misnamed or misplaced for the session. A clean line reads it once."""
+        data = self.read_virtual(address, size)
+        if not data or not self.host.line_damaged():
+            return data
+        seen = [data]
+        for _ in range(_CONFIRM_TRIES):
+            again = self.host.read_virtual(address, len(data))
+            if again in seen:
+                if again != data:
+                    log.warning("a read at %#x differed from the one before (damage the "
+                                "checksum passed): using the one two reads agree on", address)
+                    self.memory.invalidate()
+                return again
+            seen.append(again)
+        return data
 
     def _register_symbols(self, module: ModuleInfo) -> None:
         base = module.base
