@@ -130,3 +130,18 @@ def test_lsa_without_the_file_on_the_source_path_says_so_in_one_line(session_tex
     listing = after.split("kd> lsa .\n", 1)[1].split("0: kd>", 1)[0]
     assert listing.splitlines() == [
         f"Couldn't find source file '{TRACKDEMO_C}' on the source path (.srcpath)"]
+
+
+class _Console:
+    """A console whose symbols answer one line, with a hostile file name."""
+
+    def __init__(self, found):
+        symbols = type("Symbols", (), {"line_for": lambda self, address: found})()
+        self.session = type("Session", (), {"symbols": symbols})()
+
+
+def test_a_recorded_file_name_is_escaped_like_all_pdb_text():
+    from kdcon.commands.source import source_suffix
+
+    assert source_suffix(_Console(("c:\\a\x1b[2J.c", 7)), 0x1000) == " [c:\\a\\x1b[2J.c @ 7]"
+    assert source_suffix(_Console(None), 0x1000) == ""
