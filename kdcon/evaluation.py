@@ -64,10 +64,8 @@ class SessionEvalContext:
 
     def source_line(self, spec: str) -> int | None:
         """The address of a source-line expression (without its grave accents)."""
-        try:
-            pc = self.register("$ip")
-        except Exception:  # no registers (running target): a file must then be named
-            pc = None
+        # Only a line without a file needs the current instruction's file.
+        pc = self.register("$ip") if spec.rpartition("!")[2].startswith(":") else None
         return self.session.symbols.address_of_line(spec, pc)
 
     def register(self, name: str) -> int | None:

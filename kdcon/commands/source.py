@@ -39,11 +39,7 @@ _BEFORE, _AFTER = 4, 5       # lsa's default: four lines before, the line, and f
 
 def source_suffix(console: Any, address: int) -> str:
     """`` [file @ line]`` for the code at ``address`` while line support is on, else ""."""
-    try:
-        found = console.session.symbols.line_for(address)
-    except Exception as exc:  # a damaged line table must not break a stop or a stack
-        log.debug("no source line at %#x: %s", address, exc)
-        return ""
+    found = console.session.symbols.line_for(address)
     if found is None:
         return ""
     return f" [{printable(found[0], newlines=False)} @ {found[1]}]"
