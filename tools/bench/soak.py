@@ -14,12 +14,15 @@ hangs (a run that passed its wall-clock bound, or exit status 3 from --timeout) 
 the median seconds a run took against the clean run's.
 
 The KD checksum is a byte sum: a duplicated and a dropped byte of the same value pass
-it (docs/protocol.md, "blind spot"). The console asks again for large memory and
-context replies on a line that damaged packets lately (protocol/host.py) and takes
-RIP from the context when a stop's two copies of it disagree (session.py); what is
-left (smaller replies, the rest of a state change) still reaches a run now and then
-at these fault rates, ten times a bad cable's: such a run shows a different line,
-and is counted, not hidden. Not part of the test suite.
+it (docs/protocol.md, "blind spot"). On a line that damaged packets lately the console
+asks again for large memory and context replies (protocol/host.py), checks a stop's
+instruction bytes against a read of that memory and reads the module list's entries
+and names until two reads agree (session.py), and takes RIP from the context when a
+stop's two copies of it disagree; what is left (other small replies, the rest of a
+state change) still reaches a run now and then at these fault rates, ten times a bad
+cable's: such a run shows a different line, and is counted, not hidden. Run the code
+before and after a change side by side (same seeds, same load) to compare them. Not
+part of the test suite.
 """
 
 from __future__ import annotations
