@@ -3,9 +3,8 @@ sends the driver its requests once the target runs, so one program debugs a driv
 dispatch routine (wdkdrivers/ioctltest on the simulated kernel). The breakpoint in
 the dispatch routine hits, ``k`` walks through nt, and each request's result is the
 line kdcon-sim prints, as an event of the console (text and --json). The free
-trackdemo build is loaded: the checked one's tick is where the first request enters
-the kernel, and there the create's handle reaches the I/O manager broken (a bug check
-0x50 in nt!IoGetAttachedDevice under kdcon-sim --listen just the same)."""
+trackdemo build is loaded: with the checked one the device control after a good create
+bug-checks (0x50 in nt!IoGetAttachedDevice; under kdcon-sim --listen just the same)."""
 
 from __future__ import annotations
 
