@@ -18,19 +18,9 @@ from kdcon.app import EXIT_TIMEOUT, App
 from kdcon.output import Output
 from kdcon.reconnect import Reopen
 
-from .test_reconnect import SYMBOLS, Screen, SimProcess
+from .test_reconnect import SYMBOLS, Screen, SimProcess, sim  # noqa: F401  (the fixture)
 
 DEADLINE = 60.0
-
-
-@pytest.fixture
-def sim(tmp_path):
-    process = SimProcess(tmp_path / "kd.sock")
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _read_until(proc: subprocess.Popen[str], needle: str) -> str:

@@ -18,17 +18,7 @@ from kdcon.output import Output
 from kdcon.reconnect import Reopen
 from kdcon.tools.simtarget.loopback import SimTarget
 
-from .test_reconnect import SYMBOLS, Screen, SimProcess
-
-
-@pytest.fixture
-def sim(tmp_path):
-    process = SimProcess(tmp_path / "kd.sock")
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+from .test_reconnect import SYMBOLS, Screen, SimProcess, sim  # noqa: F401  (the fixture)
 
 
 @pytest.mark.slow
