@@ -3,6 +3,7 @@
     kdcon-sim --listen URL [--driver FILE.sys ...] [--no-trackdemo] [--break-on-connect]
               [--seed N] [--pace BAUD] [--faults SPEC] [--allow-remote]
     kdcon-sim --run --driver FILE.sys [--ioctl DEVICE,CODE,INPUT[,OUTLEN] ...]   (replay.py)
+    either with [--files DIR]: DIR is drive C: of the drivers' ZwCreateFile (hostfiles.py)
     kdcon-sim build-driver SRCDIR -o DRIVER.sys     (drvbuild.py: a WDM driver's sources)
 
 URL is ``unix:///path``, ``tcp://127.0.0.1:PORT`` (loopback only unless --allow-remote)
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="DEVICE,CODE,INPUT[,OUTLEN]",
                         help=r"open DEVICE (\\.\Name or \Device\Name), send the device control "
                              "CODE with INPUT (text, or hex:...), close it; repeatable")
+    parser.add_argument("--files", metavar="DIR",
+                        help=r"a host directory the drivers' files live in: \??\C:\x is DIR/x, "
+                             r"\SystemRoot\x is DIR/Windows/x (without it, file names are not found)")
     parser.add_argument("--driver", action="append", default=[], metavar="FILE.sys",
                         help="load this x64 driver too (its PDB beside it); repeatable")
     parser.add_argument("--no-trackdemo", action="store_true",
@@ -132,6 +136,11 @@ def _check_drivers(paths: Sequence[str]) -> None:
             raise UsageError(f"--driver {path}: no such file")
 
 
+def _check_files(path: str | None) -> None:
+    if path is not None and not Path(path).is_dir():
+        raise UsageError(f"--files {path}: no such directory")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run kdcon-sim; ``argv`` None means the program's own arguments (sys.argv)."""
     args_in = list(sys.argv[1:] if argv is None else argv)
@@ -153,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         url = listen_url(args.listen, args.allow_remote)
         _check_drivers(args.driver)
+        _check_files(args.files)
         if args.no_trackdemo and not args.driver:
             log.info("no driver loaded: only the kernel, hal and kdcom run")
         from .errors import SimTargetError
@@ -164,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             include_trackdemo=not args.no_trackdemo, flavour=args.flavour)
         except SimTargetError as exc:
             raise UsageError(str(exc)) from None
+        if args.files is not None:
+            sim.machine.machine.files.root = Path(args.files)
     except UsageError as exc:
         print(f"kdcon-sim: {exc}", file=sys.stderr)
         return 2
@@ -227,8 +239,9 @@ def _run_without_debugger(args: argparse.Namespace) -> int:
     from .userio import ioctl_requests
     try:
         _check_drivers(args.driver)
+        _check_files(args.files)
         drivers = ([] if args.no_trackdemo else [trackdemo_image(args.flavour)]) + list(args.driver)
-        machine = Machine(seed=args.seed, drivers=drivers)
+        machine = Machine(seed=args.seed, drivers=drivers, files=args.files)
     except (UsageError, SimTargetError) as exc:
         print(f"kdcon-sim: {exc}", file=sys.stderr)
         return 2

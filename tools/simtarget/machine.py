@@ -20,6 +20,7 @@ Public API (no protocol here)::
     m.query_memory(addr) -> MemoryInfo | None ; m.search_memory(addr, length, pattern)
     m.reboot() ; m.cause_bugcheck() ; m.set_request(KiSimRequest.X)
     m.io.post(IoRequest...) ; m.io.results   # a user program's I/O to the drivers (userio.py)
+    Machine(files=DIR) / m.files.root = DIR  # drive C: of the drivers' ZwCreateFile (hostfiles.py)
     m.modules, m.kernel_symbol(name), m.kern_base, m.ps_loaded_module_list,
     m.kd_debugger_data_block, m.kd_version_block, m.ki_bugcheck_data, m.kpcr, m.kprcb,
     m.current_thread, m.instructions, m.halted
@@ -85,6 +86,7 @@ from .events import (BreakInStop, BreakpointHit, BudgetExhausted, BugCheck, Data
                      Rebooted, SingleStep, StopEvent)
 from .kernel import KernelImages, boot_kernel
 from .memory import GuestMemory, MemoryInfo
+from .hostfiles import HostFiles
 from .services import PendingPrompt, PortDevice, decode_debug_service
 from .userio import UserIo
 
@@ -118,8 +120,10 @@ class Machine:
     """One simulated x64 machine; see the module docstring for the API."""
 
     def __init__(self, seed: int = 0, drivers: Iterable[str | Path] = (), break_on_connect: bool = False,
-                 images_dir: str | Path | None = None) -> None:
+                 images_dir: str | Path | None = None, files: str | Path | None = None) -> None:
         self.seed = seed
+        # Drive C: of ZwCreateFile (hostfiles.py); None leaves the machine without one.
+        self.files = HostFiles(Path(files) if files is not None else None)
         self.break_on_connect = break_on_connect
         # Parsing and import checks happen now, so a bad driver is refused up front.
         self._images = KernelImages(images_dir, [Path(p) for p in drivers])
@@ -136,6 +140,8 @@ class Machine:
         self.memory = GuestMemory(uc)
         self._state_saved = True
         self.ports = PortDevice()
+        self.files.reset()
+        self.ports.file_service = lambda address: self.files.service(self.memory, address)
         if self.break_on_connect:
             self.ports.breakin.set()
         self._kernel = boot_kernel(uc, self.memory, self._images, self.seed)

@@ -10,7 +10,8 @@ software, reported first chance before any handler runs, as KiDispatchException 
 it; the machine shows that context at the stop).  Each becomes a stop event.
 
 Ports (``layout``): the COM1 UART that kdcom polls for the break-in byte, the
-instruction-based clock, and the control port (unmap image, halt, booted, reboot).
+instruction-based clock, and the control port (unmap image, halt, booted, reboot, and
+a file request for ``hostfiles``, carried out before the OUT returns).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from unicorn import Uc
@@ -111,6 +113,7 @@ class PortDevice:
         self.control: tuple[int, int, int] | None = None   # (command, arg1, arg2) to act on
         self.halted = False
         self.booted = False
+        self.file_service: Callable[[int], None] | None = None   # given the request's address
 
     def port_in(self, port: int, size: int) -> int:
         if port == layout.COM_PORT + 5:
@@ -138,6 +141,10 @@ class PortDevice:
             return False
         if command == layout.CONTROL_BOOTED:
             self.booted = True
+            return False
+        if command == layout.CONTROL_FILE:
+            if self.file_service is not None:
+                self.file_service(arg1)
             return False
         if command in (layout.CONTROL_UNMAP_IMAGE, layout.CONTROL_REBOOT):
             self.control = (command, arg1, arg2)

@@ -59,6 +59,7 @@
 #define KSIM_CONTROL_HALT        2   /* the system stopped for good (after a bug check) */
 #define KSIM_CONTROL_BOOTED      3   /* boot finished: the system loop starts */
 #define KSIM_CONTROL_REBOOT      4   /* HalReturnToFirmware: the machine boots again */
+#define KSIM_CONTROL_FILE        5   /* r9 = a KSIM_FILE_REQUEST (file.c) the machine carries out */
 
 /* Interrupt vectors the machine delivers through the IDT (KPCR.IdtBase).  The
  * simulated delivery pushes only the interrupted RIP; fault handlers receive the

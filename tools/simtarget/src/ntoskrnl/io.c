@@ -76,6 +76,8 @@ static VOID IopUnloadImage(PKLDR_DATA_TABLE_ENTRY Entry)
     HalSimControl(KSIM_CONTROL_UNMAP_IMAGE, (ULONG64)Entry->DllBase, Entry->SizeOfImage);
 }
 
+VOID PspNotifyDriverLoad(PKLDR_DATA_TABLE_ENTRY Entry);
+
 NTSTATUS IopStartDriver(PKLDR_DATA_TABLE_ENTRY Entry)
 {
     PDRIVER_OBJECT driver;
@@ -84,6 +86,7 @@ NTSTATUS IopStartDriver(PKLDR_DATA_TABLE_ENTRY Entry)
     ULONG i;
 
     KdpReportModule(Entry, FALSE);
+    PspNotifyDriverLoad(Entry);
     driver = ExAllocatePoolWithTag(NonPagedPool, sizeof(DRIVER_OBJECT) + 0x38, TAG_DRIVER);
     if (!driver || IopDriverCount >= KSIM_MAX_DRIVERS) {
         IopUnloadImage(Entry);

@@ -150,9 +150,14 @@ LONG NTAPI KeReadStateEvent(PKEVENT Event) { return Event->Header.SignalState; }
 
 PVOID NTAPI KeGetCurrentThread(VOID) { return KiPcr.Prcb.CurrentThread; }
 PVOID NTAPI PsGetCurrentThread(VOID) { return KiPcr.Prcb.CurrentThread; }
-PVOID NTAPI PsGetCurrentProcess(VOID) { return PsInitialSystemProcess; }
-PVOID NTAPI IoGetCurrentProcess(VOID) { return PsInitialSystemProcess; }
-HANDLE NTAPI PsGetCurrentProcessId(VOID) { return (HANDLE)(ULONG_PTR)4; }
+/* The process whose context the thread runs in: KTHREAD.ApcState.Process, which the
+ * simulated user program's requests attach to its process (process.c). */
+PVOID NTAPI PsGetCurrentProcess(VOID) { return *(PVOID *)((PUCHAR)KiPcr.Prcb.CurrentThread + ET_APC_PROCESS); }
+PVOID NTAPI IoGetCurrentProcess(VOID) { return PsGetCurrentProcess(); }
+HANDLE NTAPI PsGetCurrentProcessId(VOID)
+{
+    return *(HANDLE *)((PUCHAR)PsGetCurrentProcess() + EP_UNIQUE_PROCESS_ID);
+}
 HANDLE NTAPI PsGetCurrentThreadId(VOID)
 {
     return *(HANDLE *)((PUCHAR)KiPcr.Prcb.CurrentThread + ET_CID + 8);

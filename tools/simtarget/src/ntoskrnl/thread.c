@@ -46,6 +46,8 @@ typedef VOID (NTAPI *PKSTART_ROUTINE)(PVOID StartContext);
 typedef struct _CLIENT_ID { HANDLE UniqueProcess, UniqueThread; } CLIENT_ID, *PCLIENT_ID;
 
 PVOID ObpCreateThreadObject(PHANDLE Handle);
+NTSTATUS ObpInsertObjectHandle(PVOID Object, ACCESS_MASK Access, ULONG Attributes, PHANDLE Handle);
+VOID PspNotifyThread(PUCHAR Thread, BOOLEAN Create);
 VOID NTAPI ObDereferenceObject(PVOID Object);
 VOID KiDeliverClock(VOID);
 VOID KiSwapContext(PULONG64 OldStack, ULONG64 NewStack);
@@ -151,6 +153,7 @@ NTSTATUS NTAPI PsTerminateSystemThread(NTSTATUS ExitStatus)
     if (thread == (PUCHAR)KiSystemThread || !KiCreatedThreads)
         return STATUS_INVALID_PARAMETER;
     KiPcr.Irql = PASSIVE_LEVEL;
+    PspNotifyThread(thread, FALSE);
     next = KiNextThread(thread);
     FIELD(thread, ET_EXIT_STATUS, NTSTATUS) = ExitStatus;
     FIELD(thread, ET_STATE, UCHAR) = THREAD_STATE_TERMINATED;
@@ -178,12 +181,12 @@ NTSTATUS NTAPI PsCreateSystemThread(PHANDLE ThreadHandle, ULONG DesiredAccess, P
     PUCHAR thread, stack;
     PULONG64 frame;
     DISPATCHER_HEADER *header;
-    (void)DesiredAccess; (void)ObjectAttributes; (void)ProcessHandle;
+    (void)ObjectAttributes; (void)ProcessHandle;
 
     stack = ExAllocatePoolWithTag(NonPagedPool, KERNEL_STACK_SIZE, STACK_TAG);
     if (!stack)
         return STATUS_INSUFFICIENT_RESOURCES;
-    thread = ObpCreateThreadObject(ThreadHandle);
+    thread = ObpCreateThreadObject(NULL);
     if (!thread) {
         ExFreePoolWithTag(stack, STACK_TAG);
         return STATUS_INSUFFICIENT_RESOURCES;
@@ -204,6 +207,12 @@ NTSTATUS NTAPI PsCreateSystemThread(PHANDLE ThreadHandle, ULONG DesiredAccess, P
     FIELD(thread, ET_START_ADDRESS, PKSTART_ROUTINE) = StartRoutine;
     FIELD(thread, ET_KSIM_START_CONTEXT, PVOID) = StartContext;
     KiNextThreadId += 4;
+    /* The handle is made once the thread has its ids: object callbacks look at them. */
+    if (ThreadHandle && !NT_SUCCESS(ObpInsertObjectHandle(thread, DesiredAccess, 0x200, ThreadHandle))) {
+        ObDereferenceObject(thread);
+        ExFreePoolWithTag(stack, STACK_TAG);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
 
     /* The first switch to it "returns" into KiThreadStartup with RSP 16n+8, as a call
      * would leave it; a zero return address above ends stack walks there. */
@@ -227,6 +236,7 @@ NTSTATUS NTAPI PsCreateSystemThread(PHANDLE ThreadHandle, ULONG DesiredAccess, P
         ClientId->UniqueProcess = (HANDLE)(ULONG_PTR)4;
         ClientId->UniqueThread = (HANDLE)(ULONG_PTR)FIELD(thread, ET_CID + 8, ULONG64);
     }
+    PspNotifyThread(thread, TRUE);
     return STATUS_SUCCESS;
 }
 
