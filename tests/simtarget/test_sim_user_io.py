@@ -109,7 +109,7 @@ def test_no_pool_is_left_after_the_requests_and_the_unload(machine):
     (r"\Device\X,7,", (r"\Device\X", 7, b"", 256)),
 ])
 def test_ioctl_specs_parse(spec, parsed):
-    assert parse_ioctl(spec) == parsed
+    assert parse_ioctl(spec)[:4] == parsed
 
 
 @pytest.mark.parametrize("spec", ["x", r"\Device\X,nope,a", r"\Device\X,1,hex:zz", r"\Device\X,1,a,999999999"])

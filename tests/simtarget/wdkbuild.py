@@ -26,10 +26,11 @@ def require_driver_toolchain() -> None:
         pytest.skip(message)
 
 
-def build(name: str, out_dir: Path) -> Path:
+def build(name: str, out_dir: Path, integrity_check: bool = False) -> Path:
     """Build wdkdrivers/NAME into out_dir/NAME.sys (its PDB beside it)."""
     require_driver_toolchain()
-    return drvbuild.build_driver([WDK_DRIVERS / name], out_dir / f"{name}.sys").image
+    return drvbuild.build_driver([WDK_DRIVERS / name], out_dir / f"{name}.sys",
+                                 integrity_check=integrity_check).image
 
 
 def run_quiet(machine: Machine, budget: int = 3_000_000, limit: int = 400) -> list[StopEvent]:

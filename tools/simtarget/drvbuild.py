@@ -2,7 +2,7 @@
 simulated kernel, with free tools only.
 
     kdcon-sim build-driver SRCDIR|FILE.c ... -o OUT.sys [--release] [-D NAME[=VALUE]]
-                           [-I DIR] [--entry NAME]
+                           [-I DIR] [--entry NAME] [--integritycheck]
 
 Compiles every ``*.c`` of SRCDIR (or the files named) with Debian's clang-cl-14 against
 the DDK headers of ``mingw-w64-common`` (``/usr/share/mingw-w64/include/ddk``), with the
@@ -12,6 +12,8 @@ links with lld-link into an x64 WDM driver with its PDB beside it (OUT.pdb), aga
 import libraries that carry the real export names of ntoskrnl.exe and hal.dll
 (``images/ntoskrnl.lib``, ``images/hal.lib``) and a small ``wdmsec.lib`` made from
 ``src/wdk/wdmsec.c`` (IoCreateDeviceSecure, a static library in the WDK).
+``--integritycheck`` links with /INTEGRITYCHECK (IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY),
+which PsSetCreateProcessNotifyRoutineEx and ObRegisterCallbacks require of a caller.
 
 Debug builds (the default) use ``/Od -DDBG=1``, as the WDK's Debug configuration does,
 so breakpoints and locals match the source; ``--release`` uses ``/O2 -DDBG=0``.  The
@@ -134,7 +136,8 @@ def find_sources(inputs: Sequence[str | Path]) -> list[Path]:
 
 def build_driver(inputs: Sequence[str | Path], out: str | Path, *, release: bool = False,
                  defines: Sequence[str] = (), includes: Sequence[str | Path] = (),
-                 entry: str = "DriverEntry", images_dir: str | Path | None = None) -> BuiltDriver:
+                 entry: str = "DriverEntry", images_dir: str | Path | None = None,
+                 integrity_check: bool = False) -> BuiltDriver:
     """Compile and link a driver; OUT and its .pdb are written, nothing else is left.
 
     ``images_dir`` holds the kernel's import libraries (default: the package's images)."""
@@ -166,6 +169,7 @@ def build_driver(inputs: Sequence[str | Path], out: str | Path, *, release: bool
         tmp_pdb = work / pdb.name
         _run([LLD_LINK, "/NOLOGO", "/DRIVER:WDM", "/SUBSYSTEM:NATIVE", "/NODEFAULTLIB", "/MACHINE:X64",
               f"/ENTRY:{entry}", "/DEBUG", f"/PDB:{tmp_pdb}", "/PDBALTPATH:%_PDB%",
+              *(["/INTEGRITYCHECK"] if integrity_check else []),
               f"/IMPLIB:{work / 'unused.lib'}", f"/OUT:{tmp_out}", *objs,
               str(images / "ntoskrnl.lib"), str(images / "hal.lib"), str(work / "wdmsec.lib")],
              work, f"linking {out.name}")
@@ -188,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-I", dest="includes", action="append", default=[], metavar="DIR",
                         help="add an include folder; repeatable")
     parser.add_argument("--entry", default="DriverEntry", help="entry point (default DriverEntry)")
+    parser.add_argument("--integritycheck", action="store_true",
+                        help="link with /INTEGRITYCHECK (needed for process-notify Ex routines and "
+                             "ObRegisterCallbacks)")
     parser.add_argument("--debug", action="store_true", help="show the commands run")
     return parser
 
@@ -202,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="kdcon-sim build-driver: %(message)s")
     try:
         built = build_driver(args.inputs, args.out, release=args.release, defines=args.defines,
-                             includes=args.includes, entry=args.entry)
+                             includes=args.includes, entry=args.entry, integrity_check=args.integritycheck)
     except DriverBuildError as exc:
         print(f"kdcon-sim build-driver: {exc}", file=sys.stderr)
         return 1

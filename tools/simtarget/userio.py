@@ -1,7 +1,13 @@
 """A user-mode program's I/O, played into the simulated kernel: CreateFile,
 DeviceIoControl, ReadFile, WriteFile and CloseHandle become the IRPs the I/O manager
 would send (``src/ntoskrnl/iomgr2.c`` builds them), so a driver sample's own test
-application can be replayed without Windows.
+application can be replayed without Windows.  The program runs in a user process of
+its own (``src/ntoskrnl/process.c``: started by its first request or by
+``IoRequest.start_process``, ended by ``IoRequest.exit_process``) with a handle table:
+``create_event``, ``wait``, ``open_process`` and ``close_handle`` are its CreateEvent,
+WaitForSingleObject, OpenProcess and CloseHandle, and a request's ``handles`` put a
+handle an earlier request returned into its input buffer (the event sample's IOCTL
+passes its event that way).
 
     io = machine.io                        # one per boot
     io.post(IoRequest.create(r"\\\\.\\IoctlTest"))
@@ -13,7 +19,8 @@ when the kernel has booted and runs at PASSIVE_LEVEL, one request at a time (lik
 thread of the calling process entering the kernel).  The caller's buffers live in a
 user-space range the machine maps at ``USER_BUFFER_BASE`` (input, then output), so
 ProbeForRead/ProbeForWrite accept them as a real caller's would.  ``parse_ioctl`` reads
-the ``DEVICE,CODE,INPUT[,OUTLEN]`` form of ``kdcon-sim --ioctl``.
+the ``DEVICE,CODE,INPUT[,OUTLEN]`` form of ``kdcon-sim --ioctl``; ``{event}`` in a hex
+INPUT is a new event's handle (8 bytes), waited for after the call.
 
 Does not run the machine (the caller does) and keeps no handles across a reboot.
 """
@@ -24,10 +31,12 @@ import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kdcon.protocol.constants import NtStatus
 
-__all__ = ["IoRequest", "IoResult", "UserIo", "parse_ioctl", "ioctl_requests", "USER_BUFFER_BASE", "MAX_BUFFER"]
+__all__ = ["IoRequest", "IoResult", "UserIo", "IoctlSpec", "parse_ioctl", "ioctl_requests", "USER_BUFFER_BASE",
+           "MAX_BUFFER", "EVENT_ALL_ACCESS", "PROCESS_ALL_ACCESS"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +47,15 @@ _REQUEST_FORMAT = "<IIIIIIIiQQQ"   # KSIM_IO_REQUEST up to Name (iomgr2.c)
 _NAME_OFFSET = struct.calcsize(_REQUEST_FORMAT)
 _NAME_CHARS = 128
 CREATE, IOCTL, READ, WRITE, CLOSE = 1, 2, 3, 4, 5
-_OPERATION_NAMES = {CREATE: "create", IOCTL: "ioctl", READ: "read", WRITE: "write", CLOSE: "close"}
+START_PROCESS, EXIT_PROCESS, CREATE_EVENT, WAIT, OPEN_PROCESS, CLOSE_HANDLE = 6, 7, 8, 9, 10, 11
+_OPERATION_NAMES = {CREATE: "create", IOCTL: "ioctl", READ: "read", WRITE: "write", CLOSE: "close",
+                    START_PROCESS: "start", EXIT_PROCESS: "exit process", CREATE_EVENT: "create event",
+                    WAIT: "wait", OPEN_PROCESS: "open process", CLOSE_HANDLE: "close handle"}
+_HANDLE_MAKERS = (CREATE, CREATE_EVENT, OPEN_PROCESS)
+EVENT_ALL_ACCESS = 0x1F0003
+PROCESS_ALL_ACCESS = 0x1FFFFF
+STATUS_TIMEOUT = 0x102
+DEFAULT_WAIT_MS = 100
 # Re-enter the kernel for a request its driver left pending at most this often (guest
 # instructions).
 _POLL_INSTRUCTIONS = 1_000_000
@@ -46,8 +63,11 @@ _POLL_INSTRUCTIONS = 1_000_000
 
 @dataclass(frozen=True)
 class IoRequest:
-    """One call of the user-mode program.  ``file`` names an earlier create: its index
-    in the request list (a create's handle is the result of that request)."""
+    """One call of the user-mode program.  ``file`` names an earlier request that made
+    a handle (create, create_event, open_process): its index in the request list.
+    ``handles`` are (offset, request index) pairs: that request's handle is written
+    into ``data`` at offset (8 bytes) when the call is made.  ``argument`` is the
+    event kind (1 synchronization) or the process id to open."""
 
     operation: int
     name: str = ""
@@ -55,6 +75,8 @@ class IoRequest:
     code: int = 0
     data: bytes = b""
     output_length: int = 0
+    handles: tuple[tuple[int, int], ...] = ()
+    argument: int = 0
 
     @classmethod
     def create(cls, name: str) -> IoRequest:
@@ -76,12 +98,40 @@ class IoRequest:
     def close(cls, file: int) -> IoRequest:
         return cls(CLOSE, file=file)
 
+    @classmethod
+    def start_process(cls, image: str = "ksimuser.exe") -> IoRequest:
+        return cls(START_PROCESS, name=image)
+
+    @classmethod
+    def exit_process(cls) -> IoRequest:
+        return cls(EXIT_PROCESS)
+
+    @classmethod
+    def create_event(cls, access: int = EVENT_ALL_ACCESS, synchronization: bool = False) -> IoRequest:
+        return cls(CREATE_EVENT, code=access, argument=int(synchronization))
+
+    @classmethod
+    def wait(cls, event: int, milliseconds: int = DEFAULT_WAIT_MS) -> IoRequest:
+        """WaitForSingleObject on the event request ``event`` made; the time is the guest's."""
+        return cls(WAIT, file=event, code=milliseconds)
+
+    @classmethod
+    def open_process(cls, access: int = PROCESS_ALL_ACCESS, process_id: int = 0) -> IoRequest:
+        """OpenProcess; process id 0 is the program's own."""
+        return cls(OPEN_PROCESS, code=access, argument=process_id)
+
+    @classmethod
+    def close_handle(cls, file: int) -> IoRequest:
+        return cls(CLOSE_HANDLE, file=file)
+
     def describe(self) -> str:
         what = _OPERATION_NAMES[self.operation]
-        if self.operation == CREATE:
+        if self.operation in (CREATE, START_PROCESS):
             return f"{what} {self.name}"
         if self.operation == IOCTL:
             return f"{what} {self.code:#x} in={len(self.data)} out={self.output_length}"
+        if self.operation in (CREATE_EVENT, OPEN_PROCESS):
+            return f"{what} access={self.code:#x}"
         return what
 
 
@@ -99,8 +149,22 @@ class IoResult:
     def ok(self) -> bool:
         return self.status < 0x8000_0000
 
+    @property
+    def granted_access(self) -> int:
+        """An open_process's granted access (what object callbacks left)."""
+        return self.information if self.request.operation == OPEN_PROCESS else 0
+
     def describe(self) -> str:
-        text = f"{self.request.describe()}: status {self.status:#010x}, information {self.information}"
+        request = self.request
+        if request.operation == WAIT:
+            state = "signalled" if self.status == 0 else "timed out" if self.status == STATUS_TIMEOUT else "failed"
+            return f"{request.describe()}: status {self.status:#010x}, event {state}"
+        if request.operation == START_PROCESS and self.ok:
+            return f"{request.describe()}: status {self.status:#010x}, process id {self.information}"
+        if request.operation in (CREATE_EVENT, OPEN_PROCESS) and self.ok:
+            text = f"{request.describe()}: status {self.status:#010x}, handle {self.handle:#x}"
+            return text + (f", granted {self.information:#x}" if request.operation == OPEN_PROCESS else "")
+        text = f"{request.describe()}: status {self.status:#010x}, information {self.information}"
         if self.output:
             text += f", output {self.output!r}"
         return text
@@ -126,8 +190,12 @@ class UserIo:
         for request in requests:
             if len(request.data) > MAX_BUFFER or request.output_length > MAX_BUFFER:
                 raise ValueError(f"{request.describe()}: buffers are limited to {MAX_BUFFER} bytes")
-            if request.operation != CREATE and not 0 <= request.file < posted:
+            needs_file = request.operation not in (CREATE, START_PROCESS, EXIT_PROCESS, CREATE_EVENT, OPEN_PROCESS)
+            if needs_file and not 0 <= request.file < posted:
                 raise ValueError(f"{request.describe()}: file {request.file} names no earlier request")
+            for offset, index in request.handles:
+                if not 0 <= index < posted or not 0 <= offset <= len(request.data) - 8:
+                    raise ValueError(f"{request.describe()}: handle {index} at {offset} does not fit")
             posted += 1
         self.queue.extend(requests)
 
@@ -164,11 +232,15 @@ class UserIo:
             self._mapped = True
         self._sequence += 1
         index = len(self.results)
-        slot = self._handles.get(request.file, 0) if request.operation != CREATE else 0
-        memory.write_virtual(USER_BUFFER_BASE, request.data)
+        slot = self._handles.get(request.file, 0) if request.file >= 0 else 0
+        data = bytearray(request.data)
+        for offset, made_by in request.handles:
+            data[offset:offset + 8] = struct.pack("<Q", self._handles.get(made_by, 0))
+        memory.write_virtual(USER_BUFFER_BASE, bytes(data))
         memory.write_virtual(USER_BUFFER_BASE + MAX_BUFFER, bytes(request.output_length))
+        input_length = len(data) if request.operation < START_PROCESS else request.argument
         header = struct.pack(_REQUEST_FORMAT, self._sequence, self._sequence - 1, request.operation, slot,
-                             request.code, len(request.data), request.output_length, 0, 0,
+                             request.code, input_length, request.output_length, 0, 0,
                              USER_BUFFER_BASE, USER_BUFFER_BASE + MAX_BUFFER)
         name = request.name.encode("utf-16-le")[:2 * (_NAME_CHARS - 1)] + b"\0\0"
         memory.write_virtual(self._request_address(), header)
@@ -206,9 +278,11 @@ class UserIo:
         if request.operation in (IOCTL, READ) and status < 0x8000_0000:
             length = min(information, request.output_length)
             output = self.machine.memory.read_virtual(USER_BUFFER_BASE + MAX_BUFFER, length)
-        handle = fields[3] if request.operation == CREATE and status < 0x8000_0000 else 0
+        handle = fields[3] if request.operation in _HANDLE_MAKERS and status < 0x8000_0000 else 0
         if handle:
             self._handles[self._current_index] = handle
+        if request.operation == OPEN_PROCESS:
+            information = fields[4]              # the granted access comes back in IoControlCode
         result = IoResult(request, status, information, output, handle)
         self.results.append(result)
         self._current = None
@@ -221,11 +295,46 @@ def _number(text: str) -> int:
     return int(text, 0)
 
 
-def parse_ioctl(spec: str) -> tuple[str, int, bytes, int]:
-    """``DEVICE,CODE,INPUT[,OUTLEN]`` -> (device, code, input bytes, output length).
+class IoctlSpec(NamedTuple):
+    """One ``--ioctl``: ``event_at`` is the offset of ``{event}`` in the input (or
+    None), ``wait_ms`` how long the program waits for that event after the call."""
+
+    device: str
+    code: int
+    data: bytes
+    output_length: int
+    event_at: int | None = None
+    wait_ms: int = DEFAULT_WAIT_MS
+
+
+def _hex_input(spec: str, text: str) -> tuple[bytes, int | None, int]:
+    """``hex:`` INPUT with at most one ``{event}`` or ``{event:MS}`` placeholder."""
+    event_at, wait_ms = None, DEFAULT_WAIT_MS
+    before, mark, after = text.partition("{event")
+    if mark:
+        inside, closed, after = after.partition("}")
+        if not closed or (inside and not inside[1:].isdigit()) or (inside and inside[0] != ":") \
+                or "{" in after:
+            raise ValueError(f"--ioctl {spec}: the placeholder is {{event}} or {{event:MS}}, once")
+        wait_ms = int(inside[1:]) if inside else DEFAULT_WAIT_MS
+    try:
+        head, tail = bytes.fromhex(before), bytes.fromhex(after)
+    except ValueError:
+        raise ValueError(f"--ioctl {spec}: hex: takes pairs of hex digits") from None
+    if mark:
+        event_at = len(head)
+        return head + bytes(8) + tail, event_at, wait_ms
+    return head, None, wait_ms
+
+
+def parse_ioctl(spec: str) -> IoctlSpec:
+    """``DEVICE,CODE,INPUT[,OUTLEN]`` -> IoctlSpec.
 
     INPUT is text (sent with a terminating NUL, as the samples' test programs send
-    strings), ``hex:0a0b...`` for raw bytes, or empty; OUTLEN defaults to 256."""
+    strings), ``hex:0a0b...`` for raw bytes, or empty; OUTLEN defaults to 256.  In hex
+    input ``{event}`` stands for the handle of an event the program creates first
+    (8 bytes); after the call it waits for the event (``{event:MS}``: MS guest
+    milliseconds, default 100) and reports whether it was signalled."""
     parts = spec.split(",")
     if len(parts) not in (3, 4) or not parts[0]:
         raise ValueError(f"--ioctl {spec}: use DEVICE,CODE,INPUT[,OUTLEN], e.g. \\\\.\\IoctlTest,0x9C402608,hello")
@@ -235,22 +344,32 @@ def parse_ioctl(spec: str) -> tuple[str, int, bytes, int]:
         out_len = _number(parts[3]) if len(parts) == 4 else 256
     except ValueError:
         raise ValueError(f"--ioctl {spec}: CODE and OUTLEN are numbers (0x... for hex)") from None
+    event_at, wait_ms = None, DEFAULT_WAIT_MS
     if data_text.startswith("hex:"):
-        try:
-            data = bytes.fromhex(data_text[4:])
-        except ValueError:
-            raise ValueError(f"--ioctl {spec}: hex: takes pairs of hex digits") from None
+        data, event_at, wait_ms = _hex_input(spec, data_text[4:])
     else:
         data = data_text.encode("latin-1") + b"\0" if data_text else b""
     if not 0 <= code <= 0xFFFFFFFF or not 0 <= out_len <= MAX_BUFFER or len(data) > MAX_BUFFER:
         raise ValueError(f"--ioctl {spec}: CODE is 32 bits and buffers at most {MAX_BUFFER} bytes")
-    return device, code, data, out_len
+    return IoctlSpec(device, code, data, out_len, event_at, wait_ms)
 
 
-def ioctl_requests(specs: list[tuple[str, int, bytes, int]]) -> list[IoRequest]:
-    """The requests a test program makes for each ``--ioctl``: open, control, close."""
-    requests: list[IoRequest] = []
-    for device, code, data, out_len in specs:
+def ioctl_requests(specs: list[IoctlSpec]) -> list[IoRequest]:
+    """What a test program does for the ``--ioctl``s: start its process; for each,
+    create the event it passes (if any), open, control, close, wait for the event and
+    close it; then end the process."""
+    requests: list[IoRequest] = [IoRequest.start_process()]
+    for spec in specs:
+        event = None
+        if spec.event_at is not None:
+            event = len(requests)
+            requests.append(IoRequest.create_event())
         opened = len(requests)
-        requests += [IoRequest.create(device), IoRequest.ioctl(opened, code, data, out_len), IoRequest.close(opened)]
-    return requests
+        handles = ((spec.event_at, event),) if event is not None else ()
+        requests += [IoRequest.create(spec.device),
+                     IoRequest(IOCTL, file=opened, code=spec.code, data=spec.data, output_length=spec.output_length,
+                               handles=handles),
+                     IoRequest.close(opened)]
+        if event is not None:
+            requests += [IoRequest.wait(event, spec.wait_ms), IoRequest.close_handle(event)]
+    return requests + [IoRequest.exit_process()]

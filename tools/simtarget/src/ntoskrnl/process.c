@@ -229,6 +229,8 @@ static BOOLEAN PspServiceRequest(VOID)
     if (r->Operation < KSIM_IO_START_PROCESS || r->Done == r->Sequence)
         return FALSE;
     r->Information = 0;
+    if (!PspUserProcess && r->Operation > KSIM_IO_EXIT_PROCESS)
+        PspCreateUserProcess(L"ksimuser.exe");
     if (r->Operation == KSIM_IO_START_PROCESS) {
         status = PspCreateUserProcess(r->Name[0] ? r->Name : L"ksimuser.exe");
         if (NT_SUCCESS(status))
