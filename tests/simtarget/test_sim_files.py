@@ -13,7 +13,9 @@ import pytest
 from kdcon.tools.simtarget import cli
 from kdcon.tools.simtarget.events import BugCheck
 from kdcon.tools.simtarget.hostfiles import FileStatus, _Refused, resolve_name
+from kdcon.tools.simtarget.layout import KiSimRequest
 from kdcon.tools.simtarget.machine import Machine
+from kdcon.tools.simtarget.userio import IoRequest, ioctl_requests, parse_ioctl
 from tests.simtarget.wdkbuild import build, printed, run_quiet
 
 EXPECTED = {
@@ -61,7 +63,8 @@ def test_the_log_holds_what_was_written_appended_at_the_end(logged):
     assert not any(isinstance(e, BugCheck) for e in events)
     assert (root / "Logs" / "filelog.txt").read_bytes() == b"first line\r\nsecond\r\nappended\r\n"
     # Names are matched ignoring case, as NTFS does: Logs is the folder that exists.
-    assert sorted(p.name for p in (root / "Logs").iterdir()) == ["filelog.txt", "other.txt", "rules.txt"]
+    assert sorted(p.name for p in (root / "Logs").iterdir()) == ["filelog.txt", "other.txt", "requests.log",
+                                                                 "rules.txt"]
 
 
 def test_an_explicit_offset_writes_there_and_supersede_empties_the_file(logged):
@@ -83,7 +86,35 @@ def test_no_name_reaches_outside_the_directory(logged):
 
 def test_every_host_file_is_closed_with_its_last_handle(logged):
     machine, _, _, _ = logged
+    assert machine.files.open_count == 1                 # the log DriverEntry keeps open
+
+
+def test_a_kernel_handle_from_driver_entry_logs_a_user_programs_requests(filelog, tmp_path):
+    root, _ = drive(tmp_path)
+    machine = Machine(drivers=[filelog], files=root)
+    machine.boot()
+    run_quiet(machine)
+    machine.io.post(*ioctl_requests([parse_ioctl(r"\\.\KsimFileLog,0x80002800,first"),
+                                     parse_ioctl(r"\\.\KsimFileLog,0x80002800,second")]))
+    events = run_quiet(machine)
+    pid = machine.io.results[0].information
+    assert printed(events, "file: line") == [f"file: line status=0 bytes=5 pid={pid}",
+                                             f"file: line status=0 bytes=6 pid={pid}"]
+    assert (root / "Logs" / "requests.log").read_bytes() == b"firstsecond"
+    machine.set_request(KiSimRequest.UNLOAD)
+    assert printed(run_quiet(machine), "file: unload") == ["file: unload"]
     assert machine.files.open_count == 0
+
+
+def test_a_file_routine_at_dispatch_level_bug_checks(filelog, tmp_path):
+    root, _ = drive(tmp_path)
+    machine = Machine(drivers=[filelog], files=root)
+    machine.boot()
+    run_quiet(machine)
+    machine.io.post(IoRequest.create(r"\\.\KsimFileLog"), IoRequest.ioctl(0, 0x80002804))
+    stops = [e for e in run_quiet(machine) if isinstance(e, BugCheck)]
+    assert stops and stops[0].code == 0xA and stops[0].params[1] == 2 and stops[0].params[2] == 8
+    assert not (root / "Logs" / "dispatch.txt").exists()
 
 
 def test_without_a_directory_every_drive_name_is_not_found(filelog):

@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ioctl", action="append", default=[], type=_ioctl_spec,
                         metavar="DEVICE,CODE,INPUT[,OUTLEN]",
                         help=r"open DEVICE (\\.\Name or \Device\Name), send the device control "
-                             "CODE with INPUT (text, or hex:...), close it; repeatable")
+                             "CODE with INPUT (text, or hex:...), close it; {event} in hex INPUT is the "
+                             "handle of an event the program makes first and then waits for "
+                             "({event:MS}: MS guest ms, default 100); repeatable")
     parser.add_argument("--files", metavar="DIR",
                         help=r"a host directory the drivers' files live in: \??\C:\x is DIR/x, "
                              r"\SystemRoot\x is DIR/Windows/x (without it, file names are not found)")

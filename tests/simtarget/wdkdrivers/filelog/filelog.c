@@ -4,11 +4,21 @@
  * appending through FILE_APPEND_DATA, reading back, the standard and position
  * information, the create dispositions, and the names that must fail.  Each case
  * prints one "file:" line with the statuses (hex) and Information values it got.
+ * \Device\KsimFileLog takes IOCTL_FILELOG_LINE (the input text appended to a log whose
+ * kernel handle DriverEntry opened, from the caller's process) and
+ * IOCTL_FILELOG_AT_DISPATCH (ZwCreateFile at DISPATCH_LEVEL, which is not allowed).
  */
 #include <ntddk.h>
 
+#define IOCTL_FILELOG_LINE        CTL_CODE(0x8000, 0xA00, METHOD_BUFFERED, FILE_ANY_ACCESS)
+#define IOCTL_FILELOG_AT_DISPATCH CTL_CODE(0x8000, 0xA01, METHOD_BUFFERED, FILE_ANY_ACCESS)
+
 DRIVER_INITIALIZE DriverEntry;
 DRIVER_UNLOAD FileUnload;
+_Dispatch_type_(IRP_MJ_CREATE) _Dispatch_type_(IRP_MJ_CLOSE) DRIVER_DISPATCH FileCreateClose;
+_Dispatch_type_(IRP_MJ_DEVICE_CONTROL) DRIVER_DISPATCH FileControl;
+
+static HANDLE Log;
 
 static NTSTATUS Open(PCWSTR Path, ACCESS_MASK Access, ULONG Disposition, ULONG Options, ULONG Share,
                      PHANDLE Handle, PULONG_PTR Information)
@@ -199,16 +209,72 @@ static VOID Names(VOID)
              dots, dots2, slash, link, drive, stream, dir, (ULONG)dinfo, sysroot, w);
 }
 
+NTSTATUS FileCreateClose(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    UNREFERENCED_PARAMETER(DeviceObject);
+    Irp->IoStatus.Status = STATUS_SUCCESS;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS FileControl(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
+    ULONG length = sp->Parameters.DeviceIoControl.InputBufferLength;
+    PCHAR text = Irp->AssociatedIrp.SystemBuffer;
+    ULONG_PTR written = 0, info;
+    NTSTATUS status = STATUS_INVALID_DEVICE_REQUEST;
+    HANDLE h;
+    KIRQL old;
+
+    UNREFERENCED_PARAMETER(DeviceObject);
+    if (sp->Parameters.DeviceIoControl.IoControlCode == IOCTL_FILELOG_LINE && length && text) {
+        text[length - 1] = 0;
+        status = Write(Log, text, NULL, &written);
+        DbgPrint("file: line status=%x bytes=%u pid=%u\n", status, (ULONG)written,
+                 (ULONG)(ULONG_PTR)PsGetCurrentProcessId());
+    } else if (sp->Parameters.DeviceIoControl.IoControlCode == IOCTL_FILELOG_AT_DISPATCH) {
+        KeRaiseIrql(DISPATCH_LEVEL, &old);
+        status = Open(L"\\??\\C:\\Logs\\dispatch.txt", SYNC_WRITE, FILE_OVERWRITE_IF, SYNC_OPTIONS, 0, &h, &info);
+        KeLowerIrql(old);
+    }
+    Irp->IoStatus.Status = status;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return status;
+}
+
 VOID FileUnload(PDRIVER_OBJECT DriverObject)
 {
-    UNREFERENCED_PARAMETER(DriverObject);
+    UNICODE_STRING link = RTL_CONSTANT_STRING(L"\\DosDevices\\KsimFileLog");
+    if (Log)
+        ZwClose(Log);
+    IoDeleteSymbolicLink(&link);
+    IoDeleteDevice(DriverObject->DeviceObject);
     DbgPrint("file: unload\n");
 }
 
 NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
+    UNICODE_STRING device = RTL_CONSTANT_STRING(L"\\Device\\KsimFileLog");
+    UNICODE_STRING link = RTL_CONSTANT_STRING(L"\\DosDevices\\KsimFileLog");
+    PDEVICE_OBJECT dev;
+    ULONG_PTR info;
+    NTSTATUS status;
+
     UNREFERENCED_PARAMETER(RegistryPath);
+    status = IoCreateDevice(DriverObject, 0, &device, FILE_DEVICE_UNKNOWN, 0, FALSE, &dev);
+    if (!NT_SUCCESS(status))
+        return status;
+    IoCreateSymbolicLink(&link, &device);
+    DriverObject->MajorFunction[IRP_MJ_CREATE] = FileCreateClose;
+    DriverObject->MajorFunction[IRP_MJ_CLOSE] = FileCreateClose;
+    DriverObject->MajorFunction[IRP_MJ_DEVICE_CONTROL] = FileControl;
     DriverObject->DriverUnload = FileUnload;
+    if (!NT_SUCCESS(Open(L"\\??\\C:\\Logs\\requests.log", FILE_APPEND_DATA | SYNCHRONIZE, FILE_OPEN_IF,
+                         SYNC_OPTIONS, FILE_SHARE_READ, &Log, &info)))
+        Log = NULL;
     CreateAndWrite();
     Append();
     ReadBack();
