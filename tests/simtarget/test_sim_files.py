@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from kdcon.protocol.constants import NtStatus
 from kdcon.tools.simtarget import cli
 from kdcon.tools.simtarget.events import BugCheck
-from kdcon.tools.simtarget.hostfiles import FileStatus, _Refused, resolve_name
+from kdcon.tools.simtarget.hostfiles import _Refused, resolve_name
 from kdcon.tools.simtarget.layout import KiSimRequest
 from kdcon.tools.simtarget.machine import Machine
 from kdcon.tools.simtarget.userio import IoRequest, ioctl_requests, parse_ioctl
@@ -127,19 +128,19 @@ def test_without_a_directory_every_drive_name_is_not_found(filelog):
 
 
 @pytest.mark.parametrize("name, status", [
-    (r"\??\C:\..", FileStatus.OBJECT_NAME_INVALID),
-    (r"\??\C:\a\..\..\b", FileStatus.OBJECT_NAME_INVALID),
-    (r"\??\C:\.\b", FileStatus.OBJECT_NAME_INVALID),
-    (r"\??\C:\/etc/passwd", FileStatus.OBJECT_NAME_INVALID),
-    (r"\??\C:\a\\b", FileStatus.OBJECT_NAME_INVALID),
-    (r"\??\C:\a" + "\x00b", FileStatus.OBJECT_NAME_INVALID),
-    (r"\??\C:\Up\secret", FileStatus.ACCESS_DENIED),
-    (r"\??\C:\Up", FileStatus.ACCESS_DENIED),
-    (r"\??\C:\loop\x", FileStatus.ACCESS_DENIED),
-    (r"\??\E:\x", FileStatus.OBJECT_PATH_NOT_FOUND),
-    (r"\??\C:x", FileStatus.OBJECT_PATH_NOT_FOUND),
-    (r"\Device\HarddiskVolume1\x", FileStatus.OBJECT_PATH_NOT_FOUND),
-    (r"\SystemRootX\x", FileStatus.OBJECT_PATH_NOT_FOUND),
+    (r"\??\C:\..", NtStatus.STATUS_OBJECT_NAME_INVALID),
+    (r"\??\C:\a\..\..\b", NtStatus.STATUS_OBJECT_NAME_INVALID),
+    (r"\??\C:\.\b", NtStatus.STATUS_OBJECT_NAME_INVALID),
+    (r"\??\C:\/etc/passwd", NtStatus.STATUS_OBJECT_NAME_INVALID),
+    (r"\??\C:\a\\b", NtStatus.STATUS_OBJECT_NAME_INVALID),
+    (r"\??\C:\a" + "\x00b", NtStatus.STATUS_OBJECT_NAME_INVALID),
+    (r"\??\C:\Up\secret", NtStatus.STATUS_ACCESS_DENIED),
+    (r"\??\C:\Up", NtStatus.STATUS_ACCESS_DENIED),
+    (r"\??\C:\loop\x", NtStatus.STATUS_ACCESS_DENIED),
+    (r"\??\E:\x", NtStatus.STATUS_OBJECT_PATH_NOT_FOUND),
+    (r"\??\C:x", NtStatus.STATUS_OBJECT_PATH_NOT_FOUND),
+    (r"\Device\HarddiskVolume1\x", NtStatus.STATUS_OBJECT_PATH_NOT_FOUND),
+    (r"\SystemRootX\x", NtStatus.STATUS_OBJECT_PATH_NOT_FOUND),
 ])
 def test_hostile_names_are_refused(tmp_path, name, status):
     root = tmp_path / "c"

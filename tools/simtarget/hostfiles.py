@@ -33,7 +33,6 @@ listing, byte-range locks.
 
 from __future__ import annotations
 
-import enum
 import errno
 import logging
 import os
@@ -42,7 +41,9 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["HostFiles", "FileStatus", "REQUEST_FORMAT", "resolve_name"]
+from kdcon.protocol.constants import NtStatus
+
+__all__ = ["HostFiles", "REQUEST_FORMAT", "resolve_name"]
 
 log = logging.getLogger(__name__)
 
@@ -70,27 +71,8 @@ CLUSTER = 4096
 _INVALID_CHARACTERS = set('"*/:<>?|\\') | {chr(c) for c in range(32)}
 
 
-class FileStatus(enum.IntEnum):
-    SUCCESS = 0
-    INVALID_HANDLE = 0xC0000008
-    INVALID_PARAMETER = 0xC000000D
-    INVALID_DEVICE_REQUEST = 0xC0000010
-    END_OF_FILE = 0xC0000011
-    ACCESS_DENIED = 0xC0000022
-    OBJECT_NAME_INVALID = 0xC0000033
-    OBJECT_NAME_NOT_FOUND = 0xC0000034
-    OBJECT_NAME_COLLISION = 0xC0000035
-    OBJECT_PATH_NOT_FOUND = 0xC000003A
-    SHARING_VIOLATION = 0xC0000043
-    DISK_FULL = 0xC000007F
-    INSUFFICIENT_RESOURCES = 0xC000009A
-    FILE_IS_A_DIRECTORY = 0xC00000BA
-    NOT_A_DIRECTORY = 0xC0000103
-    IO_DEVICE_ERROR = 0xC0000185
-
-
 class _Refused(Exception):
-    def __init__(self, status: FileStatus) -> None:
+    def __init__(self, status: NtStatus) -> None:
         super().__init__(status.name)
         self.status = status
 
@@ -102,13 +84,13 @@ def _split_drive_path(name: str) -> list[str]:
         if lower.startswith(prefix):
             rest = name[len(prefix):]
             if len(rest) < 2 or rest[1] != ":" or (len(rest) > 2 and rest[2] != "\\"):
-                raise _Refused(FileStatus.OBJECT_PATH_NOT_FOUND)
+                raise _Refused(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND)
             if rest[0].upper() != "C":
-                raise _Refused(FileStatus.OBJECT_PATH_NOT_FOUND)
+                raise _Refused(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND)
             return _components(rest[3:])
     if lower == "\\systemroot" or lower.startswith("\\systemroot\\"):
         return ["Windows"] + _components(name[len("\\systemroot\\"):])
-    raise _Refused(FileStatus.OBJECT_PATH_NOT_FOUND)
+    raise _Refused(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND)
 
 
 def _components(rest: str) -> list[str]:
@@ -119,7 +101,7 @@ def _components(rest: str) -> list[str]:
     parts = rest.split("\\")
     for part in parts:
         if part in ("", ".", "..") or len(part) > 255 or set(part) & _INVALID_CHARACTERS:
-            raise _Refused(FileStatus.OBJECT_NAME_INVALID)
+            raise _Refused(NtStatus.STATUS_OBJECT_NAME_INVALID)
     return parts
 
 
@@ -140,14 +122,14 @@ def _match(directory: Path, component: str) -> str:
 def resolve_name(root: Path | None, name: str) -> Path:
     """The host path an NT name stands for inside ``root``; raises _Refused otherwise."""
     if root is None:
-        raise _Refused(FileStatus.OBJECT_PATH_NOT_FOUND)
+        raise _Refused(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND)
     top = Path(os.path.realpath(root))
     path = top
     for component in _split_drive_path(name):
         path = path / _match(path, component)
     real = Path(os.path.realpath(path))
     if real != top and top not in real.parents:
-        raise _Refused(FileStatus.ACCESS_DENIED)
+        raise _Refused(NtStatus.STATUS_ACCESS_DENIED)
     return real
 
 
@@ -196,7 +178,7 @@ class HostFiles:
             return
         fields = list(struct.unpack(REQUEST_FORMAT, data))
         operation = fields[0]
-        fields[1] = FileStatus.SUCCESS
+        fields[1] = NtStatus.STATUS_SUCCESS
         try:
             if operation == OPEN:
                 self._open(memory, fields)
@@ -205,18 +187,18 @@ class HostFiles:
             else:
                 entry = self._opens.get(fields[2])
                 if entry is None:
-                    raise _Refused(FileStatus.INVALID_HANDLE)
+                    raise _Refused(NtStatus.STATUS_INVALID_HANDLE)
                 if operation == QUERY:
                     self._query(memory, entry, fields)
                 elif operation in (READ, WRITE):
                     self._transfer(memory, entry, fields, operation == WRITE)
                 else:
-                    raise _Refused(FileStatus.INVALID_PARAMETER)
+                    raise _Refused(NtStatus.STATUS_INVALID_PARAMETER)
         except _Refused as refused:
             fields[1] = refused.status
         except OSError as exc:
             log.debug("host file operation %d: %s", operation, exc)
-            fields[1] = FileStatus.DISK_FULL if exc.errno == errno.ENOSPC else FileStatus.IO_DEVICE_ERROR
+            fields[1] = NtStatus.STATUS_DISK_FULL if exc.errno == errno.ENOSPC else NtStatus.STATUS_IO_DEVICE_ERROR
         memory.write_virtual(address, struct.pack(REQUEST_FORMAT, *fields))
 
     # ------------------------------------------------------------ operations
@@ -230,7 +212,7 @@ class HostFiles:
         share, synchronous = fields[10] & 7, bool(fields[11] & FLAG_SYNCHRONOUS)
         path = resolve_name(self.root, self._name(memory, fields))
         if not path.parent.is_dir():
-            raise _Refused(FileStatus.OBJECT_PATH_NOT_FOUND)
+            raise _Refused(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND)
         exists = os.path.lexists(path)
         is_dir = path.is_dir()
         if options & FILE_DIRECTORY_FILE or (exists and is_dir):
@@ -242,7 +224,7 @@ class HostFiles:
             if other.path == path and _conflicts(access, share, other.access, other.share):
                 if fd is not None:
                     os.close(fd)
-                raise _Refused(FileStatus.SHARING_VIOLATION)
+                raise _Refused(NtStatus.STATUS_SHARING_VIOLATION)
         handle = self._next
         self._next += 1
         self._opens[handle] = _Open(path, fd, access, share, synchronous)
@@ -253,29 +235,29 @@ class HostFiles:
     @staticmethod
     def _open_directory(path: Path, exists: bool, is_dir: bool, disposition: int, options: int) -> int:
         if options & FILE_NON_DIRECTORY_FILE:
-            raise _Refused(FileStatus.FILE_IS_A_DIRECTORY)
+            raise _Refused(NtStatus.STATUS_FILE_IS_A_DIRECTORY)
         if exists and not is_dir:
-            raise _Refused(FileStatus.NOT_A_DIRECTORY)
+            raise _Refused(NtStatus.STATUS_NOT_A_DIRECTORY)
         if disposition not in (FILE_CREATE, FILE_OPEN, FILE_OPEN_IF):
-            raise _Refused(FileStatus.INVALID_PARAMETER if options & FILE_DIRECTORY_FILE
-                           else FileStatus.FILE_IS_A_DIRECTORY)
+            raise _Refused(NtStatus.STATUS_INVALID_PARAMETER if options & FILE_DIRECTORY_FILE
+                           else NtStatus.STATUS_FILE_IS_A_DIRECTORY)
         if exists:
             if disposition == FILE_CREATE:
-                raise _Refused(FileStatus.OBJECT_NAME_COLLISION)
+                raise _Refused(NtStatus.STATUS_OBJECT_NAME_COLLISION)
             return FILE_OPENED
         if disposition == FILE_OPEN:
-            raise _Refused(FileStatus.OBJECT_NAME_NOT_FOUND)
+            raise _Refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
         os.mkdir(path)
         return FILE_CREATED
 
     @staticmethod
     def _open_file(path: Path, exists: bool, disposition: int, access: int) -> tuple[int, int]:
         if disposition > FILE_OVERWRITE_IF:
-            raise _Refused(FileStatus.INVALID_PARAMETER)
+            raise _Refused(NtStatus.STATUS_INVALID_PARAMETER)
         if exists and disposition == FILE_CREATE:
-            raise _Refused(FileStatus.OBJECT_NAME_COLLISION)
+            raise _Refused(NtStatus.STATUS_OBJECT_NAME_COLLISION)
         if not exists and disposition in (FILE_OPEN, FILE_OVERWRITE):
-            raise _Refused(FileStatus.OBJECT_NAME_NOT_FOUND)
+            raise _Refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
         flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
         if not exists:
             flags |= os.O_CREAT | os.O_EXCL
@@ -291,17 +273,17 @@ class HostFiles:
             fd = os.open(path, flags, 0o644)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EACCES, errno.EPERM):
-                raise _Refused(FileStatus.ACCESS_DENIED) from None
+                raise _Refused(NtStatus.STATUS_ACCESS_DENIED) from None
             raise
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise _Refused(FileStatus.ACCESS_DENIED)
+            raise _Refused(NtStatus.STATUS_ACCESS_DENIED)
         return information, fd
 
     def _close(self, fields: list[int]) -> None:
         entry = self._opens.pop(fields[2], None)
         if entry is None:
-            raise _Refused(FileStatus.INVALID_HANDLE)
+            raise _Refused(NtStatus.STATUS_INVALID_HANDLE)
         if entry.fd is not None:
             os.close(entry.fd)
 
@@ -315,17 +297,17 @@ class HostFiles:
         elif info_class == FILE_POSITION_INFORMATION:
             data = struct.pack("<q", entry.position)
         else:
-            raise _Refused(FileStatus.INVALID_PARAMETER)
+            raise _Refused(NtStatus.STATUS_INVALID_PARAMETER)
         memory.write_virtual(buffer, data)
         fields[6] = len(data)
 
     def _transfer(self, memory, entry: _Open, fields: list[int], write: bool) -> None:
         offset, buffer, length, flags = fields[7], fields[8], min(fields[9], MAX_TRANSFER), fields[11]
         if entry.fd is None:
-            raise _Refused(FileStatus.INVALID_DEVICE_REQUEST)
+            raise _Refused(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
         needed = (FILE_WRITE_DATA | FILE_APPEND_DATA) if write else FILE_READ_DATA
         if not entry.access & needed:
-            raise _Refused(FileStatus.ACCESS_DENIED)
+            raise _Refused(NtStatus.STATUS_ACCESS_DENIED)
         end = os.fstat(entry.fd).st_size
         given = bool(flags & FLAG_OFFSET_GIVEN)
         if write and entry.access & FILE_APPEND_DATA and not entry.access & FILE_WRITE_DATA:
@@ -335,15 +317,15 @@ class HostFiles:
         elif (given and offset == USE_FILE_POINTER_POSITION and entry.synchronous) or (not given and entry.synchronous):
             offset = entry.position
         elif not given or offset >= 1 << 63:
-            raise _Refused(FileStatus.INVALID_PARAMETER)
+            raise _Refused(NtStatus.STATUS_INVALID_PARAMETER)
         if write:
             data = memory.read_virtual(buffer, length)
             if len(data) != length:
-                raise _Refused(FileStatus.INVALID_PARAMETER)
+                raise _Refused(NtStatus.STATUS_INVALID_PARAMETER)
             done = os.pwrite(entry.fd, data, offset) if data else 0
         else:
             if length and offset >= end:
-                raise _Refused(FileStatus.END_OF_FILE)
+                raise _Refused(NtStatus.STATUS_END_OF_FILE)
             data = os.pread(entry.fd, length, offset)
             memory.write_virtual(buffer, data)
             done = len(data)

@@ -54,7 +54,6 @@ _OPERATION_NAMES = {CREATE: "create", IOCTL: "ioctl", READ: "read", WRITE: "writ
 _HANDLE_MAKERS = (CREATE, CREATE_EVENT, OPEN_PROCESS)
 EVENT_ALL_ACCESS = 0x1F0003
 PROCESS_ALL_ACCESS = 0x1FFFFF
-STATUS_TIMEOUT = 0x102
 DEFAULT_WAIT_MS = 100
 # Re-enter the kernel for a request its driver left pending at most this often (guest
 # instructions).
@@ -157,7 +156,8 @@ class IoResult:
     def describe(self) -> str:
         request = self.request
         if request.operation == WAIT:
-            state = "signalled" if self.status == 0 else "timed out" if self.status == STATUS_TIMEOUT else "failed"
+            state = ("signalled" if self.status == NtStatus.STATUS_SUCCESS
+                     else "timed out" if self.status == NtStatus.STATUS_TIMEOUT else "failed")
             return f"{request.describe()}: status {self.status:#010x}, event {state}"
         if request.operation == START_PROCESS and self.ok:
             return f"{request.describe()}: status {self.status:#010x}, process id {self.information}"
