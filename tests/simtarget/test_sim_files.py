@@ -6,6 +6,7 @@ reaches outside the directory."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from kdcon.protocol.constants import NtStatus
 from kdcon.tools.simtarget import cli
 from kdcon.tools.simtarget.events import BugCheck
-from kdcon.tools.simtarget.hostfiles import _Refused, resolve_name
+from kdcon.tools.simtarget.hostfiles import OPEN, REQUEST_FORMAT, HostFiles, _Refused, resolve_name
 from kdcon.tools.simtarget.layout import KiSimRequest
 from kdcon.tools.simtarget.machine import Machine
 from kdcon.tools.simtarget.userio import IoRequest, ioctl_requests, parse_ioctl
@@ -173,3 +174,40 @@ def test_kdcon_sim_refuses_a_files_directory_that_is_not_there(tmp_path, capsys)
     assert cli.main(["--run", "--no-trackdemo", "--files", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"kdcon-sim: --files {tmp_path / 'absent'}: no such directory"]
+
+
+class FlatMemory:
+    """Guest memory for driving HostFiles directly: one flat buffer from address 0."""
+
+    def __init__(self, size: int = 0x1000) -> None:
+        self.data = bytearray(size)
+
+    def read_virtual(self, address: int, size: int) -> bytes:
+        return bytes(self.data[address:address + size])
+
+    def write_virtual(self, address: int, data: bytes) -> int:
+        self.data[address:address + len(data)] = data
+        return len(data)
+
+
+def host_open(files, memory, name: str, access: int, disposition: int, share: int) -> tuple[int, int]:
+    """(status, host handle) of an open request the way file.c writes one."""
+    encoded = name.encode("utf-16-le")
+    memory.write_virtual(0x800, encoded)
+    memory.write_virtual(0, struct.pack(REQUEST_FORMAT, OPEN, 0, 0, disposition, 0, access, 0, 0, 0, 0, share, 0,
+                                        len(encoded), 0x800))
+    files.service(memory, 0)
+    fields = struct.unpack(REQUEST_FORMAT, memory.read_virtual(0, struct.calcsize(REQUEST_FORMAT)))
+    return fields[1], fields[2]
+
+
+def test_a_sharing_violation_leaves_the_file_as_it_was(tmp_path):
+    (tmp_path / "kept.log").write_bytes(b"keep me")
+    files, memory = HostFiles(tmp_path), FlatMemory()
+    first = host_open(files, memory, r"\??\C:\kept.log", 0x2, 1, 0)          # FILE_WRITE_DATA, no sharing
+    second = host_open(files, memory, r"\??\C:\kept.log", 0x2, 5, 7)         # FILE_OVERWRITE_IF
+    assert first[0] == 0 and second[0] == NtStatus.STATUS_SHARING_VIOLATION
+    assert (tmp_path / "kept.log").read_bytes() == b"keep me"
+    assert files.open_count == 1
+    files.reset()
+    assert files.open_count == 0

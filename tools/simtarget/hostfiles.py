@@ -215,16 +215,15 @@ class HostFiles:
             raise _Refused(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND)
         exists = os.path.lexists(path)
         is_dir = path.is_dir()
+        # Sharing is checked before anything is created or truncated.
+        for other in self._opens.values():
+            if other.path == path and _conflicts(access, share, other.access, other.share):
+                raise _Refused(NtStatus.STATUS_SHARING_VIOLATION)
         if options & FILE_DIRECTORY_FILE or (exists and is_dir):
             information = self._open_directory(path, exists, is_dir, disposition, options)
             fd = None
         else:
             information, fd = self._open_file(path, exists, disposition, access)
-        for other in self._opens.values():
-            if other.path == path and _conflicts(access, share, other.access, other.share):
-                if fd is not None:
-                    os.close(fd)
-                raise _Refused(NtStatus.STATUS_SHARING_VIOLATION)
         handle = self._next
         self._next += 1
         self._opens[handle] = _Open(path, fd, access, share, synchronous)
