@@ -12,6 +12,7 @@ from kdcon.tools.simtarget.events import BugCheck
 from kdcon.tools.simtarget.layout import KiSimRequest
 from kdcon.tools.simtarget.machine import Machine
 from kdcon.tools.simtarget.userio import IoRequest
+from tests.simtarget.test_sim_machine_kernel import tag_counts
 from tests.simtarget.wdkbuild import build, printed, run_quiet
 
 IMAGE = r"\Device\HarddiskVolume1\Users\Public"
@@ -44,7 +45,7 @@ def test_registration_statuses_follow_the_reference_pages(drivers):
     _, lines = boot(drivers[0])
     assert lines[0] == ("notify: register process=0 twice=c000000d remove_absent=c000000d process_ex=0 thread=0 "
                         "remove_absent=c000007a image=0 ob_version=c000000d ob_altitude=c000000d ob=0 "
-                        "ob_collision=c01c0011")
+                        "ob_collision=c01c0011 lookup_absent=c000000d")
 
 
 def test_an_image_without_integritycheck_is_refused_the_ex_routine_and_callbacks(drivers):
@@ -58,7 +59,7 @@ def test_a_system_thread_is_reported_with_its_handle_through_the_callbacks(drive
     assert lines[1:4] == [
         "notify: pre thread kernel=1 op=1 desired=100000",
         "notify: post thread kernel=1 granted=100000 status=0 context=5eed registration=1",
-        "notify: thread create pid=4 tid=12 irql=0",
+        "notify: thread create pid=4 tid=12 irql=0 lookup=0 same=1",
     ]
     assert "notify: thread exit pid=4 tid=12 irql=0" in lines
 
@@ -74,13 +75,18 @@ def test_the_user_process_is_reported_from_start_to_exit(drivers):
     pid = results[0].information
     assert lines == [
         f"notify: process create pid={pid} parent=4",
-        f"notify: process-ex create pid={pid} parent=4 image={IMAGE}\\app.exe size=72",
-        f"notify: thread create pid={pid} tid={pid + 4} irql=0",
+        f"notify: process-ex create pid={pid} parent=4 image={IMAGE}\\app.exe size=72 lookup=0,0 same=1 "
+        "parent_pid=4",
+        f"notify: thread create pid={pid} tid={pid + 4} irql=0 lookup=0 same=1",
         f"notify: image pid={pid} system=0 size=10000 name={IMAGE}\\app.exe",
         f"notify: thread exit pid={pid} tid={pid + 4} irql=0",
         f"notify: process exit pid={pid} parent=4",
         f"notify: process-ex exit pid={pid} same=1",
     ]
+    # Every lookup's reference was given back: only System's own process and thread live.
+    for tag in (b"Proc", b"Thre"):
+        allocated, freed, _ = tag_counts(machine, tag)
+        assert allocated - freed == 1, tag
 
 
 def test_a_pre_callback_takes_rights_from_a_user_process_handle(drivers):

@@ -11,6 +11,10 @@
 
 #define PROCESS_TERMINATE_RIGHT 0x0001
 
+/* ntifs.h's; a driver that includes only ntddk.h declares them itself. */
+NTKERNELAPI NTSTATUS NTAPI PsLookupProcessByProcessId(HANDLE ProcessId, PEPROCESS *Process);
+NTKERNELAPI NTSTATUS NTAPI PsLookupThreadByThreadId(HANDLE ThreadId, PETHREAD *Thread);
+
 DRIVER_INITIALIZE DriverEntry;
 DRIVER_UNLOAD NotifyUnload;
 KSTART_ROUTINE QuickThread;
@@ -28,13 +32,23 @@ static VOID NTAPI ProcessNotifyEx(PEPROCESS Process, HANDLE ProcessId, PPS_CREAT
 {
     UNICODE_STRING denied = RTL_CONSTANT_STRING(L"denied.exe");
     UNICODE_STRING tail;
+    PEPROCESS found = NULL, parent = NULL;
+    NTSTATUS self, up;
     if (!CreateInfo) {
         DbgPrint("notify: process-ex exit pid=%u same=%u\n", (ULONG)(ULONG_PTR)ProcessId,
                  PsGetProcessId(Process) == ProcessId);
         return;
     }
-    DbgPrint("notify: process-ex create pid=%u parent=%u image=%wZ size=%u\n", (ULONG)(ULONG_PTR)ProcessId,
-             (ULONG)(ULONG_PTR)CreateInfo->ParentProcessId, CreateInfo->ImageFileName, (ULONG)CreateInfo->Size);
+    self = PsLookupProcessByProcessId(ProcessId, &found);
+    up = PsLookupProcessByProcessId(CreateInfo->ParentProcessId, &parent);
+    DbgPrint("notify: process-ex create pid=%u parent=%u image=%wZ size=%u lookup=%x,%x same=%u parent_pid=%u\n",
+             (ULONG)(ULONG_PTR)ProcessId, (ULONG)(ULONG_PTR)CreateInfo->ParentProcessId, CreateInfo->ImageFileName,
+             (ULONG)CreateInfo->Size, self, up, found == Process,
+             NT_SUCCESS(up) ? (ULONG)(ULONG_PTR)PsGetProcessId(parent) : 0);
+    if (NT_SUCCESS(self))
+        ObDereferenceObject(found);
+    if (NT_SUCCESS(up))
+        ObDereferenceObject(parent);
     if (CreateInfo->ImageFileName && CreateInfo->ImageFileName->Length >= denied.Length) {
         tail.Buffer = CreateInfo->ImageFileName->Buffer
                     + (CreateInfo->ImageFileName->Length - denied.Length) / sizeof(WCHAR);
@@ -46,8 +60,17 @@ static VOID NTAPI ProcessNotifyEx(PEPROCESS Process, HANDLE ProcessId, PPS_CREAT
 
 static VOID NTAPI ThreadNotify(HANDLE ProcessId, HANDLE ThreadId, BOOLEAN Create)
 {
-    DbgPrint("notify: thread %s pid=%u tid=%u irql=%u\n", Create ? "create" : "exit",
-             (ULONG)(ULONG_PTR)ProcessId, (ULONG)(ULONG_PTR)ThreadId, KeGetCurrentIrql());
+    PETHREAD thread = NULL;
+    NTSTATUS found = Create ? PsLookupThreadByThreadId(ThreadId, &thread) : STATUS_UNSUCCESSFUL;
+    if (Create)
+        DbgPrint("notify: thread create pid=%u tid=%u irql=%u lookup=%x same=%u\n", (ULONG)(ULONG_PTR)ProcessId,
+                 (ULONG)(ULONG_PTR)ThreadId, KeGetCurrentIrql(), found,
+                 NT_SUCCESS(found) && PsGetThreadId(thread) == ThreadId);
+    else
+        DbgPrint("notify: thread exit pid=%u tid=%u irql=%u\n", (ULONG)(ULONG_PTR)ProcessId,
+                 (ULONG)(ULONG_PTR)ThreadId, KeGetCurrentIrql());
+    if (NT_SUCCESS(found))
+        ObDereferenceObject(thread);
 }
 
 static VOID NTAPI ImageNotify(PUNICODE_STRING FullImageName, HANDLE ProcessId, PIMAGE_INFO ImageInfo)
@@ -132,8 +155,9 @@ VOID NotifyUnload(PDRIVER_OBJECT DriverObject)
 
 NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
-    NTSTATUS p, twice, absent, px, t, notthere, i, badversion, noaltitude, ob, collision, created;
+    NTSTATUS p, twice, absent, px, t, notthere, i, badversion, noaltitude, ob, collision, created, nopid;
     PVOID other = NULL;
+    PEPROCESS nobody = NULL;
     HANDLE thread;
 
     UNREFERENCED_PARAMETER(RegistryPath);
@@ -151,9 +175,10 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
     collision = RegisterCallbacks(ObGetFilterVersion(), L"321000", &other);
     if (!NT_SUCCESS(ob))
         Registration = NULL;
+    nopid = PsLookupProcessByProcessId((HANDLE)(ULONG_PTR)0x999, &nobody);
     DbgPrint("notify: register process=%x twice=%x remove_absent=%x process_ex=%x thread=%x remove_absent=%x "
-             "image=%x ob_version=%x ob_altitude=%x ob=%x ob_collision=%x\n", p, twice, absent, px, t, notthere, i,
-             badversion, noaltitude, ob, collision);
+             "image=%x ob_version=%x ob_altitude=%x ob=%x ob_collision=%x lookup_absent=%x\n", p, twice, absent, px,
+             t, notthere, i, badversion, noaltitude, ob, collision, nopid);
     created = PsCreateSystemThread(&thread, SYNCHRONIZE, NULL, NULL, NULL, QuickThread, NULL);
     if (NT_SUCCESS(created))
         ZwClose(thread);

@@ -2,7 +2,8 @@
  * notify.c - the routines drivers register to hear about processes, threads and
  * images, and the object callbacks on process and thread handles.
  *
- * Rules from the WDK reference pages (all registration routines at PASSIVE_LEVEL):
+ * Rules from the WDK reference pages (registration at PASSIVE_LEVEL, ObRegisterCallbacks
+ * up to APC_LEVEL; not checked here):
  * - PsSetCreateProcessNotifyRoutine(Ex): up to 64 routines of either kind; registering
  *   one again, a full table, or removing one that is not registered is
  *   STATUS_INVALID_PARAMETER.  The Ex routine, like ObRegisterCallbacks, must lie in an

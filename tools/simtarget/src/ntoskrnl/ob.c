@@ -351,6 +351,12 @@ NTSTATUS NTAPI ObReferenceObjectByHandle(HANDLE Handle, ACCESS_MASK DesiredAcces
     return STATUS_SUCCESS;
 }
 
+/* System and its first thread have no header and live for ever (process.c). */
+static BOOLEAN ObpUncounted(PVOID Object)
+{
+    return Object == PsInitialSystemProcess || Object == KiSystemThread;
+}
+
 /* Device objects carry no header here: iocomp.c counts their references. */
 BOOLEAN IopReferenceDevice(PVOID Object, LONG Change, LONG_PTR *Count);
 
@@ -360,6 +366,8 @@ LONG_PTR NTAPI ObfReferenceObject(PVOID Object)
     LONG_PTR count;
     if (IopReferenceDevice(Object, 1, &count))
         return count;
+    if (ObpUncounted(Object))
+        return 1;
     return ++h->PointerCount;
 }
 
@@ -370,6 +378,8 @@ LONG_PTR NTAPI ObfDereferenceObject(PVOID Object)
     LONG left;
     if (IopReferenceDevice(Object, -1, &count))
         return count;
+    if (ObpUncounted(Object))
+        return 1;
     left = h->PointerCount - 1;
     ObpDereference(h);
     return left;

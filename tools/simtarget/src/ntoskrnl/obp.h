@@ -59,6 +59,7 @@ NTSTATUS NTAPI ZwClose(HANDLE Handle);
 HANDLE NTAPI PsGetCurrentProcessId(VOID);
 HANDLE NTAPI PsGetCurrentThreadId(VOID);
 HANDLE NTAPI PsGetProcessId(PVOID Process);
+HANDLE NTAPI PsGetThreadId(PVOID Thread);
 extern KSIM_OBJECT_TYPE *ExEventObjectType, *PsThreadType, *PsProcessType;
 
 NTSTATUS NTAPI ObReferenceObjectByHandle(HANDLE Handle, ACCESS_MASK DesiredAccess, PVOID ObjectType,

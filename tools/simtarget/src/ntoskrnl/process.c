@@ -141,16 +141,19 @@ static NTSTATUS PspCreateUserProcess(PCWSTR Name)
     PspInsertTail((PLIST_ENTRY)(process + EP_THREAD_LIST_HEAD), (PLIST_ENTRY)(thread + ET_THREAD_LIST_ENTRY));
     FIELD(process, EP_ACTIVE_THREADS, ULONG) = 1;
 
+    /* Its id can be looked up from the creation notification on, as in Windows. */
+    PspUserProcess = process;
+    PspUserThread = thread;
     PspNotifyProcess(process, TRUE, &PspImageName, &creation);
     if (!NT_SUCCESS(creation)) {
+        PspUserProcess = NULL;
+        PspUserThread = NULL;
         ObpDereference(th);
         ObpDereference(ph);
         return creation;
     }
     PspNextProcessId += 8;
     PspInsertTail(&PsActiveProcessHead, (PLIST_ENTRY)(process + EP_ACTIVE_PROCESS_LINKS));
-    PspUserProcess = process;
-    PspUserThread = thread;
     PspNotifyThread(thread, TRUE);
     attached = PspAttach(process);
     PspNotifyImage(&PspImageName, PsGetProcessId(process), (PVOID)USER_IMAGE_BASE, USER_IMAGE_SIZE, FALSE);
@@ -180,6 +183,40 @@ static NTSTATUS PspExitUserProcess(VOID)
     ObpDereference(OBP_HEADER(thread));
     ObpDereference(OBP_HEADER(process));
     return STATUS_SUCCESS;
+}
+
+/* System and its first thread are not objects here and never go away: they are handed
+ * out uncounted (ob.c does not count references to them). */
+NTSTATUS NTAPI PsLookupProcessByProcessId(HANDLE ProcessId, PVOID *Process)
+{
+    if (ProcessId == (HANDLE)(ULONG_PTR)4) {
+        *Process = PsInitialSystemProcess;
+        return STATUS_SUCCESS;
+    }
+    if (!PspUserProcess || ProcessId != PsGetProcessId(PspUserProcess))
+        return STATUS_INVALID_PARAMETER;
+    OBP_HEADER(PspUserProcess)->PointerCount++;
+    *Process = PspUserProcess;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS NTAPI PsLookupThreadByThreadId(HANDLE ThreadId, PVOID *Thread)
+{
+    PUCHAR processes[2] = { PsInitialSystemProcess, PspUserProcess };
+    ULONG i;
+    for (i = 0; i < 2 && processes[i]; i++) {
+        PLIST_ENTRY head = (PLIST_ENTRY)(processes[i] + EP_THREAD_LIST_HEAD), link;
+        for (link = head->Flink; link != head; link = link->Flink) {
+            PUCHAR thread = (PUCHAR)link - ET_THREAD_LIST_ENTRY;
+            if (PsGetThreadId(thread) != ThreadId)
+                continue;
+            if (thread != (PUCHAR)KiSystemThread)
+                OBP_HEADER(thread)->PointerCount++;
+            *Thread = thread;
+            return STATUS_SUCCESS;
+        }
+    }
+    return STATUS_INVALID_PARAMETER;
 }
 
 NTSTATUS NTAPI ZwOpenProcess(PHANDLE ProcessHandle, ACCESS_MASK DesiredAccess, POBJECT_ATTRIBUTES ObjectAttributes,
