@@ -143,8 +143,8 @@ def test_bad_placeholders_are_refused_in_one_line(spec):
 def test_ioctl_requests_wrap_the_program_in_its_process():
     requests = ioctl_requests([parse_ioctl(r"\\.\E,1,hex:{event}")])
     names = [r.describe().split(" access")[0] for r in requests]
-    assert names == ["start ksimuser.exe", "create event", r"create \\.\E", "ioctl 0x1 in=8 out=256", "close",
-                     "wait", "close handle", "exit process"]
+    assert names == ["start ksimuser.exe", "create event", r"create \\.\E", "ioctl 0x1 in=8 out=256", "wait",
+                     "close", "close handle", "exit process"]
     assert requests[3].handles == ((0, 1),)
 
 

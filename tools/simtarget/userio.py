@@ -356,8 +356,8 @@ def parse_ioctl(spec: str) -> IoctlSpec:
 
 def ioctl_requests(specs: list[IoctlSpec]) -> list[IoRequest]:
     """What a test program does for the ``--ioctl``s: start its process; for each,
-    create the event it passes (if any), open, control, close, wait for the event and
-    close it; then end the process."""
+    create the event it passes (if any), open, control, wait for the event, close the
+    device and the event; then end the process."""
     requests: list[IoRequest] = [IoRequest.start_process()]
     for spec in specs:
         event = None
@@ -368,8 +368,12 @@ def ioctl_requests(specs: list[IoctlSpec]) -> list[IoRequest]:
         handles = ((spec.event_at, event),) if event is not None else ()
         requests += [IoRequest.create(spec.device),
                      IoRequest(IOCTL, file=opened, code=spec.code, data=spec.data, output_length=spec.output_length,
-                               handles=handles),
-                     IoRequest.close(opened)]
+                               handles=handles)]
+        # The wait comes before the close: a driver may cancel what it promised when
+        # its device is closed (its cleanup routine), as the event sample does.
         if event is not None:
-            requests += [IoRequest.wait(event, spec.wait_ms), IoRequest.close_handle(event)]
+            requests.append(IoRequest.wait(event, spec.wait_ms))
+        requests.append(IoRequest.close(opened))
+        if event is not None:
+            requests.append(IoRequest.close_handle(event))
     return requests + [IoRequest.exit_process()]
