@@ -27,6 +27,7 @@ EXPECTED = {
     "dispositions": "collide=c0000035 missing=c0000034 nodir=c000003a create=0,2 overwrite=0,3 supersede=0,0",
     "rules": "sync_without_synchronize=c000000d open=0 no_offset=c000000d offset=0 sharing=c0000043 "
              "closed_twice=c0000008 not_a_file=c0000024",
+    "setinfo": "status=0 seek=0 cut=0 end=4 pos=4 bad_class=c0000003 short=c0000004 read_only=c0000022",
     "names": "dots=c0000033 dots2=c0000033 slash=c0000033 link=c0000022 drive=c000003a stream=c0000033 "
              "dir=0,2 systemroot=0 write=0",
 }
@@ -66,13 +67,18 @@ def test_the_log_holds_what_was_written_appended_at_the_end(logged):
     assert (root / "Logs" / "filelog.txt").read_bytes() == b"first line\r\nsecond\r\nappended\r\n"
     # Names are matched ignoring case, as NTFS does: Logs is the folder that exists.
     assert sorted(p.name for p in (root / "Logs").iterdir()) == ["filelog.txt", "other.txt", "requests.log",
-                                                                 "rules.txt"]
+                                                                 "rules.txt", "setinfo.txt"]
 
 
 def test_an_explicit_offset_writes_there_and_supersede_empties_the_file(logged):
     _, _, root, _ = logged
     assert (root / "Logs" / "rules.txt").read_bytes() == b"\0\0\0abc"
     assert (root / "Logs" / "other.txt").read_bytes() == b""
+
+
+def test_a_new_position_and_end_of_file_take_effect(logged):
+    _, _, root, _ = logged
+    assert (root / "Logs" / "setinfo.txt").read_bytes() == b"01ab"
 
 
 def test_systemroot_is_the_windows_folder_of_the_drive(logged):

@@ -25,7 +25,8 @@ and FILE_NON_DIRECTORY_FILE; share access between opens of one file
 only at the end; a synchronous handle keeps the current position and takes no
 ByteOffset, FILE_WRITE_TO_END_OF_FILE and FILE_USE_FILE_POINTER_POSITION as offsets;
 reads at or past the end are STATUS_END_OF_FILE; FileStandardInformation and
-FilePositionInformation.
+FilePositionInformation to query; FilePositionInformation and FileEndOfFileInformation
+(truncating or extending, FILE_WRITE_DATA needed) to set.
 
 Not done: attributes, EAs, security, time stamps, deleting or renaming files, directory
 listing, byte-range locks.
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 # ShareAccess, Flags (FLAG_*; bit 8 comes back set for a directory), NameLength, Name.
 REQUEST_FORMAT = "<IIIIIIQQQQQIIQ"
 REQUEST_SIZE = struct.calcsize(REQUEST_FORMAT)
-OPEN, READ, WRITE, QUERY, CLOSE = 1, 2, 3, 4, 5
+OPEN, READ, WRITE, QUERY, CLOSE, SET = 1, 2, 3, 4, 5, 6
 FLAG_OFFSET_GIVEN = 1          # the caller passed a ByteOffset
 FLAG_SYNCHRONOUS = 2           # the handle is FILE_SYNCHRONOUS_IO_(NON)ALERT
 
@@ -63,7 +64,7 @@ FILE_NON_DIRECTORY_FILE = 0x40
 FILE_READ_DATA, FILE_WRITE_DATA, FILE_APPEND_DATA, FILE_EXECUTE = 0x1, 0x2, 0x4, 0x20
 DELETE = 0x10000
 FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_SHARE_DELETE = 1, 2, 4
-FILE_STANDARD_INFORMATION, FILE_POSITION_INFORMATION = 5, 14
+FILE_STANDARD_INFORMATION, FILE_POSITION_INFORMATION, FILE_END_OF_FILE_INFORMATION = 5, 14, 20
 WRITE_TO_END_OF_FILE = 0xFFFFFFFF_FFFFFFFF
 USE_FILE_POINTER_POSITION = 0xFFFFFFFF_FFFFFFFE
 MAX_TRANSFER = 0x100_0000
@@ -190,6 +191,8 @@ class HostFiles:
                     raise _Refused(NtStatus.STATUS_INVALID_HANDLE)
                 if operation == QUERY:
                     self._query(memory, entry, fields)
+                elif operation == SET:
+                    self._set(entry, fields)
                 elif operation in (READ, WRITE):
                     self._transfer(memory, entry, fields, operation == WRITE)
                 else:
@@ -299,6 +302,22 @@ class HostFiles:
             raise _Refused(NtStatus.STATUS_INVALID_PARAMETER)
         memory.write_virtual(buffer, data)
         fields[6] = len(data)
+
+    @staticmethod
+    def _set(entry: _Open, fields: list[int]) -> None:
+        info_class, value = fields[3], fields[7]
+        if value >= 1 << 63:
+            raise _Refused(NtStatus.STATUS_INVALID_PARAMETER)
+        if info_class == FILE_POSITION_INFORMATION:
+            entry.position = value
+        elif info_class == FILE_END_OF_FILE_INFORMATION:
+            if entry.fd is None:
+                raise _Refused(NtStatus.STATUS_INVALID_PARAMETER)
+            if not entry.access & FILE_WRITE_DATA:
+                raise _Refused(NtStatus.STATUS_ACCESS_DENIED)
+            os.ftruncate(entry.fd, value)
+        else:
+            raise _Refused(NtStatus.STATUS_INVALID_PARAMETER)
 
     def _transfer(self, memory, entry: _Open, fields: list[int], write: bool) -> None:
         offset, buffer, length, flags = fields[7], fields[8], min(fields[9], MAX_TRANSFER), fields[11]

@@ -183,6 +183,40 @@ static VOID Rules(VOID)
              "not_a_file=%x\n", nosync, s, nooffset, offset, share, badclose, mismatch);
 }
 
+static VOID SetInformation(VOID)
+{
+    HANDLE h, ro;
+    ULONG_PTR info, w = 0;
+    IO_STATUS_BLOCK iosb;
+    FILE_POSITION_INFORMATION position;
+    FILE_END_OF_FILE_INFORMATION end;
+    NTSTATUS s, seek = STATUS_UNSUCCESSFUL, cut = STATUS_UNSUCCESSFUL, denied = STATUS_UNSUCCESSFUL;
+    NTSTATUS badclass = STATUS_UNSUCCESSFUL, short_ = STATUS_UNSUCCESSFUL, q = STATUS_UNSUCCESSFUL;
+    LONGLONG size = -1, pos = -1;
+
+    s = Open(L"\\??\\C:\\Logs\\setinfo.txt", SYNC_WRITE, FILE_OVERWRITE_IF, SYNC_OPTIONS, FILE_SHARE_READ, &h,
+             &info);
+    if (NT_SUCCESS(s)) {
+        Write(h, "0123456789", NULL, &w);
+        position.CurrentByteOffset.QuadPart = 2;
+        seek = ZwSetInformationFile(h, &iosb, &position, sizeof(position), FilePositionInformation);
+        Write(h, "ab", NULL, &w);
+        end.EndOfFile.QuadPart = 4;
+        cut = ZwSetInformationFile(h, &iosb, &end, sizeof(end), FileEndOfFileInformation);
+        Sizes(h, &size, &pos, &q);
+        badclass = ZwSetInformationFile(h, &iosb, &end, sizeof(end), FileBasicInformation);
+        short_ = ZwSetInformationFile(h, &iosb, &end, 4, FileEndOfFileInformation);
+        if (NT_SUCCESS(Open(L"\\??\\C:\\Logs\\setinfo.txt", FILE_GENERIC_READ, FILE_OPEN, SYNC_OPTIONS,
+                            FILE_SHARE_READ | FILE_SHARE_WRITE, &ro, &info))) {
+            denied = ZwSetInformationFile(ro, &iosb, &end, sizeof(end), FileEndOfFileInformation);
+            ZwClose(ro);
+        }
+        ZwClose(h);
+    }
+    DbgPrint("file: setinfo status=%x seek=%x cut=%x end=%u pos=%u bad_class=%x short=%x read_only=%x\n", s, seek,
+             cut, (ULONG)size, (ULONG)pos, badclass, short_, denied);
+}
+
 static VOID Names(VOID)
 {
     HANDLE h;
@@ -280,6 +314,7 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
     ReadBack();
     Dispositions();
     Rules();
+    SetInformation();
     Names();
     return STATUS_SUCCESS;
 }

@@ -1,6 +1,6 @@
 /*
  * file.c - files for drivers that log: ZwCreateFile, ZwOpenFile, ZwReadFile,
- * ZwWriteFile, ZwQueryInformationFile on names under \??\C:\, \DosDevices\C:\,
+ * ZwWriteFile, ZwQueryInformationFile, ZwSetInformationFile on names under \??\C:\, \DosDevices\C:\,
  * \GLOBAL??\C:\ and \SystemRoot\, backed by a host directory (`kdcon-sim --files DIR`,
  * the machine's hostfiles.py).  Without one every such name fails with
  * STATUS_OBJECT_PATH_NOT_FOUND.  Other names (\Device\...) open a file object with no
@@ -21,7 +21,7 @@
  *
  * Not here: RootDirectory-relative names (STATUS_INVALID_PARAMETER), APC routines
  * (ignored, as drivers pass NULL), other information classes (STATUS_INVALID_INFO_CLASS),
- * ZwSetInformationFile, deleting files.
+ * deleting or renaming files.
  */
 #include "obp.h"
 
@@ -30,6 +30,7 @@
 #define KSIM_FILE_WRITE 3
 #define KSIM_FILE_QUERY 4
 #define KSIM_FILE_CLOSE 5
+#define KSIM_FILE_SET   6
 #define KSIM_FILE_OFFSET_GIVEN 1
 #define KSIM_FILE_SYNCHRONOUS  2
 
@@ -41,6 +42,7 @@
 #define FILE_NON_DIRECTORY_FILE 0x00000040
 #define FileStandardInformation 5
 #define FilePositionInformation 14
+#define FileEndOfFileInformation 20
 
 /* The request the machine carries out (hostfiles.py REQUEST_FORMAT). */
 typedef struct _KSIM_FILE_REQUEST {
@@ -283,5 +285,35 @@ NTSTATUS NTAPI ZwQueryInformationFile(HANDLE FileHandle, PIO_STATUS_BLOCK IoStat
     status = IopHostRequest(&request);
     IoStatusBlock->Status = status;
     IoStatusBlock->Information = NT_SUCCESS(status) ? request.Information : 0;
+    return status;
+}
+
+/* FilePositionInformation (the position a synchronous handle reads and writes at next)
+ * and FileEndOfFileInformation (truncates or extends; needs FILE_WRITE_DATA). */
+NTSTATUS NTAPI ZwSetInformationFile(HANDLE FileHandle, PIO_STATUS_BLOCK IoStatusBlock, PVOID FileInformation,
+    ULONG Length, ULONG FileInformationClass)
+{
+    KSIM_FILE_REQUEST request;
+    PKSIM_FILE file;
+    NTSTATUS status;
+
+    IopRequirePassive((PVOID)ZwSetInformationFile);
+    if (FileInformationClass != FilePositionInformation && FileInformationClass != FileEndOfFileInformation)
+        return STATUS_INVALID_INFO_CLASS;
+    if (Length < sizeof(LARGE_INTEGER))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    status = IopFileOf(FileHandle, &file);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (!IoStatusBlock || !FileInformation)
+        return STATUS_INVALID_PARAMETER;
+    memset(&request, 0, sizeof(request));
+    request.Operation = KSIM_FILE_SET;
+    request.HostFile = file->HostFile;
+    request.Disposition = FileInformationClass;
+    request.Offset = (ULONG64)((PLARGE_INTEGER)FileInformation)->QuadPart;
+    status = IopHostRequest(&request);
+    IoStatusBlock->Status = status;
+    IoStatusBlock->Information = 0;
     return status;
 }
