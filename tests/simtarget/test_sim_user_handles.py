@@ -51,7 +51,7 @@ def play(machine, *requests):
 def register(handle_from: int, delay_ms: int = 0, opened: int = 0) -> IoRequest:
     """The IOCTL with the handle request ``handle_from`` made, on the file request ``opened``."""
     data = bytes(8) + struct.pack("<ii", delay_ms, 0)
-    return IoRequest(2, file=opened, code=REGISTER, data=data, output_length=0, handles=((0, handle_from),))
+    return IoRequest.ioctl(opened, REGISTER, data, 0, handles=((0, handle_from),))
 
 
 def test_the_drivers_event_set_is_seen_by_the_programs_wait(machine):

@@ -84,9 +84,9 @@ from .debugregs import DebugRegisters
 from .errors import MachineStateError
 from .events import (BreakInStop, BreakpointHit, BudgetExhausted, BugCheck, DataBreakpoint, ExceptionEvent,
                      Rebooted, SingleStep, StopEvent)
+from .hostfiles import HostFiles
 from .kernel import KernelImages, boot_kernel
 from .memory import GuestMemory, MemoryInfo
-from .hostfiles import HostFiles
 from .services import PendingPrompt, PortDevice, decode_debug_service
 from .userio import UserIo
 

@@ -82,8 +82,9 @@ class IoRequest:
         return cls(CREATE, name=name)
 
     @classmethod
-    def ioctl(cls, file: int, code: int, data: bytes = b"", output_length: int = 0) -> IoRequest:
-        return cls(IOCTL, file=file, code=code, data=data, output_length=output_length)
+    def ioctl(cls, file: int, code: int, data: bytes = b"", output_length: int = 0,
+              handles: tuple[tuple[int, int], ...] = ()) -> IoRequest:
+        return cls(IOCTL, file=file, code=code, data=data, output_length=output_length, handles=handles)
 
     @classmethod
     def read(cls, file: int, length: int) -> IoRequest:
@@ -367,8 +368,7 @@ def ioctl_requests(specs: list[IoctlSpec]) -> list[IoRequest]:
         opened = len(requests)
         handles = ((spec.event_at, event),) if event is not None else ()
         requests += [IoRequest.create(spec.device),
-                     IoRequest(IOCTL, file=opened, code=spec.code, data=spec.data, output_length=spec.output_length,
-                               handles=handles)]
+                     IoRequest.ioctl(opened, spec.code, spec.data, spec.output_length, handles)]
         # The wait comes before the close: a driver may cancel what it promised when
         # its device is closed (its cleanup routine), as the event sample does.
         if event is not None:
