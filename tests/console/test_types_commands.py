@@ -76,10 +76,10 @@ def test_a_global_with_a_field_shows_that_field_only():
 
 
 def test_a_global_of_a_plain_type_is_its_value():
-    text, status = batch("dt trackdemo!TrackGuardSize", "dt fffff800`0107543c")
+    text, status = batch("dt trackdemo!TrackGuardSize", "dt fffff800`0108543c")
     assert status == 0
     assert after_prompt(text, "dt trackdemo!TrackGuardSize") == ["0x10"]
-    assert after_prompt(text, "dt fffff800`0107543c") == ["0x10"]
+    assert after_prompt(text, "dt fffff800`0108543c") == ["0x10"]
 
 
 def test_bad_input_is_one_line_each():

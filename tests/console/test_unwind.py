@@ -346,8 +346,11 @@ def test_stack_of_a_track_allocation_matches_the_machines_shadow_call_stack():
     assert [f.return_address for f in frames[:len(truth)]] == truth
     assert [f.how for f in frames] == ["unwind"] * len(frames) and frames[-1].return_address == 0
     # On the wire every read also costs 178 bytes of packets: small tables are read
-    # whole (one request) rather than probed entry by entry (a request each).
-    assert sum(reads) + 178 * len(reads) < 8000 and len(reads) < 25
+    # whole (one request) rather than probed entry by entry (a request each).  The
+    # kernel's .pdata is one of the tables read whole, so the bound moves with its size
+    # (8000 bytes when it held 180 functions).
+    kernel_pdata = machine.modules[0].image.pe.OPTIONAL_HEADER.DATA_DIRECTORY[3].Size
+    assert sum(reads) + 178 * len(reads) < 8000 - 180 * 12 + kernel_pdata and len(reads) < 25
 
     # The same walk with the tables taken from the image files instead of target memory.
     files = {m.base: FunctionTable.from_image((IMAGES_DIR / m.name).read_bytes() if m is not trackdemo

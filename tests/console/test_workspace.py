@@ -63,9 +63,9 @@ def test_a_saved_workspace_restores_breakpoints_sx_and_aliases_in_a_new_session(
     assert f"Workspace {workspace} opened: 3 breakpoints, 1 alias" in text
     listing = text.split("kd> bl\n", 1)[1].split("0: kd> al", 1)[0].splitlines()
     assert listing == [
-        ' 0 e  fffff800`01074520     0002 (0002) trackdemo!TrackDemoTick ".echo tick seen; g"',
-        " 1 d  fffff800`010740b0     0001 (0001) trackdemo!TrackDemoDispatch",
-        " 2 d  fffff800`01077048 w 4 0001 (0001) trackdemo!TrackDemoTickCount",
+        ' 0 e  fffff800`01084520     0002 (0002) trackdemo!TrackDemoTick ".echo tick seen; g"',
+        " 1 d  fffff800`010840b0     0001 (0001) trackdemo!TrackDemoDispatch",
+        " 2 d  fffff800`01087048 w 4 0001 (0001) trackdemo!TrackDemoTickCount",
     ]
     assert " Ticks            dd trackdemo!TrackDemoTickCount L1" in text
     assert "      av - ignore" in text and "      ld - break" in text
@@ -140,7 +140,7 @@ def test_entries_that_cannot_be_used_are_one_line_each_and_breakpoints_are_writt
         f"Workspace {workspace}: breakpoint 'nosuch!Global': its address is not known now; "
         "kept in the workspace file",
     ]
-    assert " 0 e  fffff800`01073900     0001 (0001) trackdemo!DriverEntry" in text
+    assert " 0 e  fffff800`01083900     0001 (0001) trackdemo!DriverEntry" in text
     assert f"Workspace {workspace}: some of its settings could not be used; it was not saved " \
         "(.wsave /f replaces it)" in text
     saved = tomllib.loads(workspace.read_text(encoding="utf-8"))
