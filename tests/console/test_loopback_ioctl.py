@@ -44,7 +44,9 @@ def test_the_dispatch_routine_breaks_and_each_request_reports_its_result(ioctlte
     stack = text[hit:].split("kd> k\n", 1)[1].split("\n0: kd> ", 1)[0].splitlines()
     assert stack[1].split()[-1] == "ioctltest!TestDeviceControl"
     sites = [line.split()[-1] for line in stack[2:]]
-    assert sites[:3] == ["nt!IopCall+0x88", "nt!KiSimServiceIo+0x510", "nt!KiSimIoEntry+0x44"]
+    # PspServiceUserIo attaches the request's thread to the user program's process.
+    assert sites[:4] == ["nt!IopCall+0x88", "nt!KiSimServiceIo+0x510", "nt!PspServiceUserIo+0x4d",
+                         "nt!KiSimIoEntry+0x44"]
     assert sites[-1].startswith("nt!KiSystemStartup+")
     # The device control completes only after the run on from the breakpoint, and its
     # result comes before the close reaches the driver.

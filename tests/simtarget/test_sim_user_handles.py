@@ -143,9 +143,11 @@ def test_bad_placeholders_are_refused_in_one_line(spec):
 def test_ioctl_requests_wrap_the_program_in_its_process():
     requests = ioctl_requests([parse_ioctl(r"\\.\E,1,hex:{event}")])
     names = [r.describe().split(" access")[0] for r in requests]
-    assert names == ["start ksimuser.exe", "create event", r"create \\.\E", "ioctl 0x1 in=8 out=256", "wait",
-                     "close", "close handle", "exit process"]
-    assert requests[3].handles == ((0, 1),)
+    assert names == ["create event", r"create \\.\E", "ioctl 0x1 in=8 out=256", "wait", "close", "close handle",
+                     "exit process"]
+    assert requests[2].handles == ((0, 0),)
+    # The first four fields alone are a spec too (what the loopback's child is sent).
+    assert ioctl_requests([(r"\\.\E", 1, b"x", 8)])[1].data == b"x"
 
 
 def test_kdcon_sim_run_reports_whether_the_event_was_signalled(evtest, capsys):
@@ -154,4 +156,4 @@ def test_kdcon_sim_run_reports_whether_the_event_was_signalled(evtest, capsys):
     out = capsys.readouterr().out.splitlines()
     assert "kdcon-sim: wait: status 0x00000000, event signalled" in out
     assert out[0] == "evt: loaded" and out[-1] == "evt: unload"
-    assert any(line.startswith("kdcon-sim: start ksimuser.exe: status 0x00000000, process id ") for line in out)
+    assert "kdcon-sim: exit process: status 0x00000000, information 0" in out

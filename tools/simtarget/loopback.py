@@ -186,8 +186,8 @@ def open_loopback(*, seed: int = 0, drivers: Sequence[str | PathLike[str]] | Non
     if ioctls:
         results_r, results_w = os.pipe()
         os.set_blocking(results_r, False)
-        options.update(ioctls=[[device, code, data.hex(), out_len]
-                               for device, code, data, out_len in ioctls],
+        # An IoctlSpec may carry more than the four fields (the {event} placeholder's).
+        options.update(ioctls=[[spec[0], spec[1], spec[2].hex(), *spec[3:]] for spec in ioctls],
                        results=results_w)
     host, child = socket.socketpair()
     verdict_r, verdict_w = os.pipe()
@@ -376,7 +376,7 @@ def serve_inherited(argv: Sequence[str] | None = None) -> int:
 def _post_ioctls(sim: SimTarget, ioctls: list[list[Any]], results: int) -> None:
     """Queue a test program's requests, as ``kdcon-sim --ioctl`` does; each result
     goes to ``results`` as one JSON line: kdcon-sim's text and the result's fields."""
-    from .userio import ioctl_requests
+    from .userio import IoctlSpec, ioctl_requests
 
     def report(result: Any) -> None:
         line = json.dumps(dict(text=f"kdcon-sim: {result.describe()}",
@@ -389,8 +389,8 @@ def _post_ioctls(sim: SimTarget, ioctls: list[list[Any]], results: int) -> None:
 
     io = sim.machine.machine.io
     io.on_result = report
-    io.post(*ioctl_requests([(device, code, bytes.fromhex(data), out_len)
-                             for device, code, data, out_len in ioctls]))
+    io.post(*ioctl_requests([IoctlSpec(device, code, bytes.fromhex(data), *rest)
+                             for device, code, data, *rest in ioctls]))
 
 
 def _say(verdict: int | None, line: str) -> None:

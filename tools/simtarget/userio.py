@@ -355,12 +355,13 @@ def parse_ioctl(spec: str) -> IoctlSpec:
     return IoctlSpec(device, code, data, out_len, event_at, wait_ms)
 
 
-def ioctl_requests(specs: list[IoctlSpec]) -> list[IoRequest]:
-    """What a test program does for the ``--ioctl``s: start its process; for each,
-    create the event it passes (if any), open, control, wait for the event, close the
-    device and the event; then end the process."""
-    requests: list[IoRequest] = [IoRequest.start_process()]
-    for spec in specs:
+def ioctl_requests(specs: list[IoctlSpec] | list[tuple]) -> list[IoRequest]:
+    """What a test program does for the ``--ioctl``s (IoctlSpecs or their first four
+    fields): for each, create the event it passes (if any), open, control, wait for the
+    event, close the device and the event; then end its process (which its first
+    request started)."""
+    requests: list[IoRequest] = []
+    for spec in map(lambda fields: IoctlSpec(*fields), specs):
         event = None
         if spec.event_at is not None:
             event = len(requests)
