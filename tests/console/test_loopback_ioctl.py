@@ -2,9 +2,9 @@
 sends the driver its requests once the target runs, so one program debugs a driver's
 dispatch routine (wdkdrivers/ioctltest on the simulated kernel). The breakpoint in
 the dispatch routine hits, ``k`` walks through nt, and each request's result is the
-line kdcon-sim prints, as an event of the console (text and --json). The free
-trackdemo build is loaded: with the checked one the device control after a good create
-bug-checks (0x50 in nt!IoGetAttachedDevice; under kdcon-sim --listen just the same)."""
+line kdcon-sim prints, as an event of the console (text and --json). Most cases load
+the free trackdemo build, whose DriverEntry does not break in; the default checked one
+is run beside the driver once too."""
 
 from __future__ import annotations
 
@@ -84,3 +84,16 @@ def test_ioctl_without_loopback_is_refused(capsys):
     assert status == 2
     assert err == ("kdcon: --ioctl needs --loopback (kdcon-sim --ioctl sends them to a "
                    "target kdcon-sim serves)\n")
+
+
+def test_the_requests_go_through_beside_the_default_checked_trackdemo(ioctltest):
+    # The checked trackdemo breaks in at its DriverEntry: the first g stops there.
+    args = ["--loopback", "--driver", str(ioctltest), "--ioctl", DEVICE_CONTROL, "--batch",
+            "--timeout", "60"]
+    for line in ("bp ioctltest!TestCreateClose", "g", "g", "g"):
+        args += ["-c", line]
+    text, status = run_kdcon(args)
+    assert status == 0, text[-2000:]
+    assert "Fatal System Error" not in text
+    assert text.index(CREATE_LINE) < text.index(IOCTL_LINE)
+    assert "Breakpoint 0 hit\nioctltest!TestCreateClose:" in text.split(IOCTL_LINE, 1)[1]
