@@ -18,54 +18,22 @@ from kdcon.protocol.transports.faulty_port import FaultyPort
 from kdcon.tools.simtarget.loopback import SimTarget
 
 from ..linecheck import checksum_blind_spot
-from .test_blind_spot_read import HEADER, MANIPULATE, NOISE
+from .packetdamage import HEADER, MANIPULATE, NOISE, PacketDamage, shifted
 
 ENTRY = 0x84                # the loader entry's bytes the walk reads (up to TimeDateStamp)
 DLLBASE = 0x30
 
 
-class EntryShift:
-    """A receive-side line model (FaultyPort) for the next reply carrying one entry."""
+class EntryShift(PacketDamage):
+    """The next reply carrying exactly one loader entry, after line noise, shifted by a
+    byte from its DllBase on."""
 
-    def __init__(self) -> None:
-        self.armed = False
-        self.damaged: list[tuple[bytes, bytes]] = []     # (as sent, as delivered)
-        self._held = bytearray()
-
-    def apply(self, data: bytes) -> bytes:
-        if not self.armed:
-            return data
-        self._held += data
-        out = bytearray()
-        while self.armed and len(self._held) >= HEADER:
-            if self._held[:4] != b"0000":
-                out += self._held[:1]                   # not a data packet's start
-                del self._held[:1]
-                continue
-            count = int.from_bytes(self._held[6:8], "little")
-            if len(self._held) < HEADER + count + 1:
-                break
-            packet = bytes(self._held[:HEADER + count + 1])
-            del self._held[:HEADER + count + 1]
-            if count == MANIPULATE + ENTRY:
-                packet = NOISE + self._shift(packet)
-                self.armed = False
-            out += packet
-        if not self.armed:
-            out += self._held
-            self._held.clear()
-        return bytes(out)
-
-    def _shift(self, packet: bytes) -> bytes:
-        start = HEADER + MANIPULATE + DLLBASE
-        end = HEADER + MANIPULATE + ENTRY
-        for i in range(start, end):
-            for j in range(i + 2, end):
-                if packet[j] == packet[i] and len(set(packet[i:j + 1])) > 1:
-                    damaged = packet[:i] + packet[i:i + 1] + packet[i:j] + packet[j + 1:]
-                    self.damaged.append((packet, damaged))
-                    return damaged
-        raise AssertionError("no two equal bytes in the entry to shift between")
+    def damage(self, packet: bytes) -> bytes | None:
+        if int.from_bytes(packet[6:8], "little") != MANIPULATE + ENTRY:
+            return None
+        damaged = shifted(packet, HEADER + MANIPULATE + DLLBASE, HEADER + MANIPULATE + ENTRY)
+        self.damaged.append((packet, damaged))
+        return NOISE + damaged
 
 
 def test_a_loader_entry_shifted_past_the_checksum_on_a_noisy_line_is_read_again():

@@ -19,63 +19,27 @@ from kdcon.protocol.transports.faulty_port import FaultyPort
 from kdcon.tools.simtarget.loopback import SimTarget
 
 from ..linecheck import checksum_blind_spot
+from .packetdamage import HEADER, NOISE, STATE_CHANGE64, PacketDamage, shifted
 
-HEADER = 16                 # leader, type, byte count, id, checksum
-STATE_CHANGE64 = 7
 # DBGKD_ANY_WAIT_STATE_CHANGE: the control report at 0xC0, its InstructionStream at 0x18.
 STREAM = HEADER + 0xC0 + 0x18
-NOISE = b"\x11\x22" * 32
 BREAKPOINT = "trackdemo!TrackDemoTick"
 
 
-class StateChangeDamage:
-    """A receive-side line model (FaultyPort) for the next state change."""
+class StateChangeDamage(PacketDamage):
+    """The next state change, after line noise, with its instruction stream shifted by a
+    byte when ``shift`` (or as sent)."""
 
     def __init__(self, *, shift: bool) -> None:
+        super().__init__()
         self.shift = shift
-        self.armed = False
-        self.damaged: list[tuple[bytes, bytes]] = []     # (as sent, as delivered)
-        self._held = bytearray()
 
-    def apply(self, data: bytes) -> bytes:
-        if not self.armed:
-            return data
-        self._held += data
-        out = bytearray()
-        while self.armed and len(self._held) >= HEADER:
-            if self._held[:4] == b"iiii":
-                out += self._held[:HEADER]
-                del self._held[:HEADER]
-                continue
-            if self._held[:4] != b"0000":
-                out += self._held[:1]                   # not a packet's start
-                del self._held[:1]
-                continue
-            count = int.from_bytes(self._held[6:8], "little")
-            if len(self._held) < HEADER + count + 1:
-                break
-            packet = bytes(self._held[:HEADER + count + 1])
-            del self._held[:HEADER + count + 1]
-            if int.from_bytes(packet[4:6], "little") == STATE_CHANGE64:
-                delivered = self._shift(packet) if self.shift else packet
-                self.damaged.append((packet, delivered))
-                out += NOISE
-                packet = delivered
-                self.armed = False
-            out += packet
-        if not self.armed:
-            out += self._held
-            self._held.clear()
-        return bytes(out)
-
-    @staticmethod
-    def _shift(packet: bytes) -> bytes:
-        for i in range(STREAM, STREAM + 16):
-            for j in range(i + 2, STREAM + 16):
-                damaged = packet[:i] + packet[i:i + 1] + packet[i:j] + packet[j + 1:]
-                if packet[j] == packet[i] and damaged != packet:
-                    return damaged
-        raise AssertionError("no two equal bytes in the stream to shift between")
+    def damage(self, packet: bytes) -> bytes | None:
+        if int.from_bytes(packet[4:6], "little") != STATE_CHANGE64:
+            return None
+        delivered = shifted(packet, STREAM, STREAM + 16) if self.shift else packet
+        self.damaged.append((packet, delivered))
+        return NOISE + delivered
 
 
 def _session(model: StateChangeDamage):
