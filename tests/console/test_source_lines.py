@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from kdcon.expr import ExprError, evaluate, evaluate_prefix
 from kdcon.symbols.session import _same_file
 
+from ..oracles import require_tool
 from .transcripts import REPO, batch, check_golden
 
 PDB = Path(REPO) / "tools" / "simtarget" / "images" / "checked" / "trackdemo.pdb"
@@ -83,10 +83,11 @@ def test_a_line_without_code_resolves_to_the_next_line_with_code(session_text):
 
 def _pdbutil_line(pdb: Path, rva: int) -> tuple[str, int]:
     """(file, line) covering ``rva``, read from llvm-pdbutil's dump of the line table."""
-    sections = subprocess.run(["llvm-pdbutil", "dump", "--section-headers", str(pdb)],
+    pdbutil = require_tool("llvm-pdbutil")
+    sections = subprocess.run([pdbutil, "dump", "--section-headers", str(pdb)],
                               capture_output=True, text=True, check=True).stdout
     bases = [int(m, 16) for m in re.findall(r"^\s*([0-9A-F]+) virtual address", sections, re.M)]
-    dump = subprocess.run(["llvm-pdbutil", "dump", "-l", str(pdb)],
+    dump = subprocess.run([pdbutil, "dump", "-l", str(pdb)],
                           capture_output=True, text=True, check=True).stdout
     best: tuple[int, str, int] | None = None
     file = ""
@@ -108,7 +109,6 @@ def _pdbutil_line(pdb: Path, rva: int) -> tuple[str, int]:
     return best[1], best[2]
 
 
-@pytest.mark.skipif(shutil.which("llvm-pdbutil") is None, reason="needs llvm-pdbutil")
 def test_the_stop_line_agrees_with_llvm_pdbutils_line_table(session_text):
     stop = re.search(r"Breakpoint 0 hit\n(\S+) \[(.+) @ (\d+)\]:\n([0-9a-f`]+) ", session_text)
     assert stop is not None
