@@ -36,8 +36,9 @@ from kdcon.protocol.link import KdLink, LinkClosed
 from kdcon.symbols.session import SymbolSession
 
 from .breakpoints import BreakpointTable
+from .kerneltypes import KernelTypes
+from .linedamage import LineDamageChecks
 from .errors import KdconError
-from .layouts import missing_message, table_for
 from .memory import MemoryCache
 from .output import Output, printable
 from .registers import Registers
@@ -56,11 +57,6 @@ _LDR_CHECKSUM, _LDR_TIMESTAMP = 0x78, 0x80
 _MAX_MODULES = 4096
 # Windows x64 supports at most this many logical processors in one kernel.
 _MAX_PROCESSORS = 2048
-# DBGKD_CONTROL_REPORT.InstructionStream: the bytes at the PC a state change carries.
-_STREAM_SIZE = 16
-_INT3 = 0xCC
-# Reads past the first before a small reply on a noisy line is taken unconfirmed.
-_CONFIRM_TRIES = 3
 
 
 class TargetState(enum.Enum):
@@ -129,7 +125,7 @@ class _CommandHost(KdHost):
             raise
 
 
-class Session:
+class Session(LineDamageChecks, KernelTypes):
     """Everything the console knows about one target over one link."""
 
     def __init__(self, port: Any, *, output: Output, symbol_path: str | None = None,
@@ -313,55 +309,6 @@ class Session:
         self.stop = stop
         return stop
 
-    def _stream_from_memory(self, stop: Stop) -> Stop:
-        """On a line that damaged packets lately, the instruction bytes a state change
-        carried (the stop line disassembles them) are checked against one read of the
-        same memory, which also seeds this stop's cache for ``u``. When they differ a
-        second read decides which of the two is right."""
-        stream = stop.instruction_stream
-        try:
-            read = self.memory.read(stop.pc, _STREAM_SIZE)[:len(stream)]
-            if len(read) < len(stream) or self._same_code(stop.pc, stream, read):
-                return stop
-            log.warning("a state change's instruction bytes at %#x differ from memory "
-                        "(damage the checksum passed); reading them again", stop.pc)
-            self.memory.invalidate()
-            again = self.memory.read(stop.pc, _STREAM_SIZE)[:len(stream)]
-        except (ProtocolError, KdconError, MemoryError) as exc:
-            log.debug("could not check the stop's instruction bytes: %s", exc)
-            return stop
-        if self._same_code(stop.pc, stream, again):
-            return stop
-        return dataclasses.replace(stop, instruction_stream=again)
-
-    def _same_code(self, pc: int, stream: bytes, read: bytes) -> bool:
-        """The stream and a read of it agree, but where one of our breakpoints sits: a
-        target reports there either the original byte or the int 3 (kd64 deletes the
-        breakpoints inside the stream it reports; the memory may still hold them)."""
-        if stream == read:
-            return True
-        if len(stream) != len(read):
-            return False
-        ours = {bp.address - pc for bp in self.breakpoints if not bp.hardware
-                and bp.address is not None and 0 <= bp.address - pc < len(stream)}
-        return all(a == b or (i in ours and _INT3 in (a, b))
-                   for i, (a, b) in enumerate(zip(stream, read)))
-
-    def _pc_from_context(self, stop: Stop) -> Stop:
-        """A target reports an exception with ProgramCounter equal to the record's
-        ExceptionAddress (both are the context's RIP). When they differ the checksum's
-        blind spot may have shifted one of them: take RIP from the context itself."""
-        try:
-            rip = self.registers.get("rip")
-        except (ProtocolError, KdconError) as exc:
-            log.debug("could not check the stop's RIP: %s", exc)
-            return stop
-        if rip != stop.pc:
-            log.warning("a state change said RIP %#x, the context %#x: using the context",
-                        stop.pc, rip)
-            stop = dataclasses.replace(stop, pc=rip)
-        return stop
-
     def resume(self, *, trace: bool = False, dr7: int = DR7_DEFAULT,
                status: int = ContinueStatus.DBG_CONTINUE) -> None:
         """Continue (or trace one instruction) and forget this stop's cached state."""
@@ -527,7 +474,7 @@ class Session:
         """Where this kernel's loader entries keep the image's TimeDateStamp."""
         if self.version is None:
             return _LDR_TIMESTAMP
-        table = table_for(self.version.MinorVersion, self.pointer_size, self.debugger_data)
+        table = self._build_layout()
         info = table.find("_KLDR_DATA_TABLE_ENTRY") if table is not None else None
         field = next((f for f in info.fields if f.name == "TimeDateStamp"), None) \
             if info is not None else None
@@ -543,26 +490,6 @@ class Session:
         name = name_bytes.decode("utf-16-le", "replace") or f"image{base:x}"
         return ModuleInfo(name=name, base=base, size=size, checksum=checksum,
                           timestamp=timestamp)
-
-    def _confirmed_read(self, address: int, size: int) -> bytes:
-        """A read whose wrong value would last (a loader entry, its name): on a line that
-        damaged packets lately it is read again, past the cache, until two agree, since
-        a reply this small is below KdHost's own re-read and a shift in it would leave a
-        module misnamed or misplaced for the session. A clean line reads it once."""
-        data = self.read_virtual(address, size)
-        if not data or not self.host.line_damaged():
-            return data
-        seen = [data]
-        for _ in range(_CONFIRM_TRIES):
-            again = self.host.read_virtual(address, len(data))
-            if again in seen:
-                if again != data:
-                    log.warning("a read at %#x differed from the one before (damage the "
-                                "checksum passed): using the one two reads agree on", address)
-                    self.memory.invalidate()
-                return again
-            seen.append(again)
-        return data
 
     def _register_symbols(self, module: ModuleInfo) -> None:
         base = module.base
@@ -614,71 +541,6 @@ class Session:
     def after_reboot(self) -> None:
         """A rebooted target stopped again: read who it is and what it loaded."""
         self._identify()
-
-    def find_type(self, name: str) -> Any:
-        """``mod!Type`` from the loaded symbol files; a kernel type they do not give (``nt``
-        has no PDB, or its PDB leaves the type out) comes from the built-in layout of the
-        kernel's build (layouts/)."""
-        info = self.symbols.find_type(name)
-        if info is None:
-            table = self._kernel_layout(name)
-            if table is not None:
-                info = table.find(name.rpartition("!")[2])
-        return info
-
-    def type_layout(self, name: str) -> str | None:
-        """The built-in layout ``find_type`` reads ``name`` from ("Windows 7 SP1 x64
-        (7601)"), None when a symbol file gives the type or nothing does."""
-        if self.symbols.find_type(name) is not None:
-            return None
-        table = self._kernel_layout(name)
-        if table is None or table.find(name.rpartition("!")[2]) is None:
-            return None
-        return f"{table.name} ({self.version.MinorVersion})"
-
-    def _kernel_layout(self, name: str) -> Any:
-        if self.version is None or not self._kernel_type_name(name):
-            return None
-        return table_for(self.version.MinorVersion, self.pointer_size, self.debugger_data)
-
-    def builtin_types(self) -> Any:
-        """The built-in layout table standing in for the kernel's PDB, None while the
-        kernel has PDB types (they always win) or its build has no table."""
-        if self.version is None or self._kernel_has_types():
-            return None
-        return table_for(self.version.MinorVersion, self.pointer_size, self.debugger_data)
-
-    def missing_type_message(self, name: str) -> str:
-        """The one line for a type no symbol file and no built-in layout gives."""
-        if self.version is None or not self._kernel_type_name(name) \
-                or self._kernel_has_types():
-            return f"Type {name} not found: are the module's symbols loaded?"
-        return missing_message(name, self.version.MinorVersion, self.pointer_size)
-
-    def _kernel_has_types(self) -> bool:
-        kernel = self.symbols.module("nt")
-        return kernel is not None and kernel.types is not None
-
-    @staticmethod
-    def _kernel_type_name(name: str) -> bool:
-        return name.rpartition("!")[0].casefold() in ("", "nt")
-
-    def field_offset(self, type_name: str, path: str) -> int | None:
-        """Offset of ``path`` (``ApcState.Process``) in ``type_name`` from the PDBs, or
-        from the built-in layout where the kernel has none (``find_type``)."""
-        info = self.find_type(type_name)
-        offset = 0
-        for part in path.split("."):
-            if info is None:
-                return None
-            while info.kind in ("modifier", "typedef") and info.type is not None:
-                info = info.type
-            field = next((f for f in info.fields if f.name == part), None)
-            if field is None:
-                return None
-            offset += field.offset
-            info = field.type
-        return offset
 
     # -- accounting ---------------------------------------------------------------------------
 
