@@ -10,7 +10,9 @@ enumerations with their name, pointers with the type they point to (a string for
 a function), ``LIST_ENTRY`` as ``[ Flink - Blink ]``, ``UNICODE_STRING`` and
 ``STRING`` as their text, ``LARGE_INTEGER`` as one number. Memory that cannot be
 read shows ``??`` and the first failing address is kept (``failed_at``) for the
-caller's message. Every text that comes from the target goes through ``printable``.
+caller's message. Every text that comes from the target goes through ``printable``,
+and none is longer than 256 characters: a string cut there (a garbage ``Length``, a
+huge ``char`` array, no NUL in sight) ends in ``...`` after its closing quote.
 What it does not do: lay out fields (render/types.py) or find types.
 Spec: windbg.md §0.5; the dt and dv pages of the debugger documentation.
 """
@@ -29,8 +31,11 @@ Reader = Callable[[int, int], bytes]
 Symbolizer = Callable[[int], "str | None"]
 
 AGGREGATES = ("struct", "union", "class")
+# Characters of target text one value shows (a pointed-to string, a counted string, a
+# char array). A garbage Length (an uninitialised local can claim 0xFFFE bytes) or a
+# huge array costs at most this many characters' bytes on the wire: 0x200 for wchar_t.
 _MAX_STRING = 0x100
-_MAX_COUNTED = 0xFFFE
+_TRUNCATED = "..."
 
 _SIGNED = {"Int1B", "Int2B", "Int4B", "Int8B", "Int16B", "HRESULT"}
 _STRINGS = {"_UNICODE_STRING": True, "_STRING": False, "_ANSI_STRING": False,
@@ -203,15 +208,17 @@ class ValueFormatter:
 
     def _array(self, info: Any, address: int) -> str:
         element = unwrap(info.type)
-        count = info.count
+        count = info.count or 0
         if element is not None and self._is_text(element):
-            if element.type_name == "Wchar":
-                data = self._bytes(address, count * 2)
-                return f"[{count}]  " + (self._quote(_wide_text(data)) if data is not None
-                                         else "??")
-            data = self._bytes(address, count)
-            return f"[{count}]  " + (self._quote(data.split(b"\0", 1)[0].decode("latin-1"))
-                                     if data is not None else "??")
+            width = 2 if element.type_name == "Wchar" else 1
+            shown = min(count, _MAX_STRING)
+            data = self._bytes(address, shown * width)
+            if data is None:
+                return f"[{count}]  ??"
+            text = _wide_text(data) if width == 2 else \
+                data.split(b"\0", 1)[0].decode("latin-1")
+            cut = count > shown and len(text) == shown
+            return f"[{count}]  " + self._quote(text) + (_TRUNCATED if cut else "")
         return f"[{count}] " + self._value(element, address)
 
     @staticmethod
@@ -260,22 +267,29 @@ class ValueFormatter:
             return "??"
         if not count:
             return '""'
-        data = self._read(pointer, min(count, _MAX_COUNTED))
+        limit = _MAX_STRING * (2 if wide else 1)
+        data = self._read(pointer, min(count, limit))
         if not data:
             return self._read_error(pointer)
-        return self._quote(_wide_text(data) if wide else data.decode("latin-1"))
+        text = self._quote(_wide_text(data) if wide else data.decode("latin-1"))
+        return text + (_TRUNCATED if count > limit else "")
 
     def _c_string(self, address: int) -> str:
         data = self._read(address, _MAX_STRING)
         if not data:
             return self._read_error(address)
-        return self._quote(data.split(b"\0", 1)[0].decode("latin-1"))
+        text = data.split(b"\0", 1)[0]
+        cut = len(text) == _MAX_STRING
+        return self._quote(text.decode("latin-1")) + (_TRUNCATED if cut else "")
 
     def _wide_string(self, address: int) -> str:
         data = self._read(address, _MAX_STRING * 2)
         if len(data) < 2:
             return self._read_error(address)
-        return self._quote(_wide_text(data))
+        text = _wide_text(data)
+        cut = len(data) == _MAX_STRING * 2 and len(text.encode("utf-16-le", "replace")) \
+            == len(data)
+        return self._quote(text) + (_TRUNCATED if cut else "")
 
     def _read_error(self, address: int) -> str:
         where = format_pointer(address, self.pointer_size)
