@@ -22,8 +22,9 @@ target as it is; Ctrl+B quits leaving it running (``qd``); Ctrl+R resynchronises
 target (an ASSERT's ``(bipt)?``) takes the next line typed as its answer.
 With ``.more on`` (off by default) a command's output longer than the terminal
 pauses at ``-- more --`` on the prompt line (output.py ``Pager``): space shows the
-next page, Enter one more line, q or Ctrl+C stops the output and cancels the
-command; only on a terminal, never for other threads' text (DbgPrint) or in logs.
+next page, Enter one more line, q stops the output and ends the line quietly
+(kd's q), Ctrl+C does too and says the command was cancelled; only on a
+terminal, never for other threads' text (DbgPrint) or in logs.
 What it does not do: parse or run commands (console.py), or decide what colour
 means (terminal.py).
 Spec: windbg.md §0 (keys and prompts); STYLE.md 16-17.
@@ -73,6 +74,7 @@ BREAK_ON_REBOOT = {
     "first-load": "break in at the first module load after a reboot (-d)",
 }
 MORE = "-- more --"
+_CTRL_C = "\x03"         # Ctrl+C's answer at -- more --: q that also says it cancelled
 _QUIT_WAIT = 5.0             # how long quitting waits for a command on a halted target
 _FORCE_AFTER = 0.5           # how long Ctrl+C waits for a natural stop before forcing one
 
@@ -395,12 +397,12 @@ class Repl:
 
     def _ask_more(self) -> str:
         """``-- more --`` on the prompt line until space, Enter, q or Ctrl+C (called on
-        the command thread); q and Ctrl+C cancel the command."""
+        the command thread); q and Ctrl+C end the line, only Ctrl+C says it was cancelled."""
         slot: queue.Queue[str] = queue.Queue(maxsize=1)
         target = self.console.target
         self._more = slot
         self._invalidate()
-        answer = "q"
+        answer = _CTRL_C          # unless a key says otherwise: Ctrl+C pressed elsewhere
         try:
             while not self._quit and not self._closing:
                 if target is not None and target.cancel_event.is_set():
@@ -413,9 +415,12 @@ class Repl:
         finally:
             self._more = None
             self._invalidate()
-        if answer == "q" and target is not None:
+        if answer in ("q", _CTRL_C) and target is not None:
+            if answer == "q":
+                # kd's q only stops the output: the line ends without a word.
+                self.console.scripts.cancel_reported = True
             target.cancel_event.set()
-        return answer
+        return "q" if answer == _CTRL_C else answer
 
     def _answer_more(self, key: str) -> None:
         slot = self._more
@@ -564,9 +569,12 @@ class Repl:
             self._answer_more("\n")
 
         @keys.add("q", filter=paused, eager=True)
-        @keys.add("c-c", filter=paused, eager=True)
         def _more_stop(event: KeyPressEvent) -> None:
             self._answer_more("q")
+
+        @keys.add("c-c", filter=paused, eager=True)
+        def _more_cancel(event: KeyPressEvent) -> None:
+            self._answer_more(_CTRL_C)
 
         return keys
 

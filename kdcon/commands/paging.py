@@ -1,8 +1,9 @@
 """Paging: ``.more`` turns kd's ``-- more --`` pause of long output on and off.
 
 ``.more on`` makes the interactive console stop a command's output every
-terminal page at ``-- more --`` (space: the next page, Enter: one more line, q or
-Ctrl+C: stop the output and cancel the command); ``.more off`` (the default) lets
+terminal page at ``-- more --`` (space: the next page, Enter: one more line, q:
+stop the output, as kd's q does, without a word; Ctrl+C: stop it and say the
+command was cancelled); ``.more off`` (the default) lets
 it run; ``.more`` says which. Output is never paged in ``--batch`` or ``--json``
 runs, in logs, or when standard output is not a terminal: the setting only tells
 the REPL's pager (kdcon/output.py ``Pager``, kdcon/repl.py) what to do.
