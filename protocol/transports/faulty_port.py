@@ -45,12 +45,12 @@ class FaultyPort(PortWrapper):
         with self._tx_lock:
             out = self.model_tx.apply(data) if self.model_tx is not None else data
             if out:
-                self.port.write(out)
+                self.inner.write(out)
         return len(data)
 
     @property
     def in_waiting(self) -> int:
-        return len(self._rx) + self.port.in_waiting
+        return len(self._rx) + self.inner.in_waiting
 
     def read(self, size: int = 1) -> bytes:
         with self._rx_lock:
@@ -59,10 +59,10 @@ class FaultyPort(PortWrapper):
     def _read_locked(self, size: int) -> bytes:
         deadline = self._deadline()
         while len(self._rx) < size:
-            if self._rx and not self.port.in_waiting:
+            if self._rx and not self.inner.in_waiting:
                 break  # deliver what we have rather than wait for more
             self._set_inner_timeout(self._time_left(deadline))
-            chunk = self.port.read(max(1, min(size - len(self._rx), self.port.in_waiting)))
+            chunk = self.inner.read(max(1, min(size - len(self._rx), self.inner.in_waiting)))
             if not chunk:
                 break
             self._rx += self.model_rx.apply(chunk) if self.model_rx is not None else chunk
@@ -75,4 +75,4 @@ class FaultyPort(PortWrapper):
     def reset_input_buffer(self) -> None:
         with self._rx_lock:
             self._rx.clear()
-            self.port.reset_input_buffer()
+            self.inner.reset_input_buffer()

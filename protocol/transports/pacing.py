@@ -102,7 +102,7 @@ class PacedPort(PortWrapper):
         self._rx_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"PacedPort({self.port!r}, baud={self.pace_baud})"
+        return f"PacedPort({self.inner!r}, baud={self.pace_baud})"
 
     # -- transmit ----------------------------------------------------------------
 
@@ -115,7 +115,7 @@ class PacedPort(PortWrapper):
             while sent < len(data):
                 due = self._tx.due(anchor, first, len(data), self._clock())
                 if due > sent:
-                    self.port.write(data[sent:due])
+                    self.inner.write(data[sent:due])
                     sent = due
                     continue
                 # Sleep until a batch is due rather than waking for every byte.
@@ -162,7 +162,7 @@ class PacedPort(PortWrapper):
     def reset_input_buffer(self) -> None:
         with self._rx_lock:
             self._rx_buf.clear()
-            self.port.reset_input_buffer()
+            self.inner.reset_input_buffer()
 
     def _released(self, now: float) -> int:
         count = 0
@@ -174,11 +174,11 @@ class PacedPort(PortWrapper):
 
     def _pull(self, block_for: float | None) -> int:
         """Move what the inner port has into the schedule; wait up to ``block_for`` for a first byte."""
-        waiting = self.port.in_waiting
+        waiting = self.inner.in_waiting
         if waiting == 0 and block_for == 0:
             return 0
         self._set_inner_timeout(block_for if waiting == 0 else 0)
-        chunk = self.port.read(max(1, waiting))
+        chunk = self.inner.read(max(1, waiting))
         if chunk:
             deadlines = self._rx.admit(len(chunk), self._clock())
             self._rx_buf.extend(zip(deadlines, chunk))

@@ -33,7 +33,7 @@ def test_pace_and_faults_options_wrap_the_link():
     args = _parser().parse_args(["--port", "loop://", "--pace", "57600", "--faults", "flip=1e-4,drop=1e-3,seed=7"])
     port = open_link_from_args(args)
     assert isinstance(port, PacedPort) and port.pace_baud == 57600
-    assert isinstance(port.port, FaultyPort) and port.port.model_tx.seed == 7
+    assert isinstance(port.inner, FaultyPort) and port.inner.model_tx.seed == 7
     port.close()
 
 

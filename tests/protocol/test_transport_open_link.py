@@ -48,17 +48,17 @@ def test_kd_pipe_string_opens_a_unix_socket_and_its_baud_is_applied(tmp_path):
 def test_pace_and_faults_url_options_wrap_the_port_in_line_order():
     port = open_link("loop://?pace=115200&faults=drop=0.5,seed=3")
     assert isinstance(port, PacedPort) and port.pace_baud == 115200
-    assert isinstance(port.port, FaultyPort)
-    assert port.port.model_tx.drop == 0.5 and port.port.model_rx.seed == 4
-    assert isinstance(port.port.port, serial.SerialBase) and "pace" not in port.port.port.portstr
+    assert isinstance(port.inner, FaultyPort)
+    assert port.inner.model_tx.drop == 0.5 and port.inner.model_rx.seed == 4
+    assert isinstance(port.inner.inner, serial.SerialBase) and "pace" not in port.inner.inner.portstr
     port.close()
 
 
 def test_keyword_wrappers_override_url_options_and_keep_handler_flags(tmp_path):
     path = tmp_path / "s"
     port = open_link(f"unix://{path}?listen&pace=9600", pace=115200, faults=FaultModel(1, drop=0.1))
-    assert port.pace_baud == 115200 and port.port.model_tx.drop == 0.1
-    assert port.port.port.listen  # the listen flag survived the option stripping
+    assert port.pace_baud == 115200 and port.inner.model_tx.drop == 0.1
+    assert port.inner.inner.listen  # the listen flag survived the option stripping
     port.close()
 
 
