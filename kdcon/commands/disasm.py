@@ -2,7 +2,8 @@
 
 ``u`` with no address continues where the last listing ended (and at the current
 instruction after a stop); reads go through the per-stop cache. With ``.lines`` on,
-``u`` labels each change of source line as kd does: ``name+0x12 [file @ line]:``.
+``u``, ``ub`` and ``uf`` label each change of source line as kd does:
+``name+0x12 [file @ line]:`` (in ``uf`` every block's label names its line).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def _with_source(ctx: CommandContext, lines: list[str]) -> list[str]:
     out: list[str] = []
     previous = ""
     for line in lines:
+        if not line:
+            previous = ""              # uf's next block: its label names its line again
+            out.append(line)
+            continue
         if line.endswith(":"):
             out.append(line)
             continue
@@ -71,7 +76,8 @@ def ub(ctx: CommandContext, args: Args) -> None:
     end, count = args.range(8)
     if end is None:
         end = ctx.session.registers.get("rip")
-    ctx.out.lines(disasm.unassemble_back(_read(ctx), end, count, symbolizer=ctx.console.symbolizer))
+    ctx.out.lines(_with_source(ctx, disasm.unassemble_back(
+        _read(ctx), end, count, symbolizer=ctx.console.symbolizer)))
 
 
 @command("uf", category=_D, usage="uf [/c] address")
@@ -88,4 +94,4 @@ def uf(ctx: CommandContext, args: Args) -> None:
         raise CommandError("No code found, aborting")
     lines = disasm.unassemble_function(read, start, symbolizer=ctx.console.symbolizer,
                                        calls_only="c" in options)
-    ctx.out.lines(lines)
+    ctx.out.lines(lines if "c" in options else _with_source(ctx, lines))
