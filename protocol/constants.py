@@ -9,6 +9,7 @@ Spec: kd-protocol.md §1.1, §1.5, §2.1, §4.1, §5.2, §5.4, §6, §7.1 (windb
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 __all__ = [
     "PACKET_LEADER",
@@ -72,116 +73,126 @@ SYNC_PACKET_ID = 0x00000800
 KD_DEFAULT_RETRIES = 20
 
 
-class PacketType(IntEnum):
-    """KD_PACKET.PacketType values (§1.5)."""
-
-    PACKET_TYPE_UNUSED = 0
-    PACKET_TYPE_KD_STATE_CHANGE32 = 1
-    PACKET_TYPE_KD_STATE_MANIPULATE = 2
-    PACKET_TYPE_KD_DEBUG_IO = 3
-    PACKET_TYPE_KD_ACKNOWLEDGE = 4
-    PACKET_TYPE_KD_RESEND = 5
-    PACKET_TYPE_KD_RESET = 6
-    PACKET_TYPE_KD_STATE_CHANGE64 = 7
-    PACKET_TYPE_KD_POLL_BREAKIN = 8
-    PACKET_TYPE_KD_TRACE_IO = 9
-    PACKET_TYPE_KD_CONTROL_REQUEST = 10
-    PACKET_TYPE_KD_FILE_IO = 11
-    PACKET_TYPE_MAX = 12
+def _numbered(name: str, doc: str, *runs: tuple[int, str]) -> Any:
+    """An IntEnum of the names in each run, numbered up by one from the run's base, as
+    windbgkd.h numbers its packet types, state changes and ApiNumbers: the order is the
+    numbering, so no value is typed by hand. Typed Any because its members are made at
+    run time, where no type checker can list them."""
+    members = [(member, base + ordinal)
+               for base, names in runs for ordinal, member in enumerate(names.split())]
+    numbered = IntEnum(name, members, module=__name__, qualname=name)
+    numbered.__doc__ = doc
+    return numbered
 
 
-class StateChange(IntEnum):
-    """DBGKD_WAIT_STATE_CHANGE NewState values (§4.1)."""
+PacketType = _numbered(
+    "PacketType",
+    "KD_PACKET.PacketType values (§1.5).",
+    (0, """
+        PACKET_TYPE_UNUSED
+        PACKET_TYPE_KD_STATE_CHANGE32
+        PACKET_TYPE_KD_STATE_MANIPULATE
+        PACKET_TYPE_KD_DEBUG_IO
+        PACKET_TYPE_KD_ACKNOWLEDGE
+        PACKET_TYPE_KD_RESEND
+        PACKET_TYPE_KD_RESET
+        PACKET_TYPE_KD_STATE_CHANGE64
+        PACKET_TYPE_KD_POLL_BREAKIN
+        PACKET_TYPE_KD_TRACE_IO
+        PACKET_TYPE_KD_CONTROL_REQUEST
+        PACKET_TYPE_KD_FILE_IO
+        PACKET_TYPE_MAX
+    """),
+)
 
-    DbgKdExceptionStateChange = 0x3030
-    DbgKdLoadSymbolsStateChange = 0x3031
-    DbgKdCommandStringStateChange = 0x3032
-    DbgKdMaximumStateChange = 0x3033
-
-
+StateChange = _numbered(
+    "StateChange",
+    "DBGKD_WAIT_STATE_CHANGE NewState values (§4.1).",
+    (0x3030, """
+        DbgKdExceptionStateChange
+        DbgKdLoadSymbolsStateChange
+        DbgKdCommandStringStateChange
+        DbgKdMaximumStateChange
+    """),
+)
 DbgKdMinimumStateChange = StateChange.DbgKdExceptionStateChange
 DbgKdAlternateStateChange = 0x00010000
 
-
-class ManipulateApi(IntEnum):
-    """DBGKD_MANIPULATE_STATE ApiNumber values (§5.2)."""
-
-    DbgKdReadVirtualMemoryApi = 0x3130
-    DbgKdWriteVirtualMemoryApi = 0x3131
-    DbgKdGetContextApi = 0x3132
-    DbgKdSetContextApi = 0x3133
-    DbgKdWriteBreakPointApi = 0x3134
-    DbgKdRestoreBreakPointApi = 0x3135
-    DbgKdContinueApi = 0x3136
-    DbgKdReadControlSpaceApi = 0x3137
-    DbgKdWriteControlSpaceApi = 0x3138
-    DbgKdReadIoSpaceApi = 0x3139
-    DbgKdWriteIoSpaceApi = 0x313A
-    DbgKdRebootApi = 0x313B
-    DbgKdContinueApi2 = 0x313C
-    DbgKdReadPhysicalMemoryApi = 0x313D
-    DbgKdWritePhysicalMemoryApi = 0x313E
-    DbgKdQuerySpecialCallsApi = 0x313F
-    DbgKdSetSpecialCallApi = 0x3140
-    DbgKdClearSpecialCallsApi = 0x3141
-    DbgKdSetInternalBreakPointApi = 0x3142
-    DbgKdGetInternalBreakPointApi = 0x3143
-    DbgKdReadIoSpaceExtendedApi = 0x3144
-    DbgKdWriteIoSpaceExtendedApi = 0x3145
-    DbgKdGetVersionApi = 0x3146
-    DbgKdWriteBreakPointExApi = 0x3147
-    DbgKdRestoreBreakPointExApi = 0x3148
-    DbgKdCauseBugCheckApi = 0x3149
-    DbgKdSwitchProcessor = 0x3150
-    DbgKdPageInApi = 0x3151
-    DbgKdReadMachineSpecificRegister = 0x3152
-    DbgKdWriteMachineSpecificRegister = 0x3153
-    OldVlm1 = 0x3154
-    OldVlm2 = 0x3155
-    DbgKdSearchMemoryApi = 0x3156
-    DbgKdGetBusDataApi = 0x3157
-    DbgKdSetBusDataApi = 0x3158
-    DbgKdCheckLowMemoryApi = 0x3159
-    DbgKdClearAllInternalBreakpointsApi = 0x315A
-    DbgKdFillMemoryApi = 0x315B
-    DbgKdQueryMemoryApi = 0x315C
-    DbgKdSwitchPartition = 0x315D
-    DbgKdWriteCustomBreakpointApi = 0x315E
-    DbgKdGetContextExApi = 0x315F
-    DbgKdSetContextExApi = 0x3160
-
-
+ManipulateApi = _numbered(
+    "ManipulateApi",
+    "DBGKD_MANIPULATE_STATE ApiNumber values (§5.2).",
+    (0x3130, """
+        DbgKdReadVirtualMemoryApi
+        DbgKdWriteVirtualMemoryApi
+        DbgKdGetContextApi
+        DbgKdSetContextApi
+        DbgKdWriteBreakPointApi
+        DbgKdRestoreBreakPointApi
+        DbgKdContinueApi
+        DbgKdReadControlSpaceApi
+        DbgKdWriteControlSpaceApi
+        DbgKdReadIoSpaceApi
+        DbgKdWriteIoSpaceApi
+        DbgKdRebootApi
+        DbgKdContinueApi2
+        DbgKdReadPhysicalMemoryApi
+        DbgKdWritePhysicalMemoryApi
+        DbgKdQuerySpecialCallsApi
+        DbgKdSetSpecialCallApi
+        DbgKdClearSpecialCallsApi
+        DbgKdSetInternalBreakPointApi
+        DbgKdGetInternalBreakPointApi
+        DbgKdReadIoSpaceExtendedApi
+        DbgKdWriteIoSpaceExtendedApi
+        DbgKdGetVersionApi
+        DbgKdWriteBreakPointExApi
+        DbgKdRestoreBreakPointExApi
+        DbgKdCauseBugCheckApi
+    """),
+    # 0x314A-0x314F are unused.
+    (0x3150, """
+        DbgKdSwitchProcessor
+        DbgKdPageInApi
+        DbgKdReadMachineSpecificRegister
+        DbgKdWriteMachineSpecificRegister
+        OldVlm1
+        OldVlm2
+        DbgKdSearchMemoryApi
+        DbgKdGetBusDataApi
+        DbgKdSetBusDataApi
+        DbgKdCheckLowMemoryApi
+        DbgKdClearAllInternalBreakpointsApi
+        DbgKdFillMemoryApi
+        DbgKdQueryMemoryApi
+        DbgKdSwitchPartition
+        DbgKdWriteCustomBreakpointApi
+        DbgKdGetContextExApi
+        DbgKdSetContextExApi
+    """),
+)
 DbgKdMinimumManipulate = ManipulateApi.DbgKdReadVirtualMemoryApi
 DbgKdMaximumManipulate = 0x3161
 
-
-class DebugIoApi(IntEnum):
-    """DBGKD_DEBUG_IO ApiNumber values (§6.1)."""
-
-    DbgKdPrintStringApi = 0x3230
-    DbgKdGetStringApi = 0x3231
-
-
-class TraceIoApi(IntEnum):
-    """DBGKD_TRACE_IO ApiNumber values (§6.4)."""
-
-    DbgKdPrintTraceApi = 0x3330
-
-
-class ControlRequestApi(IntEnum):
-    """DBGKD_CONTROL_REQUEST ApiNumber values (§6.4)."""
-
-    DbgKdRequestHardwareBp = 0x4300
-    DbgKdReleaseHardwareBp = 0x4301
-
-
-class FileIoApi(IntEnum):
-    """DBGKD_FILE_IO ApiNumber values (§7.1)."""
-
-    DbgKdCreateFileApi = 0x3430
-    DbgKdReadFileApi = 0x3431
-    DbgKdWriteFileApi = 0x3432
-    DbgKdCloseFileApi = 0x3433
+DebugIoApi = _numbered(
+    "DebugIoApi",
+    "DBGKD_DEBUG_IO ApiNumber values (§6.1).",
+    (0x3230, "DbgKdPrintStringApi DbgKdGetStringApi"),
+)
+TraceIoApi = _numbered(
+    "TraceIoApi",
+    "DBGKD_TRACE_IO ApiNumber values (§6.4).",
+    (0x3330, "DbgKdPrintTraceApi"),
+)
+ControlRequestApi = _numbered(
+    "ControlRequestApi",
+    "DBGKD_CONTROL_REQUEST ApiNumber values (§6.4).",
+    (0x4300, "DbgKdRequestHardwareBp DbgKdReleaseHardwareBp"),
+)
+FileIoApi = _numbered(
+    "FileIoApi",
+    "DBGKD_FILE_IO ApiNumber values (§7.1).",
+    (0x3430, "DbgKdCreateFileApi DbgKdReadFileApi DbgKdWriteFileApi DbgKdCloseFileApi"),
+)
 
 
 class NtStatus(IntEnum):
