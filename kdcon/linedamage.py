@@ -9,10 +9,13 @@ packets lately (``KdHost.line_damaged``), so a clean line pays nothing:
 - a stop's instruction bytes are checked against one read of that memory, which seeds
   the stop's cache for ``u``;
 - small reads whose wrong value would last the session (loader entries, their names)
-  are read again until two agree.
+  are read again until two agree;
+- a stop is reported again (SwitchProcessor to the CPU that stopped, answered by a fresh
+  state change: kd-protocol.md §5.1) until two reports agree, since nothing in memory
+  can confirm an exception code, a first-chance flag or a module's load record.
 
 A mixin of ``Session``: it uses the session's ``memory``, ``registers``, ``breakpoints``,
-``host`` and ``read_virtual``.
+``host``, ``read_virtual``, ``_stop_from`` and ``_next_state_change``.
 """
 
 from __future__ import annotations
@@ -34,10 +37,47 @@ _STREAM_SIZE = 16
 _INT3 = 0xCC
 # Reads past the first before a small reply on a noisy line is taken unconfirmed.
 _CONFIRM_TRIES = 3
+# How long a stop's second report may take: a state change is about 300 bytes, 26 ms at
+# 115200 baud, and a damaged one is resent after the target's ACK timeout.
+_REPORT_AGAIN_TIMEOUT = 3.0
 
 
 class LineDamageChecks:
     """Checks of what a noisy line may have shifted past the checksum."""
+
+    # A target that did not report its stop again once is not asked again.
+    _reports_again = True
+
+    def _stop_reported_again(self, stop: Stop) -> Stop:
+        """On a line that damaged packets lately, the CPU that stopped is asked to report
+        its stop again until two reports agree: the checksum's blind spot can shift a
+        field of the state change (an exception code, the first-chance flag, an
+        address) that no read of memory can check. A target that sends no second
+        report within _REPORT_AGAIN_TIMEOUT keeps its first one, and is not asked
+        again this session."""
+        if not self._reports_again:
+            return stop
+        seen = [stop]
+        for _ in range(_CONFIRM_TRIES):
+            try:
+                self.host.switch_processor(stop.processor)
+                event = self._next_state_change(_REPORT_AGAIN_TIMEOUT)
+            except (ProtocolError, KdconError) as exc:
+                log.debug("could not have the stop reported again: %s", exc)
+                return stop
+            if event is None:
+                log.warning("the target did not report its stop again; stops on this "
+                            "noisy line are taken as first reported")
+                self._reports_again = False
+                return stop
+            again = self._stop_from(event)
+            if again in seen:
+                if again != stop:
+                    log.warning("two reports of a stop differed (damage the checksum "
+                                "passed): using the one two reports agree on")
+                return again
+            seen.append(again)
+        return stop
 
     def _stream_from_memory(self, stop: Stop) -> Stop:
         """On a line that damaged packets lately, the instruction bytes a state change

@@ -289,6 +289,19 @@ class Session(LineDamageChecks, KernelTypes):
         self.memory.invalidate()
         self.physical.invalidate()
         self.registers.invalidate()
+        stop = self._stop_from(event)
+        if self.host.line_damaged():
+            stop = self._stop_reported_again(stop)
+        self.stop_processor = (stop.processor, stop.processor_count)
+        self.host.processor = stop.processor
+        if stop.kind is StopKind.EXCEPTION and stop.pc != stop.exception_address:
+            stop = self._pc_from_context(stop)
+        if stop.instruction_stream and self.host.line_damaged():
+            stop = self._stream_from_memory(stop)
+        self.stop = stop
+        return stop
+
+    def _stop_from(self, event: StateChange) -> Stop:
         stop = Stop.from_state_change(event)
         if not (1 <= stop.processor_count <= _MAX_PROCESSORS
                 and stop.processor < stop.processor_count):
@@ -300,13 +313,6 @@ class Session(LineDamageChecks, KernelTypes):
             log.warning("implausible processor %d of %d in a state change; using %d",
                         stop.processor, stop.processor_count, last[0])
             stop = dataclasses.replace(stop, processor=last[0], processor_count=last[1])
-        self.stop_processor = (stop.processor, stop.processor_count)
-        self.host.processor = stop.processor
-        if stop.kind is StopKind.EXCEPTION and stop.pc != stop.exception_address:
-            stop = self._pc_from_context(stop)
-        if stop.instruction_stream and self.host.line_damaged():
-            stop = self._stream_from_memory(stop)
-        self.stop = stop
         return stop
 
     def resume(self, *, trace: bool = False, dr7: int = DR7_DEFAULT,
@@ -328,19 +334,29 @@ class Session(LineDamageChecks, KernelTypes):
                 self.break_requested.clear()
                 self.break_in()
             timeout = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
-            try:
-                event = self._events.get(timeout=timeout)
-            except queue.Empty:
+            event = self._next_state_change(timeout)
+            if event is None:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TargetTimeout("the target did not stop in time")
                 continue
+            return self._halted(event)
+
+    def _next_state_change(self, timeout: float) -> StateChange | None:
+        """The next state change within ``timeout`` (None if none came), answering a
+        DbgPrompt on the way; TargetLost when the link ends."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self._events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return None
             if event.kind == "lost":
                 self.state = TargetState.LOST
                 raise TargetLost(f"the target link is lost ({event.payload})")
             if event.kind == "prompt":
                 self._answer_prompt(event.payload)
                 continue
-            return self._halted(event.payload)
+            return event.payload
 
     def resync(self, timeout: float = 10.0) -> Stop:
         """Ctrl+R: RESET the link and take the stop the target reports again (a
