@@ -199,6 +199,12 @@ BUG_CODES: dict[int, BugCode] = {
         ("memory referenced", "IRQL at the time", _ACCESS,
          "address of the instruction that referenced memory"),
         ip=4, memory=1, access=3, irql=2),
+    0xCE: BugCode("DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS", (
+        "A driver unloaded before cancelling its timers, DPCs, worker threads, notify",
+        "routines or callbacks, and one of them reached the memory it occupied."),
+        ("memory referenced", _ACCESS, "address of the instruction that referenced memory",
+         "reserved"),
+        ip=3, memory=1, access=2),
     0xD1: BugCode("DRIVER_IRQL_NOT_LESS_OR_EQUAL", _IRQL_FAULT,
                   ("memory referenced", "IRQL at the time", _ACCESS,
                    "address of the instruction that referenced memory"),
