@@ -23,7 +23,7 @@ from typing import Any
 from construct import Array, Bytes, Int8ul, Int16ul, Int32ul, Int64ul, Struct
 
 from .constants import CONTEXT_AMD64 as _CONTEXT_AMD64_FLAG
-from .windbgkd import Width, both_widths
+from .windbgkd import Width, both_widths, fields
 
 __all__ = [
     "M128A",
@@ -112,7 +112,7 @@ CONTEXT_AMD64 = Struct(
     "Dr3" / Int64ul,
     "Dr6" / Int64ul,
     "Dr7" / Int64ul,
-    *[name / Int64ul for name in AMD64_GPR_NAMES],
+    *fields(Int64ul, AMD64_GPR_NAMES),
     "Rip" / Int64ul,
     "FltSave" / XMM_SAVE_AREA32,
     "VectorRegister" / Array(26, M128A),
@@ -176,7 +176,7 @@ def _special_registers(width: Width) -> Any:
     """KSPECIAL_REGISTERS: the same head in both architectures, register-sized."""
     descriptor = width.pick(KDESCRIPTOR_AMD64, KDESCRIPTOR_X86)
     return Struct(
-        *[name / width.ptr for name in _CONTROL_REGISTERS],
+        *fields(width.ptr, _CONTROL_REGISTERS),
         "Gdtr" / descriptor,
         "Idtr" / descriptor,
         "Tr" / Int16ul,
@@ -276,8 +276,8 @@ class Context:
                    ErrorSelector=0, Reserved2=0, DataOffset=0, DataSelector=0, Reserved3=0,
                    MxCsr=self.MxCsr, MxCsr_Mask=0xFFFF, FloatRegisters=[dict(Low=0, High=0)] * 8,
                    XmmRegisters=m128, Reserved4=bytes(96))
-        fields = {name: getattr(self, name) for name in _CONTEXT_SCALARS}
-        return CONTEXT_AMD64.build(dict(fields, P1Home=0, P2Home=0, P3Home=0, P4Home=0, P5Home=0,
+        scalars = {name: getattr(self, name) for name in _CONTEXT_SCALARS}
+        return CONTEXT_AMD64.build(dict(scalars, P1Home=0, P2Home=0, P3Home=0, P4Home=0, P5Home=0,
                                         P6Home=0, FltSave=flt, VectorRegister=[dict(Low=0, High=0)] * 26,
                                         VectorControl=0, DebugControl=0, LastBranchToRip=0,
                                         LastBranchFromRip=0, LastExceptionToRip=0, LastExceptionFromRip=0))
@@ -324,9 +324,9 @@ class SpecialRegisters:
 
     def to_bytes(self) -> bytes:
         """The 224-byte KSPECIAL_REGISTERS; fields not kept here are zero."""
-        fields = {name: getattr(self, name) for name in _SPECIAL_SCALARS}
+        scalars = {name: getattr(self, name) for name in _SPECIAL_SCALARS}
         return KSPECIAL_REGISTERS_AMD64.build(dict(
-            fields, Gdtr=dict(Pad=[0, 0, 0], Limit=self.GdtrLimit, Base=self.GdtrBase),
+            scalars, Gdtr=dict(Pad=[0, 0, 0], Limit=self.GdtrLimit, Base=self.GdtrBase),
             Idtr=dict(Pad=[0, 0, 0], Limit=self.IdtrLimit, Base=self.IdtrBase), DebugControl=0,
             LastBranchToRip=0, LastBranchFromRip=0, LastExceptionToRip=0, LastExceptionFromRip=0, Cr8=0,
             MsrGsSwap=0, MsrStar=0, MsrLStar=0, MsrCStar=0, MsrSyscallMask=0, Xcr0=0))

@@ -39,7 +39,7 @@ from construct import (
 )
 
 from .constants import ManipulateApi as A
-from .windbgkd import API_HEADER, Width, both_widths, tagged_union
+from .windbgkd import API_HEADER, Width, both_widths, fields, tagged_union
 
 __all__ = [
     "DBGKD_READ_MEMORY64",
@@ -100,7 +100,7 @@ DBGKD_READ_MEMORY64, DBGKD_READ_MEMORY32 = _transfer("ActualBytesRead")
 DBGKD_WRITE_MEMORY64, DBGKD_WRITE_MEMORY32 = _transfer("ActualBytesWritten")
 DBGKD_GET_CONTEXT = Struct("Unused" / Int32ul)
 DBGKD_SET_CONTEXT = Struct("ContextFlags" / Int32ul)
-DBGKD_CONTEXT_EX = Struct("Offset" / Int32ul, "ByteCount" / Int32ul, "BytesCopied" / Int32ul)
+DBGKD_CONTEXT_EX = Struct(*fields(Int32ul, "Offset ByteCount BytesCopied"))
 DBGKD_WRITE_BREAKPOINT64, DBGKD_WRITE_BREAKPOINT32 = both_widths(lambda width: Struct(
     "BreakPointAddress" / width.ptr, "BreakPointHandle" / Int32ul))
 DBGKD_RESTORE_BREAKPOINT = Struct("BreakPointHandle" / Int32ul)
@@ -108,11 +108,7 @@ DBGKD_CONTINUE = Struct("ContinueStatus" / Int32ul)
 
 # Packed to 4 bytes in windbgkd.h, so Dr7 sits at union offset 8 right after TraceFlag.
 AMD64_DBGKD_CONTROL_SET, X86_DBGKD_CONTROL_SET = both_widths(lambda width: Struct(
-    "TraceFlag" / Int32ul,
-    "Dr7" / width.ptr,
-    "CurrentSymbolStart" / width.ptr,
-    "CurrentSymbolEnd" / width.ptr,
-))
+    "TraceFlag" / Int32ul, *fields(width.ptr, "Dr7 CurrentSymbolStart CurrentSymbolEnd")))
 DBGKD_CONTINUE2 = Struct(
     "ContinueStatus" / Int32ul,
     "ControlSet" / Union(0, "Amd64" / AMD64_DBGKD_CONTROL_SET, "X86" / X86_DBGKD_CONTROL_SET),
@@ -121,25 +117,18 @@ DBGKD_CONTINUE2 = Struct(
 DBGKD_READ_WRITE_IO64 = Struct("IoAddress" / Int64ul, "DataSize" / Int32ul, "DataValue" / Int32ul)
 DBGKD_READ_WRITE_IO32 = Struct("DataSize" / Int32ul, "IoAddress" / Int32ul, "DataValue" / Int32ul)
 DBGKD_READ_WRITE_IO_EXTENDED64, DBGKD_READ_WRITE_IO_EXTENDED32 = both_widths(lambda width: Struct(
-    "DataSize" / Int32ul,
-    "InterfaceType" / Int32ul,
-    "BusNumber" / Int32ul,
-    "AddressSpace" / Int32ul,
+    *fields(Int32ul, "DataSize InterfaceType BusNumber AddressSpace"),
     "IoAddress" / width.ptr,
     "DataValue" / Int32ul,
 ))
-DBGKD_READ_WRITE_MSR = Struct("Msr" / Int32ul, "DataValueLow" / Int32ul, "DataValueHigh" / Int32ul)
+DBGKD_READ_WRITE_MSR = Struct(*fields(Int32ul, "Msr DataValueLow DataValueHigh"))
 DBGKD_QUERY_SPECIAL_CALLS = Struct("NumberOfSpecialCalls" / Int32ul)
 DBGKD_SET_SPECIAL_CALL64 = Struct("SpecialCall" / Int64ul)
 DBGKD_SET_INTERNAL_BREAKPOINT64 = Struct("BreakpointAddress" / Int64ul, "Flags" / Int32ul)
 # The reply extends the request with the breakpoint's counts.
 DBGKD_GET_INTERNAL_BREAKPOINT64 = Struct(
     *DBGKD_SET_INTERNAL_BREAKPOINT64.subcons,
-    "Calls" / Int32ul,
-    "MaxCallsPerPeriod" / Int32ul,
-    "MinInstructions" / Int32ul,
-    "MaxInstructions" / Int32ul,
-    "TotalInstructions" / Int32ul,
+    *fields(Int32ul, "Calls MaxCallsPerPeriod MinInstructions MaxInstructions TotalInstructions"),
 )
 DBGKD_WRITE_CUSTOM_BREAKPOINT = Struct(
     "BreakPointAddress" / Int64ul,
@@ -161,13 +150,7 @@ DBGKD_SEARCH_MEMORY = Struct(
 DBGKD_FILL_MEMORY = Struct(
     "Address" / Int64ul, "Length" / Int32ul, "Flags" / Int16ul, "PatternLength" / Int16ul
 )
-DBGKD_GET_SET_BUS_DATA = Struct(
-    "BusDataType" / Int32ul,
-    "BusNumber" / Int32ul,
-    "SlotNumber" / Int32ul,
-    "Offset" / Int32ul,
-    "Length" / Int32ul,
-)
+DBGKD_GET_SET_BUS_DATA = Struct(*fields(Int32ul, "BusDataType BusNumber SlotNumber Offset Length"))
 DBGKD_BREAKPOINTEX = Struct("BreakPointCount" / Int32ul, "ContinueStatus" / Int32ul)
 DBGKD_SWITCH_PARTITION = Struct("Partition" / Int32ul)
 

@@ -25,7 +25,7 @@ DBGKD_ANY_WAIT_STATE_CHANGE (240 bytes, the body of PACKET_TYPE_KD_STATE_CHANGE6
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from construct import (
     Array,
@@ -53,6 +53,7 @@ from .constants import (
 __all__ = [
     "tagged_union",
     "API_HEADER",
+    "fields",
     "Width",
     "both_widths",
     "EXCEPTION_RECORD64",
@@ -99,6 +100,15 @@ def tagged_union(tag: str, members: Mapping[int, Any], size: int, *, pad: bool =
 # The first fields of every message an ApiNumber selects (debug and trace I/O,
 # manipulate state): the API, then the processor's level and number.
 API_HEADER = ("ApiNumber" / Int32ul, "ProcessorLevel" / Int16ul, "Processor" / Int16ul)
+
+
+def fields(subcon: Any, names: str | Iterable[str]) -> tuple[Any, ...]:
+    """Consecutive fields of one type, in the order named (a string of names separated
+    by white space, or any iterable of names): windbgkd.h's runs of ULONGs and
+    pointer-sized members, declared as the spec lists them."""
+    if isinstance(names, str):
+        names = names.split()
+    return tuple(name / subcon for name in names)
 
 _T = TypeVar("_T")
 
@@ -275,11 +285,7 @@ CONTROL_REQUEST_SIZE = 12
 # -- §7.1 file I/O -------------------------------------------------------------------
 
 DBGKD_CREATE_FILE = Struct(
-    "DesiredAccess" / Int32ul,
-    "FileAttributes" / Int32ul,
-    "ShareAccess" / Int32ul,
-    "CreateDisposition" / Int32ul,
-    "CreateOptions" / Int32ul,
+    *fields(Int32ul, "DesiredAccess FileAttributes ShareAccess CreateDisposition CreateOptions"),
     Padding(4),
     "Handle" / Int64ul,
     "Length" / Int64ul,

@@ -123,6 +123,25 @@ def test_unknown_manipulate_api_keeps_the_raw_union() -> None:
         "DbgKdSetContextExApi"
 
 
+@pytest.mark.parametrize("member,value", [
+    (PacketType.PACKET_TYPE_KD_STATE_MANIPULATE, 2),
+    (PacketType.PACKET_TYPE_KD_FILE_IO, 11),
+    (PacketType.PACKET_TYPE_MAX, 12),
+    (StateChange.DbgKdCommandStringStateChange, 0x3032),
+    (ManipulateApi.DbgKdReadVirtualMemoryApi, 0x3130),
+    (ManipulateApi.DbgKdContinueApi2, 0x313C),
+    (ManipulateApi.DbgKdGetVersionApi, 0x3146),
+    (ManipulateApi.DbgKdCauseBugCheckApi, 0x3149),
+    (ManipulateApi.DbgKdSwitchProcessor, 0x3150),
+    (ManipulateApi.DbgKdSearchMemoryApi, 0x3156),
+    (ManipulateApi.DbgKdSetContextExApi, 0x3160),
+    (DebugIoApi.DbgKdGetStringApi, 0x3231),
+    (FileIoApi.DbgKdCloseFileApi, 0x3433),
+])
+def test_numbers_declared_in_order_match_the_reference_table(member, value: int) -> None:
+    assert member == value and type(member).__module__ == "kdcon.protocol.constants"
+
+
 def test_read_memory_union_layout() -> None:
     raw = DBGKD_MANIPULATE_STATE64.build(dict(
         ApiNumber=ManipulateApi.DbgKdReadVirtualMemoryApi, ProcessorLevel=0, Processor=0,
@@ -148,6 +167,11 @@ def test_read_memory_union_layout() -> None:
                                                           DataValueHigh=2), {0x14: 1, 0x18: 2}),
     (ManipulateApi.DbgKdGetContextExApi, dict(Offset=0, ByteCount=0x4D0, BytesCopied=0),
      {0x14: 0xD0, 0x15: 0x04}),
+    (ManipulateApi.DbgKdGetBusDataApi, dict(BusDataType=1, BusNumber=2, SlotNumber=3, Offset=4,
+                                            Length=5), {0x10: 1, 0x14: 2, 0x18: 3, 0x1C: 4, 0x20: 5}),
+    (ManipulateApi.DbgKdGetInternalBreakPointApi, dict(
+        BreakpointAddress=1, Flags=2, Calls=3, MaxCallsPerPeriod=4, MinInstructions=5,
+        MaxInstructions=6, TotalInstructions=7), {0x18: 2, 0x1C: 3, 0x2C: 7}),
 ])
 def test_union_members_sit_where_the_reference_puts_them(api, fields, checks) -> None:
     raw = DBGKD_MANIPULATE_STATE64.build(dict(ApiNumber=api, ProcessorLevel=0, Processor=0,
