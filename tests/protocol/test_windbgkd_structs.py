@@ -123,23 +123,18 @@ def test_unknown_manipulate_api_keeps_the_raw_union() -> None:
         "DbgKdSetContextExApi"
 
 
-@pytest.mark.parametrize("member,value", [
-    (PacketType.PACKET_TYPE_KD_STATE_MANIPULATE, 2),
-    (PacketType.PACKET_TYPE_KD_FILE_IO, 11),
-    (PacketType.PACKET_TYPE_MAX, 12),
-    (StateChange.DbgKdCommandStringStateChange, 0x3032),
-    (ManipulateApi.DbgKdReadVirtualMemoryApi, 0x3130),
-    (ManipulateApi.DbgKdContinueApi2, 0x313C),
-    (ManipulateApi.DbgKdGetVersionApi, 0x3146),
-    (ManipulateApi.DbgKdCauseBugCheckApi, 0x3149),
-    (ManipulateApi.DbgKdSwitchProcessor, 0x3150),
-    (ManipulateApi.DbgKdSearchMemoryApi, 0x3156),
-    (ManipulateApi.DbgKdSetContextExApi, 0x3160),
-    (DebugIoApi.DbgKdGetStringApi, 0x3231),
-    (FileIoApi.DbgKdCloseFileApi, 0x3433),
-])
-def test_numbers_declared_in_order_match_the_reference_table(member, value: int) -> None:
-    assert member == value and type(member).__module__ == "kdcon.protocol.constants"
+def test_numbers_declared_in_order_match_the_reference_table() -> None:
+    packet_types = PacketType.PACKET_TYPE_KD_STATE_MANIPULATE, PacketType.PACKET_TYPE_KD_FILE_IO
+    assert packet_types == (2, 11) and PacketType.PACKET_TYPE_MAX == 12
+    assert StateChange.DbgKdCommandStringStateChange == 0x3032
+    first_run = (ManipulateApi.DbgKdContinueApi2, ManipulateApi.DbgKdGetVersionApi,
+                 ManipulateApi.DbgKdCauseBugCheckApi)
+    assert first_run == (0x313C, 0x3146, 0x3149)
+    after_the_gap = (ManipulateApi.DbgKdSwitchProcessor, ManipulateApi.DbgKdSearchMemoryApi,
+                     ManipulateApi.DbgKdSetContextExApi)
+    assert after_the_gap == (0x3150, 0x3156, 0x3160)
+    assert (DebugIoApi.DbgKdGetStringApi, FileIoApi.DbgKdCloseFileApi) == (0x3231, 0x3433)
+    assert type(ManipulateApi.DbgKdGetVersionApi).__module__ == "kdcon.protocol.constants"
 
 
 def test_read_memory_union_layout() -> None:
