@@ -1,8 +1,9 @@
 """Workspaces: what a session keeps between runs, in a TOML file a person can read and edit.
 
-What it does: a workspace holds the connection, the symbol and extension paths, the
-``bu`` and ``ba`` breakpoints (expression, command string, passes, enabled, one-shot,
-access and size), the ``sx`` settings, the aliases, the log and the output options
+What it does: a workspace holds the connection, the symbol, source (``.srcpath``) and
+extension paths, the ``bp``, ``bu`` and ``ba`` breakpoints (expression, command string,
+passes, enabled, one-shot, access and size; a ``bp``'s address, symbol and module too),
+the ``sx`` settings, the aliases, the log and the output options
 (radix, the register dump of ``p``/``t``, the break-on-reboot state, ``.more``). ``capture``
 makes one from a live session and ``apply`` puts one into a session; ``read`` parses
 a file (tomllib) and ``write`` replaces one atomically (a temporary file in the same
@@ -17,7 +18,7 @@ breakpoints that could not be set now are written back as they were.
 What it does not do: resolve or write breakpoints into the target (execution.py does
 that when the target runs) or keep the session's state after a reconnect (the
 session keeps it; reconnect.py takes it back to the target).
-Spec: windbg.md §0.9 (what a WinDbg workspace holds: bu, not bp).
+Spec: windbg.md §0.9 (what a WinDbg workspace holds).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from kdcon import __version__
 from kdcon.protocol.errors import ProtocolError
 
 from .errors import KdconError
-from .workspace_state import SCHEMA_VERSION, apply, capture
+from .workspace_state import KEPT_KINDS, SCHEMA_VERSION, apply, capture
 
 __all__ = ["WorkspaceError", "WorkspaceFile", "capture", "apply", "read", "write",
            "default_path", "from_command_line", "save_at_exit", "SCHEMA_VERSION"]
@@ -54,6 +55,7 @@ MAX_SIZE = 4 << 20
 _OWNED_KEYS = {
     "connection": ("link", "baud", "loopback"),
     "symbols": ("path",),
+    "source": ("path",),
     "extensions": ("path",),
     "log": ("file", "unicode"),
     "output": ("radix", "step_registers", "break_on_reboot", "more"),
@@ -206,7 +208,7 @@ class WorkspaceFile:
             self.failed = f"Workspace {self.path}: some of its settings could not be used"
             lines.append(f"Workspace {self.path} is not saved over when the session ends "
                          "(fix it, or .wsave /f replaces it)")
-        count = sum(1 for bp in console.session.breakpoints if bp.kind in ("bu", "ba"))
+        count = sum(1 for bp in console.session.breakpoints if bp.kind in KEPT_KINDS)
         aliases = len(console.scripts.aliases.values)
         lines.append(f"Workspace {self.path} opened: {count} breakpoint{'' if count == 1 else 's'}, "
                      f"{aliases} alias{'' if aliases == 1 else 'es'}")

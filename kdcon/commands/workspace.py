@@ -20,6 +20,7 @@ from ..errors import CommandError
 from ..packettrace import PacketTrace, times_path
 from ..registry import Category, command
 from ..workspace import WorkspaceError, WorkspaceFile
+from ..workspace_state import KEPT_KINDS
 
 _T = Category.TARGET
 _M = Category.META
@@ -121,7 +122,7 @@ def wsave(ctx: CommandContext, args: Args) -> None:
         path = workspace.save(console, path=name or None, force=force)
     except WorkspaceError as exc:
         raise CommandError(str(exc)) from None
-    count = sum(1 for bp in ctx.session.breakpoints if bp.kind in ("bu", "ba"))
+    count = sum(1 for bp in ctx.session.breakpoints if bp.kind in KEPT_KINDS)
     aliases = len(console.scripts.aliases.values)
     ctx.out.line(f"Workspace saved to {path}: {count} breakpoint{'' if count == 1 else 's'}, "
                  f"{aliases} alias{'' if aliases == 1 else 'es'}")
