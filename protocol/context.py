@@ -301,7 +301,13 @@ _CONTEXT_SCALARS = tuple(f.name for f in dataclasses.fields(Context) if f.name !
 
 @dataclass
 class SpecialRegisters:
-    """KSPECIAL_REGISTERS (x64): what ReadControlSpace index 2 returns."""
+    """KSPECIAL_REGISTERS (x64): what ReadControlSpace index 2 returns.
+
+    It keeps the control and kernel debug registers, Gdtr and Idtr (as their Limit and
+    Base), Tr, Ldtr, MxCsr and MsrGsBase. The rest of the block (DebugControl, the last
+    branch and exception records, Cr8, the other MSRs, Xcr0) is zero in ``to_bytes`` and
+    dropped by ``from_bytes``.
+    """
 
     Cr0: int = 0
     Cr2: int = 0
@@ -345,4 +351,5 @@ class SpecialRegisters:
         return dataclasses.replace(self, **changes)
 
 
-_SPECIAL_SCALARS = (*_CONTROL_REGISTERS, "Tr", "Ldtr", "MxCsr", "MsrGsBase")
+_SPECIAL_SCALARS = tuple(f.name for f in dataclasses.fields(SpecialRegisters)
+                         if not f.name.startswith(("Gdtr", "Idtr")))
