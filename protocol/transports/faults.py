@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 
 __all__ = ["FaultModel", "FaultCounts", "parse_fault_spec"]
 
@@ -49,7 +49,7 @@ class FaultCounts:
     garbage_bytes: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
 class _EventClock:
