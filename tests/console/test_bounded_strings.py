@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -101,3 +102,17 @@ def test_a_string_pointer_without_a_nul_in_reach_ends_in_an_ellipsis(nt, pointee
     value = TypeDisplay(memory.read, 8).local_value(info, 0x100)
     assert value == '0x00000000`00010000 "' + "D" * 256 + '"...'
     assert max(memory.reads) <= PAGE
+
+
+def test_dt_of_a_garbage_unicode_string_on_the_target_costs_less_than_a_page():
+    from .transcripts import batch
+
+    text, status = batch(
+        "f @rsp-0x1000 L0x400 41 00 1b 00", "eq @rsp-0x1100 fffefffe",
+        "eq @rsp-0x1100+8 @rsp-0x1000", "dt nt!_UNICODE_STRING @rsp-0x1100", ".wirestats", "q")
+    assert status == 0, text
+    shown = text.split("kd> dt nt!_UNICODE_STRING @rsp-0x1100\n", 1)[1].splitlines()
+    assert shown[0] == ' "' + "A\\x1b" * 128 + '"...'
+    assert shown[1] == "   +0x000 Length           : 0xfffe"
+    cost = re.search(r"Last command: dt .*\n  (\d+) round trips, (\d+) bytes", text)
+    assert cost is not None and int(cost.group(2)) < PAGE, text
