@@ -9,9 +9,14 @@ every URL and stripped before pyserial sees it: ``pace=BAUD`` and ``faults=SPEC`
 (``faults=flip=1e-4,drop=1e-3,seed=7``, see ``faults.parse_fault_spec``).
 
 The result is the pyserial port, wrapped as ``PacedPort(FaultyPort(port))`` when pacing
-or faults are asked for: noise happens on the line, pacing is the line's rate. Every
-failure to open is a ``LinkError`` (a ``TransportError``) with one line saying what to
-check. ``socket_pair()`` gives two connected in-process ports.
+or faults are asked for: noise happens on the line, pacing is the line's rate. The
+wrappers are ``serial.SerialBase`` ports too (``wrapper.PortWrapper``), so whatever is
+returned has pyserial's whole API. They are options rather than schemes of their own
+in the way of pyserial's ``spy://``: a spy URL names a device, so it can wrap only a
+native port, while an option applies to every scheme, pyserial's included, without
+nesting one URL in another. Every failure to open is a ``LinkError`` (a
+``TransportError``) with one line saying what to check. ``socket_pair()`` gives two
+connected in-process ports.
 """
 
 from __future__ import annotations
@@ -117,7 +122,7 @@ def open_link(
     pace: int | None = None,
     faults: FaultModel | None = None,
 ) -> Any:
-    """Open ``spec`` and return a pyserial-like port (see the module docstring)."""
+    """Open ``spec`` and return a pyserial port (see the module docstring)."""
     if not isinstance(spec, str) or not spec.strip():
         raise LinkError("no link given: use a URL (unix:///path, tcp://host:port, ...), a device or com:port=...")
     spec = spec.strip()
@@ -155,7 +160,8 @@ def open_link(
 
 
 def wrap_link(port: Any, *, pace: int | None = None, faults: FaultModel | None = None) -> Any:
-    """``port`` wrapped for faults and pacing; the received direction uses a sibling seed."""
+    """``port`` wrapped for faults and pacing, each wrapper a pyserial port whose ``inner``
+    is the port it wraps; the received direction uses a sibling seed."""
     if faults is not None and faults.enabled:
         port = FaultyPort(port, model_tx=faults, model_rx=faults.with_seed(faults.seed + 1))
     _check_pace(pace)
