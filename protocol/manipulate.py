@@ -23,20 +23,8 @@ from __future__ import annotations
 import struct
 from typing import Any, Mapping
 
-from construct import (
-    Container,
-    Default,
-    FormatField,
-    Int8ul,
-    Int16ul,
-    Int32ul,
-    Int64ul,
-    Padded,
-    Padding,
-    Renamed,
-    Struct,
-    Union,
-)
+import construct
+from construct import Container, Default, Int8ul, Int16ul, Int32ul, Int64ul, Padding, Struct, Union
 
 from .constants import ManipulateApi as A
 from .windbgkd import API_HEADER, Width, both_widths, fields, tagged_union
@@ -293,17 +281,19 @@ _HEADER_FORMAT = "<IHHII"
 
 
 def _flat_layout(struct_con: Any) -> tuple[str, tuple[str, ...]] | None:
-    """The struct format and field names of a Struct of integers, padding and fixed
-    byte strings, or None when it holds anything else."""
+    """The struct format and field names of a Struct of integers and padding, or None
+    when it holds anything else. It reads the classes construct
+    compiles a declaration to (``name / x`` is a construct.Renamed, ``Padding(n)`` a
+    construct.Padded), so it names them with their module."""
     codes: list[str] = []
     names: list[str] = []
     for sub in struct_con.subcons:
         name = sub.name
-        while isinstance(sub, (Renamed, Default)):
+        while isinstance(sub, (construct.Renamed, construct.Default)):
             sub = sub.subcon
-        if isinstance(sub, FormatField) and sub.fmtstr in _FORMAT_CODES:
+        if isinstance(sub, construct.FormatField) and sub.fmtstr in _FORMAT_CODES:
             code = _FORMAT_CODES[sub.fmtstr]
-        elif name is None and isinstance(sub, Padded) and sub.subcon.sizeof() == 0:
+        elif name is None and isinstance(sub, construct.Padded) and sub.subcon.sizeof() == 0:
             code = f"{sub.length}x"  # Padding(n)
         else:
             return None
