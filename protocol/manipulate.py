@@ -282,9 +282,9 @@ _HEADER_FORMAT = "<IHHII"
 
 def _flat_layout(struct_con: Any) -> tuple[str, tuple[str, ...]] | None:
     """The struct format and field names of a Struct of integers and padding, or None
-    when it holds anything else. It reads the classes construct
-    compiles a declaration to (``name / x`` is a construct.Renamed, ``Padding(n)`` a
-    construct.Padded), so it names them with their module."""
+    when it holds anything else. It reads the classes construct compiles a declaration
+    to (``name / x`` is a construct.Renamed, ``Padding(n)`` a construct.Padded), so it
+    names them with their module."""
     codes: list[str] = []
     names: list[str] = []
     for sub in struct_con.subcons:
