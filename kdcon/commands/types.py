@@ -22,10 +22,11 @@ back to the first, reaches NULL or unreadable memory. Text comes from
 ``.frame [/r] [n]`` selected (frame 0 until then, and again once the target runs or the
 registers change), right-aligned as WinDbg does; ``/V`` adds each one's address and
 register-relative place. The variables and their places come from ``kdcon.frames``.
+The enumeration options: ``-t`` lists only types for a pattern, ``-e`` takes the name
+as a type (never a local or global), ``-s Size`` lists only the types of Size bytes
+(``-e`` implied), ``-d`` is ``-v``, and with a pattern shows each matching type in full.
 What it does not do: ``-a`` before one field only (it applies to the whole display),
-type names with subscripts (``CHAR[8]``), ``-s``, ``-e``, ``-t``, ``-d``; dv's sorting
-and ``/f``;
-``.frame /c``.
+type names with subscripts (``CHAR[8]``); dv's sorting and ``/f``; ``.frame /c``.
 Spec: windbg.md §0.5; the dt, dv and .frame pages of the debugger documentation.
 """
 
@@ -64,9 +65,9 @@ _S = Category.SYMBOLS
 _HEX_WORD = re.compile(r"^(0x)?[0-9a-fA-F]+(`[0-9a-fA-F]+)?$")
 _NAME_WORD = re.compile(r"^([\w.$-]+!)?[A-Za-z_?*][\w:<>*?\-]*$")
 _FIELD_WORD = re.compile(r"^[A-Za-z_*][\w.*]*(\[\d+\][\w.*]*)*$")
-_OPTIONS = "rbvynoihacpl"
-_USAGE = ("dt [-a[N]] [-b] [-c] [-p] [-r[N]] [-v] [-y] [-n] [-o] [-i] [module!]Type "
-          "[Field[.Sub]...] [Address] [-l ListField]")
+_OPTIONS = "rbvynoihacplteds"
+_USAGE = ("dt [-a[N]] [-b] [-c] [-d] [-e] [-p] [-r[N]] [-s Size] [-t] [-v] [-y] [-n] [-o] [-i] "
+          "[module!]Type [Field[.Sub]...] [Address] [-l ListField]")
 
 
 def _words(text: str) -> list[str]:
@@ -92,7 +93,18 @@ def _words(text: str) -> list[str]:
     return words
 
 
+def _size_word(text: str) -> int:
+    """``-s``'s size: hex as dt reads numbers, or ``0n`` decimal."""
+    try:
+        return int(text[2:], 10) if text[:2].lower() == "0n" else int(text.replace("`", ""), 16)
+    except ValueError:
+        raise CommandError(f"dt: -s needs a size in bytes, not '{text}'; usage: {_USAGE}") \
+            from None
+
+
 def _parse_options(words: list[str]) -> tuple[DisplayOptions, set[str], list[str], str | None]:
+    """The display options, the other letters (``flags``; ``-s N`` is ``s`` with
+    ``options.size``), the words left and ``-l``'s field."""
     options = DisplayOptions()
     flags: set[str] = set()
     rest: list[str] = []
@@ -121,6 +133,16 @@ def _parse_options(words: list[str]) -> tuple[DisplayOptions, set[str], list[str
                     options.array_count = int(digits) if digits else None
                     if not rest:
                         flags.add("A")      # before the name: the name's instances
+            elif letter == "s":
+                text = word[index:] or (words.pop(0) if words else "")
+                if not text:
+                    raise CommandError(f"dt: -s needs a size in bytes; usage: {_USAGE}")
+                flags.update("se")              # -s enumerates types: -e is implied
+                options.size = _size_word(text)
+                break
+            elif letter == "d":
+                flags.add("d")
+                options.verbose = True
             elif letter == "l":
                 list_field = word[index:] or (words.pop(0) if words else "")
                 if not list_field or not _FIELD_WORD.match(list_field):
@@ -301,9 +323,17 @@ def dt(ctx: CommandContext, args: Args) -> None:
     first = words[0]
     if "y" in flags and not has_wildcard(first):
         # -y: every type that starts with the name, then the first of them in full.
-        words[0] = first = _list_matches(ctx, first + "*", types_only=True)
+        words[0] = first = _list_matches(ctx, first + "*", types_only=True)[0]
+    types_only = bool(flags & {"t", "e", "s"})
     if has_wildcard(first) and len(words) == 1:
-        _list_matches(ctx, first)
+        names = _list_matches(ctx, first, types_only=types_only,
+                              size=options.size if "s" in flags else None)
+        if "d" in flags:
+            # -d with a pattern: each matching type in full, verbose.
+            for name in names:
+                found = _find_type(ctx, name)
+                if found is not None:
+                    _display(ctx, _Named(found.info, name), None, [], options)
         return
 
     named: _Named | None = None
@@ -314,7 +344,10 @@ def dt(ctx: CommandContext, args: Args) -> None:
         if address is None:
             raise CommandError(f"Syntax error at '{first}'")
     else:
-        named = _resolve(ctx, first)
+        named = _find_type(ctx, first) if types_only and _NAME_WORD.match(first) else \
+            _resolve(ctx, first)
+        if named is None and types_only:
+            raise CommandError(f"Symbol {first} not found.")
         if named is None:
             address = _address(ctx, first)
             if address is None:
@@ -367,13 +400,15 @@ def dt(ctx: CommandContext, args: Args) -> None:
     _display(ctx, named, address, fields, options, physical="p" in flags)
 
 
-def _list_matches(ctx: CommandContext, pattern: str, *, types_only: bool = False) -> str:
-    """``dt module!Pre*``: globals (with their address) and types whose names match;
-    returns the first type's ``module!name`` (``dt -y`` shows it next)."""
+def _list_matches(ctx: CommandContext, pattern: str, *, types_only: bool = False,
+                  size: int | None = None) -> list[str]:
+    """``dt module!Pre*``: globals (with their address) and types whose names match
+    (``types_only``: types alone; ``size``: only types of that many bytes); returns the
+    types' ``module!name`` (``dt -y`` shows the first next)."""
     module_part, _, name_part = pattern.rpartition("!")
     width = 17 if ctx.session.pointer_size == 8 else 8
     lines: list[str] = []
-    first = ""
+    types: list[str] = []
     for module in _modules_for(ctx, module_part):
         records = []
         if not types_only:
@@ -387,13 +422,24 @@ def _list_matches(ctx: CommandContext, pattern: str, *, types_only: bool = False
             ctx.out.row(address=module.address(record), name=f"{module.name}!{record.name}")
         table = _types_of(module)
         for name in table.names(name_part) if table is not None else []:
+            if size is not None and _type_size(table, name) != size:
+                continue
             lines.append(f"{' ' * (width + 2)}{module.name}!{name}")
             ctx.out.row(name=f"{module.name}!{name}")
-            first = first or f"{module.name}!{name}"
-    if not lines or (types_only and not first):
+            types.append(f"{module.name}!{name}")
+    if not lines or (types_only and not types):
         raise CommandError(f"Symbol {pattern} not found.")
     ctx.out.lines(lines)
-    return first
+    return types
+
+
+def _type_size(table: Any, name: str) -> int | None:
+    try:
+        info = unwrap(table.find(name))
+    except SymbolError as exc:
+        log.debug("type %s: %s", name, exc)
+        return None
+    return info.size if info is not None else None
 
 
 # -- the local context -----------------------------------------------------------------------

@@ -115,6 +115,7 @@ class DisplayOptions:
     arrays: bool = False      # -a[N]: each array element on its own line
     array_count: int | None = None   # -aN: the first N elements (None: all)
     compact: bool = False     # -c: a structure's fields on one line
+    size: int | None = None   # -s N: a pattern lists only the types of N bytes
 
 
 class Selection:
