@@ -62,24 +62,33 @@ KD_PACKET_CONTROL = _kd_packet(Const(CONTROL_PACKET_LEADER, Int32ul), Const(0, I
 HEADER = struct.Struct("<IHHII")
 
 BREAKIN_BYTES = bytes([BREAKIN_PACKET_BYTE])
+_TRAILER = bytes([PACKET_TRAILING_BYTE])
 
 
 # sum() over a 4000-byte payload costs ~19 µs, twice per ReadVirtualMemory transfer
 # (bench/simtarget.py bulk figure). Adler-32's first half (RFC 1950 §8) is 1 + the byte
-# sum modulo 65521, computed in C; split into high and low nibbles, each half-sum of a
-# 4096-byte chunk is at most 61440, so both come back exactly.
-_LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
+# sum modulo 65521, computed in C. Up to 256 bytes the sum (at most 65280) comes back
+# exactly: every request and small reply takes one C call. Longer payloads go in
+# 4096-byte chunks: the sum of the high nibbles (at most 61440) comes back exactly
+# from the translated chunk, and the low nibbles' sum, also below 65521, is what the
+# chunk's own sum modulo 65521 leaves.
 _HIGH_NIBBLE = bytes(b >> 4 for b in range(256))
+_EXACT_SUM_MAX = 256
 _CHECKSUM_CHUNK = 4096
+_ADLER_MOD = 65521
 
 
 def checksum(payload: bytes) -> int:
     """Sum of the payload bytes as unsigned, modulo 2**32 (§1.3)."""
+    if len(payload) <= _EXACT_SUM_MAX:
+        return (zlib.adler32(payload) & 0xFFFF) - 1
+    if not isinstance(payload, (bytes, bytearray)):
+        payload = bytes(payload)  # translate() needs bytes
     total = 0
     for start in range(0, len(payload), _CHECKSUM_CHUNK):
-        chunk = bytes(payload[start:start + _CHECKSUM_CHUNK])
+        chunk = payload[start:start + _CHECKSUM_CHUNK]
         high = (zlib.adler32(chunk.translate(_HIGH_NIBBLE)) & 0xFFFF) - 1
-        low = (zlib.adler32(chunk.translate(_LOW_NIBBLE)) & 0xFFFF) - 1
+        low = ((zlib.adler32(chunk) & 0xFFFF) - 1 - 16 * high) % _ADLER_MOD
         total += 16 * high + low
     return total & 0xFFFFFFFF
 
@@ -98,7 +107,7 @@ def build_data_packet(packet_type: int, packet_id: int, payload: bytes) -> bytes
     header = HEADER.pack(
         PACKET_LEADER, packet_type, len(payload), packet_id & 0xFFFFFFFF, checksum(payload)
     )
-    return b"".join((header, payload, bytes([PACKET_TRAILING_BYTE])))
+    return b"".join((header, payload, _TRAILER))
 
 
 def build_control_packet(packet_type: int, packet_id: int = 0) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 
 from kdcon.protocol.packet import checksum
 
-LENGTHS = [0, 1, 2, 15, 16, 255, 3944, 4000, 4095, 4096, 4097, 8192, 8193, 70000]
+LENGTHS = [0, 1, 2, 15, 16, 255, 256, 257, 3944, 4000, 4095, 4096, 4097, 8192, 8193, 70000]
 
 
 @pytest.mark.parametrize("length", LENGTHS)
