@@ -139,6 +139,8 @@ class Machine:
         self._uc = uc
         self.memory = GuestMemory(uc)
         self._state_saved = True
+        self._stopped_kprcb: int | None = None  # _before_read's KPRCB address this stop
+        self._in_run = False
         self.ports = PortDevice()
         self.files.reset()
         self.ports.file_service = lambda address: self.files.service(self.memory, address)
@@ -233,7 +235,12 @@ class Machine:
         ``until`` is checked between slices and ``budget`` caps the instructions run;
         either ending the run gives BudgetExhausted."""
         self._state_saved = False
-        event = self._run(until, budget, trace)
+        self._stopped_kprcb = None
+        self._in_run = True
+        try:
+            event = self._run(until, budget, trace)
+        finally:
+            self._in_run = False
         self._state_saved = isinstance(event, (BudgetExhausted, Rebooted))
         return event
 
@@ -245,7 +252,13 @@ class Machine:
         if self._state_saved:
             return
         self._state_saved = True          # the reads below must not come back here
-        prcb = self.kprcb
+        prcb = self._stopped_kprcb
+        if prcb is None:
+            prcb = self.kprcb
+            if not self._in_run:
+                # Read once a stop: every request of a halted CPU comes here, and only
+                # the CPU or a debugger's write can move KiProcessorBlock.
+                self._stopped_kprcb = prcb
         start = prcb + layout.KPRCB_SPECIAL_REGISTERS
         if prcb and address < start + layout.PROCESSOR_STATE_SIZE and start < address + size:
             self.memory.write_virtual(start, self.get_special_registers().to_bytes() + self.get_context().to_bytes())
@@ -465,6 +478,7 @@ class Machine:
 
     def write_virtual(self, address: int, data: bytes) -> int:
         self._require()
+        self._stopped_kprcb = None
         return self.memory.write_virtual(address, data)
 
     def read_physical(self, address: int, size: int) -> bytes:
@@ -473,6 +487,7 @@ class Machine:
 
     def write_physical(self, address: int, data: bytes) -> int:
         self._require()
+        self._stopped_kprcb = None
         return self.memory.write_physical(address, data)
 
     def query_memory(self, address: int) -> MemoryInfo | None:
