@@ -57,6 +57,7 @@ GARBAGE_RUN_MAX = 65536
 # leftmost match of this pattern, which lets the scan run in C.
 _SCAN = re.compile(rb"0000|iiii|b")
 _LEADER_PREFIX = re.compile(rb"(?:0{1,3}|i{1,3})\Z")
+_LEADERS = (b"0000", b"iiii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,10 @@ class FrameBuffer:
     def next_frame(self) -> Frame | None:
         """The next complete frame, or None when more bytes are needed."""
         buf = self._buf
+        if not self._garbage and buf.startswith(_LEADERS):
+            # A packet at the start, as nearly every read brings: what the scan below
+            # would find first, without it.
+            return self._packet_at_start()
         while True:
             if self._garbage and len(self._garbage) >= GARBAGE_RUN_MAX:
                 return self._take_garbage(GARBAGE_RUN_MAX)
@@ -244,7 +249,8 @@ class FrameBuffer:
         leader, ptype, count, pid, csum = HEADER.unpack_from(buf, 0)
         offset = self._base
         if leader == CONTROL_PACKET_LEADER:
-            self._consume(KD_PACKET_HEADER_SIZE)
+            del buf[:KD_PACKET_HEADER_SIZE]
+            self._base = offset + KD_PACKET_HEADER_SIZE
             return ControlFrame(
                 offset=offset, packet_type=ptype, packet_id=pid, byte_count=count, checksum=csum
             )
@@ -263,7 +269,8 @@ class FrameBuffer:
         if computed != csum:
             return self._bad(offset, "checksum", ptype, pid, count, csum, computed,
                              bytes(buf[:raw_len]))
-        self._consume(raw_len)
+        del buf[:raw_len]
+        self._base = offset + raw_len
         return DataFrame(offset=offset, packet_type=ptype, packet_id=pid, checksum=csum,
                          payload=payload)
 

@@ -154,19 +154,23 @@ class KdConnection:
 
     def next_event(self) -> Event | NeedData:
         """The next event, or NEED_DATA. Bytes to send may appear in data_to_send()."""
+        events = self._events
+        if events:
+            return events.popleft()
         state = self.state
-        while not self._events:
+        frames = self._frames
+        while not events:
             if state.polling:
                 if state.breakin_taken is None:
                     self._poll_breakin()
-                if not self._events:
+                if not events:
                     return NEED_DATA
                 break
-            frame = self._frames.next_frame()
+            frame = frames.next_frame()
             if frame is None:
                 return NEED_DATA
             self._on_frame(frame)
-        return self._events.popleft()
+        return events.popleft()
 
     def check_timeouts(self, now: float) -> bytes:
         """Apply the clock: truncated packets, ACK timeouts, retries. Bytes to send."""

@@ -124,6 +124,21 @@ def test_duplicated_packet_gives_two_identical_frames() -> None:
     assert frames[0].payload == frames[1].payload and frames[1].offset == len(PKT)
 
 
+def test_ack_and_packets_in_one_read_are_each_found_and_the_rest_waits() -> None:
+    # What one read of a live link brings: an ACK with a packet (a request or a
+    # reply), a second packet around the 256-byte checksum step, a packet begun.
+    small = build_data_packet(2, 0x80800001, bytes(range(56)))
+    large = build_data_packet(2, 0x80800000, bytes(range(256)) + b"\xff")
+    frames = frames_three_ways(ACK + small + large + PKT[:7], close=False)
+    assert [type(f) for f in frames] == [ControlFrame, DataFrame, DataFrame]
+    assert [f.offset for f in frames] == [0, 16, 16 + len(small)]
+    assert [f.checksum for f in frames[1:]] == [sum(range(56)), sum(range(256)) + 255]
+    buf = FrameBuffer()
+    buf.receive_data(ACK + small + PKT[:7])
+    assert [type(buf.next_frame()) for _ in range(3)] == [ControlFrame, DataFrame, type(None)]
+    assert buf.in_packet and buf.pending == 7
+
+
 def test_endless_garbage_is_cut_into_capped_runs() -> None:
     data = b"\x01" * (GARBAGE_RUN_MAX + 10)
     frames = frames_three_ways(data)
