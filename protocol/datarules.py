@@ -139,9 +139,11 @@ def _stop_repeated(state: ConnectionState, payload: bytes, csum: int) -> bool:
         return True
     # Our Continue not yet ACKed: the same stop again (same length and byte sum, as
     # Rule 2 compares) means the target never took it (it took it for an ACK, Rule 7);
-    # a new stop would almost never match.
+    # a new stop would almost never match. Not after SwitchProcessor: the same stop
+    # again is its answer when we asked the CPU that stopped (§5.1).
     pending = state.pending
     return (pending is not None and pending.kind is Message.RESUME
+            and pending.api in RESUMING_APIS
             and (len(payload), csum) == state.held_stop)
 
 
@@ -205,15 +207,21 @@ def advance_phase(state: ConnectionState, event: Event) -> None:
         state.exchange = None
 
 
+# The message each received event carries, by the event's class (events are final
+# classes: one dictionary look-up per packet instead of a chain of isinstance).
+_KIND_BY_CLASS: dict[type, Message] = {
+    StateChange: Message.STATE_CHANGE,
+    ManipulateRequest: Message.MANIPULATE,
+    DebugPrompt: Message.DEBUG_PROMPT,
+    PromptReply: Message.PROMPT_REPLY,
+    FileIo: Message.FILE_IO_REQUEST,
+}
+
+
 def _received_kind(event: Event, role: Role) -> Message | None:
-    if isinstance(event, StateChange):
-        return Message.STATE_CHANGE
-    if isinstance(event, ManipulateRequest):
-        return Message.RESUME if event.api in RESUMING_APIS else Message.MANIPULATE
-    if isinstance(event, DebugPrompt):
-        return Message.DEBUG_PROMPT
-    if isinstance(event, PromptReply):
-        return Message.PROMPT_REPLY
-    if isinstance(event, FileIo):
-        return Message.FILE_IO_REPLY if role is Role.TARGET else Message.FILE_IO_REQUEST
-    return None
+    kind = _KIND_BY_CLASS.get(type(event))
+    if kind is Message.MANIPULATE:
+        return Message.RESUME if event.api in RESUMING_APIS else kind
+    if kind is Message.FILE_IO_REQUEST and role is Role.TARGET:
+        return Message.FILE_IO_REPLY
+    return kind

@@ -576,3 +576,15 @@ def test_packets_sent_while_one_is_pending_queue_in_order() -> None:
     second = target.data_to_send()
     assert second[8:12] == (INITIAL_PACKET_ID | 1).to_bytes(4, "little")
     assert second.endswith(b"two\xaa") and first.endswith(b"one\xaa")
+
+
+def test_the_stop_reported_again_for_switch_processor_is_taken_though_its_ack_was_lost() -> None:
+    host, target = broken_pair()
+    ask = host.send_manipulate(ManipulateApi.DbgKdSwitchProcessor)
+    assert [type(e) for e in drain(target, ask)] == [ManipulateRequest]
+    target.data_to_send()  # the target's ACK of SwitchProcessor is lost on the line
+    # The CPU asked reports the same stop again: the answer, not a repeat (Rule 12).
+    again = target.send_state_change(build_exception_state_change(0x80000003, 0x1000))
+    events = drain(host, again)
+    assert [type(e) for e in events] == [StateChange]
+    assert host.phase is Phase.TARGET_BROKEN and not host.awaiting_ack
