@@ -207,21 +207,15 @@ def advance_phase(state: ConnectionState, event: Event) -> None:
         state.exchange = None
 
 
-# The message each received event carries, by the event's class (events are final
-# classes: one dictionary look-up per packet instead of a chain of isinstance).
-_KIND_BY_CLASS: dict[type, Message] = {
-    StateChange: Message.STATE_CHANGE,
-    ManipulateRequest: Message.MANIPULATE,
-    DebugPrompt: Message.DEBUG_PROMPT,
-    PromptReply: Message.PROMPT_REPLY,
-    FileIo: Message.FILE_IO_REQUEST,
-}
-
-
 def _received_kind(event: Event, role: Role) -> Message | None:
-    kind = _KIND_BY_CLASS.get(type(event))
-    if kind is Message.MANIPULATE:
-        return Message.RESUME if event.api in RESUMING_APIS else kind
-    if kind is Message.FILE_IO_REQUEST and role is Role.TARGET:
-        return Message.FILE_IO_REPLY
-    return kind
+    if isinstance(event, StateChange):
+        return Message.STATE_CHANGE
+    if isinstance(event, ManipulateRequest):
+        return Message.RESUME if event.api in RESUMING_APIS else Message.MANIPULATE
+    if isinstance(event, DebugPrompt):
+        return Message.DEBUG_PROMPT
+    if isinstance(event, PromptReply):
+        return Message.PROMPT_REPLY
+    if isinstance(event, FileIo):
+        return Message.FILE_IO_REPLY if role is Role.TARGET else Message.FILE_IO_REQUEST
+    return None
