@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 P = PacketType
+_MANIPULATE = int(P.PACKET_TYPE_KD_STATE_MANIPULATE)
 _MANIPULATE_HEADER = struct.Struct("<IHHII")
 
 # DBGKD_DEBUG_IO's 16 bytes through struct: construct took 30-40 µs to build or parse
@@ -108,19 +109,22 @@ def decode_payload(packet_type: int, packet_id: int, payload: bytes, *,
 
 
 def _decode(packet_type: int, packet_id: int, payload: bytes, from_host: bool) -> Event:
+    if packet_type == _MANIPULATE and len(payload) >= MANIPULATE_STATE64_SIZE:
+        msg = parse_manipulate_state64(payload)
+        data = payload[MANIPULATE_STATE64_SIZE:]
+        # By item: a Container's attribute is a Python __getattr__, a microsecond
+        # each, and every request and reply passes here.
+        if from_host:
+            return ManipulateRequest(message=msg, data=data, api=msg["ApiNumber"],
+                                     packet_id=packet_id, packet_type=packet_type, raw=payload)
+        return ManipulateReply(message=msg, data=data, api=msg["ApiNumber"],
+                               return_status=msg["ReturnStatus"], packet_id=packet_id,
+                               packet_type=packet_type, raw=payload)
     common = dict(packet_id=packet_id, packet_type=packet_type, raw=payload)
     size = MIN_PAYLOAD.get(packet_type)
     if size is None or len(payload) < size:
         return UnknownPacket(kind="data", **common)
     data = payload[size:]
-    if packet_type == P.PACKET_TYPE_KD_STATE_MANIPULATE:
-        msg = parse_manipulate_state64(payload)
-        # By item: a Container's attribute is a Python __getattr__, a microsecond
-        # each, and every request and reply passes here.
-        if from_host:
-            return ManipulateRequest(message=msg, data=data, api=msg["ApiNumber"], **common)
-        return ManipulateReply(message=msg, data=data, api=msg["ApiNumber"],
-                               return_status=msg["ReturnStatus"], **common)
     if packet_type == P.PACKET_TYPE_KD_STATE_CHANGE64:
         msg = DBGKD_ANY_WAIT_STATE_CHANGE.parse(payload)
         return StateChangeEvent(message=msg, data=data, new_state=msg.NewState,
