@@ -374,7 +374,8 @@ class KdLink(HostCalls):
                         queued = True
                     if isinstance(event, (Ack, Reset, SendAbandoned)):
                         self._acked.notify_all()
-                out = conn.data_to_send() + conn.check_timeouts(time.monotonic())
+                # Every byte produced so far, then the clock's: check_timeouts returns both.
+                out = conn.check_timeouts(time.monotonic())
                 answering = queued and self.role is Role.TARGET and self._on_event is not None
                 if answering:
                     self._flush_after_delivery = True

@@ -131,7 +131,8 @@ class Replies:
         """The waiter ``reply`` answers, out of the lists, with its reply set; None if
         no request awaits it. Replies come in the order of the requests (a target
         answers one at a time), so one owed to a cancelled request comes first."""
-        self.owed = [waiter for waiter in self.owed if waiter.until > now]
+        if self.owed:
+            self.owed = [waiter for waiter in self.owed if waiter.until > now]
         for book in (self.owed, self.waiting):
             for waiter in book:
                 if reply_matches(waiter.request, reply):

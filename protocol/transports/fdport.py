@@ -313,8 +313,21 @@ class FdPort(SerialBase):
 
     def write(self, data: bytes) -> int:
         self._check_open()
-        payload = memoryview(to_bytes(data))
-        total = len(payload)
+        chan = self._chan
+        if chan is not None and type(data) is bytes:
+            # Nearly every write goes out whole in one send: no view, no loop.
+            try:
+                sent = chan.send(data)
+            except OSError:
+                sent = 0  # the loop below tells EOF, a full buffer and a failure apart
+            if sent == len(data):
+                return sent
+            data = data[sent:]
+            payload = memoryview(data)
+            total = sent + len(data)
+        else:
+            payload = memoryview(to_bytes(data))
+            total = len(payload)
         # Made when first needed: most writes go out in one send and never wait.
         timeout: Timeout | None = None
         if self._chan is None:

@@ -86,12 +86,9 @@ class _Wire:
         return self.link.closed
 
     def _on_event(self, event: Event) -> None:
-        answer = self.answer
-        if isinstance(event, BreakIn):
-            self._on_breakin()
-        elif isinstance(event, LinkClosed):
-            self._events.put(None)
-        elif isinstance(event, ManipulateRequest):
+        # Requests first: one comes with nearly every packet the host sends.
+        if isinstance(event, ManipulateRequest):
+            answer = self.answer
             if answer is None:
                 self._events.put(event)
                 return
@@ -107,6 +104,10 @@ class _Wire:
             else:
                 self.answer = None
                 self._events.put(_Answered(result))
+        elif isinstance(event, BreakIn):
+            self._on_breakin()
+        elif isinstance(event, LinkClosed):
+            self._events.put(None)
         elif not self.requests_only:
             self._events.put(event)
 
