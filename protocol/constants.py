@@ -2,7 +2,10 @@
 
 What it does: gives every wire number (leaders, packet types, packet ids, ApiNumbers,
 state-change kinds, NTSTATUS values the protocol uses, version flags) one Python name,
-plus lookup tables from value to name for decoders. What it does not do: any parsing.
+plus lookup tables from value to name for decoders. Packet types, state changes and
+ApiNumbers are declared as windbgkd.h numbers them, a base and the names in order (a
+value's name: ``api_name``, or the table of kd-protocol.md §5.2). What it does not do:
+any parsing.
 Spec: kd-protocol.md §1.1, §1.5, §2.1, §4.1, §5.2, §5.4, §6, §7.1 (windbgkd.h names).
 """
 

@@ -6,8 +6,9 @@ and x86 control reports), DBGKD_DEBUG_IO (print and prompt), DBGKD_TRACE_IO,
 DBGKD_CONTROL_REQUEST and DBGKD_FILE_IO. Every definition parses and builds. Unknown
 NewState / ApiNumber values decode to a ``Raw`` member holding the union bytes
 (``tagged_union``). ``both_widths`` writes a declaration once and gives its 64- and
-32-bit forms, as windbgkd.h declares each pair once with pointer-sized members
-(manipulate.py and context.py use it too).
+32-bit forms, as windbgkd.h declares each pair once with pointer-sized members, and
+``fields`` a run of members of one type from their names (manipulate.py and context.py
+use both).
 What it does not do: DBGKD_MANIPULATE_STATE* (manipulate.py), CONTEXT (context.py),
 KDDEBUGGER_DATA64 (debugger_data.py), framing (packet.py, buffer.py).
 Spec: windbgkd.h via kd-protocol.md §4 (state change), §6 (debug, trace, control I/O),
