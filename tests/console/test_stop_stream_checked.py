@@ -59,11 +59,14 @@ def _session(model: StateChangeDamage):
     return sim, app, screen, reads
 
 
-def _hit(model: StateChangeDamage):
+def _hit(model: StateChangeDamage, *, reports_again: bool = False):
     """Run to the breakpoint, then step with ``model`` armed for the step's state
     change: (app's stop,
-    the stop line's instruction, the true one, reads made at the stop's PC, screen)."""
+    the stop line's instruction, the true one, reads made at the stop's PC, screen).
+    Unless ``reports_again``, the session takes stops as first reported, as it does
+    from a target that does not report a stop again (linedamage.py)."""
     sim, app, screen, reads = _session(model)
+    app.session._reports_again = reports_again
     try:
         app.connect()
         app.run_line(f"bu {BREAKPOINT}")
@@ -94,6 +97,15 @@ def test_a_stream_shifted_past_the_checksum_on_a_noisy_line_is_taken_from_memory
     assert shown[-1] == true_line
     # One read showed the difference, a second one decided it.
     assert len(at_pc) == 2
+
+
+def test_a_stream_shifted_past_the_checksum_is_replaced_by_the_stops_second_report():
+    model = StateChangeDamage(shift=True)
+    stop, shown, true_line, at_pc, _, sent = _hit(model, reports_again=True)
+    assert stop.instruction_stream == sent
+    assert shown[-1] == true_line
+    # The two reports agreed on the undamaged stream: one read confirmed it.
+    assert len(at_pc) == 1
 
 
 def test_on_a_noisy_line_a_good_stream_costs_one_read_that_u_then_reuses():
