@@ -61,6 +61,10 @@ DEFAULT_SPIN = 0.0005
 # 4000-byte packet takes 2.1 s on a 19200-baud line, the slowest kd rate.
 DEFAULT_WRITE_TIMEOUT = 5.0
 
+# The roles by module name: a member looked up on its Enum class costs ~50 ns, and
+# the path of every packet compares roles a dozen times.
+_HOST, _TARGET = Role.HOST, Role.TARGET
+
 
 
 
@@ -376,10 +380,10 @@ class KdLink(HostCalls):
                         self._acked.notify_all()
                 # Every byte produced so far, then the clock's: check_timeouts returns both.
                 out = conn.check_timeouts(time.monotonic())
-                answering = queued and self.role is Role.TARGET and self._on_event is not None
+                answering = queued and self.role is _TARGET and self._on_event is not None
                 if answering:
                     self._flush_after_delivery = True
-                if answering or (answered and self.role is Role.HOST):
+                if answering or (answered and self.role is _HOST):
                     self._unsent += out
                 else:
                     self._write(out)
