@@ -34,13 +34,13 @@ log = logging.getLogger(__name__)
 def _through(name: str) -> property:
     """A setting that lives on the wrapped port."""
 
-    def get(self: PortWrapper) -> Any:
+    def getter(self: PortWrapper) -> Any:
         return getattr(self.inner, name)
 
-    def set(self: PortWrapper, value: Any) -> None:
+    def setter(self: PortWrapper, value: Any) -> None:
         setattr(self.inner, name, value)
 
-    return property(get, set, doc=f"The wrapped port's ``{name}``.")
+    return property(getter, setter, doc=f"The wrapped port's ``{name}``.")
 
 
 class PortWrapper(SerialBase):
