@@ -372,8 +372,12 @@ class KdLink(HostCalls):
                     conn.receive_data(chunk)
                 queued = False
                 while (event := conn.next_event()) is not NEED_DATA:
-                    if not (self._hand_to_waiter(event, answered)
-                            or self._hand_to_attach(event, answered)):
+                    # Tested here first: most events are for neither.
+                    taken = (isinstance(event, ManipulateReply)
+                             and self._hand_to_waiter(event, answered)
+                             or self._attach is not None
+                             and self._hand_to_attach(event, answered))
+                    if not taken:
                         self._outbox.append(event)
                         queued = True
                     if isinstance(event, (Ack, Reset, SendAbandoned)):
@@ -391,9 +395,7 @@ class KdLink(HostCalls):
             for waiter in answered:
                 waiter.set()
 
-    def _hand_to_waiter(self, event: Event, answered: list[Waiter | Attach]) -> bool:
-        if not isinstance(event, ManipulateReply):
-            return False
+    def _hand_to_waiter(self, event: ManipulateReply, answered: list[Waiter | Attach]) -> bool:
         waiter = self._replies.take(event, time.monotonic())
         if waiter is not None:
             answered.append(waiter)
