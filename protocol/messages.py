@@ -289,6 +289,12 @@ _ECHOED_UNION_BYTES = {
 }
 
 
+# Reads whose reply carries ActualBytesRead bytes of data.
+_READ_APIS = frozenset({ManipulateApi.DbgKdReadVirtualMemoryApi,
+                        ManipulateApi.DbgKdReadPhysicalMemoryApi,
+                        ManipulateApi.DbgKdReadControlSpaceApi})
+
+
 def reply_matches(request: bytes, reply: ManipulateReply) -> bool:
     """Whether ``reply`` answers the manipulate ``request`` payload (§5.1: the target
     echoes the header and union). A stale reply to an earlier, retried request for
@@ -302,9 +308,7 @@ def reply_matches(request: bytes, reply: ManipulateReply) -> bool:
     echoed = _ECHOED_UNION_BYTES.get(reply.api, 0)
     if request[16:16 + echoed] != reply.raw[16:16 + echoed]:
         return False
-    if reply.api in (ManipulateApi.DbgKdReadVirtualMemoryApi,
-                     ManipulateApi.DbgKdReadPhysicalMemoryApi,
-                     ManipulateApi.DbgKdReadControlSpaceApi):
+    if reply.api in _READ_APIS:
         wanted = int.from_bytes(request[24:28], "little")
         got = int.from_bytes(reply.raw[28:32], "little")
         return got <= wanted and len(reply.data) == got
