@@ -121,7 +121,7 @@ def test_kv_marks_the_page_fault_frame_with_the_context_at_the_fault(bugcheck):
     faulting_pc = arguments[3]
     rows = _rows(bugcheck, "kv")
     marked = [row for row in rows if "(TrapFrame" in row]
-    assert len(marked) == 1 and marked[0][-4] == "nt!KiPageFault+0x80"
+    assert len(marked) == 1 and marked[0][-4] == "nt!KiPageFault+0x99"
     assert marked[0][1] == faulting_pc
     trap = int(marked[0][-1].rstrip(")").replace("`", ""), 16)
     text, status = batch("ed nt!KiSimRequest 8", "g", "g", f"dq {trap:x}+98 L1", f"dq {trap:x}+f8 L1",
@@ -137,7 +137,7 @@ def test_kv_marks_the_page_fault_frame_with_the_context_at_the_fault(bugcheck):
 
 def test_the_walk_goes_on_past_the_trap_frame_to_the_system_loop(bugcheck):
     sites = [row[-1] for row in _rows(bugcheck, "k")]
-    assert sites[:4] == ["nt!DbgBreakPointWithStatus", "nt!KeBugCheckEx+0x61", "nt!KiPageFault+0x80",
+    assert sites[:4] == ["nt!DbgBreakPointWithStatus", "nt!KeBugCheckEx+0x61", "nt!KiPageFault+0x99",
                          "trackdemo!TrackDemoDispatch+0x66"]
     assert "nt!KiSystemLoop" in sites[-2] and sites[-1].startswith("nt!KiSystemStartup+")
     child_sps = [int(row[0].replace("`", ""), 16) for row in _rows(bugcheck, "k")]
@@ -152,7 +152,7 @@ def test_kp_shows_the_bug_check_arguments_and_what_dv_reads(bugcheck):
     assert f"unsigned int64 P4 = 0x{arguments[3][:8]}`{arguments[3][8:]})+0x61" in kp
     assert f"nt!KiPageFault(unsigned int64 Va = 0x{arguments[0][:8]}`{arguments[0][8:]}, " in kp
     # Context came in r9: a volatile register, lost once KiPageFault called on.
-    assert "void * Context = <Value unavailable error>)+0x80" in kp
+    assert "void * Context = <Value unavailable error>)+0x99" in kp
     dv = {line.split(" = ")[0].strip(): line.split(" = ")[1]
           for line in output_of(bugcheck, "dv").splitlines()}
     assert (f"trackdemo!TrackDemoDispatch(struct _DEVICE_OBJECT * DeviceObject = {dv['DeviceObject']}, "
@@ -162,7 +162,7 @@ def test_kp_shows_the_bug_check_arguments_and_what_dv_reads(bugcheck):
 def test_kP_lists_one_parameter_a_line_and_stops_at_the_count(bugcheck):
     lines = output_of(bugcheck, "kP 3").splitlines()
     assert lines[2].endswith("nt!KeBugCheckEx(") and lines[3].startswith("\t\t\tunsigned long Code = ")
-    assert lines[-1].startswith("\t\t\tvoid * Context = ") and lines[-1].endswith(")+0x80")
+    assert lines[-1].startswith("\t\t\tvoid * Context = ") and lines[-1].endswith(")+0x99")
     assert sum(1 for line in lines if not line.startswith("\t")) == 4
 
 

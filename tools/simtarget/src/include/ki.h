@@ -46,6 +46,7 @@
 #define PAGE_FAULT_IN_NONPAGED_AREA     0x00000050
 #define BAD_POOL_HEADER                 0x00000019
 #define BAD_POOL_CALLER                 0x000000C2
+#define DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS 0x000000CE
 #define DRIVER_IRQL_NOT_LESS_OR_EQUAL   0x000000D1
 #define MANUALLY_INITIATED_CRASH        0x000000E2
 #define SYSTEM_THREAD_EXCEPTION_NOT_HANDLED 0x0000007E
@@ -180,6 +181,7 @@ STATIC_ASSERT(FIELD_OFFSET(KPCR, Prcb) == 0x180);
 #define ET_TEB                   0x0B8
 #define ET_STATE                 0x164
 #define ET_PROCESS               0x210   /* Tcb.Process */
+#define ET_STACK_BASE            0x278   /* Tcb.StackBase: highest address + 1 */
 #define ET_KTHREAD_LIST_ENTRY    0x2F8   /* Tcb.ThreadListEntry */
 #define ET_CID                   0x3B0   /* Cid.UniqueProcess, Cid.UniqueThread */
 #define ET_THREAD_LIST_ENTRY     0x420
@@ -367,6 +369,8 @@ LONG NTAPI RtlCompareUnicodeString(PCUNICODE_STRING S1, PCUNICODE_STRING S2, BOO
 VOID KiInitializePool(ULONG64 Start, ULONG64 Size);
 VOID MiInitializePfnDatabase(PKSIM_LOADER_BLOCK LoaderBlock);
 VOID MiFreeImagePages(PVOID Base, SIZE_T Size);
+VOID MiRememberUnloadedImage(PVOID Base, SIZE_T Size);
+BOOLEAN MiInUnloadedImage(ULONG64 Va);
 PVOID MiAllocatePages(SIZE_T Pages);
 SIZE_T MiFreePages(PVOID Va);
 VOID KiInitializeObjects(VOID);
@@ -378,6 +382,43 @@ VOID IopBadAccessAtDispatch(VOID);
 DECLSPEC_NORETURN VOID KiAbandonRequest(VOID);
 VOID KiInitializeInterrupts(VOID);
 ULONG64 KiQueryInterruptTime(VOID);
+
+/* An entry the machine enters like an interrupt (only the return address pushed):
+ * it saves every register the C code may change (flags, the volatile registers,
+ * xmm0-xmm5), calls Handler and returns to the interrupted code untouched.  The
+ * unwind codes let a stack walk (a debugger's `k`, the exception dispatcher) go on
+ * from it into the interrupted code. */
+#define KI_INTERRUPT_ENTRY(Name, Handler) \
+__asm__(".text\n" \
+        ".globl " #Name "\n" \
+        ".seh_proc " #Name "\n" \
+        #Name ":\n" \
+        "    pushfq\n                .seh_stackalloc 8\n" \
+        "    pushq %rax\n            .seh_pushreg %rax\n" \
+        "    pushq %rcx\n            .seh_pushreg %rcx\n" \
+        "    pushq %rdx\n            .seh_pushreg %rdx\n" \
+        "    pushq %r8\n             .seh_pushreg %r8\n" \
+        "    pushq %r9\n             .seh_pushreg %r9\n" \
+        "    pushq %r10\n            .seh_pushreg %r10\n" \
+        "    pushq %r11\n            .seh_pushreg %r11\n" \
+        "    pushq %rbp\n            .seh_pushreg %rbp\n" \
+        "    movq %rsp, %rbp\n       .seh_setframe %rbp, 0\n" \
+        "    .seh_endprologue\n" \
+        "    andq $-16, %rsp\n" \
+        "    subq $0x80, %rsp\n" \
+        "    movdqa %xmm0, 0x20(%rsp)\n    movdqa %xmm1, 0x30(%rsp)\n" \
+        "    movdqa %xmm2, 0x40(%rsp)\n    movdqa %xmm3, 0x50(%rsp)\n" \
+        "    movdqa %xmm4, 0x60(%rsp)\n    movdqa %xmm5, 0x70(%rsp)\n" \
+        "    call " #Handler "\n" \
+        "    movdqa 0x20(%rsp), %xmm0\n    movdqa 0x30(%rsp), %xmm1\n" \
+        "    movdqa 0x40(%rsp), %xmm2\n    movdqa 0x50(%rsp), %xmm3\n" \
+        "    movdqa 0x60(%rsp), %xmm4\n    movdqa 0x70(%rsp), %xmm5\n" \
+        "    movq %rbp, %rsp\n" \
+        "    popq %rbp\n    popq %r11\n    popq %r10\n    popq %r9\n" \
+        "    popq %r8\n    popq %rdx\n    popq %rcx\n    popq %rax\n" \
+        "    popfq\n" \
+        "    ret\n" \
+        ".seh_endproc\n")
 
 #ifdef KSIM_BUILDING_HAL
 #define HALAPI

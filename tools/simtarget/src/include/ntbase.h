@@ -44,6 +44,32 @@ typedef union _LARGE_INTEGER {
 
 typedef struct _LIST_ENTRY { struct _LIST_ENTRY *Flink, *Blink; } LIST_ENTRY, *PLIST_ENTRY;
 
+/* wdm.h's list routines.  InsertTailList(Entry, New) also puts New just before Entry
+ * in whatever list Entry is in. */
+static __inline VOID InitializeListHead(PLIST_ENTRY Head) { Head->Flink = Head->Blink = Head; }
+
+static __inline VOID InsertTailList(PLIST_ENTRY Head, PLIST_ENTRY Entry)
+{
+    Entry->Flink = Head;
+    Entry->Blink = Head->Blink;
+    Head->Blink->Flink = Entry;
+    Head->Blink = Entry;
+}
+
+static __inline VOID InsertHeadList(PLIST_ENTRY Head, PLIST_ENTRY Entry)
+{
+    Entry->Blink = Head;
+    Entry->Flink = Head->Flink;
+    Head->Flink->Blink = Entry;
+    Head->Flink = Entry;
+}
+
+static __inline VOID RemoveEntryList(PLIST_ENTRY Entry)
+{
+    Entry->Blink->Flink = Entry->Flink;
+    Entry->Flink->Blink = Entry->Blink;
+}
+
 typedef struct _UNICODE_STRING { USHORT Length, MaximumLength; PWSTR Buffer; }
     UNICODE_STRING, *PUNICODE_STRING;
 typedef const UNICODE_STRING *PCUNICODE_STRING;

@@ -1,6 +1,7 @@
 /*
  * crt.c - more of what ntoskrnl.exe exports to drivers: wide-string C runtime
- * routines, the version checks of the Windows 7 DDI (RtlIsNtDdiVersionAvailable,
+ * routines, every string comparison (narrow and wide, case-blind or not), the version
+ * checks of the Windows 7 DDI (RtlIsNtDdiVersionAvailable,
  * RtlIsServicePackVersionInstalled, RtlGetVersion) and the Windows 10 pool entry
  * points ExAllocatePool2 and ExAllocatePool3 on top of this kernel's pool.
  *
@@ -19,55 +20,72 @@ int __cdecl toupper(int c) { return (c >= 'a' && c <= 'z') ? c - 32 : c; }
 WCHAR __cdecl towlower(WCHAR c) { return CrtLowerW(c); }
 WCHAR __cdecl towupper(WCHAR c) { return (c >= 'a' && c <= 'z') ? (WCHAR)(c - 32) : c; }
 
-int __cdecl wcscmp(PCWSTR A, PCWSTR B)
+/* One character of a narrow (Width 1) or wide (Width 2) string, as unsigned. */
+static ULONG CrtChar(const UCHAR *P, SIZE_T Width, BOOLEAN Fold)
 {
-    while (*A && *A == *B) { A++; B++; }
-    return (int)*A - (int)*B;
+    ULONG c = Width == 1 ? *P : *(const USHORT *)P;
+    return Fold ? (ULONG)CrtLower((int)c) : c;
 }
 
-int __cdecl wcsncmp(PCWSTR A, PCWSTR B, SIZE_T N)
+/* What str(n)cmp, wcs(n)cmp and their case-blind forms answer: the difference of the
+ * first characters that differ among at most N, or 0 once both end. */
+static int CrtCompare(const void *A, const void *B, SIZE_T N, SIZE_T Width, BOOLEAN Fold)
 {
-    for (; N; N--, A++, B++) {
-        if (*A != *B)
-            return (int)*A - (int)*B;
-        if (!*A)
-            break;
+    const UCHAR *a = A, *b = B;
+    for (; N; N--, a += Width, b += Width) {
+        ULONG x = CrtChar(a, Width, Fold), y = CrtChar(b, Width, Fold);
+        if (x != y || !x)
+            return (int)x - (int)y;
     }
     return 0;
 }
 
-int __cdecl _wcsicmp(PCWSTR A, PCWSTR B)
+#define CRT_ALL ((SIZE_T)-1)
+
+int __cdecl strcmp(PCSTR A, PCSTR B) { return CrtCompare(A, B, CRT_ALL, 1, FALSE); }
+int __cdecl strncmp(PCSTR A, PCSTR B, SIZE_T N) { return CrtCompare(A, B, N, 1, FALSE); }
+int __cdecl _stricmp(PCSTR A, PCSTR B) { return CrtCompare(A, B, CRT_ALL, 1, TRUE); }
+int __cdecl _strnicmp(PCSTR A, PCSTR B, SIZE_T N) { return CrtCompare(A, B, N, 1, TRUE); }
+int __cdecl wcscmp(PCWSTR A, PCWSTR B) { return CrtCompare(A, B, CRT_ALL, 2, FALSE); }
+int __cdecl wcsncmp(PCWSTR A, PCWSTR B, SIZE_T N) { return CrtCompare(A, B, N, 2, FALSE); }
+int __cdecl _wcsicmp(PCWSTR A, PCWSTR B) { return CrtCompare(A, B, CRT_ALL, 2, TRUE); }
+int __cdecl _wcsnicmp(PCWSTR A, PCWSTR B, SIZE_T N) { return CrtCompare(A, B, N, 2, TRUE); }
+
+/* strstr and wcsstr: where Find first starts in S. */
+static PVOID CrtFind(const void *S, const void *Find, SIZE_T Width)
 {
-    for (;; A++, B++) {
-        WCHAR a = CrtLowerW(*A), b = CrtLowerW(*B);
-        if (a != b || !a)
-            return (int)a - (int)b;
+    const UCHAR *s = S;
+    SIZE_T n = 0;
+    while (CrtChar((const UCHAR *)Find + n * Width, Width, FALSE))
+        n++;
+    if (!n)
+        return (PVOID)S;
+    for (; CrtChar(s, Width, FALSE); s += Width)
+        if (CrtCompare(s, Find, n, Width, FALSE) == 0)
+            return (PVOID)s;
+    return NULL;
+}
+
+/* strncpy and wcsncpy: Src up to its NUL, at most N characters, then NULs up to N. */
+static VOID CrtCopy(PVOID Dest, const void *Src, SIZE_T N, SIZE_T Width)
+{
+    PUCHAR d = Dest;
+    const UCHAR *s = Src;
+    BOOLEAN ended = FALSE;
+    SIZE_T i;
+    for (i = 0; i < N * Width; i += Width) {
+        ended = ended || !CrtChar(s + i, Width, FALSE);
+        if (ended)
+            memset(d + i, 0, Width);
+        else
+            memcpy(d + i, s + i, Width);
     }
 }
 
-int __cdecl _wcsnicmp(PCWSTR A, PCWSTR B, SIZE_T N)
-{
-    for (; N; N--, A++, B++) {
-        WCHAR a = CrtLowerW(*A), b = CrtLowerW(*B);
-        if (a != b)
-            return (int)a - (int)b;
-        if (!a)
-            break;
-    }
-    return 0;
-}
-
-int __cdecl _strnicmp(PCSTR A, PCSTR B, SIZE_T N)
-{
-    for (; N; N--, A++, B++) {
-        int a = CrtLower((UCHAR)*A), b = CrtLower((UCHAR)*B);
-        if (a != b)
-            return a - b;
-        if (!a)
-            break;
-    }
-    return 0;
-}
+PCHAR __cdecl strstr(PCSTR S, PCSTR Find) { return CrtFind(S, Find, 1); }
+PWSTR __cdecl wcsstr(PCWSTR S, PCWSTR Find) { return CrtFind(S, Find, 2); }
+PCHAR __cdecl strncpy(PCHAR Dest, PCSTR Src, SIZE_T N) { CrtCopy(Dest, Src, N, 1); return Dest; }
+PWSTR __cdecl wcsncpy(PWSTR Dest, PCWSTR Src, SIZE_T N) { CrtCopy(Dest, Src, N, 2); return Dest; }
 
 PWSTR __cdecl wcschr(PCWSTR S, WCHAR C)
 {
@@ -90,17 +108,6 @@ PWSTR __cdecl wcsrchr(PCWSTR S, WCHAR C)
     }
 }
 
-PWSTR __cdecl wcsstr(PCWSTR S, PCWSTR Find)
-{
-    SIZE_T n = wcslen(Find);
-    if (!n)
-        return (PWSTR)S;
-    for (; *S; S++)
-        if (*S == *Find && wcsncmp(S, Find, n) == 0)
-            return (PWSTR)S;
-    return NULL;
-}
-
 PCHAR __cdecl strchr(PCSTR S, int C)
 {
     for (;; S++) {
@@ -111,32 +118,11 @@ PCHAR __cdecl strchr(PCSTR S, int C)
     }
 }
 
-PCHAR __cdecl strstr(PCSTR S, PCSTR Find)
-{
-    SIZE_T n = strlen(Find);
-    if (!n)
-        return (PCHAR)S;
-    for (; *S; S++)
-        if (*S == *Find && strncmp(S, Find, n) == 0)
-            return (PCHAR)S;
-    return NULL;
-}
-
 PWSTR __cdecl wcscpy(PWSTR Dest, PCWSTR Src)
 {
     PWSTR d = Dest;
     while ((*d++ = *Src++) != 0)
         ;
-    return Dest;
-}
-
-PWSTR __cdecl wcsncpy(PWSTR Dest, PCWSTR Src, SIZE_T N)
-{
-    SIZE_T i = 0;
-    for (; i < N && Src[i]; i++)
-        Dest[i] = Src[i];
-    for (; i < N; i++)
-        Dest[i] = 0;
     return Dest;
 }
 

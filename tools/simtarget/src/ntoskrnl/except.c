@@ -499,28 +499,31 @@ DECLSPEC_NORETURN VOID NTAPI ExRaiseDatatypeMisalignment(VOID) { ExpRaise(STATUS
 
 /* ProbeForRead: a zero length is always fine; otherwise the start must be aligned
  * (STATUS_DATATYPE_MISALIGNMENT) and the whole range must lie in user space
- * (STATUS_ACCESS_VIOLATION).  ProbeForWrite also touches each page for writing. */
+ * (STATUS_ACCESS_VIOLATION, its first parameter 0 read / 1 write).  ProbeForWrite also
+ * touches each page for writing.  FALSE: nothing to probe. */
+static BOOLEAN ExpProbe(ULONG64 Start, SIZE_T Length, ULONG Alignment, ULONG Write)
+{
+    ULONG64 end = Start + Length;
+    if (Length == 0)
+        return FALSE;
+    if (Start & (Alignment - 1))
+        ExRaiseDatatypeMisalignment();
+    if (end < Start || end > MmUserProbeAddress)
+        ExpRaise(STATUS_ACCESS_VIOLATION, 2, Write, end > MmUserProbeAddress ? MmUserProbeAddress : Start);
+    return TRUE;
+}
+
 VOID NTAPI ProbeForRead(const volatile void *Address, SIZE_T Length, ULONG Alignment)
 {
-    ULONG64 start = (ULONG64)Address, end = start + Length;
-    if (Length == 0)
-        return;
-    if (start & (Alignment - 1))
-        ExRaiseDatatypeMisalignment();
-    if (end < start || end > MmUserProbeAddress)
-        ExpRaise(STATUS_ACCESS_VIOLATION, 2, 0, end > MmUserProbeAddress ? MmUserProbeAddress : start);
+    ExpProbe((ULONG64)Address, Length, Alignment, 0);
 }
 
 VOID NTAPI ProbeForWrite(volatile void *Address, SIZE_T Length, ULONG Alignment)
 {
-    ULONG64 start = (ULONG64)Address, end = start + Length, page;
-    if (Length == 0)
+    ULONG64 start = (ULONG64)Address, page;
+    if (!ExpProbe(start, Length, Alignment, 1))
         return;
-    if (start & (Alignment - 1))
-        ExRaiseDatatypeMisalignment();
-    if (end < start || end > MmUserProbeAddress)
-        ExpRaise(STATUS_ACCESS_VIOLATION, 2, 1, end > MmUserProbeAddress ? MmUserProbeAddress : start);
-    for (page = start & ~(PAGE_SIZE - 1); page < end; page += PAGE_SIZE) {
+    for (page = start & ~(PAGE_SIZE - 1); page < start + Length; page += PAGE_SIZE) {
         volatile UCHAR *p = (volatile UCHAR *)(page < start ? start : page);
         *p = *p;
     }

@@ -254,13 +254,40 @@ NTSTATUS NTAPI ZwWriteFile(HANDLE FileHandle, HANDLE Event, PIO_APC_ROUTINE ApcR
     return IopTransfer(KSIM_FILE_WRITE, FileHandle, Event, IoStatusBlock, Buffer, Length, ByteOffset);
 }
 
-NTSTATUS NTAPI ZwQueryInformationFile(HANDLE FileHandle, PIO_STATUS_BLOCK IoStatusBlock, PVOID FileInformation,
-    ULONG Length, ULONG FileInformationClass)
+/* A query (Length bytes into FileInformation) or a set (the LARGE_INTEGER at
+ * FileInformation) of one information class of a host file, the class and length
+ * already checked by the caller. */
+static NTSTATUS IopFileInformation(ULONG Operation, HANDLE FileHandle, PIO_STATUS_BLOCK IoStatusBlock,
+    PVOID FileInformation, ULONG Length, ULONG FileInformationClass)
 {
     KSIM_FILE_REQUEST request;
     PKSIM_FILE file;
+    NTSTATUS status = IopFileOf(FileHandle, &file);
+
+    if (!NT_SUCCESS(status))
+        return status;
+    if (!IoStatusBlock || !FileInformation)
+        return STATUS_INVALID_PARAMETER;
+    memset(&request, 0, sizeof(request));
+    request.Operation = Operation;
+    request.HostFile = file->HostFile;
+    request.Disposition = FileInformationClass;
+    if (Operation == KSIM_FILE_SET) {
+        request.Offset = (ULONG64)((PLARGE_INTEGER)FileInformation)->QuadPart;
+    } else {
+        request.Buffer = (ULONG64)FileInformation;
+        request.Length = Length;
+    }
+    status = IopHostRequest(&request);
+    IoStatusBlock->Status = status;
+    IoStatusBlock->Information = NT_SUCCESS(status) ? request.Information : 0;
+    return status;
+}
+
+NTSTATUS NTAPI ZwQueryInformationFile(HANDLE FileHandle, PIO_STATUS_BLOCK IoStatusBlock, PVOID FileInformation,
+    ULONG Length, ULONG FileInformationClass)
+{
     ULONG needed;
-    NTSTATUS status;
 
     IopRequirePassive((PVOID)ZwQueryInformationFile);
     if (FileInformationClass == FileStandardInformation)
@@ -271,21 +298,8 @@ NTSTATUS NTAPI ZwQueryInformationFile(HANDLE FileHandle, PIO_STATUS_BLOCK IoStat
         return STATUS_INVALID_INFO_CLASS;
     if (Length < needed)
         return STATUS_INFO_LENGTH_MISMATCH;
-    status = IopFileOf(FileHandle, &file);
-    if (!NT_SUCCESS(status))
-        return status;
-    if (!IoStatusBlock || !FileInformation)
-        return STATUS_INVALID_PARAMETER;
-    memset(&request, 0, sizeof(request));
-    request.Operation = KSIM_FILE_QUERY;
-    request.HostFile = file->HostFile;
-    request.Disposition = FileInformationClass;
-    request.Buffer = (ULONG64)FileInformation;
-    request.Length = needed;
-    status = IopHostRequest(&request);
-    IoStatusBlock->Status = status;
-    IoStatusBlock->Information = NT_SUCCESS(status) ? request.Information : 0;
-    return status;
+    return IopFileInformation(KSIM_FILE_QUERY, FileHandle, IoStatusBlock, FileInformation, needed,
+                              FileInformationClass);
 }
 
 /* FilePositionInformation (the position a synchronous handle reads and writes at next)
@@ -293,27 +307,11 @@ NTSTATUS NTAPI ZwQueryInformationFile(HANDLE FileHandle, PIO_STATUS_BLOCK IoStat
 NTSTATUS NTAPI ZwSetInformationFile(HANDLE FileHandle, PIO_STATUS_BLOCK IoStatusBlock, PVOID FileInformation,
     ULONG Length, ULONG FileInformationClass)
 {
-    KSIM_FILE_REQUEST request;
-    PKSIM_FILE file;
-    NTSTATUS status;
-
     IopRequirePassive((PVOID)ZwSetInformationFile);
     if (FileInformationClass != FilePositionInformation && FileInformationClass != FileEndOfFileInformation)
         return STATUS_INVALID_INFO_CLASS;
     if (Length < sizeof(LARGE_INTEGER))
         return STATUS_INFO_LENGTH_MISMATCH;
-    status = IopFileOf(FileHandle, &file);
-    if (!NT_SUCCESS(status))
-        return status;
-    if (!IoStatusBlock || !FileInformation)
-        return STATUS_INVALID_PARAMETER;
-    memset(&request, 0, sizeof(request));
-    request.Operation = KSIM_FILE_SET;
-    request.HostFile = file->HostFile;
-    request.Disposition = FileInformationClass;
-    request.Offset = (ULONG64)((PLARGE_INTEGER)FileInformation)->QuadPart;
-    status = IopHostRequest(&request);
-    IoStatusBlock->Status = status;
-    IoStatusBlock->Information = 0;
-    return status;
+    return IopFileInformation(KSIM_FILE_SET, FileHandle, IoStatusBlock, FileInformation, Length,
+                              FileInformationClass);
 }

@@ -186,6 +186,7 @@ static VOID KiInitializeSystemProcess(VOID)
 
     FIELD(thread, 0, UCHAR) = 6;                    /* ThreadObject */
     FIELD(thread, ET_INITIAL_STACK, ULONG64) = KiLoaderBlock->StackBase;
+    FIELD(thread, ET_STACK_BASE, ULONG64) = KiLoaderBlock->StackBase;
     FIELD(thread, ET_STACK_LIMIT, ULONG64) = KiLoaderBlock->StackLimit;
     FIELD(thread, ET_KERNEL_STACK, ULONG64) = KiLoaderBlock->StackBase;
     FIELD(thread, ET_APC_PROCESS, PVOID) = process;

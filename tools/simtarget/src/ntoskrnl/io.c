@@ -66,13 +66,13 @@ static VOID IopFreeName(PUNICODE_STRING Name)
 }
 
 /* Unlinks a driver image from PsLoadedModuleList, reports the unload, gives its pages
- * to the free list and has the loader unmap the image. */
+ * to the free list, remembers where it was and has the loader unmap the image. */
 static VOID IopUnloadImage(PKLDR_DATA_TABLE_ENTRY Entry)
 {
     KdpReportModule(Entry, TRUE);
-    Entry->InLoadOrderLinks.Blink->Flink = Entry->InLoadOrderLinks.Flink;
-    Entry->InLoadOrderLinks.Flink->Blink = Entry->InLoadOrderLinks.Blink;
+    RemoveEntryList(&Entry->InLoadOrderLinks);
     MiFreeImagePages(Entry->DllBase, Entry->SizeOfImage);
+    MiRememberUnloadedImage(Entry->DllBase, Entry->SizeOfImage);
     HalSimControl(KSIM_CONTROL_UNMAP_IMAGE, (ULONG64)Entry->DllBase, Entry->SizeOfImage);
 }
 

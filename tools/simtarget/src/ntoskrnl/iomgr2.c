@@ -391,37 +391,5 @@ VOID KiSimServiceIo(VOID)
     KiSimIoRequest.Done = KiSimIoRequest.Sequence;
 }
 
-/* Entered by the machine like an interrupt (only the return address pushed): every
- * register the C code may change is saved, so the interrupted code resumes as it was.
- * The unwind codes let a stack walk (a debugger's `k`, the exception dispatcher) go
- * on from here into the interrupted code. */
-__asm__(".text\n"
-        ".globl KiSimIoEntry\n"
-        ".seh_proc KiSimIoEntry\n"
-        "KiSimIoEntry:\n"
-        "    pushfq\n                .seh_stackalloc 8\n"
-        "    pushq %rax\n            .seh_pushreg %rax\n"
-        "    pushq %rcx\n            .seh_pushreg %rcx\n"
-        "    pushq %rdx\n            .seh_pushreg %rdx\n"
-        "    pushq %r8\n             .seh_pushreg %r8\n"
-        "    pushq %r9\n             .seh_pushreg %r9\n"
-        "    pushq %r10\n            .seh_pushreg %r10\n"
-        "    pushq %r11\n            .seh_pushreg %r11\n"
-        "    pushq %rbp\n            .seh_pushreg %rbp\n"
-        "    movq %rsp, %rbp\n       .seh_setframe %rbp, 0\n"
-        "    .seh_endprologue\n"
-        "    andq $-16, %rsp\n"
-        "    subq $0x80, %rsp\n"
-        "    movdqa %xmm0, 0x20(%rsp)\n    movdqa %xmm1, 0x30(%rsp)\n"
-        "    movdqa %xmm2, 0x40(%rsp)\n    movdqa %xmm3, 0x50(%rsp)\n"
-        "    movdqa %xmm4, 0x60(%rsp)\n    movdqa %xmm5, 0x70(%rsp)\n"
-        "    call PspServiceUserIo\n"
-        "    movdqa 0x20(%rsp), %xmm0\n    movdqa 0x30(%rsp), %xmm1\n"
-        "    movdqa 0x40(%rsp), %xmm2\n    movdqa 0x50(%rsp), %xmm3\n"
-        "    movdqa 0x60(%rsp), %xmm4\n    movdqa 0x70(%rsp), %xmm5\n"
-        "    movq %rbp, %rsp\n"
-        "    popq %rbp\n    popq %r11\n    popq %r10\n    popq %r9\n"
-        "    popq %r8\n    popq %rdx\n    popq %rcx\n    popq %rax\n"
-        "    popfq\n"
-        "    ret\n"
-        ".seh_endproc\n");
+/* Where the machine enters to carry out a request of the user-mode program. */
+KI_INTERRUPT_ENTRY(KiSimIoEntry, PspServiceUserIo);

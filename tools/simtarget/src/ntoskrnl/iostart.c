@@ -43,21 +43,6 @@ VOID NTAPI KeInitializeDeviceQueue(PKDEVICE_QUEUE DeviceQueue)
     DeviceQueue->Busy = FALSE;
 }
 
-/* Before ``Next`` (the head for the tail). */
-static VOID KiInsertBefore(PLIST_ENTRY Next, PLIST_ENTRY Entry)
-{
-    Entry->Flink = Next;
-    Entry->Blink = Next->Blink;
-    Next->Blink->Flink = Entry;
-    Next->Blink = Entry;
-}
-
-static VOID KiUnlink(PLIST_ENTRY Entry)
-{
-    Entry->Blink->Flink = Entry->Flink;
-    Entry->Flink->Blink = Entry->Blink;
-}
-
 static BOOLEAN KiInsertDeviceQueue(PKDEVICE_QUEUE Queue, PKDEVICE_QUEUE_ENTRY Entry, BOOLEAN ByKey, ULONG SortKey)
 {
     BOOLEAN queued = FALSE;
@@ -72,7 +57,7 @@ static BOOLEAN KiInsertDeviceQueue(PKDEVICE_QUEUE Queue, PKDEVICE_QUEUE_ENTRY En
                 if (CONTAINING_RECORD(next, KDEVICE_QUEUE_ENTRY, DeviceListEntry)->SortKey > SortKey)
                     break;
         }
-        KiInsertBefore(next, &Entry->DeviceListEntry);
+        InsertTailList(next, &Entry->DeviceListEntry);   /* just before next */
         queued = TRUE;
     }
     Entry->Inserted = queued;
@@ -106,7 +91,7 @@ static PKDEVICE_QUEUE_ENTRY KiRemoveDeviceQueue(PKDEVICE_QUEUE Queue, BOOLEAN By
                     break;
                 }
         }
-        KiUnlink(link);
+        RemoveEntryList(link);
         entry = CONTAINING_RECORD(link, KDEVICE_QUEUE_ENTRY, DeviceListEntry);
         entry->Inserted = FALSE;
     }
@@ -131,7 +116,7 @@ BOOLEAN NTAPI KeRemoveEntryDeviceQueue(PKDEVICE_QUEUE DeviceQueue, PKDEVICE_QUEU
     BOOLEAN removed = DeviceQueueEntry->Inserted;
     KeAcquireSpinLockAtDpcLevel(&DeviceQueue->Lock);
     if (removed) {
-        KiUnlink(&DeviceQueueEntry->DeviceListEntry);
+        RemoveEntryList(&DeviceQueueEntry->DeviceListEntry);
         DeviceQueueEntry->Inserted = FALSE;
     }
     KeReleaseSpinLockFromDpcLevel(&DeviceQueue->Lock);

@@ -61,8 +61,7 @@ static VOID NTAPI IopWorkerThread(PVOID Context)
         KeWaitForSingleObject(&IopWorkReady, 0, KernelMode, FALSE, NULL);
         while (IopWorkQueue.Flink != &IopWorkQueue) {
             PIO_WORKITEM item = CONTAINING_RECORD(IopWorkQueue.Flink, IO_WORKITEM, Link);
-            item->Link.Flink->Blink = &IopWorkQueue;
-            IopWorkQueue.Flink = item->Link.Flink;
+            RemoveEntryList(&item->Link);
             item->Queued = FALSE;
             item->Routine(item->IoObject, item->Context);
             if (KeGetCurrentIrql() != PASSIVE_LEVEL)
@@ -111,10 +110,7 @@ VOID NTAPI IoQueueWorkItem(PIO_WORKITEM IoWorkItem, PIO_WORKITEM_ROUTINE WorkerR
     IoWorkItem->Routine = WorkerRoutine;
     IoWorkItem->Context = Context;
     IoWorkItem->Queued = TRUE;
-    IoWorkItem->Link.Flink = &IopWorkQueue;
-    IoWorkItem->Link.Blink = IopWorkQueue.Blink;
-    IopWorkQueue.Blink->Flink = &IoWorkItem->Link;
-    IopWorkQueue.Blink = &IoWorkItem->Link;
+    InsertTailList(&IopWorkQueue, &IoWorkItem->Link);
     KeSetEvent(&IopWorkReady, 0, FALSE);
 }
 

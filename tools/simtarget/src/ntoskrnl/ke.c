@@ -4,7 +4,11 @@
  *
  * IRQL lives in KPCR.Irql (there is no local APIC, so no CR8).  Time comes from the
  * machine's instruction-based clock (hal.dll, KeQueryPerformanceCounter), never from
- * the host's wall clock.  Faults: a page fault at DISPATCH_LEVEL or above bug checks
+ * the host's wall clock.  Faults: at any IRQL, a page fault on an address an unloaded
+ * driver occupied (and no image occupies now) is
+ * DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS (0xCE; arguments: address,
+ * 0 read / 1 write / 8 execute, faulting instruction, 0); any other page fault at
+ * DISPATCH_LEVEL or above bug checks
  * with IRQL_NOT_LESS_OR_EQUAL (0xA) in kernel code and DRIVER_IRQL_NOT_LESS_OR_EQUAL
  * (0xD1) in driver code (arguments: address, IRQL, 0 read / 1 write / 8 execute,
  * faulting instruction); below it, a bad system address is PAGE_FAULT_IN_NONPAGED_AREA
@@ -195,40 +199,8 @@ extern ULONG64 MmUserProbeAddress;
 DECLSPEC_NORETURN VOID KiUnexpectedInterrupt(ULONG64 Vector, ULONG64 Arg1, ULONG64 Pc);
 VOID KiClockInterruptHandler(VOID);
 
-/* The clock interrupt: the machine pushed the interrupted RIP; everything the C
- * handler may change is saved here, so the interrupted code resumes untouched.
- * The unwind codes let a stack walk (a debugger's `k`, the exception dispatcher) go
- * on from here into the interrupted code. */
-__asm__(".text\n"
-        ".globl KiClockInterrupt\n"
-        ".seh_proc KiClockInterrupt\n"
-        "KiClockInterrupt:\n"
-        "    pushfq\n                .seh_stackalloc 8\n"
-        "    pushq %rax\n            .seh_pushreg %rax\n"
-        "    pushq %rcx\n            .seh_pushreg %rcx\n"
-        "    pushq %rdx\n            .seh_pushreg %rdx\n"
-        "    pushq %r8\n             .seh_pushreg %r8\n"
-        "    pushq %r9\n             .seh_pushreg %r9\n"
-        "    pushq %r10\n            .seh_pushreg %r10\n"
-        "    pushq %r11\n            .seh_pushreg %r11\n"
-        "    pushq %rbp\n            .seh_pushreg %rbp\n"
-        "    movq %rsp, %rbp\n       .seh_setframe %rbp, 0\n"
-        "    .seh_endprologue\n"
-        "    andq $-16, %rsp\n"
-        "    subq $0x80, %rsp\n"
-        "    movdqa %xmm0, 0x20(%rsp)\n    movdqa %xmm1, 0x30(%rsp)\n"
-        "    movdqa %xmm2, 0x40(%rsp)\n    movdqa %xmm3, 0x50(%rsp)\n"
-        "    movdqa %xmm4, 0x60(%rsp)\n    movdqa %xmm5, 0x70(%rsp)\n"
-        "    call KiClockInterruptHandler\n"
-        "    movdqa 0x20(%rsp), %xmm0\n    movdqa 0x30(%rsp), %xmm1\n"
-        "    movdqa 0x40(%rsp), %xmm2\n    movdqa 0x50(%rsp), %xmm3\n"
-        "    movdqa 0x60(%rsp), %xmm4\n    movdqa 0x70(%rsp), %xmm5\n"
-        "    movq %rbp, %rsp\n"
-        "    popq %rbp\n    popq %r11\n    popq %r10\n    popq %r9\n"
-        "    popq %r8\n    popq %rdx\n    popq %rcx\n    popq %rax\n"
-        "    popfq\n"
-        "    ret\n"
-        ".seh_endproc\n");
+/* The clock interrupt. */
+KI_INTERRUPT_ENTRY(KiClockInterrupt, KiClockInterruptHandler);
 
 static VOID KiSetGate(ULONG Vector, PVOID Handler)
 {
@@ -274,29 +246,40 @@ VOID KiInitializeInterrupts(VOID)
 
 /* ---- Fault handlers ---- */
 
-static BOOLEAN KiAddressInDriver(ULONG64 Pc)
+static PKLDR_DATA_TABLE_ENTRY KiLoadedImageAt(ULONG64 Va)
 {
     PLIST_ENTRY link;
     for (link = PsLoadedModuleList.Flink; link != &PsLoadedModuleList; link = link->Flink) {
         PKLDR_DATA_TABLE_ENTRY e = CONTAINING_RECORD(link, KLDR_DATA_TABLE_ENTRY, InLoadOrderLinks);
-        if (Pc - (ULONG64)e->DllBase < e->SizeOfImage)
-            return (e->Flags & LDRP_KSIM_SYSTEM_IMAGE) == 0;
+        if (Va - (ULONG64)e->DllBase < e->SizeOfImage)
+            return e;
     }
-    return FALSE;
+    return NULL;
+}
+
+static BOOLEAN KiAddressInDriver(ULONG64 Pc)
+{
+    PKLDR_DATA_TABLE_ENTRY e = KiLoadedImageAt(Pc);
+    return e && (e->Flags & LDRP_KSIM_SYSTEM_IMAGE) == 0;
 }
 
 DECLSPEC_NORETURN VOID KiPageFault(ULONG64 Va, ULONG64 Access, ULONG64 Pc, PVOID Context)
 {
     KIRQL irql = KiPcr.Irql;
-    if (irql >= DISPATCH_LEVEL)
-        KeBugCheckEx(KiAddressInDriver(Pc) ? DRIVER_IRQL_NOT_LESS_OR_EQUAL : IRQL_NOT_LESS_OR_EQUAL,
-                     Va, irql, Access, Pc);
-    /* A bad user-space address (NULL included) is an access violation the code's
-     * exception handlers may take; a bad system address is not, as on Windows. */
-    if (Va < MmUserProbeAddress) {
+    /* A bad user-space address (NULL included) below DISPATCH_LEVEL is an access
+     * violation the code's exception handlers may take; a bad system address is not,
+     * as on Windows. */
+    if (Va < MmUserProbeAddress && irql < DISPATCH_LEVEL) {
         KiDispatchFault(STATUS_ACCESS_VIOLATION, 2, Access, Va, Context);
         KeBugCheckEx(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)STATUS_ACCESS_VIOLATION, Pc, Access, Va);
     }
+    /* Where a driver was before its unload and no image is now: a routine, timer or
+     * DPC it left registered (or code it left running) is being reached. */
+    if (MiInUnloadedImage(Va) && !KiLoadedImageAt(Va))
+        KeBugCheckEx(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, Va, Access, Pc, 0);
+    if (irql >= DISPATCH_LEVEL)
+        KeBugCheckEx(KiAddressInDriver(Pc) ? DRIVER_IRQL_NOT_LESS_OR_EQUAL : IRQL_NOT_LESS_OR_EQUAL,
+                     Va, irql, Access, Pc);
     KeBugCheckEx(PAGE_FAULT_IN_NONPAGED_AREA, Va, Access == 8 ? 10 : Access, Pc, 0);
 }
 

@@ -165,10 +165,7 @@ static VOID ExpInitializeLookaside(PGENERAL_LOOKASIDE_POOL L, PVOID Allocate, PV
     L->Allocate = Allocate;
     L->Free = Free;
     old = KfRaiseIrql(HIGH_LEVEL);
-    L->ListEntry.Flink = &ExpLookasideLists;
-    L->ListEntry.Blink = ExpLookasideLists.Blink;
-    ExpLookasideLists.Blink->Flink = &L->ListEntry;
-    ExpLookasideLists.Blink = &L->ListEntry;
+    InsertTailList(&ExpLookasideLists, &L->ListEntry);
     KeLowerIrql(old);
 }
 
@@ -177,9 +174,8 @@ static VOID ExpDeleteLookaside(PGENERAL_LOOKASIDE_POOL L, BOOLEAN Ex)
 {
     PSLIST_ENTRY entry, next;
     KIRQL old = KfRaiseIrql(HIGH_LEVEL);
-    L->ListEntry.Blink->Flink = L->ListEntry.Flink;
-    L->ListEntry.Flink->Blink = L->ListEntry.Blink;
-    L->ListEntry.Flink = L->ListEntry.Blink = &L->ListEntry;
+    RemoveEntryList(&L->ListEntry);
+    InitializeListHead(&L->ListEntry);
     KeLowerIrql(old);
     for (entry = ExpInterlockedFlushSList(&L->ListHead); entry; entry = next) {
         next = entry->Next;

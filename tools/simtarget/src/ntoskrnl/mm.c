@@ -13,6 +13,10 @@
  * address).  The kernel links the pages that are not in use into MmZeroedPageListHead,
  * MmFreePageListHead and the other lists, and keeps the database from then on: the
  * pages of an unloaded driver go to the free list.
+ *
+ * The address ranges of the last MI_UNLOADED_IMAGES unloaded drivers are kept, as
+ * Windows keeps MmUnloadedDrivers, so that a fault there can be told apart from any
+ * other bad address: it is a driver that unloaded with work still pending (ke.c).
  */
 #include "ki.h"
 
@@ -42,6 +46,10 @@ static PMMPFNLIST const MiPageLists[] = {
     &MmModifiedPageListHead, &MmModifiedNoWritePageListHead, &MmBadPageListHead,
 };
 #define MI_LIST_COUNT (sizeof(MiPageLists) / sizeof(MiPageLists[0]))
+
+#define MI_UNLOADED_IMAGES 16
+static struct { ULONG64 Base, Size; } MiUnloadedImages[MI_UNLOADED_IMAGES];
+static ULONG MiUnloadedCount;
 
 /* Windows marks a page whose mapping is gone by setting bit 0 of its PteAddress. */
 #define MI_PFN_DELETED 1ULL
@@ -134,4 +142,21 @@ VOID MiFreeImagePages(PVOID Base, SIZE_T Size)
         }
     }
     MiRebuildPageLists();
+}
+
+/* Oldest first out once the ring is full. */
+VOID MiRememberUnloadedImage(PVOID Base, SIZE_T Size)
+{
+    ULONG slot = MiUnloadedCount++ % MI_UNLOADED_IMAGES;
+    MiUnloadedImages[slot].Base = (ULONG64)Base;
+    MiUnloadedImages[slot].Size = Size;
+}
+
+BOOLEAN MiInUnloadedImage(ULONG64 Va)
+{
+    ULONG i, n = MiUnloadedCount < MI_UNLOADED_IMAGES ? MiUnloadedCount : MI_UNLOADED_IMAGES;
+    for (i = 0; i < n; i++)
+        if (Va - MiUnloadedImages[i].Base < MiUnloadedImages[i].Size)
+            return TRUE;
+    return FALSE;
 }

@@ -26,8 +26,8 @@
  * Who calls: thread.c (system threads: create and exit, in System), process.c (the
  * user process: creation, its thread, its image; exit), io.c (driver loads), ob.c
  * (every process or thread handle made).  A routine an unloaded driver left
- * registered is called at its stale address and faults (bug check 0x50 here; Windows
- * reports such a call as 0xCE).
+ * registered is called at its stale address; the fault there is bug check 0xCE,
+ * DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS (ke.c), as on Windows.
  */
 #include "obp.h"
 

@@ -79,21 +79,6 @@ static VOID PspInitHeader(PUCHAR Object, UCHAR Type)
     header->WaitListHead.Flink = header->WaitListHead.Blink = &header->WaitListHead;
 }
 
-static VOID PspInsertTail(PLIST_ENTRY Head, PLIST_ENTRY Entry)
-{
-    Entry->Flink = Head;
-    Entry->Blink = Head->Blink;
-    Head->Blink->Flink = Entry;
-    Head->Blink = Entry;
-}
-
-static VOID PspRemove(PLIST_ENTRY Entry)
-{
-    Entry->Blink->Flink = Entry->Flink;
-    Entry->Flink->Blink = Entry->Blink;
-    Entry->Flink = Entry->Blink = Entry;
-}
-
 static NTSTATUS PspCreateUserProcess(PCWSTR Name)
 {
     static const char volume[] = "\\Device\\HarddiskVolume1\\Users\\Public\\";
@@ -137,8 +122,8 @@ static NTSTATUS PspCreateUserProcess(PCWSTR Name)
     FIELD(thread, ET_CID, ULONG64) = PspNextProcessId;
     FIELD(thread, ET_CID + 8, ULONG64) = PspNextProcessId + 4;
     FIELD(thread, ET_START_ADDRESS, ULONG64) = USER_IMAGE_BASE + 0x1000;
-    PspInsertTail((PLIST_ENTRY)(process + EP_KTHREAD_LIST_HEAD), (PLIST_ENTRY)(thread + ET_KTHREAD_LIST_ENTRY));
-    PspInsertTail((PLIST_ENTRY)(process + EP_THREAD_LIST_HEAD), (PLIST_ENTRY)(thread + ET_THREAD_LIST_ENTRY));
+    InsertTailList((PLIST_ENTRY)(process + EP_KTHREAD_LIST_HEAD), (PLIST_ENTRY)(thread + ET_KTHREAD_LIST_ENTRY));
+    InsertTailList((PLIST_ENTRY)(process + EP_THREAD_LIST_HEAD), (PLIST_ENTRY)(thread + ET_THREAD_LIST_ENTRY));
     FIELD(process, EP_ACTIVE_THREADS, ULONG) = 1;
 
     /* Its id can be looked up from the creation notification on, as in Windows. */
@@ -153,7 +138,7 @@ static NTSTATUS PspCreateUserProcess(PCWSTR Name)
         return creation;
     }
     PspNextProcessId += 8;
-    PspInsertTail(&PsActiveProcessHead, (PLIST_ENTRY)(process + EP_ACTIVE_PROCESS_LINKS));
+    InsertTailList(&PsActiveProcessHead, (PLIST_ENTRY)(process + EP_ACTIVE_PROCESS_LINKS));
     PspNotifyThread(thread, TRUE);
     attached = PspAttach(process);
     PspNotifyImage(&PspImageName, PsGetProcessId(process), (PVOID)USER_IMAGE_BASE, USER_IMAGE_SIZE, FALSE);
@@ -177,7 +162,8 @@ static NTSTATUS PspExitUserProcess(VOID)
     ((DISPATCHER_HEADER *)thread)->SignalState = 1;
     ((DISPATCHER_HEADER *)process)->SignalState = 1;
     FIELD(process, EP_ACTIVE_THREADS, ULONG) = 0;
-    PspRemove((PLIST_ENTRY)(process + EP_ACTIVE_PROCESS_LINKS));
+    RemoveEntryList((PLIST_ENTRY)(process + EP_ACTIVE_PROCESS_LINKS));
+    InitializeListHead((PLIST_ENTRY)(process + EP_ACTIVE_PROCESS_LINKS));
     PspUserProcess = NULL;
     PspUserThread = NULL;
     ObpDereference(OBP_HEADER(thread));

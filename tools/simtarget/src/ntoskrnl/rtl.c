@@ -48,39 +48,12 @@ int __cdecl memcmp(const void *A, const void *B, SIZE_T Count)
 SIZE_T __cdecl strlen(PCSTR S) { PCSTR p = S; while (*p) p++; return (SIZE_T)(p - S); }
 SIZE_T __cdecl wcslen(PCWSTR S) { PCWSTR p = S; while (*p) p++; return (SIZE_T)(p - S); }
 
-int __cdecl strcmp(PCSTR A, PCSTR B)
-{
-    while (*A && *A == *B) { A++; B++; }
-    return (UCHAR)*A - (UCHAR)*B;
-}
-
-int __cdecl strncmp(PCSTR A, PCSTR B, SIZE_T N)
-{
-    for (; N; N--, A++, B++) {
-        if (*A != *B)
-            return (UCHAR)*A - (UCHAR)*B;
-        if (!*A)
-            break;
-    }
-    return 0;
-}
-
 PCHAR __cdecl strcpy(PCHAR Dest, PCSTR Src)
 {
     PCHAR d = Dest;
     do {
         *d++ = *Src;
     } while (*Src++);
-    return Dest;
-}
-
-PCHAR __cdecl strncpy(PCHAR Dest, PCSTR Src, SIZE_T N)
-{
-    SIZE_T i = 0;
-    for (; i < N && Src[i]; i++)
-        Dest[i] = Src[i];
-    for (; i < N; i++)
-        Dest[i] = 0;
     return Dest;
 }
 
@@ -91,16 +64,6 @@ PCHAR __cdecl strrchr(PCSTR S, int C)
         if (*S == (CHAR)C)
             last = S;
     return (PCHAR)(C == 0 ? S : last);
-}
-
-int __cdecl _stricmp(PCSTR A, PCSTR B)
-{
-    for (;; A++, B++) {
-        int a = (*A >= 'A' && *A <= 'Z') ? *A + 32 : (UCHAR)*A;
-        int b = (*B >= 'A' && *B <= 'Z') ? *B + 32 : (UCHAR)*B;
-        if (a != b || !a)
-            return a - b;
-    }
 }
 
 /* ---- printf engine ---- */

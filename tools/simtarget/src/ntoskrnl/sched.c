@@ -37,29 +37,6 @@ static UCHAR KiDpcQueueData;            /* what KDPC.DpcData points at while que
 static BOOLEAN KiDpcRunning;
 BOOLEAN volatile KiDpcPending;
 
-static VOID KiInsertTail(PLIST_ENTRY Head, PLIST_ENTRY Entry)
-{
-    Entry->Flink = Head;
-    Entry->Blink = Head->Blink;
-    Head->Blink->Flink = Entry;
-    Head->Blink = Entry;
-}
-
-static VOID KiInsertHead(PLIST_ENTRY Head, PLIST_ENTRY Entry)
-{
-    Entry->Blink = Head;
-    Entry->Flink = Head->Flink;
-    Head->Flink->Blink = Entry;
-    Head->Flink = Entry;
-}
-
-static VOID KiRemoveEntry(PLIST_ENTRY Entry)
-{
-    Entry->Blink->Flink = Entry->Flink;
-    Entry->Flink->Blink = Entry->Blink;
-    Entry->Flink = Entry->Blink = NULL;
-}
-
 /* ---- DPCs ---- */
 
 VOID NTAPI KeInitializeDpc(PKDPC Dpc, PKDEFERRED_ROUTINE DeferredRoutine, PVOID DeferredContext)
@@ -90,7 +67,7 @@ static VOID KiRunDpcQueue(VOID)
     KiDpcRunning = TRUE;
     while (KiDpcQueue.Flink != &KiDpcQueue) {
         PKDPC dpc = CONTAINING_RECORD(KiDpcQueue.Flink, KDPC, DpcListEntry);
-        KiRemoveEntry(&dpc->DpcListEntry);
+        RemoveEntryList(&dpc->DpcListEntry);
         dpc->DpcData = NULL;            /* the routine may queue it again */
         dpc->DeferredRoutine(dpc, dpc->DeferredContext, dpc->SystemArgument1, dpc->SystemArgument2);
         if (KiPcr.Irql != DISPATCH_LEVEL)
@@ -109,9 +86,9 @@ static BOOLEAN KiQueueDpc(PKDPC Dpc, PVOID Argument1, PVOID Argument2)
     Dpc->SystemArgument2 = Argument2;
     Dpc->DpcData = &KiDpcQueueData;
     if (Dpc->Importance == HIGH_IMPORTANCE)
-        KiInsertHead(&KiDpcQueue, &Dpc->DpcListEntry);
+        InsertHeadList(&KiDpcQueue, &Dpc->DpcListEntry);
     else
-        KiInsertTail(&KiDpcQueue, &Dpc->DpcListEntry);
+        InsertTailList(&KiDpcQueue, &Dpc->DpcListEntry);
     KiDpcPending = TRUE;
     return TRUE;
 }
@@ -139,7 +116,7 @@ BOOLEAN NTAPI KeRemoveQueueDpc(PKDPC Dpc)
 {
     if (!Dpc->DpcData)
         return FALSE;
-    KiRemoveEntry(&Dpc->DpcListEntry);
+    RemoveEntryList(&Dpc->DpcListEntry);
     Dpc->DpcData = NULL;
     return TRUE;
 }
@@ -183,7 +160,7 @@ static VOID KiInsertTimer(PKTIMER Timer, ULONG64 Due)
     Timer->DueTime = Due;
     while (link != &KiTimerQueue && CONTAINING_RECORD(link, KTIMER, TimerListEntry)->DueTime <= Due)
         link = link->Flink;
-    KiInsertTail(link, &Timer->TimerListEntry);
+    InsertTailList(link, &Timer->TimerListEntry);
     Timer->Header.Inserted = TRUE;
 }
 
@@ -191,7 +168,7 @@ BOOLEAN NTAPI KeCancelTimer(PKTIMER Timer)
 {
     if (!Timer->Header.Inserted)
         return FALSE;
-    KiRemoveEntry(&Timer->TimerListEntry);
+    RemoveEntryList(&Timer->TimerListEntry);
     Timer->Header.Inserted = FALSE;
     return TRUE;
 }
@@ -220,7 +197,7 @@ static VOID KiExpireTimers(ULONG64 Now)
         PKTIMER timer = CONTAINING_RECORD(KiTimerQueue.Flink, KTIMER, TimerListEntry);
         if (timer->DueTime > Now)
             break;
-        KiRemoveEntry(&timer->TimerListEntry);
+        RemoveEntryList(&timer->TimerListEntry);
         timer->Header.Inserted = FALSE;
         timer->Header.SignalState = 1;
         if (timer->Period > 0)

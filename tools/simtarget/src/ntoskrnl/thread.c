@@ -2,9 +2,9 @@
  * thread.c - system threads and a simple scheduler for the one simulated processor.
  *
  * PsCreateSystemThread makes a thread object (ETHREAD in Windows 7 x64's layout, the
- * fields debuggers read filled in: Cid, StartAddress, State, InitialStack, StackLimit,
- * KernelStack, both thread lists of the System process) with a 24 KB kernel stack from
- * nonpaged pool (tag 'kStK'), and a handle to it.  Scheduling is cooperative and round
+ * fields debuggers read filled in: Cid, StartAddress, State, InitialStack, StackBase,
+ * StackLimit, KernelStack, both thread lists of the System process) with a 24 KB kernel
+ * stack from nonpaged pool (tag 'kStK'), and a handle to it.  Scheduling is cooperative and round
  * robin: a thread runs until it waits, delays or terminates; every wait and delay
  * (sync.c) and every pass of the system loop calls KiSchedule, which runs the clock's
  * due timers and DPCs and then switches to the next thread of the process that has not
@@ -136,13 +136,8 @@ VOID KiSchedule(VOID)
 
 static VOID KiUnlinkThread(PUCHAR Thread)
 {
-    PLIST_ENTRY links[2] = { (PLIST_ENTRY)(Thread + ET_KTHREAD_LIST_ENTRY),
-                             (PLIST_ENTRY)(Thread + ET_THREAD_LIST_ENTRY) };
-    ULONG i;
-    for (i = 0; i < 2; i++) {
-        links[i]->Blink->Flink = links[i]->Flink;
-        links[i]->Flink->Blink = links[i]->Blink;
-    }
+    RemoveEntryList((PLIST_ENTRY)(Thread + ET_KTHREAD_LIST_ENTRY));
+    RemoveEntryList((PLIST_ENTRY)(Thread + ET_THREAD_LIST_ENTRY));
     FIELD(KiProcessOf(Thread), EP_ACTIVE_THREADS, ULONG)--;
 }
 
@@ -197,6 +192,7 @@ NTSTATUS NTAPI PsCreateSystemThread(PHANDLE ThreadHandle, ULONG DesiredAccess, P
     header->SignalState = 0;
     header->WaitListHead.Flink = header->WaitListHead.Blink = &header->WaitListHead;
     FIELD(thread, ET_INITIAL_STACK, ULONG64) = (ULONG64)stack + KERNEL_STACK_SIZE;
+    FIELD(thread, ET_STACK_BASE, ULONG64) = (ULONG64)stack + KERNEL_STACK_SIZE;
     FIELD(thread, ET_STACK_LIMIT, ULONG64) = (ULONG64)stack;
     FIELD(thread, ET_APC_PROCESS, PVOID) = process;
     FIELD(thread, ET_PROCESS, PVOID) = process;
@@ -222,14 +218,8 @@ NTSTATUS NTAPI PsCreateSystemThread(PHANDLE ThreadHandle, ULONG DesiredAccess, P
     memset((PUCHAR)frame - KI_SWAP_FRAME, 0, KI_SWAP_FRAME);
     FIELD(thread, ET_KERNEL_STACK, ULONG64) = (ULONG64)frame - KI_SWAP_FRAME;
 
-    {
-        PLIST_ENTRY khead = (PLIST_ENTRY)(process + EP_KTHREAD_LIST_HEAD);
-        PLIST_ENTRY ehead = (PLIST_ENTRY)(process + EP_THREAD_LIST_HEAD);
-        PLIST_ENTRY klink = (PLIST_ENTRY)(thread + ET_KTHREAD_LIST_ENTRY);
-        PLIST_ENTRY elink = (PLIST_ENTRY)(thread + ET_THREAD_LIST_ENTRY);
-        klink->Flink = khead; klink->Blink = khead->Blink; khead->Blink->Flink = klink; khead->Blink = klink;
-        elink->Flink = ehead; elink->Blink = ehead->Blink; ehead->Blink->Flink = elink; ehead->Blink = elink;
-    }
+    InsertTailList((PLIST_ENTRY)(process + EP_KTHREAD_LIST_HEAD), (PLIST_ENTRY)(thread + ET_KTHREAD_LIST_ENTRY));
+    InsertTailList((PLIST_ENTRY)(process + EP_THREAD_LIST_HEAD), (PLIST_ENTRY)(thread + ET_THREAD_LIST_ENTRY));
     FIELD(process, EP_ACTIVE_THREADS, ULONG)++;
     KiCreatedThreads++;
     if (ClientId) {
