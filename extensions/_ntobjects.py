@@ -48,6 +48,8 @@ _READ_AHEAD: dict[str, tuple[str, ...]] = {
         "Tcb.UserTime", "StartAddress", "Cid.UniqueProcess", "Cid.UniqueThread",
         "Win32StartAddress"),
     "_HANDLE_TABLE": ("HandleCount",),
+    "_KSIM_OBJECT_HEADER": ("PointerCount", "HandleCount", "Type", "Tag", "Name.Length",
+                            "Name.Buffer", "NextNamed"),
     "_MM_SESSION_SPACE": ("SessionId",),
     "_KPCR": ("GdtBase", "TssBase", "Self", "CurrentPrcb", "IdtBase", "Irql", "MajorVersion",
               "MinorVersion", "KdVersionBlock"),
