@@ -196,9 +196,13 @@ class KdLink(HostCalls):
 
     # -- events ----------------------------------------------------------------------------
 
-    def next_event(self, timeout: float | None = None) -> Event | None:
-        """The next event in order, or None if none came within ``timeout``."""
-        return self._inbox.next_event(timeout)
+    def next_event(self, timeout: float | None = None, wake_on: EventKind | None = None
+                   ) -> Event | None:
+        """The next event in order, or None if none came within ``timeout``. With
+        ``wake_on`` (event classes), the wait ends only for one of those: what came
+        before it is still returned first, in order, but an ACK of each request, say,
+        wakes no thread (waiting.Inbox)."""
+        return self._inbox.next_event(timeout, wake_on)
 
     def wait_for(self, kind: EventKind, timeout: float, where: Callable[[Any], bool] | None = None
                  ) -> Event:

@@ -24,23 +24,47 @@ EventKind = type[Event] | tuple[type[Event], ...]
 
 
 class Inbox:
-    """Events in the order they were read, for the threads that consume them."""
+    """Events in the order they were read, for the threads that consume them. A thread
+    waiting says which events wake it; one that no waiter wants is queued without a
+    wake-up (a console's pump woken for the ACK of every request costs the request a
+    thread hand-over, bench/simtarget.py)."""
 
     def __init__(self) -> None:
         self._events: deque[Event] = deque()
         self._changed = threading.Condition(threading.Lock())
+        # What each thread waiting now wakes for: event classes, or None for any.
+        self._waking: list[EventKind | None] = []
 
     def put(self, event: Event) -> None:
         with self._changed:
             self._events.append(event)
-            self._changed.notify_all()
+            for kind in self._waking:
+                if kind is None or isinstance(event, kind):
+                    self._changed.notify_all()
+                    break
 
-    def next_event(self, timeout: float | None = None) -> Event | None:
-        """The oldest event, or None if none came within ``timeout``."""
+    def next_event(self, timeout: float | None = None, wake_on: EventKind | None = None
+                   ) -> Event | None:
+        """The oldest event, or None if none came within ``timeout``. With ``wake_on``
+        (event classes), a wait for the first event ends only when one of those comes
+        (or the timeout passes); the others that came meanwhile are returned first, in
+        order, as this and the next calls return at once while events are queued."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            if not self._changed.wait_for(lambda: self._events, timeout):
-                return None
+            while not self._events:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._sleep(wake_on, left)
             return self._events.popleft()
+
+    def _sleep(self, wake_on: EventKind | None, timeout: float | None) -> None:
+        """Wait, holding the condition, until put() brings what ``wake_on`` names."""
+        self._waking.append(wake_on)
+        try:
+            self._changed.wait(timeout)
+        finally:
+            self._waking.remove(wake_on)
 
     def wait_for(self, kind: EventKind, timeout: float, where=None) -> Event:
         """The oldest event of ``kind`` (for which ``where(event)`` is true, if given),
@@ -61,7 +85,9 @@ class Inbox:
                     names = kind.__name__ if isinstance(kind, type) else "/".join(
                         k.__name__ for k in kind)
                     raise TargetTimeout(f"no {names} from the target within {timeout:.1f} s")
-                self._changed.wait(left)
+                # Woken by its kind, or by the end of the link (raised above).
+                self._sleep((*(kind if isinstance(kind, tuple) else (kind,)), LinkClosed),
+                            left)
 
 
 class Cancellable:
