@@ -1,0 +1,297 @@
+"""!pte, !vtop, !object and !handle on the simulated target.
+
+The page walks are checked against the simulated machine's own translation (its page
+tables' ``translate`` and the region map's ``virtual_to_physical``) for kernel code,
+kernel data, the stack, the pool's 2 MB pages and unmapped addresses, and for what they
+cost on the wire (an 8-byte physical read per level, nothing again at the same stop).
+The object commands are checked against what the simulated user program reports
+(``kdcon-sim: create event access=...: handle 0x4``), the handle tables as ``dq``
+shows them, and trackdemo's source for the event's name. Golden transcripts keep the
+layout.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kdcon.app import App
+from kdcon.output import Output
+from kdcon.tools.simtarget.kernel import IMAGES_DIR
+from kdcon.tools.simtarget.loopback import SimTarget
+
+from .extension_session import Live
+from .transcripts import batch, check_golden
+
+TRACKDEMO_C = Path(__file__).resolve().parents[2] / "tools/simtarget/src/trackdemo/trackdemo.c"
+USER_EVENT = ["--ioctl", r"\Device\TrackDemo,0x222000,hex:{event}00"]
+# Three stops at the user I/O service: the event's creation, the create, the ioctl.
+TO_USER_IO = ["bp nt!KiSimServiceIo", "g", "g", "g", "g", "bc *"]
+
+
+def output_of(text: str, command: str) -> str:
+    """What ``command`` printed in a transcript (up to the next prompt)."""
+    return text.split(f"kd> {command}\n", 1)[1].split("\n0: kd> ", 1)[0]
+
+
+def evaluated(live: Live, expression: str) -> int:
+    line = live.ok(f"? {expression}")
+    return int(line.rsplit("= ", 1)[1].replace("`", ""), 16)
+
+
+class _Live(Live):
+    """``Live`` whose ``ok`` and ``fails`` give what the command printed, without the
+    echoed command line."""
+
+    def run(self, line: str) -> str:
+        text = super().run(line)
+        return "".join(part for part in text.splitlines(True) if not part.startswith("0: kd> "))
+
+
+@pytest.fixture(scope="module")
+def live():
+    session = _Live()
+    yield session
+    session.close()
+
+
+def _addresses(live: Live) -> dict[str, int]:
+    return {
+        "kernel code": evaluated(live, "nt!KiSystemStartup"),
+        "kernel data": evaluated(live, "nt!PsInitialSystemProcess"),
+        "image header": evaluated(live, "nt"),
+        "stack": evaluated(live, "@rsp"),
+        "pool (2 MB page)": evaluated(live, "poi(nt!MmNonPagedPoolStart)") + 0x12345,
+        "driver": evaluated(live, "trackdemo") + 0x1008,
+    }
+
+
+def _vtop_answer(text: str) -> int | None:
+    found = re.search(r"^Virtual address [0-9a-f]+ translates to physical address "
+                      r"([0-9a-f]+)\.$", text, re.M)
+    return int(found.group(1), 16) if found else None
+
+
+def test_vtop_translates_as_the_machine_does(live):
+    memory = live.sim.machine.machine.memory
+    for what, va in _addresses(live).items():
+        expected = memory.page_tables.translate(va)
+        assert expected is not None, what
+        text = live.ok(f"!vtop 0 {va:x}")
+        assert _vtop_answer(text) == expected[0] == memory.virtual_to_physical(va), what
+        assert text.startswith(f"Amd64VtoP: Virt {va:016x}, pagedir 0000000000187000\n")
+        large = "Amd64VtoP: Large page mapped phys" in text
+        assert large == (what == "pool (2 MB page)"), what
+        # The PFN and DirBase forms name the same tables.
+        assert _vtop_answer(live.ok(f"!vtop 187 {va:x}")) == expected[0]
+        assert _vtop_answer(live.ok(f"!vtop 187000 {va:x}")) == expected[0]
+
+
+def test_pte_shows_the_leaf_the_machine_uses_with_kd_s_letters(live):
+    memory = live.sim.machine.machine.memory
+    for what, va in _addresses(live).items():
+        physical, leaf = memory.page_tables.translate(va)
+        text = live.ok(f"!pte {va:x}")
+        lines = text.splitlines()
+        assert lines[0].strip() == f"VA {va:016x}", what
+        frames = re.findall(r"pfn ([0-9a-f]+) +([-A-Z]{11})", lines[3])
+        pfn, letters = frames[-1]
+        assert int(pfn, 16) == (leaf & 0xFFFFFFFFFF000) >> 12, what
+        assert letters[-1] == "V" and letters[-3] == ("W" if leaf & 2 else "R"), what
+        assert letters[-2] == ("-" if leaf >> 63 else "E"), what
+        assert letters[7] == "K" and letters[1] == "G", what
+        contains = re.findall(r"contains ([0-9A-F]{16})", lines[2])
+        assert int(contains[-1], 16) == leaf, what
+        if what == "pool (2 MB page)":
+            assert len(contains) == 3 and letters[2] == "L"
+            assert lines[3].endswith(f"LARGE PAGE pfn {physical >> 12:x}")
+        else:
+            assert len(contains) == 4 and letters[2] == "-"
+
+
+def test_the_entries_are_where_the_self_map_would_put_them_and_where_they_are(live):
+    va = evaluated(live, "nt")
+    text = live.ok(f"!pte {va:x}")
+    # Windows 7's self-map addresses of this VA's entries, from the WinDbg examples'
+    # arithmetic (PXE base FFFFF6FB7DBED000, PTE base FFFFF68000000000).
+    assert (0xFFFFF6FB7DBED000 + ((va >> 36) & 0xFF8)) == 0xFFFFF6FB7DBEDF80
+    # The simulated kernel has no self-map: the entries' physical addresses are shown,
+    # each holding what the contains row says.
+    assert "not mapped at FFFFF680`00000000" in text
+    at = [int(a, 16) for a in re.findall(r"(?:PXE|PPE|PDE|PTE) at !([0-9A-F]+)", text)]
+    contains = [int(c, 16) for c in re.findall(r"contains ([0-9A-F]{16})", text)]
+    assert len(at) == 4
+    physical = live.sim.machine.machine.memory.read_physical
+    assert [int.from_bytes(physical(a, 8), "little") for a in at] == contains
+    # Each entry lies in the table the one before names.
+    for parent, child in zip(contains, at[1:]):
+        assert child & ~0xFFF == parent & 0xFFFFFFFFFF000
+
+
+def test_a_walk_costs_an_8_byte_read_per_level_once_a_stop(live):
+    cache = live.console.session.physical
+    va = evaluated(live, "nt!KiSystemStartup") + 0x3000
+    live.ok("!pte nt")                   # reads the KPRCB and the self-map slot
+    before = (cache.requests, cache.bytes_fetched)
+    live.ok(f"!vtop 187 {va:x}")
+    requests, fetched = cache.requests - before[0], cache.bytes_fetched - before[1]
+    # The PML4E and PDPTE are shared with nt's first page (already read); the PDE too.
+    assert fetched == 8 * requests and requests <= 4
+    before = (cache.requests, cache.bytes_fetched)
+    live.ok(f"!pte {va:x}")
+    live.ok(f"!vtop 0 {va:x}")
+    assert (cache.requests, cache.bytes_fetched) == before
+
+
+def test_a_fresh_stop_walks_four_levels_in_four_reads():
+    session = Live()
+    try:
+        cache = session.console.session.physical
+        before = (cache.requests, cache.bytes_fetched)
+        session.ok("!vtop 187 nt!KiSystemStartup")
+        assert (cache.requests - before[0], cache.bytes_fetched - before[1]) == (4, 32)
+        before = (cache.requests, cache.bytes_fetched)
+        session.ok("!pte nt!KiSystemStartup")     # + the self-map slot
+        assert (cache.requests - before[0], cache.bytes_fetched - before[1]) == (1, 8)
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("command, message", [
+    ("!vtop 0 0", "Virtual address 0 translation fails, error 0xD0000147."),
+    ("!vtop 0 fffff80000000000", "Virtual address fffff80000000000 translation fails"),
+    ("!pte 8000000000000000", "8000000000000000 is not a canonical x64 address"),
+    ("!vtop 0 0000800000000000", "0000800000000000 is not a canonical x64 address"),
+    ("!pte nosuchsymbol", "Bad address 'nosuchsymbol'"),
+    ("!pte", "Usage: !pte VirtualAddress"),
+    ("!vtop 0", "Usage: !vtop DirBase VirtualAddress"),
+    ("!vtop 0 nt nt", "Usage: !vtop DirBase VirtualAddress"),
+    ("!object 1234", "0000000000001234: not an object"),
+    ("!object nt", "fffff80001000000: not an object"),
+    ("!object poi(nt!PsLoadedModuleList)", "not an object"),
+    ("!object \\NoSuchName", "\\NoSuchName: no named object has this name"),
+    ("!object 0 Event", "!object 0 TypeName (every object of a type) is not done"),
+    ("!object", "Usage: !object Address"),
+    ("!handle 0 3 1234", "Process 1234 has no handle table"),
+    ("!handle 0 20", "Flags 0x20"),
+    ("!handle 1 2 3 4", "Usage: !handle"),
+])
+def test_bad_input_is_one_line_and_fails_the_command(live, command, message):
+    text = live.fails(command)
+    assert "Traceback" not in text
+    assert message in text.splitlines()[-1], text
+
+
+def test_a_level_that_is_not_present_says_not_valid(live):
+    # Between the images: a PML4E and PDPTE exist, no leaf does.
+    va = evaluated(live, "nt") + 0x30000
+    assert live.sim.machine.machine.memory.page_tables.translate(va) is None
+    text = live.ok(f"!pte {va:x}")
+    assert text.splitlines()[3].endswith("not valid")
+    assert "Amd64VtoP: zero PTE" in live.fails(f"!vtop 0 {va:x}")
+
+
+@pytest.fixture(scope="module")
+def user_io():
+    text, status = batch(*TO_USER_IO, "dq nt!ObpUserTable L2", "dq nt!ObpKernelTable L2",
+                         "!handle", "!handle 4 1", "!handle 0 3 4", "!handle 0 13",
+                         "!object \\", "!object \\basenamedobjects\\trackdemoevent",
+                         "!object @$proc", extra=USER_EVENT)
+    assert status == 0, text[-2000:]
+    return text
+
+
+def _table(text: str, name: str) -> tuple[int, int, int]:
+    """(address, header, access) of a table's first entry from its ``dq`` lines."""
+    line = output_of(text, f"dq nt!{name} L2").splitlines()[0]
+    address, header, second = line.replace("`", "").split()
+    return int(address, 16), int(header, 16), int(second, 16) & 0xFFFFFFFF
+
+
+def test_handle_lists_the_user_program_s_event_as_it_reported_it(user_io):
+    created = re.search(r"kdcon-sim: create event access=(0x[0-9a-f]+): status 0x00000000, "
+                        r"handle (0x[0-9a-f]+)", user_io)
+    access, value = int(created.group(1), 16), int(created.group(2), 16)
+    table, header, granted = _table(user_io, "ObpUserTable")
+    assert granted == access and value == 4
+    shown = output_of(user_io, "!handle")
+    assert re.search(r"^PROCESS [0-9a-f]+\n.*\n.*\n    Image: ksimuser.exe\n", shown, re.M)
+    assert f"Handle table at {table:016x} with 1 entries in use" in shown
+    body = header + 0x30
+    assert (f"{value:04x}: Object: {body:016x}  GrantedAccess: {access:08x} "
+            f"Entry: {table:016x}") in shown
+    assert re.search(rf"^Object: {body:016x}  Type: \([0-9a-f]{{16}}\) Event$", shown, re.M)
+    assert f"    ObjectHeader: {header:016x}\n        HandleCount: 1  PointerCount: 1" in shown
+    only_entries = output_of(user_io, "!handle 4 1")
+    assert "Type:" not in only_entries and f"Object: {body:016x}  GrantedAccess" in only_entries
+
+
+def test_the_system_process_s_handles_are_the_kernel_table(user_io):
+    table, header, granted = _table(user_io, "ObpKernelTable")
+    name = re.search(r'u"(\\\\BaseNamedObjects\\\\TrackDemoEvent)"', TRACKDEMO_C.read_text())
+    event_name = name.group(1).replace("\\\\", "\\")
+    for command in ("!handle 0 3 4", "!handle 0 13"):
+        shown = output_of(user_io, command)
+        assert f"0004: Object: {header + 0x30:016x}  GrantedAccess: {granted:08x}" in shown
+        assert f"Directory Object: 00000000  Name: {event_name}" in shown
+    assert "    Image: System" in output_of(user_io, "!handle 0 3 4")
+    assert output_of(user_io, "!handle 0 13").startswith(
+        f"Kernel handle table at {table:016x} with 1 entries in use")
+    listed = output_of(user_io, "!object \\")
+    assert re.search(rf"^    {header + 0x30:016x} Event +{re.escape(event_name)}$", listed, re.M)
+    by_name = output_of(user_io, "!object \\basenamedobjects\\trackdemoevent")
+    assert by_name.startswith(f"Object: {header + 0x30:016x}  Type: (")
+
+
+def test_object_names_are_escaped(live):
+    header = evaluated(live, "poi(nt!ObpNamedObjects)")
+    if not header:
+        live.ok("bp trackdemo!TrackDemoDispatch")
+        live.ok("g")
+        live.ok("g")
+        live.ok("bc *")
+        header = evaluated(live, "poi(nt!ObpNamedObjects)")
+    buffer = evaluated(live, f"poi({header:x}+18)")
+    live.ok(f"ew {buffer:x} 1b")
+    text = live.ok(f"!object {header + 0x30:x}")
+    assert "\x1b" not in text and "Name: \\x1b" in text.replace("\\\\", "\\")
+
+
+def test_without_the_kernel_pdb_pte_works_and_object_says_what_is_missing(tmp_path):
+    # Only the driver's PDB on the symbol path: nt has exports, no types; the KPRCB's
+    # Cr3 comes from the console's built-in Windows 7 layout.
+    shutil.copy(IMAGES_DIR / "checked" / "trackdemo.pdb", tmp_path)
+    sim = SimTarget(seed=0, break_on_connect=True)
+    stream = io.StringIO()
+    app = App(sim.connect(), link_name="kdsim", output=Output(stream=stream),
+              symbol_path=str(tmp_path), timeout=60)
+    try:
+        app.connect()
+        start = len(stream.getvalue())
+        assert app.console.execute("!vtop 0 nt")
+        assert stream.getvalue()[start:].endswith(
+            "translates to physical address 1000000.\n")
+        for command in ("!object 1234", "!handle"):
+            start = len(stream.getvalue())
+            assert not app.console.execute(command)
+            said = stream.getvalue()[start:].strip().splitlines()
+            assert len(said) == 1 and "nt!_KSIM_OBJECT_HEADER not found" in said[0], said
+    finally:
+        app.close()
+        sim.close()
+
+
+def test_golden_page_walks():
+    text, status = batch("!pte nt", "!pte poi(nt!MmNonPagedPoolStart)", "!pte @rsp",
+                         "!pte nt+30000", "!vtop 0 nt!KiSystemStartup",
+                         "!vtop 187 poi(nt!MmNonPagedPoolStart)+1234", "!vtop 0 0")
+    assert status == 1                     # the last translation fails
+    check_golden("mm_pte_vtop", text)
+
+
+def test_golden_objects_and_handles(user_io):
+    check_golden("mm_object_handle", user_io)
