@@ -147,3 +147,24 @@ def test_a_device_name_from_the_target_is_escaped():
     assert "\x1b" not in text and "\x1b" not in stack
     assert text.splitlines()[2].startswith(" T\\x1b[ckDemo "), text
     assert stack.splitlines()[2].endswith("T\\x1b[ckDemo"), stack
+
+
+@pytest.mark.parametrize("edit, command, expected", [
+    # A device list that comes back to its first device lists it once.
+    ("eq @rcx+10 @rcx", "!drvobj trackdemo", r"\Afffffa80[0-9a-f]{8}\Z"),
+    # A stack count no IRP has.
+    ("eb @rdx+42 ff", "!irp @rdx", r"The IRP at fffffa80`[0-9a-f]{8} says it has 255 stack"),
+    # A device attached above itself is one line in its stack.
+    ("eq @rcx+18 @rcx", "!devstack @rcx", r"> fffffa80[0-9a-f]{8}  \\Driver\\trackdemo"),
+])
+def test_a_hostile_object_gives_bounded_output(edit, command, expected):
+    live = Live()
+    try:
+        for line in TRACKDEMO_STOP:
+            live.run(line)
+        live.ok(edit)
+        text = live.run(command)
+    finally:
+        live.close()
+    assert "Traceback" not in text
+    assert re.search(expected, text.rstrip("\n").splitlines()[-1]), text
