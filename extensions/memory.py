@@ -77,8 +77,8 @@ def _pte_lines(result: Walk, mapped: bool) -> list[str]:
         frames.append(f"LARGE PAGE pfn {result.physical >> 12:x}")
     lines = [f"{_VA_INDENT}VA {result.va:016x}", _row(at), _row(contains), _row(frames)]
     if not mapped:
-        lines.append(f"(this target's page tables are not mapped at FFFFF680`00000000: "
-                     f"'!' marks the entries' physical addresses)")
+        lines.append("(this target's page tables are not mapped at FFFFF680`00000000: "
+                     "'!' marks the entries' physical addresses)")
     return lines
 
 

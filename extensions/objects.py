@@ -203,13 +203,13 @@ def _show_path(target: Target, objects: _Objects, path: str) -> None:
 # -- handles -----------------------------------------------------------------------------
 
 
-def _table_of(target: Target, process: int, kernel: bool) -> tuple[int, bool]:
-    """(address of the handle array, whether it is the kernel's) for ``process``."""
+def _table_of(target: Target, process: int, kernel: bool) -> int:
+    """The address of ``process``'s handle array (the kernel's when ``kernel``)."""
     if kernel or process == target.pointer(_symbol(target, "nt!PsInitialSystemProcess")):
-        return _symbol(target, "nt!ObpKernelTable"), True
+        return _symbol(target, "nt!ObpKernelTable")
     user = target.symbol("nt!PspUserProcess")
     if user is not None and process == target.pointer(user):
-        return _symbol(target, "nt!ObpUserTable"), False
+        return _symbol(target, "nt!ObpUserTable")
     raise ExtensionFailed(f"Process {process:x} has no handle table the simulated kernel "
                           f"keeps (only System's and the user process's)")
 
@@ -250,7 +250,7 @@ def _process_header(target: Target, address: int) -> list[str]:
 
 def _show_handles(target: Target, objects: _Objects, process: int, handle: int | None,
                   flags: int) -> None:
-    table, _ = _table_of(target, process, bool(flags & 0x10))
+    table = _table_of(target, process, bool(flags & 0x10))
     size = _entry_size(target)
     entries = _entries(target, table, size)
     header_size = objects.header_size
