@@ -234,7 +234,9 @@ class Session(LineDamageChecks, KernelTypes):
 
     def _run_pump(self) -> None:
         while not self._closing.is_set():
-            event = self.link.next_event(0.25)
+            # Woken only by what it handles: not by the ACK of every request.
+            event = self.link.next_event(0.25, wake_on=(DebugPrint, DebugPrompt, StateChange,
+                                                        LinkClosed))
             if event is None:
                 continue
             if isinstance(event, DebugPrint):
