@@ -3,8 +3,8 @@ the object manager of the simulated kernel.
 
     !object Address [Flags]     the object whose body is at Address: its type, header,
                                 counts and name
-    !object \\Path              the named object of that name
-    !object \\                  the named objects (the root of the namespace)
+    !object \\Path               the named object of that name
+    !object \\                   the named objects (the root of the namespace)
     !handle [Handle [Flags [Process]]]
                                 the handles of a process (the current one by default;
                                 Process is an EPROCESS address or process ID, 0 for
@@ -162,20 +162,23 @@ def _row(target: Target, objects: _Objects, obj: _Object, **extra: object) -> No
 @bang("object", usage="!object Address [Flags] | !object \\Path")
 def object_(target: Target, args: str) -> None:
     """Show an object: its type, header, handle and pointer counts and name."""
+    if args.strip().startswith("\\"):
+        _show_path(target, _Objects(target), args.strip())
+        return
     words = args.split()
     if not words or len(words) > 2:
         raise ExtensionFailed("Usage: !object Address [Flags] | !object \\Path")
-    objects = _Objects(target)
-    if words[0].startswith("\\"):
-        _show_path(target, objects, args.strip())
-        return
     address = _value(target, words[0], "address")
     if address == 0:
         raise ExtensionFailed("!object 0 TypeName (every object of a type) is not done; "
                               "give an object's address or \\Path")
+    flags = _value(target, words[1], "flags") if len(words) > 1 else 9
+    objects = _Objects(target)
     obj = objects.read(address)
     _row(target, objects, obj)
-    target.write("\n".join(_object_lines(objects, obj)) + "\n")
+    lines = _object_lines(objects, obj)
+    # Flags bit 0 adds the header, counts and name to the type line (kd's default 9).
+    target.write("\n".join(lines if flags & 1 else lines[:1]) + "\n")
 
 
 def _show_path(target: Target, objects: _Objects, path: str) -> None:

@@ -200,7 +200,8 @@ def user_io():
     text, status = batch(*TO_USER_IO, "dq nt!ObpUserTable L2", "dq nt!ObpKernelTable L2",
                          "!handle", "!handle 4 1", "!handle 0 3 4", "!handle 0 13",
                          "!object \\", "!object \\basenamedobjects\\trackdemoevent",
-                         "!object @$proc", extra=USER_EVENT)
+                         "!object @$proc", "!object poi(nt!ObpNamedObjects)+30 0",
+                         extra=USER_EVENT)
     assert status == 0, text[-2000:]
     return text
 
@@ -245,6 +246,8 @@ def test_the_system_process_s_handles_are_the_kernel_table(user_io):
     assert re.search(rf"^    {header + 0x30:016x} Event +{re.escape(event_name)}$", listed, re.M)
     by_name = output_of(user_io, "!object \\basenamedobjects\\trackdemoevent")
     assert by_name.startswith(f"Object: {header + 0x30:016x}  Type: (")
+    type_only = output_of(user_io, "!object poi(nt!ObpNamedObjects)+30 0")
+    assert type_only == by_name.splitlines()[0] + "\n"
 
 
 def test_object_names_are_escaped(live):
