@@ -35,6 +35,8 @@ IO_TYPE_IRP = 6
 _MAX_DRIVERS = 256
 _MAX_DEVICES = 1024
 _MAX_STACKS = 64
+_MAX_DRIVERS_GUESS = 32            # the table entries read with the count in one request
+_STACKS_GUESS = 4                  # the stack locations read with an IRP in one request
 
 # wdm.h's major function codes, in order (WinDbg's names).
 IRP_MJ_NAMES = (
@@ -163,11 +165,14 @@ def read_driver(target: Target, address: int, *, with_devices: bool = True) -> D
     devices: list[int] = []
     if with_devices:
         device = record.value("DeviceObject")
+        # Each device is read whole (the per-stop cache keeps it for read_device).
+        info = target.find_type("nt!_DEVICE_OBJECT")
+        size = getattr(info, "size", 0) or 0x150
         next_offset = target.field_offset("nt!_DEVICE_OBJECT", "NextDevice") or 0x10
         while device and device not in devices and len(devices) < _MAX_DEVICES:
             devices.append(device)
-            device = int.from_bytes(target.read(device + next_offset, target.pointer_size)
-                                    or b"\0", "little")
+            data = target.read(device, size)[next_offset: next_offset + target.pointer_size]
+            device = int.from_bytes(data, "little") if len(data) == target.pointer_size else 0
     return Driver(address, _unicode(target, record, "DriverName"), devices, record)
 
 
@@ -215,8 +220,10 @@ def drivers(target: Target) -> list[int]:
     if table is None or count is None:
         raise ExtensionFailed("Driver and device names are looked up in nt!IopDrivers, which "
                               "this kernel does not have: give the object's address")
-    number = min(target.u32(count), _MAX_DRIVERS)
     size = target.pointer_size
+    if 0 <= table - count <= 0x40:       # together, as the kernel's data lays them out
+        target.read(count, table - count + _MAX_DRIVERS_GUESS * size)
+    number = min(target.u32(count), _MAX_DRIVERS)
     data = target.read(table, number * size)
     return [int.from_bytes(data[i: i + size], "little") for i in range(0, len(data), size)
             if int.from_bytes(data[i: i + size], "little")]
@@ -311,7 +318,12 @@ class Irp:
 
 
 def read_irp(target: Target, address: int) -> Irp:
-    """The IRP at ``address`` and its stack locations, read in one request."""
+    """The IRP at ``address`` and its stack locations, read in one request (two for an
+    IRP with more than four locations)."""
+    info = target.find_type("nt!_IRP")
+    location = target.find_type("nt!_IO_STACK_LOCATION")
+    if address and info is not None and location is not None:
+        target.read(address, (info.size or 0) + _STACKS_GUESS * (location.size or 0))
     head = Record(target, address, "_IRP", "IRP")
     if head.value("Type", 2) != IO_TYPE_IRP:
         raise ExtensionFailed(f"IRP signature does not match, probably not an IRP "
