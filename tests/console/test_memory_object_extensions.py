@@ -298,3 +298,49 @@ def test_golden_page_walks():
 
 def test_golden_objects_and_handles(user_io):
     check_golden("mm_object_handle", user_io)
+
+
+class _Tables:
+    """Physical memory holding hand-made page tables: ``read_physical`` is all a walk
+    uses."""
+
+    def __init__(self, entries: dict[int, int], readable: int = 1 << 40) -> None:
+        self.entries = entries
+        self.readable = readable
+        self.reads: list[tuple[int, int]] = []
+
+    def read_physical(self, address: int, size: int) -> bytes:
+        self.reads.append((address, size))
+        if address >= self.readable:
+            return b""
+        return self.entries.get(address, 0).to_bytes(8, "little")[:size]
+
+
+def test_a_1_gb_page_ends_the_walk_at_the_pdpte_and_pat_in_a_pte_is_not_large():
+    from extensions._paging import flag_text, walk
+
+    va = 0xFFFF_8000_4123_4567           # PML4 slot 0x100, PDPT slot 1
+    tables = _Tables({0x1000 + 0x100 * 8: 0x2000 | 0x23,
+                      0x2000 + 1 * 8: 0x4000_0000 | 0x1E3})
+    result = walk(tables, 0x1000, va)
+    assert [e.name for e in result.entries] == ["PXE", "PPE"] and result.large
+    assert result.page_size == 1 << 30 and result.physical == 0x4000_0000 + (va & 0x3FFF_FFFF)
+    assert flag_text(result.entries[1]) == "-GLDA--KWEV" and tables.reads[-1][1] == 8
+    # Bit 7 of a PTE is PAT: a 4 KB page all the same.
+    va = 0x0000_0000_0040_3000
+    tables = _Tables({0x1000: 0x2003, 0x2000: 0x3003, 0x3000 + 2 * 8: 0x5003,
+                      0x5000 + 3 * 8: 0x8000_0000_0077_7085})
+    result = walk(tables, 0x1000, va)
+    assert len(result.entries) == 4 and not result.large and result.physical == 0x777000
+    assert flag_text(result.entries[3]) == "-------UR-V"
+    assert len(tables.reads) == 4
+
+
+def test_a_table_that_cannot_be_read_is_one_line():
+    from extensions._paging import walk
+    from kdcon.api import ExtensionFailed
+
+    tables = _Tables({0x1000: 0x9000_0000_0003}, readable=0x9000_0000_0000)
+    with pytest.raises(ExtensionFailed, match=r"^Cannot read the PPE at physical address "
+                                              r"900000000000$"):
+        walk(tables, 0x1000, 0)
