@@ -317,7 +317,7 @@ class _Tables:
 
 
 def test_a_1_gb_page_ends_the_walk_at_the_pdpte_and_pat_in_a_pte_is_not_large():
-    from extensions._paging import flag_text, walk
+    from kdcon.extensions._paging import flag_text, walk
 
     va = 0xFFFF_8000_4123_4567           # PML4 slot 0x100, PDPT slot 1
     tables = _Tables({0x1000 + 0x100 * 8: 0x2000 | 0x23,
@@ -337,7 +337,7 @@ def test_a_1_gb_page_ends_the_walk_at_the_pdpte_and_pat_in_a_pte_is_not_large():
 
 
 def test_a_table_that_cannot_be_read_is_one_line():
-    from extensions._paging import walk
+    from kdcon.extensions._paging import walk
     from kdcon.api import ExtensionFailed
 
     tables = _Tables({0x1000: 0x9000_0000_0003}, readable=0x9000_0000_0000)
