@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from kdcon.api import ExtensionFailed
 from kdcon.app import App
+from kdcon.extensions._paging import flag_text, walk
 from kdcon.output import Output
 from kdcon.tools.simtarget.kernel import IMAGES_DIR
 from kdcon.tools.simtarget.loopback import SimTarget
@@ -317,8 +319,6 @@ class _Tables:
 
 
 def test_a_1_gb_page_ends_the_walk_at_the_pdpte_and_pat_in_a_pte_is_not_large():
-    from kdcon.extensions._paging import flag_text, walk
-
     va = 0xFFFF_8000_4123_4567           # PML4 slot 0x100, PDPT slot 1
     tables = _Tables({0x1000 + 0x100 * 8: 0x2000 | 0x23,
                       0x2000 + 1 * 8: 0x4000_0000 | 0x1E3})
@@ -337,9 +337,6 @@ def test_a_1_gb_page_ends_the_walk_at_the_pdpte_and_pat_in_a_pte_is_not_large():
 
 
 def test_a_table_that_cannot_be_read_is_one_line():
-    from kdcon.extensions._paging import walk
-    from kdcon.api import ExtensionFailed
-
     tables = _Tables({0x1000: 0x9000_0000_0003}, readable=0x9000_0000_0000)
     with pytest.raises(ExtensionFailed, match=r"^Cannot read the PPE at physical address "
                                               r"900000000000$"):
