@@ -73,9 +73,11 @@ def _width(target: Target) -> int:
 # -- !drvobj ----------------------------------------------------------------------------------
 
 
-def _object_argument(target: Target, text: str, find) -> int:
+def _object_argument(target: Target, text: str, find, read) -> int:
     """The object an argument names: a name (``\\Driver\\X``, or a bare word that is
-    one) looked up with ``find``, else an address expression."""
+    one) looked up with ``find``, else an address expression that ``read`` accepts. A
+    bare word that is neither (``trackdemo`` before its driver object exists is a
+    module's base) gets the name's line."""
     if text.startswith("\\"):
         return find(target, text)
     if _HEX.match(text) or text[0] in "@$(":
@@ -84,9 +86,11 @@ def _object_argument(target: Target, text: str, find) -> int:
         return find(target, text)
     except ExtensionFailed as by_name:
         try:
-            return target.evaluate(text)
-        except Exception:  # noqa: BLE001 - neither a name nor an expression: the name's line
+            address = target.evaluate(text)
+            read(target, address)
+        except Exception:  # noqa: BLE001 - neither a name nor such an object: the name's line
             raise by_name from None
+        return address
 
 
 @bang("drvobj", usage="!drvobj DriverObject|\\Driver\\Name [Flags]")
@@ -96,7 +100,8 @@ def drvobj(target: Target, args: str) -> None:
     if not 1 <= len(words) <= 2:
         raise ExtensionFailed("Usage: !drvobj DriverObject|\\Driver\\Name [Flags]")
     flags = _value(target, words[1]) if len(words) > 1 else 0x1
-    driver = read_driver(target, _object_argument(target, words[0], _driver_address))
+    driver = read_driver(target, _object_argument(target, words[0], _driver_address,
+                                                 read_driver))
     width = _width(target)
     target.row(kind="driver", address=driver.address, name=driver.name,
                devices=driver.devices)
@@ -198,8 +203,8 @@ def devobj(target: Target, args: str) -> None:
     words = args.split()
     if len(words) != 1:
         raise ExtensionFailed("Usage: !devobj DeviceObject|\\Device\\Name")
-    _show_device(target, read_device(target, _object_argument(target, words[0], find_device),
-                                     with_queue=True))
+    address = _object_argument(target, words[0], find_device, read_device)
+    _show_device(target, read_device(target, address, with_queue=True))
 
 
 @bang("devstack", usage="!devstack DeviceObject|\\Device\\Name")
@@ -208,7 +213,7 @@ def devstack(target: Target, args: str) -> None:
     words = args.split()
     if len(words) != 1:
         raise ExtensionFailed("Usage: !devstack DeviceObject|\\Device\\Name")
-    asked = read_device(target, _object_argument(target, words[0], find_device))
+    asked = read_device(target, _object_argument(target, words[0], find_device, read_device))
     top = asked
     seen = {asked.address}
     while top.attached and top.attached not in seen:

@@ -168,3 +168,12 @@ def test_a_hostile_object_gives_bounded_output(edit, command, expected):
         live.close()
     assert "Traceback" not in text
     assert re.search(expected, text.rstrip("\n").splitlines()[-1]), text
+
+
+def test_a_module_name_before_its_driver_object_exists_gets_the_names_line():
+    # At the first break-in trackdemo is loaded and its DriverEntry has not run: the
+    # bare word is the module's base as an expression, and the name is what was meant.
+    text, status = batch("!drvobj trackdemo", "!devobj trackdemo")
+    assert status == 1
+    assert "kd> !drvobj trackdemo\nNo driver object is named \\Driver\\trackdemo\n" in text
+    assert "kd> !devobj trackdemo\nNo device object is named \\Device\\trackdemo\n" in text
