@@ -15,7 +15,7 @@ packets lately (``KdHost.line_damaged``), so a clean line pays nothing:
   can confirm an exception code, a first-chance flag or a module's load record.
 
 A mixin of ``Session``: it uses the session's ``memory``, ``registers``, ``breakpoints``,
-``host``, ``read_virtual``, ``_stop_from`` and ``_next_state_change``.
+``host``, ``read_virtual``, ``_stop_from`` and ``report_from``.
 """
 
 from __future__ import annotations
@@ -60,8 +60,7 @@ class LineDamageChecks:
         seen = [stop]
         for _ in range(_CONFIRM_TRIES):
             try:
-                self.host.switch_processor(stop.processor)
-                event = self._next_state_change(_REPORT_AGAIN_TIMEOUT)
+                event = self.report_from(stop.processor, _REPORT_AGAIN_TIMEOUT)
             except (ProtocolError, KdconError) as exc:
                 log.debug("could not have the stop reported again: %s", exc)
                 return stop

@@ -8,7 +8,7 @@ __all__ = ["FAMILIES"]
 
 FAMILIES = ("meta", "execution", "breakpoints", "memory", "memory_edit", "registers", "stack",
             "disasm", "lookup", "types", "extensions", "scripts", "aliases", "logs", "workspace",
-            "paging", "source")
+            "paging", "source", "processors")
 
 for _family in FAMILIES:
     try:
