@@ -1,21 +1,32 @@
-"""Console commands: ?, n, .help, .echo, .wirestats, vertarget, .bugcheck.
+"""Console commands: ?, n, .help, .echo, .wirestats, vertarget, .bugcheck, .time.
 
 ``.help`` lists the registry by category, ``.help CMD`` shows one command's usage;
-``.wirestats`` says what the last command and the session cost on the wire.
+``.wirestats`` says what the last command and the session cost on the wire;
+``.time`` reads the target's clocks from KUSER_SHARED_DATA (InterruptTime, SystemTime,
+TimeZoneBias: KSYSTEM_TIME values at 0x08, 0x14 and 0x20 of the x64 layout).
 """
 
 from __future__ import annotations
 
 import struct
+from datetime import timedelta
 
 from ..argtypes import Args
 from ..console import CommandContext
 from ..errors import CommandError
 from ..expr import format_evaluation
 from ..registry import Category, command
+from ..render import format_address
+from ..render.clock import filetime_datetime, kd_date, kd_uptime, utc_offset
 from ..wire import line_seconds
 
 _M = Category.META
+
+# KUSER_SHARED_DATA: where every Windows kernel maps it (x64, x86).
+SHARED_USER_DATA = {8: 0xFFFFF78000000000, 4: 0xFFDF0000}
+_INTERRUPT_TIME, _SYSTEM_TIME, _TIME_ZONE_BIAS = 0x08, 0x14, 0x20
+_CLOCKS_SIZE = 0x2C
+_BIAS_PER_MINUTE = 600_000_000          # 100 ns intervals
 
 
 @command("?", category=_M, usage="? expression", needs_halt=False)
@@ -139,3 +150,44 @@ def bugcheck(ctx: CommandContext, args: Args) -> None:
     ctx.out.line(f"Bugcheck code {code & 0xFFFFFFFF:08X}")
     ctx.out.line("Arguments " + " ".join(ctx.console.format_address(p) for p in params))
     ctx.out.row(code=code & 0xFFFFFFFF, parameters=params)
+
+
+@command(".time", category=_M, usage=".time [-h Hours]")
+def time_(ctx: CommandContext, args: Args) -> None:
+    """Show the target's time and how long it has been up."""
+    hours = None
+    text = args.rest()
+    if text:
+        if not text.startswith("-h"):
+            raise CommandError(f"Syntax error at '{text}'")
+        if not text[2:].strip():
+            raise CommandError("Numeric expression missing from '<EOL>'")
+        hours = ctx.evaluate(text[2:].strip())
+        if hours >= 1 << 63:
+            hours -= 1 << 64
+        if not -24 <= hours <= 24:
+            raise CommandError(f"-h {hours}: the offset from UTC is in hours, -24 to 24")
+    base = SHARED_USER_DATA.get(ctx.session.pointer_size, SHARED_USER_DATA[8])
+    try:
+        raw = ctx.session.read_virtual(base, _CLOCKS_SIZE)
+    except MemoryError:
+        raw = b""
+    if len(raw) < _CLOCKS_SIZE:
+        raise CommandError("Unable to read KUSER_SHARED_DATA at "
+                           f"{format_address(base, ctx.session.pointer_size)}")
+    interrupt, system, bias = (_ksystem_time(raw, at) for at in (
+        _INTERRUPT_TIME, _SYSTEM_TIME, _TIME_ZONE_BIAS))
+    # TimeZoneBias is UTC minus local time; -h gives local minus UTC.
+    minutes = hours * 60 if hours is not None else -(bias // _BIAS_PER_MINUTE)
+    local = filetime_datetime(system) + timedelta(minutes=minutes)
+    ctx.out.line(f"Debug session time: {kd_date(local, milliseconds=True)} {utc_offset(minutes)}")
+    ctx.out.line(f"System Uptime: {kd_uptime(interrupt)}")
+    ctx.out.row(system_time=system, time_zone_bias=bias, interrupt_time=interrupt,
+                utc_offset_minutes=minutes)
+
+
+def _ksystem_time(raw: bytes, at: int) -> int:
+    """A KSYSTEM_TIME (LowPart, High1Time, High2Time) as one signed 64-bit count. The
+    kernel writes High2Time first, then LowPart and High1Time in one store: those two agree."""
+    low, high1, _ = struct.unpack_from("<Iii", raw, at)
+    return (high1 << 32) | low
