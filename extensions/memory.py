@@ -11,8 +11,8 @@ layout has no such field), one 8-byte read per level; the walk ends at an entry 
 not present and at a 1 GB or 2 MB page (PS), as the processor's does. ``!pte`` shows
 where Windows 7 x64 keeps each entry in its self-map (PML4 slot 0x1ED, PTEs from
 FFFFF680`00000000), what it contains and its page frame with kd's letters
-(``---DA--KWEV``). A target whose PML4 has no self-map slot (the simulated kernel's)
-gets the entries' physical addresses instead, marked ``!`` as kd's physical-memory
+(``---DA--KWEV``). A target whose PML4 has no self-map slot (a randomised self-map,
+Windows 10 1607 on) gets the entries' physical addresses instead, marked ``!`` as kd's physical-memory
 commands take them (``!dq``), and a line saying so.
 
 Not done: ``!pte`` of a PTE address or a range, decoding entries that are not present

@@ -115,20 +115,38 @@ def test_pte_shows_the_leaf_the_machine_uses_with_kd_s_letters(live):
             assert len(contains) == 4 and letters[2] == "-"
 
 
-def test_the_entries_are_where_the_self_map_would_put_them_and_where_they_are(live):
+def test_the_entries_are_where_the_self_map_puts_them(live):
     va = evaluated(live, "nt")
     text = live.ok(f"!pte {va:x}")
     # Windows 7's self-map addresses of this VA's entries, from the WinDbg examples'
     # arithmetic (PXE base FFFFF6FB7DBED000, PTE base FFFFF68000000000).
-    assert (0xFFFFF6FB7DBED000 + ((va >> 36) & 0xFF8)) == 0xFFFFF6FB7DBEDF80
-    # The simulated kernel has no self-map: the entries' physical addresses are shown,
-    # each holding what the contains row says.
+    at = [int(a, 16) for a in re.findall(r"(?:PXE|PPE|PDE|PTE) at ([0-9A-F]{16})", text)]
+    assert at[0] == 0xFFFFF6FB7DBED000 + ((va >> 36) & 0xFF8) == 0xFFFFF6FB7DBEDF80
+    assert at[3] == 0xFFFFF68000000000 + (va >> 9 & 0x7FFFFFFFF8)
+    assert "not mapped" not in text
+    # Each address holds, read as the debugger reads memory, what the contains row says.
+    contains = [int(c, 16) for c in re.findall(r"contains ([0-9A-F]{16})", text)]
+    shown = [int(word.replace("`", ""), 16) for a in at
+             for word in re.findall(r"  ([0-9a-f]{8}`[0-9a-f]{8})", live.ok(f"dq {a:x} L1"))]
+    assert len(at) == 4 and shown == contains
+
+
+def test_without_a_self_map_the_entries_physical_addresses_are_shown(live):
+    memory = live.sim.machine.machine.memory
+    slot = 0x187000 + 0x1ED * 8
+    saved = memory.read_physical(slot, 8)
+    memory.write_physical(slot, bytes(8))
+    live.console.session.physical.invalidate()
+    live.console.session.memory.invalidate()
+    try:
+        text = live.ok(f"!pte {evaluated(live, 'nt'):x}")
+    finally:
+        memory.write_physical(slot, saved)
     assert "not mapped at FFFFF680`00000000" in text
     at = [int(a, 16) for a in re.findall(r"(?:PXE|PPE|PDE|PTE) at !([0-9A-F]+)", text)]
     contains = [int(c, 16) for c in re.findall(r"contains ([0-9A-F]{16})", text)]
     assert len(at) == 4
-    physical = live.sim.machine.machine.memory.read_physical
-    assert [int.from_bytes(physical(a, 8), "little") for a in at] == contains
+    assert [int.from_bytes(memory.read_physical(a, 8), "little") for a in at] == contains
     # Each entry lies in the table the one before names.
     for parent, child in zip(contains, at[1:]):
         assert child & ~0xFFF == parent & 0xFFFFFFFFFF000

@@ -1,8 +1,10 @@
 """The machine's page tables describe exactly its mappings (checked from the inside).
 
 Every page the CPU can reach has a present leaf naming its physical page, with W and NX
-as the CPU enforces them; every present leaf is such a page; unloading a driver clears
-its leaves. Walked from physical memory with the SDM's 4-level format.
+as the CPU enforces them; every present leaf is such a page, but for the self-map (PML4
+slot 0x1ED names the PML4, as on Windows x64, so the debugger reads the tables at
+0xFFFFF680'00000000); unloading a driver clears its leaves. Walked from physical memory
+with the SDM's 4-level format.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from .simhelpers import boot_testdrv, run_until_quiet
 
 PRESENT, WRITE, LARGE, NX = 1, 2, 0x80, 1 << 63
 PFN = 0x000F_FFFF_FFFF_F000
+SELF_MAP = 0x1ED
 
 
 def _leaves(machine, table: int = CR3_VALUE, level: int = 4, va: int = 0):
     """(virtual page, physical page, entry) of every present 4 KB page the tables map."""
     entries = struct.unpack("<512Q", machine.read_physical(table, 0x1000))
     for index, entry in enumerate(entries):
-        if not entry & PRESENT:
+        if not entry & PRESENT or level == 4 and index == SELF_MAP:
             continue
         address = va | index << (12 + 9 * (level - 1))
         if level == 4 and index >= 256:
@@ -59,6 +62,25 @@ def test_the_tables_describe_every_mapping_and_nothing_else():
     sample = sorted(leaves)[::97]
     for va in sample:
         assert machine.read_physical(leaves[va][0], 0x1000) == machine.read_virtual(va, 0x1000), hex(va)
+
+
+def test_the_self_map_shows_the_tables_to_the_debugger_only():
+    machine = boot_testdrv()
+    run_until_quiet(machine)
+    pml4 = struct.unpack("<512Q", machine.read_physical(CR3_VALUE, 0x1000))
+    assert pml4[SELF_MAP] & PFN == CR3_VALUE
+    assert pml4[SELF_MAP] & (PRESENT | WRITE | NX) == PRESENT | WRITE | NX
+    # The PML4 at 0xFFFFF6FB'7DBED000, and the PTE of the kernel's first page where
+    # Windows x64 puts it: PTE_BASE + (va >> 9 & 0x7FFFFFFFF8).
+    assert machine.read_virtual(0xFFFFF6FB7DBED000, 0x1000) == machine.read_physical(CR3_VALUE, 0x1000)
+    kernel = 0xFFFFF80001000000
+    pte = 0xFFFFF68000000000 + (kernel >> 9 & 0x7FFFFFFFF8)
+    pa, entry = machine.memory.page_tables.translate(kernel)
+    assert int.from_bytes(machine.read_virtual(pte, 8), "little") == entry and entry & PFN == pa
+    # The CPU has no such mapping, and the debugger cannot edit the tables through it.
+    assert not machine.memory.is_mapped(pte)
+    assert machine.write_virtual(pte, bytes(8)) == 0
+    assert machine.memory.page_tables.translate(kernel) == (pa, entry)
 
 
 def test_unloading_a_driver_clears_its_leaves():

@@ -29,7 +29,7 @@ from typing import Callable
 from unicorn import UC_PROT_READ, UC_PROT_WRITE, Uc
 
 from .layout import CR3_VALUE, PAGE_SIZE
-from .paging import PageTables
+from .paging import PTE_BASE, PTE_END, PageTables
 from .physical import PhysicalMemory, PhysicalRun
 
 __all__ = ["Region", "GuestMemory", "MemoryInfo"]
@@ -152,6 +152,8 @@ class GuestMemory:
     def read_virtual(self, address: int, size: int) -> bytes:
         if size <= 0 or address < 0 or address > 0xFFFFFFFFFFFFFFFF:
             return b""
+        if PTE_BASE <= address < PTE_END:
+            return self._read_self_map(address, min(size, PTE_END - address))
         if self.before_read is not None:
             self.before_read(address, size)
         data = bytearray()
@@ -162,6 +164,22 @@ class GuestMemory:
             for bp, original in self.breakpoint_bytes.items():
                 if address <= bp < end:
                     data[bp - address] = original
+        return bytes(data)
+
+    def _read_self_map(self, address: int, size: int) -> bytes:
+        """The page tables as the self-map shows them: each page of the window
+        translated through the tables (the PML4's slot 0x1ED points at itself), up to
+        the first page no table backs. Writes there are refused (write_virtual finds
+        no region): the tables describe the mappings and do not drive the CPU, so an
+        edit could only make them disagree with it."""
+        data = bytearray()
+        while len(data) < size:
+            at = address + len(data)
+            found = self.page_tables.translate(at)
+            if found is None:
+                break
+            n = min(size - len(data), PAGE_SIZE - at % PAGE_SIZE)
+            data += self.read_physical(found[0], n)
         return bytes(data)
 
     def write_virtual(self, address: int, data: bytes) -> int:

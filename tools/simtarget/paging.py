@@ -6,9 +6,12 @@ a present leaf for each mapped page, naming the physical page that backs it, wri
 and no-execute exactly as the page's protection says, supervisor-only (no user pages
 exist), global.  A 2 MB stretch mapped 2 MB-aligned both virtually and physically gets
 one large-page PDE.  Unmapping clears the leaves.  What it does not do: drive the CPU's
-translation (unicorn runs with a virtual TLB; the tables are what a debugger reads), or
-map the tables themselves at a virtual address (there is no self-map entry: they are
-reached by physical address from CR3).
+translation (unicorn runs with a virtual TLB; the tables are what a debugger reads).
+PML4 entry 0x1ED points at the PML4 itself, as on Windows x64 (before the Windows 10
+1607 randomisation), so the tables appear at ``PTE_BASE`` (0xFFFFF680'00000000): the
+PTE mapping a page at ``PTE_BASE + (va >> 9 & 0x7FFFFFFFF8)``, the PML4 at
+0xFFFFF6FB'7DBED000. GuestMemory serves those addresses to the debugger by walking
+these tables; the CPU never uses them.
 
 Layout of one entry (Intel SDM vol. 3 §4.5, AMD APM vol. 2 §5.3)::
 
@@ -25,7 +28,7 @@ import struct
 from .physical import PhysicalMemory
 
 __all__ = [
-    "PageTables", "PTE_PRESENT", "PTE_WRITE", "PTE_USER", "PTE_ACCESSED", "PTE_DIRTY", "PTE_LARGE",
+    "PageTables", "SELF_MAP_INDEX", "PTE_BASE", "PTE_END", "PTE_PRESENT", "PTE_WRITE", "PTE_USER", "PTE_ACCESSED", "PTE_DIRTY", "PTE_LARGE",
     "PTE_GLOBAL", "PTE_NX", "PFN_MASK", "PROT_READ", "PROT_WRITE", "PROT_EXEC",
 ]
 
@@ -40,6 +43,11 @@ PTE_NX = 1 << 63
 PFN_MASK = 0x000F_FFFF_FFFF_F000
 # Protections, the same bits as unicorn's UC_PROT_*.
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+
+# The PML4 slot that maps the tables themselves, and the 512 GB window it opens.
+SELF_MAP_INDEX = 0x1ED
+PTE_BASE = 0xFFFF_0000_0000_0000 | SELF_MAP_INDEX << 39
+PTE_END = PTE_BASE + (1 << 39)
 
 _PAGE = 0x1000
 _LARGE = 0x200000
@@ -70,6 +78,9 @@ class PageTables:
         self._limit = root + area
         physical.add(root, area)
         self._next = root + _PAGE
+        # Data, never code: no-execute; not global, as every process's self-map differs.
+        self._write(root, SELF_MAP_INDEX,
+                    root | PTE_PRESENT | PTE_WRITE | PTE_ACCESSED | PTE_DIRTY | PTE_NX)
 
     # ---- entries ----
 
