@@ -86,6 +86,7 @@ class ModuleInfo:
     size: int
     checksum: int = 0
     timestamp: int = 0
+    path: str = ""             # the full image path a LoadSymbols report gave (lmv)
 
 
 @dataclass
@@ -158,6 +159,8 @@ class Session(LineDamageChecks, KernelTypes):
         self.lost_reason: str | None = None
         self.resends = 0
         self.stop_processor = (0, 1)
+        # Whether the target answers DbgKdSearchMemoryApi (image records are found by it).
+        self.target_searches = True
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -540,9 +543,17 @@ class Session(LineDamageChecks, KernelTypes):
 
         def search(rva: int, length: int, pattern: bytes) -> int | None:
             # The target searches (DbgKdSearchMemoryApi): only the address crosses the wire.
-            if self.state is not TargetState.HALTED:
+            if self.state is not TargetState.HALTED or not self.target_searches:
                 return None
-            found = self.host.search_memory(base + rva, length, pattern)
+            try:
+                found = self.host.search_memory(base + rva, length, pattern)
+            except TargetTimeout as exc:
+                # Some kernels never answer it (an older ReactOS): read instead, and
+                # do not wait on it again this session.
+                self.target_searches = False
+                log.warning("the target did not answer a memory search (%s); image "
+                            "records are read from its headers instead", exc)
+                return None
             if found is None or not base + rva <= found < base + rva + length:
                 return None
             return found - base
@@ -558,9 +569,10 @@ class Session(LineDamageChecks, KernelTypes):
                       and m.name.lower() == name.lower()), None)
         if known is not None and self.symbols.module_for(known.base) is not None:
             # Already registered from the module list, which also gave its timestamp.
+            known.path = known.path or stop.image_path
             return known
         info = ModuleInfo(name=name, base=stop.image_base, size=stop.image_size,
-                          checksum=stop.image_checksum)
+                          checksum=stop.image_checksum, path=stop.image_path)
         self.modules = [m for m in self.modules if m.base != info.base] + [info]
         self._register_symbols(info)
         return info

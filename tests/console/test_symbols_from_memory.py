@@ -71,3 +71,22 @@ def test_the_headers_are_read_only_when_something_needs_them(console):
     assert module.image.is_64bit
     assert console.session.wire().round_trips - before == 3
     assert module.image.codeview.pdb_name == "trackdemo.pdb"
+
+
+def test_a_target_that_never_answers_the_search_is_read_instead_and_not_asked_again(
+        console, monkeypatch):
+    from kdcon.protocol.errors import TargetTimeout
+
+    asked = []
+
+    def silent(start, length, pattern):
+        asked.append(pattern)
+        raise TargetTimeout("DbgKdSearchMemoryApi: no reply from the target after 3 tries")
+
+    monkeypatch.setattr(console.session.host, "search_memory", silent)
+    module, trips, _ = _identify(console)
+    assert asked == [b"RSDS"]
+    assert module.state.value == "private pdb symbols"
+    assert trips == 3        # the header walk, as when the search is refused
+    assert module.search(0, 0x1000, b"RSDS") is None
+    assert asked == [b"RSDS"] and not console.session.target_searches
