@@ -12,6 +12,7 @@ import fnmatch
 import os
 
 from kdcon.symbols.http import HttpOptions
+from kdcon.symbols.module import SymbolState
 from kdcon.symbols.path import SymbolPath
 
 from ..argtypes import Args
@@ -20,6 +21,7 @@ from ..errors import CommandError
 from ..output import printable
 from ..progress import Progress
 from ..registry import Category, command
+from ..render.clock import stamp_date
 from ..render.symbols import render_lm_row, render_ln, render_x
 from .source import source_suffix
 
@@ -27,6 +29,8 @@ _S = Category.SYMBOLS
 
 # A private mirror of Microsoft's symbol server (an air-gapped site's) for .symfix.
 SYMBOL_SERVER_VARIABLE = "KDCON_SYMBOL_SERVER"
+# The debug directory entry a /Brepro link writes: TimeDateStamp is then a hash.
+IMAGE_DEBUG_TYPE_REPRO = 16
 
 
 def parse_path(ctx: CommandContext, text: str) -> SymbolPath:
@@ -76,12 +80,51 @@ def lm(ctx: CommandContext, args: Args) -> None:
         if "v" in flags:
             module = symbols.module(row.name)
             if module is not None:
-                ctx.out.line(f"    Image name: {printable(module.image_name, newlines=False)}")
-                if module.timestamp:
-                    ctx.out.line(f"    Timestamp:        {module.timestamp:08X}")
-                ctx.out.line(f"    ImageSize:        {module.size:08X}")
-                if module.checksum:
-                    ctx.out.line(f"    CheckSum:         {module.checksum:08X}")
+                info = next((m for m in ctx.session.modules if m.base == module.base), None)
+                path = info.path if info is not None else ""
+                ctx.out.lines([printable(line, newlines=False)
+                               for line in _verbose_lines(module, path)])
+
+
+def _verbose_lines(module, path: str = "") -> list[str]:
+    """``lmv``'s lines under a module's row, in WinDbg's order; a fact the console does
+    not know (the image's full path for a module the list named, a version resource,
+    a checksum nothing reported) is left out. WinDbg's ``Browse all global symbols``
+    line is a link and has no place in a console."""
+    image = module.image
+    lines = []
+    if image is not None and module.state is not SymbolState.DEFERRED:
+        lines.append(f"    Loaded symbol image file: {module.image_name}")
+        mapped = _mapped_image_file(module)
+        if mapped:
+            lines.append(f"    Mapped memory image file: {mapped}")
+    if path:
+        lines.append(f"    Image path: {path}")
+    lines.append(f"    Image name: {module.image_name}")
+    stamp = image.identity.timestamp if image is not None else module.timestamp
+    repro = image is not None and any(
+        entry.type == IMAGE_DEBUG_TYPE_REPRO for entry in image.debug_entries)
+    if repro:
+        lines.append("    Image was built with /Brepro flag.")
+    if stamp and repro:
+        lines.append(f"    Timestamp:        {stamp:08X} (This is a reproducible build "
+                     "file hash, not a timestamp)")
+    elif stamp:
+        lines.append(f"    Timestamp:        {stamp_date(stamp)}")
+    checksum = image.identity.checksum if image is not None else module.checksum
+    if image is not None or checksum:
+        lines.append(f"    CheckSum:         {checksum:08X}")
+    lines.append(f"    ImageSize:        {module.size:08X}")
+    return lines
+
+
+def _mapped_image_file(module) -> str | None:
+    """The image file on the symbol path whose headers the module uses, if one was."""
+    for name, found in reversed(module.searches):
+        if (name == module.image_name and found.found and found.match is not None
+                and found.match.letter in ("", "C")):
+            return found.path
+    return None
 
 
 @command("x", category=_S, usage="x [/v] [/t] [module!]pattern")
