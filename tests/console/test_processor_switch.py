@@ -47,6 +47,12 @@ def test_switching_to_processor_1_addresses_it_and_back_to_0():
                     if api in (A.DbgKdGetContextApi, A.DbgKdGetContextExApi)]
         assert contexts and set(contexts) == {1}
         del requests[:]
+        assert app.run_line("? @$prcb")
+        assert requests == [(A.DbgKdReadControlSpaceApi, 1)]
+        del requests[:]
+        assert app.run_line("k")
+        assert requests and {cpu for api, cpu in requests} == {1}
+        del requests[:]
         assert app.run_line("~0s")
         assert requests[0] == (A.DbgKdSwitchProcessor, 0)
         assert prompt_for(app.session) == "0: kd> "
