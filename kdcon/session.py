@@ -57,8 +57,7 @@ _LDR_CHECKSUM, _LDR_TIMESTAMP = 0x78, 0x80
 _MAX_MODULES = 4096
 # Windows x64 supports at most this many logical processors in one kernel.
 _MAX_PROCESSORS = 2048
-# How long a processor asked to report (``~Ns``) may take: a state change is about 300
-# bytes, 26 ms at 115200 baud, and a damaged one is resent after the target's ACK timeout.
+# A processor asked to report (``~Ns``): one state change, resent if damaged.
 _SWITCH_TIMEOUT = 5.0
 
 
@@ -367,17 +366,14 @@ class Session(LineDamageChecks, KernelTypes):
             return event.payload
 
     def report_from(self, processor: int, timeout: float) -> StateChange | None:
-        """Ask ``processor`` to report the stop (DbgKdSwitchProcessor, which the target
-        answers with a state change from that CPU: kd-protocol.md §5.1) and take that
-        state change; None if none came within ``timeout``."""
+        """The state change ``processor`` answers DbgKdSwitchProcessor with
+        (kd-protocol.md §5.1); None if none came within ``timeout``."""
         self.host.switch_processor(processor)
         return self._next_state_change(timeout)
 
     def switch_processor(self, processor: int, timeout: float = _SWITCH_TIMEOUT) -> Stop:
-        """``~Ns``: make ``processor`` the one registers, stacks and control space
-        address, from the state change it reports. The caller checks the number
-        against the processor count; the stop is the target's word for which CPU
-        answered."""
+        """``~Ns``: the stop ``processor`` reports becomes the current one, so registers,
+        stacks and control space address it. The caller checks the number."""
         self.require_halted()
         event = self.report_from(processor, timeout)
         if event is None:
