@@ -18,8 +18,8 @@ Without -a, !idt leaves out gates that are not present, those that go to an
 the vectors share (the same routine when the kernel has no symbols), and says how many
 it left out.
 
-Only the processor the target stopped on can be shown: kdcon does not switch
-processors, so another processor number is refused in one line.
+Only the current processor can be shown (``~Ns`` makes another one current); another
+processor number is refused in one line that says so.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ _TSS_IST1 = 0x24                # x64 TSS: IST1..IST7, 8 bytes each
 
 
 def _processor(target: Target, args: str, name: str) -> tuple[int, KernelObject]:
-    """The processor number argument, and that processor's KPRCB: only the one the
-    target stopped on is readable."""
+    """The processor number argument, and that processor's KPRCB: only the current one
+    is readable."""
     prcb = read_prcb(target)
     current = prcb.get("Number") or 0
     text = args.strip()
@@ -51,8 +51,8 @@ def _processor(target: Target, args: str, name: str) -> tuple[int, KernelObject]
         except Exception as exc:  # noqa: BLE001 - the evaluator's message is the line to give
             raise ExtensionFailed(f"!{name}: bad processor {text!r}: {exc}") from None
         if wanted != current:
-            raise ExtensionFailed(f"!{name}: only processor {current} (the one the target "
-                                  f"stopped on) can be shown")
+            raise ExtensionFailed(f"!{name}: only the current processor ({current}) can be "
+                                  f"shown: ~{wanted}s makes processor {wanted} current")
     return current, prcb
 
 
