@@ -66,9 +66,8 @@ from typing import Callable, Iterable
 
 from unicorn import (UC_ARCH_X86, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
                      UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT, UC_ERR_WRITE_UNMAPPED,
-                     UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_UNMAPPED,
-                     UC_HOOK_MEM_READ, UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE,
-                     UC_HOOK_MEM_FETCH_PROT, UC_HOOK_MEM_READ_PROT, UC_HOOK_MEM_WRITE_PROT,
+                     UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_UNMAPPED,
+                     UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_FETCH_PROT, UC_HOOK_MEM_READ_PROT, UC_HOOK_MEM_WRITE_PROT,
                      UC_HOOK_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_PROT,
                      UC_MEM_WRITE_UNMAPPED,
                      UC_MODE_64, UC_TLB_VIRTUAL, Uc, UcError)
@@ -85,6 +84,7 @@ from .errors import MachineStateError
 from .events import (BreakInStop, BreakpointHit, BudgetExhausted, BugCheck, DataBreakpoint, ExceptionEvent,
                      Rebooted, SingleStep, StopEvent)
 from .hostfiles import HostFiles
+from .kernelfacts import KernelFacts
 from .kernel import KernelImages, boot_kernel
 from .memory import GuestMemory, MemoryInfo
 from .services import PendingPrompt, PortDevice, decode_debug_service
@@ -116,7 +116,7 @@ def _debug_registers(ctx: Context) -> dict[str, int]:
     return {name: getattr(ctx, name) for name in ("Dr0", "Dr1", "Dr2", "Dr3", "Dr6", "Dr7")}
 
 
-class Machine:
+class Machine(KernelFacts):
     """One simulated x64 machine; see the module docstring for the API."""
 
     def __init__(self, seed: int = 0, drivers: Iterable[str | Path] = (), break_on_connect: bool = False,
@@ -555,55 +555,3 @@ class Machine:
             return True
         except UcError:
             return False
-
-    # ---------------------------------------------------------------- kernel facts
-
-    def kernel_symbol(self, name: str) -> int:
-        """Address of a kernel export (KeBugCheckEx, KiSimRequest, PsLoadedModuleList, ...)."""
-        return self._require() and self._kernel.export(name)
-
-    @property
-    def modules(self):
-        """Loaded modules in load order (loader.Module: name, nt_path, base, size, ldr_entry)."""
-        return list(self._kernel.modules)
-
-    @property
-    def halted(self) -> bool:
-        return self.ports.halted
-
-    @property
-    def kern_base(self) -> int:
-        return self._kernel.modules[0].base
-
-    @property
-    def ps_loaded_module_list(self) -> int:
-        return self.kernel_symbol("PsLoadedModuleList")
-
-    @property
-    def kd_debugger_data_block(self) -> int:
-        return self.kernel_symbol("KdDebuggerDataBlock")
-
-    @property
-    def kd_version_block(self) -> int:
-        return self.kernel_symbol("KdVersionBlock")
-
-    @property
-    def ki_bugcheck_data(self) -> int:
-        return self.kernel_symbol("KiBugCheckData")
-
-    @property
-    def kprcb(self) -> int:
-        data = self.read_virtual(self.kernel_symbol("KiProcessorBlock"), 8)
-        return struct.unpack("<Q", data)[0] if len(data) == 8 else 0
-
-    @property
-    def kpcr(self) -> int:
-        prcb = self.kprcb
-        return prcb - layout.KPCR_PRCB if prcb else 0
-
-    @property
-    def current_thread(self) -> int:
-        prcb = self.kprcb
-        if not prcb:
-            return 0
-        return struct.unpack("<Q", self.read_virtual(prcb + layout.KPRCB_CURRENT_THREAD, 8))[0]
