@@ -99,7 +99,70 @@ _MM_SESSION_SPACE (0x1f80)
     +0x008 SessionId        : Uint4B
 
 _HANDLE_TABLE (0x68)
+    +0x000 TableCode        : Uint8B
+    +0x008 QuotaProcess     : Ptr64 _EPROCESS
+    +0x010 UniqueProcessId  : Ptr64 Void
+    +0x020 HandleTableList  : _LIST_ENTRY
     +0x058 HandleCount      : Int4B
+
+# Level 0 of TableCode (its low 2 bits) is an array of these; Object's low 3 bits are
+# the lock and attribute bits.
+_HANDLE_TABLE_ENTRY (0x10)
+    +0x000 Object           : Ptr64 Void
+    +0x000 Value            : Uint8B
+    +0x008 GrantedAccess    : Uint4B
+
+_OBJECT_HEADER (0x38)
+    +0x000 PointerCount     : Int8B
+    +0x008 HandleCount      : Int8B
+    +0x010 Lock             : _EX_PUSH_LOCK
+    +0x018 TypeIndex        : UChar
+    +0x019 TraceFlags       : UChar
+    +0x01a InfoMask         : UChar
+    +0x01b Flags            : UChar
+    +0x020 ObjectCreateInfo : Ptr64 Void
+    +0x028 SecurityDescriptor : Ptr64 Void
+    +0x030 Body             : _QUAD
+
+_EX_PUSH_LOCK (0x8)
+    +0x000 Value            : Uint8B
+
+_QUAD (0x8)
+    +0x000 UseThisFieldToCopy : Int8B
+
+# In front of the header when InfoMask has 0x2, after the optional headers of the lower
+# bits (creator 0x20 bytes for 0x1).
+_OBJECT_HEADER_NAME_INFO (0x20)
+    +0x000 Directory        : Ptr64 _OBJECT_DIRECTORY
+    +0x008 Name             : _UNICODE_STRING
+    +0x018 ReferenceCount   : Int4B
+
+# nt!ObTypeIndexTable holds pointers to these, by _OBJECT_HEADER.TypeIndex.
+_OBJECT_TYPE (0xd0)
+    +0x000 TypeList         : _LIST_ENTRY
+    +0x010 Name             : _UNICODE_STRING
+    +0x020 DefaultObject    : Ptr64 Void
+    +0x028 Index            : UChar
+    +0x02c TotalNumberOfObjects : Uint4B
+    +0x030 TotalNumberOfHandles : Uint4B
+    +0x034 HighWaterNumberOfObjects : Uint4B
+    +0x038 HighWaterNumberOfHandles : Uint4B
+    +0x0b0 TypeLock         : _EX_PUSH_LOCK
+    +0x0b8 Key              : Uint4B
+    +0x0c0 CallbackList     : _LIST_ENTRY
+
+_OBJECT_DIRECTORY (0x150)
+    +0x000 HashBuckets      : [37] Ptr64 _OBJECT_DIRECTORY_ENTRY
+    +0x128 Lock             : _EX_PUSH_LOCK
+    +0x130 DeviceMap        : Ptr64 Void
+    +0x138 SessionId        : Uint4B
+    +0x140 NamespaceEntry   : Ptr64 Void
+    +0x148 Flags            : Uint4B
+
+_OBJECT_DIRECTORY_ENTRY (0x18)
+    +0x000 ChainLink        : Ptr64 _OBJECT_DIRECTORY_ENTRY
+    +0x008 Object           : Ptr64 Void
+    +0x010 HashValue        : Uint4B
 
 _KTHREAD (0x360)
     +0x000 Header           : _DISPATCHER_HEADER

@@ -105,9 +105,9 @@ def test_offsets_the_kernel_reports_win_over_the_table(without_pdb):
 
 def test_a_type_no_layout_gives_ends_in_one_line(without_pdb):
     with pytest.raises(TypeNotFound) as failure:
-        without_pdb.target.typed(0, "nt!_OBJECT_HEADER")
+        without_pdb.target.typed(0, "nt!_OBJECT_SYMBOLIC_LINK")
     assert str(failure.value) == (
-        "Type nt!_OBJECT_HEADER not found: the kernel has no PDB and the built-in Windows 7 "
+        "Type nt!_OBJECT_SYMBOLIC_LINK not found: the kernel has no PDB and the built-in Windows 7 "
         "SP1 x64 layout does not describe it; set a symbol path to the kernel's PDB "
         "(.sympath, then .reload)")
 
@@ -163,9 +163,9 @@ def test_a_type_the_kernel_pdb_lacks_comes_from_the_builds_layout(with_pdb):
 def test_a_type_neither_the_pdb_nor_the_layout_gives_ends_in_one_line(with_pdb):
     target = with_pdb.target
     assert target.find_type("trackdemo!_EPROCESS") is None
-    assert target.type_layout("nt!_OBJECT_HEADER") is None
+    assert target.type_layout("nt!_OBJECT_SYMBOLIC_LINK") is None
     with pytest.raises(TypeNotFound, match="are the module's symbols loaded"):
-        target.typed(0, "nt!_OBJECT_HEADER")
+        target.typed(0, "nt!_OBJECT_SYMBOLIC_LINK")
 
 
 def test_dt_shows_a_kernel_type_from_the_builtin_layout_without_the_pdb(without_pdb):
