@@ -8,7 +8,7 @@ __all__ = ["FAMILIES"]
 
 FAMILIES = ("meta", "execution", "breakpoints", "memory", "memory_edit", "registers", "stack",
             "disasm", "lookup", "types", "extensions", "scripts", "aliases", "logs", "workspace",
-            "paging", "source", "processors")
+            "paging", "source", "processors", "formats", "crash")
 
 for _family in FAMILIES:
     try:
