@@ -73,3 +73,32 @@ def test_formats_of_a_decimal_value_and_of_nothing(formats_session):
     assert output_of(formats_session, ".formats 0n4660").splitlines()[1] == \
         "  Hex:     00000000`00001234"
     assert output_of(formats_session, ".formats").strip() == "Numeric expression missing from '<EOL>'"
+
+
+# -- !error --------------------------------------------------------------------------------------
+
+
+def test_error_reads_a_small_value_as_win32_and_flag_1_as_ntstatus():
+    from kdcon.extensions.errors import describe
+
+    # The !error page's two examples.
+    assert describe(2) == "Error code: (Win32) 0x2 (2) - The system cannot find the file specified."
+    assert describe(2, 1) == "Error code: (NTSTATUS) 0x2 - STATUS_WAIT_2"
+
+
+def test_error_reads_a_large_value_as_ntstatus_and_a_facility_win32_hresult_as_its_error():
+    from kdcon.extensions.errors import describe
+
+    assert describe(0xC0000005) == (
+        "Error code: (NTSTATUS) 0xc0000005 (3221225477) - The instruction at 0x%p referenced "
+        "memory at 0x%p. The memory could not be %s.")
+    assert describe(0x80070005) == "Error code: (HRESULT) 0x80070005 (2147942405) - Access is denied."
+    assert describe(0x12345678).endswith("(305419896) - <Unable to get error code text>")
+
+
+def test_error_on_the_console_evaluates_its_value_and_refuses_no_value():
+    text, _ = batch("!error 0n5", "!error 0xc0000094", "!error")
+    assert output_of(text, "!error 0n5").strip() == "Error code: (Win32) 0x5 (5) - Access is denied."
+    assert output_of(text, "!error 0xc0000094").strip() == (
+        "Error code: (NTSTATUS) 0xc0000094 (3221225620) - {EXCEPTION} Integer division by zero.")
+    assert output_of(text, "!error").strip() == "Usage: !error Value [Flags]"
