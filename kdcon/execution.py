@@ -149,6 +149,8 @@ class Executor:
         """Resume (or trace one instruction) from the current stop and wait for the next."""
         session = self.session
         session.require_halted()
+        # The target goes on from its own registers, not from a .cxr/.trap view of them.
+        session.registers.clear_override()
         stop = session.stop
         assert stop is not None
         pc = session.current_pc()

@@ -9,7 +9,9 @@ whole CONTEXT), the XMM block only when asked. A caller that knows which registe
 it needs reads just their span first (``prefetch``: a stack walk's ``UNWIND_REGISTERS``
 are the 112 bytes from Rbx to Rip); a later question outside that span reads only
 the rest of its window. Windows are kept until the target resumes; a write goes back
-with SetContextEx for just the bytes changed.
+with SetContextEx for just the bytes changed. ``override`` puts a CONTEXT image
+(``.cxr``, ``.trap``) in the place of the thread's own: every question is answered
+from it and a write changes only it, until ``clear_override`` or the next stop.
 ``format_registers`` prints kd's register block.
 What it does not do: talk to the link (it gets ``fetch``/``store`` callables), or
 know x86 (a 32-bit target would need its own table).
@@ -36,12 +38,14 @@ __all__ = [
     "is_register",
     "INTEGER_WINDOW",
     "UNWIND_REGISTERS",
+    "CONTEXT_SIZE",
 ]
 
 # (offset, size) of the CONTEXT windows a command may need.
 INTEGER_WINDOW = (0x38, 0xC8)     # SegCs .. Rip (end 0x100)
 XMM_WINDOW = (0x1A0, 0x100)       # FltSave.XmmRegisters[16]
 MXCSR_WINDOW = (0x34, 4)
+CONTEXT_SIZE = 0x4D0              # sizeof(CONTEXT) on x64
 # What the unwinder starts from: RIP, RSP, RBP and the nonvolatile registers it
 # carries up the stack (Rbx .. Rip in the CONTEXT).
 UNWIND_REGISTERS = ("rip", "rsp", "rbp", "rbx", "rsi", "rdi", "r12", "r13", "r14", "r15")
@@ -130,9 +134,25 @@ class Registers:
         self._fetch = fetch
         self._store = store
         self._windows: dict[tuple[int, int], bytearray] = {}
+        self._override: bytearray | None = None
 
     def invalidate(self) -> None:
         self._windows.clear()
+        self._override = None
+
+    def override(self, context: bytes) -> None:
+        """Answer from ``context`` (an x64 CONTEXT's bytes) instead of the thread's
+        registers until the next stop; nothing is written to the target."""
+        self._override = bytearray(context[:CONTEXT_SIZE].ljust(CONTEXT_SIZE, b"\0"))
+
+    def clear_override(self) -> bool:
+        """Back to the thread's own registers; whether a CONTEXT was in their place."""
+        had, self._override = self._override is not None, None
+        return had
+
+    @property
+    def overridden(self) -> bool:
+        return self._override is not None
 
     def seed(self, window: tuple[int, int], data: bytes) -> None:
         """Take a window that arrived another way (a whole GetContext)."""
@@ -181,6 +201,8 @@ class Registers:
         return data
 
     def _located(self, info: RegisterInfo) -> tuple[tuple[int, int], bytearray]:
+        if self._override is not None:
+            return (0, CONTEXT_SIZE), self._override
         held = self._held(info)
         if held is not None:
             return held
@@ -191,7 +213,8 @@ class Registers:
         """Read the one CONTEXT span that holds ``names`` unless each is held already
         (KeyError for a name that is no register)."""
         infos = [REGISTERS[name.lower()] for name in names]
-        if not infos or all(self._held(info) is not None for info in infos):
+        if self._override is not None or not infos \
+                or all(self._held(info) is not None for info in infos):
             return
         start = min(info.offset for info in infos)
         end = max(info.offset + info.size for info in infos)
@@ -211,7 +234,7 @@ class Registers:
         """``name``'s value if its window was already read (or written) at this stop,
         else None: asks the target nothing."""
         info = REGISTERS[name.lower()]
-        if self._held(info) is None:
+        if self._override is None and self._held(info) is None:
             return None
         return self.get(name)
 
@@ -227,6 +250,9 @@ class Registers:
         else:
             raw = value & ((1 << (8 * info.size)) - 1)
         encoded = raw.to_bytes(info.size, "little")
+        if self._override is not None:
+            data[at: at + info.size] = encoded
+            return
         self._store(info.offset, encoded)
         for (start, size), held in self._windows.items():
             if start <= info.offset and info.offset + info.size <= start + size:
