@@ -1,31 +1,34 @@
-"""!object and !handle: objects and handle tables as kd's kdexts show them, read from
-the object manager of the simulated kernel.
+"""!object and !handle: objects and handle tables as kd's kdexts show them, read through
+the kernel's own types, so the same code reads Windows 7 x64 and the simulated kernel.
 
     !object Address [Flags]     the object whose body is at Address: its type, header,
                                 counts and name
     !object \\Path               the named object of that name
-    !object \\                   the named objects (the root of the namespace)
+    !object \\                   the root directory: its object and its entries
     !handle [Handle [Flags [Process]]]
                                 the handles of a process (the current one by default;
                                 Process is an EPROCESS address or process ID, 0 for
                                 every process), or the one Handle; Flags 1 the entry,
                                 2 its object (default 3), 0x10 the kernel handle table
 
-What it reads: every object has a ``_KSIM_OBJECT_HEADER`` (PointerCount, HandleCount,
-Type, pool Tag, Name, NextNamed; 0x30 bytes) right before its body; the header's type
-number is the kernel's OB_TYPE (1 Event, 2 File, 3 Key, 4 Section, 5 Directory,
-6 Thread, 7 Process, 8 a device's File) and its Tag must be ``nt!ObpTypeTags`` of that
-type, which is how an address that is not an object is told apart. Handle tables are
-arrays of ``_OBP_HANDLE`` (header pointer, GrantedAccess, Attributes): the System
-process's is ``nt!ObpKernelTable`` (kernel handles, which carry bit 31 elsewhere), the
-user process's (``nt!PspUserProcess``) ``nt!ObpUserTable``; handle value = (index + 1)
-* 4. Named objects are one list, ``nt!ObpNamedObjects``, each named by its full path:
-there are no directory objects, so ``!object \\`` lists that list.
+What it reads, by the types ``target.find_type`` gives (the kernel PDB's, else the
+console's built-in Windows 7 SP1 x64 layout): ``_OBJECT_HEADER`` right before the body
+(the body at its ``Body`` member); its ``TypeIndex`` picks the ``_OBJECT_TYPE`` in
+``nt!ObTypeIndexTable``, whose ``Index`` must say the same, which is how an address
+that is not an object is told apart; an ``_OBJECT_HEADER_NAME_INFO`` (Directory, Name)
+sits in front of the header when ``InfoMask`` has bit 0x2, after the optional headers
+of the lower bits (Windows 7's: creator 0x20 bytes for bit 0x1). Directories are
+``_OBJECT_DIRECTORY``s of 37 hash buckets of ``_OBJECT_DIRECTORY_ENTRY`` chains, the root
+``nt!ObpRootDirectoryObject``; a path is looked up whole in the root first (the
+simulated kernel keeps its named objects there by full path), then one name a
+directory. A process's handle table is ``EPROCESS.ObjectTable``, a ``_HANDLE_TABLE``
+(the kernel's ``nt!ObpKernelHandleTable``) whose ``TableCode`` gives the level in its
+low 2 bits and the top table; a leaf holds ``_HANDLE_TABLE_ENTRY``s (Object: the
+header with 3 low lock and attribute bits, GrantedAccess), handle value = index * 4.
 
-Not done: Windows' own ``_OBJECT_HEADER``, ``_HANDLE_TABLE`` and object directories
-(a kernel without ``nt!_KSIM_OBJECT_HEADER`` gets one line saying so), ``!object 0
-TypeName``, free handle entries (Flags 4), and handles given as thread or process IDs
-(Flags 0x20).
+Not done: ``!object 0 TypeName``, free handle entries (Flags 4), handles given as
+thread or process IDs (Flags 0x20), Windows 8 and later handle entries (their Object
+is not a plain pointer).
 """
 
 from __future__ import annotations
@@ -34,19 +37,24 @@ from dataclasses import dataclass
 
 from kdcon.api import ExtensionFailed, MemoryReadError, Target, bang, printable, require
 
-from ._ntobjects import KernelObject, current_process, processes, read_process
+from ._ntobjects import KernelObject, current_process, handle_count, processes, read_process
 
 require("1.0")
 
-_HEADER = "_KSIM_OBJECT_HEADER"
-_ENTRY = "_OBP_HANDLE"
-_TYPE_NAMES = {1: "Event", 2: "File", 3: "Key", 4: "Section", 5: "Directory", 6: "Thread",
-               7: "Process", 8: "File"}
-# The types the kernel has a type object for (what ExEventObjectType and friends point at).
-_TYPE_OBJECTS = {1: "nt!ObpEventType", 6: "nt!ObpThreadType", 7: "nt!ObpProcessType"}
+_HEADER = "_OBJECT_HEADER"
+_NAME_INFO = "_OBJECT_HEADER_NAME_INFO"
+_TYPE = "_OBJECT_TYPE"
+_ENTRY = "_HANDLE_TABLE_ENTRY"
+_NAME_BIT = 0x2
+# The optional headers Windows 7 x64 puts before _OBJECT_HEADER, by InfoMask bit, the
+# lowest bit's nearest the header: creator, name, handle, quota and process info.
+_OPTIONAL_SIZES = ((0x1, 0x20), (0x2, 0x20), (0x4, 0x10), (0x8, 0x20), (0x10, 0x10))
+_ENTRY_BITS = 0x7
 _KERNEL_HANDLE = 0xFFFFFFFF_80000000
-_MAX_NAMED = 4096
-_TABLE_ENTRIES = 256            # ob.c's HANDLE_TABLE_SIZE: both tables are this long
+_BUCKETS = 37
+_MAX_ENTRIES = 4096
+_MAX_LEAVES = 64                # leaf tables read at most (16384 handles)
+_PAGE = 0x1000
 
 
 def _value(target: Target, text: str, what: str) -> int:
@@ -59,104 +67,137 @@ def _value(target: Target, text: str, what: str) -> int:
 def _symbol(target: Target, name: str) -> int:
     address = target.symbol(name)
     if address is None:
-        raise ExtensionFailed(f"{name} is not known: !object and !handle read the simulated "
-                              f"kernel's object manager (are its symbols loaded?)")
+        raise ExtensionFailed(f"{name} is not known: !object and !handle need the kernel's "
+                              f"symbols (.reload /f nt)")
     return address
 
 
-def _header_size(target: Target) -> int:
-    info = target.find_type(f"nt!{_HEADER}")
-    if info is None or not getattr(info, "size", 0):
-        raise ExtensionFailed(f"Type nt!{_HEADER} not found: !object and !handle read the "
-                              f"simulated kernel's object headers; this kernel's "
-                              f"nt!_OBJECT_HEADER is not read by this kdcon")
-    return info.size
+def _offset(target: Target, type_name: str, member: str) -> int:
+    """Where ``member`` lies in ``nt!type_name``; one line when the type lacks it."""
+    info = target.find_type(f"nt!{type_name}")
+    while info is not None and info.kind in ("modifier", "typedef") and info.type is not None:
+        info = info.type
+    field = next((f for f in getattr(info, "fields", None) or () if f.name == member), None)
+    if field is None:
+        raise ExtensionFailed(f"Type nt!{type_name} (with {member}) not found: are the "
+                              f"kernel's symbols loaded (.reload /f nt)?")
+    return field.offset
+
+
+def _signed(value: int | None, bits: int = 64) -> int:
+    value = value or 0
+    return value - (1 << bits) if value >> (bits - 1) & 1 else value
 
 
 @dataclass
 class _Object:
     body: int
     header: int
-    type: int
+    type_index: int
+    type_object: int
+    type_name: str
     pointer_count: int
     handle_count: int
+    directory: int
     name: str
-    next_named: int
 
 
 class _Objects:
-    """Reads objects of one stop: the header size and type tags are read once."""
+    """Reads objects of one stop: the body offset and the type objects are read once."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.header_size = _header_size(target)
-        tags = target.read(_symbol(target, "nt!ObpTypeTags"), 4 * (max(_TYPE_NAMES) + 1))
-        self.tags = [int.from_bytes(tags[i:i + 4], "little") for i in range(0, len(tags), 4)]
+        self.body_offset = _offset(target, _HEADER, "Body")
+        self.type_table = _symbol(target, "nt!ObTypeIndexTable")
+        self.types: dict[int, tuple[int, str] | None] = {}
+
+    def _string(self, obj: KernelObject, path: str) -> str:
+        length = obj.get(f"{path}.Length") or 0
+        buffer = obj.get(f"{path}.Buffer") or 0
+        if not length or not buffer:
+            return ""
+        data = self.target.read(buffer, min(length, 0x1000))
+        return printable(data.decode("utf-16-le", "replace"), newlines=False)
+
+    def type_of(self, index: int) -> tuple[int, str] | None:
+        """(address, name) of ObTypeIndexTable[index], or None when it is no type."""
+        if index not in self.types:
+            found = None
+            try:
+                address = self.target.pointer(self.type_table + 8 * index)
+                if index >= 2 and address >> 47 == (1 << 17) - 1:
+                    kind = KernelObject(self.target, address, _TYPE)
+                    if kind.get("Index") in (None, index):
+                        found = (address, self._string(kind, "Name"))
+            except (ExtensionFailed, MemoryReadError):
+                found = None
+            self.types[index] = found
+        return self.types[index]
 
     def read(self, body: int) -> _Object:
         """The object whose body is at ``body``; one line when no object header is in
         front of it."""
-        target = self.target
-        header = body - self.header_size
+        header = body - self.body_offset
         try:
-            obj = KernelObject(target, header, _HEADER)
-            kind = obj.get("Type") or 0
-            tag = obj.get("Tag")
+            obj = KernelObject(self.target, header, _HEADER)
+            index = obj.get("TypeIndex") or 0
+            mask = obj.get("InfoMask") or 0
         except (ExtensionFailed, MemoryReadError):
             raise ExtensionFailed(f"{body:016x}: not an object (its header at {header:016x} "
                                   f"cannot be read)") from None
-        if kind not in _TYPE_NAMES or kind >= len(self.tags) or tag != self.tags[kind]:
+        kind = self.type_of(index)
+        if kind is None:
             raise ExtensionFailed(f"{body:016x}: not an object (no object header in front "
                                   f"of it)")
-        return _Object(body=body, header=header, type=kind,
-                       pointer_count=_signed(obj.get("PointerCount")),
-                       handle_count=_signed(obj.get("HandleCount")),
-                       name=self._name(obj), next_named=obj.get("NextNamed") or 0)
+        directory, name = 0, ""
+        if mask & _NAME_BIT:
+            back = sum(size for bit, size in _OPTIONAL_SIZES if bit <= _NAME_BIT and mask & bit)
+            try:
+                info = KernelObject(self.target, header - back, _NAME_INFO)
+                directory, name = info.get("Directory") or 0, self._string(info, "Name")
+            except (ExtensionFailed, MemoryReadError):
+                name = "(name unreadable)"
+        return _Object(body=body, header=header, type_index=index, type_object=kind[0],
+                       type_name=kind[1], pointer_count=_signed(obj.get("PointerCount")),
+                       handle_count=_signed(obj.get("HandleCount")), directory=directory,
+                       name=name)
 
-    def _name(self, obj: KernelObject) -> str:
-        length = obj.get("Name.Length") or 0
-        buffer = obj.get("Name.Buffer") or 0
-        if not length or not buffer:
-            return ""
-        data = self.target.read(buffer, length)
-        return printable(data.decode("utf-16-le", "replace"), newlines=False)
-
-    def named(self) -> list[_Object]:
-        """Every object on nt!ObpNamedObjects, in list order."""
-        found: list[_Object] = []
-        header = self.target.pointer(_symbol(self.target, "nt!ObpNamedObjects"))
-        seen: set[int] = set()
-        while header and header not in seen and len(found) < _MAX_NAMED:
-            seen.add(header)
-            obj = self.read(header + self.header_size)
-            found.append(obj)
-            header = obj.next_named
+    def entries(self, directory: int) -> list[tuple[int, _Object]]:
+        """(bucket, object) of each entry of the directory whose body is at ``directory``."""
+        buckets = self.target.read_exact(directory + _offset(self.target, "_OBJECT_DIRECTORY",
+                                                             "HashBuckets"), 8 * _BUCKETS)
+        found: list[tuple[int, _Object]] = []
+        for bucket in range(_BUCKETS):
+            entry = int.from_bytes(buckets[8 * bucket:8 * bucket + 8], "little")
+            seen: set[int] = set()
+            while entry and entry not in seen and len(found) < _MAX_ENTRIES:
+                seen.add(entry)
+                item = KernelObject(self.target, entry, "_OBJECT_DIRECTORY_ENTRY")
+                found.append((bucket, self.read(item.get("Object") or 0)))
+                entry = item.get("ChainLink") or 0
         return found
 
-    def type_address(self, kind: int) -> int:
-        name = _TYPE_OBJECTS.get(kind)
-        return (self.target.symbol(name) or 0) if name else 0
+    def root(self) -> _Object | None:
+        """The root directory; None before the object manager has made it."""
+        body = self.target.pointer(_symbol(self.target, "nt!ObpRootDirectoryObject"))
+        return self.read(body) if body else None
 
 
-def _signed(value: int | None) -> int:
-    value = value or 0
-    return value - (1 << 32) if value & 0x8000_0000 else value
-
-
-def _object_lines(objects: _Objects, obj: _Object, indent: str = "") -> list[str]:
-    lines = [f"Object: {obj.body:016x}  Type: ({objects.type_address(obj.type):016x}) "
-             f"{_TYPE_NAMES[obj.type]}",
+def _object_lines(obj: _Object, indent: str = "") -> list[str]:
+    lines = [f"Object: {obj.body:016x}  Type: ({obj.type_object:016x}) {obj.type_name}",
              f"    ObjectHeader: {obj.header:016x}",
              f"{indent}    HandleCount: {obj.handle_count}  PointerCount: {obj.pointer_count}"]
     if obj.name:
-        lines.append(f"{indent}    Directory Object: 00000000  Name: {obj.name}")
+        directory = f"{obj.directory:016x}" if obj.directory else "00000000"
+        lines.append(f"{indent}    Directory Object: {directory}  Name: {obj.name}")
     return lines
 
 
-def _row(target: Target, objects: _Objects, obj: _Object, **extra: object) -> None:
-    target.row(kind="object", object=obj.body, header=obj.header, type=_TYPE_NAMES[obj.type],
-               type_object=objects.type_address(obj.type), handle_count=obj.handle_count,
-               pointer_count=obj.pointer_count, name=obj.name, **extra)
+def _row(target: Target, obj: _Object, **extra: object) -> None:
+    target.row(kind="object", object=obj.body, header=obj.header, type=obj.type_name,
+               type_object=obj.type_object, handle_count=obj.handle_count,
+               pointer_count=obj.pointer_count, name=obj.name, directory=obj.directory,
+               **extra)
 
 
 @bang("object", usage="!object Address [Flags] | !object \\Path")
@@ -173,106 +214,140 @@ def object_(target: Target, args: str) -> None:
         raise ExtensionFailed("!object 0 TypeName (every object of a type) is not done; "
                               "give an object's address or \\Path")
     flags = _value(target, words[1], "flags") if len(words) > 1 else 9
-    objects = _Objects(target)
-    obj = objects.read(address)
-    _row(target, objects, obj)
-    lines = _object_lines(objects, obj)
+    obj = _Objects(target).read(address)
+    _row(target, obj)
+    lines = _object_lines(obj)
     # Flags bit 0 adds the header, counts and name to the type line (kd's default 9).
     target.write("\n".join(lines if flags & 1 else lines[:1]) + "\n")
 
 
+def _lookup(objects: _Objects, directory: int, name: str) -> _Object | None:
+    wanted = name.lower()
+    return next((obj for _, obj in objects.entries(directory) if obj.name.lower() == wanted),
+                None)
+
+
 def _show_path(target: Target, objects: _Objects, path: str) -> None:
-    named = objects.named()
+    root = objects.root()
+    missing = ExtensionFailed(f"{printable(path, newlines=False)}: no named object has this "
+                              f"name (!object \\ lists them)")
+    if root is None:
+        if path == "\\":
+            raise ExtensionFailed("nt!ObpRootDirectoryObject is NULL: the object manager "
+                                  "has not started yet")
+        raise missing
     if path == "\\":
-        target.write("The simulated kernel keeps no directory objects: its named objects "
-                     "(nt!ObpNamedObjects), each by its full path:\n\n")
-        lines = [f"    {'Object':<16} {'Type':<25} Name", f"    {'------':<16} {'----':<25} ----"]
-        for obj in named:
-            _row(target, objects, obj)
-            lines.append(f"    {obj.body:016x} {_TYPE_NAMES[obj.type]:<25} {obj.name}")
-        if not named:
-            lines.append("    (none)")
+        _row(target, root)
+        lines = _object_lines(root) + ["", f"    {'Hash':<4} {'Address':<16} {'Type':<25} Name",
+                                       f"    {'----':<4} {'-------':<16} {'----':<25} ----"]
+        last = None
+        for bucket, obj in objects.entries(root.body):
+            target.check_cancelled()
+            _row(target, obj, bucket=bucket)
+            hash_text = f"{bucket:02d}" if bucket != last else ""
+            lines.append(f"     {hash_text:<2}  {obj.body:016x} {obj.type_name:<25} {obj.name}")
+            last = bucket
         target.write("\n".join(lines) + "\n")
         return
-    wanted = path.lower()
-    match = next((obj for obj in named if obj.name.lower() == wanted), None)
+    match = _lookup(objects, root.body, path)
     if match is None:
-        raise ExtensionFailed(f"{printable(path, newlines=False)}: no named object has this "
-                              f"name (!object \\ lists them)")
-    _row(target, objects, match)
-    target.write("\n".join(_object_lines(objects, match)) + "\n")
+        match = root
+        for part in [p for p in path.split("\\") if p]:
+            found = _lookup(objects, match.body, part) if match.type_name == "Directory" else None
+            if found is None:
+                raise missing
+            match = found
+    _row(target, match)
+    target.write("\n".join(_object_lines(match)) + "\n")
 
 
 # -- handles -----------------------------------------------------------------------------
 
 
 def _table_of(target: Target, process: int, kernel: bool) -> int:
-    """The address of ``process``'s handle array (the kernel's when ``kernel``)."""
-    if kernel or process == target.pointer(_symbol(target, "nt!PsInitialSystemProcess")):
-        return _symbol(target, "nt!ObpKernelTable")
-    user = target.symbol("nt!PspUserProcess")
-    if user is not None and process == target.pointer(user):
-        return _symbol(target, "nt!ObpUserTable")
-    raise ExtensionFailed(f"Process {process:x} has no handle table the simulated kernel "
-                          f"keeps (only System's and the user process's)")
-
-
-def _entry_size(target: Target) -> int:
-    info = target.find_type(f"nt!{_ENTRY}")
-    if info is None or not getattr(info, "size", 0):
-        raise ExtensionFailed(f"Type nt!{_ENTRY} not found: !handle reads the simulated "
-                              f"kernel's handle tables")
-    return info.size
-
-
-def _entries(target: Target, table: int, size: int) -> list[tuple[int, int, int, int]]:
-    """(index, header, granted access, attributes) of each entry in use; one read."""
-    count = _TABLE_ENTRIES
+    """The _HANDLE_TABLE of ``process`` (the kernel's when ``kernel``)."""
+    if kernel:
+        return target.pointer(_symbol(target, "nt!ObpKernelHandleTable"))
     try:
-        data = target.read_exact(table, count * size)
+        table = read_process(target, process).object_table
+    except (ExtensionFailed, MemoryReadError):
+        table = 0
+    if not table:
+        raise ExtensionFailed(f"Process {process:x} has no handle table (its "
+                              f"EPROCESS.ObjectTable is not readable or NULL)")
+    return table
+
+
+def _leaves(target: Target, code: int) -> list[tuple[int, int]]:
+    """(first handle index, address) of each leaf table under ``TableCode``."""
+    level, top = code & 3, code & ~3
+    per_leaf = _PAGE // target.find_type(f"nt!{_ENTRY}").size
+    tables = [(0, top)]
+    for _ in range(level):
+        below: list[tuple[int, int]] = []
+        for first, address in tables:
+            data = target.read_exact(address, _PAGE)
+            for slot in range(_PAGE // 8):
+                child = int.from_bytes(data[8 * slot:8 * slot + 8], "little")
+                if child and len(below) < _MAX_LEAVES:
+                    below.append((first * (_PAGE // 8) + slot, child))
+        tables = below
+    return [(first * per_leaf, address) for first, address in tables]
+
+
+def _entries(target: Target, table: int) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """The top table's address and (index, entry address, header, granted access) of
+    each entry in use."""
+    size = target.find_type(f"nt!{_ENTRY}").size
+    access = _offset(target, _ENTRY, "GrantedAccess")
+    try:
+        code = KernelObject(target, table, "_HANDLE_TABLE").get("TableCode") or 0
+        leaves = _leaves(target, code)
+        found = []
+        for first, leaf in leaves:
+            data = target.read_exact(leaf, _PAGE)
+            for slot in range(_PAGE // size):
+                at = slot * size
+                header = int.from_bytes(data[at:at + 8], "little") & ~_ENTRY_BITS
+                if header:
+                    found.append((first + slot, leaf + at, header,
+                                  int.from_bytes(data[at + access:at + access + 4], "little")))
     except MemoryReadError:
         raise ExtensionFailed(f"Cannot read the handle table at {table:016x}") from None
-    found = []
-    for index in range(count):
-        at = index * size
-        header = int.from_bytes(data[at:at + 8], "little")
-        if header:
-            found.append((index, header, int.from_bytes(data[at + 8:at + 12], "little"),
-                          int.from_bytes(data[at + 12:at + 16], "little")))
-    return found
+    return code & ~3, found
 
 
 def _process_header(target: Target, address: int) -> list[str]:
     process = read_process(target, address)
+    count = handle_count(target, process.object_table)
+    counted = "<Data Not Accessible>" if count is None else f"{count:3d}."
     return [f"PROCESS {process.address:x}",
             f"    SessionId: none  Cid: {process.pid:04x}    Peb: {process.peb:08x}  "
             f"ParentCid: {process.parent_pid:04x}",
-            f"    DirBase: {process.dirbase:08x}  ObjectTable: {process.object_table:08x}",
+            f"    DirBase: {process.dirbase:08x}  ObjectTable: {process.object_table:016x}  "
+            f"HandleCount: {counted}",
             f"    Image: {printable(process.image, newlines=False)}", ""]
 
 
 def _show_handles(target: Target, objects: _Objects, process: int, handle: int | None,
                   flags: int) -> None:
     table = _table_of(target, process, bool(flags & 0x10))
-    size = _entry_size(target)
-    entries = _entries(target, table, size)
-    header_size = objects.header_size
+    top, entries = _entries(target, table)
     lines = [] if flags & 0x10 else _process_header(target, process)
-    lines += [f"{'Kernel h' if flags & 0x10 else 'H'}andle table at {table:016x} "
+    lines += [f"{'Kernel h' if flags & 0x10 else 'H'}andle table at {top:016x} "
               f"with {len(entries)} entries in use", ""]
     if handle is not None:
-        index = ((handle & ~_KERNEL_HANDLE) >> 2) - 1
-        entries = [e for e in entries if e[0] == index]
+        entries = [e for e in entries if e[0] == (handle & ~_KERNEL_HANDLE) >> 2]
         if not entries:
             target.write("\n".join(lines) + "\n")
             raise ExtensionFailed(f"Handle {handle:x} is not in use in this handle table")
-    for index, header, granted, attributes in entries:
+    for index, entry, header, granted in entries:
         target.check_cancelled()
-        value = (index + 1) << 2
-        body = header + header_size
+        value = index << 2
+        body = header + objects.body_offset
         if flags & 1:
             lines.append(f"{value:04x}: Object: {body:016x}  GrantedAccess: {granted:08x} "
-                         f"Entry: {table + index * size:016x}")
+                         f"Entry: {entry:016x}")
         obj = None
         if flags & 2:
             try:
@@ -280,12 +355,10 @@ def _show_handles(target: Target, objects: _Objects, process: int, handle: int |
             except ExtensionFailed as exc:
                 lines.append(f"    {exc}")
             else:
-                lines += _object_lines(objects, obj, indent="    ")
+                lines += _object_lines(obj, indent="    ")
         target.row(kind="handle", process=process, handle=value, object=body,
-                   granted_access=granted, attributes=attributes,
-                   entry=table + index * size,
-                   type=_TYPE_NAMES.get(obj.type) if obj else None,
-                   name=obj.name if obj else None)
+                   granted_access=granted, entry=entry,
+                   type=obj.type_name if obj else None, name=obj.name if obj else None)
         lines.append("")
     while len(lines) > 1 and lines[-1] == lines[-2] == "":
         lines.pop()

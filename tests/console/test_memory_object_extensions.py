@@ -5,9 +5,10 @@ tables' ``translate`` and the region map's ``virtual_to_physical``) for kernel c
 kernel data, the stack, the pool's 2 MB pages and unmapped addresses, and for what they
 cost on the wire (an 8-byte physical read per level, nothing again at the same stop).
 The object commands are checked against what the simulated user program reports
-(``kdcon-sim: create event access=...: handle 0x4``), the handle tables as ``dq``
-shows them, and trackdemo's source for the event's name. Golden transcripts keep the
-layout.
+(``kdcon-sim: create event access=...: handle 0x4``), the handle tables' entries as
+``dq`` shows them (Windows 7's EPROCESS.ObjectTable at +0x200, a level-0 table whose
+entry 1 is handle 4), and trackdemo's source for the event's name. Golden transcripts
+keep the layout.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ TRACKDEMO_C = Path(__file__).resolve().parents[2] / "tools/simtarget/src/trackde
 USER_EVENT = ["--ioctl", r"\Device\TrackDemo,0x222000,hex:{event}00"]
 # Three stops at the user I/O service: the event's creation, the create, the ioctl.
 TO_USER_IO = ["bp nt!KiSimServiceIo", "g", "g", "g", "g", "bc *"]
+# Handle 4's entry: the second of the level-0 table TableCode points at.
+USER_ENTRY = "dq poi(poi(@$proc+200))+10 L2"
+KERNEL_ENTRY = "dq poi(poi(nt!ObpKernelHandleTable))+10 L2"
+KERNEL_OBJECT = "(poi(poi(poi(nt!ObpKernelHandleTable))+10)&0xfffffffffffffff8)+30"
 
 
 def output_of(text: str, command: str) -> str:
@@ -217,34 +222,38 @@ def test_a_level_that_is_not_present_says_not_valid(live):
 
 @pytest.fixture(scope="module")
 def user_io():
-    text, status = batch(*TO_USER_IO, "dq nt!ObpUserTable L2", "dq nt!ObpKernelTable L2",
+    text, status = batch(*TO_USER_IO, USER_ENTRY, KERNEL_ENTRY,
                          "!handle", "!handle 4 1", "!handle 0 3 4", "!handle 0 13",
                          "!object \\", "!object \\basenamedobjects\\trackdemoevent",
-                         "!object @$proc", "!object poi(nt!ObpNamedObjects)+30 0",
+                         "!object @$proc", f"!object {KERNEL_OBJECT} 0",
+                         "? poi(nt!ObpRootDirectoryObject)", "dt nt!_OBJECT_HEADER",
                          extra=USER_EVENT)
     assert status == 0, text[-2000:]
     return text
 
 
-def _table(text: str, name: str) -> tuple[int, int, int]:
-    """(address, header, access) of a table's first entry from its ``dq`` lines."""
-    line = output_of(text, f"dq nt!{name} L2").splitlines()[0]
-    address, header, second = line.replace("`", "").split()
-    return int(address, 16), int(header, 16), int(second, 16) & 0xFFFFFFFF
+def _entry(text: str, command: str) -> tuple[int, int, int]:
+    """(address, header, access) of the handle table entry ``command`` dumps: its
+    Object has the lock bit (0x1) set and the attribute bits clear."""
+    line = output_of(text, command).splitlines()[0]
+    address, value, second = line.replace("`", "").split()
+    assert int(value, 16) & 7 == 1, line
+    return int(address, 16), int(value, 16) & ~7, int(second, 16) & 0xFFFFFFFF
 
 
 def test_handle_lists_the_user_program_s_event_as_it_reported_it(user_io):
     created = re.search(r"kdcon-sim: create event access=(0x[0-9a-f]+): status 0x00000000, "
                         r"handle (0x[0-9a-f]+)", user_io)
     access, value = int(created.group(1), 16), int(created.group(2), 16)
-    table, header, granted = _table(user_io, "ObpUserTable")
+    entry, header, granted = _entry(user_io, USER_ENTRY)
+    table = entry - 0x10
     assert granted == access and value == 4
     shown = output_of(user_io, "!handle")
     assert re.search(r"^PROCESS [0-9a-f]+\n.*\n.*\n    Image: ksimuser.exe\n", shown, re.M)
     assert f"Handle table at {table:016x} with 1 entries in use" in shown
     body = header + 0x30
     assert (f"{value:04x}: Object: {body:016x}  GrantedAccess: {access:08x} "
-            f"Entry: {table:016x}") in shown
+            f"Entry: {entry:016x}") in shown
     assert re.search(rf"^Object: {body:016x}  Type: \([0-9a-f]{{16}}\) Event$", shown, re.M)
     assert f"    ObjectHeader: {header:016x}\n        HandleCount: 1  PointerCount: 1" in shown
     only_entries = output_of(user_io, "!handle 4 1")
@@ -252,33 +261,41 @@ def test_handle_lists_the_user_program_s_event_as_it_reported_it(user_io):
 
 
 def test_the_system_process_s_handles_are_the_kernel_table(user_io):
-    table, header, granted = _table(user_io, "ObpKernelTable")
+    entry, header, granted = _entry(user_io, KERNEL_ENTRY)
+    table = entry - 0x10
+    root = int(output_of(user_io, "? poi(nt!ObpRootDirectoryObject)").rsplit("= ", 1)[1]
+               .replace("`", ""), 16)
     name = re.search(r'u"(\\\\BaseNamedObjects\\\\TrackDemoEvent)"', TRACKDEMO_C.read_text())
     event_name = name.group(1).replace("\\\\", "\\")
     for command in ("!handle 0 3 4", "!handle 0 13"):
         shown = output_of(user_io, command)
         assert f"0004: Object: {header + 0x30:016x}  GrantedAccess: {granted:08x}" in shown
-        assert f"Directory Object: 00000000  Name: {event_name}" in shown
+        assert f"Directory Object: {root:016x}  Name: {event_name}" in shown
     assert "    Image: System" in output_of(user_io, "!handle 0 3 4")
     assert output_of(user_io, "!handle 0 13").startswith(
         f"Kernel handle table at {table:016x} with 1 entries in use")
     listed = output_of(user_io, "!object \\")
-    assert re.search(rf"^    {header + 0x30:016x} Event +{re.escape(event_name)}$", listed, re.M)
+    assert listed.startswith(f"Object: {root:016x}  Type: (")
+    assert "    Directory Object: 00000000  Name: \\\n" in listed
+    assert re.search(rf"^     \d\d  {header + 0x30:016x} Event +{re.escape(event_name)}$",
+                     listed, re.M)
     by_name = output_of(user_io, "!object \\basenamedobjects\\trackdemoevent")
     assert by_name.startswith(f"Object: {header + 0x30:016x}  Type: (")
-    type_only = output_of(user_io, "!object poi(nt!ObpNamedObjects)+30 0")
-    assert type_only == by_name.splitlines()[0] + "\n"
+    type_only = output_of(user_io, f"!object {KERNEL_OBJECT} 0")
+    assert type_only.rstrip("\n") == by_name.splitlines()[0]
 
 
 def test_object_names_are_escaped(live):
-    header = evaluated(live, "poi(nt!ObpNamedObjects)")
-    if not header:
+    if not evaluated(live, "poi(poi(nt!ObpKernelHandleTable))"):
         live.ok("bp trackdemo!TrackDemoDispatch")
         live.ok("g")
         live.ok("g")
         live.ok("bc *")
-        header = evaluated(live, "poi(nt!ObpNamedObjects)")
-    buffer = evaluated(live, f"poi({header:x}+18)")
+    body = evaluated(live, KERNEL_OBJECT)
+    header = body - 0x30
+    # The name information (0x20 bytes) right before the header; Name.Buffer at +0x10.
+    assert evaluated(live, f"by({header:x}+1a)") & 2
+    buffer = evaluated(live, f"poi({header:x}-10)")
     live.ok(f"ew {buffer:x} 1b")
     text = live.ok(f"!object {header + 0x30:x}")
     assert "\x1b" not in text and "Name: \\x1b" in text.replace("\\\\", "\\")
@@ -302,7 +319,7 @@ def test_without_the_kernel_pdb_pte_works_and_object_says_what_is_missing(tmp_pa
             start = len(stream.getvalue())
             assert not app.console.execute(command)
             said = stream.getvalue()[start:].strip().splitlines()
-            assert len(said) == 1 and "nt!_KSIM_OBJECT_HEADER not found" in said[0], said
+            assert len(said) == 1 and "nt!ObTypeIndexTable is not known" in said[0], said
     finally:
         app.close()
         sim.close()

@@ -168,6 +168,7 @@ STATIC_ASSERT(FIELD_OFFSET(KPCR, Prcb) == 0x180);
 #define EP_DIRECTORY_TABLE_BASE  0x028   /* Pcb.DirectoryTableBase */
 #define EP_KTHREAD_LIST_HEAD     0x030   /* Pcb.ThreadListHead */
 #define EP_UNIQUE_PROCESS_ID     0x180
+#define EP_OBJECT_TABLE          0x200   /* HANDLE_TABLE * */
 #define EP_ACTIVE_PROCESS_LINKS  0x188
 #define EP_IMAGE_FILE_NAME       0x2E0
 #define EP_THREAD_LIST_HEAD      0x308

@@ -110,7 +110,7 @@ NTSTATUS NTAPI ZwCreateFile(PHANDLE FileHandle, ACCESS_MASK DesiredAccess, POBJE
     ULONG CreateDisposition, ULONG CreateOptions, PVOID EaBuffer, ULONG EaLength)
 {
     KSIM_FILE_REQUEST request;
-    PKSIM_OBJECT_HEADER h;
+    POBJECT_HEADER h;
     PKSIM_FILE file;
     PUNICODE_STRING name;
     ACCESS_MASK access = ObpMapGeneric(ObTypeFile, DesiredAccess);
@@ -191,10 +191,10 @@ VOID IopDeleteFile(PVOID File)
 /* The host file behind a kernel-mode caller's handle, or the failure status. */
 static NTSTATUS IopFileOf(HANDLE Handle, PKSIM_FILE *File)
 {
-    PKSIM_OBJECT_HEADER h = ObpLookupHandle(Handle, KernelMode, NULL);
+    POBJECT_HEADER h = ObpLookupHandle(Handle, KernelMode, NULL);
     if (!h)
         return STATUS_INVALID_HANDLE;
-    if (h->Type != ObTypeFile)
+    if (OBP_TYPE(h) != ObTypeFile)
         return STATUS_OBJECT_TYPE_MISMATCH;
     *File = OBP_BODY(h);
     return (*File)->HostFile ? STATUS_SUCCESS : STATUS_INVALID_DEVICE_REQUEST;

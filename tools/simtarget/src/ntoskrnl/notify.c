@@ -97,7 +97,7 @@ STATIC_ASSERT(sizeof(OB_POST_OPERATION_INFORMATION) == 0x30);
 typedef ULONG (NTAPI *POB_PRE_OPERATION_CALLBACK)(PVOID Context, OB_PRE_OPERATION_INFORMATION *Info);
 typedef VOID (NTAPI *POB_POST_OPERATION_CALLBACK)(PVOID Context, OB_POST_OPERATION_INFORMATION *Info);
 typedef struct _OB_OPERATION_REGISTRATION {
-    KSIM_OBJECT_TYPE **ObjectType;
+    OBJECT_TYPE **ObjectType;
     ULONG Operations;
     POB_PRE_OPERATION_CALLBACK PreOperation;
     POB_POST_OPERATION_CALLBACK PostOperation;
@@ -288,7 +288,7 @@ static NTSTATUS ObpCheckRegistration(OB_CALLBACK_REGISTRATION *Registration)
         return STATUS_INVALID_PARAMETER;
     for (i = 0; i < Registration->OperationRegistrationCount; i++) {
         OB_OPERATION_REGISTRATION *op = &Registration->OperationRegistration[i];
-        KSIM_OBJECT_TYPE *type = op->ObjectType ? *op->ObjectType : NULL;
+        OBJECT_TYPE *type = op->ObjectType ? *op->ObjectType : NULL;
         if ((type != PsProcessType && type != PsThreadType)
             || !(op->Operations & (OB_OPERATION_HANDLE_CREATE | OB_OPERATION_HANDLE_DUPLICATE))
             || (!op->PreOperation && !op->PostOperation))
@@ -344,12 +344,12 @@ VOID NTAPI ObUnRegisterCallbacks(PVOID RegistrationHandle)
         }
 }
 
-static KSIM_OBJECT_TYPE *ObpTypeOf(PKSIM_OBJECT_HEADER Header)
+static OBJECT_TYPE *ObpTypeOf(POBJECT_HEADER Header)
 {
-    return Header->Type == ObTypeProcess ? PsProcessType : PsThreadType;
+    return OBP_TYPE(Header) == ObTypeProcess ? PsProcessType : PsThreadType;
 }
 
-ACCESS_MASK ObpPreCreateHandle(PKSIM_OBJECT_HEADER Header, BOOLEAN KernelHandle, ACCESS_MASK Desired,
+ACCESS_MASK ObpPreCreateHandle(POBJECT_HEADER Header, BOOLEAN KernelHandle, ACCESS_MASK Desired,
                                PVOID *Contexts)
 {
     OB_PRE_OPERATION_PARAMETERS parameters;
@@ -382,7 +382,7 @@ ACCESS_MASK ObpPreCreateHandle(PKSIM_OBJECT_HEADER Header, BOOLEAN KernelHandle,
     return Desired;
 }
 
-VOID ObpPostCreateHandle(PKSIM_OBJECT_HEADER Header, BOOLEAN KernelHandle, ACCESS_MASK Granted,
+VOID ObpPostCreateHandle(POBJECT_HEADER Header, BOOLEAN KernelHandle, ACCESS_MASK Granted,
                          NTSTATUS Status, PVOID *Contexts)
 {
     OB_POST_OPERATION_INFORMATION info;

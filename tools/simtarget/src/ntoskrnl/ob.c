@@ -13,35 +13,61 @@
  * page: a user-mode caller is refused a kernel handle (STATUS_INVALID_HANDLE) and any
  * access the handle was not granted (STATUS_ACCESS_DENIED); a kernel-mode caller's
  * access is not checked; the wrong type is STATUS_OBJECT_TYPE_MISMATCH.  Process and
- * thread handles go through the ObRegisterCallbacks callbacks (notify.c).
+ * thread handles go through the ObRegisterCallbacks callbacks (notify.c).  The
+ * attributes a handle keeps (and ObReferenceObjectByHandle's HandleAttributes gives)
+ * are Windows' handle attributes, OBJ_INHERIT and OBJ_AUDIT_OBJECT_CLOSE, kept in the
+ * low bits of the entry's Object.
  */
 #include "obp.h"
 
-#define HANDLE_TABLE_SIZE 256
+#define HANDLE_TABLE_SIZE 256       /* one page of entries (page-aligned): a level-0 table */
 #define FILE_CREATED 2
 #define FILE_OPENED 1
+#define OBP_TYPE_TABLE_SIZE 16
+#define FIELD(p, off, type) (*(type *)((PUCHAR)(p) + (off)))
+/* HANDLE_TABLE_ENTRY.Object's low bits (Windows 7 x64): the entry's lock bit, set while
+ * unlocked, then OBJ_INHERIT and OBJ_AUDIT_OBJECT_CLOSE. */
+#define OBP_ENTRY_UNLOCKED 0x1ULL
+#define OBP_ENTRY_ATTRIBUTES 0x6ULL
+#define OBP_ENTRY_BITS 0x7ULL
+#define OBP_OBJECT_OF(e) ((POBJECT_HEADER)((ULONG64)(e)->Object & ~OBP_ENTRY_BITS))
 
-static KSIM_OBJECT_TYPE ObpEventType = { ObTypeEvent };
-static KSIM_OBJECT_TYPE ObpThreadType = { ObTypeThread };
-static KSIM_OBJECT_TYPE ObpProcessType = { ObTypeProcess };
-KSIM_OBJECT_TYPE *ExEventObjectType = &ObpEventType;
-KSIM_OBJECT_TYPE *PsThreadType = &ObpThreadType;
-KSIM_OBJECT_TYPE *PsProcessType = &ObpProcessType;
+static OBJECT_TYPE ObpTypeObjects[ObTypeMax];
+POBJECT_TYPE ObTypeIndexTable[OBP_TYPE_TABLE_SIZE];
+OBJECT_TYPE *ExEventObjectType = &ObpTypeObjects[ObTypeEvent];
+OBJECT_TYPE *PsThreadType = &ObpTypeObjects[ObTypeThread];
+OBJECT_TYPE *PsProcessType = &ObpTypeObjects[ObTypeProcess];
 
-STATIC_ASSERT(sizeof(KSIM_OBJECT_HEADER) % 16 == 0);
+STATIC_ASSERT(FIELD_OFFSET(OBJECT_HEADER, TypeIndex) == 0x18);
+STATIC_ASSERT(FIELD_OFFSET(OBJECT_HEADER, SecurityDescriptor) == 0x28);
+STATIC_ASSERT(FIELD_OFFSET(OBJECT_HEADER, Body) == 0x30 && sizeof(OBJECT_HEADER) == 0x38);
+STATIC_ASSERT(sizeof(OBJECT_HEADER_NAME_INFO) == 0x20);
+STATIC_ASSERT(sizeof(OBJECT_TYPE_INITIALIZER) == 0x70);
+STATIC_ASSERT(FIELD_OFFSET(OBJECT_TYPE, Index) == 0x28 && FIELD_OFFSET(OBJECT_TYPE, TotalNumberOfHandles) == 0x30);
+STATIC_ASSERT(FIELD_OFFSET(OBJECT_TYPE, Key) == 0xB8 && sizeof(OBJECT_TYPE) == 0xD0);
+STATIC_ASSERT(sizeof(OBJECT_DIRECTORY_ENTRY) == 0x18 && sizeof(OBJECT_DIRECTORY) == 0x150);
+STATIC_ASSERT(sizeof(HANDLE_TABLE_ENTRY) == 0x10);
+STATIC_ASSERT(FIELD_OFFSET(HANDLE_TABLE, HandleCount) == 0x58 && sizeof(HANDLE_TABLE) == 0x68);
 
-typedef struct _OBP_HANDLE {
-    PKSIM_OBJECT_HEADER Object;
-    ACCESS_MASK GrantedAccess;
-    ULONG Attributes;
-} OBP_HANDLE;
+static HANDLE_TABLE ObpKernelTable, ObpUserTable;
+static __declspec(align(4096)) HANDLE_TABLE_ENTRY ObpKernelEntries[HANDLE_TABLE_SIZE];
+static __declspec(align(4096)) HANDLE_TABLE_ENTRY ObpUserEntries[HANDLE_TABLE_SIZE];
+PHANDLE_TABLE ObpKernelHandleTable = &ObpKernelTable;
+LIST_ENTRY HandleTableListHead;
 
-static OBP_HANDLE ObpKernelTable[HANDLE_TABLE_SIZE];
-static OBP_HANDLE ObpUserTable[HANDLE_TABLE_SIZE];
-static PKSIM_OBJECT_HEADER ObpNamedObjects;
+/* The root directory "\" lives in the image: its name information, header and body. */
+static __declspec(align(16)) struct {
+    OBJECT_HEADER_NAME_INFO NameInfo;
+    OBJECT_HEADER Header;
+    UCHAR Rest[sizeof(OBJECT_DIRECTORY) - sizeof(QUAD)];
+} ObpRoot;
+POBJECT_DIRECTORY ObpRootDirectoryObject;
+static WCHAR ObpRootName[] = { '\\', 0 };
 
 static const ULONG ObpTypeTags[ObTypeMax] = { 0, 'nevE', 'eliF', ' yeK', 'tceS', 'eriD', 'erhT', 'corP',
                                               'eliF' };
+static const WCHAR *const ObpTypeNames[ObTypeMax] = { 0, L"Event", L"File", L"Key", L"Section", L"Directory",
+                                                      L"Thread", L"Process", 0 };
 static const ULONG ObpBodySizes[ObTypeMax] = { 0, sizeof(KEVENT), 0x40, 0x20, 0x20, 0x20, ETHREAD_SIZE,
                                                EPROCESS_SIZE, 0xD8 };
 /* GENERIC_READ, _WRITE, _EXECUTE, _ALL per type (the types' GENERIC_MAPPINGs in wdm.h terms). */
@@ -59,11 +85,65 @@ static const ACCESS_MASK ObpGenericMapping[ObTypeMax][4] = {
 
 VOID IopCloseDeviceFile(PVOID FileObject);
 
+static VOID ObpInitializeTable(PHANDLE_TABLE Table, PHANDLE_TABLE_ENTRY Entries, PVOID Process)
+{
+    memset(Table, 0, sizeof(*Table));
+    memset(Entries, 0, sizeof(HANDLE_TABLE_ENTRY) * HANDLE_TABLE_SIZE);
+    Table->TableCode = (ULONG64)Entries;            /* level 0 in the low 2 bits */
+    Table->QuotaProcess = Process;
+    Table->UniqueProcessId = Process ? PsGetProcessId(Process) : NULL;
+    Table->FirstFreeHandle = 4;
+    Table->NextHandleNeedingPool = HANDLE_TABLE_SIZE * 4;
+    InsertTailList(&HandleTableListHead, &Table->HandleTableList);
+}
+
 VOID KiInitializeObjects(VOID)
 {
-    memset(ObpKernelTable, 0, sizeof(ObpKernelTable));
-    memset(ObpUserTable, 0, sizeof(ObpUserTable));
-    ObpNamedObjects = NULL;
+    ULONG t;
+    memset(ObpTypeObjects, 0, sizeof(ObpTypeObjects));
+    memset(ObTypeIndexTable, 0, sizeof(ObTypeIndexTable));
+    for (t = ObTypeEvent; t < ObTypeDeviceFile; t++) {
+        POBJECT_TYPE type = &ObpTypeObjects[t];
+        InitializeListHead(&type->TypeList);
+        InitializeListHead(&type->CallbackList);
+        RtlInitUnicodeString(&type->Name, ObpTypeNames[t]);
+        type->Index = OBP_TYPE_INDEX(t);
+        type->Key = ObpTypeTags[t];
+        type->TypeInfo.Length = sizeof(type->TypeInfo);
+        type->TypeInfo.GenericMapping.GenericRead = ObpGenericMapping[t][0];
+        type->TypeInfo.GenericMapping.GenericWrite = ObpGenericMapping[t][1];
+        type->TypeInfo.GenericMapping.GenericExecute = ObpGenericMapping[t][2];
+        type->TypeInfo.GenericMapping.GenericAll = ObpGenericMapping[t][3];
+        type->TypeInfo.ValidAccessMask = ObpGenericMapping[t][3];
+        ObTypeIndexTable[type->Index] = type;
+    }
+    InitializeListHead(&HandleTableListHead);
+    ObpInitializeTable(&ObpKernelTable, ObpKernelEntries, PsInitialSystemProcess);
+    ObpInitializeTable(&ObpUserTable, ObpUserEntries, NULL);
+    RemoveEntryList(&ObpUserTable.HandleTableList);
+    InitializeListHead(&ObpUserTable.HandleTableList);
+    FIELD(PsInitialSystemProcess, EP_OBJECT_TABLE, PVOID) = &ObpKernelTable;
+
+    memset(&ObpRoot, 0, sizeof(ObpRoot));
+    ObpRoot.NameInfo.Directory = NULL;
+    RtlInitUnicodeString(&ObpRoot.NameInfo.Name, ObpRootName);
+    ObpRoot.Header.PointerCount = 1;
+    ObpRoot.Header.TypeIndex = OBP_TYPE_INDEX(ObTypeDirectory);
+    ObpRoot.Header.InfoMask = OBP_NAME_INFO_BIT;
+    ObpRoot.Header.Flags = 0x10;                    /* a permanent object */
+    ObpRootDirectoryObject = OBP_BODY(&ObpRoot.Header);
+    ObpTypeObjects[ObTypeDirectory].TotalNumberOfObjects = 1;
+    ObpTypeObjects[ObTypeDirectory].HighWaterNumberOfObjects = 1;
+}
+
+/* The user process (process.c) takes the user table; its entries stay as they are. */
+VOID ObpInitializeUserTable(PVOID Process)
+{
+    ObpUserTable.QuotaProcess = Process;
+    ObpUserTable.UniqueProcessId = PsGetProcessId(Process);
+    RemoveEntryList(&ObpUserTable.HandleTableList);
+    InsertTailList(&HandleTableListHead, &ObpUserTable.HandleTableList);
+    FIELD(Process, EP_OBJECT_TABLE, PVOID) = &ObpUserTable;
 }
 
 ACCESS_MASK ObpMapGeneric(ULONG Type, ACCESS_MASK Access)
@@ -81,91 +161,156 @@ ACCESS_MASK ObpMapGeneric(ULONG Type, ACCESS_MASK Access)
     return mapped;
 }
 
-static PKSIM_OBJECT_HEADER ObpLookup(PUNICODE_STRING Name, ULONG Type)
+/* The directory's hash of a name: each upcased character folded into the running value
+ * (value += value * 2 + value / 2 + character); the bucket is the value modulo 37. */
+static ULONG ObpHashName(PUNICODE_STRING Name)
 {
-    PKSIM_OBJECT_HEADER h;
+    ULONG hash = 0, i;
+    for (i = 0; i < Name->Length / 2u; i++) {
+        WCHAR c = Name->Buffer[i];
+        hash += (hash << 1) + (hash >> 1);
+        hash += c >= 'a' && c <= 'z' ? c - ('a' - 'A') : c;
+    }
+    return hash;
+}
+
+static POBJECT_HEADER ObpLookup(PUNICODE_STRING Name, ULONG Type)
+{
+    POBJECT_DIRECTORY_ENTRY entry;
     if (!Name || !Name->Length)
         return NULL;
-    for (h = ObpNamedObjects; h; h = h->NextNamed)
-        if (h->Type == Type && RtlCompareUnicodeString(&h->Name, Name, TRUE) == 0)
+    entry = ObpRootDirectoryObject->HashBuckets[ObpHashName(Name) % OBP_HASH_BUCKETS];
+    for (; entry; entry = entry->ChainLink) {
+        POBJECT_HEADER h = OBP_HEADER(entry->Object);
+        if (OBP_TYPE(h) == Type && RtlCompareUnicodeString(&OBP_NAME_INFO(h)->Name, Name, TRUE) == 0)
             return h;
+    }
     return NULL;
 }
 
-PKSIM_OBJECT_HEADER ObpCreate(ULONG Type, PUNICODE_STRING Name)
+static VOID ObpUnlinkName(POBJECT_HEADER h)
 {
-    SIZE_T size = sizeof(KSIM_OBJECT_HEADER) + ObpBodySizes[Type];
-    PKSIM_OBJECT_HEADER h = ExAllocatePoolWithTag(NonPagedPool, size, ObpTypeTags[Type]);
-    if (!h)
+    POBJECT_HEADER_NAME_INFO info = OBP_NAME_INFO(h);
+    POBJECT_DIRECTORY_ENTRY *link, entry;
+    if (!info || !info->Directory)
+        return;
+    link = &info->Directory->HashBuckets[ObpHashName(&info->Name) % OBP_HASH_BUCKETS];
+    for (; (entry = *link) != NULL; link = &entry->ChainLink)
+        if (entry->Object == OBP_BODY(h)) {
+            *link = entry->ChainLink;
+            ExFreePoolWithTag(entry, 'iDbO');
+            break;
+        }
+    info->Directory = NULL;
+}
+
+POBJECT_HEADER ObpCreate(ULONG Type, PUNICODE_STRING Name)
+{
+    BOOLEAN named = Name && Name->Length;
+    SIZE_T extra = named ? sizeof(OBJECT_HEADER_NAME_INFO) : 0;
+    SIZE_T size = extra + FIELD_OFFSET(OBJECT_HEADER, Body) + ObpBodySizes[Type];
+    PUCHAR block = ExAllocatePoolWithTag(NonPagedPool, size, ObpTypeTags[Type]);
+    POBJECT_TYPE type = ObTypeIndexTable[OBP_TYPE_INDEX(Type)];
+    POBJECT_HEADER h;
+    if (!block)
         return NULL;
-    memset(h, 0, size);
-    h->Type = Type;
-    h->Tag = ObpTypeTags[Type];
+    memset(block, 0, size);
+    h = (POBJECT_HEADER)(block + extra);
+    h->TypeIndex = OBP_TYPE_INDEX(Type);
     h->PointerCount = 1;
-    if (Name && Name->Length) {
-        h->Name.Buffer = ExAllocatePoolWithTag(PagedPool, Name->Length + 2u, 'maNO');
-        if (!h->Name.Buffer) {
-            ExFreePoolWithTag(h, h->Tag);
+    if (named) {
+        POBJECT_HEADER_NAME_INFO info = (POBJECT_HEADER_NAME_INFO)block;
+        POBJECT_DIRECTORY_ENTRY entry = ExAllocatePoolWithTag(PagedPool, sizeof(*entry), 'iDbO');
+        info->Name.Buffer = ExAllocatePoolWithTag(PagedPool, Name->Length + 2u, 'maNO');
+        if (!entry || !info->Name.Buffer) {
+            if (entry)
+                ExFreePoolWithTag(entry, 'iDbO');
+            if (info->Name.Buffer)
+                ExFreePoolWithTag(info->Name.Buffer, 'maNO');
+            ExFreePoolWithTag(block, type->Key);
             return NULL;
         }
-        memcpy(h->Name.Buffer, Name->Buffer, Name->Length);
-        h->Name.Buffer[Name->Length / 2] = 0;
-        h->Name.Length = Name->Length;
-        h->Name.MaximumLength = (USHORT)(Name->Length + 2);
-        h->NextNamed = ObpNamedObjects;
-        ObpNamedObjects = h;
+        memcpy(info->Name.Buffer, Name->Buffer, Name->Length);
+        info->Name.Buffer[Name->Length / 2] = 0;
+        info->Name.Length = Name->Length;
+        info->Name.MaximumLength = (USHORT)(Name->Length + 2);
+        info->Directory = ObpRootDirectoryObject;
+        h->InfoMask |= OBP_NAME_INFO_BIT;
+        entry->Object = OBP_BODY(h);
+        entry->HashValue = ObpHashName(Name);
+        entry->ChainLink = ObpRootDirectoryObject->HashBuckets[entry->HashValue % OBP_HASH_BUCKETS];
+        ObpRootDirectoryObject->HashBuckets[entry->HashValue % OBP_HASH_BUCKETS] = entry;
     }
+    if (++type->TotalNumberOfObjects > type->HighWaterNumberOfObjects)
+        type->HighWaterNumberOfObjects = type->TotalNumberOfObjects;
     return h;
 }
 
-VOID ObpDereference(PKSIM_OBJECT_HEADER h)
+/* A device's file object (iocomp.c) is told from a host file (file.c) by its body: an
+ * IO_TYPE_FILE FILE_OBJECT of 0xD8 bytes. */
+static BOOLEAN ObpIsDeviceFile(POBJECT_HEADER h)
 {
-    PKSIM_OBJECT_HEADER *link;
+    CSHORT *body = OBP_BODY(h);
+    return body[0] == 5 && body[1] == (CSHORT)ObpBodySizes[ObTypeDeviceFile];
+}
+
+VOID ObpDereference(POBJECT_HEADER h)
+{
+    POBJECT_HEADER_NAME_INFO info = OBP_NAME_INFO(h);
+    POBJECT_TYPE type = ObTypeIndexTable[h->TypeIndex];
+    BOOLEAN device = OBP_TYPE(h) == ObTypeFile && ObpIsDeviceFile(h);
     if (--h->PointerCount > 0)
         return;
     /* A file object on a device: the device sees cleanup and close first (iocomp.c). */
-    if (h->Type == ObTypeDeviceFile)
+    if (device)
         IopCloseDeviceFile(OBP_BODY(h));
-    for (link = &ObpNamedObjects; *link; link = &(*link)->NextNamed)
-        if (*link == h) {
-            *link = h->NextNamed;
-            break;
-        }
-    if (h->Type == ObTypeFile)
+    ObpUnlinkName(h);
+    if (OBP_TYPE(h) == ObTypeFile && !device)
         IopDeleteFile(OBP_BODY(h));
-    if (h->Name.Buffer)
-        ExFreePoolWithTag(h->Name.Buffer, 'maNO');
-    ExFreePoolWithTag(h, h->Tag);
+    type->TotalNumberOfObjects--;
+    if (info && info->Name.Buffer)
+        ExFreePoolWithTag(info->Name.Buffer, 'maNO');
+    ExFreePoolWithTag(info ? (PVOID)info : (PVOID)h, type->Key);
 }
 
 /* The table a new handle goes into, and whether its values carry the kernel bit. */
-static OBP_HANDLE *ObpTableFor(ULONG Attributes, PBOOLEAN Kernel)
+static PHANDLE_TABLE ObpTableFor(ULONG Attributes, PBOOLEAN Kernel)
 {
     *Kernel = (Attributes & OBJ_KERNEL_HANDLE) || !PspInUserProcess();
-    return *Kernel ? ObpKernelTable : ObpUserTable;
+    return *Kernel ? &ObpKernelTable : &ObpUserTable;
+}
+
+static PHANDLE_TABLE_ENTRY ObpEntries(PHANDLE_TABLE Table)
+{
+    return (PHANDLE_TABLE_ENTRY)(Table->TableCode & ~3ULL);
 }
 
 /* Takes over one reference of h for the handle; on failure the reference is dropped. */
-static NTSTATUS ObpInsertHandle(PKSIM_OBJECT_HEADER h, ACCESS_MASK Access, ULONG Attributes, PHANDLE Handle)
+static NTSTATUS ObpInsertHandle(POBJECT_HEADER h, ACCESS_MASK Access, ULONG Attributes, PHANDLE Handle)
 {
     PVOID contexts[OBP_MAX_CALLBACK_OPERATIONS];
     BOOLEAN kernel;
-    OBP_HANDLE *table = ObpTableFor(Attributes, &kernel);
-    BOOLEAN callbacks = h->Type == ObTypeProcess || h->Type == ObTypeThread;
+    PHANDLE_TABLE table = ObpTableFor(Attributes, &kernel);
+    PHANDLE_TABLE_ENTRY entries = ObpEntries(table);
+    POBJECT_TYPE type = ObTypeIndexTable[h->TypeIndex];
+    BOOLEAN callbacks = OBP_TYPE(h) == ObTypeProcess || OBP_TYPE(h) == ObTypeThread;
     NTSTATUS status = STATUS_INSUFFICIENT_RESOURCES;
     ULONG i;
 
-    Access = ObpMapGeneric(h->Type, Access);
+    Access = ObpMapGeneric(OBP_TYPE(h), Access);
     if (callbacks)
         Access = ObpPreCreateHandle(h, kernel, Access, contexts);
     *Handle = NULL;
-    for (i = 0; i < HANDLE_TABLE_SIZE; i++)
-        if (!table[i].Object) {
-            table[i].Object = h;
-            table[i].GrantedAccess = Access;
-            table[i].Attributes = Attributes;
+    for (i = 1; i < HANDLE_TABLE_SIZE; i++)
+        if (!entries[i].Object) {
+            entries[i].Object = (PVOID)((ULONG64)h | OBP_ENTRY_UNLOCKED | (Attributes & OBP_ENTRY_ATTRIBUTES));
+            entries[i].GrantedAccess = Access;
             h->HandleCount++;
-            *Handle = (HANDLE)((kernel ? OBP_KERNEL_HANDLE_BIT : 0) | ((ULONG64)(i + 1) << 2));
+            if (++table->HandleCount > (LONG)table->HandleCountHighWatermark)
+                table->HandleCountHighWatermark = table->HandleCount;
+            if (++type->TotalNumberOfHandles > type->HighWaterNumberOfHandles)
+                type->HighWaterNumberOfHandles = type->TotalNumberOfHandles;
+            *Handle = (HANDLE)((kernel ? OBP_KERNEL_HANDLE_BIT : 0) | ((ULONG64)i << 2));
             status = STATUS_SUCCESS;
             break;
         }
@@ -178,44 +323,52 @@ static NTSTATUS ObpInsertHandle(PKSIM_OBJECT_HEADER h, ACCESS_MASK Access, ULONG
 
 NTSTATUS ObpInsertObjectHandle(PVOID Object, ACCESS_MASK Access, ULONG Attributes, PHANDLE Handle)
 {
-    PKSIM_OBJECT_HEADER h = OBP_HEADER(Object);
+    POBJECT_HEADER h = OBP_HEADER(Object);
     h->PointerCount++;
     return ObpInsertHandle(h, Access, Attributes, Handle);
 }
 
-/* The entry a handle value names for a caller in Mode, or NULL.  A kernel-mode
- * caller's kernel handle is the kernel table's; every other value is the current
- * process's (for the System process, that is the kernel table too). */
-static OBP_HANDLE *ObpEntry(HANDLE Handle, KPROCESSOR_MODE Mode)
+/* The entry a handle value names for a caller in Mode, or NULL (and its table).  A
+ * kernel-mode caller's kernel handle is the kernel table's; every other value is the
+ * current process's (for the System process, that is the kernel table too). */
+static PHANDLE_TABLE_ENTRY ObpEntry(HANDLE Handle, KPROCESSOR_MODE Mode, PHANDLE_TABLE *Table)
 {
     ULONG64 v = (ULONG64)Handle;
     ULONG64 i = (v & ~OBP_KERNEL_HANDLE_BIT) >> 2;
-    OBP_HANDLE *table;
+    PHANDLE_TABLE table;
+    PHANDLE_TABLE_ENTRY entries;
     if ((v & OBP_KERNEL_HANDLE_BIT) == OBP_KERNEL_HANDLE_BIT)
-        table = Mode == KernelMode ? ObpKernelTable : NULL;
+        table = Mode == KernelMode ? &ObpKernelTable : NULL;
     else if (v & OBP_KERNEL_HANDLE_BIT)
         table = NULL;
     else
-        table = PspInUserProcess() ? ObpUserTable : ObpKernelTable;
-    if (!table || (v & 3) || i == 0 || i > HANDLE_TABLE_SIZE || !table[i - 1].Object)
+        table = PspInUserProcess() ? &ObpUserTable : &ObpKernelTable;
+    if (!table || (v & 3) || i == 0 || i >= HANDLE_TABLE_SIZE)
         return NULL;
-    return &table[i - 1];
+    entries = ObpEntries(table);
+    if (!entries[i].Object)
+        return NULL;
+    if (Table)
+        *Table = table;
+    return &entries[i];
 }
 
-PKSIM_OBJECT_HEADER ObpLookupHandle(HANDLE Handle, KPROCESSOR_MODE Mode, ACCESS_MASK *Granted)
+POBJECT_HEADER ObpLookupHandle(HANDLE Handle, KPROCESSOR_MODE Mode, ACCESS_MASK *Granted)
 {
-    OBP_HANDLE *entry = ObpEntry(Handle, Mode);
+    PHANDLE_TABLE_ENTRY entry = ObpEntry(Handle, Mode, NULL);
     if (!entry)
         return NULL;
     if (Granted)
         *Granted = entry->GrantedAccess;
-    return entry->Object;
+    return OBP_OBJECT_OF(entry);
 }
 
-static VOID ObpCloseEntry(OBP_HANDLE *Entry)
+static VOID ObpCloseEntry(PHANDLE_TABLE Table, PHANDLE_TABLE_ENTRY Entry)
 {
-    PKSIM_OBJECT_HEADER h = Entry->Object;
+    POBJECT_HEADER h = OBP_OBJECT_OF(Entry);
     memset(Entry, 0, sizeof(*Entry));
+    Table->HandleCount--;
+    ObTypeIndexTable[h->TypeIndex]->TotalNumberOfHandles--;
     h->HandleCount--;
     ObpDereference(h);
 }
@@ -223,10 +376,14 @@ static VOID ObpCloseEntry(OBP_HANDLE *Entry)
 /* The user process ended: its handles close, as at process exit. */
 VOID ObpCloseUserHandles(VOID)
 {
+    PHANDLE_TABLE_ENTRY entries = ObpEntries(&ObpUserTable);
     ULONG i;
-    for (i = 0; i < HANDLE_TABLE_SIZE; i++)
-        if (ObpUserTable[i].Object)
-            ObpCloseEntry(&ObpUserTable[i]);
+    for (i = 1; i < HANDLE_TABLE_SIZE; i++)
+        if (entries[i].Object)
+            ObpCloseEntry(&ObpUserTable, &entries[i]);
+    RemoveEntryList(&ObpUserTable.HandleTableList);
+    InitializeListHead(&ObpUserTable.HandleTableList);
+    ObpUserTable.QuotaProcess = NULL;
 }
 
 /* Opens the named object of Type, or creates it (every name exists here). */
@@ -234,7 +391,7 @@ NTSTATUS ObpOpen(ULONG Type, POBJECT_ATTRIBUTES Attributes, ACCESS_MASK Access, 
                  PBOOLEAN Created)
 {
     PUNICODE_STRING name = Attributes ? Attributes->ObjectName : NULL;
-    PKSIM_OBJECT_HEADER h = ObpLookup(name, Type);
+    POBJECT_HEADER h = ObpLookup(name, Type);
 
     *Handle = NULL;
     if (Created)
@@ -253,7 +410,7 @@ NTSTATUS ObpOpen(ULONG Type, POBJECT_ATTRIBUTES Attributes, ACCESS_MASK Access, 
  * NULL; its creation reference belongs to the thread until it has terminated. */
 PVOID ObpCreateThreadObject(PHANDLE Handle)
 {
-    PKSIM_OBJECT_HEADER h = ObpCreate(ObTypeThread, NULL);
+    POBJECT_HEADER h = ObpCreate(ObTypeThread, NULL);
     if (!h)
         return NULL;
     if (Handle && !NT_SUCCESS(ObpInsertObjectHandle(OBP_BODY(h), GENERIC_ALL, OBJ_KERNEL_HANDLE, Handle))) {
@@ -266,17 +423,18 @@ PVOID ObpCreateThreadObject(PHANDLE Handle)
 /* A zeroed FILE_OBJECT (0xD8 bytes) for IoGetDeviceObjectPointer, with one reference. */
 PVOID ObpCreateDeviceFileObject(VOID)
 {
-    PKSIM_OBJECT_HEADER h = ObpCreate(ObTypeDeviceFile, NULL);
+    POBJECT_HEADER h = ObpCreate(ObTypeDeviceFile, NULL);
     return h ? OBP_BODY(h) : NULL;
 }
 
 /* ZwClose is called from kernel mode: a kernel handle or one of the current process. */
 NTSTATUS NTAPI ZwClose(HANDLE Handle)
 {
-    OBP_HANDLE *entry = ObpEntry(Handle, KernelMode);
+    PHANDLE_TABLE table;
+    PHANDLE_TABLE_ENTRY entry = ObpEntry(Handle, KernelMode, &table);
     if (!entry)
         return STATUS_INVALID_HANDLE;
-    ObpCloseEntry(entry);
+    ObpCloseEntry(table, entry);
     return STATUS_SUCCESS;
 }
 
@@ -302,7 +460,7 @@ static PKEVENT IopCreateEvent(PUNICODE_STRING EventName, PHANDLE EventHandle, EV
 {
     OBJECT_ATTRIBUTES attributes;
     BOOLEAN created = FALSE;
-    PKSIM_OBJECT_HEADER h;
+    POBJECT_HEADER h;
 
     memset(&attributes, 0, sizeof(attributes));
     attributes.Length = sizeof(attributes);
@@ -313,8 +471,8 @@ static PKEVENT IopCreateEvent(PUNICODE_STRING EventName, PHANDLE EventHandle, EV
     h = ObpLookupHandle(*EventHandle, KernelMode, NULL);
     if (created)
         /* A new event starts signalled, as IoCreate*Event documents. */
-        KeInitializeEvent((PKEVENT)(h + 1), Type, TRUE);
-    return (PKEVENT)(h + 1);
+        KeInitializeEvent(OBP_BODY(h), Type, TRUE);
+    return OBP_BODY(h);
 }
 
 PKEVENT NTAPI IoCreateNotificationEvent(PUNICODE_STRING EventName, PHANDLE EventHandle)
@@ -333,17 +491,18 @@ typedef struct _OBJECT_HANDLE_INFORMATION { ULONG HandleAttributes; ACCESS_MASK 
 NTSTATUS NTAPI ObReferenceObjectByHandle(HANDLE Handle, ACCESS_MASK DesiredAccess, PVOID ObjectType,
     KPROCESSOR_MODE AccessMode, PVOID *Object, PVOID HandleInformation)
 {
-    OBP_HANDLE *entry = ObpEntry(Handle, AccessMode);
-    PKSIM_OBJECT_HEADER h;
+    PHANDLE_TABLE_ENTRY entry = ObpEntry(Handle, AccessMode, NULL);
+    POBJECT_HEADER h;
     if (!entry)
         return STATUS_INVALID_HANDLE;
-    h = entry->Object;
-    if (ObjectType && ((KSIM_OBJECT_TYPE *)ObjectType)->Type != h->Type)
+    h = OBP_OBJECT_OF(entry);
+    if (ObjectType && ObjectType != ObTypeIndexTable[h->TypeIndex])
         return STATUS_OBJECT_TYPE_MISMATCH;
-    if (AccessMode != KernelMode && (ObpMapGeneric(h->Type, DesiredAccess) & ~entry->GrantedAccess))
+    if (AccessMode != KernelMode && (ObpMapGeneric(OBP_TYPE(h), DesiredAccess) & ~entry->GrantedAccess))
         return STATUS_ACCESS_DENIED;
     if (HandleInformation) {
-        ((POBJECT_HANDLE_INFORMATION)HandleInformation)->HandleAttributes = entry->Attributes & 0xFF;
+        ((POBJECT_HANDLE_INFORMATION)HandleInformation)->HandleAttributes =
+            (ULONG)((ULONG64)entry->Object & OBP_ENTRY_ATTRIBUTES);
         ((POBJECT_HANDLE_INFORMATION)HandleInformation)->GrantedAccess = entry->GrantedAccess;
     }
     h->PointerCount++;
@@ -362,7 +521,7 @@ BOOLEAN IopReferenceDevice(PVOID Object, LONG Change, LONG_PTR *Count);
 
 LONG_PTR NTAPI ObfReferenceObject(PVOID Object)
 {
-    PKSIM_OBJECT_HEADER h = (PKSIM_OBJECT_HEADER)Object - 1;
+    POBJECT_HEADER h = OBP_HEADER(Object);
     LONG_PTR count;
     if (IopReferenceDevice(Object, 1, &count))
         return count;
@@ -373,7 +532,7 @@ LONG_PTR NTAPI ObfReferenceObject(PVOID Object)
 
 LONG_PTR NTAPI ObfDereferenceObject(PVOID Object)
 {
-    PKSIM_OBJECT_HEADER h = (PKSIM_OBJECT_HEADER)Object - 1;
+    POBJECT_HEADER h = OBP_HEADER(Object);
     LONG_PTR count;
     LONG left;
     if (IopReferenceDevice(Object, -1, &count))

@@ -82,7 +82,7 @@ static VOID PspInitHeader(PUCHAR Object, UCHAR Type)
 static NTSTATUS PspCreateUserProcess(PCWSTR Name)
 {
     static const char volume[] = "\\Device\\HarddiskVolume1\\Users\\Public\\";
-    PKSIM_OBJECT_HEADER ph, th;
+    POBJECT_HEADER ph, th;
     PUCHAR process, thread;
     NTSTATUS creation = STATUS_SUCCESS;
     PVOID attached;
@@ -127,12 +127,14 @@ static NTSTATUS PspCreateUserProcess(PCWSTR Name)
     FIELD(process, EP_ACTIVE_THREADS, ULONG) = 1;
 
     /* Its id can be looked up from the creation notification on, as in Windows. */
+    ObpInitializeUserTable(process);
     PspUserProcess = process;
     PspUserThread = thread;
     PspNotifyProcess(process, TRUE, &PspImageName, &creation);
     if (!NT_SUCCESS(creation)) {
         PspUserProcess = NULL;
         PspUserThread = NULL;
+        FIELD(process, EP_OBJECT_TABLE, PVOID) = NULL;
         ObpDereference(th);
         ObpDereference(ph);
         return creation;
@@ -157,6 +159,7 @@ static NTSTATUS PspExitUserProcess(VOID)
     PspNotifyThread(thread, FALSE);
     PspNotifyProcess(process, FALSE, NULL, NULL);
     ObpCloseUserHandles();
+    FIELD(process, EP_OBJECT_TABLE, PVOID) = NULL;
     PspDetach(attached);
     FIELD(thread, ET_STATE, UCHAR) = THREAD_STATE_TERMINATED;
     ((DISPATCHER_HEADER *)thread)->SignalState = 1;
@@ -267,7 +270,7 @@ static BOOLEAN PspServiceRequest(VOID)
         switch (r->Operation) {
         case KSIM_IO_CREATE_EVENT: {
             OBJECT_ATTRIBUTES attributes;
-            PKSIM_OBJECT_HEADER h = ObpCreate(ObTypeEvent, NULL);
+            POBJECT_HEADER h = ObpCreate(ObTypeEvent, NULL);
             memset(&attributes, 0, sizeof(attributes));
             if (!h) {
                 status = STATUS_INSUFFICIENT_RESOURCES;
