@@ -194,7 +194,7 @@ def _trap_address(text: str) -> int:
 def viewed(stopped) -> tuple[str, int]:
     trap = _trap_address(stopped)
     record = "@rsp-800"
-    text, _ = batch(*_BUGCHECK, f".trap {trap:x}", "k", "r rip", "? @rsp", ".cxr", "? @rip",
+    text, _ = batch(*_BUGCHECK, f".trap {trap:x}", "k", "u", "r rip", "? @rsp", ".cxr", "? @rip",
                     f".cxr {trap:x}", "dv", "r rax=1234", "r rax", f"dq {trap:x}+78 L1", ".cxr",
                     "r rax", f"ed {record} c0000005 0", f"eq {record}+10 {trap:x} 2",
                     f"eq {record}+20 1 0x18", f".exr {record}", f".cxr {trap:x}", "g", "? @rip",
@@ -220,6 +220,9 @@ def test_trap_makes_the_fault_the_register_context_for_r_and_k(stopped, viewed):
     assert shown.splitlines()[-2] == f"{after_trap[-1]}:"
     frames = [line.split() for line in output_of(text, "k").splitlines()[1:]]
     assert frames[0][0] == after_trap[0] and frames[0][-1] == after_trap[-1]
+    listing = output_of(text, "u").splitlines()
+    assert listing[0] == f"{after_trap[-1]}:" and listing[1].startswith(
+        f"{faulting_pc >> 32:08x}`{faulting_pc & 0xFFFFFFFF:08x} ")
     assert output_of(text, "r rip").strip() == f"rip={faulting_pc:016x}"
     assert evaluated(text, "@rsp") == int(after_trap[0].replace("`", ""), 16)
 
