@@ -88,7 +88,8 @@ def exr(ctx: CommandContext, args: Args) -> None:
     text = args.rest()
     if not text:
         raise CommandError("Numeric expression missing from '<EOL>'")
-    if text == "-1":
+    at = ctx.evaluate(text)
+    if at == (1 << 8 * ctx.session.pointer_size) - 1:          # -1, however it was written
         stop = ctx.session.stop
         if stop is None or stop.kind is not StopKind.EXCEPTION:
             raise CommandError("The last event was not an exception")
@@ -96,7 +97,6 @@ def exr(ctx: CommandContext, args: Args) -> None:
         flags = record.ExceptionFlags if record is not None else 0
         code, address, parameters = stop.code, stop.exception_address, stop.parameters
     else:
-        at = ctx.evaluate(text)
         raw = _read(ctx, at, _EXCEPTION_RECORD.size, "exception record")
         code, flags, _, address, count, _, *information = _EXCEPTION_RECORD.unpack(raw)
         if count > _MAX_PARAMETERS:
