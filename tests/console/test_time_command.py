@@ -78,3 +78,20 @@ def test_time_on_a_target_without_the_shared_page_says_so_in_one_line():
     ok, shown = _run(HostileTarget(overlays=[_unmapped]), ".time")
     assert not ok
     assert shown == "Unable to read KUSER_SHARED_DATA at fffff780`00000000\n"
+
+
+def test_time_on_the_simulated_kernel_reads_the_page_its_kernel_keeps():
+    from .transcripts import batch
+
+    text, status = batch("bp trackdemo!TrackDemoTick", "g", "g", ".time",
+                         "dd 0xfffff78000000008 L3")
+    assert status == 0
+    shown = text.split("kd> .time\n", 1)[1].splitlines()[:2]
+    low, high1, high2 = (int(word, 16) for word in
+                         text.split("kd> dd 0xfffff78000000008 L3\n", 1)[1].split()[1:4])
+    assert high1 == high2
+    ms = ((high1 << 32) | low) // 10_000
+    assert ms > 0
+    assert shown == [f"Debug session time: Mon Dec 29 16:00:{ms // 1000:02d}.{ms % 1000:03d} 2025 "
+                     "(UTC + 0:00)",
+                     f"System Uptime: 0 days 0:00:{ms // 1000:02d}.{ms % 1000:03d}"]

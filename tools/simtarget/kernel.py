@@ -101,6 +101,8 @@ def boot_kernel(uc: Uc, memory: GuestMemory, images: KernelImages, seed: int) ->
     # Windows 7's nonpaged pool is executable (NonPagedPoolNx came with Windows 8); the
     # loader block and the stack are data.
     memory.map(layout.POOL_BASE, layout.POOL_SIZE, layout.PHYS_POOL, "nonpaged pool", prot=UC_PROT_ALL)
+    memory.map(layout.SHARED_USER_DATA, layout.PAGE_SIZE, layout.PHYS_SHARED_USER_DATA,
+               "KUSER_SHARED_DATA")
 
     kernel = BootedKernel(memory=memory)
     base = layout.IMAGE_BASE + _seed_slide(seed)

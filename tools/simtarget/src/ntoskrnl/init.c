@@ -67,6 +67,8 @@ static void *KiLoopJumpBuffer[5];
 #define KSIM_POOL_TAG 0x6D69734BUL
 PVOID KiSimBigPoolBlock;
 static DECLSPEC_NORETURN VOID KiSystemLoop(VOID);
+VOID KiInitializeSharedUserData(VOID);
+VOID KiUpdateSharedUserData(VOID);
 
 #define KDBG_Q(off, v) (*(ULONG64 *)&KdDebuggerDataBlock[(off)] = (ULONG64)(v))
 #define KDBG_W(off, v) (*(USHORT *)&KdDebuggerDataBlock[(off)] = (USHORT)(v))
@@ -244,6 +246,7 @@ VOID KiClockInterruptHandler(VOID)
 {
     KIRQL old = KiPcr.Irql;
     KiPcr.Irql = CLOCK_LEVEL;
+    KiUpdateSharedUserData();
     if (KdDebuggerEnabled && KdPollBreakIn())
         DbgBreakPointWithStatus(DBG_STATUS_CONTROL_C);
     KiPcr.Irql = old;
@@ -302,6 +305,7 @@ static DECLSPEC_NORETURN VOID KiSystemLoop(VOID)
     __builtin_setjmp(KiLoopJumpBuffer);
     for (;;) {
         KiSchedule();
+        KiUpdateSharedUserData();
         KiServiceRequest();
         IopTickDrivers(IOCTL_TRACKDEMO_TICK);
         KiSystemLoopCount++;
@@ -340,6 +344,7 @@ DECLSPEC_NORETURN VOID NTAPI KiSystemStartup(PKSIM_LOADER_BLOCK LoaderBlock)
     KdDebuggerInitialize0(LoaderBlock);
     KdDebuggerEnabled = TRUE;
     KdDebuggerNotPresent = FALSE;
+    KiInitializeSharedUserData();
 
     /* The system images are reported first, as KdInitSystem does; a break-in that is
      * already waiting stops here (KdBreakAfterSymbolLoad). */

@@ -85,7 +85,7 @@
  * leaves them out.  The IRQL and time inlines of mingw's wdm.h are renamed here into
  * private leftovers, and wdm.h (beside this file) declares the kernel's exports
  * instead (mingw's inlines read CR8 and KUSER_SHARED_DATA; the simulated kernel keeps
- * IRQL in KPCR.Irql and maps no shared user page). */
+ * IRQL in KPCR.Irql, and its exports are what drivers call). */
 #define __INTRINSIC_DEFINED_InterlockedBitTestAndSet
 #define __INTRINSIC_DEFINED_InterlockedBitTestAndReset
 #define KeGetCurrentIrql KdconWdkKeGetCurrentIrql
