@@ -137,6 +137,9 @@ def running(target: Target, args: str) -> None:
             raise ExtensionFailed("Usage: !running [-i] [-t]")
         letters |= set(word[1:].lower())
     prcbs = processor_blocks(target)
+    note = layout_note(prcbs[0])
+    if note:
+        target.warn(note)
     numbers = [p.get("Number") or 0 for p in prcbs]
     idle = [n for n, p in zip(numbers, prcbs) if p.get("CurrentThread") == p.get("IdleThread")]
     here = read_prcb(target).address
