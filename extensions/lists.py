@@ -23,6 +23,7 @@ Current Depth is the entries the list's SLIST_HEADER holds (its low 16 bits); Ma
 is the depth the list keeps (``Depth``), Max Alloc that many entries of Size bytes; a
 hit rate is the share of allocations (frees) that did not miss, rounded down.
 
+Spec: the dl (Display Linked List) and !lookaside pages of the debugger documentation.
 Not done: ``!lookaside`` with no address (the system's well-known lists), ``-all``,
 Options 1 and 2 (resetting counters, changing the depth), 32-bit lookaside lists, and
 kd's ``!list`` (a command run for each entry).

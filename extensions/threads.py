@@ -6,7 +6,8 @@
     !stacks [Detail [Filter]]     every thread of every process: Cid, ETHREAD, ticks
                                   since it last waited, state and the routine it is
                                   blocked in; Detail 1 adds its whole stack (a frame a
-                                  line), 2 each frame as ``k`` prints it; Filter keeps
+                                  line), 2 each frame as ``kb`` prints it (with the
+                                  four home-space arguments); Filter keeps
                                   the threads one of whose frames names it (any case)
 
 Processors are the KPRCBs of ``nt!KiProcessorBlock`` (an entry counts while its
@@ -27,6 +28,7 @@ scheduler's own frames (the wait and switch routines) to name the routine that w
 Ticks is the kernel's tick count (``KUSER_SHARED_DATA.TickCount``, else
 ``nt!KeTickCount``) less KTHREAD.WaitTime, ``????????`` when the target gives no count.
 
+Spec: the !running and !stacks pages of the debugger documentation (kdexts).
 Not done: paged-out stacks (kd's Detail 1 distinction; every stack here is read from
 memory), the stack of a thread running on another processor (``~Ns`` then ``k``), and
 user-mode frames.
@@ -200,18 +202,19 @@ def _switch_return(target: Target, thread: Thread) -> tuple[int, int] | None:
     return None
 
 
-def thread_frames(target: Target, thread: Thread, stopped_in: int) -> tuple[list[dict[str, Any]], str]:
-    """The thread's frames as ``k`` gives them (rows with call_site, child_sp,
-    return_address) and ``k``'s text; no frames when its stack cannot be walked."""
+def thread_frames(target: Target, thread: Thread, stopped_in: int,
+                  command: str = "k") -> tuple[list[dict[str, Any]], str]:
+    """The thread's frames as ``k`` (or ``kb``) gives them (rows with call_site,
+    child_sp, return_address) and its text; no frames when the stack cannot be walked."""
     if thread.address == stopped_in:
-        out = target.run(f"k 0x{_STACK_FRAMES:x}")
+        out = target.run(f"{command} 0x{_STACK_FRAMES:x}")
     elif thread.state_name == "RUNNING":
         return [], ""
     else:
         start = _switch_return(target, thread)
         if start is None:
             return [], ""
-        out = target.run(f"k = 0x{start[0]:x} 0x{start[1]:x} 0x{_STACK_FRAMES:x}")
+        out = target.run(f"{command} = 0x{start[0]:x} 0x{start[1]:x} 0x{_STACK_FRAMES:x}")
     if not out.ok:
         return [], ""
     return [row for row in out.rows if "call_site" in row], out
@@ -269,7 +272,8 @@ def stacks(target: Target, args: str) -> None:
     for process in everything:
         group = []
         for thread in threads(target, process):
-            frames, text = thread_frames(target, thread, stopped_in)
+            frames, text = thread_frames(target, thread, stopped_in,
+                                         "kb" if detail == 2 else "k")
             names = [row["call_site"] or target.format_address(row.get("ip") or 0)
                      for row in frames]
             if not names:

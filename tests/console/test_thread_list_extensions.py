@@ -86,7 +86,7 @@ def test_stacks_keeps_only_the_threads_whose_frames_name_the_filter(in_waiter):
     text = in_waiter
     chosen = output_of(text, "!stacks 2 Stepper")
     assert len(re.findall(r"^   4\.", chosen, re.M)) == 2
-    assert "Child-SP          RetAddr               Call Site" in chosen
+    assert "Child-SP          RetAddr               : Args to Child" in chosen
     assert chosen.endswith("\nThreads Processed: 2")
     none = output_of(text, "!stacks 0 NoSuchRoutine")
     assert "[" not in none and none.rstrip().endswith("\nThreads Processed: 0")
