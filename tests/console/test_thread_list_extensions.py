@@ -10,6 +10,7 @@ the golden transcripts keep the rest.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from tests.simtarget.wdkbuild import build
 
 from .test_golden_kernel_extensions import evaluated, output_of
-from .transcripts import batch, check_golden
+from .transcripts import batch, check_golden, run_kdcon
 
 LOOKASIDE_CASES = "0x9C422400"     # lookaside.c: CTL_CODE(40002, 0x900, ...) runs its cases
 
@@ -76,6 +77,9 @@ def test_stacks_walks_each_waiting_thread_from_its_saved_kernel_stack(in_waiter)
     # Blocker names the driver's routine below the kernel's wait and switch routines.
     assert len(re.findall(r" READY      systhread!Stepper\+0x[0-9a-f]+$", summary, re.M)) == 2
     assert re.search(r" READY      systhread!DriverEntry\+0x[0-9a-f]+$", summary, re.M)
+    # Quitter has not run yet: its saved frame returns from no switch, so its
+    # StartAddress stands in for the stack, as kd does for a stack it cannot walk.
+    assert re.search(r" READY      systhread!Quitter$", summary, re.M)
     full = output_of(text, "!stacks 1")
     stepper = full.split(" systhread!Stepper+", 1)[0].rsplit("\n   4.", 1)[1]
     assert "nt!KeDelayExecutionThread+" in stepper
@@ -138,3 +142,19 @@ def test_bad_arguments_are_one_line_each():
         text, status = batch(command)
         assert status == 1, command
         assert output_of(text + "\n0: kd> ", command).strip() == message
+
+
+def test_json_rows_of_stacks_and_running(drivers):
+    images, _ = drivers
+    text, status = run_kdcon(["--loopback", "--batch", "--json", "--timeout", "60",
+                              "--driver", str(images["systhread"]), "-c", "bp systhread!Waiter",
+                              "-c", "g", "-c", "g", "-c", "!stacks", "-c", "!running"])
+    assert status == 0, text[-1500:]
+    results = {o["command"]: o for o in map(json.loads, text.splitlines())
+               if o["type"] == "result"}
+    rows = results["!stacks"]["rows"]
+    assert sorted(r["state"] for r in rows) == ["READY"] * 4 + ["RUNNING"]
+    waiter = next(r for r in rows if r["state"] == "RUNNING")
+    assert waiter["blocker"] == "systhread!Waiter" and waiter["image"] == "System"
+    (processor,) = results["!running"]["rows"]
+    assert processor["current"] == waiter["thread"] and not processor["is_idle"]
