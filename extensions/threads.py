@@ -45,7 +45,7 @@ from ._ntobjects import (KernelObject, Thread, current_thread, layout_note, proc
 
 require("1.0")
 
-_MAX_PROCESSORS = 64
+_MAX_PROCESSORS = 256       # KiProcessorBlock entries read, in one request
 _STACK_FRAMES = 0x40
 _SWITCH_SCAN = 0x200          # bytes of the saved stack searched for the switch's return
 _SHARED_TICK_COUNT = 0xFFFFF78000000320   # KUSER_SHARED_DATA.TickCountQuad on x64
@@ -70,8 +70,10 @@ def processor_blocks(target: Target) -> list[KernelObject]:
     table = target.symbol("nt!KiProcessorBlock")
     found: list[KernelObject] = []
     if table is not None:
-        for index in range(_MAX_PROCESSORS):
-            address = target.pointer(table + index * target.pointer_size)
+        width = target.pointer_size
+        data = target.read(table, _MAX_PROCESSORS * width)
+        for index in range(len(data) // width):
+            address = int.from_bytes(data[index * width:(index + 1) * width], "little")
             if not address:
                 break
             try:
@@ -269,7 +271,8 @@ def stacks(target: Target, args: str) -> None:
         target.warn(note)
     lines = ["Proc.Thread  .Thread  Ticks   ThreadState Blocker"]
     shown = 0
-    for process in everything:
+    for done, process in enumerate(everything):
+        target.progress(done, len(everything), "processes")
         group = []
         for thread in threads(target, process):
             frames, text = thread_frames(target, thread, stopped_in,
