@@ -159,7 +159,8 @@ def running(target: Target, args: str) -> None:
         idle_thread = prcb.get("IdleThread") or 0
         if number in idle and "i" not in letters:
             continue
-        row = f"{number:3d}    {prcb.address:016x}  {current:016x} ({_priority(target, current):2d}) "
+        row = (f"{number:3d}    {prcb.address:016x}  {current:016x} "
+               f"({_priority(target, current):2d}) ")
         row += (f"{next_thread:016x} ({_priority(target, next_thread):2d}) " if next_thread
                 else " " * 22)
         row += f"{idle_thread:016x}  {_lock_text(target, prcb)}"
@@ -302,5 +303,7 @@ def stacks(target: Target, args: str) -> None:
             lines.append(f"{'':28}[{process.address:016x} {process.image}]")
             lines += group
             lines.append("")
+    if lines[-1]:
+        lines.append("")
     lines.append(f"Threads Processed: {shown}")
     target.write("\n".join(lines) + "\n")
