@@ -10,10 +10,15 @@ the golden transcripts keep the rest.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
 import pytest
+
+from kdcon.app import App
+from kdcon.output import Output
+from kdcon.tools.simtarget.loopback import SimTarget
 
 from tests.simtarget.wdkbuild import build
 
@@ -158,3 +163,36 @@ def test_json_rows_of_stacks_and_running(drivers):
     assert waiter["blocker"] == "systhread!Waiter" and waiter["image"] == "System"
     (processor,) = results["!running"]["rows"]
     assert processor["current"] == waiter["thread"] and not processor["is_idle"]
+
+
+def test_without_the_kernel_pdb_stacks_and_running_read_the_built_in_layout(drivers, in_waiter):
+    # Only the drivers' PDBs on the symbol path: nt has exports, no types.
+    images, out = drivers
+    sim = SimTarget(seed=0, drivers=[images["systhread"]], break_on_connect=True)
+    stream = io.StringIO()
+    app = App(sim.connect(), link_name="kdsim", output=Output(stream=stream),
+              symbol_path=out, timeout=60)
+    try:
+        app.connect()
+        layout = app.console.target.builtin_layout
+        for command in ("bp systhread!Waiter", "g", "g", "!stacks", "!running"):
+            assert app.console.execute(command), stream.getvalue()[-800:]
+    finally:
+        app.close()
+        sim.close()
+    text = stream.getvalue()
+    assert layout == "Windows 7 SP1 x64"
+    threads_now = [line for line in text.splitlines() if line.startswith("   4.")]
+    threads_with_pdb = [line for line in output_of(in_waiter, "!stacks").splitlines()
+                        if line.startswith("   4.")]
+    # The same threads in the same states; without nt's PDB no routine is named
+    # *SwapContext, so no saved frame is walked and each waiting thread shows its
+    # StartAddress, while the one the target stopped in is walked from its registers.
+    assert [line.split()[:4] for line in threads_now] == \
+        [line.split()[:4] for line in threads_with_pdb]
+    assert sum(line.endswith(" READY      systhread!Stepper") for line in threads_now) == 2
+    assert threads_now[3].endswith(" RUNNING    systhread!Waiter")
+    row_now = [line for line in text.splitlines() if line.startswith("  0    ")]
+    row_with_pdb = [line for line in output_of(in_waiter, "!running -t").splitlines()
+                    if line.startswith("  0    ")]
+    assert len(row_now) == 1 and row_now == row_with_pdb
