@@ -7,11 +7,13 @@ x64 offset where the kernel's type leaves a part unnamed (the simulated kernel's
 DEVICE_OBJECT keeps the device queue in an unnamed array, its IRP the Tail overlay).
 ``read_driver``, ``read_device`` and ``read_irp`` decode the three objects;
 ``drivers`` lists the driver objects the kernel keeps, ``find_driver`` and
-``find_device`` look up ``\\Driver\\X`` and ``\\Device\\X``; ``lower_device`` finds the
+``find_device`` look up ``\\Driver\\X`` and ``\\Device\\X`` in the object directory as
+Windows keeps it (``!object``'s walk: the root, then its ``\\Driver`` and ``\\Device``
+directories), or, for a kernel without those directories, in the simulated kernel's
+driver table (``nt!IopDrivers``) and each driver's devices; ``lower_device`` finds the
 device a device is attached to.
-What it does not do: print, walk the object directory of a real Windows kernel (names
-are looked up in the simulated kernel's driver table, ``nt!IopDrivers``), or read
-device nodes and the DEVOBJ_EXTENSION a real kernel keeps beside each device.
+What it does not do: print, or read device nodes and the DEVOBJ_EXTENSION a real kernel
+keeps beside each device.
 
 Not an extension itself (the leading underscore keeps the loader away).
 """
@@ -21,7 +23,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from kdcon.api import ExtensionFailed, Target, printable
+from kdcon.api import ExtensionFailed, MemoryReadError, Target, printable
+
+from .objects import find_named
 
 __all__ = ["Record", "Driver", "Device", "Irp", "StackLocation", "IRP_MJ_NAMES",
            "read_driver", "read_device", "read_irp", "drivers", "find_driver",
@@ -229,9 +233,31 @@ def drivers(target: Target) -> list[int]:
             if int.from_bytes(data[i: i + size], "little")]
 
 
+def _from_directory(target: Target, wanted: str, directory: str, kind: str) -> int | None:
+    """The body of the ``kind`` object named ``wanted``, looked up in the object
+    directory; None when the kernel keeps no ``directory`` directory (or no object
+    manager symbols), so its driver table is to be asked; one line when the directory
+    is there and the name is not."""
+    try:
+        held = find_named(target, directory)
+        if held is None or held[1] != "Directory":
+            return None
+        found = find_named(target, wanted)
+    except (ExtensionFailed, MemoryReadError) as exc:
+        log.debug("no object directory to look %s up in: %s", wanted, exc)
+        return None
+    if found is None or found[1] != kind:
+        raise ExtensionFailed(f"No {kind.lower()} object is named "
+                              f"{printable(wanted, newlines=False)}")
+    return found[0]
+
+
 def find_driver(target: Target, name: str) -> Driver:
     """The driver named ``\\Driver\\X`` (``X`` alone means the same), any case."""
     wanted = name if name.startswith("\\") else f"\\Driver\\{name}"
+    address = _from_directory(target, wanted, "\\Driver", "Driver")
+    if address is not None:
+        return read_driver(target, address)
     for address in drivers(target):
         driver = read_driver(target, address, with_devices=False)
         if driver.name.lower() == wanted.lower():
@@ -242,6 +268,9 @@ def find_driver(target: Target, name: str) -> Driver:
 def find_device(target: Target, name: str) -> int:
     """The device object named ``\\Device\\X`` (``X`` alone means the same), any case."""
     wanted = name if name.startswith("\\") else f"\\Device\\{name}"
+    address = _from_directory(target, wanted, "\\Device", "Device")
+    if address is not None:
+        return address
     for address in drivers(target):
         for device in read_driver(target, address).devices:
             if read_device(target, device).name.lower() == wanted.lower():

@@ -15,15 +15,16 @@ and I/O request packets, as kd's kdexts show them.
                         Detail adds the IRP's own fields (IoStatus, UserEvent, Tail...)
 
 A name without its ``\\Driver\\`` or ``\\Device\\`` prefix gets it. Names are looked up
-in the driver objects the simulated kernel keeps (``nt!IopDrivers``) and the devices on
-each driver's list, by the name each device was created with; a kernel without that
-table needs addresses. Layouts come from ``nt``'s PDB; a part its types leave unnamed
-(the simulated kernel's device queue and IRP Tail) is read at its x64 offset. Each
-object is read whole in one request.
+in the object directory (``\\Driver``, ``\\Device``, as ``!object`` walks it), or, on a
+kernel without those directories, in the driver objects the simulated kernel keeps
+(``nt!IopDrivers``) and the devices on each driver's list, by the name each device was
+created with; a kernel with neither needs addresses. Layouts come from ``nt``'s PDB; a
+part its types leave unnamed (the simulated kernel's device queue and IRP Tail) is read
+at its x64 offset. Each object is read whole in one request.
 
-Not done: the object directory and device nodes of a real Windows kernel (no
-``!DevNode`` lines, no DevObjExt/ExtensionFlags where the kernel keeps no
-DEVOBJ_EXTENSION), fast I/O dispatch tables, and the driver extension list.
+Not done: device nodes (no ``!DevNode`` lines, no DevObjExt/ExtensionFlags where the
+kernel keeps no DEVOBJ_EXTENSION), fast I/O dispatch tables, and the driver extension
+list.
 """
 
 from __future__ import annotations

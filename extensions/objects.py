@@ -3,7 +3,8 @@ the kernel's own types, so the same code reads Windows 7 x64 and the simulated k
 
     !object Address [Flags]     the object whose body is at Address: its type, header,
                                 counts and name
-    !object \\Path               the named object of that name
+    !object \\Path               the named object of that name (a directory: and its
+                                entries)
     !object \\                   the root directory: its object and its entries
     !handle [Handle [Flags [Process]]]
                                 the handles of a process (the current one by default;
@@ -20,8 +21,9 @@ sits in front of the header when ``InfoMask`` has bit 0x2, after the optional he
 of the lower bits (Windows 7's: creator 0x20 bytes for bit 0x1). Directories are
 ``_OBJECT_DIRECTORY``s of 37 hash buckets of ``_OBJECT_DIRECTORY_ENTRY`` chains, the root
 ``nt!ObpRootDirectoryObject``; a path is looked up whole in the root first (the
-simulated kernel keeps its named objects there by full path), then one name a
-directory. A process's handle table is ``EPROCESS.ObjectTable``, a ``_HANDLE_TABLE``
+simulated kernel keeps most named objects there by full path), then one name a
+directory (``\\Driver``, ``\\Device``). ``find_named`` gives that lookup to the other
+extensions. A process's handle table is ``EPROCESS.ObjectTable``, a ``_HANDLE_TABLE``
 (the kernel's ``nt!ObpKernelHandleTable``) whose ``TableCode`` gives the level in its
 low 2 bits and the top table; a leaf holds ``_HANDLE_TABLE_ENTRY``s (Object: the
 header with 3 low lock and attribute bits, GrantedAccess), handle value = index * 4.
@@ -227,38 +229,57 @@ def _lookup(objects: _Objects, directory: int, name: str) -> _Object | None:
                 None)
 
 
-def _show_path(target: Target, objects: _Objects, path: str) -> None:
-    root = objects.root()
-    missing = ExtensionFailed(f"{printable(path, newlines=False)}: no named object has this "
-                              f"name (!object \\ lists them)")
-    if root is None:
-        if path == "\\":
-            raise ExtensionFailed("nt!ObpRootDirectoryObject is NULL: the object manager "
-                                  "has not started yet")
-        raise missing
+def _resolve(objects: _Objects, root: _Object, path: str) -> _Object | None:
+    """The object named ``path``: the root's entry of that whole name, else the walk down
+    its directories one name at a time."""
     if path == "\\":
-        _row(target, root)
-        lines = _object_lines(root) + ["", f"    {'Hash':<4} {'Address':<16} {'Type':<25} Name",
-                                       f"    {'----':<4} {'-------':<16} {'----':<25} ----"]
-        last = None
-        for bucket, obj in objects.entries(root.body):
-            target.check_cancelled()
-            _row(target, obj, bucket=bucket)
-            hash_text = f"{bucket:02d}" if bucket != last else ""
-            lines.append(f"     {hash_text:<2}  {obj.body:016x} {obj.type_name:<25} {obj.name}")
-            last = bucket
-        target.write("\n".join(lines) + "\n")
-        return
+        return root
     match = _lookup(objects, root.body, path)
     if match is None:
         match = root
         for part in [p for p in path.split("\\") if p]:
             found = _lookup(objects, match.body, part) if match.type_name == "Directory" else None
             if found is None:
-                raise missing
+                return None
             match = found
+    return match
+
+
+def find_named(target: Target, path: str) -> tuple[int, str] | None:
+    """(body address, type name) of the object named ``path`` (``\\Dir\\Name``, any
+    case); None when no object has that name or the object manager has not made the root
+    yet. ExtensionFailed when the kernel's symbols lack the object manager's."""
+    objects = _Objects(target)
+    root = objects.root()
+    found = _resolve(objects, root, path) if root is not None else None
+    return (found.body, found.type_name) if found is not None else None
+
+
+def _show_path(target: Target, objects: _Objects, path: str) -> None:
+    root = objects.root()
+    if root is None:
+        if path == "\\":
+            raise ExtensionFailed("nt!ObpRootDirectoryObject is NULL: the object manager "
+                                  "has not started yet")
+        match = None
+    else:
+        match = _resolve(objects, root, path)
+    if match is None:
+        raise ExtensionFailed(f"{printable(path, newlines=False)}: no named object has this "
+                              f"name (!object \\ lists them)")
     _row(target, match)
-    target.write("\n".join(_object_lines(match)) + "\n")
+    lines = _object_lines(match)
+    if match.type_name == "Directory":
+        lines += ["", f"    {'Hash':<4} {'Address':<16} {'Type':<25} Name",
+                  f"    {'----':<4} {'-------':<16} {'----':<25} ----"]
+        last = None
+        for bucket, obj in objects.entries(match.body):
+            target.check_cancelled()
+            _row(target, obj, bucket=bucket)
+            hash_text = f"{bucket:02d}" if bucket != last else ""
+            lines.append(f"     {hash_text:<2}  {obj.body:016x} {obj.type_name:<25} {obj.name}")
+            last = bucket
+    target.write("\n".join(lines) + "\n")
 
 
 # -- handles -----------------------------------------------------------------------------

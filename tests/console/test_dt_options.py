@@ -89,11 +89,11 @@ RECORD_TYPE = "trackdemo!_TRACK_RECORD"
 
 @pytest.fixture(scope="module")
 def tick() -> str:
-    # The first stop is in trackdemo's DriverEntry, its DRIVER_OBJECT in rsi; the second
+    # The first stop is in trackdemo's DriverEntry, its DRIVER_OBJECT in rdi; the second
     # after its records are made.
-    text, status = batch("g", "dt nt!_DRIVER_OBJECT @rsi MajorFunction[3] DriverName",
-                         "dt nt!_DRIVER_OBJECT @rsi -a3 MajorFunction",
-                         "dt nt!_DRIVER_OBJECT @rsi MajorFunction",
+    text, status = batch("g", "dt nt!_DRIVER_OBJECT @rdi MajorFunction[3] DriverName",
+                         "dt nt!_DRIVER_OBJECT @rdi -a3 MajorFunction",
+                         "dt nt!_DRIVER_OBJECT @rdi MajorFunction",
                          "bp trackdemo!TrackDemoTick", "g",
                          f"dt {RECORD_TYPE} -l ListEntry {FIRST} Allocator Line",
                          f"dt {RECORD_TYPE} -l ListEntry.Flink -c {FIRST} Value Size",
@@ -139,13 +139,13 @@ def test_physical_dt_reads_what_the_virtual_one_does(tick):
 
 
 def test_subscripts_and_a_agree_with_the_whole_array(tick):
-    whole = output_of(tick, "dt nt!_DRIVER_OBJECT @rsi MajorFunction")
+    whole = output_of(tick, "dt nt!_DRIVER_OBJECT @rdi MajorFunction")
     offset = int(whole.split()[0], 16)
     first = whole.split(": [28] ", 1)[1]
-    elements = output_of(tick, "dt nt!_DRIVER_OBJECT @rsi -a3 MajorFunction").splitlines()
+    elements = output_of(tick, "dt nt!_DRIVER_OBJECT @rdi -a3 MajorFunction").splitlines()
     assert elements[0].split()[:2] == [f"+0x{offset:03x}", "MajorFunction"]
     assert elements[1:] == [f"    [{i:02d}] {first}" for i in range(3)]
-    third = output_of(tick, "dt nt!_DRIVER_OBJECT @rsi MajorFunction[3] DriverName").splitlines()
+    third = output_of(tick, "dt nt!_DRIVER_OBJECT @rdi MajorFunction[3] DriverName").splitlines()
     assert third[1] == f"   +0x{offset + 3 * 8:03x} MajorFunction[3] : {first}"
     assert third[0].split()[1] == "DriverName"
 

@@ -165,7 +165,7 @@ def test_a_cancelled_poolfind_says_how_far_it_got_and_the_console_goes_on(consol
     finally:
         subscription.remove()
         target.cancel_event.clear()
-    assert "fffffa8000000ea0 size:  130" in out
+    assert "fffffa8000001000 size:  130" in out
     stop = re.search(r"\.\.\.terminating - searched pool to ([0-9a-f]{16})\n", out)
     assert stop and int(stop.group(1), 16) == 0xFFFFFA80_00000000 + seen[-1]
     assert out.endswith("The command was cancelled (Ctrl+C).\n")

@@ -41,10 +41,11 @@ def test_track_records_at_live_addresses():
 
 
 def test_a_driver_object_shows_strings_function_pointers_and_null(tmp_path):
-    # The first break is DbgBreakPoint inside DriverEntry: rsi holds the DRIVER_OBJECT.
-    text, status = batch("g", "dt nt!_DRIVER_OBJECT @rsi", "dt _UNICODE_STRING @rsi+38",
-                         "dt -b nt!_DRIVER_OBJECT @rsi DriverName",
-                         "dt nt!_POOL_HEADER @rsi-10")
+    # The first break is DbgBreakPoint inside DriverEntry: rdi holds the DRIVER_OBJECT,
+    # whose pool block starts with its object name information and header (0x50 bytes).
+    text, status = batch("g", "dt nt!_DRIVER_OBJECT @rdi", "dt _UNICODE_STRING @rdi+38",
+                         "dt -b nt!_DRIVER_OBJECT @rdi DriverName",
+                         "dt nt!_POOL_HEADER @rdi-60")
     assert status == 0
     check_golden("types_driver_object", text)
 

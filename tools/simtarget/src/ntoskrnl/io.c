@@ -3,16 +3,17 @@
  * unload, and the IOCTLs the system loop sends.
  *
  * Layouts: DRIVER_OBJECT, DEVICE_OBJECT, IRP and IO_STACK_LOCATION as in ntbase.h
- * (real x64).  Memory is mapped flat, so MmMapLockedPages returns the buffer's own
+ * (real x64).  Driver and device objects are objects with Windows' headers (ob.c), the
+ * named ones in \Driver and \Device; nt!IopDrivers lists the loaded drivers as well.
+ * Memory is mapped flat, so MmMapLockedPages returns the buffer's own
  * address.  Completion, device stacks and StartIo are in iocomp.c and iostart.c.
  */
 #include "ki.h"
+#include "obp.h"
 
 #define NO_MORE_IRP_STACK_LOCATIONS 0x00000035
 #define DO_DEVICE_INITIALIZING 0x00000080
 #define IOCTL_BUFFER_SIZE 0x100
-#define TAG_DRIVER 'virD'
-#define TAG_DEVICE 'iveD'
 #define TAG_IRP    ' prI'
 #define TAG_MDL    ' ldM'
 #define TAG_NAME   'maNO'
@@ -85,14 +86,21 @@ NTSTATUS IopStartDriver(PKLDR_DATA_TABLE_ENTRY Entry)
     NTSTATUS status;
     ULONG i;
 
+    UNICODE_STRING name;
+
     KdpReportModule(Entry, FALSE);
     PspNotifyDriverLoad(Entry);
-    driver = ExAllocatePoolWithTag(NonPagedPool, sizeof(DRIVER_OBJECT) + 0x38, TAG_DRIVER);
-    if (!driver || IopDriverCount >= KSIM_MAX_DRIVERS) {
+    driver = NULL;
+    if (IopDriverCount < KSIM_MAX_DRIVERS && NT_SUCCESS(IopMakeName(&name, "\\Driver\\", &Entry->BaseDllName, TRUE))) {
+        driver = ObpCreateNamedBody(ObTypeDriver, &name, sizeof(DRIVER_OBJECT) + 0x38);
+        if (!driver)
+            IopFreeName(&name);
+    }
+    if (!driver) {
         IopUnloadImage(Entry);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
-    memset(driver, 0, sizeof(DRIVER_OBJECT) + 0x38);
+    driver->DriverName = name;
     driver->Type = IO_TYPE_DRIVER;
     driver->Size = sizeof(DRIVER_OBJECT);
     driver->DriverStart = Entry->DllBase;
@@ -103,7 +111,6 @@ NTSTATUS IopStartDriver(PKLDR_DATA_TABLE_ENTRY Entry)
     driver->DriverInit = (PDRIVER_INITIALIZE)Entry->EntryPoint;
     for (i = 0; i <= IRP_MJ_MAXIMUM_FUNCTION; i++)
         driver->MajorFunction[i] = IopInvalidDeviceRequest;
-    IopMakeName(&driver->DriverName, "\\Driver\\", &Entry->BaseDllName, TRUE);
     IopMakeName(&registryPath, "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\",
                 &Entry->BaseDllName, TRUE);
 
@@ -115,7 +122,7 @@ NTSTATUS IopStartDriver(PKLDR_DATA_TABLE_ENTRY Entry)
         DbgPrint("KSIM: DriverEntry of %wZ failed with 0x%08lx\n", &Entry->BaseDllName, status);
         IopUnloadImage(Entry);
         IopFreeName(&driver->DriverName);
-        ExFreePoolWithTag(driver, TAG_DRIVER);
+        ObpDeleteBody(driver);
         return status;
     }
     IopDrivers[IopDriverCount++] = driver;
@@ -218,7 +225,7 @@ VOID IopUnloadDrivers(VOID)
             IoDeleteDevice(driver->DeviceObject);
         IopUnloadImage((PKLDR_DATA_TABLE_ENTRY)driver->DriverSection);
         IopFreeName(&driver->DriverName);
-        ExFreePoolWithTag(driver, TAG_DRIVER);
+        ObpDeleteBody(driver);
     }
 }
 
@@ -267,10 +274,9 @@ NTSTATUS NTAPI IoCreateDevice(PDRIVER_OBJECT DriverObject, ULONG DeviceExtension
                 if (d->KsimName.Buffer && RtlCompareUnicodeString(&d->KsimName, DeviceName, TRUE) == 0)
                     return STATUS_OBJECT_NAME_COLLISION;
         }
-    device = ExAllocatePoolWithTag(NonPagedPool, size, TAG_DEVICE);
+    device = ObpCreateNamedBody(ObTypeDevice, DeviceName, size);
     if (!device)
         return STATUS_INSUFFICIENT_RESOURCES;
-    memset(device, 0, size);
     device->Type = IO_TYPE_DEVICE;
     device->Size = (USHORT)size;
     device->DriverObject = DriverObject;
@@ -281,7 +287,7 @@ NTSTATUS NTAPI IoCreateDevice(PDRIVER_OBJECT DriverObject, ULONG DeviceExtension
     device->Flags = DO_DEVICE_INITIALIZING;
     KeInitializeDeviceQueue((PVOID)((PUCHAR)device + 0xA0));
     if (DeviceName && !NT_SUCCESS(IopMakeName(&device->KsimName, "", DeviceName, FALSE))) {
-        ExFreePoolWithTag(device, TAG_DEVICE);
+        ObpDeleteBody(device);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
     device->NextDevice = DriverObject->DeviceObject;
@@ -298,7 +304,7 @@ VOID NTAPI IoDeleteDevice(PDEVICE_OBJECT DeviceObject)
     if (*link)
         *link = DeviceObject->NextDevice;
     IopFreeName(&DeviceObject->KsimName);
-    ExFreePoolWithTag(DeviceObject, TAG_DEVICE);
+    ObpDeleteBody(DeviceObject);
 }
 
 /* Whether Object is a device object of a loaded driver, or of the one starting. */

@@ -30,6 +30,7 @@
 #define OBP_ENTRY_UNLOCKED 0x1ULL
 #define OBP_ENTRY_ATTRIBUTES 0x6ULL
 #define OBP_ENTRY_BITS 0x7ULL
+#define OBP_UPCASE(c) ((c) >= 'a' && (c) <= 'z' ? (c) - ('a' - 'A') : (c))
 #define OBP_OBJECT_OF(e) ((POBJECT_HEADER)((ULONG64)(e)->Object & ~OBP_ENTRY_BITS))
 
 static OBJECT_TYPE ObpTypeObjects[ObTypeMax];
@@ -64,12 +65,24 @@ static __declspec(align(16)) struct {
 POBJECT_DIRECTORY ObpRootDirectoryObject;
 static WCHAR ObpRootName[] = { '\\', 0 };
 
+/* \Driver and \Device, permanent directories in the root, live in the image too. */
+typedef struct _OBP_STATIC_DIRECTORY {
+    OBJECT_HEADER_NAME_INFO NameInfo;
+    OBJECT_HEADER Header;
+    UCHAR Rest[sizeof(OBJECT_DIRECTORY) - sizeof(QUAD)];
+    OBJECT_DIRECTORY_ENTRY Entry;                   /* its entry in the root */
+} OBP_STATIC_DIRECTORY;
+static __declspec(align(16)) OBP_STATIC_DIRECTORY ObpDriverDirectory, ObpDeviceDirectory;
+static WCHAR ObpDriverName[] = { 'D', 'r', 'i', 'v', 'e', 'r', 0 };
+static WCHAR ObpDeviceName[] = { 'D', 'e', 'v', 'i', 'c', 'e', 0 };
+
 static const ULONG ObpTypeTags[ObTypeMax] = { 0, 'nevE', 'eliF', ' yeK', 'tceS', 'eriD', 'erhT', 'corP',
-                                              'eliF' };
+                                              'virD', 'iveD', 'eliF' };
 static const WCHAR *const ObpTypeNames[ObTypeMax] = { 0, L"Event", L"File", L"Key", L"Section", L"Directory",
-                                                      L"Thread", L"Process", 0 };
-static const ULONG ObpBodySizes[ObTypeMax] = { 0, sizeof(KEVENT), 0x40, 0x20, 0x20, 0x20, ETHREAD_SIZE,
-                                               EPROCESS_SIZE, 0xD8 };
+                                                      L"Thread", L"Process", L"Driver", L"Device", 0 };
+/* Driver and device bodies are sized by the I/O manager (ObpCreateNamedBody). */
+static const ULONG ObpBodySizes[ObTypeMax] = { 0, sizeof(KEVENT), 0x40, 0x20, 0x20, sizeof(OBJECT_DIRECTORY),
+                                               ETHREAD_SIZE, EPROCESS_SIZE, 0, 0, 0xD8 };
 /* GENERIC_READ, _WRITE, _EXECUTE, _ALL per type (the types' GENERIC_MAPPINGs in wdm.h terms). */
 static const ACCESS_MASK ObpGenericMapping[ObTypeMax][4] = {
     { 0, 0, 0, 0 },
@@ -80,10 +93,30 @@ static const ACCESS_MASK ObpGenericMapping[ObTypeMax][4] = {
     { 0x00020003, 0x0002000C, 0x00020003, 0x000F000F },     /* directory */
     { 0x00020048, 0x00020037, 0x00120000, 0x001FFFFF },     /* thread */
     { 0x00020410, 0x00020BEA, 0x00120000, 0x001FFFFF },     /* process */
+    { 0x00120089, 0x00120116, 0x001200A0, 0x001F01FF },     /* driver */
+    { 0x00120089, 0x00120116, 0x001200A0, 0x001F01FF },     /* device */
     { 0x00120089, 0x00120116, 0x001200A0, 0x001F01FF },     /* a device's file object */
 };
 
 VOID IopCloseDeviceFile(PVOID FileObject);
+static ULONG ObpHashName(PCUNICODE_STRING Name);
+
+static VOID ObpInitializeDirectory(OBP_STATIC_DIRECTORY *Directory, PWSTR Name)
+{
+    POBJECT_DIRECTORY_ENTRY *bucket;
+    memset(Directory, 0, sizeof(*Directory));
+    Directory->NameInfo.Directory = ObpRootDirectoryObject;
+    RtlInitUnicodeString(&Directory->NameInfo.Name, Name);
+    Directory->Header.PointerCount = 1;
+    Directory->Header.TypeIndex = OBP_TYPE_INDEX(ObTypeDirectory);
+    Directory->Header.InfoMask = OBP_NAME_INFO_BIT;
+    Directory->Header.Flags = 0x10;                 /* a permanent object */
+    Directory->Entry.Object = OBP_BODY(&Directory->Header);
+    Directory->Entry.HashValue = ObpHashName(&Directory->NameInfo.Name);
+    bucket = &ObpRootDirectoryObject->HashBuckets[Directory->Entry.HashValue % OBP_HASH_BUCKETS];
+    Directory->Entry.ChainLink = *bucket;
+    *bucket = &Directory->Entry;
+}
 
 static VOID ObpInitializeTable(PHANDLE_TABLE Table, PHANDLE_TABLE_ENTRY Entries, PVOID Process)
 {
@@ -132,8 +165,10 @@ VOID KiInitializeObjects(VOID)
     ObpRoot.Header.InfoMask = OBP_NAME_INFO_BIT;
     ObpRoot.Header.Flags = 0x10;                    /* a permanent object */
     ObpRootDirectoryObject = OBP_BODY(&ObpRoot.Header);
-    ObpTypeObjects[ObTypeDirectory].TotalNumberOfObjects = 1;
-    ObpTypeObjects[ObTypeDirectory].HighWaterNumberOfObjects = 1;
+    ObpInitializeDirectory(&ObpDriverDirectory, ObpDriverName);
+    ObpInitializeDirectory(&ObpDeviceDirectory, ObpDeviceName);
+    ObpTypeObjects[ObTypeDirectory].TotalNumberOfObjects = 3;
+    ObpTypeObjects[ObTypeDirectory].HighWaterNumberOfObjects = 3;
 }
 
 /* The user process (process.c) takes the user table; its entries stay as they are. */
@@ -163,7 +198,7 @@ ACCESS_MASK ObpMapGeneric(ULONG Type, ACCESS_MASK Access)
 
 /* The directory's hash of a name: each upcased character folded into the running value
  * (value += value * 2 + value / 2 + character); the bucket is the value modulo 37. */
-static ULONG ObpHashName(PUNICODE_STRING Name)
+static ULONG ObpHashName(PCUNICODE_STRING Name)
 {
     ULONG hash = 0, i;
     for (i = 0; i < Name->Length / 2u; i++) {
@@ -204,11 +239,14 @@ static VOID ObpUnlinkName(POBJECT_HEADER h)
     info->Directory = NULL;
 }
 
-POBJECT_HEADER ObpCreate(ULONG Type, PUNICODE_STRING Name)
+/* An object of Type with a zeroed body of BodySize bytes, named Name in Directory when
+ * Name is not empty, with one reference. */
+static POBJECT_HEADER ObpCreateIn(ULONG Type, POBJECT_DIRECTORY Directory, PCUNICODE_STRING Name,
+                                  SIZE_T BodySize)
 {
     BOOLEAN named = Name && Name->Length;
     SIZE_T extra = named ? sizeof(OBJECT_HEADER_NAME_INFO) : 0;
-    SIZE_T size = extra + FIELD_OFFSET(OBJECT_HEADER, Body) + ObpBodySizes[Type];
+    SIZE_T size = extra + FIELD_OFFSET(OBJECT_HEADER, Body) + BodySize;
     PUCHAR block = ExAllocatePoolWithTag(NonPagedPool, size, ObpTypeTags[Type]);
     POBJECT_TYPE type = ObTypeIndexTable[OBP_TYPE_INDEX(Type)];
     POBJECT_HEADER h;
@@ -234,16 +272,61 @@ POBJECT_HEADER ObpCreate(ULONG Type, PUNICODE_STRING Name)
         info->Name.Buffer[Name->Length / 2] = 0;
         info->Name.Length = Name->Length;
         info->Name.MaximumLength = (USHORT)(Name->Length + 2);
-        info->Directory = ObpRootDirectoryObject;
+        info->Directory = Directory;
         h->InfoMask |= OBP_NAME_INFO_BIT;
         entry->Object = OBP_BODY(h);
         entry->HashValue = ObpHashName(Name);
-        entry->ChainLink = ObpRootDirectoryObject->HashBuckets[entry->HashValue % OBP_HASH_BUCKETS];
-        ObpRootDirectoryObject->HashBuckets[entry->HashValue % OBP_HASH_BUCKETS] = entry;
+        entry->ChainLink = Directory->HashBuckets[entry->HashValue % OBP_HASH_BUCKETS];
+        Directory->HashBuckets[entry->HashValue % OBP_HASH_BUCKETS] = entry;
     }
     if (++type->TotalNumberOfObjects > type->HighWaterNumberOfObjects)
         type->HighWaterNumberOfObjects = type->TotalNumberOfObjects;
     return h;
+}
+
+POBJECT_HEADER ObpCreate(ULONG Type, PUNICODE_STRING Name)
+{
+    return ObpCreateIn(Type, ObpRootDirectoryObject, Name, ObpBodySizes[Type]);
+}
+
+/* Whether Name is Prefix followed by one name part; Leaf is that part. */
+static BOOLEAN ObpSplitName(PCUNICODE_STRING Name, PCWSTR Prefix, PUNICODE_STRING Leaf)
+{
+    USHORT p = 0, i;
+    while (Prefix[p])
+        p++;
+    if (Name->Length / 2u <= p)
+        return FALSE;
+    for (i = 0; i < p; i++)
+        if (OBP_UPCASE(Name->Buffer[i]) != OBP_UPCASE(Prefix[i]))
+            return FALSE;
+    for (i = p; i < Name->Length / 2u; i++)
+        if (Name->Buffer[i] == '\\')
+            return FALSE;
+    Leaf->Buffer = Name->Buffer + p;
+    Leaf->Length = (USHORT)(Name->Length - p * 2);
+    Leaf->MaximumLength = Leaf->Length;
+    return TRUE;
+}
+
+/* A driver or device object (io.c) with its object header, named after Name (NULL or
+ * empty: unnamed): \Driver\X and \Device\X go in their directory as X, as Windows
+ * keeps them, any other name in the root whole.  The body is zeroed; NULL when out of pool. */
+PVOID ObpCreateNamedBody(ULONG Type, PCUNICODE_STRING Name, SIZE_T BodySize)
+{
+    POBJECT_DIRECTORY directory = ObpRootDirectoryObject;
+    UNICODE_STRING leaf;
+    POBJECT_HEADER h;
+    if (Name && Name->Length && ObpSplitName(Name, Type == ObTypeDriver ? (PCWSTR)u"\\Driver\\"
+                                                                        : (PCWSTR)u"\\Device\\", &leaf)) {
+        directory = OBP_BODY(Type == ObTypeDriver ? &ObpDriverDirectory.Header : &ObpDeviceDirectory.Header);
+        Name = &leaf;
+    }
+    h = ObpCreateIn(Type, directory, Name, BodySize);
+    if (!h)
+        return NULL;
+    h->Flags = 0x10;                                /* permanent until deleted */
+    return OBP_BODY(h);
 }
 
 /* A device's file object (iocomp.c) is told from a host file (file.c) by its body: an
@@ -254,10 +337,19 @@ static BOOLEAN ObpIsDeviceFile(POBJECT_HEADER h)
     return body[0] == 5 && body[1] == (CSHORT)ObpBodySizes[ObTypeDeviceFile];
 }
 
-VOID ObpDereference(POBJECT_HEADER h)
+static VOID ObpFree(POBJECT_HEADER h)
 {
     POBJECT_HEADER_NAME_INFO info = OBP_NAME_INFO(h);
     POBJECT_TYPE type = ObTypeIndexTable[h->TypeIndex];
+    ObpUnlinkName(h);
+    type->TotalNumberOfObjects--;
+    if (info && info->Name.Buffer)
+        ExFreePoolWithTag(info->Name.Buffer, 'maNO');
+    ExFreePoolWithTag(info ? (PVOID)info : (PVOID)h, type->Key);
+}
+
+VOID ObpDereference(POBJECT_HEADER h)
+{
     BOOLEAN device = OBP_TYPE(h) == ObTypeFile && ObpIsDeviceFile(h);
     if (--h->PointerCount > 0)
         return;
@@ -267,10 +359,14 @@ VOID ObpDereference(POBJECT_HEADER h)
     ObpUnlinkName(h);
     if (OBP_TYPE(h) == ObTypeFile && !device)
         IopDeleteFile(OBP_BODY(h));
-    type->TotalNumberOfObjects--;
-    if (info && info->Name.Buffer)
-        ExFreePoolWithTag(info->Name.Buffer, 'maNO');
-    ExFreePoolWithTag(info ? (PVOID)info : (PVOID)h, type->Key);
+    ObpFree(h);
+}
+
+/* A driver or device object goes (driver unload, IoDeleteDevice): out of its directory
+ * and back to pool, whatever references are left. */
+VOID ObpDeleteBody(PVOID Body)
+{
+    ObpFree(OBP_HEADER(Body));
 }
 
 /* The table a new handle goes into, and whether its values carry the kernel bit. */

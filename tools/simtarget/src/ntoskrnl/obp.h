@@ -9,8 +9,10 @@
  * +0x30), an OBJECT_HEADER_NAME_INFO before the header of a named object (InfoMask bit
  * 0x2; the only optional header here, so it sits 0x20 bytes before the header), the
  * types' OBJECT_TYPEs in ObTypeIndexTable (indices from 2, 0 and 1 being no type), the
- * named objects in the root OBJECT_DIRECTORY's 37 hash buckets under their full paths
- * (there are no subdirectories), and one-level HANDLE_TABLEs of 256
+ * named objects in the root OBJECT_DIRECTORY's 37 hash buckets under their full paths,
+ * except driver and device objects, which are in the root's two subdirectories \Driver
+ * and \Device under their last name part, as Windows keeps them (a device named
+ * outside \Device stays in the root under its full path), and one-level HANDLE_TABLEs of 256
  * HANDLE_TABLE_ENTRYs (entry 0 unused, handle = index * 4).  There are two handle
  * tables: the kernel's (the System process's, ObpKernelHandleTable; handles with bit 31
  * set) and the simulated user process's; EPROCESS.ObjectTable points at them.
@@ -22,7 +24,7 @@
 
 /* The kernel's own kinds of object; a device's file object is a File to everyone else. */
 typedef enum { ObTypeEvent = 1, ObTypeFile, ObTypeKey, ObTypeSection, ObTypeDirectory, ObTypeThread,
-               ObTypeProcess, ObTypeDeviceFile, ObTypeMax } OB_TYPE;
+               ObTypeProcess, ObTypeDriver, ObTypeDevice, ObTypeDeviceFile, ObTypeMax } OB_TYPE;
 
 typedef struct _GENERIC_MAPPING {
     ACCESS_MASK GenericRead, GenericWrite, GenericExecute, GenericAll;
@@ -175,6 +177,8 @@ NTSTATUS ObpOpen(ULONG Type, POBJECT_ATTRIBUTES Attributes, ACCESS_MASK Access, 
 POBJECT_HEADER ObpLookupHandle(HANDLE Handle, KPROCESSOR_MODE Mode, ACCESS_MASK *Granted);
 VOID ObpCloseUserHandles(VOID);
 VOID ObpInitializeUserTable(PVOID Process);
+PVOID ObpCreateNamedBody(ULONG Type, PCUNICODE_STRING Name, SIZE_T BodySize);
+VOID ObpDeleteBody(PVOID Body);
 
 /* file.c: the host file behind a file object goes with its last reference. */
 VOID IopDeleteFile(PVOID File);
