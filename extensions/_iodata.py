@@ -239,17 +239,17 @@ def _from_directory(target: Target, wanted: str, directory: str, kind: str) -> i
     manager symbols), so its driver table is to be asked; one line when the directory
     is there and the name is not."""
     try:
-        held = find_named(target, directory)
-        if held is None or held[1] != "Directory":
-            return None
         found = find_named(target, wanted)
+        if found is not None and found[1] == kind:
+            return found[0]
+        held = find_named(target, directory)
     except (ExtensionFailed, MemoryReadError) as exc:
         log.debug("no object directory to look %s up in: %s", wanted, exc)
         return None
-    if found is None or found[1] != kind:
-        raise ExtensionFailed(f"No {kind.lower()} object is named "
-                              f"{printable(wanted, newlines=False)}")
-    return found[0]
+    if held is None or held[1] != "Directory":
+        return None
+    raise ExtensionFailed(f"No {kind.lower()} object is named "
+                          f"{printable(wanted, newlines=False)}")
 
 
 def find_driver(target: Target, name: str) -> Driver:

@@ -54,6 +54,7 @@ _OPTIONAL_SIZES = ((0x1, 0x20), (0x2, 0x20), (0x4, 0x10), (0x8, 0x20), (0x10, 0x
 _ENTRY_BITS = 0x7
 _KERNEL_HANDLE = 0xFFFFFFFF_80000000
 _BUCKETS = 37
+_TYPE_SLOTS = 64                # ObTypeIndexTable's slots read ahead together
 _MAX_ENTRIES = 4096
 _MAX_LEAVES = 64                # leaf tables read at most (16384 handles)
 _PAGE = 0x1000
@@ -112,6 +113,8 @@ class _Objects:
         self.body_offset = _offset(target, _HEADER, "Body")
         self.type_table = _symbol(target, "nt!ObTypeIndexTable")
         self.types: dict[int, tuple[int, str] | None] = {}
+        self.header_size = target.find_type(f"nt!{_HEADER}").size
+        self.listed: dict[int, list[tuple[int, _Object]]] = {}
 
     def _string(self, obj: KernelObject, path: str) -> str:
         length = obj.get(f"{path}.Length") or 0
@@ -126,8 +129,12 @@ class _Objects:
         if index not in self.types:
             found = None
             try:
+                if not self.types:
+                    # Windows 7's few dozen types: their slots come in one request.
+                    self.target.read(self.type_table, 8 * _TYPE_SLOTS)
                 address = self.target.pointer(self.type_table + 8 * index)
                 if index >= 2 and address >> 47 == (1 << 17) - 1:
+                    self.target.read(address, self.target.find_type(f"nt!{_TYPE}").size)
                     kind = KernelObject(self.target, address, _TYPE)
                     if kind.get("Index") in (None, index):
                         found = (address, self._string(kind, "Name"))
@@ -141,6 +148,8 @@ class _Objects:
         front of it."""
         header = body - self.body_offset
         try:
+            # The name information usually right before the header comes in the same request.
+            self.target.read(header - 0x20, 0x20 + self.header_size)
             obj = KernelObject(self.target, header, _HEADER)
             index = obj.get("TypeIndex") or 0
             mask = obj.get("InfoMask") or 0
@@ -166,17 +175,22 @@ class _Objects:
 
     def entries(self, directory: int) -> list[tuple[int, _Object]]:
         """(bucket, object) of each entry of the directory whose body is at ``directory``."""
+        if directory in self.listed:
+            return self.listed[directory]
         buckets = self.target.read_exact(directory + _offset(self.target, "_OBJECT_DIRECTORY",
                                                              "HashBuckets"), 8 * _BUCKETS)
+        entry_size = self.target.find_type("nt!_OBJECT_DIRECTORY_ENTRY").size
         found: list[tuple[int, _Object]] = []
         for bucket in range(_BUCKETS):
             entry = int.from_bytes(buckets[8 * bucket:8 * bucket + 8], "little")
             seen: set[int] = set()
             while entry and entry not in seen and len(found) < _MAX_ENTRIES:
                 seen.add(entry)
+                self.target.read(entry, entry_size)
                 item = KernelObject(self.target, entry, "_OBJECT_DIRECTORY_ENTRY")
                 found.append((bucket, self.read(item.get("Object") or 0)))
                 entry = item.get("ChainLink") or 0
+        self.listed[directory] = found
         return found
 
     def root(self) -> _Object | None:

@@ -76,6 +76,6 @@ def test_without_the_directories_the_driver_table_finds_the_same_objects(live, m
 
     monkeypatch.setattr(_iodata, "find_named", no_directory)
     by_table = live.ok("!drvobj trackdemo 1"), live.ok(r"!devobj \Device\TrackDemo")
-    assert asked == ["\\Driver", "\\Device"]
+    assert asked == ["\\Driver\\trackdemo", "\\Driver", "\\Device\\TrackDemo", "\\Device"]
     assert by_table == by_directory
     assert "No driver object is named \\Driver\\nosuch" in live.fails("!drvobj nosuch")
