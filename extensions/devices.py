@@ -33,6 +33,7 @@ import re
 
 from kdcon.api import ExtensionFailed, Target, bang, printable, require
 
+from ._args import argument
 from ._iodata import (IRP_MJ_NAMES, Device, Irp, find_device, find_driver, lower_device,
                       object_name, read_device, read_driver, read_irp, symbol_text)
 
@@ -48,13 +49,6 @@ _CHARACTERISTICS = (
 # IO_STACK_LOCATION.Control: when the completion routine runs, and pending returned.
 _HEX = re.compile(r"(0x)?[0-9a-f`]+\Z", re.IGNORECASE)
 _CONTROL = ((0x40, "Success"), (0x80, "Error"), (0x20, "Cancel"), (0x01, "pending"))
-
-
-def _value(target: Target, text: str) -> int:
-    try:
-        return target.evaluate(text)
-    except Exception as exc:  # noqa: BLE001 - the evaluator's message is the line to give
-        raise ExtensionFailed(f"Bad argument {printable(text, newlines=False)}: {exc}") from None
 
 
 def _shown(text: str) -> str:
@@ -82,7 +76,7 @@ def _object_argument(target: Target, text: str, find, read) -> int:
     if text.startswith("\\"):
         return find(target, text)
     if _HEX.match(text) or text[0] in "@$(":
-        return _value(target, text)
+        return argument(target, text)
     try:
         return find(target, text)
     except ExtensionFailed as by_name:
@@ -100,7 +94,7 @@ def drvobj(target: Target, args: str) -> None:
     words = args.split()
     if not 1 <= len(words) <= 2:
         raise ExtensionFailed("Usage: !drvobj DriverObject|\\Driver\\Name [Flags]")
-    flags = _value(target, words[1]) if len(words) > 1 else 0x1
+    flags = argument(target, words[1]) if len(words) > 1 else 0x1
     driver = read_driver(target, _object_argument(target, words[0], _driver_address,
                                                  read_driver))
     width = _width(target)
@@ -312,7 +306,7 @@ def irp(target: Target, args: str) -> None:
     words = args.split()
     if not 1 <= len(words) <= 2:
         raise ExtensionFailed("Usage: !irp Address [Detail]")
-    found = read_irp(target, _value(target, words[0]))
+    found = read_irp(target, argument(target, words[0]))
     width = _width(target)
     current = found.current
     location = found.get("Tail.Overlay.CurrentStackLocation")

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from kdcon.api import ExtensionFailed, Target, bang, require
 
+from ._args import argument
+
 require("1.0")
 
 _DEFAULT_COUNT = 0x100
@@ -57,13 +59,6 @@ _POOL_RAISE = 0x10
 _POOL_QUOTA_FAIL_NO_RAISE = 0x8
 
 
-def _number(target: Target, text: str, what: str) -> int:
-    try:
-        return target.evaluate(text) & ((1 << 64) - 1)
-    except Exception as exc:  # noqa: BLE001 - the evaluator's message is the line to give
-        raise ExtensionFailed(f"Bad {what} '{text}': {exc}") from None
-
-
 # -- !dl, !dlb ---------------------------------------------------------------------------------
 
 
@@ -72,9 +67,9 @@ def _dump_list(target: Target, args: str, backwards: bool) -> None:
     words = args.split()
     if not 1 <= len(words) <= 3:
         raise ExtensionFailed(f"Usage: {name} Address [MaxCount [Size]]")
-    start = _number(target, words[0], "address")
-    count = _number(target, words[1], "count") if len(words) > 1 else _DEFAULT_COUNT
-    size = _number(target, words[2], "size") if len(words) > 2 else _DEFAULT_SIZE
+    start = argument(target, words[0], "address")
+    count = argument(target, words[1], "count") if len(words) > 1 else _DEFAULT_COUNT
+    size = argument(target, words[2], "size") if len(words) > 2 else _DEFAULT_SIZE
     if not count:
         return
     if not 1 <= size <= _MAX_SIZE:
@@ -170,7 +165,7 @@ def lookaside(target: Target, args: str) -> None:
     if len(words) != 1:
         raise ExtensionFailed("Usage: !lookaside Address (the system's lists, -all and "
                               "Options are not supported)")
-    address = _number(target, words[0], "address")
+    address = argument(target, words[0], "address")
     if not address:
         raise ExtensionFailed("!lookaside 0 (the system's well-known lists) is not "
                               "supported: give a list's address")

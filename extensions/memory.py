@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from kdcon.api import ExtensionFailed, Target, bang, require
 
+from ._args import argument
 from ._ntobjects import current_process, read_prcb, read_process, special_register
 from ._paging import PAGE, Walk, flag_text, self_map, self_map_present, walk
 
@@ -31,13 +32,6 @@ require("1.0")
 _COLUMN = 27
 _VA_INDENT = " " * 43
 _TRANSLATION_FAILS = 0xD0000147      # the error kd reports for a walk that fails
-
-
-def _value(target: Target, text: str, what: str) -> int:
-    try:
-        return target.evaluate(text) & ((1 << 64) - 1)
-    except Exception as exc:  # noqa: BLE001 - the evaluator's message is the line to give
-        raise ExtensionFailed(f"Bad {what} '{text}': {exc}") from None
 
 
 def current_dirbase(target: Target) -> int:
@@ -88,7 +82,7 @@ def pte(target: Target, args: str) -> None:
     words = args.split()
     if len(words) != 1:
         raise ExtensionFailed("Usage: !pte VirtualAddress")
-    va = _value(target, words[0], "address")
+    va = argument(target, words[0], "address")
     dirbase = current_dirbase(target)
     result = walk(target, dirbase, va)
     mapped = self_map_present(target, dirbase)
@@ -103,7 +97,7 @@ def pte(target: Target, args: str) -> None:
 def _dirbase_argument(target: Target, text: str) -> int:
     """``!vtop``'s first argument: 0 for the current CR3, a PFN, or a directory base
     (a page-aligned physical address, which kd also takes)."""
-    value = _value(target, text, "directory base")
+    value = argument(target, text, "directory base")
     if value == 0:
         return current_dirbase(target)
     return value if value % PAGE == 0 else value << 12
@@ -116,7 +110,7 @@ def vtop(target: Target, args: str) -> None:
     if len(words) != 2:
         raise ExtensionFailed("Usage: !vtop DirBase VirtualAddress (0 for the current CR3)")
     dirbase = _dirbase_argument(target, words[0])
-    va = _value(target, words[1], "address")
+    va = argument(target, words[1], "address")
     result = walk(target, dirbase, va)
     lines = [f"Amd64VtoP: Virt {result.va:016x}, pagedir {dirbase:016x}"]
     for entry in result.entries:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from kdcon.api import ExtensionFailed, MemoryReadError, Target, bang, printable, require
 
+from ._args import argument
 from ._ntobjects import KernelObject, current_process, handle_count, processes, read_process
 
 require("1.0")
@@ -58,13 +59,6 @@ _TYPE_SLOTS = 64                # ObTypeIndexTable's slots read ahead together
 _MAX_ENTRIES = 4096
 _MAX_LEAVES = 64                # leaf tables read at most (16384 handles)
 _PAGE = 0x1000
-
-
-def _value(target: Target, text: str, what: str) -> int:
-    try:
-        return target.evaluate(text) & ((1 << 64) - 1)
-    except Exception as exc:  # noqa: BLE001 - the evaluator's message is the line to give
-        raise ExtensionFailed(f"Bad {what} '{text}': {exc}") from None
 
 
 def _symbol(target: Target, name: str) -> int:
@@ -225,11 +219,11 @@ def object_(target: Target, args: str) -> None:
     words = args.split()
     if not words or len(words) > 2:
         raise ExtensionFailed("Usage: !object Address [Flags] | !object \\Path")
-    address = _value(target, words[0], "address")
+    address = argument(target, words[0], "address")
     if address == 0:
         raise ExtensionFailed("!object 0 TypeName (every object of a type) is not done; "
                               "give an object's address or \\Path")
-    flags = _value(target, words[1], "flags") if len(words) > 1 else 9
+    flags = argument(target, words[1], "flags") if len(words) > 1 else 9
     obj = _Objects(target).read(address)
     _row(target, obj)
     lines = _object_lines(obj)
@@ -406,14 +400,14 @@ def handle(target: Target, args: str) -> None:
     words = args.split()
     if len(words) > 3:
         raise ExtensionFailed("Usage: !handle [Handle [Flags [Process]]]")
-    which = _value(target, words[0], "handle") if words else 0
-    flags = _value(target, words[1], "flags") if len(words) > 1 else 3
+    which = argument(target, words[0], "handle") if words else 0
+    flags = argument(target, words[1], "flags") if len(words) > 1 else 3
     if flags & 0x20:
         raise ExtensionFailed("!handle Flags 0x20 (a thread or process ID as the handle) is "
                               "not done")
     handle_value = None if which in (0, (1 << 64) - 1) else which
     objects = _Objects(target)
-    process_arg = _value(target, words[2], "process") if len(words) > 2 else (1 << 64) - 1
+    process_arg = argument(target, words[2], "process") if len(words) > 2 else (1 << 64) - 1
     if process_arg == 0 and not flags & 0x10:
         for process in processes(target):
             try:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from kdcon.api import ExtensionFailed, Target, bang, require
 
+from ._args import argument
 from ._ntobjects import (WAIT_REASONS, Process, Thread, current_process, current_thread,
                          handle_count, irql_name, layout_note, processes, processor_irql,
                          read_prcb, read_process, read_thread, session_id, threads)
@@ -36,13 +37,6 @@ require("1.0")
 
 _ALERTABLE = 1 << 5        # KTHREAD.MiscFlags: Alertable (bit 5)
 _MODES = ("KernelMode", "UserMode")
-
-
-def _value(target: Target, text: str) -> int:
-    try:
-        return target.evaluate(text)
-    except Exception as exc:  # noqa: BLE001 - the evaluator's message is the line to give
-        raise ExtensionFailed(f"Bad argument {text!r}: {exc}") from None
 
 
 def _tick_length(target: Target) -> int | None:
@@ -120,7 +114,7 @@ def _parse_process_args(target: Target, words: list[str]) -> tuple[int | None, l
     if words and words[0].lower() in ("/s", "-s"):
         if len(words) < 2:
             raise ExtensionFailed("Usage: !process /s Session [Process [Flags]]")
-        session = _value(target, words[1])
+        session = argument(target, words[1])
         words = words[2:]
     if words and words[0].lower() in ("/m", "-m"):
         raise ExtensionFailed("!process /m: user-mode module lists are not read by this "
@@ -134,8 +128,8 @@ def process(target: Target, args: str) -> None:
     session, words = _parse_process_args(target, args.split())
     if len(words) > 3:
         raise ExtensionFailed("Usage: !process [Process [Flags]] | !process 0 Flags [ImageName]")
-    which = _value(target, words[0]) if words else None
-    flags = _value(target, words[1]) if len(words) > 1 else None
+    which = argument(target, words[0]) if words else None
+    flags = argument(target, words[1]) if len(words) > 1 else None
     image = words[2] if len(words) > 2 else None
     if image is not None and which != 0:
         raise ExtensionFailed("!process: an image name needs Process 0 (!process 0 Flags Name)")
@@ -277,19 +271,19 @@ def thread(target: Target, args: str) -> None:
         words = words[1:]
     if len(words) > 2:
         raise ExtensionFailed("Usage: !thread [-p] [-t] [Thread [Flags]]")
-    flags = _value(target, words[1]) if len(words) > 1 else 0x6
+    flags = argument(target, words[1]) if len(words) > 1 else 0x6
     everything = processes(target)
     images = {p.address: p.image for p in everything}
-    if not words or _value(target, words[0]) in (-1, (1 << 64) - 1):
+    if not words or argument(target, words[0]) in (-1, (1 << 64) - 1):
         address = current_thread(target)
     elif by_id:
-        wanted = _value(target, words[0])
+        wanted = argument(target, words[0])
         found = [t for p in everything for t in threads(target, p) if t.tid == wanted]
         if not found:
             raise ExtensionFailed(f"No thread has the ID {wanted:x}")
         address = found[0].address
     else:
-        address = _value(target, words[0])
+        address = argument(target, words[0])
     chosen = read_thread(target, address)
     note = layout_note(chosen.obj)
     if note:
