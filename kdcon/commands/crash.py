@@ -135,15 +135,23 @@ def _show(ctx: CommandContext, lines: list[str] | None = None) -> None:
         "r11", "r12", "r13", "r14", "r15", "efl")})
 
 
+def _record_address(ctx: CommandContext, args: Args) -> int | None:
+    """The record's address, or None after ``.cxr``/``.trap`` alone went back to the
+    stop's own registers."""
+    text = args.rest()
+    if text:
+        return ctx.evaluate(text)
+    ctx.session.registers.clear_override()
+    ctx.out.line(_RESET)
+    return None
+
+
 @command(".cxr", category=_R, usage=".cxr [Address]")
 def cxr(ctx: CommandContext, args: Args) -> None:
     """Use the CONTEXT record at Address as the register context (no address: the stop's own)."""
-    text = args.rest()
-    if not text:
-        ctx.session.registers.clear_override()
-        ctx.out.line(_RESET)
+    at = _record_address(ctx, args)
+    if at is None:
         return
-    at = ctx.evaluate(text)
     ctx.session.registers.override(_read(ctx, at, CONTEXT_SIZE, "context record"))
     _show(ctx)
 
@@ -151,12 +159,9 @@ def cxr(ctx: CommandContext, args: Args) -> None:
 @command(".trap", category=_R, usage=".trap [Address]")
 def trap(ctx: CommandContext, args: Args) -> None:
     """Use the trap frame at Address as the register context (no address: the stop's own)."""
-    text = args.rest()
-    if not text:
-        ctx.session.registers.clear_override()
-        ctx.out.line(_RESET)
+    at = _record_address(ctx, args)
+    if at is None:
         return
-    at = ctx.evaluate(text)
     raw = _read(ctx, at, KTRAP_FRAME_SIZE, "trap frame")
     if _is_context(raw):
         ctx.session.registers.override(_read(ctx, at, CONTEXT_SIZE, "context record"))
