@@ -10,7 +10,6 @@ where the vectors and the bad address are defined; the golden transcripts keep t
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
@@ -18,12 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from kdcon.app import App
-from kdcon.output import Output
 from kdcon.tools.simtarget.kernel import IMAGES_DIR
-from kdcon.tools.simtarget.loopback import SimTarget
 
-from .transcripts import batch, check_golden, run_kdcon
+from .transcripts import batch, check_golden, run_kdcon, without_kernel_pdb
 
 KI_H = Path(__file__).resolve().parents[2] / "tools/simtarget/src/include/ki.h"
 
@@ -177,18 +173,10 @@ def test_analyze_names_the_pool_block_of_a_bad_pool_caller_bug_check():
 def test_without_the_kernel_pdb_the_extensions_read_the_console_s_built_in_layout(tmp_path):
     # Only the driver's PDB on the symbol path: nt has exports, no types.
     shutil.copy(IMAGES_DIR / "checked" / "trackdemo.pdb", tmp_path)
-    sim = SimTarget(seed=0, break_on_connect=True)
-    stream = io.StringIO()
-    app = App(sim.connect(), link_name="kdsim", output=Output(stream=stream),
-              symbol_path=str(tmp_path), timeout=60)
-    try:
-        app.connect()
+    with without_kernel_pdb(str(tmp_path)) as (app, stream):
         layout = app.console.target.builtin_layout
         for command in ("? poi(nt!PsInitialSystemProcess)", "!process 0 0", "!idt", "!irql"):
             assert app.console.execute(command), stream.getvalue()[-800:]
-    finally:
-        app.close()
-        sim.close()
     text = stream.getvalue()
     assert layout == "Windows 7 SP1 x64"
     system = int(text.split("Evaluate expression: ", 1)[1].split("= ", 1)[1].split()[0]

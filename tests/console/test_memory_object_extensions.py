@@ -13,7 +13,6 @@ keep the layout.
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
 from pathlib import Path
@@ -21,14 +20,11 @@ from pathlib import Path
 import pytest
 
 from kdcon.api import ExtensionFailed
-from kdcon.app import App
 from kdcon.extensions._paging import flag_text, walk
-from kdcon.output import Output
 from kdcon.tools.simtarget.kernel import IMAGES_DIR
-from kdcon.tools.simtarget.loopback import SimTarget
 
 from .extension_session import Live
-from .transcripts import batch, check_golden
+from .transcripts import batch, check_golden, without_kernel_pdb
 
 TRACKDEMO_C = Path(__file__).resolve().parents[2] / "tools/simtarget/src/trackdemo/trackdemo.c"
 USER_EVENT = ["--ioctl", r"\Device\TrackDemo,0x222000,hex:{event}00"]
@@ -305,12 +301,7 @@ def test_without_the_kernel_pdb_pte_works_and_object_says_what_is_missing(tmp_pa
     # Only the driver's PDB on the symbol path: nt has exports, no types; the KPRCB's
     # Cr3 comes from the console's built-in Windows 7 layout.
     shutil.copy(IMAGES_DIR / "checked" / "trackdemo.pdb", tmp_path)
-    sim = SimTarget(seed=0, break_on_connect=True)
-    stream = io.StringIO()
-    app = App(sim.connect(), link_name="kdsim", output=Output(stream=stream),
-              symbol_path=str(tmp_path), timeout=60)
-    try:
-        app.connect()
+    with without_kernel_pdb(str(tmp_path)) as (app, stream):
         start = len(stream.getvalue())
         assert app.console.execute("!vtop 0 nt")
         assert stream.getvalue()[start:].endswith(
@@ -320,9 +311,6 @@ def test_without_the_kernel_pdb_pte_works_and_object_says_what_is_missing(tmp_pa
             assert not app.console.execute(command)
             said = stream.getvalue()[start:].strip().splitlines()
             assert len(said) == 1 and "nt!ObTypeIndexTable is not known" in said[0], said
-    finally:
-        app.close()
-        sim.close()
 
 
 def test_golden_page_walks():

@@ -10,20 +10,15 @@ the golden transcripts keep the rest.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
 import pytest
 
-from kdcon.app import App
-from kdcon.output import Output
-from kdcon.tools.simtarget.loopback import SimTarget
-
 from tests.simtarget.wdkbuild import build
 
 from .test_golden_kernel_extensions import evaluated, output_of
-from .transcripts import batch, check_golden, run_kdcon
+from .transcripts import batch, check_golden, run_kdcon, without_kernel_pdb
 
 LOOKASIDE_CASES = "0x9C422400"     # lookaside.c: CTL_CODE(40002, 0x900, ...) runs its cases
 
@@ -168,18 +163,10 @@ def test_json_rows_of_stacks_and_running(drivers):
 def test_without_the_kernel_pdb_stacks_and_running_read_the_built_in_layout(drivers, in_waiter):
     # Only the drivers' PDBs on the symbol path: nt has exports, no types.
     images, out = drivers
-    sim = SimTarget(seed=0, drivers=[images["systhread"]], break_on_connect=True)
-    stream = io.StringIO()
-    app = App(sim.connect(), link_name="kdsim", output=Output(stream=stream),
-              symbol_path=out, timeout=60)
-    try:
-        app.connect()
+    with without_kernel_pdb(out, [images["systhread"]]) as (app, stream):
         layout = app.console.target.builtin_layout
         for command in ("bp systhread!Waiter", "g", "g", "!stacks", "!running"):
             assert app.console.execute(command), stream.getvalue()[-800:]
-    finally:
-        app.close()
-        sim.close()
     text = stream.getvalue()
     assert layout == "Windows 7 SP1 x64"
     threads_now = [line for line in text.splitlines() if line.startswith("   4.")]

@@ -4,6 +4,8 @@
 and returns (text, exit status). ``check_golden(name, text)`` compares ``text`` with
 ``tests/console/golden/NAME.txt`` line by line; with ``KDCON_UPDATE_GOLDEN=1`` in the
 environment it writes the file instead (then review the diff before committing).
+``without_kernel_pdb(symbol_path, drivers)`` is a session on the simulated target whose
+symbol path holds no PDB for nt (exports only, no types): what the built-in layouts serve.
 """
 
 from __future__ import annotations
@@ -47,3 +49,23 @@ def check_golden(name: str, text: str) -> None:
         diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
                                             "golden", "now"))
         raise AssertionError(f"transcript {name} changed:\n{diff}")
+
+
+@contextlib.contextmanager
+def without_kernel_pdb(symbol_path: str, drivers: list | None = None):
+    """(app, screen) of a session stopped at its first break-in whose symbol path is
+    ``symbol_path`` (one without nt's PDB), closed on leaving."""
+    from kdcon.app import App
+    from kdcon.output import Output
+    from kdcon.tools.simtarget.loopback import SimTarget
+
+    sim = SimTarget(seed=0, drivers=drivers or None, break_on_connect=True)
+    screen = io.StringIO()
+    app = App(sim.connect(), link_name="kdsim", output=Output(stream=screen),
+              symbol_path=symbol_path, timeout=60)
+    try:
+        app.connect()
+        yield app, screen
+    finally:
+        app.close()
+        sim.close()

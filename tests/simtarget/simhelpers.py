@@ -63,3 +63,18 @@ def pdb_publics(llvm_pdbutil: str, pdb: Path, image_base: int, section_rvas: lis
                          check=True).stdout
     pattern = re.compile(r"S_PUB32 \[size = \d+\] `([^`]+)`\s+flags = [^,]*, addr = (\d+):(\d+)")
     return {m[1]: image_base + section_rvas[int(m[2]) - 1] + int(m[3]) for m in pattern.finditer(out)}
+
+
+def booted_with_kernel_publics(llvm_pdbutil: str) -> tuple[Machine, dict[str, int]]:
+    """A machine with the free trackdemo, run until quiet (no bug check), and the kernel
+    PDB's publics at their addresses in it: the oracle for reading kernel structures."""
+    import pefile
+
+    from kdcon.tools.simtarget.kernel import trackdemo_image
+
+    machine = Machine(drivers=[trackdemo_image("free")])
+    machine.boot()
+    assert not any(isinstance(e, BugCheck) for e in run_until_quiet(machine))
+    kernel = IMAGES_DIR / "ntoskrnl.exe"
+    rvas = [s.VirtualAddress for s in pefile.PE(str(kernel), fast_load=True).sections]
+    return machine, pdb_publics(llvm_pdbutil, IMAGES_DIR / "ntoskrnl.pdb", machine.kern_base, rvas)

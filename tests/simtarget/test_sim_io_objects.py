@@ -11,16 +11,13 @@ trackdemo's DriverEntry creates \\Device\\TrackDemo.
 
 from __future__ import annotations
 
-import pefile
 import pytest
 
 from kdcon.tools.simtarget.events import BugCheck
-from kdcon.tools.simtarget.kernel import IMAGES_DIR, trackdemo_image
 from kdcon.tools.simtarget.layout import KiSimRequest
-from kdcon.tools.simtarget.machine import Machine
 from tests.oracles import require_tool
 
-from .simhelpers import pdb_publics, q, run_until_quiet, unicode_string
+from .simhelpers import booted_with_kernel_publics, q, run_until_quiet, unicode_string
 
 BODY = 0x30                     # _OBJECT_HEADER.Body
 NAME_INFO = 0x20                # _OBJECT_HEADER_NAME_INFO, right before the header
@@ -31,13 +28,7 @@ IO_TYPE_DEVICE, IO_TYPE_DRIVER = 3, 4
 
 @pytest.fixture()
 def booted():
-    tool = require_tool("llvm-pdbutil")
-    machine = Machine(drivers=[trackdemo_image("free")])
-    machine.boot()
-    assert not any(isinstance(e, BugCheck) for e in run_until_quiet(machine))
-    kernel = IMAGES_DIR / "ntoskrnl.exe"
-    rvas = [s.VirtualAddress for s in pefile.PE(str(kernel), fast_load=True).sections]
-    return machine, pdb_publics(tool, IMAGES_DIR / "ntoskrnl.pdb", machine.kern_base, rvas)
+    return booted_with_kernel_publics(require_tool("llvm-pdbutil"))
 
 
 def type_index(machine, body: int) -> int:

@@ -10,15 +10,11 @@ its named event, \\BaseNamedObjects\\TrackDemoEvent.
 
 from __future__ import annotations
 
-import pefile
 import pytest
 
-from kdcon.tools.simtarget.events import BugCheck
-from kdcon.tools.simtarget.kernel import IMAGES_DIR, trackdemo_image
-from kdcon.tools.simtarget.machine import Machine
 from tests.oracles import require_tool
 
-from .simhelpers import d, pdb_publics, q, run_until_quiet, unicode_string
+from .simhelpers import booted_with_kernel_publics, d, q, unicode_string
 
 TYPES = {2: "Event", 3: "File", 4: "Key", 5: "Section", 6: "Directory", 7: "Thread",
          8: "Process"}
@@ -30,14 +26,8 @@ EPROCESS_OBJECT_TABLE = 0x200
 
 @pytest.fixture(scope="module")
 def booted():
-    tool = require_tool("llvm-pdbutil")
     # trackdemo's DriverEntry makes a named event with a kernel handle.
-    machine = Machine(drivers=[trackdemo_image("free")])
-    machine.boot()
-    assert not any(isinstance(e, BugCheck) for e in run_until_quiet(machine))
-    kernel = IMAGES_DIR / "ntoskrnl.exe"
-    rvas = [s.VirtualAddress for s in pefile.PE(str(kernel), fast_load=True).sections]
-    return machine, pdb_publics(tool, IMAGES_DIR / "ntoskrnl.pdb", machine.kern_base, rvas)
+    return booted_with_kernel_publics(require_tool("llvm-pdbutil"))
 
 
 def byte(machine, address: int) -> int:
