@@ -40,6 +40,7 @@ from typing import Any
 
 from kdcon.api import ExtensionFailed, Target, bang, require
 
+from ._args import argument
 from ._ntobjects import (KernelObject, Thread, current_thread, layout_note, processes,
                          read_prcb, read_thread, threads)
 
@@ -250,10 +251,7 @@ def _parse_stacks_args(target: Target, args: str) -> tuple[int, str | None]:
     words = args.split(None, 1)
     detail = 0
     if words:
-        try:
-            detail = target.evaluate(words[0])
-        except Exception as exc:  # noqa: BLE001 - the evaluator's message is the line to give
-            raise ExtensionFailed(f"Bad Detail '{words[0]}': {exc}") from None
+        detail = argument(target, words[0], "Detail")
         if detail not in (0, 1, 2):
             raise ExtensionFailed("Usage: !stacks [Detail [FilterString]] (Detail 0, 1 or 2)")
     wanted = words[1].strip() if len(words) > 1 else None
