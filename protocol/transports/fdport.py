@@ -33,6 +33,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 
 from serial.serialutil import PortNotOpenError, SerialBase, Timeout, to_bytes
 
@@ -53,7 +54,13 @@ _yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
 # a sleeper would be woken first (a socket-pair round trip went from 0.1 ms to 2 ms,
 # bench/simtarget.py). The peer's own turn takes tens of µs.
 _BUSY_YIELD = 0.0002
-# How long a port that saw one gives up polling before it tries again.
+# One such yield is not yet a busy machine: a kernel thread that ran for a moment
+# (a VM's memory monitor, say) would otherwise stop the polling for a whole pause, and
+# every round trip would pay a wake-up (bench/simtarget.py: 65-70 against 104 µs). A
+# port gives up polling when _BUSY_YIELDS of them come within _BUSY_WINDOW, for the
+# next _BUSY_PAUSE seconds.
+_BUSY_YIELDS = 3
+_BUSY_WINDOW = 0.05
 _BUSY_PAUSE = 1.0
 
 log = logging.getLogger(__name__)
@@ -132,6 +139,7 @@ class FdPort(SerialBase):
         self._cancel_w: int | None = None
         self.reconnects = 0
         self._busy_until = 0.0  # read_available polls no more until then
+        self._slow_yields: deque[float] = deque(maxlen=_BUSY_YIELDS)
         super().__init__(*args, **kwargs)
 
     # -- what subclasses provide -------------------------------------------------
@@ -275,8 +283,8 @@ class FdPort(SerialBase):
         (bench/simtarget.py). With ``spin``, polls that long before sleeping in
         select: an answer due within microseconds is taken without the cost of a
         wake-up, which on a virtual machine is most of a round trip; a yield that
-        ran another process instead says every CPU is busy, and the port sleeps in
-        select for the next ``_BUSY_PAUSE`` seconds. EOF and reconnects are
+        ran another process instead, three times within ``_BUSY_WINDOW``, says every
+        CPU is busy, and the port sleeps in select for the next ``_BUSY_PAUSE`` seconds. EOF and reconnects are
         ``read``'s business."""
         self._check_open()
         timeout: Timeout | None = None  # made when first needed: most calls find data
@@ -296,7 +304,7 @@ class FdPort(SerialBase):
                 # Give the CPU to anything else that can run on it, the peer included:
                 # polling pays only while a CPU is free.
                 _yield_cpu()
-                if time.perf_counter() - now > _BUSY_YIELD:
+                if time.perf_counter() - now > _BUSY_YIELD and self._cpus_busy(now):
                     spin_until = 0.0
                     self._busy_until = time.perf_counter() + _BUSY_PAUSE
                 continue
@@ -310,6 +318,12 @@ class FdPort(SerialBase):
             if not ready:
                 return b""
         return self.read(1)
+
+    def _cpus_busy(self, now: float) -> bool:
+        """A slow yield at ``now``: whether it makes _BUSY_YIELDS within _BUSY_WINDOW."""
+        slow = self._slow_yields
+        slow.append(now)
+        return len(slow) == _BUSY_YIELDS and now - slow[0] <= _BUSY_WINDOW
 
     def write(self, data: bytes) -> int:
         self._check_open()

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import serial
@@ -317,3 +318,32 @@ def test_unix_connect_to_a_stale_socket_says_nobody_listens(sock_path):
     stale.close()
     with pytest.raises(LinkError, match="nobody listens"):
         open_link(f"unix://{sock_path}")
+
+
+def _poll_with_yields(monkeypatch, slow: list[bool]) -> float:
+    """read_available polling 20 ms for bytes that never come, its yields slow (0.5 ms:
+    another process ran) as ``slow`` says, then fast; the port's polling pause after."""
+    from kdcon.protocol.transports import fdport
+
+    pattern = iter(slow)
+
+    def yield_cpu() -> None:
+        if next(pattern, False):
+            time.sleep(0.0005)
+
+    monkeypatch.setattr(fdport, "_yield_cpu", yield_cpu)
+    a, b = socket_pair(timeout=0.01)
+    with a, b:
+        assert b.read_available(spin=0.02) == b""
+        return b._busy_until
+
+
+def test_one_slow_yield_does_not_stop_the_polling(monkeypatch):
+    # A kernel thread that ran for a moment: not a busy machine.
+    assert _poll_with_yields(monkeypatch, [True]) == 0.0
+    assert _poll_with_yields(monkeypatch, [True, False, False, False, True]) == 0.0
+
+
+def test_three_slow_yields_in_a_row_stop_the_polling_for_a_pause(monkeypatch):
+    before = time.perf_counter()
+    assert _poll_with_yields(monkeypatch, [True, True, True]) > before + 0.5
