@@ -322,7 +322,10 @@ class Healer:
         session = self.session
         if session.link.closed or session.state is TargetState.LOST:
             if not self.watching:
-                raise TargetLost(f"the target link is lost ({session.lost_reason or 'closed'}) "
+                # The link's own reason first: the pump that copies it to the session
+                # may not have run yet.
+                reason = session.link.closed_reason or session.lost_reason or "closed"
+                raise TargetLost(f"the target link is lost ({reason}) "
                                  "and this link does not reconnect: start kdcon again")
             self.retry_now()
             self._say("Reconnecting now; the console says when the target is back")
