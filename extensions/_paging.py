@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from kdcon.api import ExtensionFailed, Target
 
 __all__ = ["Entry", "Walk", "walk", "self_map", "self_map_present", "flag_text",
-           "PFN_MASK", "PAGE"]
+           "PFN_MASK", "PAGE", "PTE_BASE", "SELF_MAP_SIZE"]
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,13 @@ _PRESENT, _WRITE, _USER, _PWT, _PCD, _ACCESSED, _DIRTY, _LARGE, _GLOBAL = (
 _COPY_ON_WRITE = 0x200          # a software bit Windows uses for copy-on-write
 _NO_EXECUTE = 1 << 63
 
-# Windows 7 x64's self-map: the base of each level's window, and the VA bits that index it.
+# Windows 7 x64's self-map: PML4 slot 0x1ED opens the 512 GB window from PTE_BASE where
+# every table appears; the base of each level's part of it, and the VA bits that index it.
 _SELF_MAP_SLOT = 0x1ED
+PTE_BASE = 0xFFFFF680_00000000
+SELF_MAP_SIZE = 1 << 39
 _WINDOWS = ((0xFFFFF6FB_7DBED000, 36, 0xFF8), (0xFFFFF6FB_7DA00000, 27, 0x1F_FFF8),
-            (0xFFFFF6FB_40000000, 18, 0x3FFF_FFF8), (0xFFFFF680_00000000, 9, 0x7F_FFFF_FFF8))
+            (0xFFFFF6FB_40000000, 18, 0x3FFF_FFF8), (PTE_BASE, 9, 0x7F_FFFF_FFF8))
 # (kd's !pte name, !vtop's name, the VA bits that index the level's table)
 _LEVELS = (("PXE", "PML4E", 39), ("PPE", "PDPE", 30), ("PDE", "PDE", 21), ("PTE", "PTE", 12))
 

@@ -24,6 +24,7 @@ from collections import Counter
 from kdcon.api import ExtensionFailed, Target, bang, require
 
 from ._kdata import Layout, cost_line, global_value, kernel_global, note_builtin
+from ._paging import PTE_BASE, SELF_MAP_SIZE
 
 require("1.0")
 
@@ -37,11 +38,9 @@ _LOCATIONS = [("Zeroed", "MmZeroedPageListHead"), ("Free", "MmFreePageListHead")
 _SUMMARY_ORDER = [0, 1, 2, 3, 4, 6, 7, 5]
 _ACTIVE, _MODIFIED_NO_WRITE = 6, 4
 
-# Windows 7 x64's self-map (PML4 entry 0x1ED): the PTE of an address va is at
-# _SELF_MAP + (va >> 12) * 8 within the 512 GB from _SELF_MAP; the entries that map the
-# self-map itself (PDEs, PDPTEs, PML4Es) lie inside it too.
-_SELF_MAP = 0xFFFFF680_00000000
-_SELF_MAP_SIZE = 1 << 39
+# Windows 7 x64's self-map (_paging.py): the PTE of an address va is at
+# PTE_BASE + (va >> 12) * 8 within the window; the entries that map the self-map itself
+# (PDEs, PDPTEs, PML4Es) lie inside it too.
 
 
 def _runs(target: Target) -> list[tuple[int, int]]:
@@ -60,9 +59,9 @@ def _runs(target: Target) -> list[tuple[int, int]]:
 
 def _mapped_by(pte: int) -> int | None:
     """The address whose PTE is at ``pte`` in the self-map, None outside it."""
-    if not _SELF_MAP <= pte < _SELF_MAP + _SELF_MAP_SIZE:
+    if not PTE_BASE <= pte < PTE_BASE + SELF_MAP_SIZE:
         return None
-    va = ((pte - _SELF_MAP) >> 3) << 12
+    va = ((pte - PTE_BASE) >> 3) << 12
     return va | 0xFFFF_0000_0000_0000 if va & (1 << 47) else va
 
 
@@ -80,7 +79,7 @@ class _Owners:
 
     def name(self, pte: int, used_entries: int) -> str:
         va = _mapped_by(pte)
-        if va is not None and _SELF_MAP <= va < _SELF_MAP + _SELF_MAP_SIZE:
+        if va is not None and PTE_BASE <= va < PTE_BASE + SELF_MAP_SIZE:
             # The entry maps part of the self-map: a page table, or else a 2 MB page,
             # whose every PFN names its PDE (so the region's start is one step further).
             if used_entries:

@@ -31,7 +31,7 @@ import struct
 
 from . import layout
 from .memory import GuestMemory
-from .paging import PFN_MASK, PTE_LARGE, PTE_PRESENT
+from .paging import PFN_MASK, PTE_BASE, PTE_LARGE, PTE_PRESENT, SELF_MAP_INDEX
 
 __all__ = ["MMPFN_SIZE", "ACTIVE_AND_VALID", "ZEROED_PAGE_LIST", "FREE_PAGE_LIST",
            "pte_address", "build_pfn_database"]
@@ -45,9 +45,6 @@ _MI_CACHED = 1                     # MMPFNENTRY.CacheAttribute (bits 6-7 of its 
 _SHARE_COUNT, _PTE_ADDRESS, _REFERENCE_COUNT = 0x08, 0x10, 0x18
 _E1, _USED_ENTRIES, _U4 = 0x1A, 0x1C, 0x28
 
-# Windows 7 x64's self-map: PML4 entry 0x1ED points at the PML4 itself.
-_SELF_MAP_INDEX = 0x1ED
-_PTE_BASE = 0xFFFF_0000_0000_0000 | _SELF_MAP_INDEX << 39        # 0xFFFFF680'00000000
 _PAGE = 0x1000
 _TABLE = struct.Struct("<512Q")
 
@@ -55,9 +52,9 @@ _TABLE = struct.Struct("<512Q")
 def pte_address(va: int, level: int = 1) -> int:
     """Where Windows 7 x64 sees the level-``level`` entry that maps ``va`` (1 PTE, 2 PDE,
     3 PDPTE, 4 PML4E)."""
-    base = _PTE_BASE
+    base = PTE_BASE
     for _ in range(level - 1):
-        base = _PTE_BASE | (base >> 9) & ((1 << 39) - 1)
+        base = PTE_BASE | (base >> 9) & ((1 << 39) - 1)
     bits = 48 - 12 - 9 * (level - 1)
     return base + ((va >> (12 + 9 * (level - 1))) & ((1 << bits) - 1)) * 8
 
@@ -106,7 +103,7 @@ def _walk(memory: GuestMemory, entries: _Entries, table: int, level: int, va: in
     for index in present:
         value = values[index]
         at = _canonical(va | index << (12 + 9 * (level - 1)))
-        if level == 4 and index == _SELF_MAP_INDEX:
+        if level == 4 and index == SELF_MAP_INDEX:
             continue
         entry = pte_address(at, level)
         if level == 1:
@@ -144,9 +141,9 @@ def build_pfn_database(memory: GuestMemory) -> tuple[int, list[tuple[int, int]]]
 
     entries = _Entries()
     root = memory.page_tables.root
-    _walk(memory, entries, root, 4, 0, pte_address(_PTE_BASE | _SELF_MAP_INDEX << 30
-                                                   | _SELF_MAP_INDEX << 21
-                                                   | _SELF_MAP_INDEX << 12, 1), root // _PAGE)
+    _walk(memory, entries, root, 4, 0, pte_address(PTE_BASE | SELF_MAP_INDEX << 30
+                                                   | SELF_MAP_INDEX << 21
+                                                   | SELF_MAP_INDEX << 12, 1), root // _PAGE)
     table_area = range(root // _PAGE, (root + 0x100000) // _PAGE)
     for base, count in runs:
         data = bytearray(count * MMPFN_SIZE)
