@@ -13,15 +13,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["filetime_datetime", "kd_date", "kd_uptime", "utc_offset", "stamp_date"]
+__all__ = ["filetime_datetime", "unix_datetime", "kd_date", "kd_uptime", "utc_offset", "stamp_date"]
 
 _EPOCH_1601 = datetime(1601, 1, 1, tzinfo=timezone.utc)
+_EPOCH_1970 = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _TICKS_PER_SECOND = 10_000_000
 
 
 def filetime_datetime(filetime: int) -> datetime:
     """A FILETIME as an aware UTC datetime (microsecond precision)."""
     return _EPOCH_1601 + timedelta(microseconds=filetime // 10)
+
+
+def unix_datetime(seconds: int) -> datetime:
+    """Seconds since 1970-01-01 UTC (a PE TimeDateStamp, a CRT time) as a UTC datetime."""
+    return _EPOCH_1970 + timedelta(seconds=seconds)
 
 
 def kd_date(moment: datetime, *, milliseconds: bool = False) -> str:
@@ -52,5 +58,4 @@ def kd_uptime(interval: int) -> str:
 
 def stamp_date(stamp: int) -> str:
     """``Thu Sep  5 14:02:54 2019 (5D7140BE)``: a PE TimeDateStamp, in UTC."""
-    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=stamp)
-    return f"{kd_date(moment)} ({stamp:08X})"
+    return f"{kd_date(unix_datetime(stamp))} ({stamp:08X})"

@@ -24,15 +24,13 @@ from __future__ import annotations
 import math
 import re
 import struct
-from datetime import datetime, timedelta, timezone
 
 from . import format_address
-from .clock import filetime_datetime, kd_date, utc_offset
+from .clock import filetime_datetime, kd_date, unix_datetime, utc_offset
 
 __all__ = ["format_number_block", "crt_float"]
 
 _EXPONENT = re.compile(r"e([+-])(\d+)$")
-_EPOCH_1970 = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def crt_float(value: float) -> str:
@@ -46,7 +44,7 @@ def crt_float(value: float) -> str:
 
 def _time(value: int) -> str:
     if value < 1 << 32:
-        return kd_date(_EPOCH_1970 + timedelta(seconds=value))
+        return kd_date(unix_datetime(value))
     try:
         moment = filetime_datetime(value)
     except OverflowError:
