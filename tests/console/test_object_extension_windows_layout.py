@@ -86,13 +86,14 @@ def _object(target: Windows7, block: int, index: int, name: str, directory: int,
     return block + header + 0x30
 
 
-def _directory(target: Windows7, body: int, entries: list[tuple[int, int]]) -> None:
-    """Fill the directory whose body is at ``body`` with (bucket, object) entries."""
+def _directory(target: Windows7, body: int, entries: list[tuple[str, int]]) -> None:
+    """Fill the directory whose body is at ``body`` with (name, object) entries, each
+    in its name's hash bucket with that HashValue, as the object manager files them."""
     buckets = bytearray(0x150)
-    for number, (bucket, obj) in enumerate(entries):
+    for number, (name, obj) in enumerate(entries):
         entry = body + 0x2000 + 0x20 * number
-        struct.pack_into("<Q", buckets, 8 * bucket, entry)
-        target.put(entry, struct.pack("<QQI4x", 0, obj, bucket))
+        struct.pack_into("<Q", buckets, 8 * (objects.name_hash(name) % 37), entry)
+        target.put(entry, struct.pack("<QQI4x", 0, obj, objects.name_hash(name)))
     target.poke(body, buckets)
 
 
@@ -109,8 +110,8 @@ def windows7() -> tuple[Windows7, int, int]:
     named = _object(target, POOL + 0x10000, DIRECTORY_INDEX, "BaseNamedObjects", root,
                     body_size=0x150)
     event = _object(target, POOL + 0x20000, EVENT_INDEX, "TrackDemoEvent", named)
-    _directory(target, root, [(19, named)])
-    _directory(target, named, [(5, event)])
+    _directory(target, root, [("BaseNamedObjects", named)])     # bucket 23
+    _directory(target, named, [("TrackDemoEvent", event)])     # bucket 2
     # A level-1 kernel handle table: two leaf pages, handle 4 and handle 0x40c in use.
     handle_table, top = POOL + 0x30000, POOL + 0x31000
     leaves = (POOL + 0x32000, POOL + 0x33000)
@@ -146,7 +147,7 @@ def test_the_root_lists_its_buckets(windows7):
     objects._show_path(target, objects._Objects(target), "\\")
     text = "".join(target.text)
     assert text.startswith(f"Object: {root:016x}  Type: ({DIRECTORY_TYPE:016x}) Directory\n")
-    assert "\n     19  " in text
+    assert "\n     23  " in text          # BaseNamedObjects' bucket
     assert text.rstrip().endswith("Directory                 BaseNamedObjects")
 
 
